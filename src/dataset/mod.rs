@@ -1,0 +1,1 @@
+//! POS dataset (placeholder until implemented).

@@ -1,0 +1,10 @@
+//! pgstorm: a PostgreSQL load tool built as a library so that the binary, the integration tests and
+//! the benchmarks all drive the same code.
+//!
+//! Dependencies point one way: `cli`/`main` → `scenarios`, `analysis`, `report` → `engine`,
+//! `monitor`, `workload`, `dataset`, `target`. The engine knows nothing of scenarios or reports.
+
+pub mod dataset;
+pub mod error;
+pub mod rng;
+pub mod sandbox;
