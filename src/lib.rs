@@ -4,7 +4,17 @@
 //! Dependencies point one way: `cli`/`main` → `scenarios`, `analysis`, `report` → `engine`,
 //! `monitor`, `workload`, `dataset`, `target`. The engine knows nothing of scenarios or reports.
 
+pub mod app;
+pub mod cli;
 pub mod dataset;
+pub mod engine;
 pub mod error;
+pub mod interrupt;
+pub mod proc_stats;
 pub mod rng;
 pub mod sandbox;
+pub mod target;
+pub mod workload;
+pub mod monitor;
+pub mod report;
+pub mod scenarios;

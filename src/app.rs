@@ -1,0 +1,266 @@
+//! From parsed arguments to a validated configuration to one scenario call per subcommand, and from
+//! the outcome to an exit code. `main` only calls [`main`].
+//!
+//! Invariant: all input is validated (durations, protocol, mix, profile) before a server is
+//! contacted, and every error reaching the user is one line with its exit code (see `error`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{self, Command};
+use crate::engine::Arrival;
+use crate::error::{self, ExitKind};
+use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
+use crate::scenarios::session::TargetOptions;
+use crate::workload::builtin;
+
+/// Parses `args` (without the program name), runs, and returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli = match <cli::Cli as argh::FromArgs>::from_args(&["pgstorm"], &strs) {
+        Ok(c) => c,
+        Err(early) => {
+            return match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    0
+                }
+                Err(()) => {
+                    eprintln!("{}", early.output.trim_end());
+                    eprintln!("Run pgstorm help for usage.");
+                    ExitKind::Usage.code()
+                }
+            };
+        }
+    };
+    crate::interrupt::install();
+    let mut command = vec!["pgstorm".to_string()];
+    command.extend(args.iter().cloned());
+    match dispatch(cli.command, &command) {
+        Ok(code) => code,
+        Err(e) => {
+            let kind = error::exit_kind(&e);
+            if kind != ExitKind::Interrupted {
+                // `{:#}` prints the chain on one line: "context: cause".
+                eprintln!("pgstorm: error: {e:#}");
+            }
+            kind.code()
+        }
+    }
+}
+
+fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
+    match command {
+        Command::Queries(a) => {
+            let opts = queries_options(&a, argv)?;
+            queries::run(&opts)?;
+            Ok(0)
+        }
+        Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
+        Command::Seed(a) => {
+            let scale = a.scale;
+            let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
+            let marker = crate::dataset::seed(
+                &mut session.admin,
+                &crate::dataset::SeedOptions {
+                    scale,
+                    seed: a.seed,
+                    progress: true,
+                },
+            )?;
+            println!(
+                "seeded scale {} (seed {}): {} partners, {} orders, {} order lines in schema pgstorm of {}",
+                marker.scale, marker.seed, marker.partners, marker.orders, marker.lines, session.target.display
+            );
+            Ok(0)
+        }
+        Command::Clean(a) => {
+            let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
+            if crate::dataset::clean(&mut session.admin)? {
+                println!("dropped schema pgstorm in {}", session.target.display);
+            } else {
+                println!("no schema pgstorm in {}: nothing to do", session.target.display);
+            }
+            Ok(0)
+        }
+        Command::Sandbox(a) => sandbox_command(&a),
+        Command::Schema(_) => {
+            print!("{}", crate::report::json_schema());
+            Ok(0)
+        }
+    }
+}
+
+fn sandbox_command(a: &cli::SandboxArgs) -> Result<i32> {
+    use crate::sandbox;
+    let map = |e: sandbox::SandboxError| error::target(e.to_string());
+    match a.action.as_str() {
+        "start" => {
+            let opts = sandbox::SandboxOptions {
+                max_connections: a.max_connections,
+                ..Default::default()
+            };
+            let info = sandbox::start_persistent(&opts).map_err(map)?;
+            println!("sandbox PostgreSQL {} running: {}", info.version, info.dsn);
+            println!("pgstorm commands without --dsn now use it; stop it with: pgstorm sandbox stop");
+            Ok(0)
+        }
+        "stop" => {
+            if sandbox::stop_persistent().map_err(map)? {
+                println!("sandbox stopped and removed");
+            } else {
+                println!("no sandbox was running");
+            }
+            Ok(0)
+        }
+        "status" => match sandbox::status_persistent().map_err(map)? {
+            Some(info) => {
+                println!("running: PostgreSQL {} at {} (pid {})", info.version, info.dsn, info.pid);
+                Ok(0)
+            }
+            None => {
+                println!("no sandbox running");
+                Ok(3)
+            }
+        },
+        other => Err(error::usage(format!(
+            "unknown sandbox action '{other}'; use start, stop or status"
+        ))),
+    }
+}
+
+/// Parses `5s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (t, 1000.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| {
+        error::usage(format!(
+            "{flag} '{s}' is not a duration; write e.g. 5s, 500ms or 2m"
+        ))
+    })?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(error::usage(format!("{flag} '{s}' must be above zero")));
+    }
+    Ok(Duration::from_secs_f64(v * mult_ms / 1000.0))
+}
+
+fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
+    ArchiveOptions {
+        results_dir: PathBuf::from(results_dir),
+        label: label.to_string(),
+        command: argv.to_vec(),
+    }
+}
+
+/// Validates `pgstorm queries` arguments into scenario options.
+pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesOptions> {
+    if a.time.is_some() && a.transactions.is_some() {
+        return Err(error::usage("give either -T (seconds) or -t (transactions per client), not both"));
+    }
+    if a.time == Some(0) || a.transactions == Some(0) {
+        return Err(error::usage("-T and -t must be above 0"));
+    }
+    let protocol = a.protocol.parse()?;
+    let arrival = match a.arrival.as_str() {
+        "poisson" => Arrival::Poisson,
+        "uniform" => Arrival::Uniform,
+        other => {
+            return Err(error::usage(format!(
+                "--arrival '{other}': use poisson or uniform"
+            )))
+        }
+    };
+    let mix = a.mix.clone().unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
+    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    let mut o = QueriesOptions {
+        target: TargetOptions {
+            dsn: a.dsn.clone(),
+            sandbox_max_connections: None,
+        },
+        archive: archive(&a.results_dir, &a.label, argv),
+        seed_if_missing: !a.no_seed,
+        mix,
+        protocol,
+        ..QueriesOptions::default()
+    };
+    let e = &mut o.engine;
+    e.clients = a.clients;
+    e.duration = match (a.time, a.transactions) {
+        (_, Some(_)) => None,
+        (Some(t), None) => Some(Duration::from_secs(t)),
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    e.transactions_per_client = a.transactions;
+    e.warmup = Duration::from_secs(a.warmup);
+    e.interval = parse_duration("--interval", &a.interval)?;
+    e.rate = a.rate;
+    e.arrival = arrival;
+    e.pin = !a.no_pin;
+    e.progress = a.progress.filter(|p| *p > 0).map(Duration::from_secs);
+    e.seed = a.seed;
+    e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
+    e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    if a.clients == 0 {
+        return Err(error::usage("-c must be at least 1"));
+    }
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(error::usage(format!("-R {r} must be a positive rate")));
+        }
+    }
+    Ok(o)
+}
+
+fn suite_options(a: &cli::RunArgs, argv: &[String]) -> Result<crate::scenarios::suite::SuiteOptions> {
+    let profile: crate::scenarios::suite::Profile = a.profile.parse()?;
+    Ok(crate::scenarios::suite::SuiteOptions {
+        profile,
+        target: TargetOptions {
+            dsn: a.dsn.clone(),
+            sandbox_max_connections: None,
+        },
+        archive: archive(
+            &a.results_dir,
+            a.label.as_deref().unwrap_or(profile.as_str()),
+            argv,
+        ),
+        seed_if_missing: !a.no_seed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_garbage() {
+        assert_eq!(parse_duration("x", "5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("x", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("x", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("x", "3").unwrap(), Duration::from_secs(3));
+        for bad in ["", "abc", "-1s", "0"] {
+            let e = parse_duration("--statement-timeout", bad).unwrap_err();
+            assert_eq!(error::exit_kind(&e), ExitKind::Usage);
+        }
+    }
+
+    #[test]
+    fn bad_flags_exit_2_without_contacting_a_server() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(main(&args(&["queries", "--bogus"])), 2);
+        assert_eq!(main(&args(&["queries", "--mix", "point=1,nope=2"])), 2);
+        assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
+        assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
+        assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+    }
+}

@@ -1,0 +1,145 @@
+//! Command-line definitions (argh) only: no logic. Flags mirror pgbench's where the meaning is the
+//! same (`-c`, `-T`, `-t`, `-R`, `-P`, `-M`).
+
+use argh::FromArgs;
+
+/// pgstorm: PostgreSQL load and behaviour testing with numbers you can trust.
+#[derive(FromArgs, Debug)]
+pub struct Cli {
+    #[argh(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Queries(QueriesArgs),
+    Seed(SeedArgs),
+    Clean(CleanArgs),
+    Sandbox(SandboxArgs),
+    Schema(SchemaArgs),
+}
+
+/// Run the whole suite with a profile, evaluate it, and archive one result folder.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run")]
+pub struct RunArgs {
+    /// profile: quick (about 1 minute) or standard (100 clients, 5 minutes)
+    #[argh(option, default = "String::from(\"quick\")")]
+    pub profile: String,
+    /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// label of the result folder (default: the profile name)
+    #[argh(option)]
+    pub label: Option<String>,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+    /// fail instead of seeding when the pgstorm dataset is missing
+    #[argh(switch)]
+    pub no_seed: bool,
+}
+
+/// Measure latency and throughput of the query mix under load.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "queries")]
+pub struct QueriesArgs {
+    /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// concurrent clients: one thread and one pooled connection each (default 10)
+    #[argh(option, short = 'c', default = "10")]
+    pub clients: u32,
+    /// duration in seconds, after the warmup (default 10)
+    #[argh(option, short = 'T')]
+    pub time: Option<u64>,
+    /// transactions per client instead of a duration
+    #[argh(option, short = 't')]
+    pub transactions: Option<u64>,
+    /// total rate in transactions/s: open loop, latency measured from the intended start
+    #[argh(option, short = 'R')]
+    pub rate: Option<f64>,
+    /// arrivals in open loop: poisson (default, like pgbench) or uniform
+    #[argh(option, default = "String::from(\"poisson\")")]
+    pub arrival: String,
+    /// print a progress line every N seconds
+    #[argh(option, short = 'P')]
+    pub progress: Option<u64>,
+    /// protocol: prepared (default), extended or simple
+    #[argh(option, short = 'M', default = "String::from(\"prepared\")")]
+    pub protocol: String,
+    /// query mix, e.g. point=10,join=1 (types: simple, join, aggregation, transaction, index, point)
+    #[argh(option)]
+    pub mix: Option<String>,
+    /// seconds of warmup excluded from the totals (default 0)
+    #[argh(option, default = "0")]
+    pub warmup: u64,
+    /// statement_timeout of every connection, e.g. 5s or 500ms (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    pub statement_timeout: String,
+    /// pool checkout timeout, e.g. 30s (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    pub checkout_timeout: String,
+    /// time-series interval, e.g. 1s (default 1s)
+    #[argh(option, default = "String::from(\"1s\")")]
+    pub interval: String,
+    /// do not pin worker threads to cores
+    #[argh(switch)]
+    pub no_pin: bool,
+    /// random seed of the workers (default 1)
+    #[argh(option, default = "1")]
+    pub seed: u64,
+    /// fail instead of seeding when the pgstorm dataset is missing
+    #[argh(switch)]
+    pub no_seed: bool,
+    /// label of the result folder (default: queries)
+    #[argh(option, default = "String::from(\"queries\")")]
+    pub label: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+}
+
+/// Create (or recreate) the pgstorm POS dataset in the target database.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "seed")]
+pub struct SeedArgs {
+    /// target as a URL or conninfo string (default: PG* variables)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// scale factor: 1 = 100 partners, 1,000 orders, ~3,000 order lines (default 1)
+    #[argh(option, short = 's', default = "1")]
+    pub scale: u32,
+    /// generator seed: the same seed gives the same data (default 1)
+    #[argh(option, default = "1")]
+    pub seed: u64,
+}
+
+/// Drop the pgstorm schema (only if pgstorm created it).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "clean")]
+pub struct CleanArgs {
+    /// target as a URL or conninfo string (default: PG* variables)
+    #[argh(option)]
+    pub dsn: Option<String>,
+}
+
+/// Keep a sandbox PostgreSQL running for experiments: start, stop or status.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sandbox")]
+pub struct SandboxArgs {
+    /// start, stop or status
+    #[argh(positional)]
+    pub action: String,
+    /// max_connections of the sandbox (default 600)
+    #[argh(option, default = "600")]
+    pub max_connections: u32,
+}
+
+/// Print the JSON Schema of run.json.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "schema")]
+pub struct SchemaArgs {}

@@ -1,0 +1,242 @@
+//! The measured hot path: pool, workers, schedule, collector, statistics.
+//!
+//! [`run`] opens the pool (all connections before the clock starts, so connecting never pollutes
+//! query latency), starts one pinned thread per client and the collector, stops them after the
+//! duration (or transaction count, or Ctrl-C), and returns raw measurements ([`EngineOutput`]).
+//! It knows nothing of scenarios, reports or the CLI.
+
+pub mod collector;
+pub mod pool;
+pub mod stats;
+pub mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+pub use collector::{IntervalRecord, LogEntry};
+use stats::{Hist, TypeStats};
+pub use worker::Arrival;
+
+use crate::target::Target;
+use crate::workload::Workload;
+
+/// How to drive the load.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Worker threads = pool size.
+    pub clients: u32,
+    /// Measured duration (after warmup); `None` with a transaction limit.
+    pub duration: Option<Duration>,
+    /// Transactions per client (`-t`).
+    pub transactions_per_client: Option<u64>,
+    /// Excluded from the totals (rounded up to whole intervals).
+    pub warmup: Duration,
+    /// Time-series resolution.
+    pub interval: Duration,
+    /// Total arrival rate (open loop), or closed loop when `None`.
+    pub rate: Option<f64>,
+    /// Arrival process in open loop.
+    pub arrival: Arrival,
+    /// Pin workers to cores.
+    pub pin: bool,
+    /// Print a progress line this often.
+    pub progress: Option<Duration>,
+    /// Seed of the workers' random streams.
+    pub seed: u64,
+    /// Pool checkout timeout.
+    pub checkout_timeout: Duration,
+    /// `statement_timeout` on every connection.
+    pub statement_timeout: Duration,
+}
+
+/// Raw measurements of one load run.
+pub struct EngineOutput {
+    /// Query type names, index order.
+    pub names: Vec<String>,
+    /// Post-warmup totals per type.
+    pub totals: Vec<TypeStats>,
+    /// Pool checkout wait (post-warmup).
+    pub pool_wait: Hist,
+    /// Schedule lag (open loop, post-warmup).
+    pub lag: Hist,
+    /// Connect time of the pool's connections.
+    pub connect: Hist,
+    /// Connections opened / failed by the pool.
+    pub connections_opened: u64,
+    /// Failed connection attempts.
+    pub connect_failures: u64,
+    /// Per-interval time series.
+    pub intervals: Vec<IntervalRecord>,
+    /// HdrHistogram interval log entries.
+    pub log: Vec<LogEntry>,
+    /// Batches that arrived after their interval closed.
+    pub late_batches: u64,
+    /// Wall-clock start of the load (after the pool was ready).
+    pub started_at: SystemTime,
+    /// Measured (post-warmup) wall time.
+    pub measured: Duration,
+    /// Wall time of the whole load, warmup included (the span the CPU time covers).
+    pub wall: Duration,
+    /// Whether Ctrl-C stopped the run early.
+    pub interrupted: bool,
+    /// Client CPU time (user, system) during the load.
+    pub cpu: (Duration, Duration),
+    /// Histogram precision of the workers.
+    pub worker_sigfig: u8,
+}
+
+impl EngineOutput {
+    /// Every transaction attempted (successes and failures), warmup included.
+    pub fn transactions_attempted(&self) -> u64 {
+        self.intervals
+            .iter()
+            .map(|r| r.ok.iter().sum::<u64>() + r.errors.iter().sum::<u64>())
+            .sum()
+    }
+}
+
+/// Runs the load described by `cfg` against `target`.
+pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
+    let clients = cfg.clients.max(1) as usize;
+    let n_types = workload.types.len();
+    let sigfig = stats::worker_sigfig(clients * n_types);
+    let pool = pool::Pool::open(
+        target,
+        workload.clone(),
+        &pool::PoolSettings {
+            size: cfg.clients.max(1),
+            checkout_timeout: cfg.checkout_timeout,
+            statement_timeout: cfg.statement_timeout,
+            ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+        },
+    )?;
+
+    let interval = cfg.interval.max(Duration::from_millis(10));
+    let warmup_intervals = (cfg.warmup.as_secs_f64() / interval.as_secs_f64()).ceil() as u32;
+    let warmup = interval * warmup_intervals;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Give threads a moment to start so interval 0 is not short.
+    let start = Instant::now() + Duration::from_millis(20);
+    let end = cfg.duration.map(|d| start + warmup + d);
+    let shared = Arc::new(worker::Shared {
+        pool: pool.pool.clone(),
+        workload: workload.clone(),
+        stop: stop.clone(),
+        start,
+        end,
+        interval,
+        tx_limit: cfg.transactions_per_client,
+        rate: cfg.rate.map(|r| (r, cfg.arrival)),
+        seed: cfg.seed,
+        sigfig,
+        clients,
+    });
+
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(clients * 2);
+    let cores = if cfg.pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let collector_cfg = collector::CollectorConfig {
+        names: workload.names(),
+        workers: clients,
+        start,
+        interval,
+        warmup_intervals,
+        grace: cfg.statement_timeout + interval * 2,
+        progress: cfg.progress,
+        open_loop: cfg.rate.is_some(),
+    };
+    let collector = std::thread::Builder::new()
+        .name("pgstorm-collector".into())
+        .spawn(move || collector::run(collector_cfg, rx, recycle_tx))
+        .context("cannot start the collector thread")?;
+
+    let cpu_before = crate::proc_stats::cpu_time();
+    let started_at = SystemTime::now() + start.saturating_duration_since(Instant::now());
+    let mut handles = Vec::with_capacity(clients);
+    for id in 0..clients {
+        let w = worker::Worker::new(id, shared.clone(), tx.clone(), recycle_rx.clone());
+        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let spawned = std::thread::Builder::new()
+            .name(format!("pgstorm-w{id}"))
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                if let Some(c) = core {
+                    core_affinity::set_for_current(c);
+                }
+                w.run()
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(anyhow::anyhow!(
+                    "cannot start worker thread {id} of {clients}: {e}; lower -c or raise the \
+                     process/thread limits (ulimit -u)"
+                ));
+            }
+        }
+    }
+    drop(tx);
+
+    // Wait for the end of the run, Ctrl-C, or (with -t) all workers finishing.
+    let mut interrupted = false;
+    loop {
+        if crate::interrupt::requested() {
+            interrupted = true;
+            break;
+        }
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        if let Some(end) = end {
+            if Instant::now() >= end {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stopped_at = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        let _ = h.join();
+    }
+    let cpu_after = crate::proc_stats::cpu_time();
+    let collected = collector
+        .join()
+        .map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+    let measured = stopped_at
+        .min(end.unwrap_or(stopped_at))
+        .saturating_duration_since(start + warmup);
+    let connect = pool.counters.connect.lock().clone();
+    Ok(EngineOutput {
+        names: workload.names(),
+        totals: collected.totals,
+        pool_wait: collected.pool_wait,
+        lag: collected.lag,
+        connect,
+        connections_opened: pool.counters.opened.load(Ordering::Relaxed),
+        connect_failures: pool.counters.failed.load(Ordering::Relaxed),
+        intervals: collected.intervals,
+        log: collected.log,
+        late_batches: collected.late_batches,
+        started_at,
+        measured,
+        wall: stopped_at.saturating_duration_since(start),
+        interrupted,
+        cpu: (
+            cpu_after.0.saturating_sub(cpu_before.0),
+            cpu_after.1.saturating_sub(cpu_before.1),
+        ),
+        worker_sigfig: sigfig,
+    })
+}

@@ -1,0 +1,285 @@
+//! Histograms, error classes and the per-interval batch a worker hands to the collector.
+//!
+//! Invariants:
+//! - Every histogram has the same fixed bounds (1 µs .. 60 s) so recording never allocates and any
+//!   two can be added. Values are microseconds; anything above the bound saturates at 60 s.
+//! - Workers record at [`worker_sigfig`] digits (3, or 2 when there are so many worker×type
+//!   histograms that 3 digits would cost hundreds of MiB); the collector's totals use 3 digits.
+//! - Latency of a failed query is not recorded (as pgbench); the failure is counted by class.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use postgres::error::SqlState;
+use serde::{Deserialize, Serialize};
+
+/// Latency histogram: microseconds, u64 counts.
+pub type Hist = Histogram<u64>;
+
+/// Lowest value tracked (µs).
+pub const HIST_LOW_US: u64 = 1;
+/// Highest value tracked (µs): 60 s.
+pub const HIST_HIGH_US: u64 = 60_000_000;
+/// Values are clamped here, a little under the bound, so a 2-digit histogram's top bucket still
+/// fits inside a 3-digit one when they are added.
+pub const SATURATE_US: u64 = 59_000_000;
+
+/// A histogram with the standard bounds at `sigfig` significant digits.
+pub fn new_hist(sigfig: u8) -> Hist {
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, sigfig).expect("static bounds are valid")
+}
+
+/// Precision of the per-worker histograms: 3 digits unless `histograms` (workers × types) is so
+/// large that 3 digits (136 KiB each) would exceed ~64 MiB; then 2 digits (20 KiB each).
+pub fn worker_sigfig(histograms: usize) -> u8 {
+    if histograms <= 480 {
+        3
+    } else {
+        2
+    }
+}
+
+/// Records a duration, saturating above the bound (never allocates, never panics).
+#[inline]
+pub fn record(h: &mut Hist, d: Duration) {
+    let us = d.as_micros().min(SATURATE_US as u128) as u64;
+    h.saturating_record(us.max(HIST_LOW_US));
+}
+
+/// Serializes a histogram as HdrHistogram V2 + deflate, base64: the exchange format.
+pub fn encode(h: &Hist) -> String {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serializing to a Vec cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Parses [`encode`]'s output.
+pub fn decode(s: &str) -> anyhow::Result<Hist> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
+    let mut d = hdrhistogram::serialization::Deserializer::new();
+    let h: Hist = d.deserialize(&mut bytes.as_slice())?;
+    Ok(h)
+}
+
+/// Failure classes, named by SQLSTATE class rather than by message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// 40001: serialization failure.
+    Serialization,
+    /// 40P01: deadlock detected.
+    Deadlock,
+    /// 57014: statement timeout / query canceled.
+    StatementTimeout,
+    /// 53300: too many connections.
+    TooManyConnections,
+    /// 08*, a closed connection or an I/O error: the connection is gone.
+    Connection,
+    /// 57P01..57P03: server shutting down / crash recovery.
+    Shutdown,
+    /// The pool gave no connection within the checkout timeout.
+    PoolTimeout,
+    /// Any other error.
+    Other,
+}
+
+/// Number of [`ErrorClass`] variants.
+pub const N_CLASSES: usize = 8;
+
+impl ErrorClass {
+    /// All classes, in index order.
+    pub const ALL: [ErrorClass; N_CLASSES] = [
+        ErrorClass::Serialization,
+        ErrorClass::Deadlock,
+        ErrorClass::StatementTimeout,
+        ErrorClass::TooManyConnections,
+        ErrorClass::Connection,
+        ErrorClass::Shutdown,
+        ErrorClass::PoolTimeout,
+        ErrorClass::Other,
+    ];
+
+    /// Stable name used in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Serialization => "serialization",
+            ErrorClass::Deadlock => "deadlock",
+            ErrorClass::StatementTimeout => "statement_timeout",
+            ErrorClass::TooManyConnections => "too_many_connections",
+            ErrorClass::Connection => "connection",
+            ErrorClass::Shutdown => "shutdown",
+            ErrorClass::PoolTimeout => "pool_timeout",
+            ErrorClass::Other => "other",
+        }
+    }
+
+    /// Classifies a driver error by SQLSTATE (or by the connection being gone).
+    pub fn of(e: &postgres::Error) -> ErrorClass {
+        match e.code() {
+            Some(c) => ErrorClass::of_sqlstate(c.code()),
+            None if e.is_closed() => ErrorClass::Connection,
+            // No SQLSTATE: an I/O or protocol failure; the connection cannot be trusted.
+            None => ErrorClass::Connection,
+        }
+    }
+
+    /// Classifies a five-character SQLSTATE.
+    pub fn of_sqlstate(code: &str) -> ErrorClass {
+        match code {
+            c if c == SqlState::T_R_SERIALIZATION_FAILURE.code() => ErrorClass::Serialization,
+            c if c == SqlState::T_R_DEADLOCK_DETECTED.code() => ErrorClass::Deadlock,
+            c if c == SqlState::QUERY_CANCELED.code() => ErrorClass::StatementTimeout,
+            c if c == SqlState::TOO_MANY_CONNECTIONS.code() => ErrorClass::TooManyConnections,
+            c if c.starts_with("08") => ErrorClass::Connection,
+            "57P01" | "57P02" | "57P03" => ErrorClass::Shutdown,
+            _ => ErrorClass::Other,
+        }
+    }
+
+    /// Whether this class means the connection must be discarded and the server may be down.
+    pub fn is_connection_loss(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Connection | ErrorClass::Shutdown | ErrorClass::TooManyConnections
+        )
+    }
+}
+
+/// Counts per query type within one interval.
+#[derive(Clone)]
+pub struct TypeStats {
+    /// Latency of successful executions.
+    pub latency: Hist,
+    /// Successful executions.
+    pub ok: u64,
+    /// Failures by [`ErrorClass`] index.
+    pub errors: [u64; N_CLASSES],
+}
+
+impl TypeStats {
+    /// Empty stats at `sigfig` precision.
+    pub fn new(sigfig: u8) -> TypeStats {
+        TypeStats {
+            latency: new_hist(sigfig),
+            ok: 0,
+            errors: [0; N_CLASSES],
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &TypeStats) {
+        self.latency
+            .add(&other.latency)
+            .expect("same bounds everywhere");
+        self.ok += other.ok;
+        for (a, b) in self.errors.iter_mut().zip(other.errors.iter()) {
+            *a += *b;
+        }
+    }
+
+    /// Clears for reuse, keeping the allocation.
+    pub fn reset(&mut self) {
+        self.latency.reset();
+        self.ok = 0;
+        self.errors = [0; N_CLASSES];
+    }
+
+    /// All failures.
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+}
+
+/// What one worker measured during one interval.
+pub struct Batch {
+    /// Worker index.
+    pub worker: usize,
+    /// Interval index (0 = the first interval after the start).
+    pub interval: u32,
+    /// Per query type.
+    pub types: Vec<TypeStats>,
+    /// Pool checkout wait.
+    pub pool_wait: Hist,
+    /// Schedule lag (open loop only; empty otherwise).
+    pub lag: Hist,
+    /// Whether this is the worker's last batch.
+    pub last: bool,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new(worker: usize, n_types: usize, sigfig: u8) -> Batch {
+        Batch {
+            worker,
+            interval: 0,
+            types: (0..n_types).map(|_| TypeStats::new(sigfig)).collect(),
+            pool_wait: new_hist(sigfig),
+            lag: new_hist(sigfig),
+            last: false,
+        }
+    }
+
+    /// Clears for reuse.
+    pub fn reset(&mut self) {
+        for t in &mut self.types {
+            t.reset();
+        }
+        self.pool_wait.reset();
+        self.lag.reset();
+        self.last = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_named_classes() {
+        assert_eq!(ErrorClass::of_sqlstate("40001"), ErrorClass::Serialization);
+        assert_eq!(ErrorClass::of_sqlstate("40P01"), ErrorClass::Deadlock);
+        assert_eq!(ErrorClass::of_sqlstate("57014"), ErrorClass::StatementTimeout);
+        assert_eq!(ErrorClass::of_sqlstate("53300"), ErrorClass::TooManyConnections);
+        assert_eq!(ErrorClass::of_sqlstate("08006"), ErrorClass::Connection);
+        assert_eq!(ErrorClass::of_sqlstate("57P01"), ErrorClass::Shutdown);
+        assert_eq!(ErrorClass::of_sqlstate("23505"), ErrorClass::Other);
+        for (i, c) in ErrorClass::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+    }
+
+    #[test]
+    fn record_saturates_and_encoding_round_trips() {
+        let mut h = new_hist(3);
+        record(&mut h, Duration::from_secs(3600));
+        record(&mut h, Duration::from_nanos(10));
+        record(&mut h, Duration::from_micros(1500));
+        assert_eq!(h.len(), 3);
+        assert!(h.max() >= SATURATE_US);
+        let mut two = new_hist(2);
+        record(&mut two, Duration::from_secs(3600));
+        h.add(&two).unwrap();
+        let back = decode(&encode(&h)).unwrap();
+        assert_eq!(back.len(), 4);
+        assert_eq!(h.len(), 4);
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+
+    #[test]
+    fn two_digit_worker_histograms_merge_into_three_digit_totals() {
+        let mut total = TypeStats::new(3);
+        let mut w = TypeStats::new(2);
+        for v in 1..=1000u64 {
+            record(&mut w.latency, Duration::from_micros(v * 10));
+        }
+        w.ok = 1000;
+        total.add(&w);
+        assert_eq!(total.latency.len(), 1000);
+        let p50 = total.latency.value_at_quantile(0.5) as f64;
+        assert!((p50 / 5000.0 - 1.0).abs() < 0.02, "p50 {p50}");
+    }
+}

@@ -1,0 +1,127 @@
+//! Writing a result folder: run.json, CSVs, the HdrHistogram interval log, and the index line.
+//!
+//! Invariants: a result folder appears complete or not at all. Everything is written into a hidden
+//! temporary folder next to the final one and renamed into place; `index.csv` gets its line only
+//! after the rename, in a single append. Nothing written here contains a password (the document
+//! holds only redacted DSNs and the command line is redacted before it gets here).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::model::RunDocument;
+use super::csv_out;
+
+/// Extra files a scenario wants in its folder (name, contents).
+pub type ExtraFile = (String, Vec<u8>);
+
+/// Folder name: `<UTC yyyymmddThhmmssZ>-<label>`, label reduced to `[A-Za-z0-9._-]`.
+pub fn run_id(started: chrono::DateTime<chrono::Utc>, label: &str) -> String {
+    let clean: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), clean)
+}
+
+/// Writes the document and its companion files under `results_dir/<run_id>/`, atomically, and
+/// appends to `results_dir/index.csv`. Returns the folder. The run_id is made unique by a suffix
+/// if a folder of that name exists.
+pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> Result<PathBuf> {
+    fs::create_dir_all(results_dir).with_context(|| {
+        format!(
+            "cannot create the results folder {}; pass --results-dir to a writable folder",
+            results_dir.display()
+        )
+    })?;
+    let base = doc.run_id.clone();
+    let mut n = 1;
+    while results_dir.join(&doc.run_id).exists() {
+        n += 1;
+        doc.run_id = format!("{base}-{n}");
+    }
+    let final_dir = results_dir.join(&doc.run_id);
+    let tmp = results_dir.join(format!(".tmp-{}-{}", doc.run_id, std::process::id()));
+    let result = write_into(&tmp, doc, extra).and_then(|()| {
+        fs::rename(&tmp, &final_dir).with_context(|| {
+            format!("cannot move {} into place as {}", tmp.display(), final_dir.display())
+        })
+    });
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    append_index(results_dir, doc)?;
+    Ok(final_dir)
+}
+
+fn write_into(dir: &Path, doc: &RunDocument, extra: &[ExtraFile]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_vec_pretty(doc)?;
+    write_file(&dir.join("run.json"), &json)?;
+    if let Some(load) = &doc.load {
+        write_file(&dir.join("summary.csv"), &csv_out::summary(load)?)?;
+        write_file(&dir.join("timeseries.csv"), &csv_out::timeseries(load)?)?;
+    }
+    for (name, bytes) in extra {
+        write_file(&dir.join(name), bytes)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Columns of `index.csv`.
+pub const INDEX_HEADER: &str =
+    "run_id,started_at,label,scenario,host,server_version,clients,tps,p99_ms,errors,verdict,shared_buffers,work_mem,max_connections";
+
+/// Appends one line for `doc` to `results_dir/index.csv` (creating it with a header).
+pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
+    let path = results_dir.join("index.csv");
+    let new = !path.exists();
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    if new {
+        w.write_record(INDEX_HEADER.split(','))?;
+    }
+    let load = doc.load.as_ref();
+    let setting = |k: &str| doc.target.server.settings.get(k).cloned().unwrap_or_default();
+    w.write_record([
+        doc.run_id.clone(),
+        doc.started_at.clone(),
+        doc.label.clone(),
+        doc.scenario.clone(),
+        doc.host.hostname.clone(),
+        doc.target.server.server_version.clone(),
+        load.map(|l| l.config.clients.to_string()).unwrap_or_default(),
+        load.map(|l| format!("{:.1}", l.summary.tps)).unwrap_or_default(),
+        load.map(|l| format!("{:.3}", l.summary.latency.p99_ms)).unwrap_or_default(),
+        load.map(|l| l.summary.errors.values().sum::<u64>().to_string())
+            .unwrap_or_default(),
+        if doc.interrupted { "interrupted" } else { "" }.to_string(),
+        setting("shared_buffers"),
+        setting("work_mem"),
+        setting("max_connections"),
+    ])?;
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot append to {}", path.display()))?;
+    // One write call: concurrent runs appending to the same index do not interleave lines.
+    f.write_all(&bytes)
+        .with_context(|| format!("cannot append to {}", path.display()))
+}

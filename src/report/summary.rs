@@ -1,0 +1,87 @@
+//! The terminal summary printed at the end of a run: one aligned row per query type, then the
+//! totals, the client's own cost, and the warnings.
+
+use std::fmt::Write as _;
+
+use super::model::{QueryResult, RunDocument};
+
+/// Renders the summary table of a document.
+pub fn render(doc: &RunDocument) -> String {
+    let mut s = String::new();
+    let Some(load) = &doc.load else {
+        return s;
+    };
+    let c = &load.config;
+    let _ = writeln!(
+        s,
+        "\n{} on {} ({}), {} clients, {}, protocol {}, latency from {}",
+        doc.scenario,
+        doc.target.dsn,
+        doc.target.server.server_version,
+        c.clients,
+        match c.rate {
+            Some(r) => format!("open loop at {r:.0} tx/s"),
+            None => "closed loop".to_string(),
+        },
+        c.protocol,
+        c.latency_from.replace('_', " ")
+    );
+    let _ = writeln!(
+        s,
+        "{:<14} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "query", "count", "errors", "tps", "mean ms", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    let mut row = |q: &QueryResult| {
+        let l = &q.latency;
+        let _ = writeln!(
+            s,
+            "{:<14} {:>10} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            q.name,
+            q.count,
+            q.errors.values().sum::<u64>(),
+            q.tps,
+            l.mean_ms,
+            l.p50_ms,
+            l.p95_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms
+        );
+    };
+    for q in &load.queries {
+        row(q);
+    }
+    row(&load.summary);
+    let p = &load.pool;
+    let _ = writeln!(
+        s,
+        "pool: checkout wait p99 {:.3} ms; {} connections opened (connect p50 {:.2} ms, max {:.2} ms), {} failed",
+        p.checkout_wait.p99_ms, p.connections_opened, p.connect.p50_ms, p.connect.max_ms, p.connect_failures
+    );
+    if let Some(lag) = &load.schedule_lag {
+        let _ = writeln!(
+            s,
+            "schedule lag: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            lag.p50_ms, lag.p99_ms, lag.max_ms
+        );
+    }
+    let cl = &load.client;
+    let _ = writeln!(
+        s,
+        "client: {:.1} µs CPU per transaction, {:.0}% of the host's CPU, peak RSS {:.1} MiB",
+        cl.cpu_us_per_tx,
+        cl.cpu_share_of_host * 100.0,
+        cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+    );
+    if let Some(sc) = &load.server_check {
+        let _ = writeln!(
+            s,
+            "server: {} commits + {} rollbacks for {} client transactions (ratio {:.3})",
+            sc.xact_commit, sc.xact_rollback, sc.client_transactions, sc.ratio
+        );
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
+    }
+    s
+}

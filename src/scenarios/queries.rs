@@ -1,0 +1,301 @@
+//! `pgstorm queries`: latency and throughput of each query type under load, closed loop or at a
+//! fixed rate, archived as a result folder.
+//!
+//! Invariants: preflight refuses a run the server cannot hold before any worker connects; the
+//! server's own transaction counters are read around the load and stored beside the client's
+//! count; an interrupted run still writes its (flagged) result, then reports exit 130.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::session::{Session, TargetOptions};
+use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
+use crate::report::model::{
+    ClientCost, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry, PoolResult,
+    QueryResult, RunDocument, ServerCheck,
+};
+use crate::report::{archive, hlog, latency_summary};
+use crate::workload::{self, builtin, DataRange, Protocol, Workload};
+
+/// Where and how results are archived.
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    /// Folder holding result folders and index.csv.
+    pub results_dir: PathBuf,
+    /// Label in the folder name and index.
+    pub label: String,
+    /// The command line (redacted before writing).
+    pub command: Vec<String>,
+}
+
+/// Options of the queries scenario.
+#[derive(Debug, Clone)]
+pub struct QueriesOptions {
+    /// Where to connect.
+    pub target: TargetOptions,
+    /// Where to write.
+    pub archive: ArchiveOptions,
+    /// Seed scale 1 when no dataset exists (false: error instead).
+    pub seed_if_missing: bool,
+    /// `--mix`.
+    pub mix: String,
+    /// `-M`.
+    pub protocol: Protocol,
+    /// The engine settings.
+    pub engine: EngineConfig,
+    /// Print the summary table to stdout.
+    pub print_summary: bool,
+}
+
+/// What a scenario produced.
+pub struct Outcome {
+    /// The archived document.
+    pub doc: RunDocument,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+impl Default for QueriesOptions {
+    fn default() -> Self {
+        QueriesOptions {
+            target: TargetOptions::default(),
+            archive: ArchiveOptions {
+                results_dir: PathBuf::from("results"),
+                label: "queries".into(),
+                command: Vec::new(),
+            },
+            seed_if_missing: true,
+            mix: builtin::DEFAULT_MIX.into(),
+            protocol: Protocol::Prepared,
+            engine: EngineConfig {
+                clients: 10,
+                duration: Some(Duration::from_secs(10)),
+                transactions_per_client: None,
+                warmup: Duration::ZERO,
+                interval: Duration::from_secs(1),
+                rate: None,
+                arrival: Arrival::Poisson,
+                pin: true,
+                progress: None,
+                seed: 1,
+                checkout_timeout: Duration::from_secs(30),
+                statement_timeout: Duration::from_secs(5),
+            },
+            print_summary: true,
+        }
+    }
+}
+
+/// Runs the scenario on a new session.
+pub fn run(opts: &QueriesOptions) -> Result<Outcome> {
+    let mut session = Session::open(&opts.target)?;
+    run_on(&mut session, opts)
+}
+
+/// Runs the scenario on an existing session (used by `pgstorm run` to chain scenarios).
+pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
+    // Validate input before touching the server.
+    let mix = workload::parse_mix(&opts.mix, &builtin::NAMES)?;
+    if opts.engine.clients == 0 {
+        return Err(crate::error::usage("-c must be at least 1"));
+    }
+    if let Some(r) = opts.engine.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(crate::error::usage(format!(
+                "-R {r} is not a positive rate; give transactions per second, e.g. -R 1000"
+            )));
+        }
+    }
+    crate::target::check_capacity(&session.server, opts.engine.clients, 1, &session.target.display)?;
+
+    let mut say = |m: &str| eprintln!("pgstorm: {m}");
+    let marker = crate::dataset::ensure(&mut session.admin, !opts.seed_if_missing, &mut say)?;
+    let data = DataRange {
+        partners: marker.partners,
+        orders: marker.orders,
+        start_us: marker.data_start.timestamp_micros(),
+        end_us: marker.data_end.timestamp_micros(),
+    };
+    let workload = Arc::new(Workload::new(builtin::from_mix(&mix)?, opts.protocol, data)?);
+
+    let started = chrono::Utc::now();
+    let host = crate::monitor::host::host_info();
+    let before = session.xact_counters().ok();
+    let out = engine::run(&session.target, workload.clone(), &opts.engine)?;
+    let _ = session.wait_pool_gone(Duration::from_secs(5));
+    let after = session.xact_counters().ok();
+
+    let mut doc = session.document("queries", &opts.archive.label, &opts.archive.command, started, host);
+    doc.dataset = Some(DatasetInfo {
+        scale: marker.scale,
+        seed: marker.seed,
+        partners: marker.partners,
+        orders: marker.orders,
+        lines: marker.lines,
+    });
+    let mut load = load_result(&out, &workload, opts, doc.host.cpus);
+    if let (Some(b), Some(a)) = (before, after) {
+        let client = out.transactions_attempted();
+        let (commit, rollback) = (a.0 - b.0, a.1 - b.1);
+        load.server_check = Some(ServerCheck {
+            xact_commit: commit,
+            xact_rollback: rollback,
+            client_transactions: client,
+            ratio: if client > 0 {
+                (commit + rollback) as f64 / client as f64
+            } else {
+                0.0
+            },
+        });
+    }
+    doc.interrupted = out.interrupted;
+    doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
+    doc.load = Some(load);
+
+    let entries: Vec<hlog::Entry> = out
+        .log
+        .iter()
+        .map(|e| hlog::Entry {
+            tag: e.tag.clone(),
+            start_s: e.start_s,
+            duration_s: e.duration_s,
+            encoded: e.encoded.clone(),
+        })
+        .collect();
+    let start_epoch = out
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let log = hlog::render(start_epoch, &entries)?;
+    let dir = archive::write(
+        &opts.archive.results_dir,
+        &mut doc,
+        &[("latency.hlog".to_string(), log)],
+    )?;
+    if opts.print_summary {
+        print!("{}", crate::report::summary::render(&doc));
+        println!("result: {}", dir.display());
+    }
+    if out.interrupted {
+        return Err(crate::interrupt::error());
+    }
+    Ok(Outcome { doc, dir })
+}
+
+fn query_result(name: &str, t: &engine::stats::TypeStats, secs: f64) -> QueryResult {
+    let errors = engine::stats::ErrorClass::ALL
+        .iter()
+        .filter(|c| t.errors[**c as usize] > 0)
+        .map(|c| (c.as_str().to_string(), t.errors[*c as usize]))
+        .collect();
+    QueryResult {
+        name: name.to_string(),
+        count: t.ok,
+        errors,
+        tps: if secs > 0.0 { t.ok as f64 / secs } else { 0.0 },
+        latency: latency_summary(&t.latency),
+    }
+}
+
+/// Turns engine measurements into the document's load section.
+pub fn load_result(out: &EngineOutput, workload: &Workload, opts: &QueriesOptions, cpus: usize) -> LoadResult {
+    let secs = out.measured.as_secs_f64();
+    let mut all = engine::stats::TypeStats::new(3);
+    for t in &out.totals {
+        all.add(t);
+    }
+    let queries: Vec<QueryResult> = out
+        .names
+        .iter()
+        .zip(&out.totals)
+        .map(|(n, t)| query_result(n, t, secs))
+        .collect();
+    // CPU time covers the whole load, warmup included: divide by everything it paid for.
+    let total_tx = out.transactions_attempted();
+    let wall = out.wall.as_secs_f64();
+    let cpu = out.cpu.0 + out.cpu.1;
+    let cfg = &opts.engine;
+    let interval_s = cfg.interval.as_secs_f64();
+    let timeseries = out
+        .intervals
+        .iter()
+        .map(|r| IntervalPoint {
+            t_s: r.start_s,
+            warmup: r.warmup,
+            tps: r.ok.iter().sum::<u64>() as f64 / interval_s,
+            errors: r.errors.iter().sum(),
+            p50_ms: r.all_p50_us as f64 / 1000.0,
+            p99_ms: r.all_p99_us as f64 / 1000.0,
+            max_ms: r.all_max_us as f64 / 1000.0,
+            lag_p99_ms: r.lag_p99_us as f64 / 1000.0,
+            per_query: out.names.iter().cloned().zip(r.ok.iter().copied()).collect(),
+        })
+        .collect();
+    LoadResult {
+        config: LoadConfig {
+            clients: cfg.clients,
+            duration_s: cfg.duration.map(|d| d.as_secs_f64()),
+            transactions_per_client: cfg.transactions_per_client,
+            warmup_s: cfg.warmup.as_secs_f64(),
+            interval_s,
+            rate: cfg.rate,
+            arrival: cfg.rate.map(|_| {
+                match cfg.arrival {
+                    Arrival::Uniform => "uniform",
+                    Arrival::Poisson => "poisson",
+                }
+                .to_string()
+            }),
+            latency_from: if cfg.rate.is_some() {
+                "intended_start"
+            } else {
+                "actual_start"
+            }
+            .into(),
+            protocol: workload.protocol.as_str().into(),
+            mix: workload
+                .names()
+                .into_iter()
+                .zip(&workload.weights)
+                .map(|(name, w)| MixEntry { name, weight: *w })
+                .collect(),
+            statement_timeout_ms: cfg.statement_timeout.as_millis() as u64,
+            checkout_timeout_ms: cfg.checkout_timeout.as_millis() as u64,
+            pinned: cfg.pin,
+            seed: cfg.seed,
+            histogram_sigfig: out.worker_sigfig,
+        },
+        summary: query_result("all", &all, secs),
+        queries,
+        pool: PoolResult {
+            checkout_wait: latency_summary(&out.pool_wait),
+            connect: latency_summary(&out.connect),
+            connections_opened: out.connections_opened,
+            connect_failures: out.connect_failures,
+        },
+        schedule_lag: cfg.rate.map(|_| latency_summary(&out.lag)),
+        timeseries,
+        client: ClientCost {
+            cpu_user_s: out.cpu.0.as_secs_f64(),
+            cpu_system_s: out.cpu.1.as_secs_f64(),
+            cpu_us_per_tx: if total_tx > 0 {
+                cpu.as_secs_f64() * 1e6 / total_tx as f64
+            } else {
+                0.0
+            },
+            cpu_share_of_host: if wall > 0.0 {
+                (cpu.as_secs_f64() / (wall * cpus.max(1) as f64)).min(1.0)
+            } else {
+                0.0
+            },
+            peak_rss_bytes: crate::proc_stats::peak_rss_bytes(),
+            late_batches: out.late_batches,
+        },
+        server_check: None,
+    }
+}

@@ -1,0 +1,95 @@
+//! `pgstorm run`: the whole suite with a profile, on one session, archived as one result folder.
+//!
+//! Profiles: `quick` (a smoke run of about a minute) and `standard` (the full load: 100 clients
+//! for 5 minutes after a 30 s warmup). Scenarios added later plug in here, in order, on the same
+//! session; the exit code is 1 when an evaluated success criterion fails.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::queries::{self, ArchiveOptions, QueriesOptions};
+use super::session::{Session, TargetOptions};
+
+/// A named set of sizes for the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// About a minute.
+    Quick,
+    /// The full load.
+    Standard,
+}
+
+impl FromStr for Profile {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Profile> {
+        match s {
+            "quick" => Ok(Profile::Quick),
+            "standard" => Ok(Profile::Standard),
+            other => Err(crate::error::usage(format!(
+                "unknown profile '{other}'; use quick (about 1 minute) or standard (100 clients, 5 minutes)"
+            ))),
+        }
+    }
+}
+
+impl Profile {
+    /// Name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Standard => "standard",
+        }
+    }
+
+    /// Options of the query load for this profile.
+    pub fn queries(self, target: TargetOptions, archive: ArchiveOptions, seed_if_missing: bool) -> QueriesOptions {
+        let mut o = QueriesOptions {
+            target,
+            archive,
+            seed_if_missing,
+            ..QueriesOptions::default()
+        };
+        let e = &mut o.engine;
+        match self {
+            Profile::Quick => {
+                e.clients = 10;
+                e.warmup = Duration::from_secs(5);
+                e.duration = Some(Duration::from_secs(40));
+                e.progress = Some(Duration::from_secs(5));
+            }
+            Profile::Standard => {
+                e.clients = 100;
+                e.warmup = Duration::from_secs(30);
+                e.duration = Some(Duration::from_secs(300));
+                e.progress = Some(Duration::from_secs(10));
+            }
+        }
+        o
+    }
+}
+
+/// Options of `pgstorm run`.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Sizes.
+    pub profile: Profile,
+    /// Where to connect.
+    pub target: TargetOptions,
+    /// Where to write.
+    pub archive: ArchiveOptions,
+    /// Seed when the dataset is missing.
+    pub seed_if_missing: bool,
+}
+
+/// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
+pub fn run(opts: &SuiteOptions) -> Result<i32> {
+    let mut session = Session::open(&opts.target)?;
+    let mut q = opts
+        .profile
+        .queries(opts.target.clone(), opts.archive.clone(), opts.seed_if_missing);
+    q.print_summary = true;
+    queries::run_on(&mut session, &q)?;
+    Ok(0)
+}

@@ -1,0 +1,495 @@
+//! Where to connect, and whether the server there can take the requested load.
+//!
+//! Resolution follows libpq habits: `--dsn` (URL or conninfo) first, then the PG* environment
+//! variables; with neither, the caller starts a sandbox. Fields missing from a DSN are filled from
+//! the environment, as libpq does.
+//!
+//! Invariants: a password never appears in [`Target::display`], in an error message or in anything
+//! this module returns for printing. Preflight refuses a run that the server's `max_connections`
+//! cannot hold *before* a single worker connects.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Result;
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+use serde::{Deserialize, Serialize};
+
+use crate::error;
+
+/// How the target was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSource {
+    /// `--dsn` on the command line.
+    Dsn,
+    /// PG* environment variables.
+    Env,
+    /// A throwaway cluster started by pgstorm.
+    Sandbox,
+}
+
+/// A resolved connection target.
+#[derive(Clone)]
+pub struct Target {
+    /// Connection settings for the driver (may hold a password: never print it).
+    pub config: Config,
+    /// Redacted `postgres://user@host:port/db` form, safe for logs and result files.
+    pub display: String,
+    /// Where it came from.
+    pub source: TargetSource,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({})", self.display)
+    }
+}
+
+/// The environment variables that make pgstorm use an existing server rather than a sandbox.
+const TARGET_ENV: [&str; 4] = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE"];
+
+/// Resolves `--dsn` / PG* env. `Ok(None)` means "no target given: use a sandbox".
+pub fn resolve(dsn: Option<&str>) -> Result<Option<Target>> {
+    resolve_with_env(dsn, &|k| std::env::var(k).ok())
+}
+
+/// [`resolve`] with an injectable environment (tests must not mutate the process environment).
+pub fn resolve_with_env(
+    dsn: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Target>> {
+    let (mut config, source) = match dsn {
+        Some(d) => {
+            let config = Config::from_str(d.trim()).map_err(|e| {
+                error::usage(format!(
+                    "cannot parse --dsn '{}': {e}; give a URL (postgres://user@host:5432/db) or a \
+                     conninfo string (host=... port=... user=... dbname=...)",
+                    redact(d)
+                ))
+            })?;
+            (config, TargetSource::Dsn)
+        }
+        None if TARGET_ENV.iter().any(|k| env(k).is_some()) => (Config::new(), TargetSource::Env),
+        None => return Ok(None),
+    };
+    fill_from_env(&mut config, env)?;
+    Ok(Some(Target::new(config, source)))
+}
+
+/// Fills unset fields from PG* variables and libpq's defaults.
+fn fill_from_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    if config.get_hosts().is_empty() {
+        match env("PGHOST") {
+            Some(h) => {
+                for part in h.split(',') {
+                    config.host(part);
+                }
+            }
+            // libpq's Debian default is the socket directory; fall back to TCP on localhost.
+            None if std::path::Path::new("/var/run/postgresql").is_dir() => {
+                config.host_path("/var/run/postgresql");
+            }
+            None => {
+                config.host("localhost");
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(p) = env("PGPORT") {
+            let port: u16 = p.trim().parse().map_err(|_| {
+                error::usage(format!(
+                    "PGPORT='{p}' is not a port number; set it to e.g. 5432"
+                ))
+            })?;
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER")
+            .or_else(|| env("USER"))
+            .unwrap_or_else(|| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_dbname().is_none() {
+        let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").to_string());
+        config.dbname(&db);
+    }
+    if config.get_password().is_none() {
+        if let Some(p) = env("PGPASSWORD") {
+            config.password(p);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        let secs = env("PGCONNECT_TIMEOUT")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(10);
+        config.connect_timeout(Duration::from_secs(secs.max(1)));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("pgstorm");
+    }
+    Ok(())
+}
+
+impl Target {
+    /// Wraps a driver config, computing the redacted display form.
+    pub fn new(config: Config, source: TargetSource) -> Target {
+        let display = display_of(&config);
+        Target {
+            config,
+            display,
+            source,
+        }
+    }
+
+    /// Opens one connection, with an error that says what to check.
+    pub fn connect(&self) -> Result<Client> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| connect_error(&self.display, &e))
+    }
+}
+
+/// The redacted `postgres://user@host:port/db` form of a config (no password, ever).
+pub fn display_of(config: &Config) -> String {
+    let user = config.get_user().unwrap_or("");
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(s) => s.clone(),
+                Host::Unix(p) => p.display().to_string(),
+            };
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    format!(
+        "postgres://{user}@{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// Turns a connect failure into a one-line, classified error (exit 3) naming the target.
+pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
+    use postgres::error::SqlState;
+    let hint = match e.code() {
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            "check the user and password (PGPASSWORD, ~/.pgpass is not read) and pg_hba.conf"
+        }
+        Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => {
+            "the server is out of connection slots: raise max_connections or lower -c"
+        }
+        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => {
+            "the database does not exist: create it or name another in --dsn"
+        }
+        Some(c) if *c == SqlState::CANNOT_CONNECT_NOW => "the server is starting up or shutting down: retry shortly",
+        _ => "check that the server runs and listens there (host, port, listen_addresses, firewall)",
+    };
+    error::target(format!("cannot connect to {display}: {}; {hint}", one_line(e)))
+}
+
+/// A driver error on one line, including the server's message when there is one.
+pub fn one_line(e: &postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        }
+    };
+    text.replace('\n', " ")
+}
+
+/// Masks passwords in a URL (`user:secret@`) or conninfo (`password=secret`) string.
+pub fn redact(s: &str) -> String {
+    let mut out = s.to_string();
+    // URL form: scheme://user:password@host
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let rest = &out[rest_start..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+        // ?password=... query parameter
+        out = mask_key_values(&out, '&');
+        return out;
+    }
+    mask_key_values(&out, ' ')
+}
+
+fn mask_key_values(s: &str, sep: char) -> String {
+    let mut result = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = find_password_key(rest) {
+        let (before, after) = rest.split_at(pos);
+        result.push_str(before);
+        let eq = after.find('=').unwrap_or(after.len() - 1);
+        result.push_str(&after[..=eq]);
+        let value = &after[eq + 1..];
+        let value = value.trim_start();
+        let consumed = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut end = quoted.len();
+            let bytes = quoted.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'\\' {
+                    i += 2;
+                    continue;
+                }
+                if bytes[i] == b'\'' {
+                    end = i + 1;
+                    break;
+                }
+                i += 1;
+            }
+            1 + end.min(quoted.len())
+        } else {
+            value.find([sep, ' ', '&']).unwrap_or(value.len())
+        };
+        result.push_str("***");
+        rest = &value[consumed.min(value.len())..];
+    }
+    result.push_str(rest);
+    result
+}
+
+fn find_password_key(s: &str) -> Option<usize> {
+    let lower = s.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("password") {
+        let at = from + i;
+        let boundary = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b'?' | b'&' | b'\t');
+        let after = lower[at + 8..].trim_start();
+        if boundary && after.starts_with('=') {
+            return Some(at);
+        }
+        from = at + 8;
+    }
+    None
+}
+
+/// What preflight learned about the server.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ServerInfo {
+    /// `server_version`, e.g. "15.18 (Debian 15.18-0+deb12u1)".
+    pub server_version: String,
+    /// `server_version_num`, e.g. 150018.
+    pub server_version_num: i32,
+    /// `max_connections`.
+    pub max_connections: i64,
+    /// Slots reserved for superusers (and, on 16+, `reserved_connections`).
+    pub reserved_connections: i64,
+    /// Client backends connected when preflight ran (including preflight's own).
+    pub connections_in_use: i64,
+    /// Whether the connecting role is a superuser (it may use the reserved slots).
+    pub superuser: bool,
+    /// Tuning-relevant settings as `current_setting()` shows them (units included).
+    pub settings: BTreeMap<String, String>,
+}
+
+impl ServerInfo {
+    /// Connection slots a non-superuser could still open.
+    pub fn available_connections(&self) -> i64 {
+        let reserved = if self.superuser {
+            0
+        } else {
+            self.reserved_connections
+        };
+        self.max_connections - reserved - self.connections_in_use
+    }
+}
+
+/// Settings snapshotted into every result, so a comparison can show what changed.
+pub const SNAPSHOT_SETTINGS: &[&str] = &[
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "effective_cache_size",
+    "effective_io_concurrency",
+    "max_connections",
+    "superuser_reserved_connections",
+    "synchronous_commit",
+    "fsync",
+    "full_page_writes",
+    "wal_level",
+    "wal_buffers",
+    "wal_compression",
+    "wal_writer_delay",
+    "max_wal_size",
+    "min_wal_size",
+    "checkpoint_timeout",
+    "checkpoint_completion_target",
+    "random_page_cost",
+    "seq_page_cost",
+    "default_statistics_target",
+    "jit",
+    "huge_pages",
+    "max_worker_processes",
+    "max_parallel_workers",
+    "max_parallel_workers_per_gather",
+    "autovacuum",
+    "autovacuum_naptime",
+    "autovacuum_vacuum_scale_factor",
+    "track_io_timing",
+    "shared_preload_libraries",
+    "statement_timeout",
+    "default_transaction_isolation",
+];
+
+/// Reads version, connection limits and the settings snapshot.
+pub fn server_info(client: &mut Client) -> Result<ServerInfo, postgres::Error> {
+    let row = client.query_one(
+        "SELECT current_setting('server_version'),
+                current_setting('server_version_num')::int,
+                current_setting('max_connections')::bigint,
+                current_setting('superuser_reserved_connections')::bigint
+                  + coalesce((SELECT setting::bigint FROM pg_settings WHERE name = 'reserved_connections'), 0),
+                (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        &[],
+    )?;
+    let names: Vec<String> = SNAPSHOT_SETTINGS.iter().map(|s| s.to_string()).collect();
+    let mut settings = BTreeMap::new();
+    for r in client.query(
+        "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY($1) ORDER BY name",
+        &[&names],
+    )? {
+        settings.insert(r.get::<_, String>(0), r.get::<_, String>(1));
+    }
+    Ok(ServerInfo {
+        server_version: row.get(0),
+        server_version_num: row.get(1),
+        max_connections: row.get(2),
+        reserved_connections: row.get(3),
+        connections_in_use: row.get(4),
+        superuser: row.get::<_, Option<bool>>(5).unwrap_or(false),
+        settings,
+    })
+}
+
+/// Refuses a run needing `needed` more connections than the server has free (exit 3), naming the
+/// setting to raise and the value to raise it to.
+pub fn check_capacity(info: &ServerInfo, clients: u32, extra: u32, display: &str) -> Result<()> {
+    let needed = clients as i64 + extra as i64;
+    let available = info.available_connections();
+    if needed <= available {
+        return Ok(());
+    }
+    let reserved = if info.superuser {
+        0
+    } else {
+        info.reserved_connections
+    };
+    let raise_to = needed + reserved + info.connections_in_use + 10;
+    Err(error::target(format!(
+        "{display} cannot hold this run: it needs {needed} connections ({clients} clients + {extra} \
+         for pgstorm's own monitoring) but max_connections = {} leaves {available} free ({} reserved, \
+         {} already in use); raise max_connections to at least {raise_to} in postgresql.conf and \
+         restart the server, or lower -c",
+        info.max_connections, reserved, info.connections_in_use
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn no_dsn_and_no_env_means_sandbox() {
+        assert!(resolve_with_env(None, &env_of(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn env_fills_what_dsn_lacks_and_display_hides_password() {
+        let t = resolve_with_env(
+            Some("postgres://alice:s3cret@db1:6543/bench"),
+            &env_of(&[("PGPASSWORD", "other")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.display, "postgres://alice@db1:6543/bench");
+        assert_eq!(t.config.get_password(), Some(&b"s3cret"[..]));
+        assert_eq!(t.source, TargetSource::Dsn);
+
+        let t = resolve_with_env(
+            None,
+            &env_of(&[("PGHOST", "h"), ("PGUSER", "bob"), ("PGPASSWORD", "pw")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.display, "postgres://bob@h:5432/bob");
+        assert_eq!(t.config.get_password(), Some(&b"pw"[..]));
+        assert!(!format!("{t:?}").contains("pw"));
+    }
+
+    #[test]
+    fn conninfo_is_accepted() {
+        let t = resolve_with_env(
+            Some("host=127.0.0.1 port=5433 user=u dbname=d password='a b'"),
+            &env_of(&[]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.display, "postgres://u@127.0.0.1:5433/d");
+    }
+
+    #[test]
+    fn bad_dsn_is_a_usage_error_without_the_password() {
+        let err = resolve_with_env(Some("postgres://u:hunter2@h:notaport/d"), &env_of(&[]))
+            .unwrap_err();
+        assert_eq!(error::exit_kind(&err), error::ExitKind::Usage);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redact_masks_every_password_form() {
+        assert_eq!(redact("postgres://u:pw@h/d"), "postgres://u:***@h/d");
+        assert_eq!(redact("postgres://u@h/d?password=pw&x=1"), "postgres://u@h/d?password=***&x=1");
+        assert_eq!(redact("host=h password=pw user=u"), "host=h password=*** user=u");
+        assert_eq!(redact("host=h password = 'p w' user=u"), "host=h password =*** user=u");
+        assert_eq!(redact("host=h user=u"), "host=h user=u");
+    }
+
+    #[test]
+    fn capacity_check_names_the_setting_and_value() {
+        let info = ServerInfo {
+            server_version: "15".into(),
+            server_version_num: 150000,
+            max_connections: 100,
+            reserved_connections: 3,
+            connections_in_use: 1,
+            superuser: false,
+            settings: BTreeMap::new(),
+        };
+        assert!(check_capacity(&info, 90, 1, "t").is_ok());
+        let err = check_capacity(&info, 500, 1, "t").unwrap_err();
+        assert_eq!(error::exit_kind(&err), error::ExitKind::Target);
+        let msg = err.to_string();
+        assert!(msg.contains("max_connections") && msg.contains("515"), "{msg}");
+    }
+}

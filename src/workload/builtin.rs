@@ -1,0 +1,177 @@
+//! The six built-in query types over the POS dataset.
+//!
+//! Each draws its parameters inside the seeded data window ([`DataRange`]) so every execution hits
+//! real rows. `transaction` always rolls back: it exercises writes and row locks but leaves the
+//! row counts unchanged (tested against the server).
+
+use anyhow::Result;
+
+use super::{DataRange, ExecCtx, Param, QueryType};
+
+const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 24 * HOUR_US;
+
+/// Names of the built-in query types, as `--mix` accepts them.
+pub const NAMES: [&str; 6] = ["simple", "join", "aggregation", "transaction", "index", "point"];
+
+/// The default mix of `pgstorm queries` and `pgstorm run`.
+pub const DEFAULT_MIX: &str = "simple=4,join=1,aggregation=1,transaction=1,index=2,point=10";
+
+/// Builds the named built-in query type.
+pub fn by_name(name: &str) -> Option<Box<dyn QueryType>> {
+    Some(match name {
+        "simple" => Box::new(Simple),
+        "join" => Box::new(Join),
+        "aggregation" => Box::new(Aggregation),
+        "transaction" => Box::new(Transaction),
+        "index" => Box::new(Index),
+        "point" => Box::new(Point),
+        _ => return None,
+    })
+}
+
+/// A random instant inside the data window, leaving `span` room before the end.
+fn instant(ctx: &mut ExecCtx<'_>, span: i64) -> i64 {
+    let d: &DataRange = ctx.data;
+    let hi = (d.end_us - span).max(d.start_us);
+    ctx.rng.range_i64(d.start_us, hi)
+}
+
+/// Count of orders in one hour.
+pub struct Simple;
+const SIMPLE_SQL: &str = "SELECT count(*) FROM pgstorm.pos_order \
+     WHERE create_date >= $1::timestamptz AND create_date < $1::timestamptz + interval '1 hour'";
+
+impl QueryType for Simple {
+    fn name(&self) -> &str {
+        "simple"
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![SIMPLE_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        let t = instant(ctx, HOUR_US);
+        ctx.run(0, SIMPLE_SQL, &[Param::Ts(t)]).map(drop)
+    }
+}
+
+/// A customer's latest order lines: orders ⋈ partners ⋈ lines, newest first.
+pub struct Join;
+const JOIN_SQL: &str = "SELECT o.id, o.create_date, p.name, l.product_id, l.qty, l.price_subtotal \
+     FROM pgstorm.pos_order o \
+     JOIN pgstorm.res_partner p ON p.id = o.partner_id \
+     JOIN pgstorm.pos_order_line l ON l.order_id = o.id \
+     WHERE o.partner_id = $1::bigint ORDER BY o.create_date DESC, l.id LIMIT 100";
+
+impl QueryType for Join {
+    fn name(&self) -> &str {
+        "join"
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![JOIN_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
+        ctx.run(0, JOIN_SQL, &[Param::I64(partner)]).map(drop)
+    }
+}
+
+/// Daily sales report over a week.
+pub struct Aggregation;
+const AGGREGATION_SQL: &str = "SELECT date_trunc('day', create_date) AS day, sum(amount_total), \
+     avg(amount_total), count(*) FROM pgstorm.pos_order \
+     WHERE create_date >= $1::timestamptz AND create_date < $2::timestamptz \
+     GROUP BY 1 ORDER BY 1";
+
+impl QueryType for Aggregation {
+    fn name(&self) -> &str {
+        "aggregation"
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![AGGREGATION_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        let from = instant(ctx, 7 * DAY_US);
+        ctx.run(0, AGGREGATION_SQL, &[Param::Ts(from), Param::Ts(from + 7 * DAY_US)])
+            .map(drop)
+    }
+}
+
+/// BEGIN; insert an order; update another order's lines; ROLLBACK.
+pub struct Transaction;
+const TX_INSERT_SQL: &str = "INSERT INTO pgstorm.pos_order (partner_id, create_date, amount_total, state) \
+     VALUES ($1::bigint, $2::timestamptz, $3::float8::numeric(12,2), 'draft') RETURNING id";
+const TX_UPDATE_SQL: &str =
+    "UPDATE pgstorm.pos_order_line SET qty = qty + 1 WHERE order_id = $1::bigint";
+
+impl QueryType for Transaction {
+    fn name(&self) -> &str {
+        "transaction"
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![TX_INSERT_SQL.into(), TX_UPDATE_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
+        let order = ctx.rng.range_i64(1, ctx.data.orders.max(1));
+        let at = instant(ctx, 0);
+        let amount = ctx.rng.range_i64(50, 50_000) as f64 / 100.0;
+        ctx.client.batch_execute("BEGIN")?;
+        let body = ctx
+            .run(0, TX_INSERT_SQL, &[Param::I64(partner), Param::Ts(at), Param::F64(amount)])
+            .and_then(|_| ctx.run(1, TX_UPDATE_SQL, &[Param::I64(order)]));
+        // Roll back whatever happened; a failed ROLLBACK on a broken connection is reported by
+        // the body's error first.
+        let rollback = ctx.client.batch_execute("ROLLBACK");
+        body.map(drop).and(rollback)
+    }
+}
+
+/// Orders in an amount range, sorted by amount (index range scan).
+pub struct Index;
+const INDEX_SQL: &str = "SELECT id, amount_total FROM pgstorm.pos_order \
+     WHERE amount_total >= $1::float8::numeric AND amount_total < $2::float8::numeric \
+     ORDER BY amount_total LIMIT 50";
+
+impl QueryType for Index {
+    fn name(&self) -> &str {
+        "index"
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![INDEX_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        let lo = ctx.rng.range_i64(100, 20_000) as f64 / 100.0;
+        ctx.run(0, INDEX_SQL, &[Param::F64(lo), Param::F64(lo + 5.0)])
+            .map(drop)
+    }
+}
+
+/// Primary-key lookup: the cheapest query, the probe for client overhead.
+pub struct Point;
+const POINT_SQL: &str =
+    "SELECT id, partner_id, amount_total FROM pgstorm.pos_order WHERE id = $1::bigint";
+
+impl QueryType for Point {
+    fn name(&self) -> &str {
+        "point"
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![POINT_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        let id = ctx.rng.range_i64(1, ctx.data.orders.max(1));
+        ctx.run(0, POINT_SQL, &[Param::I64(id)]).map(drop)
+    }
+}
+
+/// Builds the built-in types of a parsed mix.
+pub fn from_mix(mix: &[(String, u32)]) -> Result<Vec<(Box<dyn QueryType>, u32)>> {
+    mix.iter()
+        .map(|(name, w)| {
+            by_name(name)
+                .map(|t| (t, *w))
+                .ok_or_else(|| crate::error::usage(format!("unknown query type '{name}'")))
+        })
+        .collect()
+}

@@ -1,0 +1,359 @@
+//! Query types, mixes and protocols: *what* a worker sends, never *how it is measured*.
+//!
+//! A [`Workload`] is a weighted set of [`QueryType`]s. Each query type declares the statements it
+//! needs; the engine prepares them once per connection (protocol `prepared`) and keeps them with
+//! the connection ([`Conn`]). Executing a query type must not allocate on the client side beyond
+//! what the driver itself does: parameters live on the stack ([`Param`]), and the simple protocol
+//! renders its SQL into a per-worker scratch buffer that is reused.
+
+pub mod builtin;
+mod param;
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use anyhow::Result;
+use postgres::types::ToSql;
+use postgres::{Client, Statement};
+use serde::{Deserialize, Serialize};
+
+use crate::error;
+use crate::rng::Rng;
+pub use param::Param;
+
+/// The wire protocol used for queries (pgbench's `-M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Simple query protocol, parameters rendered as literals.
+    Simple,
+    /// Extended protocol with an unnamed statement parsed on every execution.
+    Extended,
+    /// Extended protocol with statements prepared once per connection.
+    Prepared,
+}
+
+impl FromStr for Protocol {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "simple" => Ok(Protocol::Simple),
+            "extended" => Ok(Protocol::Extended),
+            "prepared" => Ok(Protocol::Prepared),
+            other => Err(error::usage(format!(
+                "unknown protocol '{other}' for -M; use simple, extended or prepared"
+            ))),
+        }
+    }
+}
+
+impl Protocol {
+    /// The name used on the command line and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+            Protocol::Prepared => "prepared",
+        }
+    }
+}
+
+/// Bounds of the seeded data, so random parameters hit existing rows.
+#[derive(Debug, Clone, Copy)]
+pub struct DataRange {
+    /// Partner ids are 1..=partners.
+    pub partners: i64,
+    /// Order ids are 1..=orders.
+    pub orders: i64,
+    /// First order timestamp, microseconds since the Unix epoch.
+    pub start_us: i64,
+    /// End of the order window (exclusive), microseconds since the Unix epoch.
+    pub end_us: i64,
+}
+
+/// One connection with the statements prepared on it: index `[query_type][statement]`.
+pub struct Conn {
+    /// The driver connection.
+    pub client: Client,
+    /// Prepared statements per query type (empty unless the protocol is `prepared`).
+    pub prepared: Vec<Vec<Statement>>,
+}
+
+/// Everything a query type needs to run one execution.
+pub struct ExecCtx<'a> {
+    /// The connection.
+    pub client: &'a mut Client,
+    /// This query type's prepared statements (empty unless `prepared`).
+    pub prepared: &'a [Statement],
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The worker's random stream.
+    pub rng: &'a mut Rng,
+    /// Reusable text buffer for the simple protocol.
+    pub buf: &'a mut String,
+    /// Where the data is.
+    pub data: &'a DataRange,
+}
+
+impl ExecCtx<'_> {
+    /// Runs statement `idx` (SQL `sql`) with `params` using the configured protocol, discarding
+    /// the rows. Returns the number of rows received.
+    pub fn run(&mut self, idx: usize, sql: &str, params: &[Param]) -> Result<u64, postgres::Error> {
+        let mut refs: [&(dyn ToSql + Sync); param::MAX_PARAMS] = [&0i64; param::MAX_PARAMS];
+        for (slot, p) in refs.iter_mut().zip(params) {
+            *slot = p;
+        }
+        let refs = &refs[..params.len()];
+        match self.protocol {
+            Protocol::Prepared => Ok(self.client.query(&self.prepared[idx], refs)?.len() as u64),
+            Protocol::Extended => Ok(self.client.query(sql, refs)?.len() as u64),
+            Protocol::Simple => {
+                render_simple(self.buf, sql, params);
+                let msgs = self.client.simple_query(self.buf)?;
+                Ok(msgs
+                    .iter()
+                    .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(_)))
+                    .count() as u64)
+            }
+        }
+    }
+}
+
+/// Renders `sql` with `$n` placeholders replaced by literals into `buf` (cleared first).
+pub fn render_simple(buf: &mut String, sql: &str, params: &[Param]) {
+    buf.clear();
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    let mut last = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && i + 1 < bytes.len() && bytes[i + 1].is_ascii_digit() {
+            let mut j = i + 1;
+            let mut n = 0usize;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                n = n * 10 + (bytes[j] - b'0') as usize;
+                j += 1;
+            }
+            buf.push_str(&sql[last..i]);
+            match params.get(n.wrapping_sub(1)) {
+                Some(p) => p.write_literal(buf),
+                None => {
+                    let _ = write!(buf, "${n}");
+                }
+            }
+            i = j;
+            last = j;
+        } else {
+            i += 1;
+        }
+    }
+    buf.push_str(&sql[last..]);
+}
+
+/// A kind of transaction a worker can run; one line in the results.
+pub trait QueryType: Send + Sync {
+    /// The name used in `--mix` and in results.
+    fn name(&self) -> &str;
+    /// SQL of each statement, in the order [`ExecCtx::run`] indexes them.
+    fn statements(&self) -> Vec<String>;
+    /// Runs one transaction of this type.
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error>;
+}
+
+/// A weighted set of query types.
+pub struct Workload {
+    /// The query types, in mix order.
+    pub types: Vec<Box<dyn QueryType>>,
+    /// Weight of each type.
+    pub weights: Vec<u32>,
+    cumulative: Vec<u64>,
+    /// Protocol for every statement.
+    pub protocol: Protocol,
+    /// Where the data is.
+    pub data: DataRange,
+}
+
+impl Workload {
+    /// Builds a workload from (type, weight) pairs; weights of 0 are dropped.
+    pub fn new(
+        entries: Vec<(Box<dyn QueryType>, u32)>,
+        protocol: Protocol,
+        data: DataRange,
+    ) -> Result<Workload> {
+        let entries: Vec<_> = entries.into_iter().filter(|(_, w)| *w > 0).collect();
+        if entries.is_empty() {
+            return Err(error::usage("the mix has no query type with a weight above 0"));
+        }
+        let mut cumulative = Vec::with_capacity(entries.len());
+        let mut acc = 0u64;
+        let mut types = Vec::new();
+        let mut weights = Vec::new();
+        for (t, w) in entries {
+            acc += w as u64;
+            cumulative.push(acc);
+            types.push(t);
+            weights.push(w);
+        }
+        Ok(Workload {
+            types,
+            weights,
+            cumulative,
+            protocol,
+            data,
+        })
+    }
+
+    /// Picks a query type index by weight.
+    #[inline]
+    pub fn pick(&self, rng: &mut Rng) -> usize {
+        if self.types.len() == 1 {
+            return 0;
+        }
+        let total = *self.cumulative.last().expect("non-empty");
+        let r = (rng.next_u64() as u128 * total as u128 >> 64) as u64;
+        self.cumulative.partition_point(|&c| c <= r)
+    }
+
+    /// Names of the query types, in index order.
+    pub fn names(&self) -> Vec<String> {
+        self.types.iter().map(|t| t.name().to_string()).collect()
+    }
+
+    /// Prepares every statement on a fresh connection (protocol `prepared` only).
+    pub fn prepare(&self, client: &mut Client) -> Result<Vec<Vec<Statement>>, postgres::Error> {
+        if self.protocol != Protocol::Prepared {
+            return Ok(vec![Vec::new(); self.types.len()]);
+        }
+        self.types
+            .iter()
+            .map(|t| {
+                t.statements()
+                    .iter()
+                    .map(|sql| client.prepare(sql))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect()
+    }
+
+    /// Runs query type `idx` on `conn`.
+    #[inline]
+    pub fn execute(
+        &self,
+        idx: usize,
+        conn: &mut Conn,
+        rng: &mut Rng,
+        buf: &mut String,
+    ) -> Result<(), postgres::Error> {
+        let Conn { client, prepared } = conn;
+        let mut ctx = ExecCtx {
+            client,
+            prepared: prepared.get(idx).map(Vec::as_slice).unwrap_or(&[]),
+            protocol: self.protocol,
+            rng,
+            buf,
+            data: &self.data,
+        };
+        self.types[idx].execute(&mut ctx)
+    }
+}
+
+/// Parses `--mix name=weight,...` into (name, weight) pairs, checking names against `known`.
+pub fn parse_mix(spec: &str, known: &[&str]) -> Result<Vec<(String, u32)>> {
+    let mut out: Vec<(String, u32)> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = match part.split_once('=') {
+            Some((n, w)) => {
+                let w: u32 = w.trim().parse().map_err(|_| {
+                    error::usage(format!(
+                        "--mix: weight '{w}' of '{n}' is not a whole number; write e.g. --mix point=10,join=1"
+                    ))
+                })?;
+                (n.trim(), w)
+            }
+            None => (part, 1),
+        };
+        if !known.contains(&name) {
+            return Err(error::usage(format!(
+                "--mix: unknown query type '{name}'; known types: {}",
+                known.join(", ")
+            )));
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(error::usage(format!("--mix: '{name}' is named twice")));
+        }
+        out.push((name.to_string(), weight));
+    }
+    if out.iter().all(|(_, w)| *w == 0) {
+        return Err(error::usage(
+            "--mix: no query type has a weight above 0; write e.g. --mix point=1",
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parsing_accepts_defaults_and_rejects_unknown_names() {
+        let known = ["a", "b"];
+        assert_eq!(
+            parse_mix("a=3, b", &known).unwrap(),
+            vec![("a".to_string(), 3), ("b".to_string(), 1)]
+        );
+        let err = parse_mix("a=1,zzz=2", &known).unwrap_err();
+        assert_eq!(error::exit_kind(&err), error::ExitKind::Usage);
+        assert!(err.to_string().contains("zzz"));
+        assert!(parse_mix("a=x", &known).is_err());
+        assert!(parse_mix("a=0", &known).is_err());
+        assert!(parse_mix("a=1,a=2", &known).is_err());
+    }
+
+    #[test]
+    fn simple_rendering_substitutes_literals() {
+        let mut buf = String::new();
+        render_simple(
+            &mut buf,
+            "SELECT $1, $2, $10x",
+            &[Param::I64(-5), Param::F64(2.5)],
+        );
+        assert_eq!(buf, "SELECT -5, 2.5, $10x");
+    }
+
+    struct Named(&'static str);
+    impl QueryType for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn statements(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn execute(&self, _: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn pick_follows_weights() {
+        let data = DataRange {
+            partners: 1,
+            orders: 1,
+            start_us: 0,
+            end_us: 1,
+        };
+        let w = Workload::new(
+            vec![(Box::new(Named("a")), 1), (Box::new(Named("b")), 0), (Box::new(Named("c")), 3)],
+            Protocol::Prepared,
+            data,
+        )
+        .unwrap();
+        assert_eq!(w.names(), vec!["a", "c"]);
+        let mut rng = Rng::new(3);
+        let mut counts = [0u32; 2];
+        for _ in 0..40_000 {
+            counts[w.pick(&mut rng)] += 1;
+        }
+        let share = counts[1] as f64 / 40_000.0;
+        assert!((share - 0.75).abs() < 0.02, "share {share}");
+    }
+}
