@@ -1,0 +1,235 @@
+//! Integration tests of the POS dataset against a real PostgreSQL.
+//!
+//! The target comes from `PGSTORM_TEST_DSN` (a URL or conninfo string); without it every test
+//! prints a note and passes. The tests share the database's `pgstorm` schema, so they take a
+//! process-wide lock and each leaves the schema dropped.
+
+use std::sync::{Mutex, MutexGuard};
+
+use pgstorm::dataset::{self, DatasetError, SeedOptions};
+use postgres::{Client, NoTls};
+
+static SCHEMA_LOCK: Mutex<()> = Mutex::new(());
+
+/// A connection to the test target and the schema lock, or `None` (with a note) when unset.
+fn target(test: &str) -> Option<(Client, MutexGuard<'static, ()>)> {
+    let Ok(dsn) = std::env::var("PGSTORM_TEST_DSN") else {
+        eprintln!("{test}: skipped, PGSTORM_TEST_DSN is not set");
+        return None;
+    };
+    let guard = SCHEMA_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut client = Client::connect(&dsn, NoTls).expect("connect to PGSTORM_TEST_DSN");
+    client
+        .batch_execute("DROP SCHEMA IF EXISTS pgstorm CASCADE")
+        .unwrap();
+    Some((client, guard))
+}
+
+fn opts(scale: u32, seed: u64) -> SeedOptions {
+    SeedOptions {
+        scale,
+        seed,
+        progress: false,
+    }
+}
+
+/// md5 of each dataset table's rows in id order.
+fn digests(client: &mut Client) -> Vec<String> {
+    ["res_partner", "pos_order", "pos_order_line"]
+        .iter()
+        .map(|t| {
+            client
+                .query_one(
+                    &format!(
+                        "SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM pgstorm.{t} t"
+                    ),
+                    &[],
+                )
+                .unwrap()
+                .get(0)
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_gives_identical_tables_and_another_seed_does_not() {
+    let Some((mut client, _guard)) = target("same_seed_gives_identical_tables") else {
+        return;
+    };
+    let first = dataset::seed(&mut client, &opts(1, 42)).unwrap();
+    let a = digests(&mut client);
+    let second = dataset::seed(&mut client, &opts(1, 42)).unwrap();
+    assert_eq!(a, digests(&mut client));
+    assert_eq!((first.partners, first.orders), (100, 1_000));
+    assert_eq!(first.lines, second.lines);
+
+    dataset::seed(&mut client, &opts(1, 43)).unwrap();
+    let c = digests(&mut client);
+    for (same, other) in a.iter().zip(&c) {
+        assert_ne!(same, other);
+    }
+    assert!(dataset::clean(&mut client).unwrap());
+}
+
+#[test]
+fn seed_writes_a_consistent_dataset_and_its_marker() {
+    let Some((mut client, _guard)) = target("seed_writes_a_consistent_dataset") else {
+        return;
+    };
+    assert!(dataset::status(&mut client).unwrap().is_none());
+    let marker = dataset::seed(&mut client, &opts(2, 7)).unwrap();
+    assert_eq!(
+        dataset::status(&mut client).unwrap().as_ref(),
+        Some(&marker)
+    );
+    assert_eq!(marker.scale, 2);
+    assert_eq!(marker.seed, 7);
+    assert_eq!(marker.pgstorm_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(marker.data_end, dataset::data_end());
+    assert_eq!(marker.data_start, dataset::data_start());
+    assert_eq!(
+        dataset::table_counts(&mut client).unwrap(),
+        (marker.partners, marker.orders, marker.lines)
+    );
+    assert_eq!((marker.partners, marker.orders), (200, 2_000));
+    assert!((5_000..7_000).contains(&marker.lines), "{}", marker.lines);
+
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE o.amount_total <> s.total),
+                    count(*) FILTER (WHERE o.create_date < $1 OR o.create_date >= $2),
+                    (SELECT count(*) FROM pgstorm.pos_order_line
+                      WHERE price_subtotal <> round(qty * price_unit, 2))
+             FROM pgstorm.pos_order o
+             JOIN (SELECT order_id, sum(price_subtotal) AS total
+                   FROM pgstorm.pos_order_line GROUP BY order_id) s ON s.order_id = o.id",
+            &[&marker.data_start, &marker.data_end],
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (0, 0, 0)
+    );
+
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'pgstorm' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for name in [
+        "pos_order_amount_total_idx",
+        "pos_order_create_date_idx",
+        "pos_order_line_order_id_idx",
+        "pos_order_partner_id_idx",
+    ] {
+        assert!(indexes.iter().any(|i| i == name), "{name} in {indexes:?}");
+    }
+
+    // Workload inserts get fresh ids after the explicitly numbered rows.
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO pgstorm.pos_order (partner_id, create_date, amount_total, state)
+             VALUES (1, now(), 0, 'draft') RETURNING id",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(id, marker.orders + 1);
+    assert!(dataset::clean(&mut client).unwrap());
+}
+
+#[test]
+fn reseed_keeps_other_pgstorm_tables_and_clean_drops_everything() {
+    let Some((mut client, _guard)) = target("reseed_keeps_other_pgstorm_tables") else {
+        return;
+    };
+    let mut said = Vec::new();
+    let marker = dataset::ensure(&mut client, false, &mut |s| said.push(s.to_string())).unwrap();
+    assert_eq!((marker.scale, marker.seed), (1, 1));
+    assert_eq!(said.len(), 1, "ensure announces the seed: {said:?}");
+    let again = dataset::ensure(&mut client, true, &mut |s| panic!("said {s}")).unwrap();
+    assert_eq!(again, marker);
+
+    client
+        .batch_execute(
+            "CREATE TABLE pgstorm.isolation_accounts (id int PRIMARY KEY, balance int);
+             INSERT INTO pgstorm.isolation_accounts VALUES (1, 100);",
+        )
+        .unwrap();
+    dataset::seed(&mut client, &opts(1, 2)).unwrap();
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM pgstorm.isolation_accounts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1);
+
+    assert!(dataset::clean(&mut client).unwrap());
+    assert!(dataset::status(&mut client).unwrap().is_none());
+    assert!(!dataset::clean(&mut client).unwrap());
+    assert!(matches!(
+        dataset::ensure(&mut client, true, &mut |_| {}),
+        Err(DatasetError::NotSeeded)
+    ));
+}
+
+#[test]
+fn a_foreign_pgstorm_schema_is_refused() {
+    let Some((mut client, _guard)) = target("a_foreign_pgstorm_schema_is_refused") else {
+        return;
+    };
+    client
+        .batch_execute(
+            "CREATE SCHEMA pgstorm; CREATE TABLE pgstorm.precious (v text);
+             INSERT INTO pgstorm.precious VALUES ('keep me');",
+        )
+        .unwrap();
+    assert!(matches!(
+        dataset::status(&mut client),
+        Err(DatasetError::ForeignSchema)
+    ));
+    assert!(matches!(
+        dataset::seed(&mut client, &opts(1, 1)),
+        Err(DatasetError::ForeignSchema)
+    ));
+    assert!(matches!(
+        dataset::clean(&mut client),
+        Err(DatasetError::ForeignSchema)
+    ));
+    assert!(matches!(
+        dataset::ensure(&mut client, false, &mut |_| {}),
+        Err(DatasetError::ForeignSchema)
+    ));
+    let msg = DatasetError::ForeignSchema.to_string();
+    assert!(
+        msg.contains("\"pgstorm\"") && msg.contains("DROP SCHEMA"),
+        "{msg}"
+    );
+    let v: String = client
+        .query_one("SELECT v FROM pgstorm.precious", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "keep me");
+    client.batch_execute("DROP SCHEMA pgstorm CASCADE").unwrap();
+}
+
+#[test]
+fn invalid_scales_are_refused_before_touching_the_database() {
+    let Some((mut client, _guard)) = target("invalid_scales_are_refused") else {
+        return;
+    };
+    for scale in [0, 100_001] {
+        assert!(matches!(
+            dataset::seed(&mut client, &opts(scale, 1)),
+            Err(DatasetError::InvalidScale(s)) if s == scale
+        ));
+    }
+    assert!(dataset::status(&mut client).unwrap().is_none());
+}
