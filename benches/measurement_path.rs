@@ -16,7 +16,10 @@ use pgstorm::engine::worker::Recorder;
 fn measurement_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("measurement_path");
     group.throughput(Throughput::Elements(1));
-    for (label, interval) in [("interval_1ms", Duration::from_millis(1)), ("interval_1s", Duration::from_secs(1))] {
+    for (label, interval) in [
+        ("interval_1ms", Duration::from_millis(1)),
+        ("interval_1s", Duration::from_secs(1)),
+    ] {
         group.bench_function(label, |b| {
             let names: Vec<String> = (0..6).map(|i| format!("q{i}")).collect();
             let (tx, rx) = crossbeam_channel::unbounded();

@@ -81,7 +81,10 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             if crate::dataset::clean(&mut session.admin)? {
                 println!("dropped schema pgstorm in {}", session.target.display);
             } else {
-                println!("no schema pgstorm in {}: nothing to do", session.target.display);
+                println!(
+                    "no schema pgstorm in {}: nothing to do",
+                    session.target.display
+                );
             }
             Ok(0)
         }
@@ -104,7 +107,9 @@ fn sandbox_command(a: &cli::SandboxArgs) -> Result<i32> {
             };
             let info = sandbox::start_persistent(&opts).map_err(map)?;
             println!("sandbox PostgreSQL {} running: {}", info.version, info.dsn);
-            println!("pgstorm commands without --dsn now use it; stop it with: pgstorm sandbox stop");
+            println!(
+                "pgstorm commands without --dsn now use it; stop it with: pgstorm sandbox stop"
+            );
             Ok(0)
         }
         "stop" => {
@@ -117,7 +122,10 @@ fn sandbox_command(a: &cli::SandboxArgs) -> Result<i32> {
         }
         "status" => match sandbox::status_persistent().map_err(map)? {
             Some(info) => {
-                println!("running: PostgreSQL {} at {} (pid {})", info.version, info.dsn, info.pid);
+                println!(
+                    "running: PostgreSQL {} at {} (pid {})",
+                    info.version, info.dsn, info.pid
+                );
                 Ok(0)
             }
             None => {
@@ -165,7 +173,9 @@ fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
 /// Validates `pgstorm queries` arguments into scenario options.
 pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesOptions> {
     if a.time.is_some() && a.transactions.is_some() {
-        return Err(error::usage("give either -T (seconds) or -t (transactions per client), not both"));
+        return Err(error::usage(
+            "give either -T (seconds) or -t (transactions per client), not both",
+        ));
     }
     if a.time == Some(0) || a.transactions == Some(0) {
         return Err(error::usage("-T and -t must be above 0"));
@@ -180,7 +190,10 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
             )))
         }
     };
-    let mix = a.mix.clone().unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
+    let mix = a
+        .mix
+        .clone()
+        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
     crate::workload::parse_mix(&mix, &builtin::NAMES)?;
     let mut o = QueriesOptions {
         target: TargetOptions {
@@ -221,7 +234,10 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     Ok(o)
 }
 
-fn suite_options(a: &cli::RunArgs, argv: &[String]) -> Result<crate::scenarios::suite::SuiteOptions> {
+fn suite_options(
+    a: &cli::RunArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::suite::SuiteOptions> {
     let profile: crate::scenarios::suite::Profile = a.profile.parse()?;
     Ok(crate::scenarios::suite::SuiteOptions {
         profile,
@@ -245,7 +261,10 @@ mod tests {
     #[test]
     fn durations_parse_with_units_and_reject_garbage() {
         assert_eq!(parse_duration("x", "5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("x", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("x", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_duration("x", "2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("x", "3").unwrap(), Duration::from_secs(3));
         for bad in ["", "abc", "-1s", "0"] {

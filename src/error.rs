@@ -69,6 +69,11 @@ pub fn target(message: impl Into<String>) -> anyhow::Error {
 /// The exit kind of an error chain: the first [`Classified`] found, else `Internal`.
 pub fn exit_kind(err: &anyhow::Error) -> ExitKind {
     err.chain()
-        .find_map(|e| e.downcast_ref::<Classified>().map(|c| c.kind))
+        .find_map(|e| {
+            e.downcast_ref::<Classified>().map(|c| c.kind).or_else(|| {
+                e.downcast_ref::<crate::dataset::DatasetError>()
+                    .map(|d| d.exit_kind())
+            })
+        })
         .unwrap_or(ExitKind::Internal)
 }

@@ -185,7 +185,10 @@ pub fn display_of(config: &Config) -> String {
 pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
     use postgres::error::SqlState;
     let hint = match e.code() {
-        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+        Some(c)
+            if *c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
             "check the user and password (PGPASSWORD, ~/.pgpass is not read) and pg_hba.conf"
         }
         Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => {
@@ -194,16 +197,28 @@ pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
         Some(c) if *c == SqlState::INVALID_CATALOG_NAME => {
             "the database does not exist: create it or name another in --dsn"
         }
-        Some(c) if *c == SqlState::CANNOT_CONNECT_NOW => "the server is starting up or shutting down: retry shortly",
-        _ => "check that the server runs and listens there (host, port, listen_addresses, firewall)",
+        Some(c) if *c == SqlState::CANNOT_CONNECT_NOW => {
+            "the server is starting up or shutting down: retry shortly"
+        }
+        _ => {
+            "check that the server runs and listens there (host, port, listen_addresses, firewall)"
+        }
     };
-    error::target(format!("cannot connect to {display}: {}; {hint}", one_line(e)))
+    error::target(format!(
+        "cannot connect to {display}: {}; {hint}",
+        one_line(e)
+    ))
 }
 
 /// A driver error on one line, including the server's message when there is one.
 pub fn one_line(e: &postgres::Error) -> String {
     let text = match e.as_db_error() {
-        Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
         None => {
             let mut s = e.to_string();
             let mut src = std::error::Error::source(e);
@@ -416,7 +431,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -460,8 +480,8 @@ mod tests {
 
     #[test]
     fn bad_dsn_is_a_usage_error_without_the_password() {
-        let err = resolve_with_env(Some("postgres://u:hunter2@h:notaport/d"), &env_of(&[]))
-            .unwrap_err();
+        let err =
+            resolve_with_env(Some("postgres://u:hunter2@h:notaport/d"), &env_of(&[])).unwrap_err();
         assert_eq!(error::exit_kind(&err), error::ExitKind::Usage);
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
@@ -469,9 +489,18 @@ mod tests {
     #[test]
     fn redact_masks_every_password_form() {
         assert_eq!(redact("postgres://u:pw@h/d"), "postgres://u:***@h/d");
-        assert_eq!(redact("postgres://u@h/d?password=pw&x=1"), "postgres://u@h/d?password=***&x=1");
-        assert_eq!(redact("host=h password=pw user=u"), "host=h password=*** user=u");
-        assert_eq!(redact("host=h password = 'p w' user=u"), "host=h password =*** user=u");
+        assert_eq!(
+            redact("postgres://u@h/d?password=pw&x=1"),
+            "postgres://u@h/d?password=***&x=1"
+        );
+        assert_eq!(
+            redact("host=h password=pw user=u"),
+            "host=h password=*** user=u"
+        );
+        assert_eq!(
+            redact("host=h password = 'p w' user=u"),
+            "host=h password =*** user=u"
+        );
         assert_eq!(redact("host=h user=u"), "host=h user=u");
     }
 
@@ -490,6 +519,9 @@ mod tests {
         let err = check_capacity(&info, 500, 1, "t").unwrap_err();
         assert_eq!(error::exit_kind(&err), error::ExitKind::Target);
         let msg = err.to_string();
-        assert!(msg.contains("max_connections") && msg.contains("515"), "{msg}");
+        assert!(
+            msg.contains("max_connections") && msg.contains("515"),
+            "{msg}"
+        );
     }
 }

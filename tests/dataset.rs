@@ -1,8 +1,10 @@
 //! Integration tests of the POS dataset against a real PostgreSQL.
 //!
-//! The target comes from `PGSTORM_TEST_DSN` (a URL or conninfo string); without it every test
-//! prints a note and passes. The tests share the database's `pgstorm` schema, so they take a
+//! The target is database `dataset` of the test binary's sandbox (or `PGSTORM_TEST_DSN`, a URL or
+//! conninfo string, to run them against another server). The tests share the database's `pgstorm` schema, so they take a
 //! process-wide lock and each leaves the schema dropped.
+
+mod common;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,12 +13,9 @@ use postgres::{Client, NoTls};
 
 static SCHEMA_LOCK: Mutex<()> = Mutex::new(());
 
-/// A connection to the test target and the schema lock, or `None` (with a note) when unset.
-fn target(test: &str) -> Option<(Client, MutexGuard<'static, ()>)> {
-    let Ok(dsn) = std::env::var("PGSTORM_TEST_DSN") else {
-        eprintln!("{test}: skipped, PGSTORM_TEST_DSN is not set");
-        return None;
-    };
+/// A connection to the test target with an empty `pgstorm` schema, and the schema lock.
+fn target(_test: &str) -> Option<(Client, MutexGuard<'static, ()>)> {
+    let dsn = std::env::var("PGSTORM_TEST_DSN").unwrap_or_else(|_| common::database("dataset"));
     let guard = SCHEMA_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut client = Client::connect(&dsn, NoTls).expect("connect to PGSTORM_TEST_DSN");
     client

@@ -223,7 +223,9 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
         let ready: Vec<u32> = open
             .keys()
             .copied()
-            .filter(|&i| all_done || elapsed >= (i + 1) as f64 * interval_s + cfg.grace.as_secs_f64())
+            .filter(|&i| {
+                all_done || elapsed >= (i + 1) as f64 * interval_s + cfg.grace.as_secs_f64()
+            })
             .collect();
         for i in ready {
             let acc = open.remove(&i).expect("key listed above");

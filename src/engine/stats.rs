@@ -242,8 +242,14 @@ mod tests {
     fn sqlstates_map_to_named_classes() {
         assert_eq!(ErrorClass::of_sqlstate("40001"), ErrorClass::Serialization);
         assert_eq!(ErrorClass::of_sqlstate("40P01"), ErrorClass::Deadlock);
-        assert_eq!(ErrorClass::of_sqlstate("57014"), ErrorClass::StatementTimeout);
-        assert_eq!(ErrorClass::of_sqlstate("53300"), ErrorClass::TooManyConnections);
+        assert_eq!(
+            ErrorClass::of_sqlstate("57014"),
+            ErrorClass::StatementTimeout
+        );
+        assert_eq!(
+            ErrorClass::of_sqlstate("53300"),
+            ErrorClass::TooManyConnections
+        );
         assert_eq!(ErrorClass::of_sqlstate("08006"), ErrorClass::Connection);
         assert_eq!(ErrorClass::of_sqlstate("57P01"), ErrorClass::Shutdown);
         assert_eq!(ErrorClass::of_sqlstate("23505"), ErrorClass::Other);

@@ -18,7 +18,9 @@ use crate::rng::Rng;
 use crate::workload::Workload;
 
 /// How arrivals are spaced in open loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrival {
     /// Evenly spaced.

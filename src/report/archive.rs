@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::model::RunDocument;
 use super::csv_out;
+use super::model::RunDocument;
 
 /// Extra files a scenario wants in its folder (name, contents).
 pub type ExtraFile = (String, Vec<u8>);
@@ -52,7 +52,11 @@ pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> 
     let tmp = results_dir.join(format!(".tmp-{}-{}", doc.run_id, std::process::id()));
     let result = write_into(&tmp, doc, extra).and_then(|()| {
         fs::rename(&tmp, &final_dir).with_context(|| {
-            format!("cannot move {} into place as {}", tmp.display(), final_dir.display())
+            format!(
+                "cannot move {} into place as {}",
+                tmp.display(),
+                final_dir.display()
+            )
         })
     });
     if let Err(e) = result {
@@ -78,7 +82,8 @@ fn write_into(dir: &Path, doc: &RunDocument, extra: &[ExtraFile]) -> Result<()> 
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))
@@ -92,12 +97,21 @@ pub const INDEX_HEADER: &str =
 pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
     let path = results_dir.join("index.csv");
     let new = !path.exists();
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
     if new {
         w.write_record(INDEX_HEADER.split(','))?;
     }
     let load = doc.load.as_ref();
-    let setting = |k: &str| doc.target.server.settings.get(k).cloned().unwrap_or_default();
+    let setting = |k: &str| {
+        doc.target
+            .server
+            .settings
+            .get(k)
+            .cloned()
+            .unwrap_or_default()
+    };
     w.write_record([
         doc.run_id.clone(),
         doc.started_at.clone(),
@@ -105,9 +119,12 @@ pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
         doc.scenario.clone(),
         doc.host.hostname.clone(),
         doc.target.server.server_version.clone(),
-        load.map(|l| l.config.clients.to_string()).unwrap_or_default(),
-        load.map(|l| format!("{:.1}", l.summary.tps)).unwrap_or_default(),
-        load.map(|l| format!("{:.3}", l.summary.latency.p99_ms)).unwrap_or_default(),
+        load.map(|l| l.config.clients.to_string())
+            .unwrap_or_default(),
+        load.map(|l| format!("{:.1}", l.summary.tps))
+            .unwrap_or_default(),
+        load.map(|l| format!("{:.3}", l.summary.latency.p99_ms))
+            .unwrap_or_default(),
         load.map(|l| l.summary.errors.values().sum::<u64>().to_string())
             .unwrap_or_default(),
         if doc.interrupted { "interrupted" } else { "" }.to_string(),

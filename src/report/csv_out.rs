@@ -14,8 +14,20 @@ fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
 pub fn summary(load: &LoadResult) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "query", "count", "errors", "tps", "mean_ms", "stddev_ms", "min_ms", "p50_ms", "p90_ms",
-        "p95_ms", "p99_ms", "p99_9_ms", "p99_99_ms", "max_ms",
+        "query",
+        "count",
+        "errors",
+        "tps",
+        "mean_ms",
+        "stddev_ms",
+        "min_ms",
+        "p50_ms",
+        "p90_ms",
+        "p95_ms",
+        "p99_ms",
+        "p99_9_ms",
+        "p99_99_ms",
+        "max_ms",
     ])?;
     let row = |q: &QueryResult| -> Vec<String> {
         let l = &q.latency;
@@ -27,8 +39,16 @@ pub fn summary(load: &LoadResult) -> Result<Vec<u8>> {
         ];
         r.extend(
             [
-                l.mean_ms, l.stddev_ms, l.min_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms,
-                l.p999_ms, l.p9999_ms, l.max_ms,
+                l.mean_ms,
+                l.stddev_ms,
+                l.min_ms,
+                l.p50_ms,
+                l.p90_ms,
+                l.p95_ms,
+                l.p99_ms,
+                l.p999_ms,
+                l.p9999_ms,
+                l.max_ms,
             ]
             .iter()
             .map(|v| format!("{v:.4}")),
@@ -47,7 +67,14 @@ pub fn timeseries(load: &LoadResult) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let names: Vec<&str> = load.queries.iter().map(|q| q.name.as_str()).collect();
     let mut header: Vec<String> = [
-        "t_s", "warmup", "tps", "errors", "p50_ms", "p99_ms", "max_ms", "lag_p99_ms",
+        "t_s",
+        "warmup",
+        "tps",
+        "errors",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "lag_p99_ms",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -65,8 +65,18 @@ mod tests {
             h.record(v).unwrap();
         }
         let entries = vec![
-            Entry { tag: "point".into(), start_s: 0.0, duration_s: 1.0, encoded: stats::encode(&h) },
-            Entry { tag: "join".into(), start_s: 1.0, duration_s: 1.0, encoded: stats::encode(&h) },
+            Entry {
+                tag: "point".into(),
+                start_s: 0.0,
+                duration_s: 1.0,
+                encoded: stats::encode(&h),
+            },
+            Entry {
+                tag: "join".into(),
+                start_s: 1.0,
+                duration_s: 1.0,
+                encoded: stats::encode(&h),
+            },
         ];
         let bytes = render(1_700_000_000.0, &entries).unwrap();
         let mut seen = Vec::new();

@@ -70,7 +70,9 @@ mod tests {
         let s = latency_summary(&h);
         assert_eq!(s.count, 10_000);
         assert!((s.p50_ms - 5.0).abs() < 0.01);
-        let seq = [s.min_ms, s.p50_ms, s.p90_ms, s.p95_ms, s.p99_ms, s.p999_ms, s.p9999_ms, s.max_ms];
+        let seq = [
+            s.min_ms, s.p50_ms, s.p90_ms, s.p95_ms, s.p99_ms, s.p999_ms, s.p9999_ms, s.max_ms,
+        ];
         assert!(seq.windows(2).all(|w| w[0] <= w[1]), "{seq:?}");
     }
 

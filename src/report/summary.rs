@@ -29,7 +29,16 @@ pub fn render(doc: &RunDocument) -> String {
     let _ = writeln!(
         s,
         "{:<14} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "query", "count", "errors", "tps", "mean ms", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms"
+        "query",
+        "count",
+        "errors",
+        "tps",
+        "mean ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
     );
     let mut row = |q: &QueryResult| {
         let l = &q.latency;

@@ -43,7 +43,9 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
                     "throughput fell to {:.0} tx/s (median {:.0}) at t={:.0} s",
                     p.tps, med, p.t_s
                 ),
-                None => format!("the slowest transaction took {max:.0} ms against a median of {p50:.3} ms"),
+                None => format!(
+                    "the slowest transaction took {max:.0} ms against a median of {p50:.3} ms"
+                ),
             };
             out.push(w(
                 "closed_loop_stall",

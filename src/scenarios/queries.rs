@@ -109,7 +109,12 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
             )));
         }
     }
-    crate::target::check_capacity(&session.server, opts.engine.clients, 1, &session.target.display)?;
+    crate::target::check_capacity(
+        &session.server,
+        opts.engine.clients,
+        1,
+        &session.target.display,
+    )?;
 
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
     let marker = crate::dataset::ensure(&mut session.admin, !opts.seed_if_missing, &mut say)?;
@@ -119,7 +124,11 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
         start_us: marker.data_start.timestamp_micros(),
         end_us: marker.data_end.timestamp_micros(),
     };
-    let workload = Arc::new(Workload::new(builtin::from_mix(&mix)?, opts.protocol, data)?);
+    let workload = Arc::new(Workload::new(
+        builtin::from_mix(&mix)?,
+        opts.protocol,
+        data,
+    )?);
 
     let started = chrono::Utc::now();
     let host = crate::monitor::host::host_info();
@@ -128,7 +137,13 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
     let _ = session.wait_pool_gone(Duration::from_secs(5));
     let after = session.xact_counters().ok();
 
-    let mut doc = session.document("queries", &opts.archive.label, &opts.archive.command, started, host);
+    let mut doc = session.document(
+        "queries",
+        &opts.archive.label,
+        &opts.archive.command,
+        started,
+        host,
+    );
     doc.dataset = Some(DatasetInfo {
         scale: marker.scale,
         seed: marker.seed,
@@ -203,7 +218,12 @@ fn query_result(name: &str, t: &engine::stats::TypeStats, secs: f64) -> QueryRes
 }
 
 /// Turns engine measurements into the document's load section.
-pub fn load_result(out: &EngineOutput, workload: &Workload, opts: &QueriesOptions, cpus: usize) -> LoadResult {
+pub fn load_result(
+    out: &EngineOutput,
+    workload: &Workload,
+    opts: &QueriesOptions,
+    cpus: usize,
+) -> LoadResult {
     let secs = out.measured.as_secs_f64();
     let mut all = engine::stats::TypeStats::new(3);
     for t in &out.totals {
@@ -233,7 +253,12 @@ pub fn load_result(out: &EngineOutput, workload: &Workload, opts: &QueriesOption
             p99_ms: r.all_p99_us as f64 / 1000.0,
             max_ms: r.all_max_us as f64 / 1000.0,
             lag_p99_ms: r.lag_p99_us as f64 / 1000.0,
-            per_query: out.names.iter().cloned().zip(r.ok.iter().copied()).collect(),
+            per_query: out
+                .names
+                .iter()
+                .cloned()
+                .zip(r.ok.iter().copied())
+                .collect(),
         })
         .collect();
     LoadResult {

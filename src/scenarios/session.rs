@@ -30,8 +30,8 @@ fn existing_target(dsn: Option<&str>) -> Result<Option<Target>> {
         return Ok(Some(t));
     }
     if let Ok(Some(info)) = crate::sandbox::status_persistent() {
-        let t = target::resolve(Some(&info.dsn))?
-            .map(|t| Target::new(t.config, TargetSource::Sandbox));
+        let t =
+            target::resolve(Some(&info.dsn))?.map(|t| Target::new(t.config, TargetSource::Sandbox));
         if let Some(t) = &t {
             eprintln!(
                 "pgstorm: target {} (the sandbox started by `pgstorm sandbox start`)",
@@ -150,7 +150,8 @@ impl Session {
 
     /// (xact_commit, xact_rollback) of the current database, fresh (not a cached snapshot).
     pub fn xact_counters(&mut self) -> Result<(i64, i64), postgres::Error> {
-        self.admin.batch_execute("SELECT pg_stat_clear_snapshot()")?;
+        self.admin
+            .batch_execute("SELECT pg_stat_clear_snapshot()")?;
         let row = self.admin.query_one(
             "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()",
             &[],

@@ -44,7 +44,12 @@ impl Profile {
     }
 
     /// Options of the query load for this profile.
-    pub fn queries(self, target: TargetOptions, archive: ArchiveOptions, seed_if_missing: bool) -> QueriesOptions {
+    pub fn queries(
+        self,
+        target: TargetOptions,
+        archive: ArchiveOptions,
+        seed_if_missing: bool,
+    ) -> QueriesOptions {
         let mut o = QueriesOptions {
             target,
             archive,
@@ -86,9 +91,11 @@ pub struct SuiteOptions {
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
 pub fn run(opts: &SuiteOptions) -> Result<i32> {
     let mut session = Session::open(&opts.target)?;
-    let mut q = opts
-        .profile
-        .queries(opts.target.clone(), opts.archive.clone(), opts.seed_if_missing);
+    let mut q = opts.profile.queries(
+        opts.target.clone(),
+        opts.archive.clone(),
+        opts.seed_if_missing,
+    );
     q.print_summary = true;
     queries::run_on(&mut session, &q)?;
     Ok(0)

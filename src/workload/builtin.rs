@@ -12,7 +12,14 @@ const HOUR_US: i64 = 3_600_000_000;
 const DAY_US: i64 = 24 * HOUR_US;
 
 /// Names of the built-in query types, as `--mix` accepts them.
-pub const NAMES: [&str; 6] = ["simple", "join", "aggregation", "transaction", "index", "point"];
+pub const NAMES: [&str; 6] = [
+    "simple",
+    "join",
+    "aggregation",
+    "transaction",
+    "index",
+    "point",
+];
 
 /// The default mix of `pgstorm queries` and `pgstorm run`.
 pub const DEFAULT_MIX: &str = "simple=4,join=1,aggregation=1,transaction=1,index=2,point=10";
@@ -92,14 +99,19 @@ impl QueryType for Aggregation {
     }
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
         let from = instant(ctx, 7 * DAY_US);
-        ctx.run(0, AGGREGATION_SQL, &[Param::Ts(from), Param::Ts(from + 7 * DAY_US)])
-            .map(drop)
+        ctx.run(
+            0,
+            AGGREGATION_SQL,
+            &[Param::Ts(from), Param::Ts(from + 7 * DAY_US)],
+        )
+        .map(drop)
     }
 }
 
 /// BEGIN; insert an order; update another order's lines; ROLLBACK.
 pub struct Transaction;
-const TX_INSERT_SQL: &str = "INSERT INTO pgstorm.pos_order (partner_id, create_date, amount_total, state) \
+const TX_INSERT_SQL: &str =
+    "INSERT INTO pgstorm.pos_order (partner_id, create_date, amount_total, state) \
      VALUES ($1::bigint, $2::timestamptz, $3::float8::numeric(12,2), 'draft') RETURNING id";
 const TX_UPDATE_SQL: &str =
     "UPDATE pgstorm.pos_order_line SET qty = qty + 1 WHERE order_id = $1::bigint";
@@ -118,7 +130,11 @@ impl QueryType for Transaction {
         let amount = ctx.rng.range_i64(50, 50_000) as f64 / 100.0;
         ctx.client.batch_execute("BEGIN")?;
         let body = ctx
-            .run(0, TX_INSERT_SQL, &[Param::I64(partner), Param::Ts(at), Param::F64(amount)])
+            .run(
+                0,
+                TX_INSERT_SQL,
+                &[Param::I64(partner), Param::Ts(at), Param::F64(amount)],
+            )
             .and_then(|_| ctx.run(1, TX_UPDATE_SQL, &[Param::I64(order)]));
         // Roll back whatever happened; a failed ROLLBACK on a broken connection is reported by
         // the body's error first.

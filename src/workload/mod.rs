@@ -181,7 +181,9 @@ impl Workload {
     ) -> Result<Workload> {
         let entries: Vec<_> = entries.into_iter().filter(|(_, w)| *w > 0).collect();
         if entries.is_empty() {
-            return Err(error::usage("the mix has no query type with a weight above 0"));
+            return Err(error::usage(
+                "the mix has no query type with a weight above 0",
+            ));
         }
         let mut cumulative = Vec::with_capacity(entries.len());
         let mut acc = 0u64;
@@ -209,7 +211,7 @@ impl Workload {
             return 0;
         }
         let total = *self.cumulative.last().expect("non-empty");
-        let r = (rng.next_u64() as u128 * total as u128 >> 64) as u64;
+        let r = ((rng.next_u64() as u128 * total as u128) >> 64) as u64;
         self.cumulative.partition_point(|&c| c <= r)
     }
 
@@ -342,7 +344,11 @@ mod tests {
             end_us: 1,
         };
         let w = Workload::new(
-            vec![(Box::new(Named("a")), 1), (Box::new(Named("b")), 0), (Box::new(Named("c")), 3)],
+            vec![
+                (Box::new(Named("a")), 1),
+                (Box::new(Named("b")), 0),
+                (Box::new(Named("c")), 3),
+            ],
             Protocol::Prepared,
             data,
         )

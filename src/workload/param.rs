@@ -37,7 +37,11 @@ impl Param {
             }
             Param::Ts(us) => {
                 let ts = chrono::DateTime::from_timestamp_micros(us).unwrap_or_default();
-                let _ = write!(buf, "'{}'::timestamptz", ts.format("%Y-%m-%d %H:%M:%S%.6f+00"));
+                let _ = write!(
+                    buf,
+                    "'{}'::timestamptz",
+                    ts.format("%Y-%m-%d %H:%M:%S%.6f+00")
+                );
             }
         }
     }

@@ -1,0 +1,349 @@
+//! End-to-end tests of the query load against a real sandbox PostgreSQL: the archived result, the
+//! server's own counters, coordinated omission (positive control), and bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use pgstorm::engine::Arrival;
+use pgstorm::report::model::RunDocument;
+use pgstorm::scenarios::queries::{self, QueriesOptions};
+use pgstorm::scenarios::session::TargetOptions;
+
+/// Options for a short load on the test's own database `db`.
+fn options(results: &Path, db: &str) -> QueriesOptions {
+    let label = db;
+    let mut o = QueriesOptions {
+        target: TargetOptions {
+            dsn: Some(common::database(db)),
+            sandbox_max_connections: None,
+        },
+        ..QueriesOptions::default()
+    };
+    o.archive.results_dir = results.to_path_buf();
+    o.archive.label = label.into();
+    o.print_summary = false;
+    o.engine.clients = 4;
+    o.engine.duration = Some(Duration::from_secs(3));
+    o.engine.pin = false;
+    o
+}
+
+fn read_doc(dir: &Path) -> RunDocument {
+    serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn end_to_end_result_is_complete_valid_and_agrees_with_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = queries::run(&options(tmp.path(), "e2e")).unwrap();
+
+    // Every file of the folder is there, and run.json validates against the checked-in schema.
+    for f in ["run.json", "summary.csv", "timeseries.csv", "latency.hlog"] {
+        assert!(out.dir.join(f).is_file(), "{f} missing");
+    }
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/run.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "run.json does not match its schema: {errors:?}"
+    );
+
+    let doc = read_doc(&out.dir);
+    assert_eq!(doc.schema_version, pgstorm::report::model::SCHEMA_VERSION);
+    let load = doc.load.as_ref().unwrap();
+    assert_eq!(load.queries.len(), 6);
+    assert!(
+        load.summary.count > 100,
+        "too few transactions: {}",
+        load.summary.count
+    );
+    assert_eq!(
+        load.summary.count,
+        load.queries.iter().map(|q| q.count).sum::<u64>()
+    );
+    for q in load.queries.iter().chain(std::iter::once(&load.summary)) {
+        let l = &q.latency;
+        let seq = [
+            l.min_ms, l.p50_ms, l.p90_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.p9999_ms, l.max_ms,
+        ];
+        assert!(seq.windows(2).all(|w| w[0] <= w[1]), "{}: {seq:?}", q.name);
+        assert!(l.p50_ms > 0.0, "{}", q.name);
+        assert!(q.errors.is_empty(), "{}: {:?}", q.name, q.errors);
+    }
+
+    // The server counted (nearly) the same transactions as the client.
+    let sc = load.server_check.as_ref().expect("server check");
+    assert!(
+        (0.97..=1.03).contains(&sc.ratio),
+        "server commits+rollbacks {} vs client {}",
+        sc.xact_commit + sc.xact_rollback,
+        sc.client_transactions
+    );
+    // Each `transaction` execution is one rollback on the server.
+    let tx = load
+        .queries
+        .iter()
+        .find(|q| q.name == "transaction")
+        .unwrap();
+    assert!(sc.xact_rollback as u64 >= tx.count);
+
+    // The index got its line, and the password-free DSN is what was stored.
+    let index = std::fs::read_to_string(tmp.path().join("index.csv")).unwrap();
+    assert_eq!(index.lines().count(), 2, "{index}");
+    assert!(index.contains(&doc.run_id));
+    assert!(doc.target.dsn.starts_with("postgres://"));
+    assert!(!doc.target.server.settings.is_empty());
+    assert!(doc.target.server.settings.contains_key("shared_buffers"));
+    assert!(doc.dataset.is_some());
+    assert!(load.client.cpu_us_per_tx > 0.0);
+}
+
+#[test]
+fn transaction_type_leaves_row_counts_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = common::client_of("tx");
+    let mut o = options(tmp.path(), "tx");
+    o.mix = "transaction=1".into();
+    o.engine.duration = Some(Duration::from_secs(2));
+    // Make sure the dataset exists before counting.
+    let mut say = |_: &str| {};
+    pgstorm::dataset::ensure(&mut c, false, &mut say).unwrap();
+    let before = pgstorm::dataset::table_counts(&mut c).unwrap();
+    let out = queries::run(&o).unwrap();
+    let after = pgstorm::dataset::table_counts(&mut c).unwrap();
+    assert!(out.doc.load.as_ref().unwrap().summary.count > 10);
+    assert_eq!(before, after);
+}
+
+fn stall_table(db: &'static str, seconds: f64, after: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut c = common::client_of(db);
+        std::thread::sleep(after);
+        c.batch_execute("BEGIN; LOCK TABLE pgstorm.pos_order IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        c.batch_execute("COMMIT").unwrap();
+    })
+}
+
+#[test]
+fn open_loop_latency_includes_a_server_stall_and_closed_loop_flags_it() {
+    // Dataset first, so the stall lands inside the measured load.
+    let mut c = common::client_of("stall");
+    let mut say = |_: &str| {};
+    pgstorm::dataset::ensure(&mut c, false, &mut say).unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), "stall");
+    o.mix = "point=1".into();
+    o.engine.duration = Some(Duration::from_secs(4));
+    o.engine.rate = Some(200.0);
+    o.engine.arrival = Arrival::Uniform;
+    o.engine.interval = Duration::from_millis(250);
+    let stall = stall_table("stall", 1.0, Duration::from_millis(1500));
+    let open = queries::run(&o).unwrap();
+    stall.join().unwrap();
+    let load = open.doc.load.as_ref().unwrap();
+    // ~200 of ~800 transactions were due during the 1 s stall: measured from their intended
+    // start, they waited up to 1 s, so p99 sits near the stall's length.
+    assert!(
+        load.summary.latency.p99_ms >= 500.0,
+        "open-loop p99 {} ms does not show a 1 s stall",
+        load.summary.latency.p99_ms
+    );
+    assert!(load.schedule_lag.is_some());
+    assert_eq!(load.config.latency_from, "intended_start");
+
+    let mut o = options(tmp.path(), "stall");
+    o.mix = "point=1".into();
+    o.engine.duration = Some(Duration::from_secs(4));
+    o.engine.interval = Duration::from_millis(250);
+    let stall = stall_table("stall", 1.0, Duration::from_millis(1500));
+    let closed = queries::run(&o).unwrap();
+    stall.join().unwrap();
+    let load = closed.doc.load.as_ref().unwrap();
+    assert_eq!(load.config.latency_from, "actual_start");
+    assert!(
+        closed
+            .doc
+            .warnings
+            .iter()
+            .any(|w| w.code == "closed_loop_stall"),
+        "closed loop hid the stall without a warning: p99 {} ms, warnings {:?}",
+        load.summary.latency.p99_ms,
+        closed.doc.warnings
+    );
+}
+
+#[test]
+fn a_run_without_a_stall_gets_no_stall_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), "calm");
+    o.mix = "point=1".into();
+    o.engine.interval = Duration::from_millis(250);
+    let out = queries::run(&o).unwrap();
+    assert!(
+        !out.doc
+            .warnings
+            .iter()
+            .any(|w| w.code == "closed_loop_stall"),
+        "{:?}",
+        out.doc.warnings
+    );
+}
+
+fn pgstorm(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args(args)
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGUSER")
+        .env_remove("PGDATABASE")
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn assert_nothing_written(dir: &Path) {
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(entries.is_empty(), "left behind: {entries:?}");
+}
+
+#[test]
+fn unreachable_host_is_exit_3_with_one_line_and_no_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("r");
+    let (code, err) = pgstorm(&[
+        "queries",
+        "--dsn",
+        "postgres://nobody:secret@127.0.0.1:1/db",
+        "-T",
+        "1",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let error_lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(error_lines.len(), 1, "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("secret"), "password leaked: {err}");
+    assert_nothing_written(&results);
+}
+
+#[test]
+fn wrong_password_is_exit_3_and_never_echoed() {
+    let sb = common::sandbox();
+    let mut c = common::client();
+    c.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pwuser') THEN \
+         CREATE ROLE pwuser LOGIN PASSWORD 'right-one'; END IF; END $$",
+    )
+    .unwrap();
+    // Password authentication for this role only; everything else stays trust.
+    let hba = sb.data_dir().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    if !old.contains("pwuser") {
+        std::fs::write(
+            &hba,
+            format!("host all pwuser 127.0.0.1/32 scram-sha-256\n{old}"),
+        )
+        .unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dsn = format!(
+        "postgres://pwuser:wrong-guess@{}:{}/{}",
+        sb.host(),
+        sb.port(),
+        sb.dbname()
+    );
+    let (code, err) = pgstorm(&[
+        "queries",
+        "--dsn",
+        &dsn,
+        "--results-dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("wrong-guess"), "password leaked: {err}");
+    assert_nothing_written(tmp.path());
+}
+
+#[test]
+fn unknown_query_type_in_mix_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = pgstorm(&[
+        "queries",
+        "--dsn",
+        &common::sandbox().dsn(),
+        "--mix",
+        "point=1,teleport=2",
+        "--results-dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("teleport") && err.contains("point"), "{err}");
+    assert_nothing_written(tmp.path());
+}
+
+#[test]
+fn too_many_clients_are_refused_before_any_connection() {
+    let sb = common::fresh_sandbox(&pgstorm::sandbox::SandboxOptions {
+        max_connections: 100,
+        ..Default::default()
+    });
+    let mut c = sb.pg_config().connect(postgres::NoTls).unwrap();
+    let sessions = |c: &mut postgres::Client| -> i64 {
+        c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+        c.query_one(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = sessions(&mut c);
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = pgstorm(&[
+        "queries",
+        "--dsn",
+        &sb.dsn(),
+        "-c",
+        "500",
+        "--results-dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("max_connections") && err.contains("500"),
+        "{err}"
+    );
+    assert_nothing_written(tmp.path());
+    // Only pgstorm's one preflight connection reached the server, not 500.
+    std::thread::sleep(Duration::from_millis(500));
+    let opened = sessions(&mut c) - before;
+    assert!(opened <= 2, "{opened} sessions were opened");
+}
