@@ -12,6 +12,9 @@ use anyhow::Result;
 use crate::cli::{self, Command};
 use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
+use crate::monitor::host_sampler::MIN_INTERVAL;
+use crate::monitor::model::Thresholds;
+use crate::monitor::MonitorConfig;
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
 use crate::workload::builtin;
@@ -223,6 +226,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     e.seed = a.seed;
     e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
     e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    o.monitor = monitor_options(a)?;
     if a.clients == 0 {
         return Err(error::usage("-c must be at least 1"));
     }
@@ -232,6 +236,49 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         }
     }
     Ok(o)
+}
+
+/// The resource monitor settings of `pgstorm queries`, or `None` when sampling is off.
+fn monitor_options(a: &cli::QueriesArgs) -> Result<Option<MonitorConfig>> {
+    let off = a.no_monitor || matches!(a.sample_interval.trim(), "0" | "0s" | "0ms");
+    if off {
+        return Ok(None);
+    }
+    let interval = parse_duration("--sample-interval", &a.sample_interval)?;
+    if interval < MIN_INTERVAL {
+        return Err(error::usage(format!(
+            "--sample-interval '{}' is below {} ms, too short for CPU usage to mean anything; \
+             use e.g. 1s, or 0 to turn sampling off",
+            a.sample_interval,
+            MIN_INTERVAL.as_millis()
+        )));
+    }
+    if a.history == 0 {
+        return Err(error::usage(
+            "--history must be at least 1 (samples kept per sampler)",
+        ));
+    }
+    for (flag, v) in [
+        ("--alert-cpu", a.alert_cpu),
+        ("--alert-memory", a.alert_memory),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v <= 100.0) {
+            return Err(error::usage(format!(
+                "{flag} {v} is not a percentage; give a value in (0, 100], e.g. {flag} 90"
+            )));
+        }
+    }
+    Ok(Some(MonitorConfig {
+        interval,
+        capacity: a.history,
+        thresholds: Thresholds {
+            cpu_percent: a.alert_cpu,
+            memory_percent: a.alert_memory,
+            ..Thresholds::default()
+        },
+        core: None,
+        announce: true,
+    }))
 }
 
 fn suite_options(
@@ -281,5 +328,9 @@ mod tests {
         assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
         assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
         assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+        assert_eq!(main(&args(&["queries", "--sample-interval", "50ms"])), 2);
+        assert_eq!(main(&args(&["queries", "--sample-interval", "soon"])), 2);
+        assert_eq!(main(&args(&["queries", "--alert-cpu", "150"])), 2);
+        assert_eq!(main(&args(&["queries", "--history", "0"])), 2);
     }
 }

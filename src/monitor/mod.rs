@@ -1,3 +1,551 @@
-//! What the load machine and the server were doing: host facts now; samplers over time later.
+//! What the load machine and the server were doing: static host facts ([`host`]), and the
+//! [`Monitor`]: a host sampler and a server sampler, each on its own thread, sampling on a shared
+//! tick grid into bounded histories, with threshold alerts.
+//!
+//! Invariants: the samplers never touch the engine's pool or hot path (the server sampler has its
+//! own connection); they run on the core the engine leaves free when workers are pinned
+//! ([`crate::engine::monitor_core`]); a failing sampler records an error in the result instead of
+//! failing the run; `stop` takes a last sample, so counters cover the load up to the moment the
+//! caller chose (after the pool's backends exited and flushed their statistics).
 
+pub mod alerts;
 pub mod host;
+pub mod host_sampler;
+pub mod model;
+pub mod procfs;
+pub mod server;
+
+use std::collections::VecDeque;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use model::{
+    AlertEvent, HostSample, HostSeries, HostSummary, Monitoring, ServerSample, ServerSeries,
+    ServerSummary, Stat, Thresholds, UnderLoad, Window,
+};
+
+/// Default number of samples kept per sampler.
+pub const DEFAULT_CAPACITY: usize = 1000;
+
+/// How to monitor.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Time between samples (at least [`host_sampler::MIN_INTERVAL`]).
+    pub interval: Duration,
+    /// Samples kept per sampler; the oldest are dropped first.
+    pub capacity: usize,
+    /// Alert thresholds.
+    pub thresholds: Thresholds,
+    /// Core to pin the sampler threads to (the one the workers leave free).
+    pub core: Option<core_affinity::CoreId>,
+    /// Print alerts to stderr as they happen.
+    pub announce: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            interval: Duration::from_secs(1),
+            capacity: DEFAULT_CAPACITY,
+            thresholds: Thresholds::default(),
+            core: None,
+            announce: false,
+        }
+    }
+}
+
+/// A PostgreSQL running on this host: its postmaster and how it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalServer {
+    /// Postmaster PID.
+    pub pid: u32,
+    /// `sandbox` or `backend_parent`.
+    pub source: &'static str,
+}
+
+/// Whether every host of `config` is this machine (a Unix socket or a loopback address).
+pub fn is_local(config: &postgres::Config) -> bool {
+    let hosts = config.get_hosts();
+    !hosts.is_empty()
+        && hosts.iter().all(|h| match h {
+            postgres::config::Host::Unix(_) => true,
+            postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .map(|ip| ip.is_loopback())
+                        .unwrap_or(false)
+            }
+        })
+}
+
+/// Finds the postmaster of a local server through our own backend: `pg_backend_pid()` is a
+/// process of this host whose parent is the postmaster. Checked by process name, so a server in
+/// another PID namespace (a container) whose backend PID happens to exist here is not mistaken.
+pub fn local_postmaster(
+    client: &mut postgres::Client,
+    config: &postgres::Config,
+) -> Option<LocalServer> {
+    if !is_local(config) {
+        return None;
+    }
+    let backend: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .ok()?
+        .get(0);
+    let backend = u32::try_from(backend).ok()?;
+    let is_postgres = |pid| {
+        procfs::comm(pid)
+            .map(|c| c.starts_with("postgres") || c.starts_with("postmaster"))
+            .unwrap_or(false)
+    };
+    let parent = procfs::parent_pid(backend)?;
+    (is_postgres(backend) && is_postgres(parent)).then_some(LocalServer {
+        pid: parent,
+        source: "backend_parent",
+    })
+}
+
+/// A bounded history: keeps the newest `capacity` items and counts what it dropped.
+#[derive(Debug)]
+pub struct Ring<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    taken: u64,
+}
+
+impl<T> Ring<T> {
+    /// An empty ring holding at most `capacity` (≥ 1) items.
+    pub fn new(capacity: usize) -> Ring<T> {
+        let capacity = capacity.max(1);
+        Ring {
+            items: VecDeque::with_capacity(capacity.min(4096)),
+            capacity,
+            taken: 0,
+        }
+    }
+
+    /// Adds an item, dropping the oldest when full.
+    pub fn push(&mut self, item: T) {
+        if self.items.len() == self.capacity {
+            self.items.pop_front();
+        }
+        self.items.push_back(item);
+        self.taken += 1;
+    }
+
+    /// Items pushed in total.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// Items dropped to stay within capacity.
+    pub fn dropped(&self) -> u64 {
+        self.taken - self.items.len() as u64
+    }
+
+    /// The kept items, oldest first.
+    pub fn into_vec(self) -> Vec<T> {
+        self.items.into()
+    }
+}
+
+/// Wall-time cost of the samples taken, µs.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cost {
+    sum_us: f64,
+    max_us: f64,
+    n: u64,
+}
+
+impl Cost {
+    fn add(&mut self, d: Duration) {
+        let us = d.as_secs_f64() * 1e6;
+        self.sum_us += us;
+        self.max_us = self.max_us.max(us);
+        self.n += 1;
+    }
+
+    fn mean(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum_us / self.n as f64
+        }
+    }
+}
+
+struct HostOutcome {
+    ring: Ring<HostSample>,
+    cost: Cost,
+    alerts: Vec<AlertEvent>,
+}
+
+struct ServerOutcome {
+    ring: Ring<ServerSample>,
+    cost: Cost,
+    version: i32,
+    view: &'static str,
+    totals: model::ServerTotals,
+    error: Option<String>,
+}
+
+/// Sleeps until tick `k` of the grid, or returns false when told to stop.
+fn wait_tick(stop: &Receiver<()>, epoch: Instant, interval: Duration, k: u64) -> bool {
+    let at = epoch + interval * k as u32;
+    match stop.recv_timeout(at.saturating_duration_since(Instant::now())) {
+        Err(RecvTimeoutError::Timeout) => true,
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+    }
+}
+
+fn pin(core: Option<core_affinity::CoreId>) {
+    if let Some(c) = core {
+        core_affinity::set_for_current(c);
+    }
+}
+
+/// Running samplers; [`Monitor::stop`] ends them and returns the document section.
+pub struct Monitor {
+    cfg: MonitorConfig,
+    epoch: Instant,
+    epoch_wall: chrono::DateTime<chrono::Utc>,
+    local: Option<LocalServer>,
+    stop: Vec<Sender<()>>,
+    host: Option<JoinHandle<HostOutcome>>,
+    server: Option<JoinHandle<ServerOutcome>>,
+    errors: Vec<String>,
+}
+
+impl Monitor {
+    /// Starts the host sampler and, with `server`, the server sampler on its own connection.
+    /// `local` is the PostgreSQL on this host whose processes the host sampler measures.
+    pub fn start(
+        cfg: MonitorConfig,
+        server: Option<&postgres::Config>,
+        local: Option<LocalServer>,
+    ) -> Monitor {
+        let cfg = MonitorConfig {
+            interval: cfg.interval.max(host_sampler::MIN_INTERVAL),
+            ..cfg
+        };
+        let epoch = Instant::now();
+        let epoch_wall = chrono::Utc::now();
+        let mut m = Monitor {
+            cfg: cfg.clone(),
+            epoch,
+            epoch_wall,
+            local,
+            stop: Vec::new(),
+            host: None,
+            server: None,
+            errors: Vec::new(),
+        };
+
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let c = cfg.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pgstorm-host-sampler".into())
+            .spawn(move || {
+                pin(c.core);
+                let mut sampler = host_sampler::HostSampler::new(local.map(|l| l.pid));
+                let mut out = HostOutcome {
+                    ring: Ring::new(c.capacity),
+                    cost: Cost::default(),
+                    alerts: Vec::new(),
+                };
+                let mut alerts = alerts::Alerts::default();
+                let mut last = Instant::now();
+                let mut k = 1u64;
+                loop {
+                    let go_on = wait_tick(&rx, epoch, c.interval, k);
+                    if !go_on && last.elapsed() < host_sampler::MIN_INTERVAL {
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    let s = sampler.sample(t0.duration_since(epoch).as_secs_f64(), k);
+                    out.cost.add(t0.elapsed());
+                    last = t0;
+                    for e in alerts.observe(&s, &c.thresholds, epoch_wall) {
+                        if c.announce {
+                            eprintln!(
+                                "pgstorm: alert {} {} at t={:.1}s: {:.1}% (threshold {:.0}%)",
+                                e.metric, e.state, e.t_s, e.value, e.threshold
+                            );
+                        }
+                        out.alerts.push(e);
+                    }
+                    out.ring.push(s);
+                    if !go_on {
+                        break;
+                    }
+                    k += 1;
+                }
+                out
+            });
+        match spawned {
+            Ok(h) => {
+                m.host = Some(h);
+                m.stop.push(tx);
+            }
+            Err(e) => m
+                .errors
+                .push(format!("cannot start the host sampler thread: {e}")),
+        }
+
+        if let Some(config) = server {
+            match server::ServerSampler::connect(config) {
+                Ok(sampler) => m.start_server(sampler),
+                Err(e) => m.errors.push(format!(
+                    "server sampler: cannot connect: {}",
+                    crate::target::one_line(&e)
+                )),
+            }
+        }
+        m
+    }
+
+    fn start_server(&mut self, mut sampler: server::ServerSampler) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (epoch, c) = (self.epoch, self.cfg.clone());
+        let spawned = std::thread::Builder::new()
+            .name("pgstorm-server-sampler".into())
+            .spawn(move || {
+                pin(c.core);
+                let mut out = ServerOutcome {
+                    ring: Ring::new(c.capacity),
+                    cost: Cost::default(),
+                    version: sampler.server_version_num,
+                    view: sampler.checkpoint_view,
+                    totals: model::ServerTotals::default(),
+                    error: None,
+                };
+                let mut k = 0u64;
+                loop {
+                    let go_on = k == 0 || wait_tick(&rx, epoch, c.interval, k);
+                    let t0 = Instant::now();
+                    match sampler.sample(t0.duration_since(epoch).as_secs_f64(), k) {
+                        Ok(s) => {
+                            out.cost.add(t0.elapsed());
+                            if let Some(s) = s {
+                                out.ring.push(s);
+                            }
+                        }
+                        Err(e) => {
+                            out.error = Some(format!(
+                                "server sampler stopped at t={:.1}s: {}",
+                                t0.duration_since(epoch).as_secs_f64(),
+                                crate::target::one_line(&e)
+                            ));
+                            break;
+                        }
+                    }
+                    if !go_on {
+                        break;
+                    }
+                    k += 1;
+                }
+                out.totals = sampler.totals();
+                out
+            });
+        match spawned {
+            Ok(h) => {
+                self.server = Some(h);
+                self.stop.push(tx);
+            }
+            Err(e) => self
+                .errors
+                .push(format!("cannot start the server sampler thread: {e}")),
+        }
+    }
+
+    /// Seconds since the monitor started at wall-clock time `t` (negative if before).
+    pub fn seconds_at(&self, t: SystemTime) -> f64 {
+        let epoch: SystemTime = self.epoch_wall.into();
+        match t.duration_since(epoch) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        }
+    }
+
+    /// Takes a last sample, stops the samplers and summarizes; `load` is the measured span.
+    pub fn stop(mut self, load: Option<Window>) -> Monitoring {
+        for tx in self.stop.drain(..) {
+            let _ = tx.send(());
+        }
+        let mut errors = std::mem::take(&mut self.errors);
+        let host = self.host.take().and_then(|h| match h.join() {
+            Ok(o) => Some(o),
+            Err(_) => {
+                errors.push("the host sampler thread panicked".into());
+                None
+            }
+        });
+        let server = self.server.take().and_then(|h| match h.join() {
+            Ok(o) => Some(o),
+            Err(_) => {
+                errors.push("the server sampler thread panicked".into());
+                None
+            }
+        });
+        let interval_s = self.cfg.interval.as_secs_f64();
+        let mut alerts = Vec::new();
+        let host = host.map(|o| {
+            alerts = o.alerts;
+            let taken = o.ring.taken();
+            let dropped = o.ring.dropped();
+            let samples = o.ring.into_vec();
+            HostSeries {
+                postgres_source: self.local.map(|l| l.source.to_string()),
+                postmaster_pid: self.local.map(|l| l.pid),
+                taken,
+                dropped,
+                cost_us_mean: o.cost.mean(),
+                cost_us_max: o.cost.max_us,
+                summary: host_summary(&samples),
+                samples,
+            }
+        });
+        let server = server.map(|o| {
+            errors.extend(o.error);
+            let taken = o.ring.taken();
+            let dropped = o.ring.dropped();
+            let samples = o.ring.into_vec();
+            ServerSeries {
+                server_version_num: o.version,
+                checkpoint_view: o.view.to_string(),
+                taken,
+                dropped,
+                cost_us_mean: o.cost.mean(),
+                cost_us_max: o.cost.max_us,
+                totals: o.totals,
+                summary: ServerSummary {
+                    tps: Stat::of(samples.iter().map(|s| s.tps)),
+                    active: Stat::of(
+                        samples
+                            .iter()
+                            .map(|s| *s.by_state.get("active").unwrap_or(&0) as f64),
+                    ),
+                    blocked_backends: Stat::of(samples.iter().map(|s| s.blocked_backends as f64)),
+                    wal_bytes_s: Stat::of(samples.iter().filter_map(|s| s.wal_bytes_s)),
+                },
+                samples,
+            }
+        });
+        let under_load = match (&host, load) {
+            (Some(h), Some(w)) => under_load(&h.samples, w, interval_s),
+            _ => None,
+        };
+        Monitoring {
+            started_at: self
+                .epoch_wall
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            interval_s,
+            capacity: self.cfg.capacity,
+            load_window: load,
+            thresholds: self.cfg.thresholds,
+            under_load,
+            host,
+            server,
+            alerts,
+            errors,
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // Dropped without `stop` (an error path): end the threads, discard their results.
+        for tx in self.stop.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn host_summary(s: &[HostSample]) -> HostSummary {
+    let local = s.iter().any(|x| x.server_cpu_percent.is_some());
+    HostSummary {
+        cpu_percent: Stat::of(s.iter().map(|x| x.cpu_percent)),
+        memory_percent: Stat::of(s.iter().map(|x| x.memory_percent)),
+        swap_used_bytes: Stat::of(s.iter().map(|x| x.swap_used_bytes as f64)),
+        load1: Stat::of(s.iter().map(|x| x.load[0])),
+        disk_read_bytes_s: Stat::of(s.iter().map(|x| x.disk_read_bytes_s)),
+        disk_write_bytes_s: Stat::of(s.iter().map(|x| x.disk_write_bytes_s)),
+        net_rx_bytes_s: Stat::of(s.iter().map(|x| x.net_rx_bytes_s)),
+        net_tx_bytes_s: Stat::of(s.iter().map(|x| x.net_tx_bytes_s)),
+        client_cpu_percent: Stat::of(s.iter().map(|x| x.client_cpu_percent)),
+        server_cpu_percent: local.then(|| Stat::of(s.iter().filter_map(|x| x.server_cpu_percent))),
+        server_memory_bytes: local.then(|| {
+            Stat::of(
+                s.iter()
+                    .filter_map(|x| x.server_memory_bytes.map(|b| b as f64)),
+            )
+        }),
+    }
+}
+
+/// Host CPU and memory over the samples whose covered span lies mostly inside `w`.
+pub fn under_load(samples: &[HostSample], w: Window, interval_s: f64) -> Option<UnderLoad> {
+    let inside: Vec<&HostSample> = samples
+        .iter()
+        .filter(|s| {
+            let mid = s.t_s - interval_s / 2.0;
+            mid >= w.start_s && mid <= w.end_s
+        })
+        .collect();
+    if inside.is_empty() {
+        return None;
+    }
+    let cpu = Stat::of(inside.iter().map(|s| s.cpu_percent));
+    let mem = Stat::of(inside.iter().map(|s| s.memory_percent));
+    let server: Vec<f64> = inside.iter().filter_map(|s| s.server_cpu_percent).collect();
+    Some(UnderLoad {
+        samples: inside.len(),
+        cpu_mean_percent: cpu.mean,
+        cpu_p95_percent: cpu.p95,
+        cpu_peak_percent: cpu.peak,
+        memory_p95_percent: mem.p95,
+        memory_peak_percent: mem.peak,
+        client_cpu_mean_percent: Stat::of(inside.iter().map(|s| s.client_cpu_percent)).mean,
+        server_cpu_mean_percent: (!server.is_empty()).then(|| Stat::of(server).mean),
+        swap_pages: inside
+            .iter()
+            .map(|s| (s.swap_pages_s * interval_s).round() as u64)
+            .sum(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_the_newest_and_counts_drops() {
+        let mut r = Ring::new(3);
+        for i in 0..5 {
+            r.push(i);
+        }
+        assert_eq!((r.taken(), r.dropped()), (5, 2));
+        assert_eq!(r.into_vec(), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn stat_is_mean_p95_peak() {
+        let s = Stat::of((1..=100).map(f64::from));
+        assert_eq!((s.mean, s.p95, s.peak), (50.5, 95.0, 100.0));
+        assert_eq!(Stat::of(std::iter::empty()), Stat::default());
+    }
+
+    #[test]
+    fn loopback_and_sockets_are_local_remote_hosts_are_not() {
+        let local = |s: &str| is_local(&s.parse::<postgres::Config>().unwrap());
+        assert!(local("host=127.0.0.1 user=x"));
+        assert!(local("host=localhost user=x"));
+        assert!(local("host=/tmp user=x"));
+        assert!(local("postgres://x@[::1]:5432/db"));
+        assert!(!local("host=db.example.com user=x"));
+        assert!(!local("host=10.1.2.3 user=x"));
+    }
+}

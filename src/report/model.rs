@@ -47,6 +47,10 @@ pub struct RunDocument {
     pub load: Option<LoadResult>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
+    /// Host and server resource samples over the run, their summaries and alerts (absent with
+    /// `--no-monitor`).
+    #[serde(default)]
+    pub monitoring: Option<crate::monitor::model::Monitoring>,
 }
 
 /// Producer of the document.

@@ -1,9 +1,10 @@
 //! The terminal summary printed at the end of a run: one aligned row per query type, then the
-//! totals, the client's own cost, and the warnings.
+//! totals, the client's own cost, the resources the run used, and the warnings.
 
 use std::fmt::Write as _;
 
 use super::model::{QueryResult, RunDocument};
+use crate::monitor::model::Monitoring;
 
 /// Renders the summary table of a document.
 pub fn render(doc: &RunDocument) -> String {
@@ -89,8 +90,59 @@ pub fn render(doc: &RunDocument) -> String {
             sc.xact_commit, sc.xact_rollback, sc.client_transactions, sc.ratio
         );
     }
+    if let Some(m) = &doc.monitoring {
+        resources(&mut s, m);
+    }
     for w in &doc.warnings {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
     s
+}
+
+fn resources(s: &mut String, m: &Monitoring) {
+    if let Some(u) = &m.under_load {
+        let server = u
+            .server_cpu_mean_percent
+            .map(|p| format!(", PostgreSQL {p:.0}%"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "host under load: CPU mean {:.0}%, p95 {:.0}%, peak {:.0}% (pgstorm {:.0}%{server}); \
+             memory p95 {:.1}%, peak {:.1}%",
+            u.cpu_mean_percent,
+            u.cpu_p95_percent,
+            u.cpu_peak_percent,
+            u.client_cpu_mean_percent,
+            u.memory_p95_percent,
+            u.memory_peak_percent
+        );
+    }
+    if let Some(sv) = &m.server {
+        let t = &sv.totals;
+        let _ = writeln!(
+            s,
+            "server sampler: {:.1} tx/s over {:.1} s, cache hit {}, {} deadlocks, {} temp files, \
+             {} checkpoints, {} WAL",
+            (t.xact_commit + t.xact_rollback) as f64 / t.span_s.max(1e-9),
+            t.span_s,
+            t.cache_hit_ratio
+                .map(|r| format!("{:.2}%", r * 100.0))
+                .unwrap_or_else(|| "n/a".into()),
+            t.deadlocks,
+            t.temp_files,
+            t.checkpoints,
+            t.wal_bytes
+                .map(|b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)))
+                .unwrap_or_else(|| "n/a".into()),
+        );
+    }
+    let raised: Vec<String> = m
+        .alerts
+        .iter()
+        .filter(|a| a.state == "raised")
+        .map(|a| format!("{} {:.0}% at t={:.1}s", a.metric, a.value, a.t_s))
+        .collect();
+    if !raised.is_empty() {
+        let _ = writeln!(s, "alerts: {}", raised.join(", "));
+    }
 }

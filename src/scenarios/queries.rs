@@ -13,6 +13,8 @@ use anyhow::Result;
 
 use super::session::{Session, TargetOptions};
 use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
+use crate::monitor::model::Window;
+use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
     ClientCost, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry, PoolResult,
     QueryResult, RunDocument, ServerCheck,
@@ -48,6 +50,8 @@ pub struct QueriesOptions {
     pub engine: EngineConfig,
     /// Print the summary table to stdout.
     pub print_summary: bool,
+    /// Host and server samplers during the load (`None`: `--no-monitor`).
+    pub monitor: Option<MonitorConfig>,
 }
 
 /// What a scenario produced.
@@ -85,6 +89,7 @@ impl Default for QueriesOptions {
                 statement_timeout: Duration::from_secs(5),
             },
             print_summary: true,
+            monitor: Some(MonitorConfig::default()),
         }
     }
 }
@@ -109,10 +114,12 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
             )));
         }
     }
+    // The admin connection, plus the server sampler's own.
+    let extra = 1 + u32::from(opts.monitor.is_some());
     crate::target::check_capacity(
         &session.server,
         opts.engine.clients,
-        1,
+        extra,
         &session.target.display,
     )?;
 
@@ -132,10 +139,30 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
 
     let started = chrono::Utc::now();
     let host = crate::monitor::host::host_info();
+    // Samplers start before the load and stop after the pool's backends exited (and so flushed
+    // their statistics), on the core the pinned workers leave free.
+    let monitor = match &opts.monitor {
+        Some(cfg) => {
+            let local = session.local_server();
+            let cfg = MonitorConfig {
+                core: engine::monitor_core(opts.engine.pin),
+                ..cfg.clone()
+            };
+            Some(Monitor::start(cfg, Some(&session.target.config), local))
+        }
+        None => None,
+    };
     let before = session.xact_counters().ok();
     let out = engine::run(&session.target, workload.clone(), &opts.engine)?;
     let _ = session.wait_pool_gone(Duration::from_secs(5));
     let after = session.xact_counters().ok();
+    let monitoring = monitor.map(|m| {
+        let start_s = m.seconds_at(out.started_at) + out.warmup.as_secs_f64();
+        m.stop(Some(Window {
+            start_s,
+            end_s: start_s + out.measured.as_secs_f64(),
+        }))
+    });
 
     let mut doc = session.document(
         "queries",
@@ -168,6 +195,7 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
     }
     doc.interrupted = out.interrupted;
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    doc.monitoring = monitoring;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
     doc.load = Some(load);
 

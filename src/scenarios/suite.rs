@@ -97,6 +97,9 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
+    if let Some(m) = &mut q.monitor {
+        m.announce = true;
+    }
     queries::run_on(&mut session, &q)?;
     Ok(0)
 }
