@@ -201,6 +201,13 @@ fn wait_tick(stop: &Receiver<()>, epoch: Instant, interval: Duration, k: u64) ->
     }
 }
 
+/// The tick after `k`, skipping ticks already past (a slow sample or a stalled server), so two
+/// samples are never taken back to back to catch up.
+fn next_tick(epoch: Instant, interval: Duration, k: u64) -> u64 {
+    let elapsed = (epoch.elapsed().as_secs_f64() / interval.as_secs_f64()) as u64;
+    (k + 1).max(elapsed + 1)
+}
+
 fn pin(core: Option<core_affinity::CoreId>) {
     if let Some(c) = core {
         core_affinity::set_for_current(c);
@@ -281,7 +288,7 @@ impl Monitor {
                     if !go_on {
                         break;
                     }
-                    k += 1;
+                    k = next_tick(epoch, c.interval, k);
                 }
                 out
             });
@@ -345,7 +352,7 @@ impl Monitor {
                     if !go_on {
                         break;
                     }
-                    k += 1;
+                    k = next_tick(epoch, c.interval, k);
                 }
                 out.totals = sampler.totals();
                 out
