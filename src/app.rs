@@ -321,6 +321,36 @@ mod tests {
     }
 
     #[test]
+    fn sampling_flags_turn_the_monitor_on_off_and_tune_it() {
+        let parse = |v: &[&str]| {
+            let cli = <cli::Cli as argh::FromArgs>::from_args(&["pgstorm"], v).unwrap();
+            let Command::Queries(a) = cli.command else {
+                unreachable!()
+            };
+            queries_options(&a, &[]).unwrap().monitor
+        };
+        let default = parse(&["queries"]).unwrap();
+        assert_eq!(default.interval, Duration::from_secs(1));
+        assert_eq!(default.capacity, 1000);
+        assert_eq!(default.thresholds, Thresholds::default());
+        assert!(parse(&["queries", "--no-monitor"]).is_none());
+        assert!(parse(&["queries", "--sample-interval", "0"]).is_none());
+        let tuned = parse(&[
+            "queries",
+            "--sample-interval",
+            "500ms",
+            "--history",
+            "50",
+            "--alert-cpu",
+            "80",
+        ])
+        .unwrap();
+        assert_eq!(tuned.interval, Duration::from_millis(500));
+        assert_eq!(tuned.capacity, 50);
+        assert_eq!(tuned.thresholds.cpu_percent, 80.0);
+    }
+
+    #[test]
     fn bad_flags_exit_2_without_contacting_a_server() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(main(&args(&["queries", "--bogus"])), 2);
