@@ -33,6 +33,7 @@ pub use persistent::{start_persistent, status_persistent, stop_persistent, Persi
 use os::RunAs;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
@@ -239,8 +240,10 @@ impl Sandbox {
     /// initdb a fresh cluster in a new temp directory, start it, and create database `pgstorm`.
     pub fn start(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         let parent = std::env::temp_dir();
+        // 0700: the socket lives here, and authentication is `trust`.
         let dir = tempfile::Builder::new()
             .prefix("pgstorm-sbx-")
+            .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&parent)
             .map_err(|e| SandboxError::io("create a directory in", &parent, e))?
             .keep();
@@ -713,5 +716,37 @@ impl Guard {
     fn clean_up_now(mut self) {
         drop(self.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_say_what_to_install() {
+        let msg = SandboxError::NoBinaries {
+            searched: "PATH".into(),
+        }
+        .to_string();
+        assert!(msg.contains("apt-get install postgresql"), "{msg}");
+        assert!(msg.contains("PATH"), "{msg}");
+    }
+
+    #[test]
+    fn conf_values_are_quoted_for_postgresql_conf() {
+        assert_eq!(conf_quote("8MB"), "'8MB'");
+        assert_eq!(conf_quote("it's"), "'it''s'");
+        assert_eq!(conf_quote(r"a\b"), r"'a\\b'");
+    }
+
+    #[test]
+    fn settings_are_checked_before_anything_runs() {
+        assert!(check_setting("work_mem", "8MB").is_ok());
+        assert!(check_setting("pg_stat_statements.max", "10000").is_ok());
+        assert!(check_setting("Port", "1").is_err());
+        assert!(check_setting("a b", "1").is_err());
+        assert!(check_setting("", "1").is_err());
+        assert!(check_setting("work_mem", "1\nfsync=on").is_err());
     }
 }

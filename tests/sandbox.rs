@@ -261,6 +261,57 @@ fn reserved_or_malformed_settings_are_refused() {
     }
 }
 
+#[test]
+fn server_runs_outside_our_process_group() {
+    // A terminal Ctrl-C signals our foreground group; the server must not get it.
+    let pgrp = |pid: u32| -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        fields[2].to_string()
+    };
+    let postmaster = common::sandbox().postmaster_pid().unwrap();
+    assert_ne!(pgrp(postmaster), pgrp(std::process::id()));
+}
+
+#[test]
+fn a_start_failure_shows_the_server_log_and_leaves_nothing_behind() {
+    let err = Sandbox::start(&SandboxOptions {
+        settings: vec![("shared_buffers".to_string(), "lots".to_string())],
+        ..SandboxOptions::default()
+    })
+    .unwrap_err();
+    let SandboxError::StartFailed { log, log_tail, .. } = &err else {
+        panic!("expected StartFailed, got {err}");
+    };
+    assert!(log_tail.contains("shared_buffers"), "{err}");
+    assert!(err.to_string().contains(&*log.to_string_lossy()), "{err}");
+    let root = log.parent().unwrap().parent().unwrap();
+    assert!(!root.exists(), "{} left behind", root.display());
+}
+
+#[test]
+fn as_root_an_unreachable_temp_dir_is_reported() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tmpdir = tempfile::tempdir().unwrap();
+    // 0700 and ours: the server's user cannot enter it.
+    std::fs::set_permissions(tmpdir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut child = spawn_helper("start", Some(tmpdir.path()));
+    let report = helper_report(&mut child);
+    assert!(child.0.wait().unwrap().success());
+    let error = report_value(&report, "error");
+    assert!(error.contains("TMPDIR"), "{error}");
+    assert_eq!(std::fs::read_dir(tmpdir.path()).unwrap().count(), 0);
+}
+
 /// A helper child process, killed if a failing test leaves it behind.
 struct Helper(Child);
 
@@ -421,6 +472,10 @@ fn helper() {
             }
             std::thread::sleep(Duration::from_secs(120));
         }
+        "start" => match Sandbox::start(&SandboxOptions::default()) {
+            Ok(_) => println!("HELPER started=true"),
+            Err(e) => println!("HELPER error={}", e.to_string().replace('\n', " ")),
+        },
         "persistent-start" => match start_persistent(&SandboxOptions::default()) {
             Ok(info) => println!("HELPER info={}", serde_json::to_string(&info).unwrap()),
             Err(e) => println!("HELPER error={}", e.to_string().replace('\n', " ")),
