@@ -1,47 +1,62 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing (PostgreSQL server binaries, pgbench, a
-# Rust toolchain check), then runs every test. Extra arguments go to `cargo test`.
+# The README's test command: makes sure the PostgreSQL tools the integration tests need are
+# installed (installing them with apt when run as root, e.g. on CI), then runs the whole test
+# suite. Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- --nocapture`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf 'test.sh: %s\n' "$*"; }
 
-as_root=false
-[ "$(id -u)" = 0 ] && as_root=true
-apt_updated=false
-apt_install() {
-  if ! $as_root; then
-    say "missing: $*; install it with: sudo apt-get install $*"
+has_server_binaries() { [ -x "$1/initdb" ] && [ -x "$1/pg_ctl" ] && [ -x "$1/postgres" ]; }
+
+# Same search as pgstorm::sandbox::find_bin_dir: PATH first, then Debian's versioned dirs.
+server_bin_dir() {
+  local initdb dir
+  if initdb=$(command -v initdb); then
+    for dir in "$(dirname "$(readlink -f "$initdb")")" "$(dirname "$initdb")"; do
+      if has_server_binaries "$dir"; then echo "$dir"; return 0; fi
+    done
+  fi
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if has_server_binaries "$dir"; then echo "$dir"; return 0; fi
+  done
+  return 1
+}
+
+# As root: apt-get install the packages. Otherwise: print the command to run, and stop.
+install_or_ask() {
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    say "installing $* with apt-get"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+  else
+    echo "sudo apt-get install $*"
     exit 1
   fi
-  if ! $apt_updated; then
-    say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    apt_updated=true
-  fi
-  say "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-have_server() {
-  command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
-  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
-}
-
-if ! have_server; then
-  apt_install postgresql postgresql-contrib
+say "looking for the PostgreSQL server binaries (initdb, pg_ctl, postgres)"
+if ! bin_dir=$(server_bin_dir); then
+  install_or_ask postgresql postgresql-contrib
+  bin_dir=$(server_bin_dir) || { say "still no initdb/pg_ctl/postgres after installing"; exit 1; }
 fi
-have_server || { say "PostgreSQL server binaries still not found after install"; exit 1; }
+# Put the server's bin dir first so the tests and pgbench use one installation.
+export PATH="$bin_dir:$PATH"
+say "PostgreSQL server: $bin_dir ($("$bin_dir/postgres" --version))"
 
-if ! command -v pgbench >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/pgbench" >/dev/null; then
-  apt_install postgresql-contrib
+if ! command -v pgbench >/dev/null; then
+  install_or_ask postgresql-client postgresql-contrib
+  command -v pgbench >/dev/null || { say "still no pgbench after installing"; exit 1; }
 fi
+say "pgbench: $(command -v pgbench)"
 
-if ! command -v cargo >/dev/null 2>&1; then
-  say "cargo not found: install Rust with rustup (https://rustup.rs), then rerun scripts/test.sh"
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+  say "cargo not found; install Rust with rustup (https://rustup.rs):"
+  echo "curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh"
   exit 1
 fi
-
-say "PostgreSQL: $( (command -v postgres >/dev/null && postgres --version) || ls -d /usr/lib/postgresql/*/bin | tail -n 1)"
-say "running cargo test"
-exec cargo test --all-targets "$@"
+say "running cargo test --all-targets $*"
+cargo test --all-targets "$@"
