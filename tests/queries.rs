@@ -392,3 +392,32 @@ fn ctrl_c_writes_the_partial_result_and_exits_130() {
     assert!(doc.warnings.iter().any(|w| w.code == "interrupted"));
     assert!(doc.load.unwrap().summary.count > 0);
 }
+
+#[test]
+fn every_protocol_runs_every_query_type_without_errors() {
+    for protocol in [
+        pgstorm::workload::Protocol::Simple,
+        pgstorm::workload::Protocol::Extended,
+        pgstorm::workload::Protocol::Prepared,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = options(tmp.path(), "protocols");
+        o.protocol = protocol;
+        o.mix = "simple=1,join=1,aggregation=1,transaction=1,index=1,point=1".into();
+        o.engine.clients = 2;
+        o.engine.duration = Some(Duration::from_secs(1));
+        let out = queries::run(&o).unwrap();
+        let load = out.doc.load.unwrap();
+        assert_eq!(load.config.protocol, protocol.as_str());
+        for q in &load.queries {
+            assert!(q.count > 0, "{}: {} never ran", protocol.as_str(), q.name);
+            assert!(
+                q.errors.is_empty(),
+                "{}: {} failed: {:?}",
+                protocol.as_str(),
+                q.name,
+                q.errors
+            );
+        }
+    }
+}
