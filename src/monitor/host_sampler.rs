@@ -1,6 +1,9 @@
 //! Host sampler: CPU (total and per core), memory, swap, load average, disk and network rates,
 //! pgstorm's own CPU, and the CPU and memory of a local PostgreSQL's processes.
 //!
+//! sysinfo gives CPU and memory; `/proc` (see [`procfs`]) gives disk, network, swap activity and
+//! the PostgreSQL process tree, each from one file read where sysinfo would read many.
+//!
 //! Invariants: sysinfo's `System` is built with only CPU usage and RAM/swap refresh kinds and
 //! refreshed with exactly those (never `refresh_all`, which costs milliseconds); two samples are
 //! at least [`MIN_INTERVAL`] apart because sysinfo's CPU usage is meaningless over shorter spans;
@@ -8,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use sysinfo::{CpuRefreshKind, MemoryRefreshKind, Networks, RefreshKind, System};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 use super::model::HostSample;
 use super::procfs;
@@ -22,6 +25,7 @@ struct Counters {
     at: Instant,
     own_cpu: Duration,
     disk: Option<(u64, u64)>,
+    net: Option<(u64, u64, u64)>,
     swap: Option<(u64, u64)>,
     server: Option<procfs::TreeUsage>,
 }
@@ -29,7 +33,6 @@ struct Counters {
 /// Takes host samples; owns the sysinfo state between them.
 pub struct HostSampler {
     sys: System,
-    networks: Networks,
     cpus: usize,
     clock_ticks: f64,
     postmaster: Option<u32>,
@@ -47,11 +50,9 @@ impl HostSampler {
     /// The first sample should come at least [`MIN_INTERVAL`] later.
     pub fn new(postmaster: Option<u32>) -> HostSampler {
         let sys = System::new_with_specifics(cpu_kinds());
-        let networks = Networks::new_with_refreshed_list();
         let cpus = sys.cpus().len().max(1);
         HostSampler {
             sys,
-            networks,
             cpus,
             clock_ticks: procfs::clock_ticks(),
             postmaster,
@@ -65,6 +66,7 @@ impl HostSampler {
             at: Instant::now(),
             own_cpu: u + s,
             disk: procfs::disk_bytes(),
+            net: procfs::net_bytes(),
             swap: procfs::swap_pages(),
             server: postmaster.and_then(procfs::tree_usage),
         }
@@ -83,7 +85,6 @@ impl HostSampler {
     /// Samples the span since the previous call (or since `new`).
     pub fn sample(&mut self, t_s: f64, tick: u64) -> HostSample {
         self.sys.refresh_specifics(cpu_kinds());
-        self.networks.refresh(true);
         let now = Self::counters(self.postmaster);
         let dt = now
             .at
@@ -97,15 +98,6 @@ impl HostSampler {
         let total = self.sys.total_memory();
         let available = self.sys.available_memory();
         let used = total.saturating_sub(available);
-        let (mut rx, mut tx, mut lo) = (0u64, 0u64, 0u64);
-        for (name, data) in self.networks.iter() {
-            if name == "lo" {
-                lo += data.received();
-            } else {
-                rx += data.received();
-                tx += data.transmitted();
-            }
-        }
         let host_capacity_s = dt * self.cpus as f64;
         let server = match (self.prev.server, now.server) {
             (Some(a), Some(b)) => Some((a, b)),
@@ -137,9 +129,9 @@ impl HostSampler {
             load: [load.one, load.five, load.fifteen],
             disk_read_bytes_s: rate(self.prev.disk.map(|d| d.0), now.disk.map(|d| d.0)),
             disk_write_bytes_s: rate(self.prev.disk.map(|d| d.1), now.disk.map(|d| d.1)),
-            net_rx_bytes_s: rx as f64 / dt,
-            net_tx_bytes_s: tx as f64 / dt,
-            loopback_bytes_s: lo as f64 / dt,
+            net_rx_bytes_s: rate(self.prev.net.map(|n| n.0), now.net.map(|n| n.0)),
+            net_tx_bytes_s: rate(self.prev.net.map(|n| n.1), now.net.map(|n| n.1)),
+            loopback_bytes_s: rate(self.prev.net.map(|n| n.2), now.net.map(|n| n.2)),
             client_cpu_percent: (now.own_cpu.saturating_sub(self.prev.own_cpu).as_secs_f64()
                 / host_capacity_s
                 * 100.0)

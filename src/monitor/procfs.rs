@@ -1,5 +1,5 @@
 //! Linux `/proc` readers the host sampler needs and sysinfo does not give cheaply: disk I/O of
-//! whole block devices, swap activity, and the CPU time and memory of one process tree (the
+//! whole block devices, network bytes, swap activity, and the CPU time and memory of one process tree (the
 //! PostgreSQL postmaster and its children).
 //!
 //! Invariants: every reader returns `None` (never panics) when a file is missing or malformed, so
@@ -37,6 +37,33 @@ pub fn disk_bytes() -> Option<(u64, u64)> {
     Some((read, written))
 }
 
+/// Cumulative network bytes: (received, sent) over all interfaces but loopback, and loopback
+/// received, from `/proc/net/dev` (one file; sysinfo reads several files per interface).
+pub fn net_bytes() -> Option<(u64, u64, u64)> {
+    let text = fs::read_to_string("/proc/net/dev").ok()?;
+    let (mut rx, mut tx, mut lo) = (0u64, 0u64, 0u64);
+    // Two header lines, then `iface: rx_bytes rx_packets ... (8 rx fields) tx_bytes ...`.
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if f.len() < 9 {
+            continue;
+        }
+        if name.trim() == "lo" {
+            lo += f[0];
+        } else {
+            rx += f[0];
+            tx += f[8];
+        }
+    }
+    Some((rx, tx, lo))
+}
+
 /// Cumulative pages swapped in and out (`pswpin`, `pswpout` of `/proc/vmstat`).
 pub fn swap_pages() -> Option<(u64, u64)> {
     let text = fs::read_to_string("/proc/vmstat").ok()?;
@@ -48,6 +75,9 @@ pub fn swap_pages() -> Option<(u64, u64)> {
             (Some("pswpin"), Some(v)) => pin = v.parse().ok(),
             (Some("pswpout"), Some(v)) => pout = v.parse().ok(),
             _ => {}
+        }
+        if pin.is_some() && pout.is_some() {
+            break;
         }
     }
     Some((pin?, pout?))
@@ -170,6 +200,7 @@ mod tests {
     fn system_counters_parse() {
         assert!(disk_bytes().is_some());
         assert!(swap_pages().is_some());
+        assert!(net_bytes().is_some());
         assert!(clock_ticks() > 0.0);
     }
 }
