@@ -152,28 +152,66 @@ impl<T> Ring<T> {
     }
 }
 
-/// Wall-time cost of the samples taken, µs.
+/// CPU time consumed so far by the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: clock_gettime writes into the zeroed timespec we pass; the clock id is valid.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts
+    };
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// Cost of the samples taken: wall time (waits for the CPU and the server included) and the
+/// sampler thread's own CPU time, µs.
 #[derive(Debug, Default, Clone, Copy)]
 struct Cost {
-    sum_us: f64,
-    max_us: f64,
+    wall_sum_us: f64,
+    wall_max_us: f64,
+    cpu_sum_us: f64,
     n: u64,
 }
 
+/// Start of one sample's cost measurement.
+struct CostStart {
+    wall: Instant,
+    cpu: Duration,
+}
+
 impl Cost {
-    fn add(&mut self, d: Duration) {
-        let us = d.as_secs_f64() * 1e6;
-        self.sum_us += us;
-        self.max_us = self.max_us.max(us);
+    fn start() -> CostStart {
+        CostStart {
+            wall: Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    fn add(&mut self, s: &CostStart) {
+        let us = s.wall.elapsed().as_secs_f64() * 1e6;
+        self.wall_sum_us += us;
+        self.wall_max_us = self.wall_max_us.max(us);
+        self.cpu_sum_us += thread_cpu().saturating_sub(s.cpu).as_secs_f64() * 1e6;
         self.n += 1;
     }
 
-    fn mean(&self) -> f64 {
-        if self.n == 0 {
+    fn mean(sum: f64, n: u64) -> f64 {
+        if n == 0 {
             0.0
         } else {
-            self.sum_us / self.n as f64
+            sum / n as f64
         }
+    }
+
+    fn wall_mean(&self) -> f64 {
+        Cost::mean(self.wall_sum_us, self.n)
+    }
+
+    fn cpu_mean(&self) -> f64 {
+        Cost::mean(self.cpu_sum_us, self.n)
     }
 }
 
@@ -272,8 +310,9 @@ impl Monitor {
                         break;
                     }
                     let t0 = Instant::now();
+                    let cost = Cost::start();
                     let s = sampler.sample(t0.duration_since(epoch).as_secs_f64(), k);
-                    out.cost.add(t0.elapsed());
+                    out.cost.add(&cost);
                     last = t0;
                     for e in alerts.observe(&s, &c.thresholds, epoch_wall) {
                         if c.announce {
@@ -333,9 +372,10 @@ impl Monitor {
                 loop {
                     let go_on = k == 0 || wait_tick(&rx, epoch, c.interval, k);
                     let t0 = Instant::now();
+                    let cost = Cost::start();
                     match sampler.sample(t0.duration_since(epoch).as_secs_f64(), k) {
                         Ok(s) => {
-                            out.cost.add(t0.elapsed());
+                            out.cost.add(&cost);
                             if let Some(s) = s {
                                 out.ring.push(s);
                             }
@@ -409,8 +449,9 @@ impl Monitor {
                 postmaster_pid: self.local.map(|l| l.pid),
                 taken,
                 dropped,
-                cost_us_mean: o.cost.mean(),
-                cost_us_max: o.cost.max_us,
+                cost_us_mean: o.cost.wall_mean(),
+                cost_us_max: o.cost.wall_max_us,
+                cpu_us_mean: o.cost.cpu_mean(),
                 summary: host_summary(&samples),
                 samples,
             }
@@ -425,8 +466,9 @@ impl Monitor {
                 checkpoint_view: o.view.to_string(),
                 taken,
                 dropped,
-                cost_us_mean: o.cost.mean(),
-                cost_us_max: o.cost.max_us,
+                cost_us_mean: o.cost.wall_mean(),
+                cost_us_max: o.cost.wall_max_us,
+                cpu_us_mean: o.cost.cpu_mean(),
                 totals: o.totals,
                 summary: ServerSummary {
                     tps: Stat::of(samples.iter().map(|s| s.tps)),

@@ -130,10 +130,12 @@ pub struct HostSeries {
     pub taken: u64,
     /// Oldest samples dropped to stay within `capacity`.
     pub dropped: u64,
-    /// Mean cost of taking one host sample (µs of wall time).
+    /// Mean wall time of taking one host sample (µs; waiting for a CPU included).
     pub cost_us_mean: f64,
-    /// Worst cost of one host sample (µs).
+    /// Worst wall time of one host sample (µs).
     pub cost_us_max: f64,
+    /// Mean CPU time the sampler thread spent per host sample (µs): its cost to the client.
+    pub cpu_us_mean: f64,
     /// Summary over the kept samples.
     pub summary: HostSummary,
     /// The kept samples, oldest first.
@@ -222,10 +224,12 @@ pub struct ServerSeries {
     pub taken: u64,
     /// Oldest samples dropped to stay within `capacity`.
     pub dropped: u64,
-    /// Mean cost of one server sample (µs of wall time, round trips included).
+    /// Mean wall time of one server sample (µs; round trips and a busy server's delay included).
     pub cost_us_mean: f64,
-    /// Worst cost of one server sample (µs).
+    /// Worst wall time of one server sample (µs).
     pub cost_us_max: f64,
+    /// Mean CPU time the sampler thread spent per server sample on the client (µs).
+    pub cpu_us_mean: f64,
     /// Counter deltas between the first and the last sample (the whole monitored span).
     pub totals: ServerTotals,
     /// Summary over the kept samples.
