@@ -1,0 +1,129 @@
+//! `sweep.svg`: measured throughput per concurrency level with the fitted USL curve, the model's
+//! limit and the recommended pool size marked.
+//!
+//! Reads only the document's sweep section, so a sweep read back from disk draws the same chart.
+//! Concurrency is on a log₂-spaced axis because sweep levels usually double.
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use super::model::SweepSection;
+
+/// Size of the chart in pixels.
+const SIZE: (u32, u32) = (900, 540);
+
+/// How far past the largest measured level the curve is drawn to show an extrapolated limit.
+const MAX_EXTRAPOLATION: f64 = 4.0;
+
+/// Renders the sweep chart as an SVG document.
+pub fn render(sweep: &SweepSection) -> Result<String> {
+    let measured: Vec<(f64, f64)> = sweep
+        .levels
+        .iter()
+        .map(|l| (l.clients as f64, l.tps))
+        .collect();
+    if measured.is_empty() {
+        return Err(anyhow!("no completed level to chart"));
+    }
+    let n_max = measured.iter().map(|p| p.0).fold(1.0, f64::max);
+    let limit = sweep.usl.as_ref().and_then(|m| m.limit_n).map(f64::from);
+    let x_hi = limit
+        .map(|l| l.max(n_max).min(n_max * MAX_EXTRAPOLATION))
+        .unwrap_or(n_max)
+        * 1.3;
+    let curve: Vec<(f64, f64)> = match &sweep.usl {
+        Some(m) => (0..=240)
+            .map(|i| {
+                let n = x_hi.powf(i as f64 / 240.0).max(1.0);
+                let x = m.lambda * n / (1.0 + m.sigma * (n - 1.0) + m.kappa * n * (n - 1.0));
+                (n, x)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let y_hi = measured
+        .iter()
+        .chain(&curve)
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.15;
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("chart: {e}"))?;
+        let title = match &sweep.usl {
+            Some(m) => format!(
+                "USL fit: λ={:.1} tx/s, σ={:.4}, κ={:.6}, R²={:.3}",
+                m.lambda, m.sigma, m.kappa, m.r2
+            ),
+            None => "throughput per concurrency level (no USL fit)".to_string(),
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .build_cartesian_2d((0.8f64..x_hi).log_scale(), 0f64..y_hi)
+            .map_err(|e| anyhow!("chart: {e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("clients (pool size)")
+            .y_desc("throughput (tx/s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(|e| anyhow!("chart: {e}"))?;
+        if !curve.is_empty() {
+            chart
+                .draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))
+                .map_err(|e| anyhow!("chart: {e}"))?
+                .label("USL model")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        }
+        chart
+            .draw_series(measured.iter().map(|&p| Circle::new(p, 5, RED.filled())))
+            .map_err(|e| anyhow!("chart: {e}"))?
+            .label("measured")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, RED.filled()));
+        let mut marker = |n: f64, color: RGBColor, label: String| -> Result<()> {
+            if n > x_hi {
+                return Ok(());
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(n, 0.0), (n, y_hi)],
+                    color.stroke_width(1),
+                ))
+                .map_err(|e| anyhow!("chart: {e}"))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            Ok(())
+        };
+        if let (Some(m), Some(l)) = (&sweep.usl, limit) {
+            let what = if m.limit_kind == "peak" {
+                "N*"
+            } else {
+                "95% of λ/σ"
+            };
+            marker(l, RGBColor(0, 128, 0), format!("{what} = {l:.0}"))?;
+        }
+        if let Some(p) = sweep.recommendation.pool_size {
+            marker(
+                f64::from(p),
+                RGBColor(200, 120, 0),
+                format!("recommended pool = {p}"),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()
+            .map_err(|e| anyhow!("chart: {e}"))?;
+        root.present().map_err(|e| anyhow!("chart: {e}"))?;
+    }
+    Ok(svg)
+}
