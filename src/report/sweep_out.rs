@@ -184,11 +184,11 @@ pub fn render(doc: &RunDocument) -> String {
             if let Some(i) = &m.limit_interval {
                 let _ = writeln!(
                     s,
-                    "     {:.0}% bootstrap interval: {:.0} .. {} ({} replicates, {} without a limit)",
+                    "     {:.0}% bootstrap interval of the unrounded limit: {:.1} .. {} ({} replicates, {} without a limit)",
                     i.level * 100.0,
                     i.lower,
                     i.upper
-                        .map(|u| format!("{u:.0}"))
+                        .map(|u| format!("{u:.1}"))
                         .unwrap_or_else(|| "unbounded".into()),
                     i.replicates,
                     i.unbounded
