@@ -228,6 +228,10 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     let mut interrupted = false;
     let mut stopped: Option<Warning> = None;
     for (i, &n) in opts.levels.iter().enumerate() {
+        if crate::interrupt::requested() {
+            interrupted = true;
+            break;
+        }
         eprintln!(
             "pgstorm: sweep level {}/{}: {n} clients, {:.0} s warmup + {:.0} s",
             i + 1,

@@ -82,6 +82,10 @@ pub(crate) fn run(
         if probes.len() as u32 >= opts.max_probes {
             break;
         }
+        if crate::interrupt::requested() {
+            interrupted = true;
+            break;
+        }
         eprintln!(
             "pgstorm: rate probe {}/{}: {r:.1} tx/s offered to {clients} clients",
             probes.len() + 1,
