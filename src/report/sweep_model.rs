@@ -81,7 +81,7 @@ pub struct SweepLevel {
     /// Share of the host's CPU pgstorm itself used (0..1): near 1 means the client, not the
     /// server, may have been the limit.
     pub client_cpu_share: f64,
-    /// Whether the level met the SLO (null without one).
+    /// Whether the level met the SLO with no failed transaction (null without an SLO).
     pub meets_slo: Option<bool>,
     /// Modelled throughput at this level (null without a model).
     pub usl_tps: Option<f64>,
