@@ -44,8 +44,7 @@ pub fn render(sweep: &SweepSection) -> Result<String> {
         Some(m) => (0..=240)
             .map(|i| {
                 let n = x_hi.powf(i as f64 / 240.0).max(1.0);
-                let x = m.lambda * n / (1.0 + m.sigma * (n - 1.0) + m.kappa * n * (n - 1.0));
-                (n, x)
+                (n, m.throughput(n))
             })
             .collect(),
         None => Vec::new(),

@@ -211,6 +211,13 @@ pub struct RateProbe {
     pub reason: String,
 }
 
+impl UslModel {
+    /// Modelled throughput at concurrency `n` (tx/s).
+    pub fn throughput(&self, n: f64) -> f64 {
+        self.lambda * n / (1.0 + self.sigma * (n - 1.0) + self.kappa * n * (n - 1.0))
+    }
+}
+
 impl LatencySummary {
     /// The stored percentile nearest at or above `p` (50, 90, 95, 99, 99.9, 99.99), in ms.
     pub fn percentile_ms(&self, p: f64) -> f64 {

@@ -271,8 +271,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     };
     if let Some(m) = &usl {
         for l in &mut levels {
-            let n = l.clients as f64;
-            l.usl_tps = Some(m.lambda * n / (1.0 + m.sigma * (n - 1.0) + m.kappa * n * (n - 1.0)));
+            l.usl_tps = Some(m.throughput(l.clients as f64));
         }
     }
     let slo = opts.slo.as_ref().map(slo_spec);
@@ -284,6 +283,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         bench.session.server.reserved_connections,
     );
 
+    let mut rate_stopped = None;
     let rate_search = match (&opts.rate_search, &opts.slo, interrupted) {
         (Some(rs), Some(s), false) => {
             let clients = rs
@@ -292,8 +292,15 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
                 .or(recommendation.slo_limit)
                 .unwrap_or(max_level);
             let ceiling = levels.iter().map(|l| l.tps).fold(0.0, f64::max);
-            let (search, stop) = rate_search::run(&mut bench, rs, s, clients, ceiling)?;
+            let (search, stop, failure) = rate_search::run(&mut bench, rs, s, clients, ceiling);
             interrupted |= stop;
+            if let Some(e) = failure {
+                eprintln!("pgstorm: {e}");
+                rate_stopped = Some(Warning {
+                    code: "rate_search_stopped".into(),
+                    message: e,
+                });
+            }
             Some(search)
         }
         _ => None,
@@ -301,6 +308,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
 
     let mut warnings = merge_level_warnings(&levels);
     warnings.extend(stopped);
+    warnings.extend(rate_stopped);
     if interrupted {
         warnings.push(Warning {
             code: "interrupted".into(),

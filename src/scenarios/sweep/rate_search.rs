@@ -8,8 +8,6 @@
 //! the percentile meets the SLO, no transaction failed, and it completed its offered rate (a
 //! server that falls behind would otherwise look fast by never starting the late work).
 
-use anyhow::Result;
-
 use super::Bench;
 use crate::analysis::slo::Slo;
 use crate::report::latency_summary;
@@ -60,14 +58,15 @@ fn next_rate(pass: Option<f64>, fail: Option<f64>, tolerance: f64) -> Option<f64
 }
 
 /// Runs the search with `clients` workers, starting at `ceiling` tx/s (the sweep's best
-/// closed-loop throughput). Returns the search and whether Ctrl-C cut it short.
+/// closed-loop throughput). Returns the search (the probes that ran), whether Ctrl-C cut it
+/// short, and why a probe could not run, if one could not: the sweep's levels are kept either way.
 pub(crate) fn run(
     bench: &mut Bench<'_>,
     opts: &RateSearchOptions,
     slo: &Slo,
     clients: u32,
     ceiling: f64,
-) -> Result<(RateSearch, bool)> {
+) -> (RateSearch, bool, Option<String>) {
     let duration_s = bench
         .opts
         .engine
@@ -78,6 +77,7 @@ pub(crate) fn run(
     let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = Some(ceiling.max(MIN_RATE));
     let mut interrupted = false;
+    let mut failure = None;
     while let Some(r) = rate {
         if probes.len() as u32 >= opts.max_probes {
             break;
@@ -91,7 +91,15 @@ pub(crate) fn run(
             probes.len() + 1,
             opts.max_probes
         );
-        let (out, _) = bench.load(clients, Some(r))?;
+        let out = match bench.load(clients, Some(r)) {
+            Ok((out, _)) => out,
+            Err(e) => {
+                failure = Some(format!(
+                    "the rate search stopped at {r:.1} tx/s: {e:#}; the probes before it are kept"
+                ));
+                break;
+            }
+        };
         let mut all = crate::engine::stats::TypeStats::new(3);
         for t in &out.totals {
             all.add(t);
@@ -155,7 +163,7 @@ pub(crate) fn run(
         }
         rate = next_rate(pass, fail, opts.tolerance);
     }
-    Ok((
+    (
         RateSearch {
             clients,
             slo: super::slo_spec(slo),
@@ -166,7 +174,8 @@ pub(crate) fn run(
             lowest_failing_rate: fail,
         },
         interrupted,
-    ))
+        failure,
+    )
 }
 
 #[cfg(test)]
