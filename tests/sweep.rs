@@ -103,6 +103,7 @@ fn short_sandbox_sweep_fits_a_model_and_recommends_a_pool() {
     let pool = r.pool_size.expect("a recommended pool size");
     assert!(pool >= 1, "{r:?}");
     assert_eq!(r.slo_limit, Some(8));
+    assert_eq!(pool, r.usl_limit.unwrap_or(u32::MAX).min(8), "{r:?}");
     assert!(r.max_connections.unwrap() > pool);
     // The sandbox runs on this host: the rule of thumb uses its cores.
     assert!(r.heuristic.as_ref().is_some_and(|h| h.cores >= 1), "{r:?}");

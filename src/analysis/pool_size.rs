@@ -307,6 +307,46 @@ mod tests {
     }
 
     #[test]
+    fn linear_scaling_defers_to_the_slo_or_recommends_nothing() {
+        let levels: Vec<SweepLevel> = [1, 2, 4, 8]
+            .iter()
+            .map(|&n| level(n, 100.0 * n as f64, Some(n <= 4)))
+            .collect();
+        let m = usl_model(&levels, 20).unwrap();
+        assert_eq!((m.limit_kind.as_str(), m.limit_n), ("linear", None));
+        assert!(m.limit_interval.is_none());
+        let r = recommend(&levels, Some(&m), Some(&slo()), &Hardware::default(), 3);
+        assert_eq!(r.pool_size, Some(4));
+        assert!(r.basis.contains("linearly"), "{}", r.basis);
+        let r = recommend(&levels, Some(&m), None, &Hardware::default(), 3);
+        assert_eq!(r.pool_size, None);
+        assert!(r.basis.contains("extend --clients beyond 8"), "{}", r.basis);
+    }
+
+    #[test]
+    fn a_plateau_recommends_the_95_percent_point() {
+        let p = usl::Params {
+            lambda: 1000.0,
+            sigma: 0.1,
+            kappa: 0.0,
+        };
+        let levels: Vec<SweepLevel> = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+            .iter()
+            .map(|&n| level(n, p.throughput(n as f64), None))
+            .collect();
+        let m = usl_model(&levels, 20).unwrap();
+        assert_eq!(m.limit_kind, "plateau");
+        assert!(m.kappa_fixed);
+        // ceil(19 × 0.9 / 0.1) = 171, inside the measured range.
+        assert_eq!(m.limit_n, Some(171));
+        assert!(!m.extrapolated);
+        assert!((m.asymptote_tps.unwrap() - 10_000.0).abs() < 1.0);
+        let r = recommend(&levels, Some(&m), None, &Hardware::default(), 3);
+        assert_eq!(r.pool_size, Some(171));
+        assert!(r.basis.contains("no --slo"), "{}", r.basis);
+    }
+
+    #[test]
     fn explicit_server_cores_and_spindles_win() {
         let hw = Hardware {
             server_cores: Some(16),
