@@ -1,7 +1,8 @@
 //! End-to-end tests of `pgstorm sweep` against a real sandbox PostgreSQL: a short sweep yields a
 //! fitted model, a recommendation, a valid document, CSV and chart; an SLO no level can meet is
 //! reported as such (positive control) while a generous one is met (negative control); the open-loop
-//! rate search records every probe; bad input exits 2 without writing a result.
+//! rate search records every probe; Ctrl-C keeps the finished levels (exit 130); bad input exits 2
+//! without writing a result.
 
 mod common;
 
@@ -172,4 +173,67 @@ fn bad_sweep_input_exits_2_with_one_line_and_writes_nothing() {
         assert!(!err.contains("panicked"), "{err}");
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn ctrl_c_mid_sweep_keeps_the_finished_levels_and_exits_130() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dsn = common::database("sweep_interrupt");
+    let mut c = common::client_of("sweep_interrupt");
+    pgstorm::dataset::ensure(&mut c, false, &mut |_: &str| {}).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args(["sweep", "--dsn", &dsn, "--clients", "1,2,4", "-T", "2"])
+        .args([
+            "--warmup",
+            "0",
+            "--no-pin",
+            "--bootstrap",
+            "50",
+            "--results-dir",
+        ])
+        .arg(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first level is complete and the second has started.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("sweep level 2/3") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("sweep level 2/3"), "{seen}");
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "exactly one complete result folder");
+    let doc: RunDocument =
+        serde_json::from_slice(&std::fs::read(dirs[0].path().join("run.json")).unwrap()).unwrap();
+    assert!(doc.interrupted);
+    assert!(doc.warnings.iter().any(|w| w.code == "interrupted"));
+    let sw = doc.sweep.unwrap();
+    // Level 1, plus level 2's part when the signal came after its pool was open.
+    assert!((1..=2).contains(&sw.levels.len()), "{:?}", sw.levels.len());
+    assert_eq!(sw.levels[0].clients, 1);
+    assert!(sw.levels[0].count > 0);
+    // Two levels cannot carry a three-parameter model: said, not guessed.
+    assert!(sw.usl.is_none() && sw.usl_error.is_some());
+    assert!(sw.rate_search.is_none());
 }

@@ -241,6 +241,10 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         );
         let (out, q) = match bench.load(n, None) {
             Ok(r) => r,
+            Err(e) if !levels.is_empty() && was_interrupted(&e) => {
+                interrupted = true;
+                break;
+            }
             Err(e) if !levels.is_empty() => {
                 stopped = Some(Warning {
                     code: "sweep_stopped".into(),
@@ -362,6 +366,12 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         return Err(crate::interrupt::error());
     }
     Ok(Outcome { doc, dir })
+}
+
+/// Whether a failed load failed because of Ctrl-C (e.g. while its pool was opening).
+pub(crate) fn was_interrupted(e: &anyhow::Error) -> bool {
+    crate::interrupt::requested()
+        || crate::error::exit_kind(e) == crate::error::ExitKind::Interrupted
 }
 
 /// Whether the server runs on this host: a sandbox, a Unix socket, or a loopback address.

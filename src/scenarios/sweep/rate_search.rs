@@ -93,6 +93,10 @@ pub(crate) fn run(
         );
         let out = match bench.load(clients, Some(r)) {
             Ok((out, _)) => out,
+            Err(e) if super::was_interrupted(&e) => {
+                interrupted = true;
+                break;
+            }
             Err(e) => {
                 failure = Some(format!(
                     "the rate search stopped at {r:.1} tx/s: {e:#}; the probes before it are kept"
