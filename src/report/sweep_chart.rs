@@ -128,7 +128,7 @@ pub fn render(sweep: &SweepSection) -> Result<String> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(legend_corner(&measured))
             .border_style(BLACK)
             .background_style(WHITE.mix(0.85))
             .draw()
@@ -137,6 +137,16 @@ pub fn render(sweep: &SweepSection) -> Result<String> {
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// Where the legend hides no data: top left while throughput still climbs at the largest level
+/// (the low-N corner is empty), top right once it has fallen from its peak.
+fn legend_corner(measured: &[(f64, f64)]) -> SeriesLabelPosition {
+    let best = measured.iter().map(|p| p.1).fold(0.0, f64::max);
+    match measured.last() {
+        Some(&(_, last)) if last < 0.8 * best => SeriesLabelPosition::UpperRight,
+        _ => SeriesLabelPosition::UpperLeft,
+    }
 }
 
 /// The lower panel: latency at the SLO's percentile per level, and the SLO threshold.
