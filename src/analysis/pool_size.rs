@@ -8,7 +8,7 @@
 
 use super::usl::{self, Limit};
 use crate::report::model::{
-    Heuristic, LimitInterval, Recommendation, SloSpec, SweepLevel, UslModel,
+    Heuristic, LimitInterval, Recommendation, SloSpec, SweepLevel, UslModel, Warning,
 };
 
 /// Coverage of the bootstrap interval of the limit.
@@ -222,6 +222,56 @@ pub fn recommend(
     }
 }
 
+/// Below this R² the model explains too little of the measured variation to trust its limit.
+pub const MIN_R2: f64 = 0.9;
+
+/// A level scaling more than this factor above linear (X(N) > f · N · X(1)) is superlinear.
+pub const SUPERLINEAR: f64 = 1.1;
+
+/// Reasons to doubt the model: a poor fit, superlinear scaling (which the USL, with σ ≥ 0, cannot
+/// follow), and a limit extrapolated beyond the measured levels.
+pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let Some(m) = model else {
+        return out;
+    };
+    if m.r2 < MIN_R2 {
+        out.push(Warning {
+            code: "usl_poor_fit".into(),
+            message: format!(
+                "the USL fit has R² {:.3} (below {MIN_R2}): throughput varied in ways the model                  does not explain, so treat its limit as rough; lengthen -T, add levels, or run on                  a quieter machine",
+                m.r2
+            ),
+        });
+    }
+    let single = levels.iter().find(|l| l.clients == 1 && l.tps > 0.0);
+    if let Some(one) = single {
+        let worst = levels
+            .iter()
+            .map(|l| (l.clients, l.tps / (l.clients as f64 * one.tps)))
+            .filter(|(_, r)| *r > SUPERLINEAR)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((n, ratio)) = worst {
+            out.push(Warning {
+                code: "superlinear_scaling".into(),
+                message: format!(
+                    "at {n} clients throughput was {ratio:.2}× {n} times the single-client rate:                      the single-client level was held back (client or OS scheduling, a cold                      cache, a busy host), and the USL (σ ≥ 0) cannot follow it, so σ sits at its                      bound; rerun with a warmup and on a quieter host"
+                ),
+            });
+        }
+    }
+    if m.extrapolated {
+        out.push(Warning {
+            code: "usl_extrapolated".into(),
+            message: format!(
+                "the model's limit N = {} lies beyond the largest measured level: extend                  --clients past it to confirm",
+                m.limit_n.unwrap_or(0)
+            ),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +394,44 @@ mod tests {
         let r = recommend(&levels, Some(&m), None, &Hardware::default(), 3);
         assert_eq!(r.pool_size, Some(171));
         assert!(r.basis.contains("no --slo"), "{}", r.basis);
+    }
+
+    #[test]
+    fn model_warnings_flag_poor_fits_superlinearity_and_extrapolation_only() {
+        // Negative control: clean USL data draw no warning.
+        let clean = usl_levels(64);
+        let m = usl_model(&clean, 20).unwrap();
+        assert!(model_warnings(&clean, Some(&m)).is_empty());
+        // Positive control: a held-back single client and a noisy middle.
+        let noisy: Vec<SweepLevel> = [(1, 100.0), (2, 450.0), (4, 300.0), (8, 900.0), (16, 200.0)]
+            .iter()
+            .map(|&(n, x)| level(n, x, None))
+            .collect();
+        let m = usl_model(&noisy, 20).unwrap();
+        let codes: Vec<String> = model_warnings(&noisy, Some(&m))
+            .into_iter()
+            .map(|w| w.code)
+            .collect();
+        assert!(codes.contains(&"usl_poor_fit".to_string()), "{codes:?}");
+        assert!(
+            codes.contains(&"superlinear_scaling".to_string()),
+            "{codes:?}"
+        );
+        // A plateau beyond the last level is an extrapolation.
+        let p = usl::Params {
+            lambda: 1000.0,
+            sigma: 0.02,
+            kappa: 0.0,
+        };
+        let short: Vec<SweepLevel> = [1, 2, 4, 8, 16]
+            .iter()
+            .map(|&n| level(n, p.throughput(n as f64), None))
+            .collect();
+        let m = usl_model(&short, 20).unwrap();
+        assert!(m.extrapolated, "{m:?}");
+        let w = model_warnings(&short, Some(&m));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].code, "usl_extrapolated");
     }
 
     #[test]

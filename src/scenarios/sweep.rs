@@ -311,6 +311,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     };
 
     let mut warnings = merge_level_warnings(&levels);
+    warnings.extend(pool_size::model_warnings(&levels, usl.as_ref()));
     warnings.extend(stopped);
     warnings.extend(rate_stopped);
     if interrupted {
