@@ -55,8 +55,9 @@ pub fn usl_model(levels: &[SweepLevel], replicates: usize) -> Result<UslModel, u
             upper: i.upper,
             replicates: i.replicates,
             unbounded: i.unbounded,
-            method: "residual bootstrap of the unrounded limit (levels fixed, centred residuals inflated by √(n/(n−3)) \
-                     resampled onto the fitted curve, refitted), percentile interval"
+            method: "residual bootstrap of the unrounded limit (levels fixed, centred residuals \
+                     inflated by √(n/(n−3)) resampled onto the fitted curve, refitted), \
+                     percentile interval"
                 .into(),
         }),
     })
@@ -239,7 +240,9 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
         out.push(Warning {
             code: "usl_poor_fit".into(),
             message: format!(
-                "the USL fit has R² {:.3} (below {MIN_R2}): throughput varied in ways the model                  does not explain, so treat its limit as rough; lengthen -T, add levels, or run on                  a quieter machine",
+                "the USL fit has R² {:.3} (below {MIN_R2}): throughput varied in ways the model \
+                 does not explain, so treat its limit as rough; lengthen -T, add levels, or run \
+                 on a quieter machine",
                 m.r2
             ),
         });
@@ -255,7 +258,10 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
             out.push(Warning {
                 code: "superlinear_scaling".into(),
                 message: format!(
-                    "at {n} clients throughput was {ratio:.2}× {n} times the single-client rate:                      the single-client level was held back (client or OS scheduling, a cold                      cache, a busy host), and the USL (σ ≥ 0) cannot follow it, so σ sits at its                      bound; rerun with a warmup and on a quieter host"
+                    "at {n} clients throughput was {ratio:.2}× what {n} independent single clients \
+                     gave: the single-client level was held back (client or OS scheduling, a \
+                     cold cache, a busy host), and the USL (σ ≥ 0) cannot follow it, so σ sits \
+                     at its bound; rerun with a warmup and on a quieter host"
                 ),
             });
         }
@@ -264,7 +270,8 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
         out.push(Warning {
             code: "usl_extrapolated".into(),
             message: format!(
-                "the model's limit N = {} lies beyond the largest measured level: extend                  --clients past it to confirm",
+                "the model's limit N = {} lies beyond the largest measured level: extend \
+                 --clients past it to confirm",
                 m.limit_n.unwrap_or(0)
             ),
         });
