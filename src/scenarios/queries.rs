@@ -154,7 +154,7 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
     };
     let before = session.xact_counters().ok();
     let out = engine::run(&session.target, workload.clone(), &opts.engine)?;
-    let _ = session.wait_pool_gone(Duration::from_secs(5));
+    let _ = session.wait_pool_gone(Duration::from_secs(30));
     let after = session.xact_counters().ok();
     let monitoring = monitor.map(|m| {
         let start_s = m.seconds_at(out.started_at) + out.warmup.as_secs_f64();
