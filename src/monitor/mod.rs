@@ -9,22 +9,28 @@
 //! caller chose (after the pool's backends exited and flushed their statistics).
 
 pub mod alerts;
+pub mod history;
 pub mod host;
 pub mod host_sampler;
+pub mod local;
 pub mod model;
 pub mod procfs;
 pub mod server;
+pub mod summary;
 
-use std::collections::VecDeque;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use history::{Cost, Ring};
+pub use local::{is_local, local_postmaster, LocalServer};
 use model::{
-    AlertEvent, HostSample, HostSeries, HostSummary, Monitoring, ServerSample, ServerSeries,
-    ServerSummary, Stat, Thresholds, UnderLoad, Window,
+    AlertEvent, HostSample, HostSeries, Monitoring, ServerSample, ServerSeries, ServerSummary,
+    Stat, Thresholds, Window,
 };
+use summary::host_summary;
+pub use summary::under_load;
 
 /// Default number of samples kept per sampler.
 pub const DEFAULT_CAPACITY: usize = 1000;
@@ -53,165 +59,6 @@ impl Default for MonitorConfig {
             core: None,
             announce: false,
         }
-    }
-}
-
-/// A PostgreSQL running on this host: its postmaster and how it was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalServer {
-    /// Postmaster PID.
-    pub pid: u32,
-    /// `sandbox` or `backend_parent`.
-    pub source: &'static str,
-}
-
-/// Whether every host of `config` is this machine (a Unix socket or a loopback address).
-pub fn is_local(config: &postgres::Config) -> bool {
-    let hosts = config.get_hosts();
-    !hosts.is_empty()
-        && hosts.iter().all(|h| match h {
-            postgres::config::Host::Unix(_) => true,
-            postgres::config::Host::Tcp(name) => {
-                name == "localhost"
-                    || name
-                        .parse::<std::net::IpAddr>()
-                        .map(|ip| ip.is_loopback())
-                        .unwrap_or(false)
-            }
-        })
-}
-
-/// Finds the postmaster of a local server through our own backend: `pg_backend_pid()` is a
-/// process of this host whose parent is the postmaster. Checked by process name, so a server in
-/// another PID namespace (a container) whose backend PID happens to exist here is not mistaken.
-pub fn local_postmaster(
-    client: &mut postgres::Client,
-    config: &postgres::Config,
-) -> Option<LocalServer> {
-    if !is_local(config) {
-        return None;
-    }
-    let backend: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .ok()?
-        .get(0);
-    let backend = u32::try_from(backend).ok()?;
-    let is_postgres = |pid| {
-        procfs::comm(pid)
-            .map(|c| c.starts_with("postgres") || c.starts_with("postmaster"))
-            .unwrap_or(false)
-    };
-    let parent = procfs::parent_pid(backend)?;
-    (is_postgres(backend) && is_postgres(parent)).then_some(LocalServer {
-        pid: parent,
-        source: "backend_parent",
-    })
-}
-
-/// A bounded history: keeps the newest `capacity` items and counts what it dropped.
-#[derive(Debug)]
-pub struct Ring<T> {
-    items: VecDeque<T>,
-    capacity: usize,
-    taken: u64,
-}
-
-impl<T> Ring<T> {
-    /// An empty ring holding at most `capacity` (≥ 1) items.
-    pub fn new(capacity: usize) -> Ring<T> {
-        let capacity = capacity.max(1);
-        Ring {
-            items: VecDeque::with_capacity(capacity.min(4096)),
-            capacity,
-            taken: 0,
-        }
-    }
-
-    /// Adds an item, dropping the oldest when full.
-    pub fn push(&mut self, item: T) {
-        if self.items.len() == self.capacity {
-            self.items.pop_front();
-        }
-        self.items.push_back(item);
-        self.taken += 1;
-    }
-
-    /// Items pushed in total.
-    pub fn taken(&self) -> u64 {
-        self.taken
-    }
-
-    /// Items dropped to stay within capacity.
-    pub fn dropped(&self) -> u64 {
-        self.taken - self.items.len() as u64
-    }
-
-    /// The kept items, oldest first.
-    pub fn into_vec(self) -> Vec<T> {
-        self.items.into()
-    }
-}
-
-/// CPU time consumed so far by the calling thread.
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime writes into the zeroed timespec we pass; the clock id is valid.
-    let ts = unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-        ts
-    };
-    Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
-}
-
-/// Cost of the samples taken: wall time (waits for the CPU and the server included) and the
-/// sampler thread's own CPU time, µs.
-#[derive(Debug, Default, Clone, Copy)]
-struct Cost {
-    wall_sum_us: f64,
-    wall_max_us: f64,
-    cpu_sum_us: f64,
-    n: u64,
-}
-
-/// Start of one sample's cost measurement.
-struct CostStart {
-    wall: Instant,
-    cpu: Duration,
-}
-
-impl Cost {
-    fn start() -> CostStart {
-        CostStart {
-            wall: Instant::now(),
-            cpu: thread_cpu(),
-        }
-    }
-
-    fn add(&mut self, s: &CostStart) {
-        let us = s.wall.elapsed().as_secs_f64() * 1e6;
-        self.wall_sum_us += us;
-        self.wall_max_us = self.wall_max_us.max(us);
-        self.cpu_sum_us += thread_cpu().saturating_sub(s.cpu).as_secs_f64() * 1e6;
-        self.n += 1;
-    }
-
-    fn mean(sum: f64, n: u64) -> f64 {
-        if n == 0 {
-            0.0
-        } else {
-            sum / n as f64
-        }
-    }
-
-    fn wall_mean(&self) -> f64 {
-        Cost::mean(self.wall_sum_us, self.n)
-    }
-
-    fn cpu_mean(&self) -> f64 {
-        Cost::mean(self.cpu_sum_us, self.n)
     }
 }
 
@@ -510,91 +357,5 @@ impl Drop for Monitor {
         for tx in self.stop.drain(..) {
             let _ = tx.send(());
         }
-    }
-}
-
-fn host_summary(s: &[HostSample]) -> HostSummary {
-    let local = s.iter().any(|x| x.server_cpu_percent.is_some());
-    HostSummary {
-        cpu_percent: Stat::of(s.iter().map(|x| x.cpu_percent)),
-        memory_percent: Stat::of(s.iter().map(|x| x.memory_percent)),
-        swap_used_bytes: Stat::of(s.iter().map(|x| x.swap_used_bytes as f64)),
-        load1: Stat::of(s.iter().map(|x| x.load[0])),
-        disk_read_bytes_s: Stat::of(s.iter().map(|x| x.disk_read_bytes_s)),
-        disk_write_bytes_s: Stat::of(s.iter().map(|x| x.disk_write_bytes_s)),
-        net_rx_bytes_s: Stat::of(s.iter().map(|x| x.net_rx_bytes_s)),
-        net_tx_bytes_s: Stat::of(s.iter().map(|x| x.net_tx_bytes_s)),
-        client_cpu_percent: Stat::of(s.iter().map(|x| x.client_cpu_percent)),
-        server_cpu_percent: local.then(|| Stat::of(s.iter().filter_map(|x| x.server_cpu_percent))),
-        server_memory_bytes: local.then(|| {
-            Stat::of(
-                s.iter()
-                    .filter_map(|x| x.server_memory_bytes.map(|b| b as f64)),
-            )
-        }),
-    }
-}
-
-/// Host CPU and memory over the samples whose covered span lies mostly inside `w`.
-pub fn under_load(samples: &[HostSample], w: Window, interval_s: f64) -> Option<UnderLoad> {
-    let inside: Vec<&HostSample> = samples
-        .iter()
-        .filter(|s| {
-            let mid = s.t_s - interval_s / 2.0;
-            mid >= w.start_s && mid <= w.end_s
-        })
-        .collect();
-    if inside.is_empty() {
-        return None;
-    }
-    let cpu = Stat::of(inside.iter().map(|s| s.cpu_percent));
-    let mem = Stat::of(inside.iter().map(|s| s.memory_percent));
-    let server: Vec<f64> = inside.iter().filter_map(|s| s.server_cpu_percent).collect();
-    Some(UnderLoad {
-        samples: inside.len(),
-        cpu_mean_percent: cpu.mean,
-        cpu_p95_percent: cpu.p95,
-        cpu_peak_percent: cpu.peak,
-        memory_p95_percent: mem.p95,
-        memory_peak_percent: mem.peak,
-        client_cpu_mean_percent: Stat::of(inside.iter().map(|s| s.client_cpu_percent)).mean,
-        server_cpu_mean_percent: (!server.is_empty()).then(|| Stat::of(server).mean),
-        swap_pages: inside
-            .iter()
-            .map(|s| (s.swap_pages_s * interval_s).round() as u64)
-            .sum(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ring_keeps_the_newest_and_counts_drops() {
-        let mut r = Ring::new(3);
-        for i in 0..5 {
-            r.push(i);
-        }
-        assert_eq!((r.taken(), r.dropped()), (5, 2));
-        assert_eq!(r.into_vec(), vec![2, 3, 4]);
-    }
-
-    #[test]
-    fn stat_is_mean_p95_peak() {
-        let s = Stat::of((1..=100).map(f64::from));
-        assert_eq!((s.mean, s.p95, s.peak), (50.5, 95.0, 100.0));
-        assert_eq!(Stat::of(std::iter::empty()), Stat::default());
-    }
-
-    #[test]
-    fn loopback_and_sockets_are_local_remote_hosts_are_not() {
-        let local = |s: &str| is_local(&s.parse::<postgres::Config>().unwrap());
-        assert!(local("host=127.0.0.1 user=x"));
-        assert!(local("host=localhost user=x"));
-        assert!(local("host=/tmp user=x"));
-        assert!(local("postgres://x@[::1]:5432/db"));
-        assert!(!local("host=db.example.com user=x"));
-        assert!(!local("host=10.1.2.3 user=x"));
     }
 }
