@@ -1,7 +1,8 @@
 //! Resource monitoring against a real sandbox PostgreSQL: samples present and plausible during a
 //! load (server-side TPS agrees with the client's count), a CPU burn raises the CPU alerts while a
 //! calm span raises none, a forced deadlock is counted, and the warnings built on the samples
-//! fire on doctored documents and stay quiet on a clean one.
+//! fire on doctored documents and stay quiet on a clean one; an unreachable server leaves an
+//! error (no password) and the host samples.
 
 mod common;
 
@@ -358,4 +359,20 @@ fn a_forced_deadlock_is_counted_and_its_lock_wait_seen() {
         .samples
         .iter()
         .any(|s| s.by_wait_event_type.get("Lock").copied().unwrap_or(0) >= 1));
+}
+
+#[test]
+fn an_unreachable_server_leaves_an_error_and_the_host_samples() {
+    let config: postgres::Config = "host=127.0.0.1 port=1 user=u password=sekrit dbname=d \
+                                    connect_timeout=2"
+        .parse()
+        .unwrap();
+    let m = Monitor::start(monitor_config(Thresholds::default()), Some(&config), None);
+    std::thread::sleep(Duration::from_millis(600));
+    let m = m.stop(None);
+    assert!(m.server.is_none());
+    assert_eq!(m.errors.len(), 1, "{:?}", m.errors);
+    assert!(m.errors[0].starts_with("server sampler: cannot connect"));
+    assert!(!m.errors[0].contains("sekrit"), "{}", m.errors[0]);
+    assert!(!m.host.unwrap().samples.is_empty());
 }
