@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod dataset;
 pub mod engine;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod interrupt;
 pub mod monitor;
 pub mod proc_stats;
 pub mod report;
+pub mod results_app;
 pub mod rng;
 pub mod sandbox;
 pub mod scenarios;

@@ -145,6 +145,7 @@ impl Session {
             dataset: None,
             load: None,
             warnings: Vec::new(),
+            merged_from: None,
         }
     }
 
