@@ -98,14 +98,23 @@ pub fn merge(a: &cli::MergeArgs, argv: &[String]) -> Result<i32> {
             "merge needs at least two result folders, one per load machine",
         ));
     }
-    let docs = a
-        .folders
-        .iter()
-        .map(|f| compare::load::read_run(Path::new(f)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut merged = crate::report::merge::merge(&docs, &a.label, argv)?;
-    let dir = crate::report::archive::write(Path::new(&a.results_dir), &mut merged, &[])
+    let mut runs = Vec::new();
+    for f in &a.folders {
+        let dir = Path::new(f);
+        let doc = compare::load::read_run(dir)?;
+        let log = std::fs::read(dir.join("latency.hlog")).ok();
+        runs.push((doc, log));
+    }
+    let merged = crate::report::merge::merge(&runs, &a.label, argv)?;
+    let mut doc = merged.doc;
+    let extra: Vec<crate::report::archive::ExtraFile> = merged
+        .log
+        .map(|l| ("latency.hlog".to_string(), l))
+        .into_iter()
+        .collect();
+    let dir = crate::report::archive::write(Path::new(&a.results_dir), &mut doc, &extra)
         .context("cannot archive the merged result")?;
+    let merged = doc;
     print!("{}", crate::report::summary::render(&merged));
     println!("result: {}", dir.display());
     Ok(0)

@@ -283,6 +283,36 @@ fn merge_of_simultaneous_runs_adds_counts_and_histograms_exactly() {
         );
     }
 
+    // Interval percentiles come from the interval logs, added: first check that a run's own log
+    // reproduces its own time series, then that the merged series is the sum of both logs.
+    use pgstorm::report::merge::{interval_totals, read_log};
+    let interval = a.config.interval_s;
+    let log_of = |d: &Path| read_log(&std::fs::read(d.join("latency.hlog")).unwrap()).unwrap();
+    let own = interval_totals(&log_of(&runs[0].dir), interval).unwrap();
+    for p in &a.timeseries {
+        let h = &own[&((p.t_s / interval).round() as u64)];
+        assert_eq!(
+            p.p99_ms,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            "t={}",
+            p.t_s
+        );
+    }
+    let mut both = log_of(&runs[0].dir);
+    both.extend(log_of(&runs[1].dir));
+    let sum = interval_totals(&both, interval).unwrap();
+    for p in &m.timeseries {
+        let h = &sum[&((p.t_s / interval).round() as u64)];
+        assert_eq!(
+            p.p99_ms,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            "t={}",
+            p.t_s
+        );
+        assert_eq!(p.max_ms, h.max() as f64 / 1000.0, "t={}", p.t_s);
+    }
+    assert!(dir.join("latency.hlog").is_file());
+
     // The index lists every run folder once; list filters by label.
     let list = pgstorm(&["list", "--results-dir", s(tmp.path()), "--label", "fleet"]);
     let text = String::from_utf8_lossy(&list.stdout);

@@ -3,15 +3,17 @@
 //!
 //! Invariants: totals are exact: counts and errors are summed and every latency summary is
 //! recomputed from the sum of the runs' serialized histograms (never by averaging percentiles).
-//! Throughput adds up (the machines ran concurrently). Per-interval p50/p99 of the merged time
-//! series are the highest machine's value (an upper bound, said in a warning), because the
-//! document keeps only the totals' histograms. Sections this module does not know are kept from
-//! the first run.
+//! Throughput adds up (the machines ran concurrently). Per-interval p50/p99/max of the merged
+//! time series come from the runs' interval logs (latency.hlog), added interval by interval, and
+//! the merged folder gets the merged log; without the logs they are the highest machine's value
+//! (an upper bound, said in a warning). Sections this module does not know are kept from the
+//! first run.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use super::hlog;
 use super::latency_summary;
 use super::model::{LatencySummary, LoadResult, MergedRun, QueryResult, RunDocument, Warning};
 use crate::engine::stats::{self, Hist};
@@ -61,9 +63,94 @@ fn query_names(l: &LoadResult) -> Vec<&str> {
     l.queries.iter().map(|q| q.name.as_str()).collect()
 }
 
-/// Merges `docs` (at least two, each with a query load of the same query types) into one
-/// document labelled `label`.
-pub fn merge(docs: &[RunDocument], label: &str, command: &[String]) -> Result<RunDocument> {
+/// A merged result: the document and, when every run had one, the merged interval log.
+pub struct Merged {
+    /// The merged document.
+    pub doc: RunDocument,
+    /// The merged latency.hlog.
+    pub log: Option<Vec<u8>>,
+}
+
+/// Reads an interval log into its entries (start relative to the log's base time).
+pub fn read_log(bytes: &[u8]) -> Result<Vec<hlog::Entry>> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut out = Vec::new();
+    for item in IntervalLogIterator::new(bytes) {
+        match item {
+            Ok(LogEntry::Interval(i)) => out.push(hlog::Entry {
+                tag: i.tag().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                start_s: i.start_timestamp().as_secs_f64(),
+                duration_s: i.duration().as_secs_f64(),
+                encoded: i.encoded_histogram().to_string(),
+            }),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(error::usage(format!(
+                    "latency.hlog cannot be parsed ({e:?}); the result folder is damaged"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Per interval index (start / interval length, rounded), the histogram of all query types.
+pub fn interval_totals(entries: &[hlog::Entry], interval_s: f64) -> Result<BTreeMap<u64, Hist>> {
+    let mut out: BTreeMap<u64, Option<Hist>> = BTreeMap::new();
+    for e in entries {
+        let i = (e.start_s / interval_s.max(f64::MIN_POSITIVE)).round() as u64;
+        add_hist(out.entry(i).or_default(), &e.encoded, &e.tag)?;
+    }
+    Ok(out
+        .into_iter()
+        .filter_map(|(i, h)| h.map(|h| (i, h)))
+        .collect())
+}
+
+/// Adds the logs' histograms per (interval, tag); also returns the all-types totals per interval.
+fn merge_logs(
+    logs: &[Vec<u8>],
+    interval_s: f64,
+    start_epoch_s: f64,
+) -> Result<(Vec<u8>, BTreeMap<u64, Hist>)> {
+    let mut by_key: BTreeMap<(u64, String), (f64, f64, Option<Hist>)> = BTreeMap::new();
+    let mut all = Vec::new();
+    for log in logs {
+        for e in read_log(log)? {
+            let i = (e.start_s / interval_s.max(f64::MIN_POSITIVE)).round() as u64;
+            let slot = by_key
+                .entry((i, e.tag.clone()))
+                .or_insert((e.start_s, e.duration_s, None));
+            add_hist(&mut slot.2, &e.encoded, &e.tag)?;
+            all.push(e);
+        }
+    }
+    let entries: Vec<hlog::Entry> = by_key
+        .into_iter()
+        .filter_map(|((_, tag), (start_s, duration_s, h))| {
+            h.map(|h| hlog::Entry {
+                tag,
+                start_s,
+                duration_s,
+                encoded: stats::encode(&h),
+            })
+        })
+        .collect();
+    Ok((
+        hlog::render(start_epoch_s, &entries)?,
+        interval_totals(&all, interval_s)?,
+    ))
+}
+
+/// Merges `runs` (documents, each with its interval log when it has one; at least two, each with
+/// a query load of the same query types) into one result labelled `label`.
+pub fn merge(
+    runs: &[(RunDocument, Option<Vec<u8>>)],
+    label: &str,
+    command: &[String],
+) -> Result<Merged> {
+    let docs: Vec<&RunDocument> = runs.iter().map(|r| &r.0).collect();
+    let logs: Option<Vec<Vec<u8>>> = runs.iter().map(|r| r.1.clone()).collect();
     let loads: Vec<&LoadResult> = docs
         .iter()
         .map(|d| {
@@ -126,12 +213,33 @@ pub fn merge(docs: &[RunDocument], label: &str, command: &[String]) -> Result<Ru
             );
         }
     }
-    warn(
-        "merge_interval_percentiles",
-        "per-interval p50/p99/lag of this merged result are the highest machine's (an upper bound); \
-         the totals' percentiles are exact (histograms added)"
-            .into(),
-    );
+    let interval_s = loads[0].config.interval_s;
+    let merged_log = match &logs {
+        Some(l) => {
+            let first = starts
+                .iter()
+                .min()
+                .map_or(0.0, |s| s.timestamp_millis() as f64 / 1000.0);
+            Some(merge_logs(l, interval_s, first)?)
+        }
+        None => {
+            warn(
+                "merge_interval_percentiles",
+                "a run has no latency.hlog: per-interval p50/p99 of this merged result are the \
+                 highest machine's (an upper bound); the totals' percentiles are exact"
+                    .into(),
+            );
+            None
+        }
+    };
+    if loads.iter().any(|l| l.schedule_lag.is_some()) {
+        warn(
+            "merge_interval_lag",
+            "per-interval schedule lag p99 of this merged result is the highest machine's (an upper \
+             bound); the total schedule lag is exact"
+                .into(),
+        );
+    }
 
     let mut queries = Vec::new();
     for (i, _) in names.iter().enumerate() {
@@ -157,6 +265,16 @@ pub fn merge(docs: &[RunDocument], label: &str, command: &[String]) -> Result<Ru
         None => None,
     };
     merge_timeseries(&mut load, &loads);
+    if let Some((_, totals)) = &merged_log {
+        for p in &mut load.timeseries {
+            let i = (p.t_s / interval_s.max(f64::MIN_POSITIVE)).round() as u64;
+            if let Some(h) = totals.get(&i) {
+                p.p50_ms = h.value_at_quantile(0.5) as f64 / 1000.0;
+                p.p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
+                p.max_ms = h.max() as f64 / 1000.0;
+            }
+        }
+    }
     merge_client(&mut load, &loads);
 
     let mut m = docs[0].clone();
@@ -182,7 +300,7 @@ pub fn merge(docs: &[RunDocument], label: &str, command: &[String]) -> Result<Ru
         .join("+");
     m.host.cpus = docs.iter().map(|d| d.host.cpus).sum();
     m.host.memory_bytes = docs.iter().map(|d| d.host.memory_bytes).sum();
-    for d in docs {
+    for d in &docs {
         for w in &d.warnings {
             warn(
                 &w.code,
@@ -203,7 +321,10 @@ pub fn merge(docs: &[RunDocument], label: &str, command: &[String]) -> Result<Ru
             .collect(),
     );
     m.load = Some(load);
-    Ok(m)
+    Ok(Merged {
+        doc: m,
+        log: merged_log.map(|(bytes, _)| bytes),
+    })
 }
 
 /// Adds the time series interval by interval (same index = same time, given a common start).

@@ -43,6 +43,8 @@ pub const HANDLED: &[&str] = &[
 
 /// Names of the time field in a point of a time series.
 const TIME_KEYS: &[&str] = &["t_s", "time_s", "elapsed_s"];
+/// Numeric fields of a time series that are counters of the sampler, not measurements.
+const SKIP_SERIES: &[&str] = &["tick"];
 /// A chart per numeric field, at most this many per series (the rest go to the table view).
 const MAX_CHARTS: usize = 12;
 /// Table rows shown before the rest is summarized.
@@ -151,7 +153,11 @@ fn time_charts(title: &str, tk: &str, records: &[&Map<String, Value>], out: &mut
     let mut fields: Vec<&String> = Vec::new();
     for r in records {
         for (k, x) in r.iter() {
-            if k != tk && x.is_number() && !fields.contains(&k) {
+            if k != tk
+                && !SKIP_SERIES.contains(&k.as_str())
+                && x.is_number()
+                && !fields.contains(&k)
+            {
                 fields.push(k);
             }
         }
@@ -198,10 +204,7 @@ fn table(records: &[&Map<String, Value>], out: &mut String) {
     for r in records.iter().take(MAX_ROWS) {
         out.push_str("<tr>");
         for c in &cols {
-            let cell = r
-                .get(c.as_str())
-                .map(|x| scalar(x).unwrap_or_else(|| x.to_string()))
-                .unwrap_or_default();
+            let cell = r.get(c.as_str()).map(cell).unwrap_or_default();
             let _ = write!(out, "<td>{}</td>", esc(&cell));
         }
         out.push_str("</tr>\n");
@@ -213,6 +216,28 @@ fn table(records: &[&Map<String, Value>], out: &mut String) {
             "<p class=\"meta\">{} more rows in run.json</p>",
             records.len() - MAX_ROWS
         );
+    }
+}
+
+/// A table cell: scalars as text, latency summaries as `p50 / p99 ms (n)`, other nested values
+/// as compact JSON without serialized histograms, cut to a readable length.
+fn cell(v: &Value) -> String {
+    if let Some(s) = scalar(v) {
+        return s;
+    }
+    let f = |k: &str| v.get(k).and_then(Value::as_f64);
+    if let (Some(p50), Some(p99), Some(n)) = (f("p50_ms"), f("p99_ms"), f("count")) {
+        return format!("p50 {p50:.3} / p99 {p99:.3} ms (n={n})");
+    }
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        m.remove("histogram");
+    }
+    let s = v.to_string();
+    if s.chars().count() > 160 {
+        format!("{}…", s.chars().take(160).collect::<String>())
+    } else {
+        s
     }
 }
 
