@@ -184,6 +184,10 @@ fn bad_compare_input_is_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = pgstorm(&["queries", "--start-at", "tomorrow"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = pgstorm(&["queries", "--repeat", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = pgstorm(&["compare", "a", "b", "--fail-on-regression", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 fn read_doc(dir: &Path) -> RunDocument {

@@ -515,3 +515,40 @@ pub fn headline(c: &Comparison) -> BTreeMap<&'static str, usize> {
     }
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_with_or_without_percent_and_reject_garbage() {
+        assert_eq!(parse_threshold("5%").unwrap(), 5.0);
+        assert_eq!(parse_threshold(" 2.5 ").unwrap(), 2.5);
+        for bad in ["", "five", "-1%", "NaN"] {
+            let e = parse_threshold(bad).unwrap_err();
+            assert_eq!(
+                crate::error::exit_kind(&e),
+                crate::error::ExitKind::Usage,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_run_based_regressions_beyond_the_threshold_fail() {
+        let d = |verdict, basis, change| MetricDelta {
+            metric: Metric::P99,
+            a: 1.0,
+            b: 1.0,
+            change_pct: Some(change),
+            ci_pct: None,
+            noise_floor_pct: 1.0,
+            verdict,
+            basis,
+        };
+        assert!(d(Verdict::Regressed, Basis::Runs, 8.0).fails(5.0));
+        assert!(!d(Verdict::Regressed, Basis::Runs, 4.0).fails(5.0));
+        assert!(!d(Verdict::Regressed, Basis::IntervalHint, 80.0).fails(5.0));
+        assert!(!d(Verdict::Improved, Basis::Runs, -80.0).fails(5.0));
+    }
+}

@@ -22,7 +22,8 @@ pub fn verdict_text(d: &MetricDelta) -> String {
     }
 }
 
-fn num(v: f64, metric: Metric) -> String {
+/// A metric value with the precision it deserves (`-` when undefined).
+pub fn num(v: f64, metric: Metric) -> String {
     if !v.is_finite() {
         return "-".into();
     }
@@ -33,16 +34,19 @@ fn num(v: f64, metric: Metric) -> String {
     }
 }
 
-fn pct(v: Option<f64>) -> String {
+/// A signed percentage (`-` when undefined).
+pub fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |c| format!("{c:+.1}%"))
 }
 
-fn ci(d: &MetricDelta) -> String {
+/// The confidence interval of the change (`-` when there is none).
+pub fn ci(d: &MetricDelta) -> String {
     d.ci_pct
         .map_or("-".into(), |(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]%"))
 }
 
-fn noise(d: &MetricDelta) -> String {
+/// The noise floor (`-` when nothing was tested).
+pub fn noise(d: &MetricDelta) -> String {
     if d.basis == Basis::None {
         "-".into()
     } else {

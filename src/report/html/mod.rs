@@ -18,7 +18,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::model::{LoadResult, RunDocument};
-use crate::compare::render::verdict_text;
+use crate::compare::render::{self, verdict_text};
 use crate::compare::{Comparison, Side, Verdict};
 use crate::engine::stats::{self, Hist};
 use charts::{line_chart, ChartSpec, Series};
@@ -300,7 +300,7 @@ fn side_hist(side: &Side, scope: &str) -> Option<Hist> {
 /// The page of a comparison.
 pub fn comparison_page(c: &Comparison, a: &Side, b: &Side) -> String {
     let mut s = format!(
-        "<h1>pgstorm compare</h1>\n<p class=\"meta\">A: {} ({} runs, label {})<br>B: {} ({} runs, label {})</p>\n",
+        "<h1>pgstorm compare</h1>\n<p class=\"meta\">A: {} ({} run(s), label {})<br>B: {} ({} run(s), label {})</p>\n",
         esc(&c.a.spec),
         c.a.runs.len(),
         esc(&c.a.label),
@@ -342,14 +342,14 @@ pub fn comparison_page(c: &Comparison, a: &Side, b: &Side) -> String {
             };
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td{class}>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{class} style=\"text-align:left\">{}</td></tr>",
                 esc(&scope.name),
                 d.metric.label(),
-                d.a,
-                d.b,
-                d.change_pct.map_or("-".into(), |v| format!("{v:+.1}%")),
-                d.ci_pct.map_or("-".into(), |(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]%")),
-                d.noise_floor_pct,
+                render::num(d.a, d.metric),
+                render::num(d.b, d.metric),
+                render::pct(d.change_pct),
+                render::ci(d),
+                render::noise(d),
                 esc(&verdict_text(d))
             );
         }
