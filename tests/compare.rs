@@ -72,6 +72,21 @@ fn a_run_compared_with_itself_shows_no_significant_change() {
         }
     }
 
+    // list shows both runs and names the set to give to compare.
+    let list = pgstorm(&[
+        "list",
+        "--results-dir",
+        s(tmp.path()),
+        "--label",
+        "cmp_self",
+    ]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    let set_name = set.file_name().unwrap().to_str().unwrap();
+    assert!(text.contains(set_name) && text.contains("2 runs"), "{text}");
+    for r in &runs {
+        assert!(text.contains(&r.doc.run_id), "{text}");
+    }
+
     // A single run against itself: no verdict claims a change, and the output says why.
     let one = s(&runs[0].dir);
     let out = pgstorm(&["compare", one, one, "--fail-on-regression", "5%"]);

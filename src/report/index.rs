@@ -133,5 +133,35 @@ pub fn render(dir: &Path, label: Option<&str>) -> Result<String> {
             label.map_or(String::new(), |l| format!(" with label {l}"))
         );
     }
+    let sets = sets(dir, label)?;
+    if !sets.is_empty() {
+        let _ = writeln!(s, "\nsets of repeated runs (give one to compare):");
+        for (name, set) in sets {
+            let _ = writeln!(s, "{name}  {} runs, label {}", set.runs.len(), set.label);
+        }
+    }
     Ok(s)
+}
+
+/// Set folders (written by `--repeat`) in `dir`, by name, only `label` when given.
+fn sets(dir: &Path, label: Option<&str>) -> Result<Vec<(String, super::set::RunSet)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let p = entry?.path();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.starts_with('.') || !p.join(super::set::SET_FILE).is_file() {
+            continue;
+        }
+        if let Ok((set, _)) = super::set::read(&p) {
+            if label.is_none_or(|l| l == set.label) {
+                out.push((name, set));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
