@@ -48,11 +48,10 @@ pub fn compare(a: &cli::CompareArgs) -> Result<i32> {
         if !failed.is_empty() {
             for (scope, d) in &failed {
                 eprintln!(
-                    "pgstorm: regression beyond {t}%: {scope} {} {:+.1}% (95% CI {})",
+                    "pgstorm: regression beyond {t}%: {scope} {} {} (95% CI {})",
                     d.metric.label(),
-                    d.change_pct.unwrap_or(0.0),
-                    d.ci_pct
-                        .map_or("-".into(), |(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]%"))
+                    render::pct(d),
+                    render::ci(d)
                 );
             }
             return Ok(ExitKind::CriteriaFailed.code());

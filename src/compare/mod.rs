@@ -64,6 +64,12 @@ impl Metric {
         }
     }
 
+    /// True when changes are relative (in % of A); false for the error rate, whose changes are in
+    /// percentage points.
+    pub fn is_relative(self) -> bool {
+        self != Metric::ErrorRate
+    }
+
     /// True when a larger value is an improvement.
     pub fn higher_is_better(self) -> bool {
         self == Metric::Tps
@@ -127,11 +133,12 @@ pub struct MetricDelta {
     pub a: f64,
     /// B's value (median over its runs).
     pub b: f64,
-    /// (b - a) / a in %; null when a is zero.
+    /// (b - a) / a in %, null when a is zero; for the error rate b - a in percentage points.
     pub change_pct: Option<f64>,
-    /// 95 % bootstrap interval of the change, in % of a.
+    /// 95 % bootstrap interval of the change (same unit as `change_pct`).
     pub ci_pct: Option<(f64, f64)>,
-    /// Run-to-run noise (relative MAD of the noisier side, at least the configured minimum), %.
+    /// Run-to-run noise (MAD of the noisier side, relative except for the error rate, at least
+    /// the configured minimum), same unit as `change_pct`.
     pub noise_floor_pct: f64,
     /// The outcome.
     pub verdict: Verdict,
@@ -140,7 +147,8 @@ pub struct MetricDelta {
 }
 
 impl MetricDelta {
-    /// True for a significant (run-based) regression larger than `threshold_pct`.
+    /// True for a significant (run-based) regression larger than `threshold_pct` (percentage
+    /// points for the error rate).
     pub fn fails(&self, threshold_pct: f64) -> bool {
         self.basis == Basis::Runs
             && self.verdict == Verdict::Regressed
@@ -269,7 +277,14 @@ fn delta(
     };
     let (va, vb) = (values(a_runs), values(b_runs));
     let (a, b) = (stats::median(&va), stats::median(&vb));
-    let change_pct = (a != 0.0 && a.is_finite() && b.is_finite()).then(|| (b - a) / a * 100.0);
+    // The error rate changes in percentage points (it is often 0 on the baseline); every other
+    // metric in % of the baseline.
+    let relative = metric.is_relative();
+    let change_pct = if relative {
+        (a != 0.0 && a.is_finite() && b.is_finite()).then(|| (b - a) / a * 100.0)
+    } else {
+        (a.is_finite() && b.is_finite()).then_some(b - a)
+    };
     let (basis, sa, sb) = if va.len() >= 2 && vb.len() >= 2 {
         (Basis::Runs, va, vb)
     } else {
@@ -283,14 +298,21 @@ fn delta(
             (Basis::None, Vec::new(), Vec::new())
         }
     };
-    let noise_floor_pct = stats::relative_mad_pct(&sa)
-        .max(stats::relative_mad_pct(&sb))
-        .max(opts.min_noise_pct);
-    let ci = stats::bootstrap_median_diff(&sa, &sb, seed);
-    let ci_pct = match ci {
-        Some((lo, hi)) if a != 0.0 => Some((lo / a * 100.0, hi / a * 100.0)),
-        _ => None,
+    let noise = |xs: &[f64]| {
+        if relative {
+            stats::relative_mad_pct(xs)
+        } else {
+            stats::mad(xs)
+        }
     };
+    let noise_floor_pct = noise(&sa).max(noise(&sb)).max(opts.min_noise_pct);
+    let ci_pct = stats::bootstrap_ci(&sa, &sb, seed, move |ma, mb| {
+        if relative {
+            (mb - ma) / ma * 100.0
+        } else {
+            mb - ma
+        }
+    });
     let verdict = match (change_pct, ci_pct) {
         (Some(0.0), _) => Verdict::NoSignificantChange,
         (Some(c), Some((lo, hi))) => {

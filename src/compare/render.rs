@@ -34,15 +34,25 @@ pub fn num(v: f64, metric: Metric) -> String {
     }
 }
 
-/// A signed percentage (`-` when undefined).
-pub fn pct(v: Option<f64>) -> String {
-    v.map_or("-".into(), |c| format!("{c:+.1}%"))
+/// A signed change: `%` of A, or percentage points for the error rate (`-` when undefined).
+pub fn pct(d: &MetricDelta) -> String {
+    d.change_pct
+        .map_or("-".into(), |c| format!("{c:+.1}{}", unit(d)))
+}
+
+fn unit(d: &MetricDelta) -> &'static str {
+    if d.metric.is_relative() {
+        "%"
+    } else {
+        "pp"
+    }
 }
 
 /// The confidence interval of the change (`-` when there is none).
 pub fn ci(d: &MetricDelta) -> String {
-    d.ci_pct
-        .map_or("-".into(), |(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]%"))
+    d.ci_pct.map_or("-".into(), |(lo, hi)| {
+        format!("[{lo:+.1}, {hi:+.1}]{}", unit(d))
+    })
 }
 
 /// The noise floor (`-` when nothing was tested).
@@ -50,7 +60,7 @@ pub fn noise(d: &MetricDelta) -> String {
     if d.basis == Basis::None {
         "-".into()
     } else {
-        format!("{:.1}%", d.noise_floor_pct)
+        format!("{:.1}{}", d.noise_floor_pct, unit(d))
     }
 }
 
@@ -105,7 +115,7 @@ pub fn text(c: &Comparison) -> String {
                 d.metric.label(),
                 num(d.a, d.metric),
                 num(d.b, d.metric),
-                pct(d.change_pct),
+                pct(d),
                 ci(d),
                 noise(d),
                 verdict_text(d)
@@ -162,7 +172,7 @@ pub fn markdown(c: &Comparison) -> String {
                 d.metric.label(),
                 num(d.a, d.metric),
                 num(d.b, d.metric),
-                pct(d.change_pct),
+                pct(d),
                 ci(d),
                 noise(d),
                 v

@@ -35,13 +35,17 @@ fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// 95 % bootstrap percentile interval of `median(b) - median(a)`; None unless both sides have a
-/// sample.
-pub fn bootstrap_median_diff(a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
+/// 95 % bootstrap percentile interval of `stat(median(a*), median(b*))` over resamples a*, b*
+/// of each side (e.g. the relative change of the medians); None unless both sides have a sample
+/// and some resample gives a finite value.
+pub fn bootstrap_ci<F>(a: &[f64], b: &[f64], seed: u64, stat: F) -> Option<(f64, f64)>
+where
+    F: Fn(f64, f64) -> f64 + Sync,
+{
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    let mut diffs: Vec<f64> = (0..RESAMPLES)
+    let mut values: Vec<f64> = (0..RESAMPLES)
         .into_par_iter()
         .map_init(
             || (Vec::with_capacity(a.len()), Vec::with_capacity(b.len())),
@@ -51,19 +55,38 @@ pub fn bootstrap_median_diff(a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f6
                 rb.clear();
                 ra.extend((0..a.len()).map(|_| a[pick(&mut rng, a.len())]));
                 rb.extend((0..b.len()).map(|_| b[pick(&mut rng, b.len())]));
-                median(rb) - median(ra)
+                stat(median(ra), median(rb))
             },
         )
+        .filter(|v| v.is_finite())
         .collect();
-    diffs.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
     Some((
-        quantile_sorted(&diffs, 0.025),
-        quantile_sorted(&diffs, 0.975),
+        quantile_sorted(&values, 0.025),
+        quantile_sorted(&values, 0.975),
     ))
+}
+
+/// [`bootstrap_ci`] of the difference of medians, `median(b) - median(a)`.
+pub fn bootstrap_median_diff(a: &[f64], b: &[f64], seed: u64) -> Option<(f64, f64)> {
+    bootstrap_ci(a, b, seed, |ma, mb| mb - ma)
 }
 
 fn pick(rng: &mut Rng, n: usize) -> usize {
     (rng.next_u64() % n as u64) as usize
+}
+
+/// Median absolute deviation from the median (0 with fewer than two samples).
+pub fn mad(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = median(xs);
+    let dev: Vec<f64> = xs.iter().map(|x| (x - m).abs()).collect();
+    median(&dev)
 }
 
 /// Run-to-run noise of one side, in % of its median: the median absolute deviation relative to
@@ -105,6 +128,14 @@ mod tests {
             bootstrap_median_diff(&a, &b, 7),
             bootstrap_median_diff(&a, &b, 7)
         );
+    }
+
+    #[test]
+    fn relative_change_interval_never_goes_below_minus_100() {
+        let a = [100.0, 120.0, 80.0];
+        let b = [1.0, 1.2, 0.8];
+        let (lo, hi) = bootstrap_ci(&a, &b, 3, |ma, mb| (mb - ma) / ma * 100.0).unwrap();
+        assert!(lo > -100.0 && hi < 0.0, "({lo}, {hi})");
     }
 
     #[test]

@@ -347,7 +347,7 @@ pub fn comparison_page(c: &Comparison, a: &Side, b: &Side) -> String {
                 d.metric.label(),
                 render::num(d.a, d.metric),
                 render::num(d.b, d.metric),
-                render::pct(d.change_pct),
+                render::pct(d),
                 render::ci(d),
                 render::noise(d),
                 esc(&verdict_text(d))
