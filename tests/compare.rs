@@ -57,6 +57,12 @@ fn a_run_compared_with_itself_shows_no_significant_change() {
     let c = compare::compare(&side, &side, &CompareOptions::default());
     assert!(c.assessed);
     assert!(c.settings_diff.is_empty());
+    // Negative control of the fairness warnings: same server, host, dataset and load.
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("differs")),
+        "{:?}",
+        c.warnings
+    );
     assert_eq!(c.scopes[0].name, "all");
     assert_eq!(c.scopes.len(), 7, "all + six query types");
     for scope in &c.scopes {
@@ -331,6 +337,29 @@ fn merge_of_simultaneous_runs_adds_counts_and_histograms_exactly() {
         assert_eq!(p.max_ms, h.max() as f64 / 1000.0, "t={}", p.t_s);
     }
     assert!(dir.join("latency.hlog").is_file());
+
+    // Started together: no warning. Positive control: the same runs, one shifted by a minute.
+    let code = |d: &RunDocument, c: &str| d.warnings.iter().any(|w| w.code == c);
+    assert!(
+        !code(&merged, "merge_not_simultaneous"),
+        "{:?}",
+        merged.warnings
+    );
+    assert!(!code(&merged, "merge_interval_percentiles"));
+    let mut late = runs[1].doc.clone();
+    let shifted = chrono::DateTime::parse_from_rfc3339(&late.started_at).unwrap()
+        + chrono::Duration::seconds(60);
+    late.started_at = shifted.to_rfc3339();
+    let m2 =
+        pgstorm::report::merge::merge(&[(runs[0].doc.clone(), None), (late, None)], "late", &[])
+            .unwrap();
+    assert!(
+        code(&m2.doc, "merge_not_simultaneous"),
+        "{:?}",
+        m2.doc.warnings
+    );
+    assert!(code(&m2.doc, "merge_interval_percentiles"));
+    assert!(m2.log.is_none());
 
     // The index lists every run folder once; list filters by label.
     let list = pgstorm(&["list", "--results-dir", s(tmp.path()), "--label", "fleet"]);
