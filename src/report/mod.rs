@@ -13,6 +13,9 @@ pub mod merge;
 pub mod model;
 pub mod set;
 pub mod summary;
+pub mod sweep_chart;
+pub mod sweep_model;
+pub mod sweep_out;
 pub mod warnings;
 
 use crate::engine::stats::Hist;
