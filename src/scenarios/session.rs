@@ -147,6 +147,7 @@ impl Session {
             sweep: None,
             warnings: Vec::new(),
             monitoring: None,
+            merged_from: None,
         }
     }
 
@@ -181,7 +182,7 @@ impl Session {
                 .admin
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstorm' \
-                     AND pid <> pg_backend_pid()",
+                     AND datname = current_database() AND pid <> pg_backend_pid()",
                     &[],
                 )?
                 .get(0);
