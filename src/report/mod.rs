@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod csv_out;
 pub mod hlog;
+pub mod isolation;
 pub mod model;
 pub mod summary;
 pub mod warnings;

@@ -45,6 +45,9 @@ pub struct RunDocument {
     pub dataset: Option<DatasetInfo>,
     /// The query load, when one ran.
     pub load: Option<LoadResult>,
+    /// The transaction isolation checks, when they ran.
+    #[serde(default)]
+    pub isolation: Option<super::isolation::IsolationResult>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
 }

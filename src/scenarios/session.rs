@@ -144,6 +144,7 @@ impl Session {
             },
             dataset: None,
             load: None,
+            isolation: None,
             warnings: Vec::new(),
         }
     }
