@@ -86,23 +86,22 @@ impl Check {
         }
     }
 
-    /// Why `level` permits the anomaly, and what a DBA does about it.
-    pub fn why_permitted(self, level: Level) -> String {
-        let lvl = level.title();
+    /// Why a level that permits the anomaly does, and what a DBA does about it.
+    pub fn why_permitted(self) -> &'static str {
         match self {
-            Check::LostUpdate => format!(
-                "{lvl} lets a read-modify-write overwrite a concurrent commit; use an in-place \
-                 UPDATE, SELECT ... FOR UPDATE, or REPEATABLE READ"
-            ),
-            Check::WriteSkew => format!(
-                "{lvl} lets two transactions check a rule on rows the other one changes; only \
+            Check::LostUpdate => {
+                "a read-modify-write can overwrite a concurrent commit; use an in-place UPDATE, \
+                 SELECT ... FOR UPDATE, or REPEATABLE READ"
+            }
+            Check::WriteSkew => {
+                "two transactions can each check a rule on rows the other one changes; only \
                  SERIALIZABLE (or SELECT ... FOR UPDATE on the rows checked) prevents it"
-            ),
-            Check::ReadSkew => format!(
-                "{lvl} gives each statement a new snapshot, so a multi-statement read can mix \
-                 data from before and after a commit; use REPEATABLE READ for consistent reads"
-            ),
-            Check::Bank | Check::Deadlock => format!("{lvl} does not permit it"),
+            }
+            Check::ReadSkew => {
+                "each statement gets a new snapshot, so a multi-statement read can mix data from \
+                 before and after a commit; use REPEATABLE READ for consistent reads"
+            }
+            Check::Bank | Check::Deadlock => "no level permits it",
         }
     }
 }

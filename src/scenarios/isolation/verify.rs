@@ -243,10 +243,10 @@ pub fn verdict(
         return (
             Verdict::AnomalyPermitted,
             format!(
-                "{} produced and detected ({seen_in} phase: {}); {}",
+                "{} produced and detected ({seen_in} phase: {}); {lvl} permits it: {}",
                 check.anomaly(),
                 f.detail,
-                check.why_permitted(level)
+                check.why_permitted()
             ),
         );
     }
