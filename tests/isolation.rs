@@ -45,7 +45,7 @@ fn run(db: &str, checks: &[Check]) -> IsolationResult {
     out.doc.isolation.unwrap()
 }
 
-fn case<'a>(r: &'a IsolationResult, check: Check, level: Level) -> &'a IsolationCase {
+fn case(r: &IsolationResult, check: Check, level: Level) -> &IsolationCase {
     r.cases
         .iter()
         .find(|c| c.check == check.name() && c.level == level.name())
