@@ -1,7 +1,8 @@
 //! `pgstorm run`: the whole suite with a profile, on one session, archived as one result folder.
 //!
 //! Profiles: `quick` (a smoke run of about a minute) and `standard` (the full load: 100 clients
-//! for 5 minutes after a 30 s warmup). Scenarios added later plug in here, in order, on the same
+//! for 5 minutes after a 30 s warmup; then the isolation checks with 20 workers x 50
+//! transactions, the seed's sizes). Scenarios added later plug in here, in order, on the same
 //! session; the exit code is 1 when an evaluated success criterion fails.
 
 use std::str::FromStr;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::isolation::{self, IsolationOptions};
 use super::queries::{self, ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
 
@@ -75,6 +77,24 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Options of the isolation checks for this profile: every check at every level.
+    pub fn isolation(self, target: TargetOptions, archive: ArchiveOptions) -> IsolationOptions {
+        let (workers, transactions) = match self {
+            Profile::Quick => (8, 20),
+            Profile::Standard => (20, 50),
+        };
+        IsolationOptions {
+            target,
+            archive,
+            workers,
+            transactions: Some(transactions),
+            print_summary: false,
+            ..IsolationOptions::default()
+        }
+    }
+}
+
 /// Options of `pgstorm run`.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -97,6 +117,47 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
-    queries::run_on(&mut session, &q)?;
+    let mut measured = queries::measure(&mut session, &q)?;
+    if !measured.interrupted {
+        let iso = opts
+            .profile
+            .isolation(opts.target.clone(), opts.archive.clone());
+        let (result, warnings) = isolation::measure(&mut session, &iso)?;
+        measured.doc.warnings.extend(warnings);
+        measured.doc.isolation = Some(result);
+        measured.interrupted = crate::interrupt::requested();
+        measured.doc.interrupted = measured.interrupted;
+        measured.doc.finished_at =
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    }
+    let violations = measured.doc.isolation.as_ref().map_or(0, |i| i.violations);
+    queries::archive_and_print(measured, &q)?;
+    if violations > 0 {
+        eprintln!(
+            "pgstorm: success criterion failed: {violations} isolation VIOLATION(s) (see the isolation section)"
+        );
+        return Ok(crate::error::ExitKind::CriteriaFailed.code());
+    }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_profile_runs_the_seeds_isolation_sizes_and_quick_a_smaller_one() {
+        let archive = ArchiveOptions {
+            results_dir: "results".into(),
+            label: "t".into(),
+            command: Vec::new(),
+        };
+        let std = Profile::Standard.isolation(TargetOptions::default(), archive.clone());
+        assert_eq!((std.workers, std.transactions), (20, Some(50)));
+        assert_eq!(std.checks.len(), 5);
+        assert_eq!(std.levels.len(), 3);
+        let quick = Profile::Quick.isolation(TargetOptions::default(), archive);
+        assert!(u64::from(quick.workers) * quick.transactions.unwrap() < 20 * 50);
+        isolation::validate(&quick).unwrap();
+    }
 }
