@@ -270,8 +270,8 @@ pub fn verdict(
                 None => String::new(),
             };
             format!(
-                "{} deadlocks forced, each detected (40P01), rolled back and retried{server}; no \
-                 increment lost ({detail})",
+                "{} deadlocks forced, each detected (40P01) and rolled back, the victim retried up \
+                 to --max-tries{server}; no increment lost ({detail})",
                 conflicts.deadlocks
             )
         }
