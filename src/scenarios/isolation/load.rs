@@ -87,9 +87,12 @@ pub fn shape(check: Check, spec: &LoadSpec) -> Shape {
             per_group: 2,
             initial: 500,
         },
+        // One pair of rows per couple of workers (2k, 2k+1), locked in opposite orders: deadlocks
+        // are forced between two sessions at a time, couples in parallel, instead of a 20-way
+        // lock queue where every transaction waits out deadlock_timeout.
         Check::Deadlock => Shape {
-            rows: 4,
-            per_group: 1,
+            rows: 2 * (spec.workers as usize / 2).max(1),
+            per_group: 2,
             initial: 0,
         },
     }
@@ -218,8 +221,8 @@ fn body(
             }
         }
         Check::Deadlock => {
-            let a = (cx.j % shape.rows as u64) as usize;
-            let b = (a + 1) % shape.rows;
+            let pair = (cx.worker / 2) % shape.groups();
+            let (a, b) = (2 * pair, 2 * pair + 1);
             // Odd workers lock the same two rows in the opposite order: a lock cycle.
             let order = if cx.worker.is_multiple_of(2) {
                 [a, b]
