@@ -472,11 +472,11 @@ pub fn run(
         }
     }
     result.map_err(|e| {
-        anyhow::anyhow!(
-            "the {} interleaving at {}: {e:#}",
+        e.context(format!(
+            "the {} interleaving at {}",
             check.name(),
             level.title()
-        )
+        ))
     })?;
     Ok(out)
 }

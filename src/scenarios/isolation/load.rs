@@ -265,11 +265,11 @@ fn worker(
     // Wait at the barrier even when preparing failed, so the other workers are not stuck.
     barrier.wait();
     let st = prepared.map_err(|e| {
-        anyhow::anyhow!(
+        crate::error::target(format!(
             "preparing the {} transaction: {}",
             check.name(),
             crate::target::one_line(&e)
-        )
+        ))
     })?;
     let mut rng = Rng::stream(spec.seed, w as u64);
     let mut o = WorkerOut {

@@ -188,7 +188,13 @@ pub fn measure(
     opts: &IsolationOptions,
 ) -> Result<(IsolationResult, Vec<Warning>)> {
     validate(opts)?;
-    crate::target::check_capacity(&session.server, opts.workers, 1, &session.target.display)?;
+    // The bank interleaving uses three sessions; the admin connection is the one extra.
+    crate::target::check_capacity(
+        &session.server,
+        opts.workers.max(3),
+        1,
+        &session.target.display,
+    )?;
     let (set_timeout, effective_timeout) = choose_deadlock_timeout(&mut session.admin);
     let spec = load::LoadSpec {
         workers: opts.workers,
@@ -258,10 +264,10 @@ fn run_case(
     warnings: &mut Vec<Warning>,
 ) -> Result<IsolationCase> {
     let db_err = |e: postgres::Error| {
-        anyhow::anyhow!(
+        crate::error::target(format!(
             "reading pg_stat_database.deadlocks: {}",
             crate::target::one_line(&e)
-        )
+        ))
     };
     let count_deadlocks = check == Check::Deadlock;
     let before = if count_deadlocks {

@@ -9,6 +9,11 @@ use postgres::Client;
 use super::verify::Shape;
 use super::Check;
 
+/// A database error while pgstorm works on its own tables: the target refused us (exit 3).
+fn db(step: &str, e: &postgres::Error) -> anyhow::Error {
+    crate::error::target(format!("{step}: {}", crate::target::one_line(e)))
+}
+
 /// Qualified table name of a check.
 pub fn table(check: Check) -> &'static str {
     match check {
@@ -35,15 +40,9 @@ pub fn reset(admin: &mut Client, check: Check, shape: Shape) -> anyhow::Result<(
         shape.initial,
         shape.rows as i64 - 1
     ))
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "creating {t} for the {} check: {}",
-            check.name(),
-            crate::target::one_line(&e)
-        )
-    })?;
+    .map_err(|e| db(&format!("creating {t} for the {} check", check.name()), &e))?;
     tx.commit()
-        .map_err(|e| anyhow::anyhow!("committing {t}: {}", crate::target::one_line(&e)))?;
+        .map_err(|e| db(&format!("committing {t}"), &e))?;
     Ok(())
 }
 
@@ -52,7 +51,7 @@ pub fn final_values(admin: &mut Client, check: Check) -> anyhow::Result<Vec<i64>
     let t = table(check);
     let rows = admin
         .query(&format!("SELECT v FROM {t} ORDER BY id"), &[])
-        .map_err(|e| anyhow::anyhow!("reading {t}: {}", crate::target::one_line(&e)))?;
+        .map_err(|e| db(&format!("reading {t}"), &e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
@@ -61,16 +60,10 @@ pub fn drop_all(admin: &mut Client) -> anyhow::Result<()> {
     let mut tx = crate::dataset::claim_schema(admin)?;
     for c in Check::ALL {
         tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(c)))
-            .map_err(|e| {
-                anyhow::anyhow!("dropping {}: {}", table(c), crate::target::one_line(&e))
-            })?;
+            .map_err(|e| db(&format!("dropping {}", table(c)), &e))?;
     }
-    tx.commit().map_err(|e| {
-        anyhow::anyhow!(
-            "dropping the isolation tables: {}",
-            crate::target::one_line(&e)
-        )
-    })?;
+    tx.commit()
+        .map_err(|e| db("dropping the isolation tables", &e))?;
     Ok(())
 }
 
