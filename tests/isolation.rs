@@ -245,3 +245,52 @@ fn result_validates_against_the_checked_in_schema() {
         "{summary}"
     );
 }
+
+#[test]
+fn the_binary_runs_by_duration_prints_verdicts_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args([
+            "isolation",
+            "--dsn",
+            &common::database("iso_cli"),
+            "--check",
+            "lost-update,deadlock",
+            "--level",
+            "read-committed",
+            "--workers",
+            "2",
+            "-T",
+            "1",
+            "--results-dir",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("lost-update  read committed")
+            && stdout.contains("anomaly permitted by this level (detected)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 of 2 cases VIOLATION"), "{stdout}");
+    let dir = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().join("run.json").is_file())
+        .unwrap()
+        .path();
+    let doc: pgstorm::report::model::RunDocument =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let iso = doc.isolation.unwrap();
+    assert_eq!(iso.config.duration_s, Some(1.0));
+    assert_eq!(iso.config.transactions_per_worker, None);
+    let load = iso.cases[0].load.as_ref().unwrap();
+    assert!(load.duration_s >= 1.0 && load.transactions > 0, "{load:?}");
+}
