@@ -286,6 +286,12 @@ fn the_binary_runs_by_duration_prints_verdicts_and_exits_0() {
         .find(|e| e.path().join("run.json").is_file())
         .unwrap()
         .path();
+    let csv = std::fs::read_to_string(dir.join("isolation.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.contains("lost-update,read committed,true,anomaly_permitted"),
+        "{csv}"
+    );
     let doc: pgstorm::report::model::RunDocument =
         serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
     let iso = doc.isolation.unwrap();

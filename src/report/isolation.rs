@@ -58,6 +58,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Stable name, as in run.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::AnomalyPermitted => "anomaly_permitted",
+            Verdict::Violation => "violation",
+        }
+    }
+
     /// How the verdict is printed.
     pub fn label(self) -> &'static str {
         match self {
@@ -132,4 +141,76 @@ pub struct Interleaving {
     pub deadlocks: u64,
     /// Serialization failures (40001) the sessions received.
     pub serialization_failures: u64,
+}
+
+/// `isolation.csv`: one row per (check, level) with the verdict, the load phase's transaction
+/// classes and latency, and the interleaving's outcome.
+pub fn csv(result: &IsolationResult) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "check",
+        "level",
+        "permitted",
+        "verdict",
+        "transactions",
+        "committed",
+        "failed",
+        "serialization_failures",
+        "deadlocks",
+        "other_errors",
+        "retries",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "load_anomalies",
+        "load_integrity_breaks",
+        "server_deadlocks",
+        "interleaving_anomalies",
+        "interleaving_integrity_breaks",
+        "explanation",
+    ])?;
+    for c in &result.cases {
+        let mut r = vec![
+            c.check.clone(),
+            c.level.clone(),
+            c.permitted.to_string(),
+            c.verdict.as_str().to_string(),
+        ];
+        match &c.load {
+            Some(l) => {
+                let get = |k: &str| l.attempt_errors.get(k).copied().unwrap_or(0);
+                let other: u64 = l
+                    .attempt_errors
+                    .iter()
+                    .filter(|(k, _)| *k != "serialization" && *k != "deadlock")
+                    .map(|(_, v)| v)
+                    .sum();
+                r.extend([
+                    l.transactions.to_string(),
+                    l.committed.to_string(),
+                    l.failed.values().sum::<u64>().to_string(),
+                    get("serialization").to_string(),
+                    get("deadlock").to_string(),
+                    other.to_string(),
+                    l.retries.to_string(),
+                    format!("{:.3}", l.latency.p50_ms),
+                    format!("{:.3}", l.latency.p99_ms),
+                    format!("{:.3}", l.latency.max_ms),
+                    l.anomalies.to_string(),
+                    l.integrity_breaks.to_string(),
+                    l.server_deadlocks
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                ]);
+            }
+            None => r.extend(std::iter::repeat_n(String::new(), 13)),
+        }
+        match &c.interleaving {
+            Some(i) => r.extend([i.anomalies.to_string(), i.integrity_breaks.to_string()]),
+            None => r.extend([String::new(), String::new()]),
+        }
+        r.push(c.explanation.clone());
+        w.write_record(&r)?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
