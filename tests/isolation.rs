@@ -300,3 +300,55 @@ fn the_binary_runs_by_duration_prints_verdicts_and_exits_0() {
     let load = iso.cases[0].load.as_ref().unwrap();
     assert!(load.duration_s >= 1.0 && load.transactions > 0, "{load:?}");
 }
+
+#[test]
+fn ctrl_c_writes_the_cases_that_ran_and_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args([
+            "isolation",
+            "--dsn",
+            &common::database("iso_interrupt"),
+            "--check",
+            "bank",
+            "--workers",
+            "2",
+            "-T",
+            "30",
+            "--results-dir",
+        ])
+        .arg(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "exactly one complete result folder");
+    let doc: pgstorm::report::model::RunDocument =
+        serde_json::from_slice(&std::fs::read(dirs[0].path().join("run.json")).unwrap()).unwrap();
+    assert!(doc.interrupted);
+    assert!(doc.warnings.iter().any(|w| w.code == "interrupted"));
+    let iso = doc.isolation.unwrap();
+    assert_eq!(iso.cases.len(), 1, "only the case that was running");
+    let load = iso.cases[0].load.as_ref().unwrap();
+    assert!(load.committed > 0 && load.duration_s < 30.0, "{load:?}");
+    assert_eq!(
+        iso.cases[0].verdict,
+        Verdict::Ok,
+        "{}",
+        iso.cases[0].explanation
+    );
+}

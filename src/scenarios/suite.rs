@@ -127,6 +127,9 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         measured.doc.isolation = Some(result);
         measured.interrupted = crate::interrupt::requested();
         measured.doc.interrupted = measured.interrupted;
+        if measured.interrupted {
+            measured.doc.warnings.push(isolation::interrupted_warning());
+        }
         measured.doc.finished_at =
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     }

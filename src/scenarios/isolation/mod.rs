@@ -124,6 +124,9 @@ pub fn run_on(session: &mut Session, opts: &IsolationOptions) -> Result<Outcome>
     doc.interrupted = crate::interrupt::requested();
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.warnings = warnings;
+    if doc.interrupted {
+        doc.warnings.push(interrupted_warning());
+    }
     doc.isolation = Some(result);
     let dir = archive::write(&opts.archive.results_dir, &mut doc, &[])?;
     if opts.print_summary {
@@ -134,6 +137,16 @@ pub fn run_on(session: &mut Session, opts: &IsolationOptions) -> Result<Outcome>
         return Err(crate::interrupt::error());
     }
     Ok(Outcome { doc, dir })
+}
+
+/// The warning of a run stopped by Ctrl-C during the isolation checks.
+pub fn interrupted_warning() -> Warning {
+    Warning {
+        code: "interrupted".into(),
+        message: "the run was interrupted: the isolation verdicts cover only the (check, level) \
+                  cases that ran, and the last one's load phase was cut short"
+            .into(),
+    }
 }
 
 /// The `deadlock_timeout` workers use: 100 ms when the server lets this role set it (so forced
