@@ -10,6 +10,9 @@ pub mod hlog;
 pub mod isolation;
 pub mod model;
 pub mod summary;
+pub mod sweep_chart;
+pub mod sweep_model;
+pub mod sweep_out;
 pub mod warnings;
 
 use crate::engine::stats::Hist;
