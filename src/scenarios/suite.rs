@@ -106,6 +106,10 @@ pub struct SuiteOptions {
     pub archive: ArchiveOptions,
     /// Seed when the dataset is missing.
     pub seed_if_missing: bool,
+    /// Runs of the suite (`--repeat`): one result folder each, plus a set folder when above 1.
+    pub repeat: u32,
+    /// Hold the load until this moment (`--start-at`).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -117,24 +121,30 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
-    let mut measured = queries::measure(&mut session, &q)?;
-    if !measured.interrupted {
+    q.start_at = opts.start_at;
+    let mut violations = 0;
+    // The isolation checks run once, with the first run of a set: their verdicts are about the
+    // server's semantics, not about run-to-run noise, so repeating them only costs time.
+    let mut add_isolation = |session: &mut Session, i: u32, m: &mut queries::Measured| {
+        if i > 0 {
+            return Ok(());
+        }
         let iso = opts
             .profile
             .isolation(opts.target.clone(), opts.archive.clone());
-        let (result, warnings) = isolation::measure(&mut session, &iso)?;
-        measured.doc.warnings.extend(warnings);
-        measured.doc.isolation = Some(result);
-        measured.interrupted = crate::interrupt::requested();
-        measured.doc.interrupted = measured.interrupted;
-        if measured.interrupted {
-            measured.doc.warnings.push(isolation::interrupted_warning());
+        let (result, warnings) = isolation::measure(session, &iso)?;
+        violations = result.violations;
+        m.doc.warnings.extend(warnings);
+        m.doc.isolation = Some(result);
+        m.interrupted = crate::interrupt::requested();
+        m.doc.interrupted = m.interrupted;
+        if m.interrupted {
+            m.doc.warnings.push(isolation::interrupted_warning());
         }
-        measured.doc.finished_at =
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    }
-    let violations = measured.doc.isolation.as_ref().map_or(0, |i| i.violations);
-    queries::archive_and_print(measured, &q)?;
+        m.doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Ok(())
+    };
+    queries::repeat_with(&mut session, &q, opts.repeat, &mut add_isolation)?;
     if violations > 0 {
         eprintln!(
             "pgstorm: success criterion failed: {violations} isolation VIOLATION(s) (see the isolation section)"
