@@ -144,6 +144,7 @@ impl Session {
             },
             dataset: None,
             load: None,
+            connections: None,
             warnings: Vec::new(),
         }
     }
