@@ -259,7 +259,7 @@ pub fn connections_options(
     a: &cli::ConnectionsArgs,
     argv: &[String],
 ) -> Result<crate::scenarios::connections::ConnectionsOptions> {
-    use crate::scenarios::connections::{ramp_steps, validate, ConnectionsOptions};
+    use crate::scenarios::connections::{ramp_steps, step_timeout, validate, ConnectionsOptions};
     if a.time == 0 {
         return Err(error::usage("-T must be above 0"));
     }
@@ -339,12 +339,6 @@ pub fn connections_options(
     e.step_timeout = step_timeout(max, e.connect_rate);
     validate(&o)?;
     Ok(o)
-}
-
-/// How long a step may take to open its connections: twice the paced time, plus 30 s.
-pub fn step_timeout(connections: u32, rate: Option<f64>) -> Duration {
-    let paced = rate.map(|r| connections as f64 / r).unwrap_or(0.0);
-    Duration::from_secs_f64(paced * 2.0 + 30.0)
 }
 
 fn suite_options(

@@ -158,10 +158,9 @@ impl ConnWorker {
                 continue;
             }
             let kind = sh.workload.pick(&mut self.rng);
-            let op = if sh.pool.is_some() {
-                self.pooled(kind, &mut st)
-            } else {
-                self.storm(kind, &mut st)
+            let op = match &sh.pool {
+                Some(pool) => self.pooled(&sh, pool, kind, &mut st),
+                None => self.storm(&sh, kind, &mut st),
             };
             let lost = match op {
                 Op::Abandoned => break,
@@ -198,11 +197,15 @@ impl ConnWorker {
     }
 
     /// Checkout, query, return; a checkout timeout may fall back to a direct connection.
-    fn pooled(&mut self, kind: usize, st: &mut WorkerStep) -> Op {
-        let sh = self.shared.clone();
-        let pool = sh.pool.as_ref().expect("pooled mode has a pool");
-        sh.tracker.waiting(self.id);
+    fn pooled(
+        &mut self,
+        sh: &Shared,
+        pool: &r2d2::Pool<GatedManager>,
+        kind: usize,
+        st: &mut WorkerStep,
+    ) -> Op {
         let t0 = Instant::now();
+        sh.tracker.waiting(self.id, t0);
         let deadline = t0 + sh.checkout_timeout;
         let got = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -223,7 +226,7 @@ impl ConnWorker {
         let Some(mut conn) = got else {
             sh.tracker.idle(self.id);
             if sh.fallback_direct {
-                match self.direct_op(kind, st) {
+                match self.direct_op(sh, kind, st) {
                     Op::Ok => st.fallback_ok += 1,
                     _ => st.fallback_failed += 1,
                 }
@@ -231,7 +234,7 @@ impl ConnWorker {
             return Op::Failed(ErrorClass::PoolTimeout);
         };
         self.checkouts += 1;
-        sh.tracker.holding(self.id, kind, self.checkouts);
+        sh.tracker.holding(self.id, t1, kind, self.checkouts);
         let r = sh
             .workload
             .execute(kind, &mut conn.conn, &mut self.rng, &mut self.buf);
@@ -261,8 +264,8 @@ impl ConnWorker {
     }
 
     /// A direct (unpooled) connection for one operation: the fallback after a pool timeout.
-    fn direct_op(&mut self, kind: usize, st: &mut WorkerStep) -> Op {
-        match self.connect_and_run(kind) {
+    fn direct_op(&mut self, sh: &Shared, kind: usize, st: &mut WorkerStep) -> Op {
+        match self.connect_and_run(sh, kind) {
             Ok((_, latency)) => {
                 stats::record(&mut st.latency, latency);
                 Op::Ok
@@ -272,9 +275,9 @@ impl ConnWorker {
     }
 
     /// Storm mode: a new connection per operation, closed right after.
-    fn storm(&mut self, kind: usize, st: &mut WorkerStep) -> Op {
-        let r = self.connect_and_run(kind);
-        self.shared.tracker.idle(self.id);
+    fn storm(&mut self, sh: &Shared, kind: usize, st: &mut WorkerStep) -> Op {
+        let r = self.connect_and_run(sh, kind);
+        sh.tracker.idle(self.id);
         match r {
             Ok((connect, latency)) => {
                 stats::record(&mut st.connect, connect);
@@ -295,9 +298,9 @@ impl ConnWorker {
     /// the failure's class and the connect time if the connection itself was made.
     fn connect_and_run(
         &mut self,
+        sh: &Shared,
         kind: usize,
     ) -> Result<(Duration, Duration), (ErrorClass, Option<Duration>)> {
-        let sh = self.shared.clone();
         let t0 = Instant::now();
         let client = sh
             .direct
@@ -305,7 +308,7 @@ impl ConnWorker {
             .map_err(|e| (ErrorClass::of(&e), None))?;
         let t1 = Instant::now();
         self.checkouts += 1;
-        sh.tracker.holding(self.id, kind, self.checkouts);
+        sh.tracker.holding(self.id, t1, kind, self.checkouts);
         let mut conn = Conn {
             prepared: Vec::new(),
             client,

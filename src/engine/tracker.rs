@@ -87,25 +87,30 @@ impl Tracker {
     /// µs since the start (0 before it).
     #[inline]
     pub fn now_us(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.start)
-            .as_micros() as u64
+        self.us(Instant::now())
     }
 
-    /// Worker `w` starts waiting for a checkout.
+    /// `at` in µs since the start (0 before it).
     #[inline]
-    pub fn waiting(&self, w: usize) {
+    pub fn us(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_micros() as u64
+    }
+
+    /// Worker `w` starts waiting for a checkout at `at` (a time the worker read anyway).
+    #[inline]
+    pub fn waiting(&self, w: usize, at: Instant) {
         let s = &self.slots[w];
-        s.since_us.store(self.now_us(), Ordering::Relaxed);
+        s.since_us.store(self.us(at), Ordering::Relaxed);
         s.phase.store(WAITING, Ordering::Release);
     }
 
-    /// Worker `w` got a connection for query type `kind`; `checkout` is its own sequence number.
+    /// Worker `w` got a connection at `at` for query type `kind`; `checkout` is its own
+    /// sequence number.
     #[inline]
-    pub fn holding(&self, w: usize, kind: usize, checkout: u64) {
+    pub fn holding(&self, w: usize, at: Instant, kind: usize, checkout: u64) {
         let s = &self.slots[w];
         s.checkouts.store(checkout, Ordering::Relaxed);
-        s.since_us.store(self.now_us(), Ordering::Relaxed);
+        s.since_us.store(self.us(at), Ordering::Relaxed);
         s.kind.store(kind as u32, Ordering::Relaxed);
         s.phase.store(HOLDING, Ordering::Release);
     }
@@ -178,8 +183,8 @@ mod tests {
     #[test]
     fn phases_counts_and_long_holds_are_seen() {
         let t = Tracker::new(3, Instant::now());
-        t.waiting(0);
-        t.holding(1, 4, 1);
+        t.waiting(0, Instant::now());
+        t.holding(1, Instant::now(), 4, 1);
         t.publish(
             1,
             Counts {

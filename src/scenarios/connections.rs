@@ -57,6 +57,12 @@ pub fn ramp_steps(max: u32) -> Vec<u32> {
     steps
 }
 
+/// How long a step may take to open its connections: twice the paced time, plus 30 s.
+pub fn step_timeout(connections: u32, rate: Option<f64>) -> Duration {
+    let paced = rate.map(|r| connections as f64 / r).unwrap_or(0.0);
+    Duration::from_secs_f64(paced * 2.0 + 30.0)
+}
+
 impl Default for ConnectionsOptions {
     fn default() -> Self {
         ConnectionsOptions {
