@@ -58,6 +58,8 @@ PGSTORM_TX=$(python3 -c 'import json,glob,sys; d=json.load(open(glob.glob(sys.ar
     -f "$WORK/select1.sql" "$DSN" > "$WORK/pgbench.out" 2>&1
 PGBENCH_TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")
 
+grep -E '^ +[0-9]+ |^success rate|^client:' "$WORK/pgstorm.out" | sed 's/^/pgstorm| /'
+grep -E '^(tps|initial connection time|latency average)' "$WORK/pgbench.out" | sed 's/^/pgbench| /'
 echo "$CONNS connections, SELECT 1 prepared, ${SECS} s, $(nproc) CPUs, $("$BIN" --version 2>/dev/null || echo pgstorm) vs $(pgbench --version)"
 printf '%-8s %10s %9s %13s %8s %12s\n' tool tx tps peak_rss_MiB cpu_s cpu_us_per_tx
 A=$(measure pgstorm "$PGSTORM_TX" "$WORK/pgstorm.time")

@@ -166,7 +166,16 @@ fn all_backends_terminated_mid_run_are_survived() {
     assert!(i.recovered && i.pool_recovery_s.is_some(), "{i:?}");
     assert!(i.failed_operations > 0);
     // The dead connections were discarded and replaced.
-    assert!(c.connections_discarded >= 30, "{}", c.connections_discarded);
+    assert!(
+        c.connections_discarded >= 30,
+        "{} discarded, {} opened, {} connect failures, errors {:?}, incidents {:?}, tail {:?}",
+        c.connections_discarded,
+        c.connections_opened,
+        c.connect_failures,
+        c.errors,
+        c.incidents,
+        &c.pool_timeseries[c.pool_timeseries.len().saturating_sub(3)..]
+    );
     assert!(c.connections_opened >= 60);
     assert_eq!(c.pool_timeseries.last().unwrap().open, 30);
     assert!(

@@ -213,6 +213,8 @@ struct Monitor<'a> {
     next_sample_s: f64,
     target: u32,
     step: usize,
+    /// Open connections at the last tick.
+    last_open: u32,
 }
 
 impl Monitor<'_> {
@@ -243,6 +245,7 @@ impl Monitor<'_> {
         self.drain();
         let snap = self.shared.tracker.snapshot();
         let (open, idle) = self.pool_state(snap.holding);
+        self.last_open = open;
         let t_s = self.now_s();
         let c = snap.counts;
         let (prev_s, ok0, failed0, lost0) = self.last_tick;
@@ -265,7 +268,10 @@ impl Monitor<'_> {
                 (t_s - prev_s) * 1000.0
             );
         }
-        if tick.lost > 0 {
+        // Keep checking while the incident lasts: a backend signalled to terminate may still
+        // answer the first check, and with fewer workers than connections the pool's LIFO order
+        // would leave a dead connection at the bottom unused (and uncounted) indefinitely.
+        if tick.lost > 0 || self.incidents.in_progress() {
             self.sweep(idle);
         }
         let acc = &mut self.accs[self.step].out;
@@ -430,6 +436,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         next_sample_s: 0.0,
         target: 0,
         step: 0,
+        last_open: 0,
     };
     let mut interrupted = false;
     'steps: for (i, &size) in cfg.steps.iter().enumerate() {
@@ -446,10 +453,14 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         mon.accs[i].out.started_s = mon.now_s();
         mon.accs[i].out.workers = active;
         shared.step.store(i as u32, Ordering::Release);
-        shared.active.store(active, Ordering::Release);
+        // While the pool grows, a new worker starts only when there is a connection for it:
+        // hundreds of workers queueing on a half-built pool would only measure their own
+        // contention (and starve the connector threads of CPU).
+        let running = shared.active.load(Ordering::Acquire);
         if let Some(g) = &gate {
             g.set_target(size, i);
         } else {
+            shared.active.store(active, Ordering::Release);
             mon.accs[i].out.reached_s = Some(mon.now_s());
         }
         let hold = if i + 1 == cfg.steps.len() {
@@ -461,6 +472,14 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         loop {
             std::thread::sleep(TICK);
             mon.tick();
+            if gate.is_some() {
+                let grown = if hold_until.is_some() {
+                    active
+                } else {
+                    active.min(running.max(mon.last_open))
+                };
+                shared.active.store(grown, Ordering::Release);
+            }
             if crate::interrupt::requested() {
                 interrupted = true;
                 break 'steps;
