@@ -337,6 +337,9 @@ pub fn connections_options(
     e.progress = !a.quiet;
     let max = e.steps.iter().copied().max().unwrap_or(1);
     e.step_timeout = step_timeout(max, e.connect_rate);
+    // A throwaway sandbox (no target given) is sized for the run.
+    let needed = if e.fallback_direct { max * 2 } else { max };
+    o.target.sandbox_max_connections = Some(needed.saturating_add(100).max(600));
     validate(&o)?;
     Ok(o)
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
 use postgres::NoTls;
 
 use super::gated_pool::GatedManager;
@@ -71,8 +72,10 @@ pub(crate) struct Shared {
     pub release: AtomicBool,
     /// Current step index.
     pub step: AtomicU32,
-    /// Workers with an id below this run; the others wait.
+    /// Workers with an id below this run; the others wait on `wake`.
     pub active: AtomicU32,
+    /// Where inactive workers wait for `active` to grow (or the stop).
+    pub wake: (Mutex<()>, Condvar),
     pub checkout_timeout: Duration,
     pub think: Duration,
     pub fallback_direct: bool,
@@ -154,7 +157,12 @@ impl ConnWorker {
                 cur = step;
             }
             if self.id as u32 >= sh.active.load(Ordering::Relaxed) {
-                self.pause(Duration::from_millis(20));
+                // Parked, not polling: hundreds of idle workers waking every few ms would eat
+                // the CPU the ramp's connects need.
+                let mut g = sh.wake.0.lock();
+                if self.id as u32 >= sh.active.load(Ordering::Relaxed) && !self.stopped() {
+                    sh.wake.1.wait_for(&mut g, Duration::from_millis(500));
+                }
                 continue;
             }
             let kind = sh.workload.pick(&mut self.rng);

@@ -351,6 +351,16 @@ impl Monitor<'_> {
     }
 }
 
+/// Lets workers below `n` run, waking the parked ones when `n` grew.
+fn set_active(shared: &Shared, n: u32) {
+    if shared.active.load(Ordering::Acquire) == n {
+        return;
+    }
+    let _g = shared.wake.0.lock();
+    shared.active.store(n, Ordering::Release);
+    shared.wake.1.notify_all();
+}
+
 /// Runs the connection load against `target`.
 pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result<ConnOutput> {
     anyhow::ensure!(!cfg.steps.is_empty(), "no connection steps");
@@ -384,6 +394,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         release: AtomicBool::new(false),
         step: AtomicU32::new(0),
         active: AtomicU32::new(0),
+        wake: (parking_lot::Mutex::new(()), parking_lot::Condvar::new()),
         checkout_timeout: cfg.checkout_timeout,
         think: cfg.think,
         fallback_direct: cfg.fallback_direct,
@@ -439,7 +450,9 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         last_open: 0,
     };
     let mut interrupted = false;
+    let mut steps_run = 0;
     'steps: for (i, &size) in cfg.steps.iter().enumerate() {
+        steps_run = i + 1;
         let t_step = Instant::now();
         mon.step = i;
         mon.target = size;
@@ -460,7 +473,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         if let Some(g) = &gate {
             g.set_target(size, i);
         } else {
-            shared.active.store(active, Ordering::Release);
+            set_active(&shared, active);
             mon.accs[i].out.reached_s = Some(mon.now_s());
         }
         let hold = if i + 1 == cfg.steps.len() {
@@ -478,7 +491,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
                 } else {
                     active.min(running.max(mon.last_open))
                 };
-                shared.active.store(grown, Ordering::Release);
+                set_active(&shared, grown);
             }
             if crate::interrupt::requested() {
                 interrupted = true;
@@ -518,6 +531,10 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
 
     // Stop; whatever is still checked out after a grace period is a leak.
     shared.stop.store(true, Ordering::SeqCst);
+    {
+        let _g = shared.wake.0.lock();
+        shared.wake.1.notify_all();
+    }
     let grace_end = Instant::now() + cfg.statement_timeout.min(Duration::from_secs(5)) + TICK * 4;
     while Instant::now() < grace_end && !shared.tracker.holders().is_empty() {
         std::thread::sleep(Duration::from_millis(10));
@@ -549,7 +566,8 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
         samples,
         ..
     } = mon;
-    let mut steps: Vec<StepOutput> = accs.into_iter().map(|a| a.out).collect();
+    // Steps an interrupt kept from starting are not reported (they measured nothing).
+    let mut steps: Vec<StepOutput> = accs.into_iter().take(steps_run).map(|a| a.out).collect();
     if let Some(gs) = gate_steps {
         for (s, g) in steps.iter_mut().zip(gs) {
             s.connects = g;
