@@ -36,10 +36,28 @@ fn options(results: &Path, dsn: String, label: &str, steps: &[u32]) -> Connectio
     o
 }
 
+/// Runs the scenario; checks the folder is complete and run.json matches the checked-in schema.
 fn run(o: &ConnectionsOptions) -> ConnectionsResult {
     let out = connections::run(o).unwrap();
-    assert!(out.dir.join("run.json").is_file());
-    assert!(out.dir.join("pool_timeseries.csv").is_file());
+    for f in ["run.json", "pool_timeseries.csv", "connection_steps.csv"] {
+        assert!(out.dir.join(f).is_file(), "{f} missing");
+    }
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/run.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
     out.doc.connections.unwrap()
 }
 
