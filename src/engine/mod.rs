@@ -6,6 +6,7 @@
 //! It knows nothing of scenarios, reports or the CLI.
 
 pub mod collector;
+pub mod conn_monitor;
 pub mod conn_worker;
 pub mod connections;
 pub mod gated_pool;
