@@ -138,6 +138,7 @@ fn a_server_restart_mid_run_is_survived_and_its_recovery_reported() {
     assert!(t0.elapsed() < Duration::from_secs(30), "the run hung");
     assert!(!c.incidents.is_empty(), "no incident seen");
     let i = &c.incidents[0];
+    eprintln!("restart incident: {i:?}");
     assert!(i.recovered, "{i:?}");
     let rec = i.recovery_s.unwrap();
     assert!(rec > 0.0 && rec < 6.0, "recovery {rec}");
@@ -181,6 +182,7 @@ fn all_backends_terminated_mid_run_are_survived() {
     );
     assert_eq!(c.incidents.len(), 1, "{:?}", c.incidents);
     let i = &c.incidents[0];
+    eprintln!("terminate incident: {i:?}");
     assert!(i.recovered && i.pool_recovery_s.is_some(), "{i:?}");
     assert!(i.failed_operations > 0);
     // The dead connections were discarded and replaced.

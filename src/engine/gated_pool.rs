@@ -52,6 +52,8 @@ struct GateState {
 pub struct Gate {
     state: Mutex<GateState>,
     cond: Condvar,
+    /// Connect retries sleep here: only closing wakes them (not every freed place).
+    retry: Condvar,
     gap: Option<Duration>,
     steps: Mutex<Vec<StepConnects>>,
     /// Connections opened successfully.
@@ -79,6 +81,7 @@ impl Gate {
                 closed: false,
             }),
             cond: Condvar::new(),
+            retry: Condvar::new(),
             gap: rate
                 .filter(|r| r.is_finite() && *r > 0.0)
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
@@ -110,6 +113,7 @@ impl Gate {
     pub fn close(&self) {
         self.state.lock().closed = true;
         self.cond.notify_all();
+        self.retry.notify_all();
     }
 
     /// Connections alive or being opened.
@@ -147,6 +151,15 @@ impl Gate {
         }
     }
 
+    /// Sleeps `d` unless the gate closes meanwhile; false if closed.
+    fn sleep(&self, d: Duration) -> bool {
+        let mut s = self.state.lock();
+        if !s.closed {
+            self.retry.wait_for(&mut s, d);
+        }
+        !s.closed
+    }
+
     fn unadmit(&self) {
         let mut s = self.state.lock();
         s.live = s.live.saturating_sub(1);
@@ -163,6 +176,25 @@ pub enum ConnectError {
     /// The run is over: the gate no longer admits connects.
     #[error("the run is over")]
     Closed,
+}
+
+/// First and longest pause between two failed connects of one connector thread.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+impl GatedManager {
+    /// One connect: TCP + startup + auth, then the workload's statements prepared.
+    fn attempt(&self) -> Result<(PooledConn, Duration), postgres::Error> {
+        let t0 = Instant::now();
+        let mut client = self.inner.connect()?;
+        let connected = t0.elapsed();
+        let prepared = self.workload.prepare(&mut client)?;
+        let conn = PooledConn {
+            conn: Conn { client, prepared },
+            broken: false,
+        };
+        Ok((conn, connected))
+    }
 }
 
 /// A pooled connection and whether its user saw it fail (then the pool discards it).
@@ -186,33 +218,33 @@ impl ManageConnection for GatedManager {
     type Error = ConnectError;
 
     fn connect(&self) -> Result<PooledConn, ConnectError> {
-        let step = self.gate.admit().ok_or(ConnectError::Closed)?;
-        let t0 = Instant::now();
-        let result = self.inner.connect().and_then(|mut client| {
-            let connected = t0.elapsed();
-            let prepared = self.workload.prepare(&mut client)?;
-            let conn = PooledConn {
-                conn: Conn { client, prepared },
-                broken: false,
-            };
-            Ok((conn, connected))
-        });
-        match result {
-            Ok((conn, connected)) => {
-                if let Some(s) = self.gate.steps.lock().get_mut(step) {
-                    stats::record(&mut s.latency, connected);
+        // Retry here rather than return the error: r2d2 would retry too, but doubling its delay
+        // up to half the checkout timeout (15 s by default), which would make a server that is
+        // back after a second look down for many more. Each attempt goes through the gate again
+        // (so the pace holds) and each failure is counted.
+        let mut backoff = RETRY_MIN;
+        loop {
+            let step = self.gate.admit().ok_or(ConnectError::Closed)?;
+            match self.attempt() {
+                Ok((conn, connected)) => {
+                    if let Some(s) = self.gate.steps.lock().get_mut(step) {
+                        stats::record(&mut s.latency, connected);
+                    }
+                    self.gate.opened.fetch_add(1, Ordering::Relaxed);
+                    return Ok(conn);
                 }
-                self.gate.opened.fetch_add(1, Ordering::Relaxed);
-                Ok(conn)
-            }
-            Err(e) => {
-                self.gate.unadmit();
-                self.gate.failed.fetch_add(1, Ordering::Relaxed);
-                if let Some(s) = self.gate.steps.lock().get_mut(step) {
-                    s.failures[ErrorClass::of(&e) as usize] += 1;
+                Err(e) => {
+                    self.gate.unadmit();
+                    self.gate.failed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(s) = self.gate.steps.lock().get_mut(step) {
+                        s.failures[ErrorClass::of(&e) as usize] += 1;
+                    }
+                    *self.gate.last_error.lock() = Some(one_line(&e));
+                    if !self.gate.sleep(backoff) {
+                        return Err(ConnectError::Server(e));
+                    }
+                    backoff = (backoff * 2).min(RETRY_MAX);
                 }
-                *self.gate.last_error.lock() = Some(one_line(&e));
-                Err(ConnectError::Server(e))
             }
         }
     }
