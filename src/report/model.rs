@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::{ServerInfo, TargetSource};
 
+pub use super::sweep_model::*;
+
 /// Version of the run.json layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -48,6 +50,9 @@ pub struct RunDocument {
     /// The connection scenario, when it ran.
     #[serde(default)]
     pub connections: Option<ConnectionsResult>,
+    /// The concurrency sweep (`pgstorm sweep`), when one ran.
+    #[serde(default)]
+    pub sweep: Option<SweepSection>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
 }

@@ -5,3 +5,4 @@ pub mod connections;
 pub mod queries;
 pub mod session;
 pub mod suite;
+pub mod sweep;
