@@ -48,7 +48,7 @@ struct GateState {
     closed: bool,
 }
 
-/// Caps and paces connects, and counts what the pool's event hooks report.
+/// Caps and paces connects, and counts connects and releases.
 pub struct Gate {
     state: Mutex<GateState>,
     cond: Condvar,
@@ -62,8 +62,6 @@ pub struct Gate {
     pub released: AtomicU64,
     /// Connect attempts that failed.
     pub failed: AtomicU64,
-    /// Checkouts that timed out.
-    pub timeouts: AtomicU64,
     /// The last connect error, redacted and on one line.
     pub last_error: Mutex<Option<String>>,
 }
@@ -96,7 +94,6 @@ impl Gate {
             opened: AtomicU64::new(0),
             released: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
     }
@@ -338,7 +335,8 @@ pub fn build(
     (pool, gate)
 }
 
-/// r2d2's event hooks: a released connection frees a place at the gate; timeouts are counted.
+/// r2d2's release hook: a discarded connection frees a place at the gate. (Checkout timeouts are
+/// counted by the workers: they wait in slices, so r2d2's timeout event fires per slice.)
 struct GateEvents(Arc<Gate>);
 impl std::fmt::Debug for GateEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -349,9 +347,6 @@ impl r2d2::HandleEvent for GateEvents {
     fn handle_release(&self, _event: r2d2::event::ReleaseEvent) {
         self.0.released.fetch_add(1, Ordering::Relaxed);
         self.0.unadmit();
-    }
-    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
-        self.0.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
