@@ -145,6 +145,7 @@ impl Session {
             dataset: None,
             load: None,
             isolation: None,
+            connections: None,
             sweep: None,
             warnings: Vec::new(),
             merged_from: None,
