@@ -144,6 +144,8 @@ impl Session {
             },
             dataset: None,
             load: None,
+            isolation: None,
+            connections: None,
             sweep: None,
             warnings: Vec::new(),
             monitoring: None,
