@@ -47,6 +47,12 @@ pub struct RunDocument {
     pub load: Option<LoadResult>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
+    /// The advisor's findings over the load window, when it ran.
+    #[serde(default)]
+    pub analysis: Option<super::findings::AnalysisSection>,
+    /// The success criteria and the verdict, when they were evaluated (`pgstorm run`).
+    #[serde(default)]
+    pub criteria: Option<super::findings::CriteriaSection>,
 }
 
 /// Producer of the document.

@@ -9,6 +9,7 @@ use super::model::{QueryResult, RunDocument};
 pub fn render(doc: &RunDocument) -> String {
     let mut s = String::new();
     let Some(load) = &doc.load else {
+        s.push_str(&super::advice::render(doc));
         return s;
     };
     let c = &load.config;
@@ -92,5 +93,6 @@ pub fn render(doc: &RunDocument) -> String {
     for w in &doc.warnings {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
+    s.push_str(&super::advice::render(doc));
     s
 }

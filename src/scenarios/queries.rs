@@ -97,6 +97,23 @@ pub fn run(opts: &QueriesOptions) -> Result<Outcome> {
 
 /// Runs the scenario on an existing session (used by `pgstorm run` to chain scenarios).
 pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
+    let measured = measure(session, opts)?;
+    archive_and_print(measured, opts)
+}
+
+/// A measured load whose document is not archived yet, so later steps (the advisor, the
+/// criteria) can add their sections first.
+pub struct Measured {
+    /// The document, load section filled in.
+    pub doc: RunDocument,
+    /// The rendered HdrHistogram interval log.
+    pub log: Vec<u8>,
+    /// Ctrl-C stopped the load early.
+    pub interrupted: bool,
+}
+
+/// Runs the load and builds its document, without archiving it.
+pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured> {
     // Validate input before touching the server.
     let mix = workload::parse_mix(&opts.mix, &builtin::NAMES)?;
     if opts.engine.clients == 0 {
@@ -187,6 +204,21 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let log = hlog::render(start_epoch, &entries)?;
+    Ok(Measured {
+        doc,
+        log,
+        interrupted: out.interrupted,
+    })
+}
+
+/// Archives a measured document, prints its summary when asked, and reports an interruption
+/// (exit 130) after the result is written.
+pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> {
+    let Measured {
+        mut doc,
+        log,
+        interrupted,
+    } = m;
     let dir = archive::write(
         &opts.archive.results_dir,
         &mut doc,
@@ -196,7 +228,7 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
         print!("{}", crate::report::summary::render(&doc));
         println!("result: {}", dir.display());
     }
-    if out.interrupted {
+    if interrupted {
         return Err(crate::interrupt::error());
     }
     Ok(Outcome { doc, dir })

@@ -145,6 +145,8 @@ impl Session {
             dataset: None,
             load: None,
             warnings: Vec::new(),
+            analysis: None,
+            criteria: None,
         }
     }
 

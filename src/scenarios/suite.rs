@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::queries::{self, ArchiveOptions, QueriesOptions};
+use super::analyze::{self, AnalyzeOptions};
+use super::queries::{ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
+use crate::analysis::criteria::{self, Thresholds};
+use crate::analysis::AdvisorOptions;
 
 /// A named set of sizes for the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,25 @@ pub struct SuiteOptions {
     pub archive: ArchiveOptions,
     /// Seed when the dataset is missing.
     pub seed_if_missing: bool,
+    /// Overrides of the profile's load (`-c`, `-T`, `--warmup`, `--mix`).
+    pub overrides: LoadOverrides,
+    /// Advisor scope.
+    pub advisor: AdvisorOptions,
+    /// Success-criteria thresholds.
+    pub thresholds: Thresholds,
+}
+
+/// Changes to a profile's load given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOverrides {
+    /// Clients.
+    pub clients: Option<u32>,
+    /// Measured duration.
+    pub duration: Option<Duration>,
+    /// Warmup.
+    pub warmup: Option<Duration>,
+    /// Query mix.
+    pub mix: Option<String>,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -97,6 +119,37 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
-    queries::run_on(&mut session, &q)?;
-    Ok(0)
+    let o = &opts.overrides;
+    if let Some(c) = o.clients {
+        q.engine.clients = c;
+    }
+    if let Some(d) = o.duration {
+        q.engine.duration = Some(d);
+    }
+    if let Some(w) = o.warmup {
+        q.engine.warmup = w;
+    }
+    if let Some(m) = &o.mix {
+        q.mix = m.clone();
+    }
+    let a = AnalyzeOptions {
+        queries: q,
+        advisor: opts.advisor,
+        criteria: Some(opts.thresholds.clone()),
+    };
+    let outcome = analyze::run_on(&mut session, &a, "run")?;
+    let failed = outcome
+        .doc
+        .criteria
+        .as_ref()
+        .map(criteria::failures)
+        .unwrap_or_default();
+    for f in &failed {
+        eprintln!("pgstorm: success criterion failed: {f}");
+    }
+    Ok(if failed.is_empty() {
+        0
+    } else {
+        crate::error::ExitKind::CriteriaFailed.code()
+    })
 }
