@@ -147,10 +147,10 @@ pub fn covered_by(a: &IndexStat, b: &IndexStat) -> bool {
     {
         return false;
     }
-    // Two identical indexes cover each other: report only one of the pair (the later name, and
-    // never one that backs a constraint).
+    // Two identical indexes cover each other: report only one of the pair, the one created
+    // later (usually the accidental copy), and never one that backs a constraint.
     if same_len && !b.unique && !b.backs_constraint && !a.backs_constraint {
-        return a.name > b.name;
+        return a.oid > b.oid;
     }
     !a.backs_constraint
 }
@@ -254,6 +254,7 @@ mod tests {
 
     fn idx(name: &str, keys: &[i16]) -> IndexStat {
         IndexStat {
+            oid: name.bytes().map(i64::from).sum(),
             schema: "pgstorm".into(),
             table: "pos_order".into(),
             name: name.into(),

@@ -42,9 +42,10 @@ pub struct PlanNode {
     pub sort_space_type: Option<String>,
     /// `Sort Space Used` (kB).
     pub sort_space_kb: f64,
-    /// `Hash Batches` (> 1: the hash spilled).
+    /// `Hash Batches` or `HashAgg Batches` (> 1: the hash spilled).
     pub hash_batches: i64,
-    /// `Peak Memory Usage` of a hash (kB).
+    /// `Peak Memory Usage` of a hash, or `Disk Usage` of a spilled HashAggregate, whichever is
+    /// larger (kB).
     pub peak_memory_kb: f64,
     /// Temp blocks written by this node and its children.
     pub temp_written_blocks: i64,
@@ -242,8 +243,9 @@ fn walk(n: &Value, depth: usize, out: &mut Vec<PlanNode>) {
         sort_method: s("Sort Method"),
         sort_space_type: s("Sort Space Type"),
         sort_space_kb: f("Sort Space Used"),
-        hash_batches: f("Hash Batches") as i64,
-        peak_memory_kb: f("Peak Memory Usage"),
+        // A hash join's Hash node says `Hash Batches`, a HashAggregate `HashAgg Batches`.
+        hash_batches: f("Hash Batches").max(f("HashAgg Batches")) as i64,
+        peak_memory_kb: f("Peak Memory Usage").max(f("Disk Usage")),
         temp_written_blocks: f("Temp Written Blocks") as i64,
     });
     if let Some(children) = n.get("Plans").and_then(Value::as_array) {

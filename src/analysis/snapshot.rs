@@ -55,7 +55,9 @@ pub struct TableStat {
     pub n_tup_hot_upd: i64,
     /// Rows deleted.
     pub n_tup_del: i64,
-    /// Estimated live rows.
+    /// Estimated live rows: pg_class.reltuples, as the planner sees them (n_live_tup only when the
+    /// table was never vacuumed or analyzed, because n_live_tup drifts when a bulk load's insert
+    /// counts are flushed after the VACUUM that set it).
     pub n_live_tup: i64,
     /// Estimated dead rows.
     pub n_dead_tup: i64,
@@ -93,6 +95,8 @@ pub struct IndexStat {
     pub table: String,
     /// Index name.
     pub name: String,
+    /// OID (a larger one was created later).
+    pub oid: i64,
     /// Index scans.
     pub idx_scan: i64,
     /// Index entries returned.
@@ -214,7 +218,7 @@ pub struct Snapshot {
 
 const TABLES_SQL: &str = "SELECT t.schemaname::text, t.relname::text, t.seq_scan, t.seq_tup_read, \
         coalesce(t.idx_scan, 0), t.n_tup_ins, t.n_tup_upd, t.n_tup_hot_upd, t.n_tup_del, \
-        t.n_live_tup, t.n_dead_tup, \
+        CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE t.n_live_tup END, t.n_dead_tup, \
         greatest(t.last_vacuum, t.last_autovacuum), greatest(t.last_analyze, t.last_autoanalyze), \
         coalesce(io.heap_blks_read, 0), coalesce(io.heap_blks_hit, 0), \
         coalesce(io.idx_blks_read, 0), coalesce(io.idx_blks_hit, 0), pg_table_size(t.relid), \
@@ -222,10 +226,12 @@ const TABLES_SQL: &str = "SELECT t.schemaname::text, t.relname::text, t.seq_scan
               AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) \
      FROM pg_catalog.pg_stat_user_tables t \
      JOIN pg_catalog.pg_statio_user_tables io USING (relid) \
+     JOIN pg_catalog.pg_class c ON c.oid = t.relid \
      WHERE $1 OR t.schemaname = 'pgstorm'";
 
 const INDEXES_SQL: &str = "SELECT s.schemaname::text, s.relname::text, s.indexrelname::text, \
         s.idx_scan, s.idx_tup_read, s.idx_tup_fetch, pg_relation_size(s.indexrelid), \
+        s.indexrelid::bigint, \
         i.indisunique, i.indisprimary, i.indisvalid, \
         EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid \
                 AND c.contype IN ('p', 'u', 'x')), \
@@ -287,18 +293,19 @@ pub fn take(client: &mut Client, scope: Scope) -> Result<Snapshot, postgres::Err
             idx_tup_read: r.get(4),
             idx_tup_fetch: r.get(5),
             size_bytes: r.get(6),
-            unique: r.get(7),
-            primary: r.get(8),
-            valid: r.get(9),
-            backs_constraint: r.get(10),
-            method: r.get(11),
-            keys: r.get(12),
-            key_names: r.get(13),
-            opclasses: r.get(14),
-            expressions: r.get(15),
-            predicate: r.get(16),
-            definition: r.get(17),
-            supports_fk: r.get(18),
+            oid: r.get(7),
+            unique: r.get(8),
+            primary: r.get(9),
+            valid: r.get(10),
+            backs_constraint: r.get(11),
+            method: r.get(12),
+            keys: r.get(13),
+            key_names: r.get(14),
+            opclasses: r.get(15),
+            expressions: r.get(16),
+            predicate: r.get(17),
+            definition: r.get(18),
+            supports_fk: r.get(19),
         };
         indexes.insert(i.qualified(), i);
     }
