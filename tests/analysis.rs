@@ -225,6 +225,30 @@ fn duplicate_invalid_and_unused_indexes_are_named() {
         .indexes
         .iter()
         .all(|i| i.index.starts_with("pgstorm.")));
+
+    // --all-schemas widens the scope to other schemas' indexes.
+    let mut session = Session::open(&TargetOptions {
+        dsn: Some(common::database(db)),
+        sandbox_max_connections: None,
+    })
+    .unwrap();
+    let all = AdvisorOptions {
+        scope: pgstorm::analysis::snapshot::Scope::AllSchemas,
+    };
+    let before = analysis::begin(&mut session.admin, all).unwrap();
+    let doc = RunDocument {
+        load: None,
+        ..out.doc.clone()
+    };
+    let a = analysis::finish(&mut session.admin, before, &doc).unwrap();
+    assert_eq!(a.scope, "all schemas");
+    assert!(
+        a.findings
+            .iter()
+            .any(|f| f.code == "unused_index" && f.object == "public.other_a_idx"),
+        "{:?}",
+        a.findings.iter().map(|f| &f.object).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -296,6 +320,17 @@ fn a_sort_past_work_mem_is_reported_as_a_spill() {
     assert!(spill[0].evidence["temp_blks_written"].as_i64().unwrap() > 0);
     assert!(spill[0].sql.as_deref().unwrap().contains("work_mem"));
     assert_eq!(doc.analysis.as_ref().unwrap().pg_stat_statements, "used");
+
+    // Without a load section no criterion can be measured: not evaluated, never pass.
+    let c = pgstorm::analysis::criteria::evaluate(
+        &doc,
+        &pgstorm::analysis::criteria::Thresholds::default(),
+    );
+    assert_eq!(c.verdict, CriterionStatus::NotEvaluated);
+    assert!(c
+        .criteria
+        .iter()
+        .all(|r| r.status == CriterionStatus::NotEvaluated && r.measured.is_none()));
 }
 
 fn pgstorm_run(db: &str, results: &Path, extra: &[&str]) -> (i32, String, RunDocument) {
