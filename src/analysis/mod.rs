@@ -15,6 +15,8 @@ pub mod plans;
 pub mod server;
 pub mod snapshot;
 pub mod tables;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 

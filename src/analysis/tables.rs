@@ -26,8 +26,9 @@ pub const MAX_DEAD_RATIO: f64 = 0.2;
 pub const MIN_DEAD_ROWS: i64 = 1_000;
 /// Cache hit ratio floor (PgHero).
 pub const MIN_HIT_RATIO: f64 = 0.99;
-/// Block accesses below which a hit ratio says nothing.
-pub const MIN_BLOCK_ACCESSES: i64 = 1_000;
+/// Blocks read from outside shared buffers (8 MB) below which a low hit ratio is a cold start,
+/// not a working set that does not fit.
+pub const MIN_BLOCKS_READ: i64 = 1_000;
 
 struct Delta {
     seq_scan: i64,
@@ -325,7 +326,7 @@ fn cache_hit(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
     for (what, hit, read) in [("heap", hh, hr), ("index", ih, ir)] {
         let total = hit + read;
         let Some(r) = ratio(hit, total) else { continue };
-        if total < MIN_BLOCK_ACCESSES || r >= MIN_HIT_RATIO {
+        if read < MIN_BLOCKS_READ || r >= MIN_HIT_RATIO {
             continue;
         }
         out.push(Finding {
@@ -347,7 +348,7 @@ fn cache_hit(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
                 ),
             ]),
             threshold: format!(
-                "hit ratio < {:.0}% over >= {MIN_BLOCK_ACCESSES} block accesses",
+                "hit ratio < {:.0}% with >= {MIN_BLOCKS_READ} blocks read from outside shared_buffers",
                 MIN_HIT_RATIO * 100.0
             ),
             source: "PgHero cache hit rate".into(),
