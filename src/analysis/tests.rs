@@ -297,3 +297,40 @@ fn settings_are_compared_with_ram_only_for_a_local_server() {
         codes(&a)
     );
 }
+
+#[test]
+fn low_efficiency_is_judged_only_for_indexes_used_by_plain_index_scans() {
+    let idx = |read: i64, fetch: i64| IndexStat {
+        schema: "pgstorm".into(),
+        table: "pos_order".into(),
+        name: "pos_order_state_idx".into(),
+        valid: true,
+        idx_scan: 10,
+        idx_tup_read: read,
+        idx_tup_fetch: fetch,
+        method: "btree".into(),
+        ..IndexStat::default()
+    };
+    let mut after = snap();
+    after
+        .indexes
+        .insert("pgstorm.pos_order_state_idx".into(), idx(20_000, 2_000));
+    let scan = |t: &str| {
+        plan(vec![PlanNode {
+            node_type: t.into(),
+            index: Some("pos_order_state_idx".into()),
+            loops: 1.0,
+            ..PlanNode::default()
+        }])
+    };
+    let a = run(&snap(), &after, &[scan("Index Scan")], &remote());
+    assert_eq!(codes(&a), ["index_low_efficiency"]);
+    // Bitmap and index-only scans fetch nothing through the index: no judgement.
+    let a = run(&snap(), &after, &[scan("Bitmap Index Scan")], &remote());
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+    after
+        .indexes
+        .insert("pgstorm.pos_order_state_idx".into(), idx(20_000, 19_000));
+    let a = run(&snap(), &after, &[scan("Index Scan")], &remote());
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+}
