@@ -123,7 +123,6 @@ fn healthy_dataset_gets_no_missing_unused_duplicate_or_spill_finding() {
         "seq_scan_heavy",
         "duplicate_index",
         "invalid_index",
-        "index_low_efficiency",
         "plan_spill",
         "temp_spill",
         "temp_files",

@@ -39,16 +39,10 @@ pub fn usage(before: &Snapshot, after: &Snapshot) -> Vec<IndexUsage> {
         .collect()
 }
 
-/// Index entries read during the window below which efficiency is noise.
-pub const MIN_EFFICIENCY_READS: i64 = 10_000;
-/// idx_tup_fetch / idx_tup_read below which plain index scans mostly hit dead or invisible rows.
-pub const MIN_EFFICIENCY: f64 = 0.5;
-
 /// All index findings.
 pub fn findings(inp: &Inputs<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     unused(inp, &mut out);
-    efficiency(inp, &mut out);
     duplicates(inp.after, &mut out);
     invalid(inp.after, &mut out);
     out
@@ -109,63 +103,6 @@ fn unused(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
             action,
             sql: Some(format!(
                 "DROP INDEX CONCURRENTLY {}.{};",
-                quote_ident(&a.schema),
-                quote_ident(&a.name)
-            )),
-            plan: None,
-        });
-    }
-}
-
-/// Plain index scans that read many entries but fetch few live rows: the entries point at dead
-/// (or not yet visible) heap rows. Only judged for an index the workload's plans use through plain
-/// Index Scans alone, since index-only and bitmap scans never count a fetch.
-fn efficiency(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
-    for (k, a) in &inp.after.indexes {
-        let (_, read, fetch) = window(a, inp.before.indexes.get(k));
-        if read < MIN_EFFICIENCY_READS {
-            continue;
-        }
-        let uses: Vec<&str> = inp
-            .plans
-            .iter()
-            .flat_map(|p| &p.nodes)
-            .filter(|n| n.index.as_deref() == Some(a.name.as_str()))
-            .map(|n| n.node_type.as_str())
-            .collect();
-        if uses.is_empty() || uses.iter().any(|t| *t != "Index Scan") {
-            continue;
-        }
-        let eff = fetch as f64 / read as f64;
-        if eff >= MIN_EFFICIENCY {
-            continue;
-        }
-        let table = inp.after.tables.get(&a.table_qualified());
-        out.push(Finding {
-            code: "index_low_efficiency".into(),
-            severity: Severity::Warning,
-            object: k.clone(),
-            title: format!(
-                "index {k}: plain index scans fetched {fetch} live rows for {read} entries read                  ({:.0}%)",
-                eff * 100.0
-            ),
-            evidence: ev(&[
-                ("idx_tup_read_during_run", json!(read)),
-                ("idx_tup_fetch_during_run", json!(fetch)),
-                ("efficiency", json!((eff * 1000.0).round() / 1000.0)),
-                ("table_dead_rows", json!(table.map(|t| t.n_dead_tup))),
-            ]),
-            threshold: format!(
-                "idx_tup_fetch / idx_tup_read < {MIN_EFFICIENCY} over >= {MIN_EFFICIENCY_READS}                  entries, index used only by plain Index Scans"
-            ),
-            source: "pg_stat_user_indexes (index efficiency as PgHero and pganalyze read it)"
-                .into(),
-            action: "the entries point at dead rows: vacuum the table (and tune its autovacuum);                      if it stays low after vacuum, rebuild the bloated index"
-                .into(),
-            sql: Some(format!(
-                "VACUUM (ANALYZE) {}.{};\nREINDEX INDEX CONCURRENTLY {}.{};",
-                quote_ident(&a.schema),
-                quote_ident(&a.table),
                 quote_ident(&a.schema),
                 quote_ident(&a.name)
             )),
