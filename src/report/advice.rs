@@ -32,8 +32,8 @@ pub fn render(doc: &RunDocument) -> String {
             }
             let _ = writeln!(s, "      rule: {} ({})", f.threshold, f.source);
             let _ = writeln!(s, "      action: {}", f.action);
-            if let Some(sql) = &f.sql {
-                let _ = writeln!(s, "      sql: {sql}");
+            for line in f.sql.iter().flat_map(|q| q.lines()) {
+                let _ = writeln!(s, "      sql: {line}");
             }
         }
         for (i, t) in a.top_by_total_time.iter().take(3).enumerate() {
