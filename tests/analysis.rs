@@ -446,3 +446,89 @@ fn workload_sorting_past_work_mem_shows_the_spill_in_its_plan() {
     assert_eq!(tf.len(), 1, "{:?}", codes(&out.doc));
     assert_eq!(tf[0].evidence["work_mem"], "64kB");
 }
+
+/// Runs `work` on its own connection to `db` between the advisor's two snapshots, and waits for
+/// that backend's statistics to be flushed (it flushes them when it exits).
+fn analyze_window(db: &str, work: &str) -> RunDocument {
+    let mut session = Session::open(&TargetOptions {
+        dsn: Some(common::database(db)),
+        sandbox_max_connections: None,
+    })
+    .unwrap();
+    let before = analysis::begin(&mut session.admin, AdvisorOptions::default()).unwrap();
+    let mut worker = common::client_of(db);
+    let pid: i32 = worker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    worker.batch_execute(work).unwrap();
+    drop(worker);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && session
+            .admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let doc = session.document(
+        "analyze",
+        db,
+        &[],
+        chrono::Utc::now(),
+        pgstorm::monitor::host::host_info(),
+    );
+    let a = analysis::finish(&mut session.admin, before, &doc).unwrap();
+    RunDocument {
+        analysis: Some(a),
+        ..doc
+    }
+}
+
+#[test]
+fn dead_rows_and_a_requested_checkpoint_in_the_window_are_reported() {
+    let db = "an_window";
+    let mut c = common::client_of(db);
+    let mut say = |_: &str| {};
+    pgstorm::dataset::ensure(&mut c, false, &mut say).unwrap();
+    // Autovacuum must not clean up before the advisor looks.
+    c.batch_execute("ALTER TABLE pgstorm.pos_order_line SET (autovacuum_enabled = off)")
+        .unwrap();
+    drop(c);
+    let doc = analyze_window(
+        db,
+        "DELETE FROM pgstorm.pos_order_line WHERE id % 2 = 0; CHECKPOINT",
+    );
+    let dead = findings(&doc, "dead_tuples");
+    assert_eq!(dead.len(), 1, "{:?}", codes(&doc));
+    assert_eq!(dead[0].object, "pgstorm.pos_order_line");
+    assert!(dead[0].evidence["dead_ratio"].as_f64().unwrap() > 0.2);
+    let cp = findings(&doc, "checkpoints_requested");
+    assert_eq!(cp.len(), 1, "{:?}", codes(&doc));
+    assert!(cp[0].evidence["checkpoints_requested"].as_i64().unwrap() >= 1);
+}
+
+#[test]
+fn a_working_set_larger_than_shared_buffers_lowers_the_cache_hit_ratio() {
+    // Its own cluster: shared_buffers is server-wide and needs a restart.
+    let sb = common::fresh_sandbox(&pgstorm::sandbox::SandboxOptions {
+        max_connections: 20,
+        settings: vec![("shared_buffers".into(), "256kB".into())],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), "an_cache", "point=1,join=1");
+    o.queries.target.dsn = Some(sb.dsn());
+    let out = analyze::run(&o).unwrap();
+    let hit = findings(&out.doc, "heap_cache_hit");
+    assert_eq!(hit.len(), 1, "{:?}", codes(&out.doc));
+    assert!(hit[0].evidence["hit_ratio"].as_f64().unwrap() < 0.99);
+    assert!(hit[0].evidence["blocks_read"].as_i64().unwrap() >= 1000);
+    assert_eq!(hit[0].evidence["shared_buffers"], "256kB");
+}
