@@ -254,59 +254,17 @@ fn duplicate_invalid_and_unused_indexes_are_named() {
 #[test]
 fn a_sort_past_work_mem_is_reported_as_a_spill() {
     let db = "an_spill";
-    let dsn = common::database(db);
     let mut c = common::client_of(db);
     c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .unwrap();
     let mut say = |_: &str| {};
     pgstorm::dataset::ensure(&mut c, false, &mut say).unwrap();
     drop(c);
-    let mut session = Session::open(&TargetOptions {
-        dsn: Some(dsn),
-        sandbox_max_connections: None,
-    })
-    .unwrap();
-    let before = analysis::begin(&mut session.admin, AdvisorOptions::default()).unwrap();
-    let temp_files = |s: &mut Session| -> i64 {
-        s.admin
-            .batch_execute("SELECT pg_stat_clear_snapshot()")
-            .unwrap();
-        s.admin
-            .query_one(
-                "SELECT temp_files FROM pg_stat_database WHERE datname = current_database()",
-                &[],
-            )
-            .unwrap()
-            .get(0)
-    };
-    let files_before = temp_files(&mut session);
-    {
-        // ~3,000 order lines sorted in 64 kB of work_mem: an external merge sort.
-        let mut sorter = common::client_of(db);
-        sorter
-            .batch_execute(
-                "SET work_mem = '64kB'; \
-                 SELECT * FROM pgstorm.pos_order_line ORDER BY price_subtotal, id",
-            )
-            .unwrap();
-    }
-    // The sorter's statistics reach the shared counters when its backend exits.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while temp_files(&mut session) == files_before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let doc = session.document(
-        "analyze",
-        "spill",
-        &[],
-        chrono::Utc::now(),
-        pgstorm::monitor::host::host_info(),
+    // ~3,000 order lines sorted in 64 kB of work_mem: an external merge sort.
+    let doc = analyze_window(
+        db,
+        "SET work_mem = '64kB'; SELECT * FROM pgstorm.pos_order_line ORDER BY price_subtotal, id",
     );
-    let a = analysis::finish(&mut session.admin, before, &doc).unwrap();
-    let doc = RunDocument {
-        analysis: Some(a),
-        ..doc
-    };
     let tf = findings(&doc, "temp_files");
     assert_eq!(tf.len(), 1, "{:?}", codes(&doc));
     assert!(tf[0].evidence["temp_bytes_during_run"].as_i64().unwrap() > 64 * 1024);
