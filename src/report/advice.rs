@@ -36,15 +36,20 @@ pub fn render(doc: &RunDocument) -> String {
                 let _ = writeln!(s, "      sql: {line}");
             }
         }
-        for (i, t) in a.top_by_total_time.iter().take(3).enumerate() {
-            if i == 0 {
-                let _ = writeln!(s, "  top statements by total time:");
+        for (title, list) in [
+            ("total", &a.top_by_total_time),
+            ("mean", &a.top_by_mean_time),
+        ] {
+            for (i, t) in list.iter().take(3).enumerate() {
+                if i == 0 {
+                    let _ = writeln!(s, "  top statements by {title} time:");
+                }
+                let _ = writeln!(
+                    s,
+                    "    {:>10.1} ms total, {:>8.3} ms mean, {:>8} calls  {}",
+                    t.total_ms, t.mean_ms, t.calls, t.query
+                );
             }
-            let _ = writeln!(
-                s,
-                "    {:>10.1} ms total, {:>8.3} ms mean, {:>8} calls  {}",
-                t.total_ms, t.mean_ms, t.calls, t.query
-            );
         }
         for n in &a.notes {
             let _ = writeln!(s, "  note: {n}");
