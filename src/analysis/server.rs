@@ -306,29 +306,7 @@ fn settings(inp: &Inputs<'_>, notes: &mut Vec<String>, out: &mut Vec<Finding>) {
     // Connections: the load's own peak (its clients + the advisor's connection + what was there).
     if let Some(load) = &doc.load {
         let peak = server.connections_in_use + load.config.clients as i64 + 1;
-        let max = server.max_connections;
-        if max > 0 && peak as f64 > MAX_CONNECTION_USE * max as f64 {
-            out.push(Finding {
-                code: "max_connections_headroom".into(),
-                severity: Severity::Warning,
-                object: "max_connections".into(),
-                title: format!("the run used {peak} of max_connections {max}"),
-                evidence: ev(&[
-                    ("peak_connections", json!(peak)),
-                    ("max_connections", json!(max)),
-                ]),
-                threshold: format!(
-                    "peak connections > {:.0}% of max_connections",
-                    MAX_CONNECTION_USE * 100.0
-                ),
-                source: "check_postgres backends".into(),
-                action: "put a connection pooler (PgBouncer) in front, or raise max_connections \
-                         (needs a restart, and memory per connection)"
-                    .into(),
-                sql: None,
-                plan: None,
-            });
-        }
+        out.extend(connection_headroom(peak, server.max_connections));
     }
     if !inp.server_local {
         notes.push(
@@ -456,6 +434,33 @@ fn settings(inp: &Inputs<'_>, notes: &mut Vec<String>, out: &mut Vec<Finding>) {
     }
 }
 
+/// `max_connections_headroom` when the peak uses more than [`MAX_CONNECTION_USE`] of `max`.
+pub fn connection_headroom(peak: i64, max: i64) -> Option<Finding> {
+    if max <= 0 || peak as f64 <= MAX_CONNECTION_USE * max as f64 {
+        return None;
+    }
+    Some(Finding {
+        code: "max_connections_headroom".into(),
+        severity: Severity::Warning,
+        object: "max_connections".into(),
+        title: format!("the run used {peak} of max_connections {max}"),
+        evidence: ev(&[
+            ("peak_connections", json!(peak)),
+            ("max_connections", json!(max)),
+        ]),
+        threshold: format!(
+            "peak connections > {:.0}% of max_connections",
+            MAX_CONNECTION_USE * 100.0
+        ),
+        source: "check_postgres backends".into(),
+        action: "put a connection pooler (PgBouncer) in front, or raise max_connections (needs a \
+                 restart, and memory per connection)"
+            .into(),
+        sql: None,
+        plan: None,
+    })
+}
+
 /// pg_stat_statements entries over the window, with their window-only figures.
 pub fn window_statements(before: &Snapshot, after: &Snapshot) -> Vec<TopStatement> {
     let (Some(a), Some(b)) = (&after.statements, &before.statements) else {
@@ -506,6 +511,13 @@ mod tests {
         assert_eq!(parse_bytes("64kB"), Some(64 * 1024));
         assert_eq!(parse_bytes("8"), Some(8));
         assert_eq!(parse_bytes("lots"), None);
+    }
+
+    #[test]
+    fn connection_headroom_fires_above_80_percent_only() {
+        assert!(connection_headroom(81, 100).is_some());
+        assert!(connection_headroom(80, 100).is_none());
+        assert!(connection_headroom(5, 0).is_none());
     }
 
     #[test]

@@ -297,3 +297,46 @@ fn settings_are_compared_with_ram_only_for_a_local_server() {
         codes(&a)
     );
 }
+
+#[test]
+fn work_mem_times_max_connections_over_ram_is_reported() {
+    let d = doc(
+        "postgres://u@localhost/d",
+        "dsn",
+        &[
+            ("shared_buffers", "4GB"),
+            ("effective_cache_size", "12GB"),
+            ("work_mem", "256MB"),
+        ],
+    );
+    let a = run(&snap(), &snap(), &[], &d);
+    assert!(codes(&a).contains(&"work_mem_vs_ram"), "{:?}", codes(&a));
+}
+
+#[test]
+fn random_page_cost_is_questioned_only_on_solid_state_disks() {
+    let d = doc(
+        "postgres://u@localhost/d",
+        "dsn",
+        &[("random_page_cost", "4")],
+    );
+    let (before, after) = (snap(), snap());
+    let inputs = |ssd| super::Inputs {
+        before: &before,
+        after: &after,
+        plans: &[],
+        doc: &d,
+        server_local: true,
+        ssd,
+        scope_name: "schema pgstorm",
+    };
+    let found = |ssd| {
+        let mut notes = Vec::new();
+        super::server::findings(&inputs(ssd), &mut notes)
+            .iter()
+            .any(|f| f.code == "random_page_cost_ssd")
+    };
+    assert!(found(Some(true)));
+    assert!(!found(Some(false)));
+    assert!(!found(None));
+}
