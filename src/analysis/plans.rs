@@ -49,6 +49,8 @@ pub struct PlanNode {
     pub peak_memory_kb: f64,
     /// Temp blocks written by this node and its children.
     pub temp_written_blocks: i64,
+    /// `Group Key` expressions of an aggregate or group node.
+    pub group_key: Vec<String>,
 }
 
 impl PlanNode {
@@ -247,6 +249,16 @@ fn walk(n: &Value, depth: usize, out: &mut Vec<PlanNode>) {
         hash_batches: f("Hash Batches").max(f("HashAgg Batches")) as i64,
         peak_memory_kb: f("Peak Memory Usage").max(f("Disk Usage")),
         temp_written_blocks: f("Temp Written Blocks") as i64,
+        group_key: n
+            .get("Group Key")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
     });
     if let Some(children) = n.get("Plans").and_then(Value::as_array) {
         for c in children {
@@ -308,6 +320,44 @@ pub fn filter_columns(filter: &str, columns: &[String]) -> Vec<String> {
     eq
 }
 
+/// `expr` without relation qualifiers (`pos_order.create_date` → `create_date`), as CREATE
+/// STATISTICS wants it; quoted literals are left alone.
+pub fn unqualify(expr: &str) -> String {
+    let b = expr.as_bytes();
+    let mut out = String::with_capacity(expr.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\'' {
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != b'\'' {
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+            out.push_str(&expr[start..i]);
+            continue;
+        }
+        if b[i].is_ascii_alphabetic() || b[i] == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            if b.get(i) == Some(&b'.')
+                && b.get(i + 1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            {
+                i += 1;
+            } else {
+                out.push_str(&expr[start..i]);
+            }
+            continue;
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +375,18 @@ mod tests {
         assert_eq!(filter_columns(f, &c), cols(&["create_date"]));
         let f = "((o.create_date > now()) AND (o.partner_id = '5'::bigint) AND (note = 'state'))";
         assert_eq!(filter_columns(f, &c), cols(&["partner_id", "create_date"]));
+    }
+
+    #[test]
+    fn qualifiers_are_stripped_but_literals_kept() {
+        assert_eq!(
+            unqualify("date_trunc('day'::text, pos_order.create_date)"),
+            "date_trunc('day'::text, create_date)"
+        );
+        assert_eq!(
+            unqualify("(o.amount_total * '1.5'::numeric)"),
+            "(amount_total * '1.5'::numeric)"
+        );
     }
 
     #[test]

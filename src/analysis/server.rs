@@ -33,7 +33,11 @@ pub fn findings(inp: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Finding> {
     temp_files(inp, &mut out);
     statement_spills(inp, &mut out);
     plan_spills(inp.plans, &mut out);
-    misestimates(inp.plans, &mut out);
+    misestimates(
+        inp.plans,
+        inp.doc.target.server.server_version_num,
+        &mut out,
+    );
     jit(inp.plans, &mut out);
     checkpoints(inp, &mut out);
     settings(inp, notes, &mut out);
@@ -169,22 +173,56 @@ fn plan_spills(plans: &[ExplainedPlan], out: &mut Vec<Finding>) {
     }
 }
 
-fn misestimates(plans: &[ExplainedPlan], out: &mut Vec<Finding>) {
+fn misestimates(plans: &[ExplainedPlan], version: i32, out: &mut Vec<Finding>) {
     for p in plans {
         // The worst node of each plan is enough to point at the statement.
         let worst = p
             .nodes
             .iter()
-            .filter(|n| n.loops > 0.0)
-            .map(|n| {
+            .enumerate()
+            .filter(|(_, n)| n.loops > 0.0)
+            .map(|(i, n)| {
                 let (est, act) = (n.plan_rows.max(1.0), n.actual_rows.max(1.0));
-                (n, est.max(act) / est.min(act))
+                (i, n, est.max(act) / est.min(act))
             })
-            .filter(|(n, f)| {
+            .filter(|(_, n, f)| {
                 *f >= MISESTIMATE_FACTOR && n.plan_rows.max(n.actual_rows) >= MISESTIMATE_MIN_ROWS
             })
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        let Some((n, factor)) = worst else { continue };
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let Some((at, n, factor)) = worst else {
+            continue;
+        };
+        // The relation under the node (itself for a scan).
+        let relation = p.nodes[at..]
+            .iter()
+            .take_while(|c| c.depth >= n.depth)
+            .find_map(|c| c.relation.clone());
+        // A GROUP BY on an expression: the planner knows nothing of its distinct values until
+        // expression statistics exist (PostgreSQL 14+).
+        let expressions: Vec<String> = n
+            .group_key
+            .iter()
+            .filter(|k| k.contains('('))
+            .map(|k| super::plans::unqualify(k))
+            .collect();
+        let (action, sql) = match (&relation, expressions.first()) {
+            (Some(rel), Some(expr)) if version >= 140_000 => (
+                "the planner cannot estimate how many groups a GROUP BY expression yields: create \
+                 expression statistics on it and analyze the table"
+                    .to_string(),
+                Some(format!(
+                    "CREATE STATISTICS IF NOT EXISTS {}_group_stats ON ({expr}) FROM {rel};\nANALYZE {rel};",
+                    rel.rsplit('.').next().unwrap_or(rel)
+                )),
+            ),
+            _ => (
+                "ANALYZE the tables involved; if it persists, raise the column's statistics \
+                 target or add extended statistics (CREATE STATISTICS) on correlated columns or \
+                 expressions"
+                    .to_string(),
+                relation.as_ref().map(|r| format!("ANALYZE {r};")),
+            ),
+        };
         out.push(Finding {
             code: "row_misestimate".into(),
             severity: Severity::Info,
@@ -197,17 +235,15 @@ fn misestimates(plans: &[ExplainedPlan], out: &mut Vec<Finding>) {
                 ("estimated_rows", json!(n.plan_rows)),
                 ("actual_rows", json!(n.actual_rows)),
                 ("factor", json!(round3(factor))),
+                ("group_key", json!(n.group_key)),
             ]),
             threshold: format!(
                 "estimate off by >= {MISESTIMATE_FACTOR:.0}x on a node with >= \
                  {MISESTIMATE_MIN_ROWS:.0} rows"
             ),
-            source: "PostgreSQL docs (Using EXPLAIN; planner statistics)".into(),
-            action: "ANALYZE the tables involved; if it persists, raise the column's statistics \
-                     target or add extended statistics (CREATE STATISTICS) on correlated columns \
-                     or expressions"
-                .into(),
-            sql: n.relation.as_ref().map(|r| format!("ANALYZE {r};")),
+            source: "PostgreSQL docs (Using EXPLAIN; planner statistics, CREATE STATISTICS)".into(),
+            action,
+            sql,
             plan: Some(p.render()),
         });
     }

@@ -340,3 +340,34 @@ fn random_page_cost_is_questioned_only_on_solid_state_disks() {
     assert!(!found(Some(false)));
     assert!(!found(None));
 }
+
+#[test]
+fn a_group_by_expression_misestimate_suggests_expression_statistics() {
+    let agg = PlanNode {
+        node_type: "Aggregate".into(),
+        plan_rows: 5_000.0,
+        actual_rows: 7.0,
+        loops: 1.0,
+        group_key: vec!["(date_trunc('day'::text, pos_order.create_date))".into()],
+        ..PlanNode::default()
+    };
+    let scan = PlanNode {
+        depth: 1,
+        node_type: "Seq Scan".into(),
+        relation: Some("pgstorm.pos_order".into()),
+        plan_rows: 5_000.0,
+        actual_rows: 4_700.0,
+        loops: 1.0,
+        ..PlanNode::default()
+    };
+    let d = doc("postgres://u@db.example/d", "dsn", &[]);
+    let a = run(&snap(), &snap(), &[plan(vec![agg, scan])], &d);
+    assert_eq!(codes(&a), ["row_misestimate"]);
+    assert_eq!(
+        a.findings[0].sql.as_deref(),
+        Some(
+            "CREATE STATISTICS IF NOT EXISTS pos_order_group_stats ON ((date_trunc('day'::text, \
+             create_date))) FROM pgstorm.pos_order;\nANALYZE pgstorm.pos_order;"
+        )
+    );
+}
