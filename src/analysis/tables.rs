@@ -24,6 +24,10 @@ pub const MAX_SELECTIVITY: f64 = 0.05;
 pub const MAX_DEAD_RATIO: f64 = 0.2;
 /// Dead rows below which the ratio does not matter.
 pub const MIN_DEAD_ROWS: i64 = 1_000;
+/// Updates during the window below which the HOT share is noise.
+pub const MIN_UPDATES: i64 = 1_000;
+/// HOT share of updates below which most updates also write every index.
+pub const MIN_HOT_SHARE: f64 = 0.5;
 /// Cache hit ratio floor (PgHero).
 pub const MIN_HIT_RATIO: f64 = 0.99;
 /// Blocks read from outside shared buffers (8 MB) below which a low hit ratio is a cold start,
@@ -93,6 +97,7 @@ pub fn findings(inp: &Inputs<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     missing_indexes(inp, &mut out);
     health(inp.after, &mut out);
+    hot_updates(inp, &mut out);
     cache_hit(inp, &mut out);
     out
 }
@@ -311,6 +316,52 @@ fn health(after: &Snapshot, out: &mut Vec<Finding>) {
                 plan: None,
             });
         }
+    }
+}
+
+fn hot_updates(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    for (k, a) in &inp.after.tables {
+        let d = delta(a, inp.before.tables.get(k));
+        if d.upd < MIN_UPDATES {
+            continue;
+        }
+        let share = d.hot as f64 / d.upd as f64;
+        if share >= MIN_HOT_SHARE {
+            continue;
+        }
+        out.push(Finding {
+            code: "low_hot_updates".into(),
+            severity: Severity::Info,
+            object: k.clone(),
+            title: format!(
+                "{k}: only {:.0}% of {} updates during the run were HOT; the others wrote a new \
+                 entry in every index",
+                share * 100.0,
+                d.upd
+            ),
+            evidence: ev(&[
+                ("updates_during_run", json!(d.upd)),
+                ("hot_updates_during_run", json!(d.hot)),
+                ("inserts_during_run", json!(d.ins)),
+                ("deletes_during_run", json!(d.del)),
+                ("hot_share", json!(round3(share))),
+            ]),
+            threshold: format!(
+                "HOT share < {:.0}% of >= {MIN_UPDATES} updates",
+                MIN_HOT_SHARE * 100.0
+            ),
+            source: "PostgreSQL docs (Heap-Only Tuples; fillfactor)".into(),
+            action: "when the updated columns are not indexed, an update stays HOT only if its \
+                     page has room: leave some with a lower fillfactor (new pages at once; existing \
+                     ones after a rewrite such as VACUUM FULL)"
+                .into(),
+            sql: Some(format!(
+                "ALTER TABLE {}.{} SET (fillfactor = 90);",
+                quote_ident(&a.schema),
+                quote_ident(&a.name)
+            )),
+            plan: None,
+        });
     }
 }
 

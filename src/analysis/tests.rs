@@ -371,3 +371,16 @@ fn a_group_by_expression_misestimate_suggests_expression_statistics() {
         )
     );
 }
+
+#[test]
+fn updates_that_are_rarely_hot_are_reported() {
+    let before = with_table(snap(), table("pos_order_line", 3_000));
+    let mut t = table("pos_order_line", 3_000);
+    t.n_tup_upd = 5_000;
+    t.n_tup_hot_upd = 500;
+    let a = run(&before, &with_table(snap(), t.clone()), &[], &remote());
+    assert_eq!(codes(&a), ["low_hot_updates"]);
+    t.n_tup_hot_upd = 4_000;
+    let a = run(&before, &with_table(snap(), t), &[], &remote());
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+}
