@@ -6,8 +6,9 @@
 //! from, and the SQL to act on it.
 //!
 //! Invariants: only objects in scope are judged (schema `pgstorm` unless `--all-schemas`); the
-//! rules are pure functions of the two snapshots, the plans and the result document, so they are
-//! unit-testable; findings are ordered most severe first.
+//! rules are functions of the two snapshots, the plans and the result document (plus, for a
+//! local server, the host's disk types), so they are unit-testable; findings are ordered most
+//! severe first.
 
 pub mod criteria;
 pub mod indexes;
