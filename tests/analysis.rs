@@ -379,6 +379,19 @@ fn run_exits_0_when_criteria_pass_and_unrun_scenarios_stay_not_evaluated() {
         .find(|r| r.id == "within_timeout_pct")
         .unwrap();
     assert_eq!(within.measured, Some(100.0));
+
+    // Regression: the run seeded the dataset on the advisor's own connection, whose insert counts
+    // used to be flushed after the "before" snapshot and so counted as load. The workload never
+    // inserts order lines.
+    let lines = doc
+        .analysis
+        .as_ref()
+        .unwrap()
+        .tables
+        .iter()
+        .find(|t| t.table == "pgstorm.pos_order_line")
+        .unwrap();
+    assert_eq!(lines.inserted, 0, "{lines:?}");
 }
 
 #[test]

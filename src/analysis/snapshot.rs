@@ -255,6 +255,14 @@ const INDEXES_SQL: &str = "SELECT s.schemaname::text, s.relname::text, s.indexre
 
 /// Takes a snapshot on `client` (which should not be one of the load's connections).
 pub fn take(client: &mut Client, scope: Scope) -> Result<Snapshot, postgres::Error> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])?
+        .get(0);
+    if version >= 150_000 {
+        // This connection may have just seeded the dataset: its counters wait in the backend
+        // (flushed at most once a second) and would otherwise land inside the window.
+        client.batch_execute("SELECT pg_catalog.pg_stat_force_next_flush()")?;
+    }
     client.batch_execute("SELECT pg_catalog.pg_stat_clear_snapshot()")?;
     let at = Instant::now();
     let all = scope.all();
@@ -322,9 +330,6 @@ pub fn take(client: &mut Client, scope: Scope) -> Result<Snapshot, postgres::Err
         deadlocks: d.get(4),
         stats_reset: d.get(5),
     };
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])?
-        .get(0);
     let checkpoints = if version >= 170_000 {
         let r = client.query_one(
             "SELECT num_timed, num_requested FROM pg_catalog.pg_stat_checkpointer",
