@@ -1,4 +1,7 @@
-//! The advisor and the success criteria: what to change after a load, and whether the run passed.
+//! Analysis of runs: the advisor and the success criteria (what to change after a load, and
+//! whether the run passed), and models fitted to measurements with the advice drawn from them
+//! (pool-size sweep: `pool_size`, `slo`, `usl`). Criteria and models work on `report::model`
+//! values and plain numbers, never on engine internals.
 //!
 //! The advisor brackets a load with two snapshots of the statistics views ([`begin`] before,
 //! [`finish`] after), explains the workload's own statements, and turns the differences into
@@ -13,11 +16,14 @@
 pub mod criteria;
 pub mod indexes;
 pub mod plans;
+pub mod pool_size;
 pub mod server;
+pub mod slo;
 pub mod snapshot;
 pub mod tables;
 #[cfg(test)]
 mod tests;
+pub mod usl;
 
 use std::collections::BTreeMap;
 

@@ -5,3 +5,4 @@ pub mod analyze;
 pub mod queries;
 pub mod session;
 pub mod suite;
+pub mod sweep;
