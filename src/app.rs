@@ -55,7 +55,7 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
     match command {
         Command::Queries(a) => {
             let opts = queries_options(&a, argv)?;
-            queries::run(&opts)?;
+            queries::run_repeated(&opts, a.repeat)?;
             Ok(0)
         }
         Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
@@ -101,6 +101,10 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             print!("{}", crate::report::json_schema());
             Ok(0)
         }
+        Command::Compare(a) => crate::results_app::compare(&a),
+        Command::Report(a) => crate::results_app::report(&a),
+        Command::List(a) => crate::results_app::list(&a),
+        Command::Merge(a) => crate::results_app::merge(&a, argv),
     }
 }
 
@@ -170,6 +174,27 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v * mult_ms / 1000.0))
 }
 
+fn check_repeat(n: u32) -> Result<()> {
+    if n == 0 {
+        return Err(error::usage("--repeat must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Parses `--start-at` (RFC 3339, e.g. 2025-06-01T12:00:00Z).
+pub fn parse_start_at(s: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    s.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t.trim())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                error::usage(format!(
+                    "--start-at '{t}' is not an RFC 3339 time ({e}); write e.g. 2025-06-01T12:00:00Z"
+                ))
+            })
+    })
+    .transpose()
+}
+
 fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
     ArchiveOptions {
         results_dir: PathBuf::from(results_dir),
@@ -203,7 +228,9 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         .clone()
         .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
     crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    check_repeat(a.repeat)?;
     let mut o = QueriesOptions {
+        start_at: parse_start_at(a.start_at.as_deref())?,
         target: TargetOptions {
             dsn: a.dsn.clone(),
             sandbox_max_connections: None,
@@ -309,6 +336,8 @@ fn suite_options(
     argv: &[String],
 ) -> Result<crate::scenarios::suite::SuiteOptions> {
     let profile: crate::scenarios::suite::Profile = a.profile.parse()?;
+    check_repeat(a.repeat)?;
+    let start_at = parse_start_at(a.start_at.as_deref())?;
     let mut thresholds = crate::analysis::criteria::Thresholds::default();
     if let Some(f) = &a.criteria {
         thresholds.apply_file(std::path::Path::new(f))?;
@@ -323,6 +352,8 @@ fn suite_options(
         crate::workload::parse_mix(m, &builtin::NAMES)?;
     }
     Ok(crate::scenarios::suite::SuiteOptions {
+        repeat: a.repeat,
+        start_at,
         overrides: crate::scenarios::suite::LoadOverrides {
             clients: a.clients,
             duration: a.time.map(Duration::from_secs),

@@ -148,6 +148,7 @@ impl Session {
             warnings: Vec::new(),
             analysis: None,
             criteria: None,
+            merged_from: None,
         }
     }
 
@@ -170,7 +171,7 @@ impl Session {
                 .admin
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstorm' \
-                     AND pid <> pg_backend_pid()",
+                     AND datname = current_database() AND pid <> pg_backend_pid()",
                     &[],
                 )?
                 .get(0);

@@ -89,6 +89,10 @@ pub struct SuiteOptions {
     pub archive: ArchiveOptions,
     /// Seed when the dataset is missing.
     pub seed_if_missing: bool,
+    /// Runs of the suite (`--repeat`): one result folder each, plus a set folder when above 1.
+    pub repeat: u32,
+    /// Hold the load until this moment (`--start-at`).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Overrides of the profile's load (`-c`, `-T`, `--warmup`, `--mix`).
     pub overrides: LoadOverrides,
     /// Advisor scope.
@@ -132,18 +136,45 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     if let Some(m) = &o.mix {
         q.mix = m.clone();
     }
-    let a = AnalyzeOptions {
-        queries: q,
-        advisor: opts.advisor,
-        criteria: Some(opts.thresholds.clone()),
-    };
-    let outcome = analyze::run_on(&mut session, &a, "run")?;
-    let failed = outcome
-        .doc
-        .criteria
-        .as_ref()
-        .map(criteria::failures)
-        .unwrap_or_default();
+    q.start_at = opts.start_at;
+    let repeat = opts.repeat.max(1);
+    let mut ids = Vec::new();
+    let mut failed = Vec::new();
+    for i in 0..repeat {
+        if repeat > 1 {
+            eprintln!("pgstorm: run {} of {repeat}", i + 1);
+        }
+        let mut a = AnalyzeOptions {
+            queries: q.clone(),
+            advisor: opts.advisor,
+            criteria: Some(opts.thresholds.clone()),
+        };
+        // Only the first run waits for --start-at; the others follow it directly.
+        if i > 0 {
+            a.queries.start_at = None;
+        }
+        let outcome = analyze::run_on(&mut session, &a, "run")?;
+        let run = if repeat > 1 {
+            format!("run {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        failed.extend(
+            outcome
+                .doc
+                .criteria
+                .as_ref()
+                .map(criteria::failures)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| format!("{run}{f}")),
+        );
+        ids.push(outcome.doc.run_id);
+    }
+    if repeat > 1 {
+        let dir = crate::report::set::write(&q.archive.results_dir, &q.archive.label, &ids)?;
+        println!("set of {repeat} runs: {}", dir.display());
+    }
     for f in &failed {
         eprintln!("pgstorm: success criterion failed: {f}");
     }
