@@ -79,7 +79,13 @@ pub const CRITERIA: &[Criterion] = &[
         unit: "%",
         goal: Goal::Above,
         default: 95.0,
-        measure: |_| not_run("connections"),
+        measure: |d| match &d.connections {
+            Some(c) => Measurement::Value(
+                100.0 * c.connection_success_rate,
+                "connection operations that succeeded, of those attempted".into(),
+            ),
+            None => not_run("connections"),
+        },
     },
     Criterion {
         id: "connection_leaks",
@@ -87,7 +93,13 @@ pub const CRITERIA: &[Criterion] = &[
         unit: "connections",
         goal: Goal::Below,
         default: 10.0,
-        measure: |_| not_run("connections"),
+        measure: |d| match &d.connections {
+            Some(c) => Measurement::Value(
+                c.leaks as f64,
+                "connections held past the leak threshold or still checked out at the end".into(),
+            ),
+            None => not_run("connections"),
+        },
     },
     Criterion {
         id: "mean_latency_ms",

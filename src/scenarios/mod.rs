@@ -2,6 +2,7 @@
 //! report. Each returns a result document (already archived) so `run` can chain them.
 
 pub mod analyze;
+pub mod connections;
 pub mod queries;
 pub mod session;
 pub mod suite;
