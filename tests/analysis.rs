@@ -312,7 +312,11 @@ fn pgstorm_run(db: &str, results: &Path, extra: &[&str]) -> (i32, String, RunDoc
     let dir = std::fs::read_dir(results)
         .unwrap()
         .flatten()
-        .find(|e| e.path().join("run.json").is_file())
+        // The query load's folder, not the connection scenario's (`<label>-connections`).
+        .find(|e| {
+            e.path().join("run.json").is_file()
+                && !e.file_name().to_string_lossy().ends_with("-connections")
+        })
         .unwrap_or_else(|| panic!("no result folder; stderr: {stderr}"))
         .path();
     let text = std::fs::read(dir.join("run.json")).unwrap();
