@@ -139,7 +139,13 @@ pub const CRITERIA: &[Criterion] = &[
         unit: "violations",
         goal: Goal::AtMost,
         default: 0.0,
-        measure: |_| not_run("isolation"),
+        measure: |d| match &d.isolation {
+            Some(i) => Measurement::Value(
+                i.violations as f64,
+                "isolation invariant checks that reported a VIOLATION".into(),
+            ),
+            None => not_run("isolation"),
+        },
     },
 ];
 

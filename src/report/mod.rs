@@ -11,6 +11,7 @@ pub mod findings;
 pub mod hlog;
 pub mod html;
 pub mod index;
+pub mod isolation;
 pub mod merge;
 pub mod model;
 pub mod set;

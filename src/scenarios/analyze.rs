@@ -33,6 +33,18 @@ pub fn run(opts: &AnalyzeOptions) -> Result<Outcome> {
 /// Runs the load on `session` with the advisor around it, archives one result folder whose
 /// scenario is `scenario`.
 pub fn run_on(session: &mut Session, opts: &AnalyzeOptions, scenario: &str) -> Result<Outcome> {
+    run_with(session, opts, scenario, &mut |_, _| Ok(()))
+}
+
+/// [`run_on`] with `extra` run after the advisor's "after" snapshot and before the criteria, so a
+/// scenario embedded in the same result (isolation) neither counts as load nor escapes the
+/// criteria.
+pub fn run_with(
+    session: &mut Session,
+    opts: &AnalyzeOptions,
+    scenario: &str,
+    extra: &mut dyn FnMut(&mut Session, &mut queries::Measured) -> Result<()>,
+) -> Result<Outcome> {
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
     crate::dataset::ensure(&mut session.admin, !opts.queries.seed_if_missing, &mut say)?;
     let before = analysis::begin(&mut session.admin, opts.advisor).map_err(|e| {
@@ -58,6 +70,9 @@ pub fn run_on(session: &mut Session, opts: &AnalyzeOptions, scenario: &str) -> R
                 ),
             }),
         }
+    }
+    if !m.interrupted {
+        extra(session, &mut m)?;
     }
     if let Some(t) = &opts.criteria {
         m.doc.criteria = Some(criteria::evaluate(&m.doc, t));

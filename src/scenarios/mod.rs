@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod connections;
+pub mod isolation;
 pub mod queries;
 pub mod session;
 pub mod suite;

@@ -111,6 +111,20 @@ pub fn repeat_on(
     opts: &QueriesOptions,
     repeat: u32,
 ) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
+    repeat_with(session, opts, repeat, &mut |_, _, _| Ok(()))
+}
+
+/// What a caller adds to run `i` of a set before it is archived (e.g. the suite's other
+/// scenarios): called with the session, the run index and the measured document.
+pub type Extend<'a> = dyn FnMut(&mut Session, u32, &mut Measured) -> Result<()> + 'a;
+
+/// [`repeat_on`] with `extend` called on each run's document before it is archived.
+pub fn repeat_with(
+    session: &mut Session,
+    opts: &QueriesOptions,
+    repeat: u32,
+    extend: &mut Extend<'_>,
+) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
     let mut outcomes = Vec::new();
     for i in 0..repeat.max(1) {
         if repeat > 1 {
@@ -121,7 +135,11 @@ pub fn repeat_on(
         if i > 0 {
             o.start_at = None;
         }
-        outcomes.push(run_on(session, &o)?);
+        let mut m = measure(session, &o)?;
+        if !m.interrupted {
+            extend(session, i, &mut m)?;
+        }
+        outcomes.push(archive_and_print(m, &o)?);
     }
     let set = if repeat > 1 {
         let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
