@@ -77,6 +77,10 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             })
         }
         Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
+        Command::Analyze(a) => {
+            crate::scenarios::analyze::run(&analyze_options(&a, argv)?)?;
+            Ok(0)
+        }
         Command::Seed(a) => {
             let scale = a.scale;
             let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
@@ -537,9 +541,31 @@ fn suite_options(
 ) -> Result<crate::scenarios::suite::SuiteOptions> {
     let profile: crate::scenarios::suite::Profile = a.profile.parse()?;
     check_repeat(a.repeat)?;
+    let start_at = parse_start_at(a.start_at.as_deref())?;
+    let mut thresholds = crate::analysis::criteria::Thresholds::default();
+    if let Some(f) = &a.criteria {
+        thresholds.apply_file(std::path::Path::new(f))?;
+    }
+    for c in &a.criterion {
+        thresholds.apply_flag(c)?;
+    }
+    if a.clients == Some(0) || a.time == Some(0) {
+        return Err(error::usage("-c and -T must be above 0"));
+    }
+    if let Some(m) = &a.mix {
+        crate::workload::parse_mix(m, &builtin::NAMES)?;
+    }
     Ok(crate::scenarios::suite::SuiteOptions {
         repeat: a.repeat,
-        start_at: parse_start_at(a.start_at.as_deref())?,
+        start_at,
+        overrides: crate::scenarios::suite::LoadOverrides {
+            clients: a.clients,
+            duration: a.time.map(Duration::from_secs),
+            warmup: a.warmup.map(Duration::from_secs),
+            mix: a.mix.clone(),
+        },
+        advisor: advisor_options(a.all_schemas),
+        thresholds,
         profile,
         target: TargetOptions {
             dsn: a.dsn.clone(),
@@ -551,6 +577,48 @@ fn suite_options(
             argv,
         ),
         seed_if_missing: !a.no_seed,
+    })
+}
+
+fn advisor_options(all_schemas: bool) -> crate::analysis::AdvisorOptions {
+    crate::analysis::AdvisorOptions {
+        scope: if all_schemas {
+            crate::analysis::snapshot::Scope::AllSchemas
+        } else {
+            crate::analysis::snapshot::Scope::Pgstorm
+        },
+    }
+}
+
+fn analyze_options(
+    a: &cli::AnalyzeArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::analyze::AnalyzeOptions> {
+    if a.clients == 0 || a.time == 0 {
+        return Err(error::usage("-c and -T must be above 0"));
+    }
+    let mix = a
+        .mix
+        .clone()
+        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
+    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    let mut q = QueriesOptions {
+        target: TargetOptions {
+            dsn: a.dsn.clone(),
+            sandbox_max_connections: None,
+        },
+        archive: archive(&a.results_dir, &a.label, argv),
+        seed_if_missing: !a.no_seed,
+        mix,
+        protocol: a.protocol.parse()?,
+        ..QueriesOptions::default()
+    };
+    q.engine.clients = a.clients;
+    q.engine.duration = Some(Duration::from_secs(a.time));
+    Ok(crate::scenarios::analyze::AnalyzeOptions {
+        queries: q,
+        advisor: advisor_options(a.all_schemas),
+        criteria: None,
     })
 }
 
@@ -615,6 +683,13 @@ mod tests {
         assert_eq!(main(&args(&["queries", "--sample-interval", "soon"])), 2);
         assert_eq!(main(&args(&["queries", "--alert-cpu", "150"])), 2);
         assert_eq!(main(&args(&["queries", "--history", "0"])), 2);
+        assert_eq!(main(&args(&["run", "--criterion", "nope=1"])), 2);
+        assert_eq!(main(&args(&["run", "--criterion", "mean_latency_ms"])), 2);
+        assert_eq!(
+            main(&args(&["run", "--criteria", "/nonexistent/c.json"])),
+            2
+        );
+        assert_eq!(main(&args(&["analyze", "--mix", "nope=1"])), 2);
         assert_eq!(main(&args(&["isolation", "--check", "phantom"])), 2);
         assert_eq!(main(&args(&["isolation", "--level", "chaos"])), 2);
         assert_eq!(main(&args(&["isolation", "--workers", "0"])), 2);

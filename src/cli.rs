@@ -18,6 +18,7 @@ pub struct Cli {
 pub enum Command {
     Run(RunArgs),
     Queries(QueriesArgs),
+    Analyze(AnalyzeArgs),
     Isolation(IsolationArgs),
     Connections(ConnectionsArgs),
     Seed(SeedArgs),
@@ -56,6 +57,60 @@ pub struct RunArgs {
     /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
     #[argh(option)]
     pub start_at: Option<String>,
+    /// success criteria file: JSON object of criterion id to threshold, e.g. {"mean_latency_ms": 5}
+    #[argh(option)]
+    pub criteria: Option<String>,
+    /// override one criterion's threshold, e.g. mean_latency_ms=2.5 (repeatable)
+    #[argh(option)]
+    pub criterion: Vec<String>,
+    /// let the advisor judge every schema, not only pgstorm's own tables
+    #[argh(switch)]
+    pub all_schemas: bool,
+    /// clients instead of the profile's
+    #[argh(option, short = 'c')]
+    pub clients: Option<u32>,
+    /// measured seconds instead of the profile's
+    #[argh(option, short = 'T')]
+    pub time: Option<u64>,
+    /// warmup seconds instead of the profile's
+    #[argh(option)]
+    pub warmup: Option<u64>,
+    /// query mix instead of the default, e.g. simple=4,aggregation=1
+    #[argh(option)]
+    pub mix: Option<String>,
+}
+
+/// Run a query load and report what to change: index usage, missing indexes, spills, cache, settings.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "analyze")]
+pub struct AnalyzeArgs {
+    /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// concurrent clients of the load (default 10)
+    #[argh(option, short = 'c', default = "10")]
+    pub clients: u32,
+    /// measured seconds of load (default 10)
+    #[argh(option, short = 'T', default = "10")]
+    pub time: u64,
+    /// query mix, e.g. simple=4,aggregation=1 (default: the standard mix)
+    #[argh(option)]
+    pub mix: Option<String>,
+    /// protocol: prepared (default), extended or simple
+    #[argh(option, short = 'M', default = "String::from(\"prepared\")")]
+    pub protocol: String,
+    /// let the advisor judge every schema, not only pgstorm's own tables
+    #[argh(switch)]
+    pub all_schemas: bool,
+    /// fail instead of seeding when the pgstorm dataset is missing
+    #[argh(switch)]
+    pub no_seed: bool,
+    /// label of the result folder (default: analyze)
+    #[argh(option, default = "String::from(\"analyze\")")]
+    pub label: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
 }
 
 /// Measure latency and throughput of the query mix under load.

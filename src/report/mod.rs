@@ -4,8 +4,10 @@
 //! Report code reads [`model::RunDocument`] only, never engine internals, so a document read back
 //! from disk renders exactly like one just measured.
 
+pub mod advice;
 pub mod archive;
 pub mod csv_out;
+pub mod findings;
 pub mod hlog;
 pub mod html;
 pub mod index;

@@ -62,6 +62,12 @@ pub struct RunDocument {
     /// `--no-monitor`).
     #[serde(default)]
     pub monitoring: Option<crate::monitor::model::Monitoring>,
+    /// The advisor's findings over the load window, when it ran.
+    #[serde(default)]
+    pub analysis: Option<super::findings::AnalysisSection>,
+    /// The success criteria and the verdict, when they were evaluated (`pgstorm run`).
+    #[serde(default)]
+    pub criteria: Option<super::findings::CriteriaSection>,
     /// When this result merges runs made at the same time on several load machines: the runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedRun>>,

@@ -13,7 +13,9 @@ pub fn render(doc: &RunDocument) -> String {
         connections(&mut s, doc, c);
     }
     let Some(load) = &doc.load else {
-        return isolation(doc);
+        let mut s = isolation(doc);
+        s.push_str(&super::advice::render(doc));
+        return s;
     };
     let c = &load.config;
     let _ = writeln!(
@@ -173,6 +175,7 @@ fn isolation(doc: &RunDocument) -> String {
     for w in &doc.warnings {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
+    s.push_str(&super::advice::render(doc));
     s
 }
 

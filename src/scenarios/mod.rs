@@ -1,6 +1,7 @@
 //! Scenarios: what a subcommand does, composed from target, dataset, workload, engine, monitor and
 //! report. Each returns a result document (already archived) so `run` can chain them.
 
+pub mod analyze;
 pub mod connections;
 pub mod isolation;
 pub mod queries;

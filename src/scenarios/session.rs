@@ -149,6 +149,8 @@ impl Session {
             sweep: None,
             warnings: Vec::new(),
             monitoring: None,
+            analysis: None,
+            criteria: None,
             merged_from: None,
         }
     }

@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::analyze::{self, AnalyzeOptions};
 use super::connections::{self, ConnectionsOptions};
 use super::isolation::{self, IsolationOptions};
 use super::queries::{self, ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
+use crate::analysis::criteria::{self, Thresholds};
+use crate::analysis::AdvisorOptions;
 
 /// A named set of sizes for the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +147,25 @@ pub struct SuiteOptions {
     pub repeat: u32,
     /// Hold the load until this moment (`--start-at`).
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Overrides of the profile's load (`-c`, `-T`, `--warmup`, `--mix`).
+    pub overrides: LoadOverrides,
+    /// Advisor scope.
+    pub advisor: AdvisorOptions,
+    /// Success-criteria thresholds.
+    pub thresholds: Thresholds,
+}
+
+/// Changes to a profile's load given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOverrides {
+    /// Clients.
+    pub clients: Option<u32>,
+    /// Measured duration.
+    pub duration: Option<Duration>,
+    /// Warmup.
+    pub warmup: Option<Duration>,
+    /// Query mix.
+    pub mix: Option<String>,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -158,19 +180,39 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     if let Some(m) = &mut q.monitor {
         m.announce = true;
     }
+    let o = &opts.overrides;
+    if let Some(c) = o.clients {
+        q.engine.clients = c;
+    }
+    if let Some(d) = o.duration {
+        q.engine.duration = Some(d);
+    }
+    if let Some(w) = o.warmup {
+        q.engine.warmup = w;
+    }
+    if let Some(m) = &o.mix {
+        q.mix = m.clone();
+    }
     q.start_at = opts.start_at;
-    let mut violations = 0;
-    // The isolation checks run once, with the first run of a set: their verdicts are about the
-    // server's semantics, not about run-to-run noise, so repeating them only costs time.
-    let mut add_isolation = |session: &mut Session, i: u32, m: &mut queries::Measured| {
+    // The connection scenario runs first, once: it archives its own folder (pool time series,
+    // ramp steps) and its section is embedded in the suite's document, where the connection
+    // criteria read it.
+    let mut archive = opts.archive.clone();
+    archive.label = format!("{}-connections", opts.archive.label);
+    let c = opts.profile.connections(opts.target.clone(), archive);
+    let conn = connections::run_on(&mut session, &c)?;
+    let conn_section = conn.doc.connections.clone();
+    // The isolation checks and the connection section go with the first run of a set: their
+    // verdicts are about the server's behaviour, not about run-to-run noise.
+    let add_sections = |session: &mut Session, i: u32, m: &mut queries::Measured| {
         if i > 0 {
             return Ok(());
         }
+        m.doc.connections = conn_section.clone();
         let iso = opts
             .profile
             .isolation(opts.target.clone(), opts.archive.clone());
         let (result, warnings) = isolation::measure(session, &iso)?;
-        violations = result.violations;
         m.doc.warnings.extend(warnings);
         m.doc.isolation = Some(result);
         m.interrupted = crate::interrupt::requested();
@@ -181,19 +223,53 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         m.doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         Ok(())
     };
-    queries::repeat_with(&mut session, &q, opts.repeat, &mut add_isolation)?;
-    // The connection scenario runs once, after the (possibly repeated) query load.
-    let mut archive = opts.archive.clone();
-    archive.label = format!("{}-connections", opts.archive.label);
-    let c = opts.profile.connections(opts.target.clone(), archive);
-    connections::run_on(&mut session, &c)?;
-    if violations > 0 {
-        eprintln!(
-            "pgstorm: success criterion failed: {violations} isolation VIOLATION(s) (see the isolation section)"
+    let repeat = opts.repeat.max(1);
+    let mut ids = Vec::new();
+    let mut failed = Vec::new();
+    for i in 0..repeat {
+        if repeat > 1 {
+            eprintln!("pgstorm: run {} of {repeat}", i + 1);
+        }
+        let mut a = AnalyzeOptions {
+            queries: q.clone(),
+            advisor: opts.advisor,
+            criteria: Some(opts.thresholds.clone()),
+        };
+        // Only the first run waits for --start-at; the others follow it directly.
+        if i > 0 {
+            a.queries.start_at = None;
+        }
+        let outcome =
+            analyze::run_with(&mut session, &a, "run", &mut |s, m| add_sections(s, i, m))?;
+        let run = if repeat > 1 {
+            format!("run {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        failed.extend(
+            outcome
+                .doc
+                .criteria
+                .as_ref()
+                .map(criteria::failures)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| format!("{run}{f}")),
         );
-        return Ok(crate::error::ExitKind::CriteriaFailed.code());
+        ids.push(outcome.doc.run_id);
     }
-    Ok(0)
+    if repeat > 1 {
+        let dir = crate::report::set::write(&q.archive.results_dir, &q.archive.label, &ids)?;
+        println!("set of {repeat} runs: {}", dir.display());
+    }
+    for f in &failed {
+        eprintln!("pgstorm: success criterion failed: {f}");
+    }
+    Ok(if failed.is_empty() {
+        0
+    } else {
+        crate::error::ExitKind::CriteriaFailed.code()
+    })
 }
 
 #[cfg(test)]

@@ -201,6 +201,31 @@ impl QueryType for Point {
     }
 }
 
+/// Representative parameters for each statement of the named built-in type (statement order),
+/// taken from the middle of the data window, so the advisor can `EXPLAIN` the workload's own
+/// queries with values like those the workers send. Kept beside the types so they stay in step.
+pub fn representative_params(name: &str, d: &DataRange) -> Option<Vec<Vec<Param>>> {
+    // Noon of the middle day: shops are open, so the hour holds orders.
+    let mid = (d.start_us + (d.end_us - d.start_us) / 2 + 12 * HOUR_US).min(d.end_us - HOUR_US);
+    let partner = (d.partners / 2).max(1);
+    let order = (d.orders / 2).max(1);
+    Some(match name {
+        "simple" => vec![vec![Param::Ts(mid)]],
+        "join" => vec![vec![Param::I64(partner)]],
+        "aggregation" => {
+            let from = (mid - 7 * DAY_US / 2).max(d.start_us);
+            vec![vec![Param::Ts(from), Param::Ts(from + 7 * DAY_US)]]
+        }
+        "transaction" => vec![
+            vec![Param::I64(partner), Param::Ts(mid), Param::F64(100.0)],
+            vec![Param::I64(order)],
+        ],
+        "index" => vec![vec![Param::F64(100.0), Param::F64(105.0)]],
+        "point" => vec![vec![Param::I64(order)]],
+        _ => return None,
+    })
+}
+
 /// Builds the built-in types of a parsed mix.
 pub fn from_mix(mix: &[(String, u32)]) -> Result<Vec<(Box<dyn QueryType>, u32)>> {
     mix.iter()
@@ -210,4 +235,25 @@ pub fn from_mix(mix: &[(String, u32)]) -> Result<Vec<(Box<dyn QueryType>, u32)>>
                 .ok_or_else(|| crate::error::usage(format!("unknown query type '{name}'")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_has_representative_params_for_each_statement() {
+        let d = DataRange {
+            partners: 100,
+            orders: 1000,
+            start_us: 0,
+            end_us: 30 * DAY_US,
+        };
+        for name in NAMES {
+            let statements = by_name(name).unwrap().statements();
+            let params = representative_params(name, &d).unwrap();
+            assert_eq!(statements.len(), params.len(), "{name}");
+        }
+        assert!(representative_params("custom", &d).is_none());
+    }
 }

@@ -1,0 +1,386 @@
+//! Positive and negative controls of the advisor's rules on synthetic snapshots: each rule fires
+//! on the numbers it is about and stays quiet just on the other side of its threshold.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::plans::{ExplainedPlan, PlanNode};
+use super::snapshot::{
+    CheckpointStat, DatabaseStat, IndexStat, Scope, Snapshot, StatementsSource, TableStat,
+};
+use super::{analyze, AdvisorOptions};
+use crate::report::findings::AnalysisSection;
+use crate::report::model::RunDocument;
+
+/// A document of a run against `dsn` with `settings`, on a host with 16 GiB of RAM.
+fn doc(dsn: &str, source: &str, settings: &[(&str, &str)]) -> RunDocument {
+    let settings: BTreeMap<&str, &str> = settings.iter().copied().collect();
+    serde_json::from_value(json!({
+        "schema_version": 1,
+        "pgstorm": {"version": "0", "git_commit": "x"},
+        "run_id": "r", "label": "l", "scenario": "analyze", "command": [],
+        "started_at": "", "finished_at": "", "interrupted": false,
+        "host": {"hostname": "h", "os": "", "kernel": "", "cpu_model": "", "cpus": 2,
+                 "memory_bytes": 16u64 << 30, "clocksource": "tsc"},
+        "target": {"dsn": dsn, "source": source, "server": {
+            "server_version": "15", "server_version_num": 150000, "max_connections": 100,
+            "reserved_connections": 3, "connections_in_use": 1, "superuser": true,
+            "settings": settings}},
+        "warnings": []
+    }))
+    .unwrap()
+}
+
+fn remote() -> RunDocument {
+    doc("postgres://u@db.example:5432/d", "dsn", &[])
+}
+
+fn snap() -> Snapshot {
+    Snapshot {
+        at: Instant::now(),
+        tables: BTreeMap::new(),
+        indexes: BTreeMap::new(),
+        database: DatabaseStat::default(),
+        checkpoints: CheckpointStat::default(),
+        statements: None,
+        statements_source: StatementsSource::NotPreloaded,
+    }
+}
+
+fn table(name: &str, live: i64) -> TableStat {
+    TableStat {
+        schema: "pgstorm".into(),
+        name: name.into(),
+        n_live_tup: live,
+        last_analyze: Some(chrono::Utc::now()),
+        columns: vec!["id".into(), "create_date".into(), "state".into()],
+        ..TableStat::default()
+    }
+}
+
+fn with_table(mut s: Snapshot, t: TableStat) -> Snapshot {
+    s.tables.insert(t.qualified(), t);
+    s
+}
+
+fn run(
+    before: &Snapshot,
+    after: &Snapshot,
+    plans: &[ExplainedPlan],
+    d: &RunDocument,
+) -> AnalysisSection {
+    analyze(
+        before,
+        after,
+        plans,
+        d,
+        AdvisorOptions {
+            scope: Scope::Pgstorm,
+        },
+        Vec::new(),
+    )
+}
+
+fn codes(a: &AnalysisSection) -> Vec<&str> {
+    a.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+#[test]
+fn dead_tuples_over_a_fifth_are_reported_and_below_it_not() {
+    let mut t = table("pos_order", 10_000);
+    t.n_dead_tup = 5_000;
+    let a = run(&snap(), &with_table(snap(), t.clone()), &[], &remote());
+    assert_eq!(codes(&a), ["dead_tuples"]);
+    assert!(a.findings[0]
+        .sql
+        .as_deref()
+        .unwrap()
+        .starts_with("VACUUM (ANALYZE) pgstorm.pos_order"));
+    t.n_dead_tup = 2_000;
+    let a = run(&snap(), &with_table(snap(), t), &[], &remote());
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+}
+
+#[test]
+fn a_table_never_analyzed_is_reported() {
+    let mut t = table("pos_order", 5_000);
+    t.last_analyze = None;
+    let a = run(&snap(), &with_table(snap(), t), &[], &remote());
+    assert_eq!(codes(&a), ["never_analyzed"]);
+}
+
+#[test]
+fn cache_hit_below_99_percent_with_real_reads_is_reported_and_a_cold_start_not() {
+    let before = with_table(snap(), table("pos_order", 100));
+    let mut t = table("pos_order", 100);
+    t.heap_blks_read = 2_000;
+    t.heap_blks_hit = 18_000;
+    let a = run(&before, &with_table(snap(), t.clone()), &[], &remote());
+    assert_eq!(codes(&a), ["heap_cache_hit"]);
+    assert_eq!(a.findings[0].evidence["hit_ratio"], 0.9);
+    t.heap_blks_read = 500;
+    t.heap_blks_hit = 1_000;
+    let a = run(&before, &with_table(snap(), t), &[], &remote());
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+}
+
+#[test]
+fn requested_checkpoints_are_reported_and_timed_ones_not() {
+    let mut after = snap();
+    after.checkpoints = CheckpointStat {
+        timed: 1,
+        requested: 3,
+        view: "pg_stat_bgwriter",
+    };
+    let a = run(&snap(), &after, &[], &remote());
+    assert_eq!(codes(&a), ["checkpoints_requested"]);
+    after.checkpoints.requested = 0;
+    let a = run(&snap(), &after, &[], &remote());
+    assert!(codes(&a).is_empty());
+}
+
+fn plan(nodes: Vec<PlanNode>) -> ExplainedPlan {
+    ExplainedPlan {
+        query_type: "simple".into(),
+        sql: "SELECT".into(),
+        nodes,
+        execution_ms: 10.0,
+        jit_ms: None,
+        error: None,
+    }
+}
+
+#[test]
+fn jit_taking_a_tenth_of_execution_is_reported() {
+    let mut p = plan(vec![]);
+    p.jit_ms = Some(5.0);
+    let a = run(&snap(), &snap(), &[p.clone()], &remote());
+    assert_eq!(codes(&a), ["jit_overhead"]);
+    p.jit_ms = Some(0.5);
+    let a = run(&snap(), &snap(), &[p], &remote());
+    assert!(codes(&a).is_empty());
+}
+
+#[test]
+fn misestimates_of_ten_times_on_big_nodes_are_reported_and_small_ones_not() {
+    let node = |est: f64, act: f64| PlanNode {
+        node_type: "Hash Join".into(),
+        plan_rows: est,
+        actual_rows: act,
+        loops: 1.0,
+        ..PlanNode::default()
+    };
+    let a = run(
+        &snap(),
+        &snap(),
+        &[plan(vec![node(10.0, 5_000.0)])],
+        &remote(),
+    );
+    assert_eq!(codes(&a), ["row_misestimate"]);
+    let a = run(
+        &snap(),
+        &snap(),
+        &[plan(vec![node(4_000.0, 5_000.0)])],
+        &remote(),
+    );
+    assert!(codes(&a).is_empty());
+    let a = run(&snap(), &snap(), &[plan(vec![node(1.0, 50.0)])], &remote());
+    assert!(codes(&a).is_empty());
+}
+
+fn seq_scan(rows: f64, removed: f64) -> PlanNode {
+    PlanNode {
+        node_type: "Seq Scan".into(),
+        relation: Some("pgstorm.pos_order".into()),
+        filter: Some("(pos_order.state = 'draft'::text)".into()),
+        plan_rows: rows,
+        actual_rows: rows,
+        loops: 1.0,
+        removed_by_filter: removed,
+        ..PlanNode::default()
+    }
+}
+
+#[test]
+fn missing_index_needs_a_selective_seq_scan_on_a_big_table_and_no_leading_index() {
+    let before = with_table(snap(), table("pos_order", 50_000));
+    let mut t = table("pos_order", 50_000);
+    t.seq_scan = 100;
+    let after = with_table(snap(), t);
+    let a = run(
+        &before,
+        &after,
+        &[plan(vec![seq_scan(10.0, 49_990.0)])],
+        &remote(),
+    );
+    assert_eq!(codes(&a), ["missing_index"]);
+    assert_eq!(
+        a.findings[0].sql.as_deref(),
+        Some("CREATE INDEX CONCURRENTLY pos_order_state_idx ON pgstorm.pos_order (state);")
+    );
+    // Not selective (40% kept): the planner is right to scan.
+    let a = run(
+        &before,
+        &after,
+        &[plan(vec![seq_scan(20_000.0, 30_000.0)])],
+        &remote(),
+    );
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+    // An index already leads with the column: not missing.
+    let mut with_idx = after.clone();
+    with_idx.indexes.insert(
+        "pgstorm.pos_order_state_idx".into(),
+        IndexStat {
+            schema: "pgstorm".into(),
+            table: "pos_order".into(),
+            name: "pos_order_state_idx".into(),
+            valid: true,
+            idx_scan: 1,
+            keys: vec![3],
+            key_names: vec![Some("state".into())],
+            method: "btree".into(),
+            ..IndexStat::default()
+        },
+    );
+    let mut before_idx = before.clone();
+    before_idx.indexes = with_idx.indexes.clone();
+    before_idx.indexes.values_mut().for_each(|i| i.idx_scan = 0);
+    let a = run(
+        &before_idx,
+        &with_idx,
+        &[plan(vec![seq_scan(10.0, 49_990.0)])],
+        &remote(),
+    );
+    assert!(!codes(&a).contains(&"missing_index"), "{:?}", codes(&a));
+    // Statistics alone (no plan) only give an info finding.
+    let a = run(&before, &after, &[], &remote());
+    assert_eq!(codes(&a), ["seq_scan_heavy"]);
+}
+
+#[test]
+fn settings_are_compared_with_ram_only_for_a_local_server() {
+    let settings = [
+        ("shared_buffers", "128MB"),
+        ("effective_cache_size", "4GB"),
+        ("work_mem", "4MB"),
+        ("random_page_cost", "4"),
+    ];
+    let local = doc("postgres://u@127.0.0.1:5432/d", "dsn", &settings);
+    let a = run(&snap(), &snap(), &[], &local);
+    let c = codes(&a);
+    assert!(c.contains(&"shared_buffers_vs_ram"), "{c:?}");
+    assert!(c.contains(&"effective_cache_size_vs_ram"), "{c:?}");
+    assert!(!c.contains(&"work_mem_vs_ram"), "{c:?}");
+    let far = doc("postgres://u@db.example:5432/d", "dsn", &settings);
+    let a = run(&snap(), &snap(), &[], &far);
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+    assert!(a
+        .notes
+        .iter()
+        .any(|n| n.contains("not on the load machine")));
+    // Sized to the host, nothing to say.
+    let tuned = doc(
+        "postgres://u@localhost/d",
+        "dsn",
+        &[
+            ("shared_buffers", "4GB"),
+            ("effective_cache_size", "12GB"),
+            ("work_mem", "64MB"),
+        ],
+    );
+    let a = run(&snap(), &snap(), &[], &tuned);
+    assert!(
+        !codes(&a).iter().any(|c| c.ends_with("_vs_ram")),
+        "{:?}",
+        codes(&a)
+    );
+}
+
+#[test]
+fn work_mem_times_max_connections_over_ram_is_reported() {
+    let d = doc(
+        "postgres://u@localhost/d",
+        "dsn",
+        &[
+            ("shared_buffers", "4GB"),
+            ("effective_cache_size", "12GB"),
+            ("work_mem", "256MB"),
+        ],
+    );
+    let a = run(&snap(), &snap(), &[], &d);
+    assert!(codes(&a).contains(&"work_mem_vs_ram"), "{:?}", codes(&a));
+}
+
+#[test]
+fn random_page_cost_is_questioned_only_on_solid_state_disks() {
+    let d = doc(
+        "postgres://u@localhost/d",
+        "dsn",
+        &[("random_page_cost", "4")],
+    );
+    let (before, after) = (snap(), snap());
+    let inputs = |ssd| super::Inputs {
+        before: &before,
+        after: &after,
+        plans: &[],
+        doc: &d,
+        server_local: true,
+        ssd,
+        scope_name: "schema pgstorm",
+    };
+    let found = |ssd| {
+        let mut notes = Vec::new();
+        super::server::findings(&inputs(ssd), &mut notes)
+            .iter()
+            .any(|f| f.code == "random_page_cost_ssd")
+    };
+    assert!(found(Some(true)));
+    assert!(!found(Some(false)));
+    assert!(!found(None));
+}
+
+#[test]
+fn a_group_by_expression_misestimate_suggests_expression_statistics() {
+    let agg = PlanNode {
+        node_type: "Aggregate".into(),
+        plan_rows: 5_000.0,
+        actual_rows: 7.0,
+        loops: 1.0,
+        group_key: vec!["(date_trunc('day'::text, pos_order.create_date))".into()],
+        ..PlanNode::default()
+    };
+    let scan = PlanNode {
+        depth: 1,
+        node_type: "Seq Scan".into(),
+        relation: Some("pgstorm.pos_order".into()),
+        plan_rows: 5_000.0,
+        actual_rows: 4_700.0,
+        loops: 1.0,
+        ..PlanNode::default()
+    };
+    let d = doc("postgres://u@db.example/d", "dsn", &[]);
+    let a = run(&snap(), &snap(), &[plan(vec![agg, scan])], &d);
+    assert_eq!(codes(&a), ["row_misestimate"]);
+    assert_eq!(
+        a.findings[0].sql.as_deref(),
+        Some(
+            "CREATE STATISTICS IF NOT EXISTS pos_order_group_stats ON ((date_trunc('day'::text, \
+             create_date))) FROM pgstorm.pos_order;\nANALYZE pgstorm.pos_order;"
+        )
+    );
+}
+
+#[test]
+fn updates_that_are_rarely_hot_are_reported() {
+    let before = with_table(snap(), table("pos_order_line", 3_000));
+    let mut t = table("pos_order_line", 3_000);
+    t.n_tup_upd = 5_000;
+    t.n_tup_hot_upd = 500;
+    let a = run(&before, &with_table(snap(), t.clone()), &[], &remote());
+    assert_eq!(codes(&a), ["low_hot_updates"]);
+    t.n_tup_hot_upd = 4_000;
+    let a = run(&before, &with_table(snap(), t), &[], &remote());
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+}
