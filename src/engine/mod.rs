@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub checkout_timeout: Duration,
     /// `statement_timeout` on every connection.
     pub statement_timeout: Duration,
+    /// Tries per transaction on serialization and deadlock failures, like pgbench's
+    /// `--max-tries` (1: no retry; 0: retry until the run ends).
+    pub max_tries: u32,
 }
 
 /// Raw measurements of one load run.
@@ -133,6 +136,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         seed: cfg.seed,
         sigfig,
         clients,
+        max_tries: cfg.max_tries,
     });
 
     let (tx, rx) = crossbeam_channel::unbounded();

@@ -15,6 +15,8 @@ use hdrhistogram::Histogram;
 use postgres::error::SqlState;
 use serde::{Deserialize, Serialize};
 
+pub use crate::workload::CommandStat;
+
 /// Latency histogram: microseconds, u64 counts.
 pub type Hist = Histogram<u64>;
 
@@ -127,6 +129,19 @@ impl ErrorClass {
         }
     }
 
+    /// Classifies a failed execution: a query type's own failure counts as `Other`.
+    pub fn of_exec(e: &crate::workload::ExecError) -> ErrorClass {
+        match e {
+            crate::workload::ExecError::Db(e) => ErrorClass::of(e),
+            crate::workload::ExecError::Script(_) => ErrorClass::Other,
+        }
+    }
+
+    /// Whether pgbench retries a transaction that failed this way (`--max-tries`).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorClass::Serialization | ErrorClass::Deadlock)
+    }
+
     /// Classifies a five-character SQLSTATE.
     pub fn of_sqlstate(code: &str) -> ErrorClass {
         match code {
@@ -156,8 +171,14 @@ pub struct TypeStats {
     pub latency: Hist,
     /// Successful executions.
     pub ok: u64,
-    /// Failures by [`ErrorClass`] index.
+    /// Failures by [`ErrorClass`] index (transactions that failed after all their tries).
     pub errors: [u64; N_CLASSES],
+    /// Transactions that needed more than one try (pgbench's "retried").
+    pub retried: u64,
+    /// Tries beyond the first, summed (pgbench's "retries").
+    pub retries: u64,
+    /// Per-command statistics (only for types that report commands, with `-r`).
+    pub commands: Vec<CommandStat>,
 }
 
 impl TypeStats {
@@ -167,6 +188,9 @@ impl TypeStats {
             latency: new_hist(sigfig),
             ok: 0,
             errors: [0; N_CLASSES],
+            retried: 0,
+            retries: 0,
+            commands: Vec::new(),
         }
     }
 
@@ -179,6 +203,17 @@ impl TypeStats {
         for (a, b) in self.errors.iter_mut().zip(other.errors.iter()) {
             *a += *b;
         }
+        self.retried += other.retried;
+        self.retries += other.retries;
+        if self.commands.len() < other.commands.len() {
+            self.commands
+                .resize(other.commands.len(), CommandStat::default());
+        }
+        for (a, b) in self.commands.iter_mut().zip(&other.commands) {
+            a.count += b.count;
+            a.sum_ns += b.sum_ns;
+            a.failures += b.failures;
+        }
     }
 
     /// Clears for reuse, keeping the allocation.
@@ -186,6 +221,10 @@ impl TypeStats {
         self.latency.reset();
         self.ok = 0;
         self.errors = [0; N_CLASSES];
+        self.retried = 0;
+        self.retries = 0;
+        // Keep the allocation: the worker refills the same commands next interval.
+        self.commands.fill(CommandStat::default());
     }
 
     /// All failures.

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     pub seed: u64,
     pub sigfig: u8,
     pub clients: usize,
+    /// Tries per transaction on serialization/deadlock failures (0: until the run ends).
+    pub max_tries: u32,
 }
 
 /// A worker's measurement path: its own batch, the interval clock, and the hand-off to the
@@ -216,7 +218,7 @@ impl Worker {
         let mut schedule = shared
             .rate
             .map(|(rate, arrival)| Schedule::new(rate, self.id, shared.clients, arrival, &mut rng));
-        let mut buf = String::with_capacity(512);
+        let mut scratch = shared.workload.scratch(self.id);
         let mut done: u64 = 0;
         let mut backoff = Duration::ZERO;
         loop {
@@ -237,12 +239,33 @@ impl Worker {
             let t0 = Instant::now();
             let checkout = shared.pool.get();
             let t1 = Instant::now();
+            let mut tries: u32 = 0;
             let result = match checkout {
                 Ok(mut conn) => {
-                    let r = shared.workload.execute(kind, &mut conn, &mut rng, &mut buf);
+                    // pgbench retries with the same random draws: restore the stream each try.
+                    let saved = rng.clone();
+                    let r = loop {
+                        tries += 1;
+                        let commands = &mut self.rec.batch.types[kind].commands;
+                        let r = shared
+                            .workload
+                            .execute(kind, &mut conn, &mut rng, &mut scratch, commands)
+                            .map_err(|e| ErrorClass::of_exec(&e));
+                        match r {
+                            Err(c)
+                                if c.is_retryable()
+                                    && (shared.max_tries == 0 || tries < shared.max_tries)
+                                    && !self.stopped()
+                                    && shared.end.is_none_or(|end| Instant::now() < end) =>
+                            {
+                                rng = saved.clone();
+                            }
+                            r => break r,
+                        }
+                    };
                     let t2 = Instant::now();
                     drop(conn);
-                    r.map(|()| t2).map_err(|e| ErrorClass::of(&e))
+                    r.map(|()| t2)
                 }
                 Err(_) => Err(ErrorClass::PoolTimeout),
             };
@@ -257,6 +280,10 @@ impl Worker {
             }
             stats::record(&mut batch.pool_wait, t1 - t0);
             let ts = &mut batch.types[kind];
+            if tries > 1 {
+                ts.retried += 1;
+                ts.retries += (tries - 1) as u64;
+            }
             match result {
                 Ok(t2) => {
                     stats::record(&mut ts.latency, t2 - intended.unwrap_or(t1));

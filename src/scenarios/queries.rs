@@ -83,6 +83,7 @@ impl Default for QueriesOptions {
                 seed: 1,
                 checkout_timeout: Duration::from_secs(30),
                 statement_timeout: Duration::from_secs(5),
+                max_tries: 1,
             },
             print_summary: true,
         }
