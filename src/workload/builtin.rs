@@ -61,7 +61,6 @@ impl QueryType for Simple {
         ctx.run(0, SIMPLE_SQL, &[Param::Ts(t)])
             .map(drop)
             .map_err(ExecError::from)
-            .map_err(ExecError::from)
     }
 }
 
@@ -84,7 +83,6 @@ impl QueryType for Join {
         let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
         ctx.run(0, JOIN_SQL, &[Param::I64(partner)])
             .map(drop)
-            .map_err(ExecError::from)
             .map_err(ExecError::from)
     }
 }
@@ -187,7 +185,6 @@ impl QueryType for Point {
         let id = ctx.rng.range_i64(1, ctx.data.orders.max(1));
         ctx.run(0, POINT_SQL, &[Param::I64(id)])
             .map(drop)
-            .map_err(ExecError::from)
             .map_err(ExecError::from)
     }
 }

@@ -207,6 +207,11 @@ pub trait QueryType: Send + Sync {
     fn command_labels(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The first failure of the type's own making during the run (e.g. a script's expression
+    /// error), for the report; driver errors are counted by class instead.
+    fn first_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A weighted set of query types.

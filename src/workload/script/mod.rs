@@ -38,6 +38,70 @@ pub struct Predefined {
     pub defines: Vec<(String, String)>,
 }
 
+/// Where a script comes from, as given on the command line (`-f file[@w]`, `-b name[@w]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptSource {
+    /// Query type name: the file's name or the built-in's name.
+    pub name: String,
+    /// For messages: the path as given, or the built-in's name.
+    pub source_name: String,
+    /// The script text.
+    pub text: String,
+    /// Weight in the mix.
+    pub weight: u32,
+    /// Whether it is one of pgbench's built-in scripts.
+    pub builtin: bool,
+}
+
+fn split_weight(flag: &str, spec: &str) -> Result<(String, u32), String> {
+    match spec.rsplit_once('@') {
+        Some((name, w)) => match w.trim().parse::<u32>() {
+            Ok(w) => Ok((name.to_string(), w)),
+            Err(_) => Err(format!(
+                "{flag} {spec}: weight '{w}' is not a whole number; write e.g. {flag} {name}@5"
+            )),
+        },
+        None => Ok((spec.to_string(), 1)),
+    }
+}
+
+impl ScriptSource {
+    /// Reads `-f path[@weight]`.
+    pub fn file(spec: &str) -> Result<ScriptSource, String> {
+        let (path, weight) = split_weight("-f", spec)?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("-f {path}: cannot read the script: {e}"))?;
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+        Ok(ScriptSource {
+            name,
+            source_name: path,
+            text,
+            weight,
+            builtin: false,
+        })
+    }
+
+    /// Resolves `-b name[@weight]` (a unique prefix of a built-in name is enough).
+    pub fn builtin(spec: &str) -> Result<ScriptSource, String> {
+        let (name, weight) = split_weight("-b", spec)?;
+        let (full, text) = builtin::lookup(&name).ok_or_else(|| {
+            format!(
+                "-b {name}: no such built-in script; use one of {}",
+                builtin::NAMES.join(", ")
+            )
+        })?;
+        Ok(ScriptSource {
+            name: full.to_string(),
+            source_name: full.to_string(),
+            text: text.to_string(),
+            weight,
+            builtin: true,
+        })
+    }
+}
+
 /// A parsed script, ready to run as a query type.
 pub struct Script {
     name: String,
@@ -132,11 +196,6 @@ impl Script {
             predefined,
             first_error: OnceLock::new(),
         })
-    }
-
-    /// The first runtime error any client hit, e.g. an expression error (`file:line: message`).
-    pub fn first_error(&self) -> Option<&str> {
-        self.first_error.get().map(String::as_str)
     }
 
     /// The parsed commands.
@@ -348,6 +407,10 @@ impl QueryType for Script {
 
     fn command_labels(&self) -> Vec<String> {
         self.compiled.labels.clone()
+    }
+
+    fn first_error(&self) -> Option<String> {
+        self.first_error.get().cloned()
     }
 
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
