@@ -33,8 +33,15 @@ pub fn new_hist(sigfig: u8) -> Hist {
     Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, sigfig).expect("static bounds are valid")
 }
 
-/// Precision of the per-worker histograms: 3 digits unless `histograms` (workers × types) is so
-/// large that 3 digits (136 KiB each) would exceed ~64 MiB; then 2 digits (20 KiB each).
+/// A histogram that holds nothing useful and costs a few bytes: the schedule lag of a closed-loop
+/// batch, which is never recorded (it still adds into full-size totals).
+pub fn unused_hist() -> Hist {
+    Histogram::new_with_bounds(1, 2, 0).expect("static bounds are valid")
+}
+
+/// Precision of the per-worker histograms: 3 digits unless `histograms` (all workers' histograms
+/// of one interval: types, pool wait, and lag in open loop) is so large that 3 digits (136 KiB
+/// each) would exceed ~64 MiB; then 2 digits (20 KiB each).
 pub fn worker_sigfig(histograms: usize) -> u8 {
     if histograms <= 480 {
         3

@@ -95,6 +95,7 @@ pub struct Recorder {
     interval: u32,
     boundary: Instant,
     disconnected: bool,
+    open_loop: bool,
 }
 
 impl Recorder {
@@ -119,7 +120,18 @@ impl Recorder {
             interval: 0,
             boundary: start + interval_len,
             disconnected: false,
+            open_loop: true,
         }
+    }
+
+    /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram, which
+    /// matters with hundreds of workers (500 × 20 KiB × 2 batches).
+    pub fn open_loop(mut self, yes: bool) -> Recorder {
+        self.open_loop = yes;
+        if !yes {
+            self.batch.lag = stats::unused_hist();
+        }
+        self
     }
 
     /// Hands the current batch over if `now` is past the interval boundary.
@@ -137,7 +149,13 @@ impl Recorder {
                 b.worker = self.id;
                 b
             }
-            Err(_) => Batch::new(self.id, self.batch.types.len(), self.sigfig),
+            Err(_) => {
+                let mut b = Batch::new(self.id, self.batch.types.len(), self.sigfig);
+                if !self.open_loop {
+                    b.lag = stats::unused_hist();
+                }
+                b
+            }
         };
         let mut full = std::mem::replace(&mut self.batch, fresh);
         full.interval = self.interval;
@@ -185,7 +203,8 @@ impl Worker {
             shared.interval,
             out,
             recycle,
-        );
+        )
+        .open_loop(shared.rate.is_some());
         Worker { id, shared, rec }
     }
 
