@@ -135,7 +135,9 @@ bench() {
 bench c8 "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8"
 bench c500 "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500"
 bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8"
-bench latency "-b select-only -M prepared -c 8 -R 2000 -l" "-b select-only -M prepared -c 8 -R 2000"
+# One pgbench thread per client here, like pgstorm's: this case compares measurement, and a
+# pgbench thread serving four clients would add its own queueing to pgbench's latencies.
+bench latency "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -R 2000"
 
 python3 - "$RESULTS" <<'EOF'
 import statistics, sys

@@ -239,8 +239,11 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
-/// Nesting limit, so a hostile expression cannot overflow the stack.
+/// Nesting limit, so a hostile expression cannot overflow the stack while parsing.
 const MAX_DEPTH: usize = 200;
+/// Token limit: it bounds the depth of the tree (a long `1+1+...` chain is left-deep), and so the
+/// recursion of evaluation and drop on a worker's small stack.
+const MAX_TOKENS: usize = 500;
 
 struct Parser<'a> {
     toks: Vec<Tok>,
@@ -254,6 +257,12 @@ pub fn parse(src: &str, vars: &mut VarTable) -> Result<Expr, String> {
     let toks = lex(src)?;
     if toks.is_empty() {
         return Err("missing expression".into());
+    }
+    if toks.len() > MAX_TOKENS {
+        return Err(format!(
+            "expression too long ({} tokens, at most {MAX_TOKENS})",
+            toks.len()
+        ));
     }
     let mut p = Parser {
         toks,
@@ -871,7 +880,7 @@ fn call(f: Func, args: &[Expr], env: &mut Env<'_>) -> Result<Val, EvalError> {
             let cut = (-param).exp();
             let uniform = 1.0 - env.rng.next_f64();
             let r = -(cut + (1.0 - cut) * uniform).ln() / param;
-            Val::Int(lo + ((hi - lo + 1) as f64 * r) as i64)
+            Val::Int(scaled(lo, hi, r))
         }
         Func::RandomGaussian => {
             let (lo, hi) = random_range(to_int(a[0])?, to_int(a[1])?)?;
@@ -890,7 +899,7 @@ fn call(f: Func, args: &[Expr], env: &mut Env<'_>) -> Result<Val, EvalError> {
                 }
             };
             let r = (stdev + param) / (param * 2.0);
-            Val::Int(lo + ((hi - lo + 1) as f64 * r) as i64)
+            Val::Int(scaled(lo, hi, r))
         }
         Func::RandomZipfian => {
             let (lo, hi) = random_range(to_int(a[0])?, to_int(a[1])?)?;
@@ -900,10 +909,16 @@ fn call(f: Func, args: &[Expr], env: &mut Env<'_>) -> Result<Val, EvalError> {
                     "zipfian parameter must be in range [{MIN_ZIPFIAN_PARAM:.3}, {MAX_ZIPFIAN_PARAM:.0}] (got {s})"
                 ));
             }
-            Val::Int(lo - 1 + zipfian(env.rng, hi - lo + 1, s))
+            Val::Int(lo + (zipfian(env.rng, hi - lo + 1, s) - 1))
         }
         Func::Greatest | Func::Least => unreachable!("handled above"),
     })
+}
+
+/// `lo + (hi - lo + 1) * r` for r in [0, 1), kept inside [lo, hi] despite float rounding.
+fn scaled(lo: i64, hi: i64, r: f64) -> i64 {
+    let off = ((hi - lo + 1) as f64 * r) as i64;
+    lo.saturating_add(off).min(hi)
 }
 
 /// pgbench's computeIterativeZipfian (rejection method), a value in [1, n].
