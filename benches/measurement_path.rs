@@ -34,6 +34,7 @@ fn measurement_path(c: &mut Criterion) {
                 grace: interval * 2,
                 progress: None,
                 open_loop: false,
+                last_interval: None,
             };
             let collector = std::thread::spawn(move || collector::run(cfg, rx, rtx));
             let mut rec =

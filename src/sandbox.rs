@@ -24,17 +24,22 @@
 //! - A persistent sandbox ([`start_persistent`]) detaches its guard and records itself in a
 //!   state file, so it outlives the command that started it.
 
+mod error;
+mod guard;
 mod os;
 mod persistent;
 
+pub use error::SandboxError;
 pub use os::find_bin_dir;
 pub use persistent::{start_persistent, status_persistent, stop_persistent, PersistentInfo};
 
+use guard::Guard;
 use os::RunAs;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// The superuser role created by initdb, and the database created after start.
@@ -71,142 +76,6 @@ impl Default for SandboxOptions {
     }
 }
 
-/// Why a sandbox could not be started, stopped or inspected.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// initdb / pg_ctl / postgres are not installed where we look.
-    #[error(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on {searched}; install \
-         the Debian package `postgresql` (apt-get install postgresql), or put initdb/pg_ctl on PATH"
-    )]
-    NoBinaries {
-        /// Where we looked.
-        searched: String,
-    },
-    /// A file system operation failed.
-    #[error("could not {what} {}: {source}", path.display())]
-    Io {
-        /// The operation, as a verb phrase.
-        what: String,
-        /// The path it was applied to.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// A program could not be started at all.
-    #[error("could not run `{command}`: {source}")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// A program ran and failed.
-    #[error("`{command}` failed ({status}):\n{output_tail}")]
-    Command {
-        /// The command line.
-        command: String,
-        /// Its exit status.
-        status: String,
-        /// The last lines it printed (stderr, else stdout).
-        output_tail: String,
-    },
-    /// The server did not start (or restart); the log says why.
-    #[error(
-        "the sandbox server did not start: `{command}` failed ({status}); last lines of {}:\n{log_tail}",
-        log.display()
-    )]
-    StartFailed {
-        /// The pg_ctl command line.
-        command: String,
-        /// Its exit status.
-        status: String,
-        /// The server log file.
-        log: PathBuf,
-        /// Its last lines.
-        log_tail: String,
-    },
-    /// The requested fixed port is taken.
-    #[error(
-        "port {port} on 127.0.0.1 is already in use; choose another port or leave it unset so \
-         a free one is picked"
-    )]
-    PortInUse {
-        /// The port.
-        port: u16,
-    },
-    /// We are root and there is no unprivileged account to run the server as.
-    #[error(
-        "running as root, but neither user `postgres` nor `nobody` exists to run the server as \
-         (initdb and postgres refuse root); create one (useradd --system postgres) or run as an \
-         ordinary user"
-    )]
-    NoUnprivilegedUser,
-    /// The server's user cannot reach the sandbox directory.
-    #[error(
-        "user `{user}` cannot enter {}, so the server cannot use a directory below it; set \
-         TMPDIR to a directory that `{user}` can reach, such as /tmp",
-        path.display()
-    )]
-    DirNotReachable {
-        /// The directory without search permission.
-        path: PathBuf,
-        /// The server's user.
-        user: String,
-    },
-    /// A setting in [`SandboxOptions::settings`] cannot be written safely.
-    #[error("invalid sandbox setting `{name}`: {reason}")]
-    InvalidSetting {
-        /// The setting name.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The server started but refused or dropped a connection.
-    #[error("could not connect to the sandbox at {dsn}: {source}")]
-    Connect {
-        /// The conninfo used.
-        dsn: String,
-        /// The driver error.
-        source: postgres::Error,
-    },
-    /// Preparing the database failed.
-    #[error("could not {what} in the sandbox: {source}")]
-    Sql {
-        /// The step, as a verb phrase.
-        what: String,
-        /// The driver error.
-        source: postgres::Error,
-    },
-    /// `start_persistent` found one already running.
-    #[error(
-        "a persistent sandbox is already running at {dsn}; use it, or stop it first with \
-         `pgstorm sandbox stop`"
-    )]
-    AlreadyRunning {
-        /// Its conninfo.
-        dsn: String,
-    },
-    /// The persistent sandbox's state directory or file is unusable.
-    #[error("persistent sandbox state {}: {reason}", path.display())]
-    State {
-        /// The file or directory.
-        path: PathBuf,
-        /// What is wrong and what to do.
-        reason: String,
-    },
-}
-
-impl SandboxError {
-    fn io(what: &str, path: &Path, source: io::Error) -> Self {
-        SandboxError::Io {
-            what: what.to_string(),
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
-
 /// Lifecycle of a [`Sandbox`] value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Life {
@@ -239,8 +108,10 @@ impl Sandbox {
     /// initdb a fresh cluster in a new temp directory, start it, and create database `pgstorm`.
     pub fn start(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         let parent = std::env::temp_dir();
+        // 0700: the socket lives here, and authentication is `trust`.
         let dir = tempfile::Builder::new()
             .prefix("pgstorm-sbx-")
+            .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&parent)
             .map_err(|e| SandboxError::io("create a directory in", &parent, e))?
             .keep();
@@ -664,54 +535,34 @@ fn pg_stat_statements_installed(bin_dir: &Path) -> bool {
     }
 }
 
-/// The cleanup process described in the module doc.
-#[derive(Debug)]
-struct Guard {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `$1` pg_ctl, `$2` data dir, `$3` sandbox dir. A line "detach" means leave the cluster alone;
-/// EOF (we exited, or dropped the pipe) means stop it and remove the directory.
-const GUARD_SCRIPT: &str = r#"read -r cmd; [ "$cmd" = detach ] && exit 0
-"$1" stop -D "$2" -m immediate -w -s -t 30 >/dev/null 2>&1
-rm -rf -- "$3""#;
-
-impl Guard {
-    fn spawn(sandbox: &Sandbox) -> Result<Guard, SandboxError> {
-        let mut cmd = os::pg_command(
-            Path::new("/bin/sh"),
-            sandbox.run_as.as_ref(),
-            Path::new("/"),
-        );
-        cmd.arg("-c")
-            .arg(GUARD_SCRIPT)
-            .arg("pgstorm-sandbox-guard")
-            .arg(sandbox.bin_dir.join("pg_ctl"))
-            .arg(&sandbox.data_dir)
-            .arg(&sandbox.root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
-            command: os::render(&cmd, sandbox.run_as.as_ref()),
-            source,
-        })?;
-        let stdin = child.stdin.take();
-        Ok(Guard { child, stdin })
-    }
-
-    /// Tells the guard to exit without touching the cluster.
-    fn detach(mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"detach\n");
+    #[test]
+    fn missing_binaries_say_what_to_install() {
+        let msg = SandboxError::NoBinaries {
+            searched: "PATH".into(),
         }
-        let _ = self.child.wait();
+        .to_string();
+        assert!(msg.contains("apt-get install postgresql"), "{msg}");
+        assert!(msg.contains("PATH"), "{msg}");
     }
 
-    /// Lets the guard run its cleanup now and waits for it.
-    fn clean_up_now(mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
+    #[test]
+    fn conf_values_are_quoted_for_postgresql_conf() {
+        assert_eq!(conf_quote("8MB"), "'8MB'");
+        assert_eq!(conf_quote("it's"), "'it''s'");
+        assert_eq!(conf_quote(r"a\b"), r"'a\\b'");
+    }
+
+    #[test]
+    fn settings_are_checked_before_anything_runs() {
+        assert!(check_setting("work_mem", "8MB").is_ok());
+        assert!(check_setting("pg_stat_statements.max", "10000").is_ok());
+        assert!(check_setting("Port", "1").is_err());
+        assert!(check_setting("a b", "1").is_err());
+        assert!(check_setting("", "1").is_err());
+        assert!(check_setting("work_mem", "1\nfsync=on").is_err());
     }
 }

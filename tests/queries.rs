@@ -347,3 +347,77 @@ fn too_many_clients_are_refused_before_any_connection() {
     let opened = sessions(&mut c) - before;
     assert!(opened <= 2, "{opened} sessions were opened");
 }
+
+#[test]
+fn ctrl_c_writes_the_partial_result_and_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dsn = common::database("interrupt");
+    let mut c = common::client_of("interrupt");
+    let mut say = |_: &str| {};
+    pgstorm::dataset::ensure(&mut c, false, &mut say).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args([
+            "queries",
+            "--dsn",
+            &dsn,
+            "-c",
+            "2",
+            "-T",
+            "60",
+            "--no-pin",
+            "--results-dir",
+            tmp.path().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "exactly one complete result folder");
+    let doc = read_doc(&dirs[0].path());
+    assert!(doc.interrupted);
+    assert!(doc.warnings.iter().any(|w| w.code == "interrupted"));
+    assert!(doc.load.unwrap().summary.count > 0);
+}
+
+#[test]
+fn every_protocol_runs_every_query_type_without_errors() {
+    for protocol in [
+        pgstorm::workload::Protocol::Simple,
+        pgstorm::workload::Protocol::Extended,
+        pgstorm::workload::Protocol::Prepared,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = options(tmp.path(), "protocols");
+        o.protocol = protocol;
+        o.mix = "simple=1,join=1,aggregation=1,transaction=1,index=1,point=1".into();
+        o.engine.clients = 2;
+        o.engine.duration = Some(Duration::from_secs(1));
+        let out = queries::run(&o).unwrap();
+        let load = out.doc.load.unwrap();
+        assert_eq!(load.config.protocol, protocol.as_str());
+        for q in &load.queries {
+            assert!(q.count > 0, "{}: {} never ran", protocol.as_str(), q.name);
+            assert!(
+                q.errors.is_empty(),
+                "{}: {} failed: {:?}",
+                protocol.as_str(),
+                q.name,
+                q.errors
+            );
+        }
+    }
+}

@@ -97,6 +97,9 @@ pub struct CollectorConfig {
     pub progress: Option<Duration>,
     /// Whether lag is meaningful.
     pub open_loop: bool,
+    /// The last interval of a timed run: transactions that complete after the end (they were in
+    /// flight when it came) count in it, instead of forming a misleading stub interval.
+    pub last_interval: Option<u32>,
 }
 
 struct Progress {
@@ -134,7 +137,9 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
         let msg = rx.recv_timeout(Duration::from_millis(50));
         match msg {
             Ok(mut batch) => {
-                let i = batch.interval;
+                let i = cfg
+                    .last_interval
+                    .map_or(batch.interval, |l| batch.interval.min(l));
                 let in_warmup = i < cfg.warmup_intervals;
                 if !in_warmup {
                     for (t, b) in totals.iter_mut().zip(&batch.types) {

@@ -169,6 +169,10 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         grace: cfg.statement_timeout + interval * 2,
         progress: cfg.progress,
         open_loop: cfg.rate.is_some(),
+        last_interval: cfg.duration.map(|d| {
+            let n = (d.as_secs_f64() / interval.as_secs_f64()).ceil().max(1.0) as u32;
+            warmup_intervals + n - 1
+        }),
     };
     let collector = std::thread::Builder::new()
         .name("pgstorm-collector".into())
