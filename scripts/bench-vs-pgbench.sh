@@ -15,7 +15,8 @@
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
 #   --cases: comma-separated subset of c8,c500,tpcb,latency (default: all).
-#   PGBENCH_JOBS (default: number of CPUs) is pgbench's -j.
+#   PGBENCH_JOBS (default: number of CPUs) is pgbench's -j; PGSTORM_ARGS is appended to every
+#   pgstorm command (e.g. PGSTORM_ARGS=--no-pin).
 set -euo pipefail
 
 DSN=""
@@ -104,7 +105,7 @@ run_pgstorm() {
     local dir="$WORK/pgstorm-$case-$rep"
     mkdir -p "$dir"
     /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
-        "$PGSTORM" queries --dsn "$DSN" -T "$DUR" --results-dir "$dir/results" --label "$case" "$@" \
+        "$PGSTORM" queries --dsn "$DSN" -T "$DUR" --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-} \
         >"$dir/out" 2>"$dir/err" || { echo "pgstorm failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import glob, json, sys
