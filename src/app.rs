@@ -105,6 +105,10 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             Ok(0)
         }
         Command::Sandbox(a) => sandbox_command(&a),
+        Command::Sweep(a) => {
+            crate::scenarios::sweep::run(&sweep_options(&a, argv)?)?;
+            Ok(0)
+        }
         Command::Schema(_) => {
             print!("{}", crate::report::json_schema());
             Ok(0)
@@ -288,6 +292,68 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     Ok(o)
 }
 
+/// Validates `pgstorm sweep` arguments into scenario options.
+pub fn sweep_options(
+    a: &cli::SweepArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::sweep::SweepOptions> {
+    use crate::scenarios::sweep::{self, RateSearchOptions, SweepOptions};
+    let levels = sweep::parse_levels(&a.clients)?;
+    if a.time == 0 {
+        return Err(error::usage("-T must be above 0 seconds"));
+    }
+    let slo = a
+        .slo
+        .as_deref()
+        .map(str::parse::<crate::analysis::slo::Slo>)
+        .transpose()?;
+    if a.rate_search && slo.is_none() {
+        return Err(error::usage(
+            "--rate-search needs --slo, e.g. --slo 'p99<20ms': it searches the highest rate meeting it",
+        ));
+    }
+    if a.rate_probes == 0 || a.rate_clients == Some(0) || a.server_cores == Some(0) {
+        return Err(error::usage(
+            "--rate-probes, --rate-clients and --server-cores must be at least 1",
+        ));
+    }
+    let mix = a
+        .mix
+        .clone()
+        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
+    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    let mut o = SweepOptions {
+        target: TargetOptions {
+            dsn: a.dsn.clone(),
+            sandbox_max_connections: None,
+        },
+        archive: archive(&a.results_dir, &a.label, argv),
+        seed_if_missing: !a.no_seed,
+        mix,
+        protocol: a.protocol.parse()?,
+        levels,
+        slo,
+        rate_search: a.rate_search.then(|| RateSearchOptions {
+            max_probes: a.rate_probes,
+            clients: a.rate_clients,
+            ..RateSearchOptions::default()
+        }),
+        bootstrap_replicates: a.bootstrap,
+        ..SweepOptions::default()
+    };
+    o.hardware.server_cores = a.server_cores;
+    o.hardware.spindles = a.spindles;
+    let e = &mut o.engine;
+    e.duration = Some(Duration::from_secs(a.time));
+    e.warmup = Duration::from_secs(a.warmup);
+    e.pin = !a.no_pin;
+    e.progress = a.progress.filter(|p| *p > 0).map(Duration::from_secs);
+    e.seed = a.seed;
+    e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
+    e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    Ok(o)
+}
+
 fn suite_options(
     a: &cli::RunArgs,
     argv: &[String],
@@ -335,5 +401,9 @@ mod tests {
         assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
         assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
         assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+        assert_eq!(main(&args(&["sweep", "--clients", "1,2"])), 2);
+        assert_eq!(main(&args(&["sweep", "--slo", "p99>20ms"])), 2);
+        assert_eq!(main(&args(&["sweep", "--rate-search"])), 2);
+        assert_eq!(main(&args(&["sweep", "--mix", "nope=1"])), 2);
     }
 }

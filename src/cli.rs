@@ -22,6 +22,7 @@ pub enum Command {
     Clean(CleanArgs),
     Sandbox(SandboxArgs),
     Schema(SchemaArgs),
+    Sweep(SweepArgs),
 }
 
 /// Run the whole suite with a profile, evaluate it, and archive one result folder.
@@ -166,3 +167,79 @@ pub struct SandboxArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "schema")]
 pub struct SchemaArgs {}
+
+/// Find the pool size where throughput peaks: closed-loop loads at each concurrency level, the
+/// Universal Scalability Law fitted to them, and a recommendation (optionally the highest
+/// open-loop rate meeting a latency SLO).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sweep")]
+pub struct SweepArgs {
+    /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// concurrency levels, increasing, at least 3 (default 1,2,4,8,16,32,64,128)
+    #[argh(
+        option,
+        short = 'c',
+        default = "String::from(\"1,2,4,8,16,32,64,128\")"
+    )]
+    pub clients: String,
+    /// measured seconds per level and per rate probe, after the warmup (default 10)
+    #[argh(option, short = 'T', default = "10")]
+    pub time: u64,
+    /// warmup seconds per level, excluded from its figures (default 1)
+    #[argh(option, default = "1")]
+    pub warmup: u64,
+    /// query mix, e.g. point=5,join=1 (types: simple, join, aggregation, transaction, index, point)
+    #[argh(option)]
+    pub mix: Option<String>,
+    /// protocol: prepared (default), extended or simple
+    #[argh(option, short = 'M', default = "String::from(\"prepared\")")]
+    pub protocol: String,
+    /// latency objective, e.g. 'p99<20ms' (percentiles p50..p99.99; units us, ms, s)
+    #[argh(option)]
+    pub slo: Option<String>,
+    /// after the sweep, bisect the open-loop rate for the highest one meeting --slo
+    #[argh(switch)]
+    pub rate_search: bool,
+    /// most open-loop probes of --rate-search (default 8)
+    #[argh(option, default = "8")]
+    pub rate_probes: u32,
+    /// pool size of the rate probes (default: the recommended pool size)
+    #[argh(option)]
+    pub rate_clients: Option<u32>,
+    /// CPU cores of the server host, for the cores × 2 + spindles rule (default: this host's,
+    /// when the server is local)
+    #[argh(option)]
+    pub server_cores: Option<u32>,
+    /// effective spindles of the server's storage for that rule (default 0: data cached or SSD)
+    #[argh(option)]
+    pub spindles: Option<u32>,
+    /// bootstrap replicates for the interval of N* (default 1000)
+    #[argh(option, default = "1000")]
+    pub bootstrap: usize,
+    /// statement_timeout of every connection, e.g. 5s or 500ms (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    pub statement_timeout: String,
+    /// pool checkout timeout, e.g. 30s (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    pub checkout_timeout: String,
+    /// print a progress line every N seconds
+    #[argh(option, short = 'P')]
+    pub progress: Option<u64>,
+    /// do not pin worker threads to cores
+    #[argh(switch)]
+    pub no_pin: bool,
+    /// random seed of the workers (default 1)
+    #[argh(option, default = "1")]
+    pub seed: u64,
+    /// fail instead of seeding when the pgstorm dataset is missing
+    #[argh(switch)]
+    pub no_seed: bool,
+    /// label of the result folder (default: sweep)
+    #[argh(option, default = "String::from(\"sweep\")")]
+    pub label: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+}

@@ -4,6 +4,7 @@
 //! Dependencies point one way: `cli`/`main` → `scenarios`, `analysis`, `report` → `engine`,
 //! `monitor`, `workload`, `dataset`, `target`. The engine knows nothing of scenarios or reports.
 
+pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod dataset;

@@ -9,6 +9,9 @@ pub mod csv_out;
 pub mod hlog;
 pub mod model;
 pub mod summary;
+pub mod sweep_chart;
+pub mod sweep_model;
+pub mod sweep_out;
 pub mod warnings;
 
 use crate::engine::stats::Hist;

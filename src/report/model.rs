@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::{ServerInfo, TargetSource};
 
+pub use super::sweep_model::*;
+
 /// Version of the run.json layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -45,6 +47,9 @@ pub struct RunDocument {
     pub dataset: Option<DatasetInfo>,
     /// The query load, when one ran.
     pub load: Option<LoadResult>,
+    /// The concurrency sweep (`pgstorm sweep`), when one ran.
+    #[serde(default)]
+    pub sweep: Option<SweepSection>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
 }

@@ -4,3 +4,4 @@
 pub mod queries;
 pub mod session;
 pub mod suite;
+pub mod sweep;

@@ -179,7 +179,7 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
     let host = crate::monitor::host::host_info();
     let before = session.xact_counters().ok();
     let out = engine::run(&session.target, workload.clone(), &opts.engine)?;
-    let _ = session.wait_pool_gone(Duration::from_secs(5));
+    let _ = session.wait_pool_gone(Duration::from_secs(30));
     let after = session.xact_counters().ok();
 
     let mut doc = session.document(

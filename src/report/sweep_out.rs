@@ -1,0 +1,266 @@
+//! Text forms of a sweep section: `sweep.csv` (one row per level), `rate_search.csv` (one row per
+//! probe), and the terminal table with the model and the recommendation.
+//!
+//! Reads only the document, so a sweep read back from disk prints the same.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use super::model::{RateSearch, RunDocument, SweepLevel, SweepSection};
+
+fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3}")).unwrap_or_default()
+}
+
+/// `sweep.csv` contents.
+pub fn levels_csv(s: &SweepSection) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "clients",
+        "tps",
+        "usl_tps",
+        "count",
+        "errors",
+        "mean_ms",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "p99_9_ms",
+        "max_ms",
+        "checkout_wait_p99_ms",
+        "client_cpu_share",
+        "meets_slo",
+    ])?;
+    for l in &s.levels {
+        let t = &l.latency;
+        w.write_record([
+            l.clients.to_string(),
+            format!("{:.3}", l.tps),
+            opt(l.usl_tps),
+            l.count.to_string(),
+            l.errors.values().sum::<u64>().to_string(),
+            format!("{:.3}", t.mean_ms),
+            format!("{:.3}", t.p50_ms),
+            format!("{:.3}", t.p95_ms),
+            format!("{:.3}", t.p99_ms),
+            format!("{:.3}", t.p999_ms),
+            format!("{:.3}", t.max_ms),
+            format!("{:.3}", l.checkout_wait_p99_ms),
+            format!("{:.3}", l.client_cpu_share),
+            l.meets_slo.map(|m| m.to_string()).unwrap_or_default(),
+        ])?;
+    }
+    finish(w)
+}
+
+/// `rate_search.csv` contents.
+pub fn probes_csv(r: &RateSearch) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "rate",
+        "achieved_tps",
+        "count",
+        "errors",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "p99_9_ms",
+        "max_ms",
+        "lag_p99_ms",
+        "passed",
+        "reason",
+    ])?;
+    for p in &r.probes {
+        let t = &p.latency;
+        w.write_record([
+            format!("{:.3}", p.rate),
+            format!("{:.3}", p.achieved_tps),
+            p.count.to_string(),
+            p.errors.to_string(),
+            format!("{:.3}", t.p50_ms),
+            format!("{:.3}", t.p95_ms),
+            format!("{:.3}", t.p99_ms),
+            format!("{:.3}", t.p999_ms),
+            format!("{:.3}", t.max_ms),
+            format!("{:.3}", p.lag_p99_ms),
+            p.passed.to_string(),
+            p.reason.clone(),
+        ])?;
+    }
+    finish(w)
+}
+
+/// One line per level, as printed while the sweep runs.
+pub fn level_line(l: &SweepLevel) -> String {
+    format!(
+        "{:>5} clients: {:>10.1} tx/s  p50 {:>8.3} ms  p99 {:>8.3} ms  errors {}{}",
+        l.clients,
+        l.tps,
+        l.latency.p50_ms,
+        l.latency.p99_ms,
+        l.errors.values().sum::<u64>(),
+        match l.meets_slo {
+            Some(true) => "  meets SLO",
+            Some(false) => "  misses SLO",
+            None => "",
+        }
+    )
+}
+
+/// The terminal summary of a sweep document.
+pub fn render(doc: &RunDocument) -> String {
+    let mut s = String::new();
+    let Some(sw) = &doc.sweep else {
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "\nsweep on {} ({}), {:.0} s per level after {:.0} s warmup, closed loop, protocol {}",
+        doc.target.dsn,
+        doc.target.server.server_version,
+        sw.config.duration_s,
+        sw.config.warmup_s,
+        sw.config.protocol
+    );
+    let _ = writeln!(
+        s,
+        "{:>7} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5}",
+        "clients", "tps", "usl tps", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "slo"
+    );
+    for l in &sw.levels {
+        let t = &l.latency;
+        let _ = writeln!(
+            s,
+            "{:>7} {:>11.1} {:>11} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>5}",
+            l.clients,
+            l.tps,
+            l.usl_tps.map(|v| format!("{v:.1}")).unwrap_or_default(),
+            t.p50_ms,
+            t.p95_ms,
+            t.p99_ms,
+            t.max_ms,
+            l.errors.values().sum::<u64>(),
+            match l.meets_slo {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "",
+            }
+        );
+    }
+    match (&sw.usl, &sw.usl_error) {
+        (Some(m), _) => {
+            let _ = writeln!(
+                s,
+                "USL: λ = {:.2} tx/s, σ = {:.5}, κ = {:.7}, R² = {:.4} ({} levels)",
+                m.lambda, m.sigma, m.kappa, m.r2, m.points
+            );
+            let limit = match (m.limit_kind.as_str(), m.limit_n, m.limit_tps) {
+                ("peak", Some(n), Some(x)) => {
+                    format!("peak N* = floor(√((1−σ)/κ)) = {n}, X(N*) = {x:.1} tx/s")
+                }
+                ("plateau", Some(n), Some(x)) => format!(
+                    "no retrograde region (κ ≈ 0): 95% of the ceiling λ/σ = {:.1} tx/s is reached \
+                     at N = {n} ({x:.1} tx/s)",
+                    m.asymptote_tps.unwrap_or(0.0)
+                ),
+                _ => "throughput scales linearly over the measured range: no limit visible".into(),
+            };
+            if m.kappa_fixed {
+                let _ = writeln!(
+                    s,
+                    "     κ fixed at 0: the free fit put N* beyond the largest measured level"
+                );
+            }
+            let _ = write!(s, "     {limit}");
+            if m.extrapolated {
+                let _ = write!(s, " (extrapolated beyond the measured levels)");
+            }
+            let _ = writeln!(s);
+            if let Some(i) = &m.limit_interval {
+                let _ = writeln!(
+                    s,
+                    "     {:.0}% bootstrap interval of the unrounded limit: {:.1} .. {} ({} replicates, {} without a limit)",
+                    i.level * 100.0,
+                    i.lower,
+                    i.upper
+                        .map(|u| format!("{u:.1}"))
+                        .unwrap_or_else(|| "unbounded".into()),
+                    i.replicates,
+                    i.unbounded
+                );
+            }
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(s, "USL: not fitted: {e}");
+        }
+        (None, None) => {}
+    }
+    let r = &sw.recommendation;
+    match r.pool_size {
+        Some(p) => {
+            let _ = writeln!(s, "recommended pool size: {p} ({})", r.basis);
+        }
+        None => {
+            let _ = writeln!(s, "recommended pool size: none ({})", r.basis);
+        }
+    }
+    match &r.heuristic {
+        Some(h) => {
+            let _ = writeln!(
+                s,
+                "rule of thumb cores × 2 + spindles: {} × 2 + {} = {} ({})",
+                h.cores, h.spindles, h.pool_size, h.assumption
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "rule of thumb cores × 2 + spindles: server cores unknown (remote server); give \
+                 --server-cores and --spindles to compare"
+            );
+        }
+    }
+    if let (Some(m), Some(b)) = (r.max_connections, &r.max_connections_basis) {
+        let _ = writeln!(s, "pair with max_connections >= {m} ({b})");
+    }
+    if let Some(rs) = &sw.rate_search {
+        let _ = writeln!(
+            s,
+            "rate search ({} clients, open loop, latency from the intended start, SLO {}):",
+            rs.clients, rs.slo.text
+        );
+        for p in &rs.probes {
+            let _ = writeln!(
+                s,
+                "  {:>10.1} tx/s offered: {:>10.1} achieved, p{} {:>9.3} ms, {} errors: {}",
+                p.rate,
+                p.achieved_tps,
+                rs.slo.percentile,
+                p.latency.percentile_ms(rs.slo.percentile),
+                p.errors,
+                if p.passed { "pass" } else { p.reason.as_str() }
+            );
+        }
+        match rs.max_sustainable_rate {
+            Some(v) => {
+                let _ = writeln!(
+                    s,
+                    "max sustainable rate meeting {}: {v:.1} tx/s",
+                    rs.slo.text
+                );
+            }
+            None => {
+                let _ = writeln!(s, "no probed rate met {}", rs.slo.text);
+            }
+        }
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
+    }
+    s
+}
