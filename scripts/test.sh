@@ -50,6 +50,13 @@ if ! command -v pgbench >/dev/null; then
 fi
 say "pgbench: $(command -v pgbench)"
 
+# The report.html test loads the page in headless Chromium and checks the screenshot.
+if ! command -v chromium >/dev/null; then
+  install_or_ask chromium
+  command -v chromium >/dev/null || { say "still no chromium after installing"; exit 1; }
+fi
+say "chromium: $(command -v chromium)"
+
 if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi

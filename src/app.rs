@@ -56,7 +56,7 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
     match command {
         Command::Queries(a) => {
             let opts = queries_options(&a, argv)?;
-            queries::run(&opts)?;
+            queries::run_repeated(&opts, a.repeat)?;
             Ok(0)
         }
         Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
@@ -113,6 +113,10 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             print!("{}", crate::report::json_schema());
             Ok(0)
         }
+        Command::Compare(a) => crate::results_app::compare(&a),
+        Command::Report(a) => crate::results_app::report(&a),
+        Command::List(a) => crate::results_app::list(&a),
+        Command::Merge(a) => crate::results_app::merge(&a, argv),
     }
 }
 
@@ -182,6 +186,27 @@ pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v * mult_ms / 1000.0))
 }
 
+fn check_repeat(n: u32) -> Result<()> {
+    if n == 0 {
+        return Err(error::usage("--repeat must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Parses `--start-at` (RFC 3339, e.g. 2025-06-01T12:00:00Z).
+pub fn parse_start_at(s: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    s.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t.trim())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                error::usage(format!(
+                    "--start-at '{t}' is not an RFC 3339 time ({e}); write e.g. 2025-06-01T12:00:00Z"
+                ))
+            })
+    })
+    .transpose()
+}
+
 fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
     ArchiveOptions {
         results_dir: PathBuf::from(results_dir),
@@ -243,7 +268,9 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     if !mix.is_empty() {
         crate::workload::parse_mix(&mix, &builtin::NAMES)?;
     }
+    check_repeat(a.repeat)?;
     let mut o = QueriesOptions {
+        start_at: parse_start_at(a.start_at.as_deref())?,
         target: TargetOptions {
             dsn: a.dsn.clone(),
             sandbox_max_connections: None,
@@ -359,7 +386,10 @@ fn suite_options(
     argv: &[String],
 ) -> Result<crate::scenarios::suite::SuiteOptions> {
     let profile: crate::scenarios::suite::Profile = a.profile.parse()?;
+    check_repeat(a.repeat)?;
     Ok(crate::scenarios::suite::SuiteOptions {
+        repeat: a.repeat,
+        start_at: parse_start_at(a.start_at.as_deref())?,
         profile,
         target: TargetOptions {
             dsn: a.dsn.clone(),

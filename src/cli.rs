@@ -22,6 +22,10 @@ pub enum Command {
     Clean(CleanArgs),
     Sandbox(SandboxArgs),
     Schema(SchemaArgs),
+    Compare(CompareArgs),
+    Report(ReportArgs),
+    List(ListArgs),
+    Merge(MergeArgs),
     Sweep(SweepArgs),
 }
 
@@ -44,6 +48,12 @@ pub struct RunArgs {
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
+    /// run the suite N times, one result folder each plus a set folder for compare (default 1)
+    #[argh(option, default = "1")]
+    pub repeat: u32,
+    /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
+    #[argh(option)]
+    pub start_at: Option<String>,
 }
 
 /// Measure latency and throughput of the query mix under load.
@@ -122,6 +132,12 @@ pub struct QueriesArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+    /// run the load N times, one result folder each plus a set folder for compare (default 1)
+    #[argh(option, default = "1")]
+    pub repeat: u32,
+    /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
+    #[argh(option)]
+    pub start_at: Option<String>,
 }
 
 /// Create (or recreate) the pgstorm POS dataset in the target database.
@@ -167,6 +183,66 @@ pub struct SandboxArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "schema")]
 pub struct SchemaArgs {}
+
+/// Compare two result folders (or sets of repeated runs): deltas, verdicts, settings diff.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "compare")]
+pub struct CompareArgs {
+    /// baseline: a result folder, a set folder, or folders separated by commas
+    #[argh(positional)]
+    pub a: String,
+    /// candidate: a result folder, a set folder, or folders separated by commas
+    #[argh(positional)]
+    pub b: String,
+    /// output: table (default), markdown or json
+    #[argh(option, default = "String::from(\"table\")")]
+    pub format: String,
+    /// exit 1 when a metric regresses significantly by more than this, e.g. 5%
+    #[argh(option)]
+    pub fail_on_regression: Option<String>,
+    /// smallest change (in %) that can count as significant (default 1%)
+    #[argh(option, default = "String::from(\"1%\")")]
+    pub min_effect: String,
+    /// also write the comparison as a self-contained HTML page to this file
+    #[argh(option)]
+    pub html: Option<String>,
+}
+
+/// (Re)render report.html of a result folder.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "report")]
+pub struct ReportArgs {
+    /// the result folder
+    #[argh(positional)]
+    pub folder: String,
+}
+
+/// List archived runs from results/index.csv (reconciled with the folders first).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct ListArgs {
+    /// only runs with this label
+    #[argh(option)]
+    pub label: Option<String>,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+}
+
+/// Merge runs made at the same time on several load machines into one result (histograms added).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "merge")]
+pub struct MergeArgs {
+    /// result folders, one per load machine
+    #[argh(positional)]
+    pub folders: Vec<String>,
+    /// label of the merged result folder (default: merged)
+    #[argh(option, default = "String::from(\"merged\")")]
+    pub label: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+}
 
 /// Find the pool size where throughput peaks: closed-loop loads at each concurrency level, the
 /// Universal Scalability Law fitted to them, and a recommendation (optionally the highest

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod dataset;
 pub mod engine;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod interrupt;
 pub mod monitor;
 pub mod proc_stats;
 pub mod report;
+pub mod results_app;
 pub mod rng;
 pub mod sandbox;
 pub mod scenarios;

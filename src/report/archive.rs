@@ -1,4 +1,5 @@
-//! Writing a result folder: run.json, CSVs, the HdrHistogram interval log, and the index line.
+//! Writing a result folder: run.json, CSVs, report.html, the HdrHistogram interval log, and the
+//! index line.
 //!
 //! Invariants: a result folder appears complete or not at all. Everything is written into a hidden
 //! temporary folder next to the final one and renamed into place; `index.csv` gets its line only
@@ -75,6 +76,10 @@ fn write_into(dir: &Path, doc: &RunDocument, extra: &[ExtraFile]) -> Result<()> 
         write_file(&dir.join("summary.csv"), &csv_out::summary(load)?)?;
         write_file(&dir.join("timeseries.csv"), &csv_out::timeseries(load)?)?;
     }
+    write_file(
+        &dir.join("report.html"),
+        super::html::run_page(doc).as_bytes(),
+    )?;
     for (name, bytes) in extra {
         write_file(&dir.join(name), bytes)?;
     }
@@ -93,16 +98,8 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 pub const INDEX_HEADER: &str =
     "run_id,started_at,label,scenario,host,server_version,clients,tps,p99_ms,errors,verdict,shared_buffers,work_mem,max_connections";
 
-/// Appends one line for `doc` to `results_dir/index.csv` (creating it with a header).
-pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
-    let path = results_dir.join("index.csv");
-    let new = !path.exists();
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    if new {
-        w.write_record(INDEX_HEADER.split(','))?;
-    }
+/// The index line of `doc`, in [`INDEX_HEADER`] order.
+pub fn index_row(doc: &RunDocument) -> Vec<String> {
     let load = doc.load.as_ref();
     let setting = |k: &str| {
         doc.target
@@ -112,7 +109,7 @@ pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
             .cloned()
             .unwrap_or_default()
     };
-    w.write_record([
+    vec![
         doc.run_id.clone(),
         doc.started_at.clone(),
         doc.label.clone(),
@@ -131,7 +128,20 @@ pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
         setting("shared_buffers"),
         setting("work_mem"),
         setting("max_connections"),
-    ])?;
+    ]
+}
+
+/// Appends one line for `doc` to `results_dir/index.csv` (creating it with a header).
+pub fn append_index(results_dir: &Path, doc: &RunDocument) -> Result<()> {
+    let path = results_dir.join("index.csv");
+    let new = !path.exists();
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    if new {
+        w.write_record(INDEX_HEADER.split(','))?;
+    }
+    w.write_record(index_row(doc))?;
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut f = fs::OpenOptions::new()
         .create(true)

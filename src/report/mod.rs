@@ -7,7 +7,11 @@
 pub mod archive;
 pub mod csv_out;
 pub mod hlog;
+pub mod html;
+pub mod index;
+pub mod merge;
 pub mod model;
+pub mod set;
 pub mod summary;
 pub mod sweep_chart;
 pub mod sweep_model;

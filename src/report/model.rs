@@ -52,6 +52,22 @@ pub struct RunDocument {
     pub sweep: Option<SweepSection>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
+    /// When this result merges runs made at the same time on several load machines: the runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<Vec<MergedRun>>,
+}
+
+/// One load machine's run inside a merged result.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MergedRun {
+    /// The run's folder name.
+    pub run_id: String,
+    /// The load machine.
+    pub hostname: String,
+    /// Its start (RFC 3339, UTC).
+    pub started_at: String,
+    /// Its successful executions.
+    pub count: u64,
 }
 
 /// Producer of the document.

@@ -58,6 +58,8 @@ pub struct QueriesOptions {
     pub scale: Option<i64>,
     /// `-D name=value` script variables.
     pub defines: Vec<(String, String)>,
+    /// Hold the load until this moment (`--start-at`), so several load machines start together.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a scenario produced.
@@ -100,6 +102,7 @@ impl Default for QueriesOptions {
             per_command: false,
             scale: None,
             defines: Vec::new(),
+            start_at: None,
         }
     }
 }
@@ -108,6 +111,69 @@ impl Default for QueriesOptions {
 pub fn run(opts: &QueriesOptions) -> Result<Outcome> {
     let mut session = Session::open(&opts.target)?;
     run_on(&mut session, opts)
+}
+
+/// Runs the scenario `repeat` times on one session, one result folder each; with more than one
+/// run, also writes a set folder naming them (what `compare` takes as samples).
+pub fn run_repeated(opts: &QueriesOptions, repeat: u32) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
+    let mut session = Session::open(&opts.target)?;
+    repeat_on(&mut session, opts, repeat)
+}
+
+/// [`run_repeated`] on an existing session.
+pub fn repeat_on(
+    session: &mut Session,
+    opts: &QueriesOptions,
+    repeat: u32,
+) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
+    let mut outcomes = Vec::new();
+    for i in 0..repeat.max(1) {
+        if repeat > 1 {
+            eprintln!("pgstorm: run {} of {repeat}", i + 1);
+        }
+        let mut o = opts.clone();
+        // Only the first run waits for --start-at; the others follow it directly.
+        if i > 0 {
+            o.start_at = None;
+        }
+        outcomes.push(run_on(session, &o)?);
+    }
+    let set = if repeat > 1 {
+        let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
+        let dir = crate::report::set::write(&opts.archive.results_dir, &opts.archive.label, &ids)?;
+        if opts.print_summary {
+            println!("set of {repeat} runs: {}", dir.display());
+        }
+        Some(dir)
+    } else {
+        None
+    };
+    Ok((outcomes, set))
+}
+
+/// Sleeps until `at` (returns at once when it has passed); Ctrl-C cuts the wait short.
+fn wait_until(at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    if wait.is_zero() {
+        eprintln!(
+            "pgstorm: --start-at {} has passed: starting now",
+            at.to_rfc3339()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "pgstorm: waiting {:.1} s for --start-at {}",
+        wait.as_secs_f64(),
+        at.to_rfc3339()
+    );
+    let deadline = std::time::Instant::now() + wait;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        if crate::interrupt::requested() {
+            return Err(crate::interrupt::error());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+    Ok(())
 }
 
 /// Runs the scenario on an existing session (used by `pgstorm run` to chain scenarios).
@@ -175,6 +241,9 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
     workload.per_command = opts.per_command;
     let workload = Arc::new(workload);
 
+    if let Some(at) = opts.start_at {
+        wait_until(at)?;
+    }
     let started = chrono::Utc::now();
     let host = crate::monitor::host::host_info();
     let before = session.xact_counters().ok();

@@ -146,6 +146,7 @@ impl Session {
             load: None,
             sweep: None,
             warnings: Vec::new(),
+            merged_from: None,
         }
     }
 
@@ -168,7 +169,7 @@ impl Session {
                 .admin
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgstorm' \
-                     AND pid <> pg_backend_pid()",
+                     AND datname = current_database() AND pid <> pg_backend_pid()",
                     &[],
                 )?
                 .get(0);

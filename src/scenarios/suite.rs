@@ -86,6 +86,10 @@ pub struct SuiteOptions {
     pub archive: ArchiveOptions,
     /// Seed when the dataset is missing.
     pub seed_if_missing: bool,
+    /// Runs of the suite (`--repeat`): one result folder each, plus a set folder when above 1.
+    pub repeat: u32,
+    /// Hold the load until this moment (`--start-at`).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -97,6 +101,7 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
-    queries::run_on(&mut session, &q)?;
+    q.start_at = opts.start_at;
+    queries::repeat_on(&mut session, &q, opts.repeat)?;
     Ok(0)
 }

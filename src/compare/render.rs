@@ -1,0 +1,183 @@
+//! A comparison as a terminal table or as Markdown (for a pull-request comment); JSON is the
+//! serialized [`Comparison`].
+
+use std::fmt::Write as _;
+
+use super::{Basis, Comparison, Metric, MetricDelta, Verdict};
+
+/// The verdict in words, e.g. `slower`, `more errors`, `slower (hint)`.
+pub fn verdict_text(d: &MetricDelta) -> String {
+    let word = match (d.verdict, d.metric) {
+        (Verdict::Improved, Metric::ErrorRate) => "fewer errors",
+        (Verdict::Regressed, Metric::ErrorRate) => "more errors",
+        (Verdict::Improved, _) => "faster",
+        (Verdict::Regressed, _) => "slower",
+        (Verdict::NoSignificantChange, _) => "no significant change",
+        (Verdict::Unknown, _) => "cannot be assessed",
+    };
+    if d.basis == Basis::IntervalHint && d.verdict != Verdict::Unknown {
+        format!("{word} (hint)")
+    } else {
+        word.to_string()
+    }
+}
+
+/// A metric value with the precision it deserves (`-` when undefined).
+pub fn num(v: f64, metric: Metric) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    match metric {
+        Metric::Tps => format!("{v:.1}"),
+        Metric::ErrorRate => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
+/// A signed change: `%` of A, or percentage points for the error rate (`-` when undefined).
+pub fn pct(d: &MetricDelta) -> String {
+    d.change_pct
+        .map_or("-".into(), |c| format!("{c:+.1}{}", unit(d)))
+}
+
+fn unit(d: &MetricDelta) -> &'static str {
+    if d.metric.is_relative() {
+        "%"
+    } else {
+        "pp"
+    }
+}
+
+/// The confidence interval of the change (`-` when there is none).
+pub fn ci(d: &MetricDelta) -> String {
+    d.ci_pct.map_or("-".into(), |(lo, hi)| {
+        format!("[{lo:+.1}, {hi:+.1}]{}", unit(d))
+    })
+}
+
+/// The noise floor (`-` when nothing was tested).
+pub fn noise(d: &MetricDelta) -> String {
+    if d.basis == Basis::None {
+        "-".into()
+    } else {
+        format!("{:.1}{}", d.noise_floor_pct, unit(d))
+    }
+}
+
+fn side_line(name: &str, s: &super::SideInfo) -> String {
+    format!(
+        "{name}: {} ({} run{}, label {}, PostgreSQL {})",
+        s.spec,
+        s.runs.len(),
+        if s.runs.len() == 1 { "" } else { "s" },
+        s.label,
+        s.server_version
+    )
+}
+
+fn setting_value(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("(absent)")
+}
+
+/// The terminal table.
+pub fn text(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", side_line("A", &c.a));
+    let _ = writeln!(s, "{}", side_line("B", &c.b));
+    if c.settings_diff.is_empty() {
+        let _ = writeln!(s, "settings: identical snapshots");
+    } else {
+        let _ = writeln!(s, "settings changed (A -> B):");
+        for d in &c.settings_diff {
+            let _ = writeln!(
+                s,
+                "  {:<32} {} -> {}",
+                d.name,
+                setting_value(&d.a),
+                setting_value(&d.b)
+            );
+        }
+    }
+    for w in &c.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<13} {:<9} {:>11} {:>11} {:>8} {:>18} {:>7}  verdict",
+        "query", "metric", "A", "B", "change", "95% CI", "noise"
+    );
+    for scope in &c.scopes {
+        for d in &scope.metrics {
+            let _ = writeln!(
+                s,
+                "{:<13} {:<9} {:>11} {:>11} {:>8} {:>18} {:>7}  {}",
+                scope.name,
+                d.metric.label(),
+                num(d.a, d.metric),
+                num(d.b, d.metric),
+                pct(d),
+                ci(d),
+                noise(d),
+                verdict_text(d)
+            );
+        }
+    }
+    s
+}
+
+/// Markdown for a pull-request comment.
+pub fn markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### pgstorm compare\n");
+    let _ = writeln!(s, "- {}", side_line("**A**", &c.a));
+    let _ = writeln!(s, "- {}\n", side_line("**B**", &c.b));
+    if c.settings_diff.is_empty() {
+        let _ = writeln!(s, "Settings: identical snapshots.\n");
+    } else {
+        let _ = writeln!(s, "| setting | A | B |\n|---|---|---|");
+        for d in &c.settings_diff {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} |",
+                d.name,
+                setting_value(&d.a),
+                setting_value(&d.b)
+            );
+        }
+        s.push('\n');
+    }
+    for w in &c.warnings {
+        let _ = writeln!(s, "> **warning**: {w}");
+    }
+    if !c.warnings.is_empty() {
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "| query | metric | A | B | change | 95% CI | noise | verdict |\n|---|---|---:|---:|---:|---:|---:|---|"
+    );
+    for scope in &c.scopes {
+        for d in &scope.metrics {
+            let v = verdict_text(d);
+            let v = match d.verdict {
+                Verdict::Improved | Verdict::Regressed if d.basis == Basis::Runs => {
+                    format!("**{v}**")
+                }
+                _ => v,
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                scope.name,
+                d.metric.label(),
+                num(d.a, d.metric),
+                num(d.b, d.metric),
+                pct(d),
+                ci(d),
+                noise(d),
+                v
+            );
+        }
+    }
+    s
+}

@@ -1,0 +1,400 @@
+//! `report.html`: one self-contained page per run (and per comparison) with SVG charts.
+//!
+//! Invariants: the page needs nothing but itself (inline CSS and inline SVG, no script, no
+//! network); it is rendered from the result document only, so `pgstorm report <folder>` gives the
+//! same page as the run did. Sections are independent functions over the document listed in
+//! [`RUN_SECTIONS`]: a section whose data is absent renders nothing. Document sections without a
+//! dedicated renderer (added by newer scenarios) still show: arrays of points with a `t_s` field
+//! become time charts, arrays of records become tables, scalars a key/value table (see
+//! [`generic`]). To give a new section a dedicated renderer, add a function to `RUN_SECTIONS` and
+//! its key to [`generic::HANDLED`].
+
+pub mod charts;
+pub mod generic;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::model::{LoadResult, RunDocument};
+use crate::compare::render::{self, verdict_text};
+use crate::compare::{Comparison, Side, Verdict};
+use crate::engine::stats::{self, Hist};
+use charts::{line_chart, ChartSpec, Series};
+
+/// HTML-escapes text.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:960px;color:#222;background:#fff}\
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}\
+table{border-collapse:collapse;font-size:13px;margin:8px 0;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}\
+th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}.meta{color:#555;font-size:13px}\
+.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0;font-size:13px}\
+.bad{color:#b00020;font-weight:bold}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}svg{display:block;margin:6px 0}";
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}\n<p class=\"meta\">pgstorm {}</p></body></html>\n",
+        esc(title),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// One renderer: the HTML of its section, or None when the document has no data for it.
+pub type Section = fn(&RunDocument) -> Option<String>;
+
+/// The sections of a run page, in order.
+pub const RUN_SECTIONS: &[Section] = &[
+    header,
+    warnings,
+    summary_table,
+    latency_spectrum,
+    throughput_over_time,
+    pool,
+    merged_from,
+];
+
+/// The page of one run.
+pub fn run_page(doc: &RunDocument) -> String {
+    let mut body = String::new();
+    for s in RUN_SECTIONS {
+        if let Some(html) = s(doc) {
+            body.push_str(&html);
+        }
+    }
+    body.push_str(&generic::other_sections(doc));
+    page(&format!("pgstorm {}", doc.run_id), &body)
+}
+
+fn header(doc: &RunDocument) -> Option<String> {
+    let mut s = format!(
+        "<h1>pgstorm {}: {}</h1>\n",
+        esc(&doc.scenario),
+        esc(&doc.run_id)
+    );
+    let _ = write!(
+        s,
+        "<p class=\"meta\">{} &rarr; {}{}<br>target {} &middot; PostgreSQL {} &middot; load host {} ({} CPUs)",
+        esc(&doc.started_at),
+        esc(&doc.finished_at),
+        if doc.interrupted { " <span class=\"bad\">(interrupted)</span>" } else { "" },
+        esc(&doc.target.dsn),
+        esc(&doc.target.server.server_version),
+        esc(&doc.host.hostname),
+        doc.host.cpus
+    );
+    if let Some(d) = &doc.dataset {
+        let _ = write!(s, " &middot; dataset scale {} (seed {})", d.scale, d.seed);
+    }
+    if let Some(l) = &doc.load {
+        let c = &l.config;
+        let _ = write!(
+            s,
+            "<br>{} clients, {}, protocol {}, latency from {}, warmup {} s",
+            c.clients,
+            c.rate.map_or("closed loop".to_string(), |r| format!(
+                "open loop at {r:.0} tx/s"
+            )),
+            esc(&c.protocol),
+            esc(&c.latency_from.replace('_', " ")),
+            c.warmup_s
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<br>command: <code>{}</code></p>",
+        esc(&doc.command.join(" "))
+    );
+    Some(s)
+}
+
+fn warnings(doc: &RunDocument) -> Option<String> {
+    if doc.warnings.is_empty() {
+        return None;
+    }
+    let mut s = String::from("<h2>Warnings</h2>\n");
+    for w in &doc.warnings {
+        let _ = writeln!(
+            s,
+            "<div class=\"warn\"><b>{}</b>: {}</div>",
+            esc(&w.code),
+            esc(&w.message)
+        );
+    }
+    Some(s)
+}
+
+fn summary_table(doc: &RunDocument) -> Option<String> {
+    let l = doc.load.as_ref()?;
+    let mut s = String::from(
+        "<h2>Latency and throughput</h2>\n<table><tr><th>query</th><th>count</th><th>errors</th><th>tps</th>\
+         <th>mean ms</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n",
+    );
+    for q in l.queries.iter().chain(std::iter::once(&l.summary)) {
+        let t = &q.latency;
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+            esc(&q.name),
+            q.count,
+            q.errors.values().sum::<u64>(),
+            q.tps,
+            t.mean_ms,
+            t.p50_ms,
+            t.p95_ms,
+            t.p99_ms,
+            t.p999_ms,
+            t.max_ms
+        );
+    }
+    s.push_str("</table>\n");
+    Some(s)
+}
+
+fn hists(l: &LoadResult) -> Vec<(String, Hist)> {
+    l.queries
+        .iter()
+        .chain(std::iter::once(&l.summary))
+        .filter_map(|q| {
+            stats::decode(&q.latency.histogram)
+                .ok()
+                .map(|h| (q.name.clone(), h))
+        })
+        .collect()
+}
+
+fn latency_spectrum(doc: &RunDocument) -> Option<String> {
+    let l = doc.load.as_ref()?;
+    let svg = charts::spectrum("Latency percentile spectrum by query type", &hists(l));
+    (!svg.is_empty()).then(|| format!("<h2>Latency percentile spectrum</h2>\n{svg}\n"))
+}
+
+fn throughput_over_time(doc: &RunDocument) -> Option<String> {
+    let l = doc.load.as_ref()?;
+    if l.timeseries.is_empty() {
+        return None;
+    }
+    let ts = &l.timeseries;
+    let spec = |title, y_label| ChartSpec {
+        title,
+        x_label: "seconds since start",
+        y_label,
+        log_x: false,
+        log_y: false,
+        x_fmt: None,
+    };
+    let tps = line_chart(
+        &spec("Throughput", "transactions/s"),
+        &[Series {
+            name: "tps".into(),
+            points: ts.iter().map(|p| (p.t_s, p.tps)).collect(),
+        }],
+    );
+    let lat = line_chart(
+        &spec("Latency per interval", "ms"),
+        &[
+            Series {
+                name: "p99".into(),
+                points: ts.iter().map(|p| (p.t_s, p.p99_ms)).collect(),
+            },
+            Series {
+                name: "p50".into(),
+                points: ts.iter().map(|p| (p.t_s, p.p50_ms)).collect(),
+            },
+        ],
+    );
+    let warm = ts.iter().filter(|p| p.warmup).count();
+    let note = if warm > 0 {
+        format!("<p class=\"meta\">the first {warm} interval(s) are warmup, excluded from the totals</p>\n")
+    } else {
+        String::new()
+    };
+    Some(format!("<h2>Over time</h2>\n{note}{tps}\n{lat}\n"))
+}
+
+fn pool(doc: &RunDocument) -> Option<String> {
+    let p = &doc.load.as_ref()?.pool;
+    let row = |n: &str, l: &super::model::LatencySummary| {
+        format!(
+            "<tr><td>{n}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>\n",
+            l.count, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+        )
+    };
+    Some(format!(
+        "<h2>Pool</h2>\n<p class=\"meta\">{} connections opened, {} connect failures</p>\n\
+         <table><tr><th></th><th>count</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n{}{}</table>\n",
+        p.connections_opened,
+        p.connect_failures,
+        row("checkout wait", &p.checkout_wait),
+        row("connect", &p.connect)
+    ))
+}
+
+fn merged_from(doc: &RunDocument) -> Option<String> {
+    let m = doc.merged_from.as_ref()?;
+    let mut s = String::from(
+        "<h2>Merged load machines</h2>\n<table><tr><th>run</th><th>host</th><th>started</th><th>count</th></tr>\n",
+    );
+    for r in m {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.run_id),
+            esc(&r.hostname),
+            esc(&r.started_at),
+            r.count
+        );
+    }
+    s.push_str("</table>\n");
+    Some(s)
+}
+
+/// The sum of the `all` histograms of a side's runs (exact pooled distribution).
+fn side_hist(side: &Side, scope: &str) -> Option<Hist> {
+    let mut acc: Option<Hist> = None;
+    for d in &side.runs {
+        let l = d.load.as_ref()?;
+        let q = if scope == "all" {
+            Some(&l.summary)
+        } else {
+            l.queries.iter().find(|q| q.name == scope)
+        }?;
+        let h = stats::decode(&q.latency.histogram).ok()?;
+        match &mut acc {
+            Some(a) => a.add(&h).ok()?,
+            None => acc = Some(h),
+        }
+    }
+    acc
+}
+
+/// The page of a comparison.
+pub fn comparison_page(c: &Comparison, a: &Side, b: &Side) -> String {
+    let mut s = format!(
+        "<h1>pgstorm compare</h1>\n<p class=\"meta\">A: {} ({} run(s), label {})<br>B: {} ({} run(s), label {})</p>\n",
+        esc(&c.a.spec),
+        c.a.runs.len(),
+        esc(&c.a.label),
+        esc(&c.b.spec),
+        c.b.runs.len(),
+        esc(&c.b.label)
+    );
+    s.push_str("<h2>Settings changed</h2>\n");
+    if c.settings_diff.is_empty() {
+        s.push_str("<p>identical settings snapshots</p>\n");
+    } else {
+        s.push_str("<table><tr><th>setting</th><th>A</th><th>B</th></tr>\n");
+        for d in &c.settings_diff {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.name),
+                esc(d.a.as_deref().unwrap_or("(absent)")),
+                esc(d.b.as_deref().unwrap_or("(absent)"))
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    if !c.warnings.is_empty() {
+        s.push_str("<h2>Warnings</h2>\n");
+        for w in &c.warnings {
+            let _ = writeln!(s, "<div class=\"warn\">{}</div>", esc(w));
+        }
+    }
+    s.push_str(
+        "<h2>Changes</h2>\n<table><tr><th>query</th><th>metric</th><th>A</th><th>B</th><th>change</th><th>95% CI</th><th>noise</th><th>verdict</th></tr>\n",
+    );
+    for scope in &c.scopes {
+        for d in &scope.metrics {
+            let class = match d.verdict {
+                Verdict::Regressed => " class=\"bad\"",
+                Verdict::Improved => " class=\"good\"",
+                _ => "",
+            };
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{class} style=\"text-align:left\">{}</td></tr>",
+                esc(&scope.name),
+                d.metric.label(),
+                render::num(d.a, d.metric),
+                render::num(d.b, d.metric),
+                render::pct(d),
+                render::ci(d),
+                render::noise(d),
+                esc(&verdict_text(d))
+            );
+        }
+    }
+    s.push_str("</table>\n");
+    let pooled: Vec<(String, Hist)> = [("A", a), ("B", b)]
+        .iter()
+        .filter_map(|(n, side)| {
+            side_hist(side, "all").map(|h| (format!("{n}: {}", c_label(side)), h))
+        })
+        .collect();
+    let svg = charts::spectrum(
+        "Latency percentile spectrum, all query types (runs pooled)",
+        &pooled,
+    );
+    if !svg.is_empty() {
+        let _ = writeln!(s, "<h2>Latency spectrum</h2>\n{svg}");
+    }
+    let tps: Vec<Series> = [("A", a), ("B", b)]
+        .iter()
+        .filter_map(|(n, side)| {
+            let l = side.runs[0].load.as_ref()?;
+            Some(Series {
+                name: format!("{n}: {}", side.runs[0].run_id),
+                points: l.timeseries.iter().map(|p| (p.t_s, p.tps)).collect(),
+            })
+        })
+        .collect();
+    let svg = line_chart(
+        &ChartSpec {
+            title: "Throughput over time (first run of each side)",
+            x_label: "seconds since start",
+            y_label: "transactions/s",
+            log_x: false,
+            log_y: false,
+            x_fmt: None,
+        },
+        &tps,
+    );
+    if !svg.is_empty() {
+        let _ = writeln!(s, "<h2>Throughput</h2>\n{svg}");
+    }
+    page("pgstorm compare", &s)
+}
+
+fn c_label(side: &Side) -> String {
+    side.runs[0].label.clone()
+}
