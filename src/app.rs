@@ -59,6 +59,11 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             queries::run_repeated(&opts, a.repeat)?;
             Ok(0)
         }
+        Command::Connections(a) => {
+            let opts = connections_options(&a, argv)?;
+            crate::scenarios::connections::run(&opts)?;
+            Ok(0)
+        }
         Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
         Command::Seed(a) if a.pgbench => {
             let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
@@ -381,6 +386,111 @@ pub fn sweep_options(
     Ok(o)
 }
 
+/// Parses a connect rate: `50/s`, `50`, or `unlimited`.
+pub fn parse_rate(flag: &str, s: &str) -> Result<Option<f64>> {
+    let t = s.trim();
+    if t == "unlimited" || t == "none" {
+        return Ok(None);
+    }
+    let num = t.strip_suffix("/s").unwrap_or(t).trim();
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+        _ => Err(error::usage(format!(
+            "{flag} '{s}' is not a rate; write e.g. 50/s, or unlimited"
+        ))),
+    }
+}
+
+/// Validates `pgstorm connections` arguments into scenario options.
+pub fn connections_options(
+    a: &cli::ConnectionsArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::connections::ConnectionsOptions> {
+    use crate::scenarios::connections::{ramp_steps, step_timeout, validate, ConnectionsOptions};
+    if a.time == 0 {
+        return Err(error::usage("-T must be above 0"));
+    }
+    let fallback_direct = match a.fallback.as_str() {
+        "none" => false,
+        "direct" => true,
+        other => {
+            return Err(error::usage(format!(
+                "--fallback '{other}': use none or direct"
+            )))
+        }
+    };
+    if a.clients.is_some() && !a.storm {
+        return Err(error::usage(
+            "-c is the storm's client count; without --storm use --max-connections (pool size) \
+             and --workers",
+        ));
+    }
+    let mut o = ConnectionsOptions {
+        target: TargetOptions {
+            dsn: a.dsn.clone(),
+            sandbox_max_connections: None,
+        },
+        archive: archive(&a.results_dir, &a.label, argv),
+        seed_if_missing: !a.no_seed,
+        protocol: a.protocol.parse()?,
+        print_summary: true,
+        ..ConnectionsOptions::default()
+    };
+    if let Some(m) = &a.mix {
+        o.mix = m.clone();
+    }
+    let e = &mut o.engine;
+    e.storm = a.storm;
+    e.steps = if a.storm {
+        if a.steps.is_some() || a.workers.is_some() {
+            return Err(error::usage(
+                "--storm runs -c clients without a pool: --steps and --workers do not apply",
+            ));
+        }
+        vec![a.clients.unwrap_or(10)]
+    } else {
+        match &a.steps {
+            Some(list) => list
+                .split(',')
+                .map(|p| {
+                    p.trim().parse::<u32>().map_err(|_| {
+                        error::usage(format!(
+                            "--steps '{list}': write pool sizes separated by commas, e.g. 10,50,100"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => ramp_steps(a.max_connections),
+        }
+    };
+    if a.storm && e.steps[0] == 0 {
+        return Err(error::usage("-c must be at least 1"));
+    }
+    e.workers = if a.storm { Some(e.steps[0]) } else { a.workers };
+    e.hold = Duration::from_secs(a.time);
+    e.step_hold = parse_duration("--step-hold", &a.step_hold)?;
+    e.connect_rate = parse_rate("--connect-rate", &a.connect_rate)?;
+    e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    e.leak_threshold = parse_duration("--leak-threshold", &a.leak_threshold)?;
+    e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
+    e.interval = parse_duration("--interval", &a.interval)?;
+    e.think = match &a.think {
+        Some(t) => parse_duration("--think", t)?,
+        None => Duration::ZERO,
+    };
+    e.fallback_direct = fallback_direct;
+    e.inject_leaks = a.inject_leaks;
+    e.seed = a.seed;
+    e.progress = !a.quiet;
+    let max = e.steps.iter().copied().max().unwrap_or(1);
+    e.step_timeout = step_timeout(max, e.connect_rate);
+    // A throwaway sandbox (no target given) is sized for the run.
+    let needed = if e.fallback_direct { max * 2 } else { max };
+    o.target.sandbox_max_connections = Some(needed.saturating_add(100).max(600));
+    validate(&o)?;
+    Ok(o)
+}
+
 fn suite_options(
     a: &cli::RunArgs,
     argv: &[String],
@@ -435,5 +545,13 @@ mod tests {
         assert_eq!(main(&args(&["sweep", "--slo", "p99>20ms"])), 2);
         assert_eq!(main(&args(&["sweep", "--rate-search"])), 2);
         assert_eq!(main(&args(&["sweep", "--mix", "nope=1"])), 2);
+        assert_eq!(main(&args(&["connections", "--steps", "50,10"])), 2);
+        assert_eq!(main(&args(&["connections", "--connect-rate", "fast"])), 2);
+        assert_eq!(main(&args(&["connections", "--fallback", "pray"])), 2);
+        assert_eq!(main(&args(&["connections", "-c", "5"])), 2);
+        assert_eq!(
+            main(&args(&["connections", "--storm", "--inject-leaks", "1"])),
+            2
+        );
     }
 }

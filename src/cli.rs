@@ -18,6 +18,7 @@ pub struct Cli {
 pub enum Command {
     Run(RunArgs),
     Queries(QueriesArgs),
+    Connections(ConnectionsArgs),
     Seed(SeedArgs),
     Clean(CleanArgs),
     Sandbox(SandboxArgs),
@@ -138,6 +139,81 @@ pub struct QueriesArgs {
     /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
     #[argh(option)]
     pub start_at: Option<String>,
+}
+
+/// Hold hundreds of connections: ramp and hold, leaks, checkout timeouts, recovery, storms.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "connections")]
+pub struct ConnectionsArgs {
+    /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// pool size to ramp up to and hold (default 100)
+    #[argh(option, default = "100")]
+    pub max_connections: u32,
+    /// pool sizes of the ramp, e.g. 10,50,100,250,500 (default: that ladder up to --max-connections)
+    #[argh(option)]
+    pub steps: Option<String>,
+    /// worker threads running the query mix over the pool (default: one per connection)
+    #[argh(option)]
+    pub workers: Option<u32>,
+    /// seconds to hold the last step (storm: the duration) (default 60)
+    #[argh(option, short = 'T', default = "60")]
+    pub time: u64,
+    /// time at each intermediate step once reached, e.g. 5s (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    pub step_hold: String,
+    /// new connections per second, e.g. 50/s, or unlimited (default 100/s)
+    #[argh(option, default = "String::from(\"100/s\")")]
+    pub connect_rate: String,
+    /// pool checkout timeout, e.g. 30s (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    pub checkout_timeout: String,
+    /// a connection checked out longer than this is reported as a leak (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    pub leak_threshold: String,
+    /// on a checkout timeout: none (count it) or direct (also run on a direct connection)
+    #[argh(option, default = "String::from(\"none\")")]
+    pub fallback: String,
+    /// storm mode: a new connection per operation, like pgbench -C (no pool)
+    #[argh(switch)]
+    pub storm: bool,
+    /// concurrent clients in storm mode (default 10)
+    #[argh(option, short = 'c')]
+    pub clients: Option<u32>,
+    /// pause between a worker's operations, e.g. 10ms (default none)
+    #[argh(option)]
+    pub think: Option<String>,
+    /// query mix (default ping = SELECT 1; also simple, join, aggregation, transaction, index, point)
+    #[argh(option)]
+    pub mix: Option<String>,
+    /// protocol: prepared (default), extended or simple
+    #[argh(option, short = 'M', default = "String::from(\"prepared\")")]
+    pub protocol: String,
+    /// statement_timeout of every connection, e.g. 5s (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    pub statement_timeout: String,
+    /// pool time-series interval, e.g. 1s (default 1s)
+    #[argh(option, default = "String::from(\"1s\")")]
+    pub interval: String,
+    /// positive control: N workers keep their connection checked out until the end
+    #[argh(option, default = "0")]
+    pub inject_leaks: u32,
+    /// random seed of the workers (default 1)
+    #[argh(option, default = "1")]
+    pub seed: u64,
+    /// fail instead of seeding when the mix needs the dataset and it is missing
+    #[argh(switch)]
+    pub no_seed: bool,
+    /// no progress lines
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// label of the result folder (default: connections)
+    #[argh(option, default = "String::from(\"connections\")")]
+    pub label: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
 }
 
 /// Create (or recreate) the pgstorm POS dataset in the target database.

@@ -6,8 +6,14 @@
 //! It knows nothing of scenarios, reports or the CLI.
 
 pub mod collector;
+pub mod conn_monitor;
+pub mod conn_worker;
+pub mod connections;
+pub mod gated_pool;
 pub mod pool;
 pub mod stats;
+pub mod tracker;
+pub mod watch;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};

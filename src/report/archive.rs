@@ -117,12 +117,18 @@ pub fn index_row(doc: &RunDocument) -> Vec<String> {
         doc.host.hostname.clone(),
         doc.target.server.server_version.clone(),
         load.map(|l| l.config.clients.to_string())
+            .or_else(|| doc.connections.as_ref().map(|c| c.peak_open.to_string()))
             .unwrap_or_default(),
         load.map(|l| format!("{:.1}", l.summary.tps))
             .unwrap_or_default(),
         load.map(|l| format!("{:.3}", l.summary.latency.p99_ms))
             .unwrap_or_default(),
         load.map(|l| l.summary.errors.values().sum::<u64>().to_string())
+            .or_else(|| {
+                doc.connections
+                    .as_ref()
+                    .map(|c| c.failed_operations.to_string())
+            })
             .unwrap_or_default(),
         if doc.interrupted { "interrupted" } else { "" }.to_string(),
         setting("shared_buffers"),

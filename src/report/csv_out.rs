@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::model::{LoadResult, QueryResult};
+use super::model::{ConnectionsResult, LoadResult, QueryResult};
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
@@ -98,6 +98,84 @@ pub fn timeseries(load: &LoadResult) -> Result<Vec<u8>> {
                 .map(|n| p.per_query.get(*n).copied().unwrap_or(0).to_string()),
         );
         w.write_record(&r)?;
+    }
+    finish(w)
+}
+
+/// `pool_timeseries.csv`: the connection scenario's pool samples.
+pub fn pool_timeseries(c: &ConnectionsResult) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "t_s",
+        "target",
+        "open",
+        "idle",
+        "checked_out",
+        "waiters",
+        "ok",
+        "failed",
+        "connects",
+        "closed",
+    ])?;
+    for p in &c.pool_timeseries {
+        w.write_record([
+            format!("{:.3}", p.t_s),
+            p.target.to_string(),
+            p.open.to_string(),
+            p.idle.to_string(),
+            p.checked_out.to_string(),
+            p.waiters.to_string(),
+            p.ok.to_string(),
+            p.failed.to_string(),
+            p.connects.to_string(),
+            p.closed.to_string(),
+        ])?;
+    }
+    finish(w)
+}
+
+/// `connection_steps.csv`: one row per ramp step.
+pub fn connection_steps(c: &ConnectionsResult) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "target",
+        "workers",
+        "time_to_reach_s",
+        "peak_open",
+        "connects",
+        "connect_failures",
+        "connect_p50_ms",
+        "connect_p99_ms",
+        "connect_max_ms",
+        "checkout_wait_p99_ms",
+        "query_p50_ms",
+        "query_p99_ms",
+        "ok",
+        "failed",
+        "ops_per_s",
+        "fallback_direct",
+    ])?;
+    for s in &c.steps {
+        w.write_record([
+            s.target.to_string(),
+            s.workers.to_string(),
+            s.time_to_reach_s
+                .map(|t| format!("{t:.3}"))
+                .unwrap_or_default(),
+            s.peak_open.to_string(),
+            s.connect.count.to_string(),
+            s.connect_failures.values().sum::<u64>().to_string(),
+            format!("{:.4}", s.connect.p50_ms),
+            format!("{:.4}", s.connect.p99_ms),
+            format!("{:.4}", s.connect.max_ms),
+            format!("{:.4}", s.checkout_wait.p99_ms),
+            format!("{:.4}", s.query.p50_ms),
+            format!("{:.4}", s.query.p99_ms),
+            s.ok.to_string(),
+            s.errors.values().sum::<u64>().to_string(),
+            format!("{:.1}", s.ops_per_s),
+            s.fallback_direct.to_string(),
+        ])?;
     }
     finish(w)
 }

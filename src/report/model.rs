@@ -47,6 +47,9 @@ pub struct RunDocument {
     pub dataset: Option<DatasetInfo>,
     /// The query load, when one ran.
     pub load: Option<LoadResult>,
+    /// The connection scenario, when it ran.
+    #[serde(default)]
+    pub connections: Option<ConnectionsResult>,
     /// The concurrency sweep (`pgstorm sweep`), when one ran.
     #[serde(default)]
     pub sweep: Option<SweepSection>,
@@ -337,4 +340,196 @@ pub struct Warning {
 /// Default of [`LoadConfig::max_tries`] in documents written before retries existed.
 fn one() -> u32 {
     1
+}
+
+/// Results of the connection scenario (`pgstorm connections`): ramp and hold, or storm.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionsResult {
+    /// How the load was driven.
+    pub config: ConnectionsConfig,
+    /// Operations that got a connection (pooled, direct fallback, or storm connect) and ran their
+    /// query, over operations attempted (0..1). The success criterion compares this.
+    pub connection_success_rate: f64,
+    /// Operations attempted (successes + failures).
+    pub operations: u64,
+    /// Operations that failed.
+    pub failed_operations: u64,
+    /// Failed operations by class (connection, shutdown, too_many_connections, pool_timeout, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Leaks: connections held longer than the leak threshold, or still checked out at the end.
+    pub leaks: u64,
+    /// Pool checkouts that timed out (each also counted under `errors.pool_timeout`).
+    pub checkout_timeouts: u64,
+    /// Operations run on a direct connection after a checkout timeout, successfully.
+    pub fallback_direct: u64,
+    /// Direct fallbacks that failed.
+    pub fallback_failed: u64,
+    /// Connections opened (by the pool, or one per storm operation).
+    pub connections_opened: u64,
+    /// Connection attempts that failed (pool connects; storm connect failures are in `errors`).
+    pub connect_failures: u64,
+    /// Connections the pool discarded as broken during the run.
+    pub connections_discarded: u64,
+    /// Most connections open at once.
+    pub peak_open: u32,
+    /// Connections opened per second of load (storm: the connection rate sustained).
+    pub connections_per_s: f64,
+    /// Connect time over the whole run (TCP + startup + authentication).
+    pub connect: LatencySummary,
+    /// Per ramp step, in order (storm: one step).
+    pub steps: Vec<ConnectionStep>,
+    /// Losses of service (connections killed, server restarted) and how they recovered.
+    pub incidents: Vec<ConnectionIncident>,
+    /// Each leaked connection with the worker and query type holding it.
+    pub leak_details: Vec<LeakDetail>,
+    /// Pool time series: open / idle / checked out / waiting, operations and connects.
+    pub pool_timeseries: Vec<PoolPoint>,
+    /// What the client itself cost.
+    pub client: ClientCost,
+    /// The server's own session counter against the client's connects (storm mode, PG 14+).
+    pub server_check: Option<SessionCheck>,
+}
+
+/// How the connection load was driven.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionsConfig {
+    /// `ramp` (pool grown in steps, then held) or `storm` (a new connection per operation).
+    pub mode: String,
+    /// Pool size of each step (storm: the concurrent clients).
+    pub steps: Vec<u32>,
+    /// Worker threads.
+    pub workers: u32,
+    /// New connections per second allowed (null: unpaced).
+    pub connect_rate: Option<f64>,
+    /// Time held at each intermediate step (s).
+    pub step_hold_s: f64,
+    /// Time held at the last step (s).
+    pub hold_s: f64,
+    /// Pool checkout timeout (ms).
+    pub checkout_timeout_ms: u64,
+    /// statement_timeout on every connection (ms).
+    pub statement_timeout_ms: u64,
+    /// A connection held longer than this is a leak (s).
+    pub leak_threshold_s: f64,
+    /// What a checkout timeout falls back to: `none` or `direct`.
+    pub fallback: String,
+    /// Pause between a worker's operations (ms).
+    pub think_ms: f64,
+    /// Wire protocol.
+    pub protocol: String,
+    /// Query types and weights.
+    pub mix: Vec<MixEntry>,
+    /// Workers told to keep their connection to the end (leak detection's positive control).
+    pub inject_leaks: u32,
+    /// Random seed of the workers.
+    pub seed: u64,
+    /// Significant digits of the workers' histograms.
+    pub histogram_sigfig: u8,
+}
+
+/// One ramp step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionStep {
+    /// Target pool size (storm: concurrent clients).
+    pub target: u32,
+    /// Workers running during the step.
+    pub workers: u32,
+    /// Step start (s since the load started).
+    pub started_s: f64,
+    /// Time from the step's start until `target` connections were open (s); null if never.
+    pub time_to_reach_s: Option<f64>,
+    /// Step end (s since the load started).
+    pub ended_s: f64,
+    /// Most connections open at once during the step.
+    pub peak_open: u32,
+    /// Connect time of the connections opened during the step.
+    pub connect: LatencySummary,
+    /// Failed connects by class.
+    pub connect_failures: BTreeMap<String, u64>,
+    /// Pool checkout wait.
+    pub checkout_wait: LatencySummary,
+    /// Query latency of successful operations.
+    pub query: LatencySummary,
+    /// Successful operations.
+    pub ok: u64,
+    /// Failed operations by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Successful operations per second of the step.
+    pub ops_per_s: f64,
+    /// Successful direct fallbacks.
+    pub fallback_direct: u64,
+}
+
+/// A loss of service and its recovery.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionIncident {
+    /// When connections started failing (s since the load started, ±0.05 s).
+    pub dropped_at_s: f64,
+    /// When operations succeeded again with no more connection losses (s); null if never.
+    pub service_restored_at_s: Option<f64>,
+    /// When the pool was back at its target size (s); null if never.
+    pub pool_restored_at_s: Option<f64>,
+    /// Service restored minus dropped (s): how long the service was out.
+    pub recovery_s: Option<f64>,
+    /// Pool restored minus dropped (s): how long until full capacity.
+    pub pool_recovery_s: Option<f64>,
+    /// Whether the service came back before the run ended.
+    pub recovered: bool,
+    /// Operations that failed during the incident.
+    pub failed_operations: u64,
+    /// Of those, connection losses (connection, shutdown, too_many_connections).
+    pub lost_operations: u64,
+    /// Fewest connections open during the incident.
+    pub min_open: u32,
+}
+
+/// One leaked connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LeakDetail {
+    /// Worker (thread) index holding it.
+    pub worker: usize,
+    /// Query type it was checked out for.
+    pub query: String,
+    /// Checkout time (s since the load started).
+    pub checked_out_at_s: f64,
+    /// How long it was held when last seen (s).
+    pub held_s: f64,
+    /// Still checked out when the run ended.
+    pub still_out_at_end: bool,
+}
+
+/// One sample of the pool time series.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PoolPoint {
+    /// Sample time (s since the load started).
+    pub t_s: f64,
+    /// Target pool size at that time.
+    pub target: u32,
+    /// Connections open (r2d2 State; storm: connections held).
+    pub open: u32,
+    /// Idle connections in the pool.
+    pub idle: u32,
+    /// Connections checked out by workers.
+    pub checked_out: u32,
+    /// Workers waiting for a checkout.
+    pub waiters: u32,
+    /// Successful operations since the previous sample.
+    pub ok: u64,
+    /// Failed operations since the previous sample.
+    pub failed: u64,
+    /// Connections opened since the previous sample.
+    pub connects: u64,
+    /// Connections closed or discarded since the previous sample.
+    pub closed: u64,
+}
+
+/// The server's session counter against the client's count of connections.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SessionCheck {
+    /// pg_stat_database.sessions delta over the load (the target database).
+    pub sessions: i64,
+    /// Connections the client opened over the same span.
+    pub client_connections: u64,
+    /// sessions / client connections.
+    pub ratio: f64,
 }

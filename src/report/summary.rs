@@ -3,11 +3,14 @@
 
 use std::fmt::Write as _;
 
-use super::model::{QueryResult, RunDocument};
+use super::model::{ConnectionsResult, QueryResult, RunDocument};
 
 /// Renders the summary table of a document.
 pub fn render(doc: &RunDocument) -> String {
     let mut s = String::new();
+    if let Some(c) = &doc.connections {
+        connections(&mut s, doc, c);
+    }
     let Some(load) = &doc.load else {
         return s;
     };
@@ -115,4 +118,131 @@ pub fn render(doc: &RunDocument) -> String {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
     s
+}
+
+/// The connection scenario's section: one row per step, then incidents, leaks and totals.
+fn connections(s: &mut String, doc: &RunDocument, c: &ConnectionsResult) {
+    let cf = &c.config;
+    let _ = writeln!(
+        s,
+        "\nconnections ({}) on {} ({}), {} workers, connect rate {}, checkout timeout {} ms",
+        cf.mode,
+        doc.target.dsn,
+        doc.target.server.server_version,
+        cf.workers,
+        cf.connect_rate
+            .map(|r| format!("{r:.0}/s"))
+            .unwrap_or_else(|| "unpaced".into()),
+        cf.checkout_timeout_ms
+    );
+    let _ = writeln!(
+        s,
+        "{:>7} {:>9} {:>10} {:>9} {:>9} {:>11} {:>10} {:>10} {:>8} {:>10}",
+        "step",
+        "reach s",
+        "connects",
+        "conn p50",
+        "conn p99",
+        "wait p99 ms",
+        "query p99",
+        "ok",
+        "failed",
+        "ops/s"
+    );
+    for st in &c.steps {
+        let _ = writeln!(
+            s,
+            "{:>7} {:>9} {:>10} {:>9.2} {:>9.2} {:>11.3} {:>10.3} {:>10} {:>8} {:>10.1}",
+            st.target,
+            st.time_to_reach_s
+                .map(|t| format!("{t:.2}"))
+                .unwrap_or_else(|| "never".into()),
+            st.connect.count,
+            st.connect.p50_ms,
+            st.connect.p99_ms,
+            st.checkout_wait.p99_ms,
+            st.query.p99_ms,
+            st.ok,
+            st.errors.values().sum::<u64>(),
+            st.ops_per_s
+        );
+    }
+    let _ = writeln!(
+        s,
+        "success rate {:.2}% ({} of {} operations failed{}), {} checkout timeouts ({} direct fallbacks), \
+         {} leaks, peak {} open, {} opened ({:.1}/s), {} connect failures, {} discarded",
+        c.connection_success_rate * 100.0,
+        c.failed_operations,
+        c.operations,
+        if c.errors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ": {}",
+                c.errors
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        c.checkout_timeouts,
+        c.fallback_direct,
+        c.leaks,
+        c.peak_open,
+        c.connections_opened,
+        c.connections_per_s,
+        c.connect_failures,
+        c.connections_discarded
+    );
+    for i in &c.incidents {
+        let _ = writeln!(
+            s,
+            "incident: service dropped at {:.2} s, {}, pool full again {}; {} operations failed",
+            i.dropped_at_s,
+            match i.recovery_s {
+                Some(r) => format!("back after {r:.2} s"),
+                None => "never came back".into(),
+            },
+            match i.pool_recovery_s {
+                Some(r) => format!("after {r:.2} s"),
+                None => "never".into(),
+            },
+            i.failed_operations
+        );
+    }
+    for l in &c.leak_details {
+        let _ = writeln!(
+            s,
+            "leak: worker {} held a connection for {} for {:.1} s{}",
+            l.worker,
+            l.query,
+            l.held_s,
+            if l.still_out_at_end {
+                " (still out at the end)"
+            } else {
+                ""
+            }
+        );
+    }
+    let cl = &c.client;
+    let _ = writeln!(
+        s,
+        "client: {:.1} µs CPU per operation, {:.0}% of the host's CPU, peak RSS {:.1} MiB",
+        cl.cpu_us_per_tx,
+        cl.cpu_share_of_host * 100.0,
+        cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+    );
+    if let Some(sc) = &c.server_check {
+        let _ = writeln!(
+            s,
+            "server: {} new sessions for {} client connections (ratio {:.3})",
+            sc.sessions, sc.client_connections, sc.ratio
+        );
+    }
+    if doc.load.is_none() {
+        for w in &doc.warnings {
+            let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
+        }
+    }
 }

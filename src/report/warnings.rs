@@ -4,7 +4,7 @@
 //! Invariant: each check reads only the document, so a run read back from disk gets the same
 //! warnings. Each warning names what was seen, with numbers, and what to do.
 
-use super::model::{LoadResult, RunDocument, Warning};
+use super::model::{ConnectionsResult, LoadResult, RunDocument, Warning};
 
 fn w(code: &str, message: String) -> Warning {
     Warning {
@@ -19,6 +19,44 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Warnings about a connection scenario's result.
+pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for s in &c.steps {
+        if s.time_to_reach_s.is_none() && c.config.mode == "ramp" {
+            out.push(w(
+                "step_not_reached",
+                format!(
+                    "the pool never reached {} connections in its step (at most {} open): its \
+                     figures describe a smaller pool; see connect_failures and the server log",
+                    s.target, s.peak_open
+                ),
+            ));
+        }
+    }
+    if let Some(i) = c.incidents.iter().find(|i| !i.recovered) {
+        out.push(w(
+            "not_recovered",
+            format!(
+                "service dropped at {:.2} s and had not recovered when the run ended: the server \
+                 stayed unreachable; later steps measured an outage, not a load",
+                i.dropped_at_s
+            ),
+        ));
+    }
+    if c.client.cpu_share_of_host > 0.9 {
+        out.push(w(
+            "client_saturated",
+            format!(
+                "pgstorm used {:.0}% of the host's CPU: latencies include time waiting for the \
+                 client; run pgstorm on another machine or use fewer workers",
+                c.client.cpu_share_of_host * 100.0
+            ),
+        ));
+    }
+    out
 }
 
 /// Warnings about a load's measurement.

@@ -1,6 +1,7 @@
 //! Scenarios: what a subcommand does, composed from target, dataset, workload, engine, monitor and
 //! report. Each returns a result document (already archived) so `run` can chain them.
 
+pub mod connections;
 pub mod queries;
 pub mod session;
 pub mod suite;

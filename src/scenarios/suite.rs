@@ -1,7 +1,9 @@
 //! `pgstorm run`: the whole suite with a profile, on one session, archived as one result folder.
 //!
 //! Profiles: `quick` (a smoke run of about a minute) and `standard` (the full load: 100 clients
-//! for 5 minutes after a 30 s warmup). Scenarios added later plug in here, in order, on the same
+//! for 5 minutes after a 30 s warmup, then the connection ramp to 500 held for 5 minutes). Each
+//! scenario archives its own result folder (the connection scenario's label ends in
+//! `-connections`). Scenarios added later plug in here, in order, on the same
 //! session; the exit code is 1 when an evaluated success criterion fails.
 
 use std::str::FromStr;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::connections::{self, ConnectionsOptions};
 use super::queries::{self, ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
 
@@ -75,6 +78,39 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Options of the connection scenario for this profile: quick ramps to 50 connections and
+    /// holds 5 s; standard is the full 10 → 500 ramp at 50 connects/s with 100 workers, held
+    /// for 5 minutes.
+    pub fn connections(self, target: TargetOptions, archive: ArchiveOptions) -> ConnectionsOptions {
+        let mut o = ConnectionsOptions {
+            target,
+            archive,
+            ..ConnectionsOptions::default()
+        };
+        let e = &mut o.engine;
+        match self {
+            Profile::Quick => {
+                e.steps = vec![10, 50];
+                e.step_hold = Duration::from_secs(2);
+                e.hold = Duration::from_secs(5);
+                e.connect_rate = Some(100.0);
+                e.think = Duration::from_millis(5);
+            }
+            Profile::Standard => {
+                e.steps = connections::ramp_steps(500);
+                e.workers = Some(100);
+                e.step_hold = Duration::from_secs(10);
+                e.hold = Duration::from_secs(300);
+                e.connect_rate = Some(50.0);
+            }
+        }
+        let max = e.steps.iter().copied().max().unwrap_or(1);
+        e.step_timeout = connections::step_timeout(max, e.connect_rate);
+        o
+    }
+}
+
 /// Options of `pgstorm run`.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
@@ -103,5 +139,10 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     q.print_summary = true;
     q.start_at = opts.start_at;
     queries::repeat_on(&mut session, &q, opts.repeat)?;
+    // The connection scenario runs once, after the (possibly repeated) query load.
+    let mut archive = opts.archive.clone();
+    archive.label = format!("{}-connections", opts.archive.label);
+    let c = opts.profile.connections(opts.target.clone(), archive);
+    connections::run_on(&mut session, &c)?;
     Ok(0)
 }

@@ -24,9 +24,13 @@ pub const NAMES: [&str; 6] = [
 /// The default mix of `pgstorm queries` and `pgstorm run`.
 pub const DEFAULT_MIX: &str = "simple=4,join=1,aggregation=1,transaction=1,index=2,point=10";
 
+/// The connection scenario's probe: `SELECT 1`, no dataset needed (what a pool health check sends).
+pub const PING: &str = "ping";
+
 /// Builds the named built-in query type.
 pub fn by_name(name: &str) -> Option<Box<dyn QueryType>> {
     Some(match name {
+        PING => Box::new(Ping),
         "simple" => Box::new(Simple),
         "join" => Box::new(Join),
         "aggregation" => Box::new(Aggregation),
@@ -42,6 +46,22 @@ fn instant(ctx: &mut ExecCtx<'_>, span: i64) -> i64 {
     let d: &DataRange = ctx.data;
     let hi = (d.end_us - span).max(d.start_us);
     ctx.rng.range_i64(d.start_us, hi)
+}
+
+/// `SELECT 1`: a round trip that touches no table.
+pub struct Ping;
+const PING_SQL: &str = "SELECT 1";
+
+impl QueryType for Ping {
+    fn name(&self) -> &str {
+        PING
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![PING_SQL.into()]
+    }
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
+        ctx.run(0, PING_SQL, &[]).map(drop).map_err(ExecError::from)
+    }
 }
 
 /// Count of orders in one hour.
