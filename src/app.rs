@@ -64,6 +64,16 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             crate::scenarios::connections::run(&opts)?;
             Ok(0)
         }
+        Command::Isolation(a) => {
+            let opts = isolation_options(&a, argv)?;
+            let out = crate::scenarios::isolation::run(&opts)?;
+            let violations = out.doc.isolation.as_ref().map_or(0, |i| i.violations);
+            Ok(if violations > 0 {
+                ExitKind::CriteriaFailed.code()
+            } else {
+                0
+            })
+        }
         Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
         Command::Seed(a) if a.pgbench => {
             let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
@@ -491,6 +501,43 @@ pub fn connections_options(
     Ok(o)
 }
 
+/// Validates `pgstorm isolation` arguments into scenario options.
+pub fn isolation_options(
+    a: &cli::IsolationArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::isolation::IsolationOptions> {
+    use crate::scenarios::isolation::{self as iso, Check, IsolationOptions, Level};
+    if a.time.is_some() && a.transactions.is_some() {
+        return Err(error::usage(
+            "give either -T (seconds per check and level) or --transactions (per worker), not both",
+        ));
+    }
+    if a.time == Some(0) {
+        return Err(error::usage("-T must be above 0"));
+    }
+    let opts = IsolationOptions {
+        target: TargetOptions {
+            dsn: a.dsn.clone(),
+            sandbox_max_connections: None,
+        },
+        archive: archive(&a.results_dir, &a.label, argv),
+        checks: iso::parse_list::<Check>(&a.check, &Check::ALL)?,
+        levels: iso::parse_list::<Level>(&a.level, &Level::ALL)?,
+        workers: a.workers,
+        transactions: match (a.transactions, a.time) {
+            (Some(t), _) => Some(t),
+            (None, Some(_)) => None,
+            (None, None) => Some(50),
+        },
+        duration: a.time.map(Duration::from_secs),
+        max_tries: a.max_tries,
+        seed: a.seed,
+        print_summary: true,
+    };
+    iso::validate(&opts)?;
+    Ok(opts)
+}
+
 fn suite_options(
     a: &cli::RunArgs,
     argv: &[String],
@@ -541,6 +588,14 @@ mod tests {
         assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
         assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
         assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+        assert_eq!(main(&args(&["isolation", "--check", "phantom"])), 2);
+        assert_eq!(main(&args(&["isolation", "--level", "chaos"])), 2);
+        assert_eq!(main(&args(&["isolation", "--workers", "0"])), 2);
+        assert_eq!(main(&args(&["isolation", "--max-tries", "0"])), 2);
+        assert_eq!(
+            main(&args(&["isolation", "-T", "5", "--transactions", "5"])),
+            2
+        );
         assert_eq!(main(&args(&["sweep", "--clients", "1,2"])), 2);
         assert_eq!(main(&args(&["sweep", "--slo", "p99>20ms"])), 2);
         assert_eq!(main(&args(&["sweep", "--rate-search"])), 2);

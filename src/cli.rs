@@ -18,6 +18,7 @@ pub struct Cli {
 pub enum Command {
     Run(RunArgs),
     Queries(QueriesArgs),
+    Isolation(IsolationArgs),
     Connections(ConnectionsArgs),
     Seed(SeedArgs),
     Clean(CleanArgs),
@@ -210,6 +211,42 @@ pub struct ConnectionsArgs {
     pub quiet: bool,
     /// label of the result folder (default: connections)
     #[argh(option, default = "String::from(\"connections\")")]
+    pub label: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+}
+
+/// Check isolation invariants (bank, lost update, write skew, read skew, deadlock) at each level.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "isolation")]
+pub struct IsolationArgs {
+    /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
+    #[argh(option)]
+    pub dsn: Option<String>,
+    /// checks, comma-separated: bank, lost-update, write-skew, read-skew, deadlock (default all)
+    #[argh(option, default = "String::from(\"all\")")]
+    pub check: String,
+    /// levels, comma-separated: read-committed, repeatable-read, serializable (default all)
+    #[argh(option, default = "String::from(\"all\")")]
+    pub level: String,
+    /// concurrent workers per load phase: one thread and one connection each (default 20)
+    #[argh(option, default = "20")]
+    pub workers: u32,
+    /// transactions per worker in each load phase (default 50 unless -T is given)
+    #[argh(option)]
+    pub transactions: Option<u64>,
+    /// seconds of each (check, level) load phase instead of a transaction count
+    #[argh(option, short = 'T')]
+    pub time: Option<u64>,
+    /// attempts per transaction on 40001/40P01, 1 = no retry, as pgbench (default 10)
+    #[argh(option, default = "10")]
+    pub max_tries: u32,
+    /// random seed of the workers (default 1)
+    #[argh(option, default = "1")]
+    pub seed: u64,
+    /// label of the result folder (default: isolation)
+    #[argh(option, default = "String::from(\"isolation\")")]
     pub label: String,
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]

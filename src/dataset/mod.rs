@@ -23,7 +23,7 @@ mod schema;
 use chrono::{DateTime, Utc};
 
 pub use load::{seed, seed_with, Progress};
-pub use schema::{clean, status, table_counts};
+pub use schema::{claim_schema, clean, status, table_counts};
 
 /// The schema pgstorm owns in the target database.
 pub const SCHEMA: &str = "pgstorm";

@@ -100,11 +100,9 @@ fn read_marker(client: &mut impl GenericClient) -> Result<Option<Marker>, Datase
     }))
 }
 
-/// Creates the schema and marker table if needed, drops the previous dataset tables (only those)
-/// and creates them again, bare. The caller holds the lock and has checked ownership.
-pub(crate) fn create_tables(tx: &mut postgres::Transaction<'_>) -> Result<(), DatasetError> {
-    tx.batch_execute(
-        "CREATE SCHEMA IF NOT EXISTS pgstorm;
+/// Creates schema `pgstorm` and its (empty) marker table if they do not exist: what makes the
+/// schema recognisably pgstorm's.
+const SCHEMA_DDL: &str = "CREATE SCHEMA IF NOT EXISTS pgstorm;
          COMMENT ON SCHEMA pgstorm IS 'created and owned by pgstorm (load-testing tool); \
             see pgstorm.pgstorm_meta. Drop with `pgstorm clean`.';
          CREATE TABLE IF NOT EXISTS pgstorm.pgstorm_meta (
@@ -118,10 +116,15 @@ pub(crate) fn create_tables(tx: &mut postgres::Transaction<'_>) -> Result<(), Da
              partners bigint NOT NULL,
              orders bigint NOT NULL,
              lines bigint NOT NULL
-         );
-         DELETE FROM pgstorm.pgstorm_meta;",
-    )
-    .step("creating schema pgstorm and its marker table")?;
+         );";
+
+/// Creates the schema and marker table if needed, drops the previous dataset tables (only those)
+/// and creates them again, bare. The caller holds the lock and has checked ownership.
+pub(crate) fn create_tables(tx: &mut postgres::Transaction<'_>) -> Result<(), DatasetError> {
+    tx.batch_execute(SCHEMA_DDL)
+        .step("creating schema pgstorm and its marker table")?;
+    tx.batch_execute("DELETE FROM pgstorm.pgstorm_meta")
+        .step("emptying the dataset marker")?;
     tx.batch_execute(&format!(
         "DROP TABLE IF EXISTS {} CASCADE",
         DATASET_TABLES.join(", ")
@@ -237,6 +240,26 @@ pub(crate) fn write_marker(
     read_marker(tx)?.ok_or_else(|| {
         DatasetError::Inconsistent("the dataset marker vanished right after it was written".into())
     })
+}
+
+/// A transaction holding the pgstorm advisory lock in which schema `pgstorm` exists and is
+/// pgstorm's: created (with its empty marker table) when absent, refused when foreign. Other
+/// scenarios create their own tables in it and commit; the dataset is not touched.
+pub fn claim_schema(
+    client: &mut postgres::Client,
+) -> Result<postgres::Transaction<'_>, DatasetError> {
+    let mut tx = client
+        .transaction()
+        .step("starting the transaction that claims schema pgstorm")?;
+    lock(&mut tx)?;
+    match ownership(&mut tx)? {
+        Ownership::Foreign => return Err(DatasetError::ForeignSchema),
+        Ownership::Ours => {}
+        Ownership::Absent => tx
+            .batch_execute(SCHEMA_DDL)
+            .step("creating schema pgstorm and its marker table")?,
+    }
+    Ok(tx)
 }
 
 /// Drops schema `pgstorm` with everything in it, if it is ours; `false` when there was none.

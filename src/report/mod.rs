@@ -9,6 +9,7 @@ pub mod csv_out;
 pub mod hlog;
 pub mod html;
 pub mod index;
+pub mod isolation;
 pub mod merge;
 pub mod model;
 pub mod set;

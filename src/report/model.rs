@@ -47,6 +47,9 @@ pub struct RunDocument {
     pub dataset: Option<DatasetInfo>,
     /// The query load, when one ran.
     pub load: Option<LoadResult>,
+    /// The transaction isolation checks, when they ran.
+    #[serde(default)]
+    pub isolation: Option<super::isolation::IsolationResult>,
     /// The connection scenario, when it ran.
     #[serde(default)]
     pub connections: Option<ConnectionsResult>,

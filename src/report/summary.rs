@@ -12,7 +12,7 @@ pub fn render(doc: &RunDocument) -> String {
         connections(&mut s, doc, c);
     }
     let Some(load) = &doc.load else {
-        return s;
+        return isolation(doc);
     };
     let c = &load.config;
     let _ = writeln!(
@@ -112,6 +112,80 @@ pub fn render(doc: &RunDocument) -> String {
             s,
             "server: {} commits + {} rollbacks for {} client transactions (ratio {:.3})",
             sc.xact_commit, sc.xact_rollback, sc.client_transactions, sc.ratio
+        );
+    }
+    s.push_str(&isolation(doc));
+    s
+}
+
+/// The isolation section: one row per (check, level) with its verdict, the transaction classes,
+/// and the explanation on the line below; then the warnings.
+fn isolation(doc: &RunDocument) -> String {
+    let mut s = String::new();
+    if let Some(iso) = &doc.isolation {
+        let c = &iso.config;
+        let _ = writeln!(
+            s,
+            "\nisolation on {} ({}), {} workers x {}, max tries {}, deadlock_timeout {}",
+            doc.target.dsn,
+            doc.target.server.server_version,
+            c.workers,
+            match (c.transactions_per_worker, c.duration_s) {
+                (Some(t), _) => format!("{t} transactions"),
+                (None, Some(d)) => format!("{d:.0} s"),
+                (None, None) => "?".to_string(),
+            },
+            c.max_tries,
+            c.deadlock_timeout
+        );
+        let _ = writeln!(
+            s,
+            "{:<12} {:<16} {:>9} {:>7} {:>7} {:>6} {:>7} {:>8} {:>8}  verdict",
+            "check", "level", "committed", "40001", "40P01", "other", "failed", "p50 ms", "p99 ms"
+        );
+        for case in &iso.cases {
+            let (committed, ser, dl, other, failed, p50, p99) = match &case.load {
+                Some(l) => {
+                    let get = |k: &str| l.attempt_errors.get(k).copied().unwrap_or(0);
+                    let other: u64 = l
+                        .attempt_errors
+                        .iter()
+                        .filter(|(k, _)| *k != "serialization" && *k != "deadlock")
+                        .map(|(_, v)| v)
+                        .sum();
+                    (
+                        l.committed,
+                        get("serialization"),
+                        get("deadlock"),
+                        other,
+                        l.failed.values().sum::<u64>(),
+                        l.latency.p50_ms,
+                        l.latency.p99_ms,
+                    )
+                }
+                None => (0, 0, 0, 0, 0, 0.0, 0.0),
+            };
+            let _ = writeln!(
+                s,
+                "{:<12} {:<16} {:>9} {:>7} {:>7} {:>6} {:>7} {:>8.2} {:>8.2}  {}",
+                case.check,
+                case.level,
+                committed,
+                ser,
+                dl,
+                other,
+                failed,
+                p50,
+                p99,
+                case.verdict.label()
+            );
+            let _ = writeln!(s, "    {}", case.explanation);
+        }
+        let _ = writeln!(
+            s,
+            "isolation: {} of {} cases VIOLATION",
+            iso.violations,
+            iso.cases.len()
         );
     }
     for w in &doc.warnings {

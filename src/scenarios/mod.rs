@@ -2,6 +2,7 @@
 //! report. Each returns a result document (already archived) so `run` can chain them.
 
 pub mod connections;
+pub mod isolation;
 pub mod queries;
 pub mod session;
 pub mod suite;

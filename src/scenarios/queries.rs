@@ -126,6 +126,20 @@ pub fn repeat_on(
     opts: &QueriesOptions,
     repeat: u32,
 ) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
+    repeat_with(session, opts, repeat, &mut |_, _, _| Ok(()))
+}
+
+/// What a caller adds to run `i` of a set before it is archived (e.g. the suite's other
+/// scenarios): called with the session, the run index and the measured document.
+pub type Extend<'a> = dyn FnMut(&mut Session, u32, &mut Measured) -> Result<()> + 'a;
+
+/// [`repeat_on`] with `extend` called on each run's document before it is archived.
+pub fn repeat_with(
+    session: &mut Session,
+    opts: &QueriesOptions,
+    repeat: u32,
+    extend: &mut Extend<'_>,
+) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
     let mut outcomes = Vec::new();
     for i in 0..repeat.max(1) {
         if repeat > 1 {
@@ -136,7 +150,11 @@ pub fn repeat_on(
         if i > 0 {
             o.start_at = None;
         }
-        outcomes.push(run_on(session, &o)?);
+        let mut m = measure(session, &o)?;
+        if !m.interrupted {
+            extend(session, i, &mut m)?;
+        }
+        outcomes.push(archive_and_print(m, &o)?);
     }
     let set = if repeat > 1 {
         let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
@@ -178,6 +196,23 @@ fn wait_until(at: chrono::DateTime<chrono::Utc>) -> Result<()> {
 
 /// Runs the scenario on an existing session (used by `pgstorm run` to chain scenarios).
 pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
+    let measured = measure(session, opts)?;
+    archive_and_print(measured, opts)
+}
+
+/// A measured load whose document is not archived yet, so later steps (the advisor, the
+/// criteria) can add their sections first.
+pub struct Measured {
+    /// The document, load section filled in.
+    pub doc: RunDocument,
+    /// The rendered HdrHistogram interval log.
+    pub log: Vec<u8>,
+    /// Ctrl-C stopped the load early.
+    pub interrupted: bool,
+}
+
+/// Runs the load and builds its document, without archiving it.
+pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured> {
     // Validate input before touching the server.
     let mix = if opts.mix.trim().is_empty() && !opts.scripts.is_empty() {
         Vec::new()
@@ -312,6 +347,21 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let log = hlog::render(start_epoch, &entries)?;
+    Ok(Measured {
+        doc,
+        log,
+        interrupted: out.interrupted,
+    })
+}
+
+/// Archives a measured document, prints its summary when asked, and reports an interruption
+/// (exit 130) after the result is written.
+pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> {
+    let Measured {
+        mut doc,
+        log,
+        interrupted,
+    } = m;
     let dir = archive::write(
         &opts.archive.results_dir,
         &mut doc,
@@ -321,7 +371,7 @@ pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
         print!("{}", crate::report::summary::render(&doc));
         println!("result: {}", dir.display());
     }
-    if out.interrupted {
+    if interrupted {
         return Err(crate::interrupt::error());
     }
     Ok(Outcome { doc, dir })

@@ -144,6 +144,7 @@ impl Session {
             },
             dataset: None,
             load: None,
+            isolation: None,
             connections: None,
             sweep: None,
             warnings: Vec::new(),

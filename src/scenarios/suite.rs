@@ -1,9 +1,10 @@
 //! `pgstorm run`: the whole suite with a profile, on one session, archived as one result folder.
 //!
 //! Profiles: `quick` (a smoke run of about a minute) and `standard` (the full load: 100 clients
-//! for 5 minutes after a 30 s warmup, then the connection ramp to 500 held for 5 minutes). Each
-//! scenario archives its own result folder (the connection scenario's label ends in
-//! `-connections`). Scenarios added later plug in here, in order, on the same
+//! for 5 minutes after a 30 s warmup; then the isolation checks with 20 workers x 50
+//! transactions, the seed's sizes, in the query load's document; then the connection ramp to 500
+//! held for 5 minutes). The connection scenario archives its own result folder (its label ends
+//! in `-connections`). Scenarios added later plug in here, in order, on the same
 //! session; the exit code is 1 when an evaluated success criterion fails.
 
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::connections::{self, ConnectionsOptions};
+use super::isolation::{self, IsolationOptions};
 use super::queries::{self, ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
 
@@ -79,6 +81,22 @@ impl Profile {
 }
 
 impl Profile {
+    /// Options of the isolation checks for this profile: every check at every level.
+    pub fn isolation(self, target: TargetOptions, archive: ArchiveOptions) -> IsolationOptions {
+        let (workers, transactions) = match self {
+            Profile::Quick => (8, 20),
+            Profile::Standard => (20, 50),
+        };
+        IsolationOptions {
+            target,
+            archive,
+            workers,
+            transactions: Some(transactions),
+            print_summary: false,
+            ..IsolationOptions::default()
+        }
+    }
+
     /// Options of the connection scenario for this profile: quick ramps to 50 connections and
     /// holds 5 s; standard is the full 10 → 500 ramp at 50 connects/s with 100 workers, held
     /// for 5 minutes.
@@ -138,11 +156,60 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     );
     q.print_summary = true;
     q.start_at = opts.start_at;
-    queries::repeat_on(&mut session, &q, opts.repeat)?;
+    let mut violations = 0;
+    // The isolation checks run once, with the first run of a set: their verdicts are about the
+    // server's semantics, not about run-to-run noise, so repeating them only costs time.
+    let mut add_isolation = |session: &mut Session, i: u32, m: &mut queries::Measured| {
+        if i > 0 {
+            return Ok(());
+        }
+        let iso = opts
+            .profile
+            .isolation(opts.target.clone(), opts.archive.clone());
+        let (result, warnings) = isolation::measure(session, &iso)?;
+        violations = result.violations;
+        m.doc.warnings.extend(warnings);
+        m.doc.isolation = Some(result);
+        m.interrupted = crate::interrupt::requested();
+        m.doc.interrupted = m.interrupted;
+        if m.interrupted {
+            m.doc.warnings.push(isolation::interrupted_warning());
+        }
+        m.doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Ok(())
+    };
+    queries::repeat_with(&mut session, &q, opts.repeat, &mut add_isolation)?;
     // The connection scenario runs once, after the (possibly repeated) query load.
     let mut archive = opts.archive.clone();
     archive.label = format!("{}-connections", opts.archive.label);
     let c = opts.profile.connections(opts.target.clone(), archive);
     connections::run_on(&mut session, &c)?;
+    if violations > 0 {
+        eprintln!(
+            "pgstorm: success criterion failed: {violations} isolation VIOLATION(s) (see the isolation section)"
+        );
+        return Ok(crate::error::ExitKind::CriteriaFailed.code());
+    }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_profile_runs_the_seeds_isolation_sizes_and_quick_a_smaller_one() {
+        let archive = ArchiveOptions {
+            results_dir: "results".into(),
+            label: "t".into(),
+            command: Vec::new(),
+        };
+        let std = Profile::Standard.isolation(TargetOptions::default(), archive.clone());
+        assert_eq!((std.workers, std.transactions), (20, Some(50)));
+        assert_eq!(std.checks.len(), 5);
+        assert_eq!(std.levels.len(), 3);
+        let quick = Profile::Quick.isolation(TargetOptions::default(), archive);
+        assert!(u64::from(quick.workers) * quick.transactions.unwrap() < 20 * 50);
+        isolation::validate(&quick).unwrap();
+    }
 }
