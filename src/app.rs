@@ -12,6 +12,9 @@ use anyhow::Result;
 use crate::cli::{self, Command};
 use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
+use crate::monitor::host_sampler::MIN_INTERVAL;
+use crate::monitor::model::Thresholds;
+use crate::monitor::MonitorConfig;
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
 use crate::workload::builtin;
@@ -323,6 +326,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
             "--max-tries 0 (retry until the run ends) needs -T, not -t",
         ));
     }
+    o.monitor = monitor_options(a)?;
     if a.clients == 0 {
         return Err(error::usage("-c must be at least 1"));
     }
@@ -332,6 +336,49 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         }
     }
     Ok(o)
+}
+
+/// The resource monitor settings of `pgstorm queries`, or `None` when sampling is off.
+fn monitor_options(a: &cli::QueriesArgs) -> Result<Option<MonitorConfig>> {
+    let off = a.no_monitor || matches!(a.sample_interval.trim(), "0" | "0s" | "0ms");
+    if off {
+        return Ok(None);
+    }
+    let interval = parse_duration("--sample-interval", &a.sample_interval)?;
+    if interval < MIN_INTERVAL {
+        return Err(error::usage(format!(
+            "--sample-interval '{}' is below {} ms, too short for CPU usage to mean anything; \
+             use e.g. 1s, or 0 to turn sampling off",
+            a.sample_interval,
+            MIN_INTERVAL.as_millis()
+        )));
+    }
+    if a.history == 0 {
+        return Err(error::usage(
+            "--history must be at least 1 (samples kept per sampler)",
+        ));
+    }
+    for (flag, v) in [
+        ("--alert-cpu", a.alert_cpu),
+        ("--alert-memory", a.alert_memory),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v <= 100.0) {
+            return Err(error::usage(format!(
+                "{flag} {v} is not a percentage; give a value in (0, 100], e.g. {flag} 90"
+            )));
+        }
+    }
+    Ok(Some(MonitorConfig {
+        interval,
+        capacity: a.history,
+        thresholds: Thresholds {
+            cpu_percent: a.alert_cpu,
+            memory_percent: a.alert_memory,
+            ..Thresholds::default()
+        },
+        core: None,
+        announce: true,
+    }))
 }
 
 /// Validates `pgstorm sweep` arguments into scenario options.
@@ -581,6 +628,36 @@ mod tests {
     }
 
     #[test]
+    fn sampling_flags_turn_the_monitor_on_off_and_tune_it() {
+        let parse = |v: &[&str]| {
+            let cli = <cli::Cli as argh::FromArgs>::from_args(&["pgstorm"], v).unwrap();
+            let Command::Queries(a) = cli.command else {
+                unreachable!()
+            };
+            queries_options(&a, &[]).unwrap().monitor
+        };
+        let default = parse(&["queries"]).unwrap();
+        assert_eq!(default.interval, Duration::from_secs(1));
+        assert_eq!(default.capacity, 1000);
+        assert_eq!(default.thresholds, Thresholds::default());
+        assert!(parse(&["queries", "--no-monitor"]).is_none());
+        assert!(parse(&["queries", "--sample-interval", "0"]).is_none());
+        let tuned = parse(&[
+            "queries",
+            "--sample-interval",
+            "500ms",
+            "--history",
+            "50",
+            "--alert-cpu",
+            "80",
+        ])
+        .unwrap();
+        assert_eq!(tuned.interval, Duration::from_millis(500));
+        assert_eq!(tuned.capacity, 50);
+        assert_eq!(tuned.thresholds.cpu_percent, 80.0);
+    }
+
+    #[test]
     fn bad_flags_exit_2_without_contacting_a_server() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(main(&args(&["queries", "--bogus"])), 2);
@@ -588,6 +665,10 @@ mod tests {
         assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
         assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
         assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+        assert_eq!(main(&args(&["queries", "--sample-interval", "50ms"])), 2);
+        assert_eq!(main(&args(&["queries", "--sample-interval", "soon"])), 2);
+        assert_eq!(main(&args(&["queries", "--alert-cpu", "150"])), 2);
+        assert_eq!(main(&args(&["queries", "--history", "0"])), 2);
         assert_eq!(main(&args(&["isolation", "--check", "phantom"])), 2);
         assert_eq!(main(&args(&["isolation", "--level", "chaos"])), 2);
         assert_eq!(main(&args(&["isolation", "--workers", "0"])), 2);

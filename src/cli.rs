@@ -11,7 +11,7 @@ pub struct Cli {
 }
 
 /// Subcommands.
-// Parsed once per process: the size difference between variants costs nothing.
+// Parsed once per process: the size of the biggest variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
@@ -125,6 +125,21 @@ pub struct QueriesArgs {
     /// random seed of the workers (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
+    /// resource sampling interval, e.g. 1s or 500ms (at least 200ms; 0 turns sampling off)
+    #[argh(option, default = "String::from(\"1s\")")]
+    pub sample_interval: String,
+    /// do not sample host and server resources (same as --sample-interval 0)
+    #[argh(switch)]
+    pub no_monitor: bool,
+    /// resource samples kept per sampler; older ones are dropped (default 1000)
+    #[argh(option, default = "1000")]
+    pub history: usize,
+    /// host CPU % above which an alert is raised (default 90)
+    #[argh(option, default = "90.0")]
+    pub alert_cpu: f64,
+    /// host memory % above which an alert is raised (default 95)
+    #[argh(option, default = "95.0")]
+    pub alert_memory: f64,
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,

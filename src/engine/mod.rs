@@ -1,7 +1,8 @@
 //! The measured hot path: pool, workers, schedule, collector, statistics.
 //!
 //! [`run`] opens the pool (all connections before the clock starts, so connecting never pollutes
-//! query latency), starts one pinned thread per client and the collector, stops them after the
+//! query latency), starts one thread per client (pinned round robin to every core but the last,
+//! which is left to the collector and the samplers: [`worker_cores`]) and the collector, stops them after the
 //! duration (or transaction count, or Ctrl-C), and returns raw measurements ([`EngineOutput`]).
 //! It knows nothing of scenarios, reports or the CLI.
 
@@ -87,6 +88,8 @@ pub struct EngineOutput {
     pub started_at: SystemTime,
     /// Measured (post-warmup) wall time.
     pub measured: Duration,
+    /// Warmup actually excluded (the requested one rounded up to whole intervals).
+    pub warmup: Duration,
     /// Wall time of the whole load, warmup included (the span the CPU time covers).
     pub wall: Duration,
     /// Whether Ctrl-C stopped the run early.
@@ -116,6 +119,33 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator tuning; M_ARENA_MAX is a valid parameter.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Cores the workers are pinned to (round robin): all but the last when there are several, so
+/// the samplers and the collector keep a core of their own ([`monitor_core`]); empty without
+/// pinning.
+pub fn worker_cores(pin: bool) -> Vec<core_affinity::CoreId> {
+    if !pin {
+        return Vec::new();
+    }
+    let mut cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() > 1 {
+        cores.pop();
+    }
+    cores
+}
+
+/// The core left free of workers when pinning on a multi-core host, for the samplers.
+pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
+    if !pin {
+        return None;
+    }
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() > 1 {
+        cores.last().copied()
+    } else {
+        None
     }
 }
 
@@ -161,11 +191,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(clients * 2);
-    let cores = if cfg.pin {
-        core_affinity::get_core_ids().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let cores = worker_cores(cfg.pin);
     let collector_cfg = collector::CollectorConfig {
         names: workload.names(),
         workers: clients,
@@ -180,9 +206,15 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
             warmup_intervals + n - 1
         }),
     };
+    let collector_core = monitor_core(cfg.pin);
     let collector = std::thread::Builder::new()
         .name("pgstorm-collector".into())
-        .spawn(move || collector::run(collector_cfg, rx, recycle_tx))
+        .spawn(move || {
+            if let Some(c) = collector_core {
+                core_affinity::set_for_current(c);
+            }
+            collector::run(collector_cfg, rx, recycle_tx)
+        })
         .context("cannot start the collector thread")?;
 
     let cpu_before = crate::proc_stats::cpu_time();
@@ -259,6 +291,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         late_batches: collected.late_batches,
         started_at,
         measured,
+        warmup,
         wall: stopped_at.saturating_duration_since(start),
         interrupted,
         cpu: (

@@ -1,3 +1,361 @@
-//! What the load machine and the server were doing: host facts now; samplers over time later.
+//! What the load machine and the server were doing: static host facts ([`host`]), and the
+//! [`Monitor`]: a host sampler and a server sampler, each on its own thread, sampling on a shared
+//! tick grid into bounded histories, with threshold alerts.
+//!
+//! Invariants: the samplers never touch the engine's pool or hot path (the server sampler has its
+//! own connection); they run on the core the engine leaves free when workers are pinned
+//! ([`crate::engine::monitor_core`]); a failing sampler records an error in the result instead of
+//! failing the run; `stop` takes a last sample, so counters cover the load up to the moment the
+//! caller chose (after the pool's backends exited and flushed their statistics).
 
+pub mod alerts;
+pub mod history;
 pub mod host;
+pub mod host_sampler;
+pub mod local;
+pub mod model;
+pub mod procfs;
+pub mod server;
+pub mod summary;
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use history::{Cost, Ring};
+pub use local::{is_local, local_postmaster, LocalServer};
+use model::{
+    AlertEvent, HostSample, HostSeries, Monitoring, ServerSample, ServerSeries, ServerSummary,
+    Stat, Thresholds, Window,
+};
+use summary::host_summary;
+pub use summary::under_load;
+
+/// Default number of samples kept per sampler.
+pub const DEFAULT_CAPACITY: usize = 1000;
+
+/// How to monitor.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Time between samples (at least [`host_sampler::MIN_INTERVAL`]).
+    pub interval: Duration,
+    /// Samples kept per sampler; the oldest are dropped first.
+    pub capacity: usize,
+    /// Alert thresholds.
+    pub thresholds: Thresholds,
+    /// Core to pin the sampler threads to (the one the workers leave free).
+    pub core: Option<core_affinity::CoreId>,
+    /// Print alerts to stderr as they happen.
+    pub announce: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            interval: Duration::from_secs(1),
+            capacity: DEFAULT_CAPACITY,
+            thresholds: Thresholds::default(),
+            core: None,
+            announce: false,
+        }
+    }
+}
+
+struct HostOutcome {
+    ring: Ring<HostSample>,
+    cost: Cost,
+    alerts: Vec<AlertEvent>,
+}
+
+struct ServerOutcome {
+    ring: Ring<ServerSample>,
+    cost: Cost,
+    version: i32,
+    view: &'static str,
+    totals: model::ServerTotals,
+    error: Option<String>,
+}
+
+/// Sleeps until tick `k` of the grid, or returns false when told to stop.
+fn wait_tick(stop: &Receiver<()>, epoch: Instant, interval: Duration, k: u64) -> bool {
+    let at = epoch + interval * k as u32;
+    match stop.recv_timeout(at.saturating_duration_since(Instant::now())) {
+        Err(RecvTimeoutError::Timeout) => true,
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+    }
+}
+
+/// The tick after `k`, skipping ticks already past (a slow sample or a stalled server), so two
+/// samples are never taken back to back to catch up.
+fn next_tick(epoch: Instant, interval: Duration, k: u64) -> u64 {
+    let elapsed = (epoch.elapsed().as_secs_f64() / interval.as_secs_f64()) as u64;
+    (k + 1).max(elapsed + 1)
+}
+
+fn pin(core: Option<core_affinity::CoreId>) {
+    if let Some(c) = core {
+        core_affinity::set_for_current(c);
+    }
+}
+
+/// Running samplers; [`Monitor::stop`] ends them and returns the document section.
+pub struct Monitor {
+    cfg: MonitorConfig,
+    epoch: Instant,
+    epoch_wall: chrono::DateTime<chrono::Utc>,
+    local: Option<LocalServer>,
+    stop: Vec<Sender<()>>,
+    host: Option<JoinHandle<HostOutcome>>,
+    server: Option<JoinHandle<ServerOutcome>>,
+    errors: Vec<String>,
+}
+
+impl Monitor {
+    /// Starts the host sampler and, with `server`, the server sampler on its own connection.
+    /// `local` is the PostgreSQL on this host whose processes the host sampler measures.
+    pub fn start(
+        cfg: MonitorConfig,
+        server: Option<&postgres::Config>,
+        local: Option<LocalServer>,
+    ) -> Monitor {
+        let cfg = MonitorConfig {
+            interval: cfg.interval.max(host_sampler::MIN_INTERVAL),
+            ..cfg
+        };
+        let epoch = Instant::now();
+        let epoch_wall = chrono::Utc::now();
+        let mut m = Monitor {
+            cfg: cfg.clone(),
+            epoch,
+            epoch_wall,
+            local,
+            stop: Vec::new(),
+            host: None,
+            server: None,
+            errors: Vec::new(),
+        };
+
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let c = cfg.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pgstorm-host-sampler".into())
+            .spawn(move || {
+                pin(c.core);
+                let mut sampler = host_sampler::HostSampler::new(local.map(|l| l.pid));
+                let mut out = HostOutcome {
+                    ring: Ring::new(c.capacity),
+                    cost: Cost::default(),
+                    alerts: Vec::new(),
+                };
+                let mut alerts = alerts::Alerts::default();
+                let mut last = Instant::now();
+                let mut k = 1u64;
+                loop {
+                    let go_on = wait_tick(&rx, epoch, c.interval, k);
+                    if !go_on && last.elapsed() < host_sampler::MIN_INTERVAL {
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    let cost = Cost::start();
+                    let s = sampler.sample(t0.duration_since(epoch).as_secs_f64(), k);
+                    out.cost.add(&cost);
+                    last = t0;
+                    for e in alerts.observe(&s, &c.thresholds, epoch_wall) {
+                        if c.announce {
+                            eprintln!(
+                                "pgstorm: alert {} {} at t={:.1}s: {:.1}% (threshold {:.0}%)",
+                                e.metric, e.state, e.t_s, e.value, e.threshold
+                            );
+                        }
+                        out.alerts.push(e);
+                    }
+                    out.ring.push(s);
+                    if !go_on {
+                        break;
+                    }
+                    k = next_tick(epoch, c.interval, k);
+                }
+                out
+            });
+        match spawned {
+            Ok(h) => {
+                m.host = Some(h);
+                m.stop.push(tx);
+            }
+            Err(e) => m
+                .errors
+                .push(format!("cannot start the host sampler thread: {e}")),
+        }
+
+        if let Some(config) = server {
+            match server::ServerSampler::connect(config) {
+                Ok(sampler) => m.start_server(sampler),
+                Err(e) => m.errors.push(format!(
+                    "server sampler: cannot connect: {}",
+                    crate::target::one_line(&e)
+                )),
+            }
+        }
+        m
+    }
+
+    fn start_server(&mut self, mut sampler: server::ServerSampler) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (epoch, c) = (self.epoch, self.cfg.clone());
+        let spawned = std::thread::Builder::new()
+            .name("pgstorm-server-sampler".into())
+            .spawn(move || {
+                pin(c.core);
+                let mut out = ServerOutcome {
+                    ring: Ring::new(c.capacity),
+                    cost: Cost::default(),
+                    version: sampler.server_version_num,
+                    view: sampler.checkpoint_view,
+                    totals: model::ServerTotals::default(),
+                    error: None,
+                };
+                let mut k = 0u64;
+                loop {
+                    let go_on = k == 0 || wait_tick(&rx, epoch, c.interval, k);
+                    let t0 = Instant::now();
+                    let cost = Cost::start();
+                    match sampler.sample(t0.duration_since(epoch).as_secs_f64(), k) {
+                        Ok(s) => {
+                            out.cost.add(&cost);
+                            if let Some(s) = s {
+                                out.ring.push(s);
+                            }
+                        }
+                        Err(e) => {
+                            out.error = Some(format!(
+                                "server sampler stopped at t={:.1}s: {}",
+                                t0.duration_since(epoch).as_secs_f64(),
+                                crate::target::one_line(&e)
+                            ));
+                            break;
+                        }
+                    }
+                    if !go_on {
+                        break;
+                    }
+                    k = next_tick(epoch, c.interval, k);
+                }
+                out.totals = sampler.totals();
+                out
+            });
+        match spawned {
+            Ok(h) => {
+                self.server = Some(h);
+                self.stop.push(tx);
+            }
+            Err(e) => self
+                .errors
+                .push(format!("cannot start the server sampler thread: {e}")),
+        }
+    }
+
+    /// Seconds since the monitor started at wall-clock time `t` (negative if before).
+    pub fn seconds_at(&self, t: SystemTime) -> f64 {
+        let epoch: SystemTime = self.epoch_wall.into();
+        match t.duration_since(epoch) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        }
+    }
+
+    /// Takes a last sample, stops the samplers and summarizes; `load` is the measured span.
+    pub fn stop(mut self, load: Option<Window>) -> Monitoring {
+        for tx in self.stop.drain(..) {
+            let _ = tx.send(());
+        }
+        let mut errors = std::mem::take(&mut self.errors);
+        let host = self.host.take().and_then(|h| match h.join() {
+            Ok(o) => Some(o),
+            Err(_) => {
+                errors.push("the host sampler thread panicked".into());
+                None
+            }
+        });
+        let server = self.server.take().and_then(|h| match h.join() {
+            Ok(o) => Some(o),
+            Err(_) => {
+                errors.push("the server sampler thread panicked".into());
+                None
+            }
+        });
+        let interval_s = self.cfg.interval.as_secs_f64();
+        let mut alerts = Vec::new();
+        let host = host.map(|o| {
+            alerts = o.alerts;
+            let taken = o.ring.taken();
+            let dropped = o.ring.dropped();
+            let samples = o.ring.into_vec();
+            HostSeries {
+                postgres_source: self.local.map(|l| l.source.to_string()),
+                postmaster_pid: self.local.map(|l| l.pid),
+                taken,
+                dropped,
+                cost_us_mean: o.cost.wall_mean(),
+                cost_us_max: o.cost.wall_max_us,
+                cpu_us_mean: o.cost.cpu_mean(),
+                summary: host_summary(&samples),
+                samples,
+            }
+        });
+        let server = server.map(|o| {
+            errors.extend(o.error);
+            let taken = o.ring.taken();
+            let dropped = o.ring.dropped();
+            let samples = o.ring.into_vec();
+            ServerSeries {
+                server_version_num: o.version,
+                checkpoint_view: o.view.to_string(),
+                taken,
+                dropped,
+                cost_us_mean: o.cost.wall_mean(),
+                cost_us_max: o.cost.wall_max_us,
+                cpu_us_mean: o.cost.cpu_mean(),
+                totals: o.totals,
+                summary: ServerSummary {
+                    tps: Stat::of(samples.iter().map(|s| s.tps)),
+                    active: Stat::of(
+                        samples
+                            .iter()
+                            .map(|s| *s.by_state.get("active").unwrap_or(&0) as f64),
+                    ),
+                    blocked_backends: Stat::of(samples.iter().map(|s| s.blocked_backends as f64)),
+                    wal_bytes_s: Stat::of(samples.iter().filter_map(|s| s.wal_bytes_s)),
+                },
+                samples,
+            }
+        });
+        let under_load = match (&host, load) {
+            (Some(h), Some(w)) => under_load(&h.samples, w, interval_s),
+            _ => None,
+        };
+        Monitoring {
+            started_at: self
+                .epoch_wall
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            interval_s,
+            capacity: self.cfg.capacity,
+            load_window: load,
+            thresholds: self.cfg.thresholds,
+            under_load,
+            host,
+            server,
+            alerts,
+            errors,
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        // Dropped without `stop` (an error path): end the threads, discard their results.
+        for tx in self.stop.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}

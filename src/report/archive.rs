@@ -76,6 +76,9 @@ fn write_into(dir: &Path, doc: &RunDocument, extra: &[ExtraFile]) -> Result<()> 
         write_file(&dir.join("summary.csv"), &csv_out::summary(load)?)?;
         write_file(&dir.join("timeseries.csv"), &csv_out::timeseries(load)?)?;
     }
+    if let Some(m) = &doc.monitoring {
+        write_file(&dir.join("resources.csv"), &csv_out::resources(m)?)?;
+    }
     if let Some(iso) = &doc.isolation {
         write_file(&dir.join("isolation.csv"), &super::isolation::csv(iso)?)?;
     }

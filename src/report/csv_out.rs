@@ -1,10 +1,13 @@
-//! CSV files for spreadsheets: `summary.csv` (one row per query type + `all`) and
-//! `timeseries.csv` (one row per interval). Columns are fixed; per-query-type columns of the time
+//! CSV files for spreadsheets: `summary.csv` (one row per query type + `all`),
+//! `timeseries.csv` (one row per interval) and `resources.csv` (one row per sampling tick). Columns are fixed; per-query-type columns of the time
 //! series follow the mix order.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 
 use super::model::{ConnectionsResult, LoadResult, QueryResult};
+use crate::monitor::model::{HostSample, Monitoring, ServerSample};
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
@@ -97,6 +100,95 @@ pub fn timeseries(load: &LoadResult) -> Result<Vec<u8>> {
                 .iter()
                 .map(|n| p.per_query.get(*n).copied().unwrap_or(0).to_string()),
         );
+        w.write_record(&r)?;
+    }
+    finish(w)
+}
+
+/// `resources.csv` contents: one row per sampling tick, host and server figures side by side
+/// (a cell is empty when that sampler has no sample for the tick).
+pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let host: BTreeMap<u64, &HostSample> = m
+        .host
+        .iter()
+        .flat_map(|h| &h.samples)
+        .map(|s| (s.tick, s))
+        .collect();
+    let server: BTreeMap<u64, &ServerSample> = m
+        .server
+        .iter()
+        .flat_map(|h| &h.samples)
+        .map(|s| (s.tick, s))
+        .collect();
+    let cores = host.values().map(|s| s.per_core.len()).max().unwrap_or(0);
+    let mut header: Vec<String> = [
+        "tick",
+        "t_s",
+        "cpu_percent",
+        "memory_percent",
+        "memory_used_bytes",
+        "swap_used_bytes",
+        "swap_pages_s",
+        "load1",
+        "disk_read_bytes_s",
+        "disk_write_bytes_s",
+        "net_rx_bytes_s",
+        "net_tx_bytes_s",
+        "loopback_bytes_s",
+        "client_cpu_percent",
+        "server_cpu_percent",
+        "server_memory_bytes",
+        "server_tps",
+        "cache_hit_ratio",
+        "active",
+        "waiting_locks",
+        "blocked_backends",
+        "deadlocks",
+        "temp_bytes",
+        "checkpoints",
+        "wal_bytes_s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    header.extend((0..cores).map(|i| format!("cpu{i}_percent")));
+    w.write_record(&header)?;
+    let f = |v: f64| format!("{v:.3}");
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let ticks: std::collections::BTreeSet<u64> =
+        host.keys().chain(server.keys()).copied().collect();
+    for tick in ticks {
+        let h = host.get(&tick);
+        let s = server.get(&tick);
+        let t = h.map(|h| h.t_s).or(s.map(|s| s.t_s)).unwrap_or(0.0);
+        let mut r = vec![tick.to_string(), f(t)];
+        r.extend([
+            opt(h.map(|h| f(h.cpu_percent))),
+            opt(h.map(|h| f(h.memory_percent))),
+            opt(h.map(|h| h.memory_used_bytes.to_string())),
+            opt(h.map(|h| h.swap_used_bytes.to_string())),
+            opt(h.map(|h| f(h.swap_pages_s))),
+            opt(h.map(|h| f(h.load[0]))),
+            opt(h.map(|h| f(h.disk_read_bytes_s))),
+            opt(h.map(|h| f(h.disk_write_bytes_s))),
+            opt(h.map(|h| f(h.net_rx_bytes_s))),
+            opt(h.map(|h| f(h.net_tx_bytes_s))),
+            opt(h.map(|h| f(h.loopback_bytes_s))),
+            opt(h.map(|h| f(h.client_cpu_percent))),
+            opt(h.and_then(|h| h.server_cpu_percent).map(f)),
+            opt(h.and_then(|h| h.server_memory_bytes).map(|b| b.to_string())),
+            opt(s.map(|s| f(s.tps))),
+            opt(s.and_then(|s| s.cache_hit_ratio).map(|v| format!("{v:.5}"))),
+            opt(s.map(|s| s.by_state.get("active").unwrap_or(&0).to_string())),
+            opt(s.map(|s| s.waiting_locks.to_string())),
+            opt(s.map(|s| s.blocked_backends.to_string())),
+            opt(s.map(|s| s.deadlocks.to_string())),
+            opt(s.map(|s| s.temp_bytes.to_string())),
+            opt(s.map(|s| s.checkpoints.to_string())),
+            opt(s.and_then(|s| s.wal_bytes_s).map(f)),
+        ]);
+        r.extend((0..cores).map(|i| opt(h.and_then(|h| h.per_core.get(i)).map(|v| f(*v)))));
         w.write_record(&r)?;
     }
     finish(w)

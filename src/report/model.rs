@@ -58,6 +58,10 @@ pub struct RunDocument {
     pub sweep: Option<SweepSection>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
+    /// Host and server resource samples over the run, their summaries and alerts (absent with
+    /// `--no-monitor`).
+    #[serde(default)]
+    pub monitoring: Option<crate::monitor::model::Monitoring>,
     /// When this result merges runs made at the same time on several load machines: the runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedRun>>,

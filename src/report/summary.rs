@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::model::{ConnectionsResult, QueryResult, RunDocument};
+use crate::monitor::model::Monitoring;
 
 /// Renders the summary table of a document.
 pub fn render(doc: &RunDocument) -> String {
@@ -113,6 +114,9 @@ pub fn render(doc: &RunDocument) -> String {
             "server: {} commits + {} rollbacks for {} client transactions (ratio {:.3})",
             sc.xact_commit, sc.xact_rollback, sc.client_transactions, sc.ratio
         );
+    }
+    if let Some(m) = &doc.monitoring {
+        resources(&mut s, m);
     }
     s.push_str(&isolation(doc));
     s
@@ -318,5 +322,53 @@ fn connections(s: &mut String, doc: &RunDocument, c: &ConnectionsResult) {
         for w in &doc.warnings {
             let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
         }
+    }
+}
+
+fn resources(s: &mut String, m: &Monitoring) {
+    if let Some(u) = &m.under_load {
+        let server = u
+            .server_cpu_mean_percent
+            .map(|p| format!(", PostgreSQL {p:.0}%"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "host under load: CPU mean {:.0}%, p95 {:.0}%, peak {:.0}% (pgstorm {:.0}%{server}); \
+             memory p95 {:.1}%, peak {:.1}%",
+            u.cpu_mean_percent,
+            u.cpu_p95_percent,
+            u.cpu_peak_percent,
+            u.client_cpu_mean_percent,
+            u.memory_p95_percent,
+            u.memory_peak_percent
+        );
+    }
+    if let Some(sv) = &m.server {
+        let t = &sv.totals;
+        let _ = writeln!(
+            s,
+            "server sampler: {:.1} tx/s over {:.1} s, cache hit {}, {} deadlocks, {} temp files, \
+             {} checkpoints, {} WAL",
+            (t.xact_commit + t.xact_rollback) as f64 / t.span_s.max(1e-9),
+            t.span_s,
+            t.cache_hit_ratio
+                .map(|r| format!("{:.2}%", r * 100.0))
+                .unwrap_or_else(|| "n/a".into()),
+            t.deadlocks,
+            t.temp_files,
+            t.checkpoints,
+            t.wal_bytes
+                .map(|b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)))
+                .unwrap_or_else(|| "n/a".into()),
+        );
+    }
+    let raised: Vec<String> = m
+        .alerts
+        .iter()
+        .filter(|a| a.state == "raised")
+        .map(|a| format!("{} {:.0}% at t={:.1}s", a.metric, a.value, a.t_s))
+        .collect();
+    if !raised.is_empty() {
+        let _ = writeln!(s, "alerts: {}", raised.join(", "));
     }
 }

@@ -5,6 +5,7 @@
 //! warnings. Each warning names what was seen, with numbers, and what to do.
 
 use super::model::{ConnectionsResult, LoadResult, RunDocument, Warning};
+use crate::monitor::model::Monitoring;
 
 fn w(code: &str, message: String) -> Warning {
     Warning {
@@ -111,12 +112,26 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             ));
         }
     }
-    if load.client.cpu_share_of_host > 0.9 {
+    // Sampled client CPU catches a saturated stretch that the whole-run average dilutes.
+    let client_p95 = doc
+        .monitoring
+        .as_ref()
+        .and_then(|m| {
+            Some((
+                m.host.as_ref()?.summary.client_cpu_percent.p95,
+                m.thresholds,
+            ))
+        })
+        .filter(|(p95, th)| *p95 > th.client_cpu_percent);
+    if load.client.cpu_share_of_host > 0.9 || client_p95.is_some() {
+        let sampled = client_p95
+            .map(|(p95, _)| format!(" (p95 of the samples {p95:.0}%)"))
+            .unwrap_or_default();
         out.push(w(
             "client_cpu_saturated",
             format!(
-                "pgstorm used {:.0}% of the host's CPU: the client may be the bottleneck; run it \
-                 on a separate load machine or lower -c",
+                "pgstorm used {:.0}% of the host's CPU over the run{sampled}: the client may be \
+                 the bottleneck; run it on a separate load machine or lower -c",
                 load.client.cpu_share_of_host * 100.0
             ),
         ));
@@ -138,6 +153,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             ),
         ));
     }
+    out.extend(monitoring_warnings(doc, load));
     if let Some(sc) = &load.server_check {
         if sc.client_transactions >= 100 && !(0.95..=1.05).contains(&sc.ratio) {
             out.push(w(
@@ -189,6 +205,103 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
         out.push(w(
             "interrupted",
             "the run was interrupted: the figures cover only the part that ran".to_string(),
+        ));
+    }
+    out
+}
+
+/// Warnings from the resource samples: a saturated or swapping host, memory near its limit, a
+/// server count that disagrees with the client's, and samplers that did not see everything.
+fn monitoring_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let Some(m) = &doc.monitoring else {
+        return out;
+    };
+    if let Some(u) = &m.under_load {
+        if u.cpu_p95_percent > m.thresholds.cpu_percent {
+            let split = match u.server_cpu_mean_percent {
+                Some(pg) => format!(
+                    " (mean: pgstorm {:.0}%, PostgreSQL {:.0}%, the rest other processes)",
+                    u.client_cpu_mean_percent, pg
+                ),
+                None => format!(" (mean: pgstorm {:.0}%)", u.client_cpu_mean_percent),
+            };
+            out.push(w(
+                "host_cpu_saturated",
+                format!(
+                    "the load machine's CPU was {:.0}% busy at p95 under load{split}: latencies \
+                     include waiting for a CPU; with a local server, client and server compete, so \
+                     put them on separate machines or lower -c",
+                    u.cpu_p95_percent
+                ),
+            ));
+        }
+        if u.memory_peak_percent > m.thresholds.memory_percent {
+            out.push(w(
+                "memory_high",
+                format!(
+                    "host memory in use peaked at {:.1}% under load (threshold {:.0}%): the page \
+                     cache is being squeezed, so disk reads and latencies may not be typical",
+                    u.memory_peak_percent, m.thresholds.memory_percent
+                ),
+            ));
+        }
+        if u.swap_pages > 0 {
+            let used = m
+                .host
+                .as_ref()
+                .map(|h| h.summary.swap_used_bytes.peak / (1024.0 * 1024.0))
+                .unwrap_or(0.0);
+            out.push(w(
+                "swap_in_use",
+                format!(
+                    "the host swapped {} pages in or out during the load ({used:.0} MiB of swap in \
+                     use at peak): any latency figure may include page faults; free memory or \
+                     lower -c / shared_buffers",
+                    u.swap_pages
+                ),
+            ));
+        }
+    }
+    if load.server_check.is_none() {
+        if let Some(t) = m.server.as_ref().map(|s| &s.totals) {
+            let client = load.summary.count + load.summary.errors.values().sum::<u64>();
+            let server = t.xact_commit + t.xact_rollback;
+            let ratio = server as f64 / client.max(1) as f64;
+            if client >= 100 && !(0.95..=1.05).contains(&ratio) {
+                out.push(w(
+                    "server_count_mismatch",
+                    format!(
+                        "the server sampler counted {server} transactions where pgstorm counted \
+                         {client} (ratio {ratio:.3}): another client was active on this \
+                         database, or statistics are stale"
+                    ),
+                ));
+            }
+        }
+    }
+    out.extend(sampler_warnings(m));
+    out
+}
+
+fn sampler_warnings(m: &Monitoring) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if !m.errors.is_empty() {
+        out.push(w(
+            "monitor_incomplete",
+            format!("resource monitoring is incomplete: {}", m.errors.join("; ")),
+        ));
+    }
+    let dropped = m.host.as_ref().map(|h| h.dropped).unwrap_or(0)
+        + m.server.as_ref().map(|s| s.dropped).unwrap_or(0);
+    if dropped > 0 {
+        out.push(w(
+            "history_truncated",
+            format!(
+                "{dropped} resource samples were dropped to keep the history within {} points: \
+                 the summaries cover the newest ones only; raise --history or --sample-interval",
+                m.capacity
+            ),
         ));
     }
     out

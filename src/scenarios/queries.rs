@@ -13,6 +13,8 @@ use anyhow::Result;
 
 use super::session::{Session, TargetOptions};
 use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
+use crate::monitor::model::Window;
+use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
     ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry,
     PoolResult, QueryResult, RunDocument, ServerCheck,
@@ -58,6 +60,8 @@ pub struct QueriesOptions {
     pub scale: Option<i64>,
     /// `-D name=value` script variables.
     pub defines: Vec<(String, String)>,
+    /// Host and server samplers during the load (`None`: `--no-monitor`).
+    pub monitor: Option<MonitorConfig>,
     /// Hold the load until this moment (`--start-at`), so several load machines start together.
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -102,6 +106,7 @@ impl Default for QueriesOptions {
             per_command: false,
             scale: None,
             defines: Vec::new(),
+            monitor: Some(MonitorConfig::default()),
             start_at: None,
         }
     }
@@ -238,10 +243,12 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
             )));
         }
     }
+    // The admin connection, plus the server sampler's own.
+    let extra = 1 + u32::from(opts.monitor.is_some());
     crate::target::check_capacity(
         &session.server,
         opts.engine.clients,
-        1,
+        extra,
         &session.target.display,
     )?;
 
@@ -281,10 +288,30 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     }
     let started = chrono::Utc::now();
     let host = crate::monitor::host::host_info();
+    // Samplers start before the load and stop after the pool's backends exited (and so flushed
+    // their statistics), on the core the pinned workers leave free.
+    let monitor = match &opts.monitor {
+        Some(cfg) => {
+            let local = session.local_server();
+            let cfg = MonitorConfig {
+                core: engine::monitor_core(opts.engine.pin),
+                ..cfg.clone()
+            };
+            Some(Monitor::start(cfg, Some(&session.target.config), local))
+        }
+        None => None,
+    };
     let before = session.xact_counters().ok();
     let out = engine::run(&session.target, workload.clone(), &opts.engine)?;
     let _ = session.wait_pool_gone(Duration::from_secs(30));
     let after = session.xact_counters().ok();
+    let monitoring = monitor.map(|m| {
+        let start_s = m.seconds_at(out.started_at) + out.warmup.as_secs_f64();
+        m.stop(Some(Window {
+            start_s,
+            end_s: start_s + out.measured.as_secs_f64(),
+        }))
+    });
 
     let mut doc = session.document(
         "queries",
@@ -317,6 +344,7 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     }
     doc.interrupted = out.interrupted;
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    doc.monitoring = monitoring;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
     for t in &workload.types {
         if let Some(e) = t.first_error() {

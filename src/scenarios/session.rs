@@ -148,6 +148,7 @@ impl Session {
             connections: None,
             sweep: None,
             warnings: Vec::new(),
+            monitoring: None,
             merged_from: None,
         }
     }
@@ -161,6 +162,18 @@ impl Session {
             &[],
         )?;
         Ok((row.get(0), row.get(1)))
+    }
+
+    /// The PostgreSQL processes on this host: the sandbox's postmaster, or (for a local socket or
+    /// loopback target) the parent of our own backend; `None` for a remote server.
+    pub fn local_server(&mut self) -> Option<crate::monitor::LocalServer> {
+        if let Some(pid) = self.sandbox.as_ref().and_then(|s| s.postmaster_pid()) {
+            return Some(crate::monitor::LocalServer {
+                pid,
+                source: "sandbox",
+            });
+        }
+        crate::monitor::local_postmaster(&mut self.admin, &self.target.config)
     }
 
     /// Waits (bounded) until the pool's backends have exited, so their statistics are flushed.

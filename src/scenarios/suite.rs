@@ -155,6 +155,9 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
+    if let Some(m) = &mut q.monitor {
+        m.announce = true;
+    }
     q.start_at = opts.start_at;
     let mut violations = 0;
     // The isolation checks run once, with the first run of a set: their verdicts are about the

@@ -1,0 +1,350 @@
+//! The monitoring section of run.json: host and server samples over time, their summaries, the
+//! alert events and the samplers' own cost.
+//!
+//! Invariants: CPU figures are percent of the whole host's capacity (0..100; per-core figures are
+//! percent of one core), so pgstorm's and PostgreSQL's shares add up to at most the host total;
+//! rates are per second of the interval actually elapsed between two samples, never of the
+//! nominal interval; `t_s` is seconds since the monitor started.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the machine and the server were doing during a run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Monitoring {
+    /// Wall-clock time of `t_s = 0` (RFC 3339, UTC).
+    pub started_at: String,
+    /// Nominal seconds between samples (`--sample-interval`).
+    pub interval_s: f64,
+    /// Most samples kept per sampler (`--history`); older ones are dropped first.
+    pub capacity: usize,
+    /// The span during which the measured load ran (post-warmup), seconds since `started_at`;
+    /// the `under_load` summaries cover it.
+    pub load_window: Option<Window>,
+    /// Alert thresholds in force.
+    pub thresholds: Thresholds,
+    /// Host CPU and memory while the load ran: the figures the stability criteria judge.
+    pub under_load: Option<UnderLoad>,
+    /// Host samples and their summary (absent when the host sampler could not run).
+    pub host: Option<HostSeries>,
+    /// Server samples and their summary (absent when the sampler could not connect).
+    pub server: Option<ServerSeries>,
+    /// Threshold crossings, in time order.
+    pub alerts: Vec<AlertEvent>,
+    /// Problems the samplers met (e.g. a lost connection); the run itself went on.
+    pub errors: Vec<String>,
+}
+
+/// A span of time, seconds since the monitor started.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Window {
+    /// Start (s).
+    pub start_s: f64,
+    /// End (s).
+    pub end_s: f64,
+}
+
+/// Alert thresholds (percent).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Thresholds {
+    /// Host CPU busy above this raises `cpu` (default 90).
+    pub cpu_percent: f64,
+    /// Host memory in use (total − available) above this raises `memory` (default 95).
+    pub memory_percent: f64,
+    /// pgstorm's own CPU (share of the host) above this raises `client_cpu` (default 90).
+    pub client_cpu_percent: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            cpu_percent: 90.0,
+            memory_percent: 95.0,
+            client_cpu_percent: 90.0,
+        }
+    }
+}
+
+/// Host CPU and memory over the load window.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct UnderLoad {
+    /// Host samples inside the window.
+    pub samples: usize,
+    /// Mean host CPU busy (%).
+    pub cpu_mean_percent: f64,
+    /// 95th percentile host CPU busy (%).
+    pub cpu_p95_percent: f64,
+    /// Peak host CPU busy (%).
+    pub cpu_peak_percent: f64,
+    /// 95th percentile host memory in use (%).
+    pub memory_p95_percent: f64,
+    /// Peak host memory in use (%).
+    pub memory_peak_percent: f64,
+    /// Mean CPU of pgstorm itself (% of host).
+    pub client_cpu_mean_percent: f64,
+    /// Mean CPU of the PostgreSQL processes (% of host), when the server is local.
+    pub server_cpu_mean_percent: Option<f64>,
+    /// Pages swapped in or out during the window.
+    pub swap_pages: u64,
+}
+
+/// Mean, 95th percentile and peak of one figure.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
+    /// Maximum.
+    pub peak: f64,
+}
+
+impl Stat {
+    /// Summary of `values` (all zero when empty).
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Stat {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return Stat::default();
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        let rank = ((0.95 * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        Stat {
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+            p95: v[rank - 1],
+            peak: v[v.len() - 1],
+        }
+    }
+}
+
+/// Host samples.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HostSeries {
+    /// How the PostgreSQL processes were found (`sandbox`, `backend_parent`), or null when the
+    /// server is not on this host (then no server-process figures exist).
+    pub postgres_source: Option<String>,
+    /// PID of the postmaster whose process tree is measured.
+    pub postmaster_pid: Option<u32>,
+    /// Samples taken in total (kept + dropped).
+    pub taken: u64,
+    /// Oldest samples dropped to stay within `capacity`.
+    pub dropped: u64,
+    /// Mean wall time of taking one host sample (µs; waiting for a CPU included).
+    pub cost_us_mean: f64,
+    /// Worst wall time of one host sample (µs).
+    pub cost_us_max: f64,
+    /// Mean CPU time the sampler thread spent per host sample (µs): its cost to the client.
+    pub cpu_us_mean: f64,
+    /// Summary over the kept samples.
+    pub summary: HostSummary,
+    /// The kept samples, oldest first.
+    pub samples: Vec<HostSample>,
+}
+
+/// Mean / p95 / peak of the host figures over the kept samples.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
+pub struct HostSummary {
+    /// Host CPU busy (%).
+    pub cpu_percent: Stat,
+    /// Host memory in use (%).
+    pub memory_percent: Stat,
+    /// Swap in use (bytes).
+    pub swap_used_bytes: Stat,
+    /// 1-minute load average.
+    pub load1: Stat,
+    /// Disk reads (bytes/s).
+    pub disk_read_bytes_s: Stat,
+    /// Disk writes (bytes/s).
+    pub disk_write_bytes_s: Stat,
+    /// Network received, loopback excluded (bytes/s).
+    pub net_rx_bytes_s: Stat,
+    /// Network sent, loopback excluded (bytes/s).
+    pub net_tx_bytes_s: Stat,
+    /// pgstorm's own CPU (% of host).
+    pub client_cpu_percent: Stat,
+    /// PostgreSQL processes' CPU (% of host), when local.
+    pub server_cpu_percent: Option<Stat>,
+    /// PostgreSQL processes' memory (bytes), when local.
+    pub server_memory_bytes: Option<Stat>,
+}
+
+/// One host sample, covering the time since the previous one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct HostSample {
+    /// Seconds since the monitor started (end of the covered span).
+    pub t_s: f64,
+    /// Tick number (`t_s` ≈ tick × interval); host and server samples of one tick share it.
+    pub tick: u64,
+    /// Host CPU busy, all cores (%).
+    pub cpu_percent: f64,
+    /// CPU busy per logical core (% of that core).
+    pub per_core: Vec<f64>,
+    /// Memory in use: total − available (bytes).
+    pub memory_used_bytes: u64,
+    /// Memory available to new work (bytes).
+    pub memory_available_bytes: u64,
+    /// Memory in use (% of total).
+    pub memory_percent: f64,
+    /// Swap in use (bytes).
+    pub swap_used_bytes: u64,
+    /// Pages swapped in + out per second (any is a sign of memory pressure).
+    pub swap_pages_s: f64,
+    /// Load average over 1, 5, 15 minutes.
+    pub load: [f64; 3],
+    /// Disk reads, whole devices (bytes/s).
+    pub disk_read_bytes_s: f64,
+    /// Disk writes, whole devices (bytes/s).
+    pub disk_write_bytes_s: f64,
+    /// Network received, loopback excluded (bytes/s).
+    pub net_rx_bytes_s: f64,
+    /// Network sent, loopback excluded (bytes/s).
+    pub net_tx_bytes_s: f64,
+    /// Loopback traffic (bytes/s, one direction): client ↔ local server traffic shows here.
+    pub loopback_bytes_s: f64,
+    /// pgstorm's own CPU, all threads (% of host).
+    pub client_cpu_percent: f64,
+    /// PostgreSQL processes' CPU (% of host), when the server is local.
+    pub server_cpu_percent: Option<f64>,
+    /// PostgreSQL processes' memory (bytes; shared memory counted once), when local.
+    pub server_memory_bytes: Option<u64>,
+    /// Live PostgreSQL processes, when local.
+    pub server_processes: Option<u32>,
+}
+
+/// Server samples.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ServerSeries {
+    /// `server_version_num` of the sampled server.
+    pub server_version_num: i32,
+    /// Where checkpoint counters came from (`pg_stat_bgwriter` before 17, `pg_stat_checkpointer`
+    /// from 17).
+    pub checkpoint_view: String,
+    /// Samples taken in total (kept + dropped).
+    pub taken: u64,
+    /// Oldest samples dropped to stay within `capacity`.
+    pub dropped: u64,
+    /// Mean wall time of one server sample (µs; round trips and a busy server's delay included).
+    pub cost_us_mean: f64,
+    /// Worst wall time of one server sample (µs).
+    pub cost_us_max: f64,
+    /// Mean CPU time the sampler thread spent per server sample on the client (µs).
+    pub cpu_us_mean: f64,
+    /// Counter deltas between the first and the last sample (the whole monitored span).
+    pub totals: ServerTotals,
+    /// Summary over the kept samples.
+    pub summary: ServerSummary,
+    /// The kept samples, oldest first.
+    pub samples: Vec<ServerSample>,
+}
+
+/// Counter deltas of the whole monitored span (current database; checkpoints and WAL server-wide).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default, PartialEq)]
+pub struct ServerTotals {
+    /// Seconds between the first and last sample.
+    pub span_s: f64,
+    /// Committed transactions, the sampler's own excluded.
+    pub xact_commit: i64,
+    /// Rolled back transactions.
+    pub xact_rollback: i64,
+    /// The sampler's own transactions (one per sample), subtracted from `xact_commit`.
+    pub sampler_xacts: i64,
+    /// Deadlocks detected.
+    pub deadlocks: i64,
+    /// Queries cancelled by recovery conflicts (standbys).
+    pub conflicts: i64,
+    /// Temporary files written.
+    pub temp_files: i64,
+    /// Bytes written to temporary files.
+    pub temp_bytes: i64,
+    /// Checkpoints (timed + requested).
+    pub checkpoints: i64,
+    /// WAL generated (bytes; null on a standby).
+    pub wal_bytes: Option<i64>,
+    /// Buffer cache hit ratio over the span (0..1), when any block was read.
+    pub cache_hit_ratio: Option<f64>,
+}
+
+/// Mean / p95 / peak of the server figures over the kept samples.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
+pub struct ServerSummary {
+    /// Transactions per second (commit + rollback).
+    pub tps: Stat,
+    /// Client backends in state `active`.
+    pub active: Stat,
+    /// Backends blocked by another's lock.
+    pub blocked_backends: Stat,
+    /// WAL bytes per second.
+    pub wal_bytes_s: Stat,
+}
+
+/// One server sample: counter deltas per second since the previous sample, and gauges now.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ServerSample {
+    /// Seconds since the monitor started.
+    pub t_s: f64,
+    /// Tick number (see [`HostSample::tick`]).
+    pub tick: u64,
+    /// Server-side transactions per second (xact_commit + xact_rollback deltas, the sampler's own
+    /// excluded). Backends flush these counters about once a second, so single intervals are
+    /// lumpy; the totals are exact.
+    pub tps: f64,
+    /// Rollbacks per second.
+    pub rollbacks_s: f64,
+    /// Buffer cache hit ratio of the interval (0..1), when any block was read.
+    pub cache_hit_ratio: Option<f64>,
+    /// Rows returned / fetched / inserted / updated / deleted per second.
+    pub tup_s: TupleRates,
+    /// Temporary files created in the interval.
+    pub temp_files: i64,
+    /// Temporary bytes written in the interval.
+    pub temp_bytes: i64,
+    /// Deadlocks in the interval.
+    pub deadlocks: i64,
+    /// Recovery conflicts in the interval.
+    pub conflicts: i64,
+    /// Client backends of this database by state (`active`, `idle`, `idle in transaction`, ...).
+    pub by_state: BTreeMap<String, i64>,
+    /// Client backends of this database by wait event type (`none` when not waiting).
+    pub by_wait_event_type: BTreeMap<String, i64>,
+    /// Lock requests not granted (pg_locks, whole server).
+    pub waiting_locks: i64,
+    /// Backends blocked by another backend (pg_blocking_pids non-empty).
+    pub blocked_backends: i64,
+    /// Checkpoints in the interval (timed + requested).
+    pub checkpoints: i64,
+    /// WAL bytes per second (null on a standby).
+    pub wal_bytes_s: Option<f64>,
+}
+
+/// Row rates of pg_stat_database.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+pub struct TupleRates {
+    /// tup_returned per second.
+    pub returned: f64,
+    /// tup_fetched per second.
+    pub fetched: f64,
+    /// tup_inserted per second.
+    pub inserted: f64,
+    /// tup_updated per second.
+    pub updated: f64,
+    /// tup_deleted per second.
+    pub deleted: f64,
+}
+
+/// A threshold crossing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct AlertEvent {
+    /// Seconds since the monitor started.
+    pub t_s: f64,
+    /// Wall-clock time (RFC 3339, UTC).
+    pub at: String,
+    /// `cpu`, `memory` or `client_cpu`.
+    pub metric: String,
+    /// `raised` (went above the threshold) or `cleared` (back at or below it).
+    pub state: String,
+    /// The sampled value (%).
+    pub value: f64,
+    /// The threshold (%).
+    pub threshold: f64,
+}

@@ -1,0 +1,206 @@
+//! Linux `/proc` readers the host sampler needs and sysinfo does not give cheaply: disk I/O of
+//! whole block devices, network bytes, swap activity, and the CPU time and memory of one process tree (the
+//! PostgreSQL postmaster and its children).
+//!
+//! Invariants: every reader returns `None` (never panics) when a file is missing or malformed, so
+//! a host without `/proc` (or a server on another host) simply yields no figure. Counters are
+//! cumulative; callers take deltas.
+
+use std::fs;
+
+/// Cumulative bytes read and written by whole block devices (`/proc/diskstats`).
+///
+/// Partitions, loop, ram/zram and device-mapper/md devices are skipped: they would count the same
+/// I/O twice (a partition inside its disk, a dm device over its disk) or are not disks at all.
+pub fn disk_bytes() -> Option<(u64, u64)> {
+    let text = fs::read_to_string("/proc/diskstats").ok()?;
+    let mut read = 0u64;
+    let mut written = 0u64;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 {
+            continue;
+        }
+        let name = f[2];
+        let skipped = ["loop", "ram", "zram", "dm-", "md"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        // Whole devices have a directory in /sys/block; partitions do not.
+        if skipped || !std::path::Path::new("/sys/block").join(name).exists() {
+            continue;
+        }
+        let sectors = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+        // Fields 6 and 10 (1-based) are sectors read / written; a sector here is always 512 bytes.
+        read += sectors(5) * 512;
+        written += sectors(9) * 512;
+    }
+    Some((read, written))
+}
+
+/// Cumulative network bytes: (received, sent) over all interfaces but loopback, and loopback
+/// received, from `/proc/net/dev` (one file; sysinfo reads several files per interface).
+pub fn net_bytes() -> Option<(u64, u64, u64)> {
+    let text = fs::read_to_string("/proc/net/dev").ok()?;
+    let (mut rx, mut tx, mut lo) = (0u64, 0u64, 0u64);
+    // Two header lines, then `iface: rx_bytes rx_packets ... (8 rx fields) tx_bytes ...`.
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if f.len() < 9 {
+            continue;
+        }
+        if name.trim() == "lo" {
+            lo += f[0];
+        } else {
+            rx += f[0];
+            tx += f[8];
+        }
+    }
+    Some((rx, tx, lo))
+}
+
+/// Cumulative pages swapped in and out (`pswpin`, `pswpout` of `/proc/vmstat`).
+pub fn swap_pages() -> Option<(u64, u64)> {
+    let text = fs::read_to_string("/proc/vmstat").ok()?;
+    let mut pin = None;
+    let mut pout = None;
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some("pswpin"), Some(v)) => pin = v.parse().ok(),
+            (Some("pswpout"), Some(v)) => pout = v.parse().ok(),
+            _ => {}
+        }
+        if pin.is_some() && pout.is_some() {
+            break;
+        }
+    }
+    Some((pin?, pout?))
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name (which may contain spaces and parentheses),
+/// so index 0 is the state (field 3 of proc(5)).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Parent pid of `pid`.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// Command name of `pid` (`/proc/<pid>/comm`).
+pub fn comm(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Clock ticks per second of the CPU times in `/proc/<pid>/stat`.
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
+}
+
+/// CPU and memory of a process tree at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TreeUsage {
+    /// CPU ticks of the root and its live children, plus the children it already reaped
+    /// (`cutime`/`cstime`), so a backend that exits between two samples is still counted.
+    pub cpu_ticks: u64,
+    /// Resident memory: the root's RSS plus each child's private RSS (RSS minus shared pages), so
+    /// shared memory (shared_buffers) is counted once, not once per backend.
+    pub memory_bytes: u64,
+    /// Live processes (root included).
+    pub processes: u32,
+}
+
+fn statm_pages(pid: u32) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let mut it = text.split_whitespace().skip(1);
+    let resident = it.next()?.parse().ok()?;
+    let shared = it.next()?.parse().ok()?;
+    Some((resident, shared))
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// CPU ticks and memory of `root` and its direct children (the postmaster forks every backend and
+/// auxiliary process directly). `None` when `root` is gone.
+pub fn tree_usage(root: u32) -> Option<TreeUsage> {
+    let f = stat_fields(root)?;
+    let num = |v: &[String], i: usize| v.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    // utime, stime, cutime, cstime are fields 14..17 of proc(5): indexes 11..14 here.
+    let mut cpu = num(&f, 11) + num(&f, 12) + num(&f, 13) + num(&f, 14);
+    let page = page_size();
+    let mut memory = statm_pages(root).map(|(r, _)| r * page).unwrap_or(0);
+    let mut processes = 1;
+    for child in children(root) {
+        if let Some(cf) = stat_fields(child) {
+            cpu += num(&cf, 11) + num(&cf, 12);
+            processes += 1;
+            if let Some((r, s)) = statm_pages(child) {
+                memory += r.saturating_sub(s) * page;
+            }
+        }
+    }
+    Some(TreeUsage {
+        cpu_ticks: cpu,
+        memory_bytes: memory,
+        processes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_tree_is_readable() {
+        let me = std::process::id();
+        let u = tree_usage(me).expect("own /proc entry");
+        assert!(u.memory_bytes > 1024 * 1024);
+        assert!(u.processes >= 1);
+        assert!(parent_pid(me).is_some());
+        assert!(comm(me).is_some());
+        assert!(tree_usage(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn system_counters_parse() {
+        assert!(disk_bytes().is_some());
+        assert!(swap_pages().is_some());
+        assert!(net_bytes().is_some());
+        assert!(clock_ticks() > 0.0);
+    }
+}
