@@ -37,7 +37,8 @@ fn measurement_path(c: &mut Criterion) {
                 last_interval: None,
             };
             let collector = std::thread::spawn(move || collector::run(cfg, rx, rtx));
-            let mut rec = Recorder::new(0, names.len(), 3, start, interval, tx, rrx);
+            let mut rec =
+                Recorder::new(0, names.len(), 3, start, interval, tx, rrx).open_loop(false);
             let mut kind = 0usize;
             b.iter(|| {
                 let t0 = Instant::now();

@@ -18,6 +18,7 @@ use crate::monitor::MonitorConfig;
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
 use crate::workload::builtin;
+use crate::workload::script::{Predefined, Script, ScriptSource};
 
 /// Parses `args` (without the program name), runs, and returns the process exit code.
 pub fn main(args: &[String]) -> i32 {
@@ -79,6 +80,21 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
         Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
         Command::Analyze(a) => {
             crate::scenarios::analyze::run(&analyze_options(&a, argv)?)?;
+            Ok(0)
+        }
+        Command::Seed(a) if a.pgbench => {
+            let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
+            let t0 = std::time::Instant::now();
+            let rows = crate::dataset::pgbench::seed(&mut session.admin, a.scale, true)?;
+            println!(
+                "pgbench tables initialized at scale {} in {:.1} s: {} accounts, {} tellers, {} branches in {}",
+                a.scale,
+                t0.elapsed().as_secs_f64(),
+                rows.accounts,
+                rows.tellers,
+                rows.branches,
+                session.target.display
+            );
             Ok(0)
         }
         Command::Seed(a) => {
@@ -241,11 +257,39 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
             )))
         }
     };
-    let mix = a
-        .mix
-        .clone()
-        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
-    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    let mut scripts = Vec::new();
+    for f in &a.file {
+        scripts.push(ScriptSource::file(f).map_err(error::usage)?);
+    }
+    for b in &a.builtin {
+        scripts.push(ScriptSource::builtin(b).map_err(error::usage)?);
+    }
+    // A script that does not parse is an input error: exit 2 before any server is contacted.
+    for src in &scripts {
+        Script::parse(
+            &src.name,
+            &src.source_name,
+            &src.text,
+            Predefined::default(),
+        )
+        .map_err(|e| error::usage(e.to_string()))?;
+    }
+    let mut defines = Vec::new();
+    for d in &a.define {
+        match d.split_once('=') {
+            Some((k, v)) if !k.is_empty() => defines.push((k.to_string(), v.to_string())),
+            _ => return Err(error::usage(format!("-D {d}: write -D name=value"))),
+        }
+    }
+    // With scripts and no --mix, only the scripts run.
+    let mix = match (&a.mix, scripts.is_empty()) {
+        (Some(m), _) => m.clone(),
+        (None, true) => builtin::DEFAULT_MIX.to_string(),
+        (None, false) => String::new(),
+    };
+    if !mix.is_empty() {
+        crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    }
     check_repeat(a.repeat)?;
     let mut o = QueriesOptions {
         start_at: parse_start_at(a.start_at.as_deref())?,
@@ -257,6 +301,10 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         seed_if_missing: !a.no_seed,
         mix,
         protocol,
+        scripts,
+        per_command: a.report_per_command,
+        scale: a.scale,
+        defines,
         ..QueriesOptions::default()
     };
     let e = &mut o.engine;
@@ -276,6 +324,12 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     e.seed = a.seed;
     e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
     e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    e.max_tries = a.max_tries;
+    if a.max_tries == 0 && a.transactions.is_some() {
+        return Err(error::usage(
+            "--max-tries 0 (retry until the run ends) needs -T, not -t",
+        ));
+    }
     o.monitor = monitor_options(a)?;
     if a.clients == 0 {
         return Err(error::usage("-c must be at least 1"));

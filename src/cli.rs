@@ -144,6 +144,24 @@ pub struct QueriesArgs {
     /// query mix, e.g. point=10,join=1 (types: simple, join, aggregation, transaction, index, point)
     #[argh(option)]
     pub mix: Option<String>,
+    /// a pgbench script file as a query type, with an optional weight: -f file.sql@5 (repeatable)
+    #[argh(option, short = 'f')]
+    pub file: Vec<String>,
+    /// a pgbench built-in script: tpcb-like, simple-update or select-only, optional @weight (repeatable)
+    #[argh(option, short = 'b')]
+    pub builtin: Vec<String>,
+    /// tries per transaction on serialization or deadlock failures, as pgbench (default 1: no retry; 0: until the run ends)
+    #[argh(option, default = "1")]
+    pub max_tries: u32,
+    /// report the mean latency of every script command (pgbench -r)
+    #[argh(switch, short = 'r')]
+    pub report_per_command: bool,
+    /// value of :scale for custom scripts (built-in scripts count pgbench_branches)
+    #[argh(option, short = 's')]
+    pub scale: Option<i64>,
+    /// define a script variable: -D name=value (repeatable)
+    #[argh(option, short = 'D')]
+    pub define: Vec<String>,
     /// seconds of warmup excluded from the totals (default 0)
     #[argh(option, default = "0")]
     pub warmup: u64,
@@ -318,6 +336,9 @@ pub struct SeedArgs {
     /// generator seed: the same seed gives the same data (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
+    /// create pgbench's tables instead (pgbench_accounts, _branches, _tellers, _history), like pgbench -i
+    #[argh(switch)]
+    pub pgbench: bool,
 }
 
 /// Drop the pgstorm schema (only if pgstorm created it).

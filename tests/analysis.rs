@@ -366,7 +366,7 @@ fn run_exits_1_naming_the_criterion_that_must_fail() {
 }
 
 #[test]
-fn run_exits_0_when_criteria_pass_and_unrun_scenarios_stay_not_evaluated() {
+fn run_exits_0_when_criteria_pass_and_evaluates_every_scenario_it_ran() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("criteria.json");
     // Generous enough for a shared, noisy CI machine: this is the passing control.
@@ -385,18 +385,12 @@ fn run_exits_0_when_criteria_pass_and_unrun_scenarios_stay_not_evaluated() {
     let c = doc.criteria.as_ref().unwrap();
     assert_eq!(c.verdict, CriterionStatus::Pass);
     assert!(c.source.contains("criteria.json"), "{}", c.source);
+    // The suite runs every scenario (connections first, then the load with monitoring, the
+    // isolation checks and the advisor) against a local server, so every criterion has a value;
+    // absent sections staying not_evaluated is covered by the criteria unit tests.
     for r in &c.criteria {
-        match r.id.as_str() {
-            // The suite embeds the isolation checks in its first query run.
-            "mean_latency_ms" | "within_timeout_pct" | "isolation_violations" => {
-                assert_eq!(r.status, CriterionStatus::Pass, "{r:?}");
-                assert!(r.measured.is_some());
-            }
-            _ => {
-                assert_eq!(r.status, CriterionStatus::NotEvaluated, "{r:?}");
-                assert!(r.measured.is_none());
-            }
-        }
+        assert_eq!(r.status, CriterionStatus::Pass, "{r:?}");
+        assert!(r.measured.is_some(), "{r:?}");
     }
     let within = c
         .criteria

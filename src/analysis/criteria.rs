@@ -119,43 +119,49 @@ pub const CRITERIA: &[Criterion] = &[
     },
     Criterion {
         id: "server_cpu_pct",
-        description: "host CPU use under load (p95 of the host samples)",
+        description: "CPU of the PostgreSQL processes under load (share of the server host)",
         unit: "%",
         goal: Goal::Below,
         default: 90.0,
         measure: |d| match d.monitoring.as_ref().and_then(|m| m.under_load.as_ref()) {
-            Some(u) => Measurement::Value(
-                u.cpu_p95_percent,
-                match u.server_cpu_mean_percent {
-                    Some(pg) => format!(
-                        "p95 host CPU over {} samples while the load ran; the server is local \
-                         (PostgreSQL processes {pg:.0}% on average)",
-                        u.samples
+            Some(u) => match u.server_cpu_mean_percent {
+                Some(pg) => Measurement::Value(
+                    pg,
+                    format!(
+                        "mean CPU of the local PostgreSQL processes over {} host samples while \
+                         the load ran (the whole host, pgstorm included, peaked at {:.0}%)",
+                        u.samples, u.cpu_peak_percent
                     ),
-                    None => format!(
-                        "p95 CPU of the load machine over {} samples; the server is remote, \
-                         so its own CPU is not visible here",
-                        u.samples
-                    ),
-                },
-            ),
+                ),
+                None => Measurement::NotEvaluated(format!(
+                    "the server is not on this host, so its CPU is not visible to pgstorm (the \
+                     load machine's own CPU p95 was {:.0}%)",
+                    u.cpu_p95_percent
+                )),
+            },
             None => not_run("resource monitoring"),
         },
     },
     Criterion {
         id: "server_memory_pct",
-        description: "host memory in use under load (p95 of the host samples)",
+        description: "memory in use on the server host under load (p95)",
         unit: "%",
         goal: Goal::Below,
         default: 95.0,
         measure: |d| match d.monitoring.as_ref().and_then(|m| m.under_load.as_ref()) {
-            Some(u) => Measurement::Value(
+            Some(u) if u.server_cpu_mean_percent.is_some() => Measurement::Value(
                 u.memory_p95_percent,
                 format!(
-                    "p95 of total minus available memory over {} samples",
+                    "p95 of total minus available memory over {} samples of the host the \
+                     server shares with pgstorm",
                     u.samples
                 ),
             ),
+            Some(u) => Measurement::NotEvaluated(format!(
+                "the server is not on this host, so its memory is not visible to pgstorm (the \
+                 load machine's p95 was {:.0}%)",
+                u.memory_p95_percent
+            )),
             None => not_run("resource monitoring"),
         },
     },

@@ -384,3 +384,63 @@ fn updates_that_are_rarely_hot_are_reported() {
     let a = run(&before, &with_table(snap(), t), &[], &remote());
     assert!(codes(&a).is_empty(), "{:?}", codes(&a));
 }
+
+/// Adds a monitoring section whose load window saw `cpu_p95`% host CPU and, when the server is
+/// local, `pg_cpu`% for the PostgreSQL processes.
+fn with_monitoring(mut d: RunDocument, cpu_p95: f64, pg_cpu: Option<f64>) -> RunDocument {
+    d.monitoring = Some(
+        serde_json::from_value(json!({
+            "started_at": "", "interval_s": 1.0, "capacity": 10, "load_window": null,
+            "thresholds": {"cpu_percent": 90.0, "memory_percent": 95.0, "client_cpu_percent": 90.0},
+            "under_load": {"samples": 10, "cpu_mean_percent": cpu_p95, "cpu_p95_percent": cpu_p95,
+                "cpu_peak_percent": cpu_p95, "memory_p95_percent": 40.0,
+                "memory_peak_percent": 41.0, "client_cpu_mean_percent": 10.0,
+                "server_cpu_mean_percent": pg_cpu, "swap_pages": 0},
+            "host": null, "server": null, "alerts": [], "errors": []
+        }))
+        .unwrap(),
+    );
+    d
+}
+
+#[test]
+fn criteria_of_absent_sections_are_not_evaluated_and_never_pass() {
+    use super::criteria::{evaluate, Thresholds};
+    use crate::report::findings::CriterionStatus;
+    let c = evaluate(&remote(), &Thresholds::default());
+    assert!(c
+        .criteria
+        .iter()
+        .all(|r| r.status == CriterionStatus::NotEvaluated && r.measured.is_none()));
+    assert_ne!(c.verdict, CriterionStatus::Pass);
+}
+
+#[test]
+fn stability_criteria_judge_a_local_server_and_skip_a_remote_one() {
+    use super::criteria::{evaluate, Thresholds};
+    use crate::report::findings::CriterionStatus;
+    let status = |d: &RunDocument, id: &str| {
+        evaluate(d, &Thresholds::default())
+            .criteria
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .status
+    };
+    let local = doc("postgres://u@127.0.0.1:5432/d", "sandbox", &[]);
+    // The whole host is saturated by client + server, the server itself is below the target.
+    let calm = with_monitoring(local.clone(), 99.0, Some(55.0));
+    assert_eq!(status(&calm, "server_cpu_pct"), CriterionStatus::Pass);
+    assert_eq!(status(&calm, "server_memory_pct"), CriterionStatus::Pass);
+    let hot = with_monitoring(local, 99.0, Some(95.0));
+    assert_eq!(status(&hot, "server_cpu_pct"), CriterionStatus::Fail);
+    let far = with_monitoring(remote(), 99.0, None);
+    assert_eq!(
+        status(&far, "server_cpu_pct"),
+        CriterionStatus::NotEvaluated
+    );
+    assert_eq!(
+        status(&far, "server_memory_pct"),
+        CriterionStatus::NotEvaluated
+    );
+}

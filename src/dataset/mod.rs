@@ -17,6 +17,7 @@
 
 mod generate;
 mod load;
+pub mod pgbench;
 mod schema;
 
 use chrono::{DateTime, Utc};

@@ -19,7 +19,7 @@ use super::gated_pool::GatedManager;
 use super::stats::{self, ErrorClass, Hist, N_CLASSES};
 use super::tracker::{Counts, Tracker};
 use crate::rng::Rng;
-use crate::workload::{Conn, Workload};
+use crate::workload::{CommandStat, Conn, ExecError, Scratch, Workload};
 
 /// What one worker measured during one step.
 pub struct WorkerStep {
@@ -96,7 +96,9 @@ pub(crate) struct ConnWorker {
     shared: Arc<Shared>,
     out: Sender<StepBatch>,
     rng: Rng,
-    buf: String,
+    scratch: Scratch,
+    /// Per-command statistics the workload fills only with per-command reporting (never here).
+    commands: Vec<CommandStat>,
     counts: Counts,
     checkouts: u64,
     backoff: Duration,
@@ -113,12 +115,14 @@ enum Op {
 impl ConnWorker {
     pub(crate) fn new(id: usize, shared: Arc<Shared>, out: Sender<StepBatch>) -> ConnWorker {
         let rng = Rng::stream(shared.seed, 0xC0_0000 + id as u64);
+        let scratch = shared.workload.scratch(id);
         ConnWorker {
             id,
             shared,
             out,
             rng,
-            buf: String::with_capacity(512),
+            scratch,
+            commands: Vec::new(),
             counts: Counts::default(),
             checkouts: 0,
             backoff: Duration::ZERO,
@@ -243,9 +247,13 @@ impl ConnWorker {
         };
         self.checkouts += 1;
         sh.tracker.holding(self.id, t1, kind, self.checkouts);
-        let r = sh
-            .workload
-            .execute(kind, &mut conn.conn, &mut self.rng, &mut self.buf);
+        let r = sh.workload.execute(
+            kind,
+            &mut conn.conn,
+            &mut self.rng,
+            &mut self.scratch,
+            &mut self.commands,
+        );
         let t2 = Instant::now();
         if (self.id as u32) < sh.leakers {
             // Positive control of leak detection: keep this connection out until the end.
@@ -259,7 +267,7 @@ impl ConnWorker {
                 Op::Ok
             }
             Err(e) => {
-                let class = ErrorClass::of(&e);
+                let class = ErrorClass::of_exec(&e);
                 if class.is_connection_loss() {
                     conn.broken = true;
                 }
@@ -324,12 +332,18 @@ impl ConnWorker {
         let r = sh
             .workload
             .prepare(&mut conn.client)
+            .map_err(ExecError::from)
             .and_then(|p| {
                 conn.prepared = p;
-                sh.workload
-                    .execute(kind, &mut conn, &mut self.rng, &mut self.buf)
+                sh.workload.execute(
+                    kind,
+                    &mut conn,
+                    &mut self.rng,
+                    &mut self.scratch,
+                    &mut self.commands,
+                )
             })
-            .map_err(|e| (ErrorClass::of(&e), Some(t1 - t0)));
+            .map_err(|e| (ErrorClass::of_exec(&e), Some(t1 - t0)));
         let t2 = Instant::now();
         // Dropping the client sends Terminate: the server ends the session cleanly.
         drop(conn);

@@ -15,6 +15,8 @@ use hdrhistogram::Histogram;
 use postgres::error::SqlState;
 use serde::{Deserialize, Serialize};
 
+pub use crate::workload::CommandStat;
+
 /// Latency histogram: microseconds, u64 counts.
 pub type Hist = Histogram<u64>;
 
@@ -31,8 +33,15 @@ pub fn new_hist(sigfig: u8) -> Hist {
     Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, sigfig).expect("static bounds are valid")
 }
 
-/// Precision of the per-worker histograms: 3 digits unless `histograms` (workers × types) is so
-/// large that 3 digits (136 KiB each) would exceed ~64 MiB; then 2 digits (20 KiB each).
+/// A histogram that holds nothing useful and costs a few bytes: the schedule lag of a closed-loop
+/// batch, which is never recorded (it still adds into full-size totals).
+pub fn unused_hist() -> Hist {
+    Histogram::new_with_bounds(1, 2, 0).expect("static bounds are valid")
+}
+
+/// Precision of the per-worker histograms: 3 digits unless `histograms` (all workers' histograms
+/// of one interval: types, pool wait, and lag in open loop) is so large that 3 digits (136 KiB
+/// each) would exceed ~64 MiB; then 2 digits (20 KiB each).
 pub fn worker_sigfig(histograms: usize) -> u8 {
     if histograms <= 480 {
         3
@@ -127,6 +136,19 @@ impl ErrorClass {
         }
     }
 
+    /// Classifies a failed execution: a query type's own failure counts as `Other`.
+    pub fn of_exec(e: &crate::workload::ExecError) -> ErrorClass {
+        match e {
+            crate::workload::ExecError::Db(e) => ErrorClass::of(e),
+            crate::workload::ExecError::Script(_) => ErrorClass::Other,
+        }
+    }
+
+    /// Whether pgbench retries a transaction that failed this way (`--max-tries`).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorClass::Serialization | ErrorClass::Deadlock)
+    }
+
     /// Classifies a five-character SQLSTATE.
     pub fn of_sqlstate(code: &str) -> ErrorClass {
         match code {
@@ -156,8 +178,14 @@ pub struct TypeStats {
     pub latency: Hist,
     /// Successful executions.
     pub ok: u64,
-    /// Failures by [`ErrorClass`] index.
+    /// Failures by [`ErrorClass`] index (transactions that failed after all their tries).
     pub errors: [u64; N_CLASSES],
+    /// Transactions that needed more than one try (pgbench's "retried").
+    pub retried: u64,
+    /// Tries beyond the first, summed (pgbench's "retries").
+    pub retries: u64,
+    /// Per-command statistics (only for types that report commands, with `-r`).
+    pub commands: Vec<CommandStat>,
 }
 
 impl TypeStats {
@@ -167,6 +195,9 @@ impl TypeStats {
             latency: new_hist(sigfig),
             ok: 0,
             errors: [0; N_CLASSES],
+            retried: 0,
+            retries: 0,
+            commands: Vec::new(),
         }
     }
 
@@ -179,6 +210,17 @@ impl TypeStats {
         for (a, b) in self.errors.iter_mut().zip(other.errors.iter()) {
             *a += *b;
         }
+        self.retried += other.retried;
+        self.retries += other.retries;
+        if self.commands.len() < other.commands.len() {
+            self.commands
+                .resize(other.commands.len(), CommandStat::default());
+        }
+        for (a, b) in self.commands.iter_mut().zip(&other.commands) {
+            a.count += b.count;
+            a.sum_ns += b.sum_ns;
+            a.failures += b.failures;
+        }
     }
 
     /// Clears for reuse, keeping the allocation.
@@ -186,6 +228,10 @@ impl TypeStats {
         self.latency.reset();
         self.ok = 0;
         self.errors = [0; N_CLASSES];
+        self.retried = 0;
+        self.retries = 0;
+        // Keep the allocation: the worker refills the same commands next interval.
+        self.commands.fill(CommandStat::default());
     }
 
     /// All failures.

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     pub seed: u64,
     pub sigfig: u8,
     pub clients: usize,
+    /// Tries per transaction on serialization/deadlock failures (0: until the run ends).
+    pub max_tries: u32,
 }
 
 /// A worker's measurement path: its own batch, the interval clock, and the hand-off to the
@@ -93,6 +95,7 @@ pub struct Recorder {
     interval: u32,
     boundary: Instant,
     disconnected: bool,
+    open_loop: bool,
 }
 
 impl Recorder {
@@ -117,7 +120,18 @@ impl Recorder {
             interval: 0,
             boundary: start + interval_len,
             disconnected: false,
+            open_loop: true,
         }
+    }
+
+    /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram, which
+    /// matters with hundreds of workers (500 × 20 KiB × 2 batches).
+    pub fn open_loop(mut self, yes: bool) -> Recorder {
+        self.open_loop = yes;
+        if !yes {
+            self.batch.lag = stats::unused_hist();
+        }
+        self
     }
 
     /// Hands the current batch over if `now` is past the interval boundary.
@@ -135,7 +149,13 @@ impl Recorder {
                 b.worker = self.id;
                 b
             }
-            Err(_) => Batch::new(self.id, self.batch.types.len(), self.sigfig),
+            Err(_) => {
+                let mut b = Batch::new(self.id, self.batch.types.len(), self.sigfig);
+                if !self.open_loop {
+                    b.lag = stats::unused_hist();
+                }
+                b
+            }
         };
         let mut full = std::mem::replace(&mut self.batch, fresh);
         full.interval = self.interval;
@@ -183,7 +203,8 @@ impl Worker {
             shared.interval,
             out,
             recycle,
-        );
+        )
+        .open_loop(shared.rate.is_some());
         Worker { id, shared, rec }
     }
 
@@ -216,7 +237,7 @@ impl Worker {
         let mut schedule = shared
             .rate
             .map(|(rate, arrival)| Schedule::new(rate, self.id, shared.clients, arrival, &mut rng));
-        let mut buf = String::with_capacity(512);
+        let mut scratch = shared.workload.scratch(self.id);
         let mut done: u64 = 0;
         let mut backoff = Duration::ZERO;
         loop {
@@ -237,12 +258,33 @@ impl Worker {
             let t0 = Instant::now();
             let checkout = shared.pool.get();
             let t1 = Instant::now();
+            let mut tries: u32 = 0;
             let result = match checkout {
                 Ok(mut conn) => {
-                    let r = shared.workload.execute(kind, &mut conn, &mut rng, &mut buf);
+                    // pgbench retries with the same random draws: restore the stream each try.
+                    let saved = rng.clone();
+                    let r = loop {
+                        tries += 1;
+                        let commands = &mut self.rec.batch.types[kind].commands;
+                        let r = shared
+                            .workload
+                            .execute(kind, &mut conn, &mut rng, &mut scratch, commands)
+                            .map_err(|e| ErrorClass::of_exec(&e));
+                        match r {
+                            Err(c)
+                                if c.is_retryable()
+                                    && (shared.max_tries == 0 || tries < shared.max_tries)
+                                    && !self.stopped()
+                                    && shared.end.is_none_or(|end| Instant::now() < end) =>
+                            {
+                                rng = saved.clone();
+                            }
+                            r => break r,
+                        }
+                    };
                     let t2 = Instant::now();
                     drop(conn);
-                    r.map(|()| t2).map_err(|e| ErrorClass::of(&e))
+                    r.map(|()| t2)
                 }
                 Err(_) => Err(ErrorClass::PoolTimeout),
             };
@@ -257,6 +299,10 @@ impl Worker {
             }
             stats::record(&mut batch.pool_wait, t1 - t0);
             let ts = &mut batch.types[kind];
+            if tries > 1 {
+                ts.retried += 1;
+                ts.retries += (tries - 1) as u64;
+            }
             match result {
                 Ok(t2) => {
                     stats::record(&mut ts.latency, t2 - intended.unwrap_or(t1));

@@ -15,7 +15,9 @@ use anyhow::Result;
 
 use super::hlog;
 use super::latency_summary;
-use super::model::{LatencySummary, LoadResult, MergedRun, QueryResult, RunDocument, Warning};
+use super::model::{
+    CommandResult, LatencySummary, LoadResult, MergedRun, QueryResult, RunDocument, Warning,
+};
 use crate::engine::stats::{self, Hist};
 use crate::error;
 
@@ -56,7 +58,48 @@ fn merged_query(parts: &[&QueryResult]) -> Result<QueryResult> {
         errors,
         tps: parts.iter().map(|q| q.tps).sum(),
         latency: merged_summary(&lat, &parts[0].name)?,
+        retried: parts.iter().map(|q| q.retried).sum(),
+        retries: parts.iter().map(|q| q.retries).sum(),
+        commands: merged_commands(parts),
     })
+}
+
+/// Per-command latencies of a script merged across runs: counts and failures add, means are
+/// weighted by count. Only when every run reported the same commands.
+fn merged_commands(parts: &[&QueryResult]) -> Option<Vec<CommandResult>> {
+    let first = parts[0].commands.as_ref()?;
+    let same = parts.iter().all(|q| {
+        q.commands.as_ref().is_some_and(|c| {
+            c.len() == first.len() && c.iter().zip(first).all(|(a, b)| a.command == b.command)
+        })
+    });
+    if !same {
+        return None;
+    }
+    Some(
+        first
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let all = parts
+                    .iter()
+                    .filter_map(|q| q.commands.as_ref().map(|v| &v[i]));
+                let (count, failures, weighted) = all.fold((0u64, 0u64, 0.0f64), |(n, f, w), x| {
+                    (n + x.count, f + x.failures, w + x.mean_ms * x.count as f64)
+                });
+                CommandResult {
+                    command: c.command.clone(),
+                    count,
+                    mean_ms: if count > 0 {
+                        weighted / count as f64
+                    } else {
+                        0.0
+                    },
+                    failures,
+                }
+            })
+            .collect(),
+    )
 }
 
 fn query_names(l: &LoadResult) -> Vec<&str> {

@@ -195,6 +195,9 @@ pub struct LoadConfig {
     pub seed: u64,
     /// Significant digits of the workers' histograms (2 when many workers × types).
     pub histogram_sigfig: u8,
+    /// Tries per transaction on serialization/deadlock failures (1: no retry, 0: unlimited).
+    #[serde(default = "one")]
+    pub max_tries: u32,
 }
 
 /// One mix entry.
@@ -219,6 +222,28 @@ pub struct QueryResult {
     pub tps: f64,
     /// Latency of successful executions.
     pub latency: LatencySummary,
+    /// Transactions that succeeded or failed only after more than one try (`--max-tries`).
+    #[serde(default)]
+    pub retried: u64,
+    /// Tries beyond the first, summed over all transactions.
+    #[serde(default)]
+    pub retries: u64,
+    /// Per-command latencies of a script (`-r`), in script order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<CommandResult>>,
+}
+
+/// One command of a script with `-r` (pgbench's per-statement report).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CommandResult {
+    /// Line in the script and the command, shortened (`"5: UPDATE pgbench_accounts ..."`).
+    pub command: String,
+    /// Completed executions.
+    pub count: u64,
+    /// Mean latency of completed executions, milliseconds.
+    pub mean_ms: f64,
+    /// Executions that failed at this command.
+    pub failures: u64,
 }
 
 /// A latency distribution.
@@ -323,6 +348,11 @@ pub struct Warning {
     pub code: String,
     /// What was seen and what to do about it.
     pub message: String,
+}
+
+/// Default of [`LoadConfig::max_tries`] in documents written before retries existed.
+fn one() -> u32 {
+    1
 }
 
 /// Results of the connection scenario (`pgstorm connections`): ramp and hold, or storm.

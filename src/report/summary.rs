@@ -67,6 +67,28 @@ pub fn render(doc: &RunDocument) -> String {
         row(q);
     }
     row(&load.summary);
+    let retried: u64 = load.queries.iter().map(|q| q.retried).sum();
+    if retried > 0 || c.max_tries != 1 {
+        let _ = writeln!(
+            s,
+            "retries (max tries {}): {} transactions retried, {} retries in all",
+            c.max_tries,
+            retried,
+            load.queries.iter().map(|q| q.retries).sum::<u64>()
+        );
+    }
+    for q in &load.queries {
+        if let Some(cmds) = &q.commands {
+            let _ = writeln!(s, "per-command latencies of {} (ms, failures):", q.name);
+            for cmd in cmds {
+                let _ = writeln!(
+                    s,
+                    "  {:>9.3} {:>8}  {}",
+                    cmd.mean_ms, cmd.failures, cmd.command
+                );
+            }
+        }
+    }
     let p = &load.pool;
     let _ = writeln!(
         s,

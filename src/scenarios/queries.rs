@@ -16,11 +16,12 @@ use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
 use crate::monitor::model::Window;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
-    ClientCost, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry, PoolResult,
-    QueryResult, RunDocument, ServerCheck,
+    ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry,
+    PoolResult, QueryResult, RunDocument, ServerCheck,
 };
 use crate::report::{archive, hlog, latency_summary};
-use crate::workload::{self, builtin, DataRange, Protocol, Workload};
+use crate::workload::script::{Predefined, Script, ScriptSource};
+use crate::workload::{self, builtin, DataRange, Protocol, QueryType, Workload};
 
 /// Where and how results are archived.
 #[derive(Debug, Clone)]
@@ -50,6 +51,15 @@ pub struct QueriesOptions {
     pub engine: EngineConfig,
     /// Print the summary table to stdout.
     pub print_summary: bool,
+    /// pgbench-style scripts (`-f`, `-b`), each one query type; with scripts and an empty
+    /// `mix`, only the scripts run (and the POS dataset is not needed).
+    pub scripts: Vec<ScriptSource>,
+    /// Report per-command latencies of scripts (`-r`).
+    pub per_command: bool,
+    /// `:scale` of custom scripts (`-s`); built-in scripts count pgbench_branches, as pgbench.
+    pub scale: Option<i64>,
+    /// `-D name=value` script variables.
+    pub defines: Vec<(String, String)>,
     /// Host and server samplers during the load (`None`: `--no-monitor`).
     pub monitor: Option<MonitorConfig>,
     /// Hold the load until this moment (`--start-at`), so several load machines start together.
@@ -89,8 +99,13 @@ impl Default for QueriesOptions {
                 seed: 1,
                 checkout_timeout: Duration::from_secs(30),
                 statement_timeout: Duration::from_secs(5),
+                max_tries: 1,
             },
             print_summary: true,
+            scripts: Vec::new(),
+            per_command: false,
+            scale: None,
+            defines: Vec::new(),
             monitor: Some(MonitorConfig::default()),
             start_at: None,
         }
@@ -204,7 +219,20 @@ pub struct Measured {
 /// Runs the load and builds its document, without archiving it.
 pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured> {
     // Validate input before touching the server.
-    let mix = workload::parse_mix(&opts.mix, &builtin::NAMES)?;
+    let mix = if opts.mix.trim().is_empty() && !opts.scripts.is_empty() {
+        Vec::new()
+    } else {
+        workload::parse_mix(&opts.mix, &builtin::NAMES)?
+    };
+    for src in &opts.scripts {
+        Script::parse(
+            &src.name,
+            &src.source_name,
+            &src.text,
+            Predefined::default(),
+        )
+        .map_err(|e| crate::error::usage(e.to_string()))?;
+    }
     if opts.engine.clients == 0 {
         return Err(crate::error::usage("-c must be at least 1"));
     }
@@ -225,18 +253,35 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     )?;
 
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
-    let marker = crate::dataset::ensure(&mut session.admin, !opts.seed_if_missing, &mut say)?;
-    let data = DataRange {
-        partners: marker.partners,
-        orders: marker.orders,
-        start_us: marker.data_start.timestamp_micros(),
-        end_us: marker.data_end.timestamp_micros(),
+    // Scripts alone need no POS dataset: they bring their own tables (pgbench's, usually).
+    let marker = if mix.is_empty() {
+        None
+    } else {
+        Some(crate::dataset::ensure(
+            &mut session.admin,
+            !opts.seed_if_missing,
+            &mut say,
+        )?)
     };
-    let workload = Arc::new(Workload::new(
-        builtin::from_mix(&mix)?,
-        opts.protocol,
-        data,
-    )?);
+    let data = marker.as_ref().map_or(
+        DataRange {
+            partners: 0,
+            orders: 0,
+            start_us: 0,
+            end_us: 0,
+        },
+        |m| DataRange {
+            partners: m.partners,
+            orders: m.orders,
+            start_us: m.data_start.timestamp_micros(),
+            end_us: m.data_end.timestamp_micros(),
+        },
+    );
+    let mut entries = builtin::from_mix(&mix)?;
+    entries.extend(load_scripts(session, opts)?);
+    let mut workload = Workload::new(entries, opts.protocol, data)?;
+    workload.per_command = opts.per_command;
+    let workload = Arc::new(workload);
 
     if let Some(at) = opts.start_at {
         wait_until(at)?;
@@ -275,7 +320,7 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
         started,
         host,
     );
-    doc.dataset = Some(DatasetInfo {
+    doc.dataset = marker.map(|marker| DatasetInfo {
         scale: marker.scale,
         seed: marker.seed,
         partners: marker.partners,
@@ -301,6 +346,17 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.monitoring = monitoring;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
+    for t in &workload.types {
+        if let Some(e) = t.first_error() {
+            doc.warnings.push(crate::report::model::Warning {
+                code: "script_error".into(),
+                message: format!(
+                    "{} failed on its own (not on the server), counted as errors of class other; first: {e}",
+                    t.name()
+                ),
+            });
+        }
+    }
     doc.load = Some(load);
 
     let entries: Vec<hlog::Entry> = out
@@ -349,6 +405,80 @@ pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> 
     Ok(Outcome { doc, dir })
 }
 
+/// Parses the scripts with the run's predefined variables, names them uniquely, and checks every
+/// SQL command against the server (prepared and extended protocols) so a script that does not fit
+/// the database fails before the load, naming its line.
+fn load_scripts(
+    session: &mut Session,
+    opts: &QueriesOptions,
+) -> Result<Vec<(Box<dyn QueryType>, u32)>> {
+    if opts.scripts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scale = if opts.scripts.iter().any(|s| s.builtin) {
+        // As pgbench: built-in scripts take the scale from pgbench_branches.
+        let n: i64 = session
+            .admin
+            .query_one("SELECT count(*) FROM pgbench_branches", &[])
+            .map_err(|e| {
+                crate::error::usage(format!(
+                    "the built-in pgbench scripts need pgbench's tables: {}; create them with \
+                     `pgstorm seed --pgbench -s 1` (or pgbench -i)",
+                    crate::target::one_line(&e)
+                ))
+            })?
+            .get(0);
+        if opts.scale.is_some_and(|s| s != n) {
+            eprintln!(
+                "pgstorm: -s ignored: the built-in scripts use the scale of pgbench_branches ({n})"
+            );
+        }
+        n
+    } else {
+        opts.scale.unwrap_or(1)
+    };
+    let predefined = Predefined {
+        scale,
+        seed: opts.engine.seed as i64,
+        defines: opts.defines.clone(),
+    };
+    let mut out: Vec<(Box<dyn QueryType>, u32)> = Vec::new();
+    let mut names: Vec<String> = builtin::NAMES.iter().map(|s| s.to_string()).collect();
+    for src in &opts.scripts {
+        let mut name = src.name.clone();
+        let mut k = 2;
+        while names.contains(&name) {
+            name = format!("{}#{k}", src.name);
+            k += 1;
+        }
+        names.push(name.clone());
+        let script = Script::parse(&name, &src.source_name, &src.text, predefined.clone())
+            .map_err(|e| crate::error::usage(e.to_string()))?;
+        if opts.protocol != Protocol::Simple {
+            for c in &script.compiled().commands {
+                if let crate::workload::script::parse::Step::Sql { stmt, .. } = &c.step {
+                    let sql = &script.compiled().statements[*stmt];
+                    if let Err(e) = session.admin.prepare(sql) {
+                        return Err(crate::error::usage(format!(
+                            "{}:{}: the server rejects this command: {}{}",
+                            src.source_name,
+                            c.line,
+                            crate::target::one_line(&e),
+                            if sql.contains("pgbench_") {
+                                "; create pgbench's tables with `pgstorm seed --pgbench -s N`"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                }
+            }
+        }
+        out.push((Box::new(script), src.weight));
+    }
+    Ok(out)
+}
+
 fn query_result(name: &str, t: &engine::stats::TypeStats, secs: f64) -> QueryResult {
     let errors = engine::stats::ErrorClass::ALL
         .iter()
@@ -361,7 +491,36 @@ fn query_result(name: &str, t: &engine::stats::TypeStats, secs: f64) -> QueryRes
         errors,
         tps: if secs > 0.0 { t.ok as f64 / secs } else { 0.0 },
         latency: latency_summary(&t.latency),
+        retried: t.retried,
+        retries: t.retries,
+        commands: None,
     }
+}
+
+/// pgbench `-r`: mean latency and failures of each command of a type that reports commands.
+fn command_results(labels: &[String], t: &engine::stats::TypeStats) -> Option<Vec<CommandResult>> {
+    if labels.is_empty() || t.commands.is_empty() {
+        return None;
+    }
+    Some(
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                let c = t.commands.get(i).copied().unwrap_or_default();
+                CommandResult {
+                    command: label.clone(),
+                    count: c.count,
+                    mean_ms: if c.count > 0 {
+                        c.sum_ns as f64 / c.count as f64 / 1e6
+                    } else {
+                        0.0
+                    },
+                    failures: c.failures,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Turns engine measurements into the document's load section.
@@ -380,7 +539,12 @@ pub fn load_result(
         .names
         .iter()
         .zip(&out.totals)
-        .map(|(n, t)| query_result(n, t, secs))
+        .zip(&workload.types)
+        .map(|((n, t), ty)| {
+            let mut q = query_result(n, t, secs);
+            q.commands = command_results(&ty.command_labels(), t);
+            q
+        })
         .collect();
     // CPU time covers the whole load, warmup included: divide by everything it paid for.
     let total_tx = out.transactions_attempted();
@@ -441,6 +605,7 @@ pub fn load_result(
             pinned: cfg.pin,
             seed: cfg.seed,
             histogram_sigfig: out.worker_sigfig,
+            max_tries: cfg.max_tries,
         },
         summary: query_result("all", &all, secs),
         queries,

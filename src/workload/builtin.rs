@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use super::{DataRange, ExecCtx, Param, QueryType};
+use super::{DataRange, ExecCtx, ExecError, Param, QueryType};
 
 const HOUR_US: i64 = 3_600_000_000;
 const DAY_US: i64 = 24 * HOUR_US;
@@ -59,8 +59,8 @@ impl QueryType for Ping {
     fn statements(&self) -> Vec<String> {
         vec![PING_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
-        ctx.run(0, PING_SQL, &[]).map(drop)
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
+        ctx.run(0, PING_SQL, &[]).map(drop).map_err(ExecError::from)
     }
 }
 
@@ -76,9 +76,11 @@ impl QueryType for Simple {
     fn statements(&self) -> Vec<String> {
         vec![SIMPLE_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let t = instant(ctx, HOUR_US);
-        ctx.run(0, SIMPLE_SQL, &[Param::Ts(t)]).map(drop)
+        ctx.run(0, SIMPLE_SQL, &[Param::Ts(t)])
+            .map(drop)
+            .map_err(ExecError::from)
     }
 }
 
@@ -97,9 +99,11 @@ impl QueryType for Join {
     fn statements(&self) -> Vec<String> {
         vec![JOIN_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
-        ctx.run(0, JOIN_SQL, &[Param::I64(partner)]).map(drop)
+        ctx.run(0, JOIN_SQL, &[Param::I64(partner)])
+            .map(drop)
+            .map_err(ExecError::from)
     }
 }
 
@@ -117,7 +121,7 @@ impl QueryType for Aggregation {
     fn statements(&self) -> Vec<String> {
         vec![AGGREGATION_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let from = instant(ctx, 7 * DAY_US);
         ctx.run(
             0,
@@ -125,6 +129,7 @@ impl QueryType for Aggregation {
             &[Param::Ts(from), Param::Ts(from + 7 * DAY_US)],
         )
         .map(drop)
+        .map_err(ExecError::from)
     }
 }
 
@@ -143,7 +148,7 @@ impl QueryType for Transaction {
     fn statements(&self) -> Vec<String> {
         vec![TX_INSERT_SQL.into(), TX_UPDATE_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
         let order = ctx.rng.range_i64(1, ctx.data.orders.max(1));
         let at = instant(ctx, 0);
@@ -159,7 +164,7 @@ impl QueryType for Transaction {
         // Roll back whatever happened; a failed ROLLBACK on a broken connection is reported by
         // the body's error first.
         let rollback = ctx.client.batch_execute("ROLLBACK");
-        body.map(drop).and(rollback)
+        Ok(body.map(drop).and(rollback)?)
     }
 }
 
@@ -176,10 +181,11 @@ impl QueryType for Index {
     fn statements(&self) -> Vec<String> {
         vec![INDEX_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let lo = ctx.rng.range_i64(100, 20_000) as f64 / 100.0;
         ctx.run(0, INDEX_SQL, &[Param::F64(lo), Param::F64(lo + 5.0)])
             .map(drop)
+            .map_err(ExecError::from)
     }
 }
 
@@ -195,9 +201,11 @@ impl QueryType for Point {
     fn statements(&self) -> Vec<String> {
         vec![POINT_SQL.into()]
     }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let id = ctx.rng.range_i64(1, ctx.data.orders.max(1));
-        ctx.run(0, POINT_SQL, &[Param::I64(id)]).map(drop)
+        ctx.run(0, POINT_SQL, &[Param::I64(id)])
+            .map(drop)
+            .map_err(ExecError::from)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod builtin;
 mod param;
+pub mod script;
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -79,6 +80,41 @@ pub struct Conn {
     pub prepared: Vec<Vec<Statement>>,
 }
 
+/// State a query type keeps per client between its executions (a script's variables).
+pub type ClientState = Option<Box<dyn std::any::Any + Send>>;
+
+/// Time and outcome of one command of a query type (pgbench `-r`), summed over executions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandStat {
+    /// Executions that completed.
+    pub count: u64,
+    /// Their summed latency, nanoseconds.
+    pub sum_ns: u64,
+    /// Executions that failed at this command.
+    pub failures: u64,
+}
+
+/// Why an execution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The server or the connection reported an error.
+    #[error(transparent)]
+    Db(#[from] postgres::Error),
+    /// The query type itself failed (a script's expression error, a bad `\gset` result).
+    #[error("{0}")]
+    Script(String),
+}
+
+/// A worker's reusable per-client scratch space: text buffer and each type's client state.
+pub struct Scratch {
+    /// Reusable text buffer for the simple protocol.
+    pub buf: String,
+    /// The worker's index (pgbench's `:client_id`).
+    pub client_id: usize,
+    /// Client state of each query type.
+    pub states: Vec<ClientState>,
+}
+
 /// Everything a query type needs to run one execution.
 pub struct ExecCtx<'a> {
     /// The connection.
@@ -93,6 +129,12 @@ pub struct ExecCtx<'a> {
     pub buf: &'a mut String,
     /// Where the data is.
     pub data: &'a DataRange,
+    /// The worker's index (pgbench's `:client_id`).
+    pub client_id: usize,
+    /// This query type's per-client state.
+    pub state: &'a mut ClientState,
+    /// Per-command statistics of this type, when per-command reporting is on.
+    pub commands: Option<&'a mut Vec<CommandStat>>,
 }
 
 impl ExecCtx<'_> {
@@ -156,7 +198,20 @@ pub trait QueryType: Send + Sync {
     /// SQL of each statement, in the order [`ExecCtx::run`] indexes them.
     fn statements(&self) -> Vec<String>;
     /// Runs one transaction of this type.
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), postgres::Error>;
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError>;
+    /// A fresh per-client state for worker `client_id` (none by default).
+    fn client_state(&self, _client_id: usize) -> ClientState {
+        None
+    }
+    /// Labels of the commands [`ExecCtx::commands`] counts, in order (none by default).
+    fn command_labels(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The first failure of the type's own making during the run (e.g. a script's expression
+    /// error), for the report; driver errors are counted by class instead.
+    fn first_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A weighted set of query types.
@@ -170,6 +225,8 @@ pub struct Workload {
     pub protocol: Protocol,
     /// Where the data is.
     pub data: DataRange,
+    /// Time each command of the types that report commands (pgbench `-r`).
+    pub per_command: bool,
 }
 
 impl Workload {
@@ -201,7 +258,21 @@ impl Workload {
             cumulative,
             protocol,
             data,
+            per_command: false,
         })
+    }
+
+    /// A worker's scratch space, with every type's client state for worker `client_id`.
+    pub fn scratch(&self, client_id: usize) -> Scratch {
+        Scratch {
+            buf: String::with_capacity(512),
+            client_id,
+            states: self
+                .types
+                .iter()
+                .map(|t| t.client_state(client_id))
+                .collect(),
+        }
     }
 
     /// Picks a query type index by weight.
@@ -236,23 +307,28 @@ impl Workload {
             .collect()
     }
 
-    /// Runs query type `idx` on `conn`.
+    /// Runs query type `idx` on `conn`; `commands` receives per-command statistics when
+    /// [`Workload::per_command`] is on.
     #[inline]
     pub fn execute(
         &self,
         idx: usize,
         conn: &mut Conn,
         rng: &mut Rng,
-        buf: &mut String,
-    ) -> Result<(), postgres::Error> {
+        scratch: &mut Scratch,
+        commands: &mut Vec<CommandStat>,
+    ) -> Result<(), ExecError> {
         let Conn { client, prepared } = conn;
         let mut ctx = ExecCtx {
             client,
             prepared: prepared.get(idx).map(Vec::as_slice).unwrap_or(&[]),
             protocol: self.protocol,
             rng,
-            buf,
+            buf: &mut scratch.buf,
             data: &self.data,
+            client_id: scratch.client_id,
+            state: &mut scratch.states[idx],
+            commands: self.per_command.then_some(commands),
         };
         self.types[idx].execute(&mut ctx)
     }
@@ -330,7 +406,7 @@ mod tests {
         fn statements(&self) -> Vec<String> {
             Vec::new()
         }
-        fn execute(&self, _: &mut ExecCtx<'_>) -> Result<(), postgres::Error> {
+        fn execute(&self, _: &mut ExecCtx<'_>) -> Result<(), ExecError> {
             Ok(())
         }
     }

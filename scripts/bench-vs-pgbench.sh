@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# pgstorm vs pgbench on the same server, the same pgbench script, the same clients and duration,
+# run alternately (the order flips every repetition so drift hits both tools alike), printing the
+# median of the per-repetition ratios (pgstorm / pgbench) against the goals of the suite:
+#
+#   select-only -M prepared -c 8    TPS >= 1.05x, client CPU per transaction <= 1.0x
+#   select-only -M prepared -c 500  TPS >= 1.0x,  CPU/tx <= 1.5x, pgstorm peak RSS <= 128 MiB
+#   tpcb-like   -M prepared -c 8    TPS >= 1.0x
+#   select-only -R 2000 -c 8        pgstorm p50 and p99 within 10% of the percentiles computed
+#                                   from pgbench's own per-transaction log (-l)
+#
+# Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
+# (GNU time). Both tools pay for their connections inside the measured process.
+#
+# Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
+#   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
+#   --cases: comma-separated subset of c8,c500,tpcb,latency (default: all).
+#   PGBENCH_JOBS (default: number of CPUs) is pgbench's -j; PGSTORM_ARGS is appended to every
+#   pgstorm command (e.g. PGSTORM_ARGS=--no-pin).
+set -euo pipefail
+
+DSN=""
+DUR=10
+REPS=3
+SCALE=10
+CASES="c8,c500,tpcb,latency"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --dsn) DSN="$2"; shift 2 ;;
+        -T) DUR="$2"; shift 2 ;;
+        --reps) REPS="$2"; shift 2 ;;
+        --scale) SCALE="$2"; shift 2 ;;
+        --cases) CASES="$2"; shift 2 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "bench-vs-pgbench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+for tool in pgbench python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "bench-vs-pgbench: $tool is required" >&2; exit 2; }
+done
+JOBS="${PGBENCH_JOBS:-$(nproc)}"
+cargo build --release --quiet
+PGSTORM="$PWD/target/release/pgstorm"
+WORK="$(mktemp -d)"
+chmod 755 "$WORK"
+
+cleanup() {
+    if [[ -z "${DSN_GIVEN:-}" ]]; then
+        TMPDIR="$WORK" "$PGSTORM" sandbox stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [[ -z "$DSN" ]]; then
+    # A private state folder, so this sandbox is not one another `pgstorm sandbox` command sees.
+    DSN="$(TMPDIR="$WORK" "$PGSTORM" sandbox start --max-connections 600 | sed -n 's/.*running: //p')"
+else
+    DSN_GIVEN=1
+fi
+echo "server: $DSN"
+echo "pgbench -j $JOBS; $DUR s per run; $REPS repetitions per case, alternating order"
+TMPDIR="$WORK" "$PGSTORM" seed --pgbench -s "$SCALE" --dsn "$DSN" >/dev/null 2>&1
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+
+# run_pgbench CASE REP ARGS... : appends "case rep pgbench tps tx cpu_s rss_kib p50_ms p99_ms"
+run_pgbench() {
+    local case="$1" rep="$2"; shift 2
+    local dir="$WORK/pgbench-$case-$rep"
+    mkdir -p "$dir"
+    (cd "$dir" && /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
+        pgbench -n -j "$JOBS" -T "$DUR" "$@" "$DSN" >"$dir/out" 2>"$dir/err") || {
+        echo "pgbench failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
+    python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
+import glob, re, sys
+d, case, rep = sys.argv[1:4]
+out = open(f"{d}/out").read()
+tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+tx = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
+fail = re.search(r"number of failed transactions: (\d+)", out)
+tx += int(fail.group(1)) if fail else 0
+u, s, rss = open(f"{d}/rusage").read().split()[-3:]
+p50 = p99 = float("nan")
+lat = []
+for f in glob.glob(f"{d}/pgbench_log.*"):
+    for line in open(f):
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].isdigit():
+            lat.append(int(parts[2]))
+if lat:
+    lat.sort()
+    rank = lambda q: lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.5) - 1))]
+    p50, p99 = rank(0.50) / 1000, rank(0.99) / 1000
+print(case, rep, "pgbench", tps, tx, float(u) + float(s), rss, p50, p99, sep="\t")
+EOF
+}
+
+# run_pgstorm CASE REP ARGS...
+run_pgstorm() {
+    local case="$1" rep="$2"; shift 2
+    local dir="$WORK/pgstorm-$case-$rep"
+    mkdir -p "$dir"
+    /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
+        "$PGSTORM" queries --dsn "$DSN" -T "$DUR" --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-} \
+        >"$dir/out" 2>"$dir/err" || { echo "pgstorm failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
+    python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
+import glob, json, sys
+d, case, rep = sys.argv[1:4]
+doc = json.load(open(glob.glob(f"{d}/results/*/run.json")[0]))
+s = doc["load"]["summary"]
+tx = s["count"] + sum(s["errors"].values())
+u, sy, rss = open(f"{d}/rusage").read().split()[-3:]
+print(case, rep, "pgstorm", s["tps"], tx, float(u) + float(sy), rss,
+      s["latency"]["p50_ms"], s["latency"]["p99_ms"], sep="\t")
+EOF
+}
+
+# bench CASE "PGBENCH ARGS" "PGSTORM ARGS"
+bench() {
+    local case="$1" pgb="$2" pgs="$3"
+    [[ ",$CASES," == *",$case,"* ]] || return 0
+    echo "case $case: pgbench $pgb | pgstorm queries $pgs" >&2
+    for rep in $(seq 1 "$REPS"); do
+        if (( rep % 2 )); then
+            run_pgbench "$case" "$rep" $pgb; run_pgstorm "$case" "$rep" $pgs
+        else
+            run_pgstorm "$case" "$rep" $pgs; run_pgbench "$case" "$rep" $pgb
+        fi
+    done
+}
+
+bench c8 "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8"
+bench c500 "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500"
+bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8"
+# One pgbench thread per client here, like pgstorm's: this case compares measurement, and a
+# pgbench thread serving four clients would add its own queueing to pgbench's latencies.
+bench latency "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -R 2000"
+
+python3 - "$RESULTS" <<'EOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+runs = {}
+for case, rep, tool, tps, tx, cpu, rss, p50, p99 in rows:
+    runs.setdefault((case, rep), {})[tool] = dict(
+        tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50), p99=float(p99))
+def med(case, f):
+    vals = [f(r["pgstorm"], r["pgbench"]) for (c, _), r in sorted(runs.items()) if c == case]
+    return statistics.median(vals) if vals else None
+goals = {
+    "c8": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.05),
+           ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.0)],
+    "c500": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0),
+             ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.5),
+             ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 128)],
+    "tpcb": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0)],
+    "latency": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
+}
+print()
+print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8}")
+for (case, rep), r in sorted(runs.items()):
+    for tool in ("pgbench", "pgstorm"):
+        x = r.get(tool)
+        if x:
+            print(f"{case:<8} {rep:>3} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['cpu']:>7.2f} "
+                  f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f}")
+print()
+print(f"{'case':<8} {'measure (median over reps)':<28} {'value':>8}  goal")
+failed = 0
+for case, checks in goals.items():
+    if not any(c == case for c, _ in runs):
+        continue
+    for name, f, op, goal in checks:
+        v = med(case, f)
+        ok = v >= goal if op == ">=" else v <= goal if op == "<=" else abs(v - 1) <= 0.10
+        failed += not ok
+        shown = f"{op} {goal}" if op != "within10%" else "0.90..1.10"
+        print(f"{case:<8} {name:<28} {v:>8.3f}  {shown:<10} {'ok' if ok else 'MISSED'}")
+print()
+print("all goals met" if not failed else f"{failed} goal(s) missed")
+EOF

@@ -1,0 +1,693 @@
+//! pgbench-compatible scripts as query types: `-f file.sql[@weight]` and `-b name[@weight]`.
+//!
+//! A script is parsed once ([`parse`]) into steps with variables resolved to slots; each client
+//! (worker) keeps its own variable slots between transactions, as pgbench does. Execution is
+//! allocation-light: SQL commands are prepared once per connection (protocol `prepared`), bound
+//! with text-format parameters of unspecified type exactly like pgbench's `PQexecPrepared` (so any
+//! column type works), and expressions evaluate on the stack. With `-M simple` the variables are
+//! substituted as text into a reused buffer; with `-M extended` every command is sent unprepared
+//! with its parameters in one round trip (`PQexecParams`).
+//!
+//! A failed SQL command inside an explicit transaction is followed by a ROLLBACK, so the
+//! connection is clean for the next transaction (and for a retry, see the engine's `max_tries`).
+
+pub mod builtin;
+pub mod expr;
+pub mod parse;
+pub mod vars;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{to_sql_checked, Format, FromSql, IsNull, ToSql, Type};
+
+use super::{ClientState, CommandStat, ExecCtx, ExecError, Protocol, QueryType};
+use expr::{Env, Val};
+use parse::{Command, Compiled, SleepArg, Step};
+use vars::Slot;
+
+/// Values of pgbench's predefined variables, shared by every client.
+#[derive(Debug, Clone, Default)]
+pub struct Predefined {
+    /// `:scale`.
+    pub scale: i64,
+    /// `:default_seed` and `:random_seed` (the run's seed).
+    pub seed: i64,
+    /// `-D name=value` definitions.
+    pub defines: Vec<(String, String)>,
+}
+
+/// Where a script comes from, as given on the command line (`-f file[@w]`, `-b name[@w]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptSource {
+    /// Query type name: the file's name or the built-in's name.
+    pub name: String,
+    /// For messages: the path as given, or the built-in's name.
+    pub source_name: String,
+    /// The script text.
+    pub text: String,
+    /// Weight in the mix.
+    pub weight: u32,
+    /// Whether it is one of pgbench's built-in scripts.
+    pub builtin: bool,
+}
+
+fn split_weight(flag: &str, spec: &str) -> Result<(String, u32), String> {
+    match spec.rsplit_once('@') {
+        Some((name, w)) => match w.trim().parse::<u32>() {
+            Ok(w) => Ok((name.to_string(), w)),
+            Err(_) => Err(format!(
+                "{flag} {spec}: weight '{w}' is not a whole number; write e.g. {flag} {name}@5"
+            )),
+        },
+        None => Ok((spec.to_string(), 1)),
+    }
+}
+
+impl ScriptSource {
+    /// Reads `-f path[@weight]`.
+    pub fn file(spec: &str) -> Result<ScriptSource, String> {
+        let (path, weight) = split_weight("-f", spec)?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("-f {path}: cannot read the script: {e}"))?;
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+        Ok(ScriptSource {
+            name,
+            source_name: path,
+            text,
+            weight,
+            builtin: false,
+        })
+    }
+
+    /// Resolves `-b name[@weight]` (a unique prefix of a built-in name is enough).
+    pub fn builtin(spec: &str) -> Result<ScriptSource, String> {
+        let (name, weight) = split_weight("-b", spec)?;
+        let (full, text) = builtin::lookup(&name).ok_or_else(|| {
+            format!(
+                "-b {name}: no such built-in script; use one of {}",
+                builtin::NAMES.join(", ")
+            )
+        })?;
+        Ok(ScriptSource {
+            name: full.to_string(),
+            source_name: full.to_string(),
+            text: text.to_string(),
+            weight,
+            builtin: true,
+        })
+    }
+}
+
+/// A parsed script, ready to run as a query type.
+pub struct Script {
+    name: String,
+    compiled: Compiled,
+    /// For each SQL command with `\gset`: (column name, slot) of the variables it may set.
+    gset_targets: Vec<Vec<(String, usize)>>,
+    /// Per SQL command: (opens a transaction block, closes one).
+    tx_bounds: Vec<(bool, bool)>,
+    predefined: Predefined,
+    first_error: OnceLock<String>,
+}
+
+/// Per-client state: the variables, and whether a transaction block is open.
+struct ClientVars {
+    slots: Vec<Slot>,
+    in_tx: bool,
+}
+
+/// A script that could not be read or parsed: names the source and the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}:{line}: {msg}")]
+pub struct ScriptError {
+    /// File name or built-in name.
+    pub source_name: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub msg: String,
+}
+
+fn first_word(sql: &str) -> String {
+    // Skip leading comments so `-- note\nBEGIN` is still a BEGIN.
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, b)| b).trim_start();
+        } else if rest.starts_with("/*") {
+            rest = rest.split_once("*/").map_or("", |(_, b)| b).trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
+}
+
+impl Script {
+    /// Parses `src`; `name` is the query type's name, `source_name` the file for messages.
+    pub fn parse(
+        name: &str,
+        source_name: &str,
+        src: &str,
+        predefined: Predefined,
+    ) -> Result<Script, ScriptError> {
+        let compiled = parse::parse(src).map_err(|e| ScriptError {
+            source_name: source_name.to_string(),
+            line: e.line,
+            msg: e.msg,
+        })?;
+        let mut gset_targets = Vec::new();
+        let mut tx_bounds = Vec::new();
+        for c in &compiled.commands {
+            if let Step::Sql { gset, pieces, .. } = &c.step {
+                let targets = match gset {
+                    Some(prefix) => compiled
+                        .vars
+                        .names()
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, n)| {
+                            n.strip_prefix(prefix.as_str()).map(|s| (s.to_string(), i))
+                        })
+                        .filter(|(s, _)| !s.is_empty())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                gset_targets.push(targets);
+                let word = first_word(&pieces[0]);
+                tx_bounds.push((
+                    matches!(word.as_str(), "BEGIN" | "START"),
+                    matches!(word.as_str(), "COMMIT" | "END" | "ROLLBACK" | "ABORT"),
+                ));
+            }
+        }
+        Ok(Script {
+            name: name.to_string(),
+            compiled,
+            gset_targets,
+            tx_bounds,
+            predefined,
+            first_error: OnceLock::new(),
+        })
+    }
+
+    /// The parsed commands.
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    fn fail(&self, cmd: &Command, msg: impl std::fmt::Display) -> ExecError {
+        let m = format!("{}:{}: {msg}", self.name, cmd.line);
+        let _ = self.first_error.set(m.clone());
+        ExecError::Script(m)
+    }
+
+    fn run_sql(
+        &self,
+        ctx: &mut ExecCtx<'_>,
+        st: &mut ClientVars,
+        cmd: &Command,
+    ) -> Result<(), ExecError> {
+        let Step::Sql {
+            stmt,
+            pieces,
+            params,
+            gset,
+        } = &cmd.step
+        else {
+            return Ok(());
+        };
+        let (opens, closes) = self.tx_bounds[*stmt];
+        if ctx.protocol != Protocol::Simple {
+            if let Some(&p) = params.iter().find(|&&p| !st.slots[p].is_set()) {
+                return Err(self.fail(
+                    cmd,
+                    format!("undefined variable \"{}\"", self.compiled.vars.names()[p]),
+                ));
+            }
+        }
+        let outcome = match ctx.protocol {
+            Protocol::Prepared | Protocol::Extended => {
+                let slots = &st.slots;
+                let binds = params.iter().map(|&p| TextParam(&slots[p]));
+                let rows = if ctx.protocol == Protocol::Prepared {
+                    ctx.client.query_raw(&ctx.prepared[*stmt], binds)
+                } else {
+                    ctx.client.query_typed_raw(
+                        &self.compiled.statements[*stmt],
+                        binds.map(|b| (b, Type::UNKNOWN)),
+                    )
+                };
+                // Execution errors arrive while the rows stream in, not only at the call.
+                let fetched = rows.and_then(|mut it| {
+                    let mut n = 0u64;
+                    let mut gset_err = None;
+                    while let Some(row) = it.next()? {
+                        n += 1;
+                        if n == 1 && gset.is_some() {
+                            gset_err = self.gset_row(&row, *stmt, &mut st.slots).err();
+                        }
+                    }
+                    Ok((n, gset_err))
+                });
+                match fetched {
+                    Ok((n, gset_err)) => match (gset_err, gset.is_some() && n != 1) {
+                        (Some(e), _) => Err(e),
+                        (None, true) => Err(format!("\\gset expected one row, got {n}")),
+                        _ => Ok(()),
+                    },
+                    Err(e) => return self.after_failure(ctx, st, closes, e.into()),
+                }
+            }
+            Protocol::Simple => {
+                let buf = &mut *ctx.buf;
+                buf.clear();
+                for (i, piece) in pieces.iter().enumerate() {
+                    buf.push_str(piece);
+                    if let Some(&p) = params.get(i) {
+                        if st.slots[p].is_set() {
+                            st.slots[p].write_text(buf);
+                        } else {
+                            buf.push(':');
+                            buf.push_str(&self.compiled.vars.names()[p]);
+                        }
+                    }
+                }
+                match ctx.client.simple_query(buf) {
+                    Ok(msgs) => {
+                        let mut n = 0u64;
+                        let mut gset_err = None;
+                        for m in &msgs {
+                            if let postgres::SimpleQueryMessage::Row(row) = m {
+                                n += 1;
+                                if n == 1 && gset.is_some() {
+                                    gset_err = self.gset_text_row(row, *stmt, &mut st.slots).err();
+                                }
+                            }
+                        }
+                        match (gset_err, gset.is_some() && n != 1) {
+                            (Some(e), _) => Err(e),
+                            (None, true) => Err(format!("\\gset expected one row, got {n}")),
+                            _ => Ok(()),
+                        }
+                    }
+                    Err(e) => return self.after_failure(ctx, st, closes, e.into()),
+                }
+            }
+        };
+        if let Err(msg) = outcome {
+            let e = self.fail(cmd, msg);
+            return self.after_failure(ctx, st, closes, e);
+        }
+        if opens {
+            st.in_tx = true;
+        }
+        if closes {
+            st.in_tx = false;
+        }
+        Ok(())
+    }
+
+    /// Leaves the connection outside any transaction block, then returns `e`.
+    fn after_failure(
+        &self,
+        ctx: &mut ExecCtx<'_>,
+        st: &mut ClientVars,
+        closes: bool,
+        e: ExecError,
+    ) -> Result<(), ExecError> {
+        // A failed COMMIT/END already ended the block on the server.
+        if st.in_tx && !closes && !ctx.client.is_closed() {
+            let _ = ctx.client.batch_execute("ROLLBACK");
+        }
+        st.in_tx = false;
+        Err(e)
+    }
+
+    fn gset_row(&self, row: &postgres::Row, stmt: usize, slots: &mut [Slot]) -> Result<(), String> {
+        let targets = &self.gset_targets[stmt];
+        for (i, col) in row.columns().iter().enumerate() {
+            let Some(&(_, slot)) = targets.iter().find(|(n, _)| n == col.name()) else {
+                continue;
+            };
+            let cell: Cell<'_> = row
+                .try_get(i)
+                .map_err(|e| format!("\\gset: column \"{}\": {e}", col.name()))?;
+            let s = &mut slots[slot];
+            match cell {
+                Cell::Null => s.set_val(Val::Null),
+                Cell::Int(v) => s.set_val(Val::Int(v)),
+                Cell::Double(v) => s.set_val(Val::Double(v)),
+                Cell::Bool(v) => s.set_val(Val::Bool(v)),
+                Cell::Text(t) => s.set_text(t),
+                Cell::Numeric(raw) => s.set_text_with(|out| numeric_text(raw, out)),
+            }
+        }
+        Ok(())
+    }
+
+    fn gset_text_row(
+        &self,
+        row: &postgres::SimpleQueryRow,
+        stmt: usize,
+        slots: &mut [Slot],
+    ) -> Result<(), String> {
+        let targets = &self.gset_targets[stmt];
+        for (i, col) in row.columns().iter().enumerate() {
+            if let Some(&(_, slot)) = targets.iter().find(|(n, _)| n == col.name()) {
+                match row.get(i) {
+                    Some(t) => slots[slot].set_text(t),
+                    None => slots[slot].set_val(Val::Null),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl QueryType for Script {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn statements(&self) -> Vec<String> {
+        self.compiled.statements.clone()
+    }
+
+    fn client_state(&self, client_id: usize) -> ClientState {
+        let vars = &self.compiled.vars;
+        let mut slots = vec![Slot::default(); vars.len()];
+        let p = &self.predefined;
+        let mut put = |name: &str, v: Val| {
+            if let Some(i) = vars.get(name) {
+                slots[i].set_val(v);
+            }
+        };
+        put("scale", Val::Int(p.scale));
+        put("client_id", Val::Int(client_id as i64));
+        put("default_seed", Val::Int(p.seed));
+        put("random_seed", Val::Int(p.seed));
+        for (name, value) in &p.defines {
+            if let Some(i) = vars.get(name) {
+                slots[i].set_text(value);
+            }
+        }
+        Some(Box::new(ClientVars {
+            slots,
+            in_tx: false,
+        }))
+    }
+
+    fn command_labels(&self) -> Vec<String> {
+        self.compiled.labels.clone()
+    }
+
+    fn first_error(&self) -> Option<String> {
+        self.first_error.get().cloned()
+    }
+
+    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
+        let mut state = ctx.state.take();
+        let result = match state.as_mut().and_then(|s| s.downcast_mut::<ClientVars>()) {
+            Some(st) => self.run(ctx, st),
+            None => Err(ExecError::Script(format!(
+                "{}: the client state is missing",
+                self.name
+            ))),
+        };
+        *ctx.state = state;
+        result
+    }
+}
+
+impl Script {
+    fn run(&self, ctx: &mut ExecCtx<'_>, st: &mut ClientVars) -> Result<(), ExecError> {
+        let cmds = &self.compiled.commands;
+        if let Some(stats) = ctx.commands.as_deref_mut() {
+            if stats.len() < self.compiled.labels.len() {
+                stats.resize(self.compiled.labels.len(), CommandStat::default());
+            }
+        }
+        let timed = ctx.commands.is_some();
+        let mut pc = 0;
+        while pc < cmds.len() {
+            let cmd = &cmds[pc];
+            let t0 = timed.then(Instant::now);
+            let mut next = pc + 1;
+            let r = match &cmd.step {
+                Step::Sql { .. } => self.run_sql(ctx, st, cmd),
+                Step::Set { slot, expr } => {
+                    let mut env = Env {
+                        vars: &st.slots,
+                        rng: ctx.rng,
+                        names: self.compiled.vars.names(),
+                        seed: self.predefined.seed,
+                    };
+                    match expr::eval(expr, &mut env) {
+                        Ok(v) => {
+                            st.slots[*slot].set_val(v);
+                            Ok(())
+                        }
+                        Err(m) => Err(self.fail(cmd, m)),
+                    }
+                }
+                Step::Sleep { arg, unit_us } => {
+                    let n = match arg {
+                        SleepArg::Const(n) => Ok(*n),
+                        SleepArg::Var(s) => match st.slots[*s].value() {
+                            Some(Ok(Val::Int(n))) => Ok(n),
+                            Some(Ok(Val::Double(d))) => Ok(d as i64),
+                            _ => Err(self.fail(
+                                cmd,
+                                format!(
+                                    "\\sleep: variable \"{}\" is not an integer",
+                                    self.compiled.vars.names()[*s]
+                                ),
+                            )),
+                        },
+                    };
+                    n.map(|n| {
+                        let us = n.saturating_mul(*unit_us);
+                        if us > 0 {
+                            std::thread::sleep(Duration::from_micros(us as u64));
+                        }
+                    })
+                }
+                Step::Branch { cond, target } => {
+                    let mut env = Env {
+                        vars: &st.slots,
+                        rng: ctx.rng,
+                        names: self.compiled.vars.names(),
+                        seed: self.predefined.seed,
+                    };
+                    match expr::eval(cond, &mut env).and_then(|v| match v {
+                        Val::Null => Ok(false),
+                        v => expr::to_bool(v),
+                    }) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => {
+                            next = *target;
+                            Ok(())
+                        }
+                        Err(m) => Err(self.fail(cmd, m)),
+                    }
+                }
+                Step::Jump(target) => {
+                    next = *target;
+                    Ok(())
+                }
+            };
+            if let (Some(t0), Some(i), Some(stats)) = (t0, cmd.stat, ctx.commands.as_deref_mut()) {
+                let s = &mut stats[i];
+                match r {
+                    Ok(()) => {
+                        s.count += 1;
+                        s.sum_ns += t0.elapsed().as_nanos() as u64;
+                    }
+                    Err(_) => s.failures += 1,
+                }
+            }
+            if let Err(e) = r {
+                if !matches!(cmd.step, Step::Sql { .. }) && st.in_tx && !ctx.client.is_closed() {
+                    let _ = ctx.client.batch_execute("ROLLBACK");
+                    st.in_tx = false;
+                }
+                return Err(e);
+            }
+            pc = next;
+        }
+        Ok(())
+    }
+}
+
+/// A bind parameter sent as text with its type left to the server, like pgbench.
+struct TextParam<'a>(&'a Slot);
+
+impl std::fmt::Debug for TextParam<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        self.0.write_text(&mut s);
+        f.write_str(&s)
+    }
+}
+
+impl ToSql for TextParam<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if self.0.is_null() {
+            return Ok(IsNull::Yes);
+        }
+        self.0.write_text(out);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &Type) -> Format {
+        Format::Text
+    }
+
+    to_sql_checked!();
+}
+
+/// A result value `\gset` can store, borrowed from the row.
+enum Cell<'a> {
+    Null,
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Text(&'a str),
+    Numeric(&'a [u8]),
+}
+
+impl<'a> FromSql<'a> for Cell<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(match *ty {
+            Type::INT2 => Cell::Int(i16::from_sql(ty, raw)? as i64),
+            Type::INT4 => Cell::Int(i32::from_sql(ty, raw)? as i64),
+            Type::INT8 => Cell::Int(i64::from_sql(ty, raw)?),
+            Type::OID => Cell::Int(u32::from_sql(ty, raw)? as i64),
+            Type::FLOAT4 => Cell::Double(f32::from_sql(ty, raw)? as f64),
+            Type::FLOAT8 => Cell::Double(f64::from_sql(ty, raw)?),
+            Type::BOOL => Cell::Bool(bool::from_sql(ty, raw)?),
+            Type::NUMERIC => Cell::Numeric(raw),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                Cell::Text(std::str::from_utf8(raw)?)
+            }
+            _ => {
+                return Err(format!(
+                    "type {ty} cannot be stored by \\gset; cast it in the query, e.g. ::text"
+                )
+                .into())
+            }
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Cell::Null)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Writes a binary `numeric` as its decimal text.
+fn numeric_text(raw: &[u8], out: &mut String) {
+    use std::fmt::Write as _;
+    let word = |i: usize| -> i16 {
+        raw.get(i * 2..i * 2 + 2)
+            .map_or(0, |b| i16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign, dscale) = (
+        word(0).max(0) as usize,
+        word(1) as i32,
+        word(2) as u16,
+        word(3).max(0) as usize,
+    );
+    match sign {
+        0xC000 => return out.push_str("NaN"),
+        0xD000 => return out.push_str("Infinity"),
+        0xF000 => return out.push_str("-Infinity"),
+        0x4000 => out.push('-'),
+        _ => {}
+    }
+    let digit = |g: i32| -> i16 {
+        if g < 0 || g as usize >= ndigits {
+            0
+        } else {
+            word(4 + g as usize)
+        }
+    };
+    if weight < 0 {
+        out.push('0');
+    } else {
+        for g in 0..=weight {
+            let _ = if g == 0 {
+                write!(out, "{}", digit(g))
+            } else {
+                write!(out, "{:04}", digit(g))
+            };
+        }
+    }
+    if dscale > 0 {
+        out.push('.');
+        let mut written = 0;
+        let mut g = weight + 1;
+        while written < dscale {
+            let group = format!("{:04}", digit(g));
+            for ch in group.chars().take(dscale - written) {
+                out.push(ch);
+                written += 1;
+            }
+            g += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_binary_renders_as_decimal_text() {
+        // 12345.678: ndigits 3, weight 1, sign +, dscale 3, digits [1, 2345, 6780].
+        let mut raw = Vec::new();
+        for w in [3i16, 1, 0, 3, 1, 2345, 6780] {
+            raw.extend_from_slice(&w.to_be_bytes());
+        }
+        let mut s = String::new();
+        numeric_text(&raw, &mut s);
+        assert_eq!(s, "12345.678");
+        // -0.05: ndigits 1, weight -1, sign -, dscale 2, digits [500].
+        let mut raw = Vec::new();
+        for w in [1i16, -1, 0x4000, 2, 500] {
+            raw.extend_from_slice(&w.to_be_bytes());
+        }
+        let mut s = String::new();
+        numeric_text(&raw, &mut s);
+        assert_eq!(s, "-0.05");
+    }
+
+    #[test]
+    fn transaction_bounds_are_recognised_through_comments() {
+        assert_eq!(first_word("-- x\n  begin;"), "BEGIN");
+        assert_eq!(first_word("/* c */ END"), "END");
+        assert_eq!(first_word("select 1"), "SELECT");
+    }
+}

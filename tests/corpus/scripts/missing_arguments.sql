@@ -1,0 +1,3 @@
+\set
+\sleep
+\sleep 1 fortnights

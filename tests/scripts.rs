@@ -1,0 +1,297 @@
+//! pgbench-compatible scripts against a real sandbox PostgreSQL: pgbench's built-in scripts (and
+//! their transaction counts against the server's), a custom script with \set, \gset and \if in
+//! every protocol, a bad script's line number and exit code, and retries under a forced
+//! serialization conflict (with the no-retry run as its negative control).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use pgstorm::scenarios::queries::{self, QueriesOptions};
+use pgstorm::scenarios::session::TargetOptions;
+use pgstorm::workload::script::ScriptSource;
+use pgstorm::workload::Protocol;
+
+/// A short script-only load on database `db`.
+fn options(results: &Path, db: &str, scripts: Vec<ScriptSource>) -> QueriesOptions {
+    let mut o = QueriesOptions {
+        target: TargetOptions {
+            dsn: Some(common::database(db)),
+            sandbox_max_connections: None,
+        },
+        mix: String::new(),
+        scripts,
+        ..QueriesOptions::default()
+    };
+    o.archive.results_dir = results.to_path_buf();
+    o.archive.label = db.into();
+    o.print_summary = false;
+    o.engine.clients = 4;
+    o.engine.duration = Some(Duration::from_secs(2));
+    o.engine.pin = false;
+    o
+}
+
+fn source(name: &str, text: &str, weight: u32) -> ScriptSource {
+    ScriptSource {
+        name: name.into(),
+        source_name: name.into(),
+        text: text.into(),
+        weight,
+        builtin: false,
+    }
+}
+
+#[test]
+fn pgbench_builtin_scripts_run_and_their_counts_match_the_server() {
+    let db = "scripts_builtin";
+    let mut c = common::client_of(db);
+    pgstorm::dataset::pgbench::seed(&mut c, 1, false).unwrap();
+    let accounts: i64 = c
+        .query_one("SELECT count(*) FROM pgbench_accounts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(accounts, 100_000);
+    let history_before: i64 = c
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .unwrap()
+        .get(0);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let scripts = ["tpcb-like", "simple-update@2", "select@3"]
+        .iter()
+        .map(|s| ScriptSource::builtin(s).unwrap())
+        .collect();
+    let mut o = options(tmp.path(), db, scripts);
+    o.per_command = true;
+    let out = queries::run(&o).unwrap();
+    let load = out.doc.load.as_ref().unwrap();
+    let names: Vec<&str> = load.queries.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["tpcb-like", "simple-update", "select-only"]);
+    for q in &load.queries {
+        assert!(q.count > 0, "{} never ran", q.name);
+        assert!(q.errors.is_empty(), "{}: {:?}", q.name, q.errors);
+        let cmds = q.commands.as_ref().expect("-r gives per-command latencies");
+        assert!(cmds
+            .iter()
+            .any(|c| c.command.contains("pgbench_accounts") && c.count > 0));
+    }
+    // Each script is one transaction (BEGIN..END, or one autocommit SELECT): the server's own
+    // commit counter agrees with the client's count. The excess is setup, bounded: per pool
+    // connection one SET and one implicit transaction per prepared statement (7 + 5 + 1), plus the
+    // monitor connection's polling while the pool closes.
+    let sc = load.server_check.as_ref().unwrap();
+    let client = sc.client_transactions as i64;
+    let setup = 4 * (1 + 13) + 100;
+    assert!(
+        sc.xact_rollback == 0 && sc.xact_commit >= client && sc.xact_commit - client <= setup,
+        "server {} commits + {} rollbacks vs {} client transactions",
+        sc.xact_commit,
+        sc.xact_rollback,
+        sc.client_transactions
+    );
+    // Each tpcb-like and simple-update transaction inserted exactly one history row.
+    let history: i64 = c
+        .query_one("SELECT count(*) FROM pgbench_history", &[])
+        .unwrap()
+        .get(0);
+    let writers = load.queries[0].count + load.queries[1].count;
+    assert_eq!((history - history_before) as u64, writers);
+}
+
+const CUSTOM: &str = r"-- \set with expressions, \gset into variables, \if on what came back
+\set n random(1, 1000)
+\set twice :n * 2
+SELECT :n::int * 2 AS doubled, :client_id::int AS cid,
+       (:n::int * 3)::text AS tripled \gset got_
+\if :got_doubled = :twice AND :got_cid >= 0
+  \set ok 1
+\elif :got_doubled < 0
+  SELECT 1 / 0;
+\else
+  SELECT 1 / 0;
+\endif
+\set h hash(:n)
+\set z permute(:n, 1000) - abs(-1) + greatest(1, 2.5) + int(random_gaussian(1, 10, 2.5))
+\set z random_zipfian(1, 100, 1.5) + random_exponential(1, 100, 3.0) + :z
+\sleep 1 us
+INSERT INTO custom_log (n, h, tripled) VALUES (:n, :h, :got_tripled);
+";
+
+#[test]
+fn custom_script_with_set_gset_and_if_runs_in_every_protocol() {
+    let db = "scripts_custom";
+    let mut c = common::client_of(db);
+    c.batch_execute(
+        "DROP TABLE IF EXISTS custom_log; CREATE TABLE custom_log (n int, h bigint, tripled int)",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut total = 0;
+    for protocol in [Protocol::Prepared, Protocol::Extended, Protocol::Simple] {
+        let mut o = options(tmp.path(), db, vec![source("custom.sql", CUSTOM, 1)]);
+        o.protocol = protocol;
+        o.engine.duration = Some(Duration::from_secs(1));
+        let out = queries::run(&o).unwrap();
+        let q = &out.doc.load.as_ref().unwrap().queries[0];
+        assert_eq!(q.name, "custom.sql");
+        assert!(q.count > 0, "{protocol:?}: no transaction");
+        assert!(
+            q.errors.is_empty(),
+            "{protocol:?}: {:?} {:?}",
+            q.errors,
+            out.doc.warnings
+        );
+        total += q.count;
+    }
+    // Every transaction took the \if branch (the others divide by zero) and logged what \gset
+    // stored (text from the server, bound back as a parameter).
+    let row = c
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE tripled = 3 * n) FROM custom_log",
+            &[],
+        )
+        .unwrap();
+    let (rows, labelled): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(rows as u64, total);
+    assert_eq!(labelled, rows);
+}
+
+#[test]
+fn expression_errors_are_counted_and_reported_not_hidden() {
+    let db = "scripts_runtime_error";
+    let tmp = tempfile::tempdir().unwrap();
+    let script = "\\set d 0\n\\set x 1 / :d\nSELECT 1;\n";
+    let out = queries::run(&options(tmp.path(), db, vec![source("div.sql", script, 1)])).unwrap();
+    let q = &out.doc.load.as_ref().unwrap().queries[0];
+    assert_eq!(q.count, 0);
+    assert!(
+        q.errors.get("other").copied().unwrap_or(0) > 0,
+        "{:?}",
+        q.errors
+    );
+    let w = out
+        .doc
+        .warnings
+        .iter()
+        .find(|w| w.code == "script_error")
+        .expect("a script_error warning");
+    assert!(
+        w.message.contains("div.sql:2: division by zero"),
+        "{}",
+        w.message
+    );
+}
+
+fn pgstorm(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args(args)
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGUSER")
+        .env_remove("PGDATABASE")
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn unknown_meta_command_fails_with_its_line_number_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.sql");
+    std::fs::write(&file, "\\set aid 1\nSELECT :aid;\n\n\\frobnicate 3\n").unwrap();
+    let results = tmp.path().join("results");
+    let dsn = common::database("scripts_bad");
+    let (code, stderr) = pgstorm(&[
+        "queries",
+        "--dsn",
+        &dsn,
+        "-f",
+        file.to_str().unwrap(),
+        "--results-dir",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("bad.sql:4:"), "{stderr}");
+    assert!(
+        stderr.contains("unknown meta-command \\frobnicate"),
+        "{stderr}"
+    );
+    assert!(!results.exists(), "a result folder was written");
+
+    // A meta-command pgbench has but pgstorm does not run is refused the same way.
+    std::fs::write(&file, "SELECT 1;\n\\shell echo hi\n").unwrap();
+    let (code, stderr) = pgstorm(&["queries", "--dsn", &dsn, "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("bad.sql:2:") && stderr.contains("\\shell"),
+        "{stderr}"
+    );
+
+    // A missing file and an unknown built-in are input errors too.
+    let (code, _) = pgstorm(&["queries", "--dsn", &dsn, "-f", "/nonexistent/x.sql"]);
+    assert_eq!(code, 2);
+    let (code, stderr) = pgstorm(&["queries", "--dsn", &dsn, "-b", "tpcc"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("tpcb-like"), "{stderr}");
+}
+
+/// Every transaction reads then increments the one row under REPEATABLE READ, after a pause that
+/// lets the others commit first: concurrent clients get serialization failures (40001).
+const HOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT v FROM hot WHERE id = 1;
+\\sleep 2 ms
+UPDATE hot SET v = v + 1 WHERE id = 1;
+END;
+";
+
+fn hot_run(db: &str, max_tries: u32) -> (pgstorm::report::model::QueryResult, i64) {
+    let mut c = common::client_of(db);
+    c.batch_execute(
+        "DROP TABLE IF EXISTS hot; CREATE TABLE hot (id int PRIMARY KEY, v bigint); \
+         INSERT INTO hot VALUES (1, 0)",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), db, vec![source("hot.sql", HOT, 1)]);
+    o.engine.max_tries = max_tries;
+    let out = queries::run(&o).unwrap();
+    let q = out.doc.load.as_ref().unwrap().queries[0].clone();
+    let v: i64 = c
+        .query_one("SELECT v FROM hot WHERE id = 1", &[])
+        .unwrap()
+        .get(0);
+    (q, v)
+}
+
+#[test]
+fn serialization_failures_are_retried_and_counted() {
+    // Negative control: one try, so conflicts are failures and nothing is retried.
+    let (q, v) = hot_run("scripts_hot_once", 1);
+    assert!(
+        q.errors.get("serialization").copied().unwrap_or(0) > 0,
+        "{:?}",
+        q.errors
+    );
+    assert_eq!((q.retried, q.retries), (0, 0));
+    assert_eq!(
+        v as u64, q.count,
+        "each committed transaction adds exactly 1"
+    );
+
+    // With retries the same conflicts are retried and almost every transaction succeeds.
+    let (q, v) = hot_run("scripts_hot_retry", 100);
+    assert!(q.retried > 0 && q.retries >= q.retried, "{q:?}");
+    assert!(
+        q.errors.get("serialization").copied().unwrap_or(0) <= q.count / 10,
+        "{:?}",
+        q.errors
+    );
+    assert_eq!(v as u64, q.count, "a retried transaction is applied once");
+}
