@@ -63,5 +63,11 @@ fn measurement_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, measurement_path);
+/// The floor under the path above: one monotonic clock read (the path makes three per query:
+/// before checkout, after checkout, at completion).
+fn clock_read(c: &mut Criterion) {
+    c.bench_function("clock_read", |b| b.iter(|| black_box(Instant::now())));
+}
+
+criterion_group!(benches, measurement_path, clock_read);
 criterion_main!(benches);
