@@ -321,24 +321,7 @@ fn pgstorm_run(db: &str, results: &Path, extra: &[&str]) -> (i32, String, RunDoc
         .path();
     let text = std::fs::read(dir.join("run.json")).unwrap();
     // The analysis and criteria sections match the checked-in schema.
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/run.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let instance: serde_json::Value = serde_json::from_slice(&text).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run.json does not match its schema: {errors:?}"
-    );
+    common::assert_run_json_matches_schema(&dir);
     let doc = serde_json::from_slice(&text).unwrap();
     (out.status.code().unwrap_or(-1), stderr, doc)
 }

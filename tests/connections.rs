@@ -42,22 +42,7 @@ fn run(o: &ConnectionsOptions) -> ConnectionsResult {
     for f in ["run.json", "pool_timeseries.csv", "connection_steps.csv"] {
         assert!(out.dir.join(f).is_file(), "{f} missing");
     }
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/run.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    common::assert_run_json_matches_schema(&out.dir);
     out.doc.connections.unwrap()
 }
 

@@ -223,22 +223,7 @@ fn result_validates_against_the_checked_in_schema() {
     o.levels = vec![Level::ReadCommitted];
     o.transactions = Some(5);
     let out = isolation::run(&o).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/run.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    common::assert_run_json_matches_schema(&out.dir);
     let summary = pgstorm::report::summary::render(&out.doc);
     assert!(
         summary.contains("anomaly permitted by this level (detected)"),

@@ -134,19 +134,7 @@ fn a_sandbox_run_records_plausible_host_and_server_samples() {
     assert!(lines.count() >= host.samples.len());
 
     // The archived document still matches the checked-in schema.
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/run.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
-    assert!(jsonschema::validator_for(&schema)
-        .unwrap()
-        .is_valid(&instance));
+    common::assert_run_json_matches_schema(&out.dir);
 
     let summary = pgstorm::report::summary::render(&doc);
     assert!(summary.contains("host under load: CPU mean"), "{summary}");

@@ -44,25 +44,7 @@ fn end_to_end_result_is_complete_valid_and_agrees_with_the_server() {
     for f in ["run.json", "summary.csv", "timeseries.csv", "latency.hlog"] {
         assert!(out.dir.join(f).is_file(), "{f} missing");
     }
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/run.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.dir.join("run.json")).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run.json does not match its schema: {errors:?}"
-    );
+    common::assert_run_json_matches_schema(&out.dir);
 
     let doc = read_doc(&out.dir);
     assert_eq!(doc.schema_version, pgstorm::report::model::SCHEMA_VERSION);

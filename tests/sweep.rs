@@ -41,25 +41,7 @@ fn options(results: &Path, db: &str, levels: &[u32], slo: &str, probes: u32) -> 
 }
 
 fn validate_against_schema(dir: &Path) {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/run.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "run.json does not match its schema: {errors:?}"
-    );
+    common::assert_run_json_matches_schema(dir);
 }
 
 #[test]

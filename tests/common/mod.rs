@@ -66,3 +66,28 @@ pub fn client_of(name: &str) -> postgres::Client {
         .connect(postgres::NoTls)
         .unwrap()
 }
+
+/// Asserts that `dir/run.json` validates against the checked-in JSON Schema, listing every
+/// violation when it does not.
+pub fn assert_run_json_matches_schema(dir: &std::path::Path) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/run.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{}/run.json does not match its schema: {errors:?}",
+        dir.display()
+    );
+}
