@@ -229,6 +229,23 @@ pub fn parse_start_at(s: Option<&str>) -> Result<Option<chrono::DateTime<chrono:
     .transpose()
 }
 
+/// Target options of a `--dsn` flag (a sandbox, when one is started, gets the default size).
+fn target_options(dsn: &Option<String>) -> TargetOptions {
+    TargetOptions {
+        dsn: dsn.clone(),
+        sandbox_max_connections: None,
+    }
+}
+
+/// `--mix`, or the default mix, checked against the built-in query types.
+fn checked_mix(mix: &Option<String>) -> Result<String> {
+    let mix = mix
+        .clone()
+        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
+    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    Ok(mix)
+}
+
 fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
     ArchiveOptions {
         results_dir: PathBuf::from(results_dir),
@@ -293,10 +310,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     check_repeat(a.repeat)?;
     let mut o = QueriesOptions {
         start_at: parse_start_at(a.start_at.as_deref())?,
-        target: TargetOptions {
-            dsn: a.dsn.clone(),
-            sandbox_max_connections: None,
-        },
+        target: target_options(&a.dsn),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         mix,
@@ -410,16 +424,9 @@ pub fn sweep_options(
             "--rate-probes, --rate-clients and --server-cores must be at least 1",
         ));
     }
-    let mix = a
-        .mix
-        .clone()
-        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
-    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    let mix = checked_mix(&a.mix)?;
     let mut o = SweepOptions {
-        target: TargetOptions {
-            dsn: a.dsn.clone(),
-            sandbox_max_connections: None,
-        },
+        target: target_options(&a.dsn),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         mix,
@@ -487,10 +494,7 @@ pub fn connections_options(
         ));
     }
     let mut o = ConnectionsOptions {
-        target: TargetOptions {
-            dsn: a.dsn.clone(),
-            sandbox_max_connections: None,
-        },
+        target: target_options(&a.dsn),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         protocol: a.protocol.parse()?,
@@ -567,10 +571,7 @@ pub fn isolation_options(
         return Err(error::usage("-T must be above 0"));
     }
     let opts = IsolationOptions {
-        target: TargetOptions {
-            dsn: a.dsn.clone(),
-            sandbox_max_connections: None,
-        },
+        target: target_options(&a.dsn),
         archive: archive(&a.results_dir, &a.label, argv),
         checks: iso::parse_list::<Check>(&a.check, &Check::ALL)?,
         levels: iso::parse_list::<Level>(&a.level, &Level::ALL)?,
@@ -621,10 +622,7 @@ fn suite_options(
         advisor: advisor_options(a.all_schemas),
         thresholds,
         profile,
-        target: TargetOptions {
-            dsn: a.dsn.clone(),
-            sandbox_max_connections: None,
-        },
+        target: target_options(&a.dsn),
         archive: archive(
             &a.results_dir,
             a.label.as_deref().unwrap_or(profile.as_str()),
@@ -651,16 +649,9 @@ fn analyze_options(
     if a.clients == 0 || a.time == 0 {
         return Err(error::usage("-c and -T must be above 0"));
     }
-    let mix = a
-        .mix
-        .clone()
-        .unwrap_or_else(|| builtin::DEFAULT_MIX.to_string());
-    crate::workload::parse_mix(&mix, &builtin::NAMES)?;
+    let mix = checked_mix(&a.mix)?;
     let mut q = QueriesOptions {
-        target: TargetOptions {
-            dsn: a.dsn.clone(),
-            sandbox_max_connections: None,
-        },
+        target: target_options(&a.dsn),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         mix,
