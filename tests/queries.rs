@@ -196,21 +196,6 @@ fn a_run_without_a_stall_gets_no_stall_warning() {
     );
 }
 
-fn pgstorm(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGPORT")
-        .env_remove("PGUSER")
-        .env_remove("PGDATABASE")
-        .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (out.status.code().unwrap_or(-1), stderr)
-}
-
 fn assert_nothing_written(dir: &Path) {
     let entries: Vec<_> = std::fs::read_dir(dir)
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
@@ -222,7 +207,7 @@ fn assert_nothing_written(dir: &Path) {
 fn unreachable_host_is_exit_3_with_one_line_and_no_result() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("r");
-    let (code, err) = pgstorm(&[
+    let (code, err) = common::run_pgstorm(&[
         "queries",
         "--dsn",
         "postgres://nobody:secret@127.0.0.1:1/db",
@@ -267,7 +252,7 @@ fn wrong_password_is_exit_3_and_never_echoed() {
         sb.port(),
         sb.dbname()
     );
-    let (code, err) = pgstorm(&[
+    let (code, err) = common::run_pgstorm(&[
         "queries",
         "--dsn",
         &dsn,
@@ -283,7 +268,7 @@ fn wrong_password_is_exit_3_and_never_echoed() {
 #[test]
 fn unknown_query_type_in_mix_is_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
-    let (code, err) = pgstorm(&[
+    let (code, err) = common::run_pgstorm(&[
         "queries",
         "--dsn",
         &common::sandbox().dsn(),
@@ -315,7 +300,7 @@ fn too_many_clients_are_refused_before_any_connection() {
     };
     let before = sessions(&mut c);
     let tmp = tempfile::tempdir().unwrap();
-    let (code, err) = pgstorm(&[
+    let (code, err) = common::run_pgstorm(&[
         "queries",
         "--dsn",
         &sb.dsn(),

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use pgstorm::scenarios::queries::{self, QueriesOptions};
@@ -185,21 +184,6 @@ fn expression_errors_are_counted_and_reported_not_hidden() {
     );
 }
 
-fn pgstorm(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGPORT")
-        .env_remove("PGUSER")
-        .env_remove("PGDATABASE")
-        .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (out.status.code().unwrap_or(-1), stderr)
-}
-
 #[test]
 fn unknown_meta_command_fails_with_its_line_number_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
@@ -207,7 +191,7 @@ fn unknown_meta_command_fails_with_its_line_number_and_exit_2() {
     std::fs::write(&file, "\\set aid 1\nSELECT :aid;\n\n\\frobnicate 3\n").unwrap();
     let results = tmp.path().join("results");
     let dsn = common::database("scripts_bad");
-    let (code, stderr) = pgstorm(&[
+    let (code, stderr) = common::run_pgstorm(&[
         "queries",
         "--dsn",
         &dsn,
@@ -227,7 +211,8 @@ fn unknown_meta_command_fails_with_its_line_number_and_exit_2() {
 
     // A meta-command pgbench has but pgstorm does not run is refused the same way.
     std::fs::write(&file, "SELECT 1;\n\\shell echo hi\n").unwrap();
-    let (code, stderr) = pgstorm(&["queries", "--dsn", &dsn, "-f", file.to_str().unwrap()]);
+    let (code, stderr) =
+        common::run_pgstorm(&["queries", "--dsn", &dsn, "-f", file.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("bad.sql:2:") && stderr.contains("\\shell"),
@@ -235,9 +220,9 @@ fn unknown_meta_command_fails_with_its_line_number_and_exit_2() {
     );
 
     // A missing file and an unknown built-in are input errors too.
-    let (code, _) = pgstorm(&["queries", "--dsn", &dsn, "-f", "/nonexistent/x.sql"]);
+    let (code, _) = common::run_pgstorm(&["queries", "--dsn", &dsn, "-f", "/nonexistent/x.sql"]);
     assert_eq!(code, 2);
-    let (code, stderr) = pgstorm(&["queries", "--dsn", &dsn, "-b", "tpcc"]);
+    let (code, stderr) = common::run_pgstorm(&["queries", "--dsn", &dsn, "-b", "tpcc"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("tpcb-like"), "{stderr}");
 }

@@ -91,3 +91,20 @@ pub fn assert_run_json_matches_schema(dir: &std::path::Path) {
         dir.display()
     );
 }
+
+/// Runs the real binary with `args` and no PG* variables; returns its exit code and stderr,
+/// failing the test if it panicked.
+pub fn run_pgstorm(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args(args)
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGUSER")
+        .env_remove("PGDATABASE")
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
