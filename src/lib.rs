@@ -20,4 +20,5 @@ pub mod rng;
 pub mod sandbox;
 pub mod scenarios;
 pub mod target;
+pub mod wire;
 pub mod workload;
