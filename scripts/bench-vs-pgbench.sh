@@ -15,7 +15,7 @@
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
 #   --cases: comma-separated subset of c8,c500,tpcb,latency (default: all).
-#   PGBENCH_JOBS (default: number of CPUs) is pgbench's -j; PGSTORM_ARGS is appended to every
+#   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin).
 set -euo pipefail
 
@@ -61,7 +61,7 @@ else
     DSN_GIVEN=1
 fi
 echo "server: $DSN"
-echo "pgbench -j $JOBS; $DUR s per run; $REPS repetitions per case, alternating order"
+echo "-j $JOBS for both tools; $DUR s per run; $REPS repetitions per case, alternating order"
 TMPDIR="$WORK" "$PGSTORM" seed --pgbench -s "$SCALE" --dsn "$DSN" >/dev/null 2>&1
 
 RESULTS="$WORK/results.tsv"
@@ -133,12 +133,13 @@ bench() {
     done
 }
 
-bench c8 "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8"
-bench c500 "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500"
-bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8"
-# One pgbench thread per client here, like pgstorm's: this case compares measurement, and a
-# pgbench thread serving four clients would add its own queueing to pgbench's latencies.
-bench latency "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -R 2000"
+# Both tools get the same threads (-j): each thread serves its share of the connections.
+bench c8 "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8 -j $JOBS"
+bench c500 "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500 -j $JOBS"
+bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8 -j $JOBS"
+# One thread per client here in both tools: this case compares measurement, and a thread serving
+# four clients would add its own queueing to the latencies.
+bench latency "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -j 8 -R 2000"
 
 python3 - "$RESULTS" <<'EOF'
 import statistics, sys

@@ -321,8 +321,20 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         defines,
         ..QueriesOptions::default()
     };
+    if let Some(j) = a.jobs {
+        if j == 0 {
+            return Err(error::usage("-j 0: give at least one thread, e.g. -j 2"));
+        }
+        if !o.mix.is_empty() || o.scripts.is_empty() {
+            return Err(error::usage(
+                "-j: the multiplexed driver runs pgbench scripts (-f/-b) only; drop -j (and \
+                 --mix) to run the built-in query types with one thread per client",
+            ));
+        }
+    }
     let e = &mut o.engine;
     e.clients = a.clients;
+    e.threads = a.jobs.map(|j| j.min(a.clients.max(1)));
     e.duration = match (a.time, a.transactions) {
         (_, Some(_)) => None,
         (Some(t), None) => Some(Duration::from_secs(t)),

@@ -123,6 +123,9 @@ pub struct QueriesArgs {
     /// concurrent clients: one thread and one pooled connection each (default 10)
     #[argh(option, short = 'c', default = "10")]
     pub clients: u32,
+    /// threads that share the clients' connections like pgbench -j (nonblocking, no pool; -f/-b scripts only)
+    #[argh(option, short = 'j')]
+    pub jobs: Option<u32>,
     /// duration in seconds, after the warmup (default 10)
     #[argh(option, short = 'T')]
     pub time: Option<u64>,

@@ -1,7 +1,8 @@
 //! pgbench-compatible scripts against a real sandbox PostgreSQL: pgbench's built-in scripts (and
 //! their transaction counts against the server's), a custom script with \set, \gset and \if in
 //! every protocol, a bad script's line number and exit code, and retries under a forced
-//! serialization conflict (with the no-retry run as its negative control).
+//! serialization conflict (with the no-retry run as its negative control). Each runs on both
+//! drivers: one thread per client over the pool, and the multiplexed one (`-j 2`).
 
 mod common;
 
@@ -12,6 +13,9 @@ use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::TargetOptions;
 use pgstorm::workload::script::ScriptSource;
 use pgstorm::workload::Protocol;
+
+/// The two drivers: one thread per client over the pool, and two threads multiplexing (`-j 2`).
+const DRIVERS: [Option<u32>; 2] = [None, Some(2)];
 
 /// A short script-only load on database `db`.
 fn options(results: &Path, db: &str, scripts: Vec<ScriptSource>) -> QueriesOptions {
@@ -53,51 +57,54 @@ fn pgbench_builtin_scripts_run_and_their_counts_match_the_server() {
         .unwrap()
         .get(0);
     assert_eq!(accounts, 100_000);
-    let history_before: i64 = c
-        .query_one("SELECT count(*) FROM pgbench_history", &[])
-        .unwrap()
-        .get(0);
+    for threads in DRIVERS {
+        let history_before: i64 = c
+            .query_one("SELECT count(*) FROM pgbench_history", &[])
+            .unwrap()
+            .get(0);
 
-    let tmp = tempfile::tempdir().unwrap();
-    let scripts = ["tpcb-like", "simple-update@2", "select@3"]
-        .iter()
-        .map(|s| ScriptSource::builtin(s).unwrap())
-        .collect();
-    let mut o = options(tmp.path(), db, scripts);
-    o.per_command = true;
-    let out = queries::run(&o).unwrap();
-    let load = out.doc.load.as_ref().unwrap();
-    let names: Vec<&str> = load.queries.iter().map(|q| q.name.as_str()).collect();
-    assert_eq!(names, ["tpcb-like", "simple-update", "select-only"]);
-    for q in &load.queries {
-        assert!(q.count > 0, "{} never ran", q.name);
-        assert!(q.errors.is_empty(), "{}: {:?}", q.name, q.errors);
-        let cmds = q.commands.as_ref().expect("-r gives per-command latencies");
-        assert!(cmds
+        let tmp = tempfile::tempdir().unwrap();
+        let scripts = ["tpcb-like", "simple-update@2", "select@3"]
             .iter()
-            .any(|c| c.command.contains("pgbench_accounts") && c.count > 0));
+            .map(|s| ScriptSource::builtin(s).unwrap())
+            .collect();
+        let mut o = options(tmp.path(), db, scripts);
+        o.per_command = true;
+        o.engine.threads = threads;
+        let out = queries::run(&o).unwrap();
+        let load = out.doc.load.as_ref().unwrap();
+        let names: Vec<&str> = load.queries.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["tpcb-like", "simple-update", "select-only"]);
+        for q in &load.queries {
+            assert!(q.count > 0, "{threads:?}: {} never ran", q.name);
+            assert!(q.errors.is_empty(), "{}: {:?}", q.name, q.errors);
+            let cmds = q.commands.as_ref().expect("-r gives per-command latencies");
+            assert!(cmds
+                .iter()
+                .any(|c| c.command.contains("pgbench_accounts") && c.count > 0));
+        }
+        // Each script is one transaction (BEGIN..END, or one autocommit SELECT): the server's own
+        // commit counter agrees with the client's count. The excess is setup, bounded: per pool
+        // connection one SET and one implicit transaction per prepared statement (7 + 5 + 1), plus the
+        // monitor connection's polling while the pool closes.
+        let sc = load.server_check.as_ref().unwrap();
+        let client = sc.client_transactions as i64;
+        let setup = 4 * (1 + 13) + 100;
+        assert!(
+            sc.xact_rollback == 0 && sc.xact_commit >= client && sc.xact_commit - client <= setup,
+            "{threads:?}: server {} commits + {} rollbacks vs {} client transactions",
+            sc.xact_commit,
+            sc.xact_rollback,
+            sc.client_transactions
+        );
+        // Each tpcb-like and simple-update transaction inserted exactly one history row.
+        let history: i64 = c
+            .query_one("SELECT count(*) FROM pgbench_history", &[])
+            .unwrap()
+            .get(0);
+        let writers = load.queries[0].count + load.queries[1].count;
+        assert_eq!((history - history_before) as u64, writers);
     }
-    // Each script is one transaction (BEGIN..END, or one autocommit SELECT): the server's own
-    // commit counter agrees with the client's count. The excess is setup, bounded: per pool
-    // connection one SET and one implicit transaction per prepared statement (7 + 5 + 1), plus the
-    // monitor connection's polling while the pool closes.
-    let sc = load.server_check.as_ref().unwrap();
-    let client = sc.client_transactions as i64;
-    let setup = 4 * (1 + 13) + 100;
-    assert!(
-        sc.xact_rollback == 0 && sc.xact_commit >= client && sc.xact_commit - client <= setup,
-        "server {} commits + {} rollbacks vs {} client transactions",
-        sc.xact_commit,
-        sc.xact_rollback,
-        sc.client_transactions
-    );
-    // Each tpcb-like and simple-update transaction inserted exactly one history row.
-    let history: i64 = c
-        .query_one("SELECT count(*) FROM pgbench_history", &[])
-        .unwrap()
-        .get(0);
-    let writers = load.queries[0].count + load.queries[1].count;
-    assert_eq!((history - history_before) as u64, writers);
 }
 
 const CUSTOM: &str = r"-- \set with expressions, \gset into variables, \if on what came back
@@ -129,17 +136,21 @@ fn custom_script_with_set_gset_and_if_runs_in_every_protocol() {
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut total = 0;
-    for protocol in [Protocol::Prepared, Protocol::Extended, Protocol::Simple] {
+    let runs = DRIVERS.iter().flat_map(|&t| {
+        [Protocol::Prepared, Protocol::Extended, Protocol::Simple].map(move |p| (t, p))
+    });
+    for (threads, protocol) in runs {
         let mut o = options(tmp.path(), db, vec![source("custom.sql", CUSTOM, 1)]);
         o.protocol = protocol;
+        o.engine.threads = threads;
         o.engine.duration = Some(Duration::from_secs(1));
         let out = queries::run(&o).unwrap();
         let q = &out.doc.load.as_ref().unwrap().queries[0];
         assert_eq!(q.name, "custom.sql");
-        assert!(q.count > 0, "{protocol:?}: no transaction");
+        assert!(q.count > 0, "{threads:?} {protocol:?}: no transaction");
         assert!(
             q.errors.is_empty(),
-            "{protocol:?}: {:?} {:?}",
+            "{threads:?} {protocol:?}: {:?} {:?}",
             q.errors,
             out.doc.warnings
         );
@@ -161,27 +172,31 @@ fn custom_script_with_set_gset_and_if_runs_in_every_protocol() {
 #[test]
 fn expression_errors_are_counted_and_reported_not_hidden() {
     let db = "scripts_runtime_error";
-    let tmp = tempfile::tempdir().unwrap();
-    let script = "\\set d 0\n\\set x 1 / :d\nSELECT 1;\n";
-    let out = queries::run(&options(tmp.path(), db, vec![source("div.sql", script, 1)])).unwrap();
-    let q = &out.doc.load.as_ref().unwrap().queries[0];
-    assert_eq!(q.count, 0);
-    assert!(
-        q.errors.get("other").copied().unwrap_or(0) > 0,
-        "{:?}",
-        q.errors
-    );
-    let w = out
-        .doc
-        .warnings
-        .iter()
-        .find(|w| w.code == "script_error")
-        .expect("a script_error warning");
-    assert!(
-        w.message.contains("div.sql:2: division by zero"),
-        "{}",
-        w.message
-    );
+    for threads in DRIVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = "\\set d 0\n\\set x 1 / :d\nSELECT 1;\n";
+        let mut o = options(tmp.path(), db, vec![source("div.sql", script, 1)]);
+        o.engine.threads = threads;
+        let out = queries::run(&o).unwrap();
+        let q = &out.doc.load.as_ref().unwrap().queries[0];
+        assert_eq!(q.count, 0, "{threads:?}");
+        assert!(
+            q.errors.get("other").copied().unwrap_or(0) > 0,
+            "{threads:?}: {:?}",
+            q.errors
+        );
+        let w = out
+            .doc
+            .warnings
+            .iter()
+            .find(|w| w.code == "script_error")
+            .expect("a script_error warning");
+        assert!(
+            w.message.contains("div.sql:2: division by zero"),
+            "{threads:?}: {}",
+            w.message
+        );
+    }
 }
 
 #[test]
@@ -236,7 +251,11 @@ UPDATE hot SET v = v + 1 WHERE id = 1;
 END;
 ";
 
-fn hot_run(db: &str, max_tries: u32) -> (pgstorm::report::model::QueryResult, i64) {
+fn hot_run(
+    db: &str,
+    max_tries: u32,
+    threads: Option<u32>,
+) -> (pgstorm::report::model::QueryResult, i64) {
     let mut c = common::client_of(db);
     c.batch_execute(
         "DROP TABLE IF EXISTS hot; CREATE TABLE hot (id int PRIMARY KEY, v bigint); \
@@ -246,6 +265,7 @@ fn hot_run(db: &str, max_tries: u32) -> (pgstorm::report::model::QueryResult, i6
     let tmp = tempfile::tempdir().unwrap();
     let mut o = options(tmp.path(), db, vec![source("hot.sql", HOT, 1)]);
     o.engine.max_tries = max_tries;
+    o.engine.threads = threads;
     let out = queries::run(&o).unwrap();
     let q = out.doc.load.as_ref().unwrap().queries[0].clone();
     let v: i64 = c
@@ -257,26 +277,31 @@ fn hot_run(db: &str, max_tries: u32) -> (pgstorm::report::model::QueryResult, i6
 
 #[test]
 fn serialization_failures_are_retried_and_counted() {
-    // Negative control: one try, so conflicts are failures and nothing is retried.
-    let (q, v) = hot_run("scripts_hot_once", 1);
-    assert!(
-        q.errors.get("serialization").copied().unwrap_or(0) > 0,
-        "{:?}",
-        q.errors
-    );
-    assert_eq!((q.retried, q.retries), (0, 0));
-    assert_eq!(
-        v as u64, q.count,
-        "each committed transaction adds exactly 1"
-    );
+    for threads in DRIVERS {
+        // Negative control: one try, so conflicts are failures and nothing is retried.
+        let (q, v) = hot_run("scripts_hot_once", 1, threads);
+        assert!(
+            q.errors.get("serialization").copied().unwrap_or(0) > 0,
+            "{threads:?}: {:?}",
+            q.errors
+        );
+        assert_eq!((q.retried, q.retries), (0, 0));
+        assert_eq!(
+            v as u64, q.count,
+            "each committed transaction adds exactly 1"
+        );
 
-    // With retries the same conflicts are retried and almost every transaction succeeds.
-    let (q, v) = hot_run("scripts_hot_retry", 100);
-    assert!(q.retried > 0 && q.retries >= q.retried, "{q:?}");
-    assert!(
-        q.errors.get("serialization").copied().unwrap_or(0) <= q.count / 10,
-        "{:?}",
-        q.errors
-    );
-    assert_eq!(v as u64, q.count, "a retried transaction is applied once");
+        // With retries the same conflicts are retried and almost every transaction succeeds.
+        let (q, v) = hot_run("scripts_hot_retry", 100, threads);
+        assert!(
+            q.retried > 0 && q.retries >= q.retried,
+            "{threads:?}: {q:?}"
+        );
+        assert!(
+            q.errors.get("serialization").copied().unwrap_or(0) <= q.count / 10,
+            "{threads:?}: {:?}",
+            q.errors
+        );
+        assert_eq!(v as u64, q.count, "a retried transaction is applied once");
+    }
 }

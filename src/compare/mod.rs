@@ -402,6 +402,12 @@ fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument]) -> Vec<String> {
         (Some(la), Some(lb)) => {
             let (ca, cb) = (&la.config, &lb.config);
             differs("clients", ca.clients.to_string(), cb.clients.to_string());
+            let driver = |t: Option<u32>| {
+                t.map_or("one thread per client".to_string(), |j| {
+                    format!("{j} multiplexing threads (-j)")
+                })
+            };
+            differs("driver", driver(ca.threads), driver(cb.threads));
             differs(
                 "duration",
                 format!("{:?} s", ca.duration_s),

@@ -11,6 +11,7 @@ pub mod conn_monitor;
 pub mod conn_worker;
 pub mod connections;
 pub mod gated_pool;
+pub mod mux;
 pub mod pool;
 pub mod stats;
 pub mod tracker;
@@ -33,8 +34,11 @@ use crate::workload::Workload;
 /// How to drive the load.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Worker threads = pool size.
+    /// Clients: connections, and worker threads unless `threads` is set.
     pub clients: u32,
+    /// Threads of the multiplexed driver (`-j`, pgbench scripts only), each serving its share of
+    /// the clients' connections; `None`: one thread per client over the pool.
+    pub threads: Option<u32>,
     /// Measured duration (after warmup); `None` with a transaction limit.
     pub duration: Option<Duration>,
     /// Transactions per client (`-t`).
@@ -155,8 +159,12 @@ pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
     }
 }
 
-/// Runs the load described by `cfg` against `target`.
+/// Runs the load described by `cfg` against `target`: over the pool with one thread per client,
+/// or with `cfg.threads` set on the multiplexed driver ([`mux`]).
 pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
+    if cfg.threads.is_some() {
+        return mux::run(target, workload, cfg);
+    }
     let clients = cfg.clients.max(1) as usize;
     let n_types = workload.types.len();
     let per_worker = n_types + 1 + usize::from(cfg.rate.is_some());
@@ -173,20 +181,15 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         },
     )?;
 
-    let interval = cfg.interval.max(Duration::from_millis(10));
-    let warmup_intervals = (cfg.warmup.as_secs_f64() / interval.as_secs_f64()).ceil() as u32;
-    let warmup = interval * warmup_intervals;
+    let clock = RunClock::new(cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    // Give threads a moment to start so interval 0 is not short.
-    let start = Instant::now() + Duration::from_millis(20);
-    let end = cfg.duration.map(|d| start + warmup + d);
     let shared = Arc::new(worker::Shared {
         pool: pool.pool.clone(),
         workload: workload.clone(),
         stop: stop.clone(),
-        start,
-        end,
-        interval,
+        start: clock.start,
+        end: clock.end,
+        interval: clock.interval,
         tx_limit: cfg.transactions_per_client,
         rate: cfg.rate.map(|r| (r, cfg.arrival)),
         seed: cfg.seed,
@@ -194,49 +197,47 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         clients,
         max_tries: cfg.max_tries,
     });
-
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(clients * 2);
-    let cores = worker_cores(cfg.pin);
-    let collector_cfg = collector::CollectorConfig {
-        names: workload.names(),
-        workers: clients,
-        start,
-        interval,
-        warmup_intervals,
-        grace: cfg.statement_timeout + interval * 2,
-        progress: cfg.progress,
-        open_loop: cfg.rate.is_some(),
-        last_interval: cfg.duration.map(|d| {
-            let n = (d.as_secs_f64() / interval.as_secs_f64()).ceil().max(1.0) as u32;
-            warmup_intervals + n - 1
-        }),
-    };
-    let collector_core = monitor_core(cfg.pin);
-    let collector = std::thread::Builder::new()
-        .name("pgstorm-collector".into())
-        .spawn(move || {
-            if let Some(c) = collector_core {
-                core_affinity::set_for_current(c);
-            }
-            collector::run(collector_cfg, rx, recycle_tx)
-        })
-        .context("cannot start the collector thread")?;
-
+    let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
     let cpu_before = crate::proc_stats::cpu_time();
-    let started_at = SystemTime::now() + start.saturating_duration_since(Instant::now());
-    let mut handles = Vec::with_capacity(clients);
-    for id in 0..clients {
-        let w = worker::Worker::new(id, shared.clone(), tx.clone(), recycle_rx.clone());
+    let handles = spawn_load_threads(cfg.pin, clients, &stop, "worker thread", |id| {
+        let w = worker::Worker::new(
+            id,
+            shared.clone(),
+            collector.tx.clone(),
+            collector.recycle.clone(),
+        );
+        (format!("pgstorm-w{id}"), move || w.run())
+    })?;
+    let finish = collector.finish(&clock, handles, &stop, cpu_before)?;
+    // Read after the run: r2d2 replaces broken connections while it goes on.
+    Ok(finish.output(workload.names(), &pool.counters, sigfig))
+}
+
+/// Starts `n` load threads made by `make` (name, body), pinned round robin to
+/// [`worker_cores`]; if one cannot start, stops and joins those already running.
+pub(crate) fn spawn_load_threads<F>(
+    pin: bool,
+    n: usize,
+    stop: &AtomicBool,
+    what: &str,
+    mut make: impl FnMut(usize) -> (String, F),
+) -> Result<Vec<std::thread::JoinHandle<()>>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let cores = worker_cores(pin);
+    let mut handles = Vec::with_capacity(n);
+    for id in 0..n {
+        let (name, body) = make(id);
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let spawned = std::thread::Builder::new()
-            .name(format!("pgstorm-w{id}"))
+            .name(name)
             .stack_size(512 * 1024)
             .spawn(move || {
                 if let Some(c) = core {
                     core_affinity::set_for_current(c);
                 }
-                w.run()
+                body()
             });
         match spawned {
             Ok(h) => handles.push(h),
@@ -246,64 +247,186 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
                     let _ = h.join();
                 }
                 return Err(anyhow::anyhow!(
-                    "cannot start worker thread {id} of {clients}: {e}; lower -c or raise the \
+                    "cannot start {what} {id} of {n}: {e}; lower -c/-j or raise the \
                      process/thread limits (ulimit -u)"
                 ));
             }
         }
     }
-    drop(tx);
+    Ok(handles)
+}
 
-    // Wait for the end of the run, Ctrl-C, or (with -t) all workers finishing.
-    let mut interrupted = false;
-    loop {
-        if crate::interrupt::requested() {
-            interrupted = true;
-            break;
+/// Start, warmup and end of a run, fixed before any worker starts.
+pub(crate) struct RunClock {
+    pub start: Instant,
+    pub end: Option<Instant>,
+    pub interval: Duration,
+    pub warmup: Duration,
+    pub warmup_intervals: u32,
+    pub started_at: SystemTime,
+}
+
+impl RunClock {
+    /// The clock of a run starting now (plus a moment for the threads to start, so interval 0
+    /// is not short).
+    pub(crate) fn new(cfg: &EngineConfig) -> RunClock {
+        let interval = cfg.interval.max(Duration::from_millis(10));
+        let warmup_intervals = (cfg.warmup.as_secs_f64() / interval.as_secs_f64()).ceil() as u32;
+        let warmup = interval * warmup_intervals;
+        let start = Instant::now() + Duration::from_millis(20);
+        RunClock {
+            start,
+            end: cfg.duration.map(|d| start + warmup + d),
+            interval,
+            warmup,
+            warmup_intervals,
+            started_at: SystemTime::now() + start.saturating_duration_since(Instant::now()),
         }
-        if handles.iter().all(|h| h.is_finished()) {
-            break;
-        }
-        if let Some(end) = end {
-            if Instant::now() >= end {
+    }
+}
+
+/// The collector thread and the channels the load threads hand their batches through.
+pub(crate) struct Collector {
+    pub tx: crossbeam_channel::Sender<stats::Batch>,
+    pub recycle: crossbeam_channel::Receiver<stats::Batch>,
+    handle: std::thread::JoinHandle<collector::Collected>,
+}
+
+/// What a finished run measured, before the connection counters are added.
+pub(crate) struct Finished {
+    collected: collector::Collected,
+    clock_warmup: Duration,
+    started_at: SystemTime,
+    measured: Duration,
+    wall: Duration,
+    interrupted: bool,
+    cpu: (Duration, Duration),
+}
+
+impl Collector {
+    /// Starts the collector for `workers` load threads (each hands one batch per interval).
+    pub(crate) fn spawn(
+        workload: &Workload,
+        cfg: &EngineConfig,
+        clock: &RunClock,
+        workers: usize,
+    ) -> Result<Collector> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (recycle_tx, recycle) = crossbeam_channel::bounded(workers * 2);
+        let collector_cfg = collector::CollectorConfig {
+            names: workload.names(),
+            workers,
+            start: clock.start,
+            interval: clock.interval,
+            warmup_intervals: clock.warmup_intervals,
+            grace: cfg.statement_timeout + clock.interval * 2,
+            progress: cfg.progress,
+            open_loop: cfg.rate.is_some(),
+            last_interval: cfg.duration.map(|d| {
+                let n = (d.as_secs_f64() / clock.interval.as_secs_f64())
+                    .ceil()
+                    .max(1.0) as u32;
+                clock.warmup_intervals + n - 1
+            }),
+        };
+        let collector_core = monitor_core(cfg.pin);
+        let handle = std::thread::Builder::new()
+            .name("pgstorm-collector".into())
+            .spawn(move || {
+                if let Some(c) = collector_core {
+                    core_affinity::set_for_current(c);
+                }
+                collector::run(collector_cfg, rx, recycle_tx)
+            })
+            .context("cannot start the collector thread")?;
+        Ok(Collector {
+            tx,
+            recycle,
+            handle,
+        })
+    }
+
+    /// Waits for the end of the run (duration, Ctrl-C, or every load thread done with `-t`),
+    /// stops the load threads, and collects.
+    pub(crate) fn finish(
+        self,
+        clock: &RunClock,
+        handles: Vec<std::thread::JoinHandle<()>>,
+        stop: &AtomicBool,
+        cpu_before: (Duration, Duration),
+    ) -> Result<Finished> {
+        drop(self.tx);
+        let mut interrupted = false;
+        loop {
+            if crate::interrupt::requested() {
+                interrupted = true;
                 break;
             }
+            if handles.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            if clock.end.is_some_and(|end| Instant::now() >= end) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        let stopped_at = Instant::now();
+        stop.store(true, Ordering::SeqCst);
+        for h in handles {
+            let _ = h.join();
+        }
+        let cpu_after = crate::proc_stats::cpu_time();
+        let collected = self
+            .handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+        Ok(Finished {
+            collected,
+            clock_warmup: clock.warmup,
+            started_at: clock.started_at,
+            measured: stopped_at
+                .min(clock.end.unwrap_or(stopped_at))
+                .saturating_duration_since(clock.start + clock.warmup),
+            wall: stopped_at.saturating_duration_since(clock.start),
+            interrupted,
+            cpu: (
+                cpu_after.0.saturating_sub(cpu_before.0),
+                cpu_after.1.saturating_sub(cpu_before.1),
+            ),
+        })
     }
-    let stopped_at = Instant::now();
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        let _ = h.join();
+}
+
+impl Finished {
+    /// The engine's output, with the connections the driver opened (`counters`).
+    pub(crate) fn output(
+        self,
+        names: Vec<String>,
+        counters: &pool::PoolCounters,
+        worker_sigfig: u8,
+    ) -> EngineOutput {
+        let c = self.collected;
+        let connect = counters.connect.lock().clone();
+        let connections_opened = counters.opened.load(Ordering::Relaxed);
+        let connect_failures = counters.failed.load(Ordering::Relaxed);
+        EngineOutput {
+            names,
+            totals: c.totals,
+            pool_wait: c.pool_wait,
+            lag: c.lag,
+            connect,
+            connections_opened,
+            connect_failures,
+            intervals: c.intervals,
+            log: c.log,
+            late_batches: c.late_batches,
+            started_at: self.started_at,
+            measured: self.measured,
+            warmup: self.clock_warmup,
+            wall: self.wall,
+            interrupted: self.interrupted,
+            cpu: self.cpu,
+            worker_sigfig,
+        }
     }
-    let cpu_after = crate::proc_stats::cpu_time();
-    let collected = collector
-        .join()
-        .map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
-    let measured = stopped_at
-        .min(end.unwrap_or(stopped_at))
-        .saturating_duration_since(start + warmup);
-    let connect = pool.counters.connect.lock().clone();
-    Ok(EngineOutput {
-        names: workload.names(),
-        totals: collected.totals,
-        pool_wait: collected.pool_wait,
-        lag: collected.lag,
-        connect,
-        connections_opened: pool.counters.opened.load(Ordering::Relaxed),
-        connect_failures: pool.counters.failed.load(Ordering::Relaxed),
-        intervals: collected.intervals,
-        log: collected.log,
-        late_batches: collected.late_batches,
-        started_at,
-        measured,
-        warmup,
-        wall: stopped_at.saturating_duration_since(start),
-        interrupted,
-        cpu: (
-            cpu_after.0.saturating_sub(cpu_before.0),
-            cpu_after.1.saturating_sub(cpu_before.1),
-        ),
-        worker_sigfig: sigfig,
-    })
 }

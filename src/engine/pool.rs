@@ -34,7 +34,8 @@ pub struct PoolCounters {
 }
 
 impl PoolCounters {
-    fn new() -> PoolCounters {
+    /// Zeroed counters.
+    pub(crate) fn new() -> PoolCounters {
         PoolCounters {
             connect: Mutex::new(stats::new_hist(3)),
             opened: AtomicU64::new(0),
@@ -107,6 +108,14 @@ pub struct PoolSettings {
     pub ready_timeout: Duration,
 }
 
+/// The settings every load connection gets, whichever driver opens it.
+pub(crate) fn session_sql(statement_timeout: Duration) -> String {
+    format!(
+        "SET statement_timeout = {}; SET application_name = 'pgstorm'",
+        statement_timeout.as_millis()
+    )
+}
+
 /// The pool and its counters.
 pub struct Pool {
     /// The r2d2 pool.
@@ -123,10 +132,7 @@ impl Pool {
         let manager = ConnManager {
             inner: PostgresConnectionManager::new(target.config.clone(), NoTls),
             workload,
-            session_sql: format!(
-                "SET statement_timeout = {}; SET application_name = 'pgstorm'",
-                settings.statement_timeout.as_millis()
-            ),
+            session_sql: session_sql(settings.statement_timeout),
             counters: counters.clone(),
         };
         let connector_threads = (settings.size as usize).clamp(1, 32);

@@ -141,6 +141,10 @@ impl ErrorClass {
         match e {
             crate::workload::ExecError::Db(e) => ErrorClass::of(e),
             crate::workload::ExecError::Script(_) => ErrorClass::Other,
+            crate::workload::ExecError::Wire(e) => match e.sqlstate() {
+                Some(code) => ErrorClass::of_sqlstate(code),
+                None => ErrorClass::Connection,
+            },
         }
     }
 

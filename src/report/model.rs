@@ -164,8 +164,12 @@ pub struct LoadResult {
 /// How a load was driven.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LoadConfig {
-    /// Concurrent clients (one thread and one pooled connection each).
+    /// Concurrent clients (one connection each).
     pub clients: u32,
+    /// Threads of the multiplexed driver (`-j`), each serving several clients' connections
+    /// without a pool; null: one thread and one pooled connection per client.
+    #[serde(default)]
+    pub threads: Option<u32>,
     /// Measured duration requested (s), excluding warmup; null with a transaction count.
     pub duration_s: Option<f64>,
     /// Transactions per client (`-t`), when used.

@@ -90,10 +90,14 @@ pub fn render(doc: &RunDocument) -> String {
         }
     }
     let p = &load.pool;
+    let driver = match load.config.threads {
+        Some(j) => format!("{j} threads share the connections (-j), no pool"),
+        None => format!("pool: checkout wait p99 {:.3} ms", p.checkout_wait.p99_ms),
+    };
     let _ = writeln!(
         s,
-        "pool: checkout wait p99 {:.3} ms; {} connections opened (connect p50 {:.2} ms, max {:.2} ms), {} failed",
-        p.checkout_wait.p99_ms, p.connections_opened, p.connect.p50_ms, p.connect.max_ms, p.connect_failures
+        "{driver}; {} connections opened (connect p50 {:.2} ms, max {:.2} ms), {} failed",
+        p.connections_opened, p.connect.p50_ms, p.connect.max_ms, p.connect_failures
     );
     if let Some(lag) = &load.schedule_lag {
         let _ = writeln!(

@@ -88,6 +88,7 @@ impl Default for QueriesOptions {
             protocol: Protocol::Prepared,
             engine: EngineConfig {
                 clients: 10,
+                threads: None,
                 duration: Some(Duration::from_secs(10)),
                 transactions_per_client: None,
                 warmup: Duration::ZERO,
@@ -575,6 +576,7 @@ pub fn load_result(
     LoadResult {
         config: LoadConfig {
             clients: cfg.clients,
+            threads: cfg.threads,
             duration_s: cfg.duration.map(|d| d.as_secs_f64()),
             transactions_per_client: cfg.transactions_per_client,
             warmup_s: cfg.warmup.as_secs_f64(),

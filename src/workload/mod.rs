@@ -103,6 +103,9 @@ pub enum ExecError {
     /// The query type itself failed (a script's expression error, a bad `\gset` result).
     #[error("{0}")]
     Script(String),
+    /// The multiplexed driver's connection reported an error.
+    #[error(transparent)]
+    Wire(#[from] crate::wire::WireError),
 }
 
 /// A worker's reusable per-client scratch space: text buffer and each type's client state.
@@ -210,6 +213,11 @@ pub trait QueryType: Send + Sync {
     /// The first failure of the type's own making during the run (e.g. a script's expression
     /// error), for the report; driver errors are counted by class instead.
     fn first_error(&self) -> Option<String> {
+        None
+    }
+    /// The pgbench script behind this type, for drivers that run scripts resumably (the
+    /// multiplexed engine); `None` for other types.
+    fn as_script(&self) -> Option<&script::Script> {
         None
     }
 }

@@ -14,6 +14,7 @@
 pub mod builtin;
 pub mod expr;
 pub mod parse;
+pub mod resume;
 pub mod vars;
 
 use std::sync::OnceLock;
@@ -115,7 +116,7 @@ pub struct Script {
 }
 
 /// Per-client state: the variables, and whether a transaction block is open.
-struct ClientVars {
+pub struct ClientVars {
     slots: Vec<Slot>,
     in_tx: bool,
 }
@@ -196,6 +197,11 @@ impl Script {
             predefined,
             first_error: OnceLock::new(),
         })
+    }
+
+    /// SQL of each statement, as it is prepared.
+    pub fn statements_sql(&self) -> &[String] {
+        &self.compiled.statements
     }
 
     /// The parsed commands.
@@ -382,27 +388,11 @@ impl QueryType for Script {
     }
 
     fn client_state(&self, client_id: usize) -> ClientState {
-        let vars = &self.compiled.vars;
-        let mut slots = vec![Slot::default(); vars.len()];
-        let p = &self.predefined;
-        let mut put = |name: &str, v: Val| {
-            if let Some(i) = vars.get(name) {
-                slots[i].set_val(v);
-            }
-        };
-        put("scale", Val::Int(p.scale));
-        put("client_id", Val::Int(client_id as i64));
-        put("default_seed", Val::Int(p.seed));
-        put("random_seed", Val::Int(p.seed));
-        for (name, value) in &p.defines {
-            if let Some(i) = vars.get(name) {
-                slots[i].set_text(value);
-            }
-        }
-        Some(Box::new(ClientVars {
-            slots,
-            in_tx: false,
-        }))
+        Some(Box::new(self.client_vars(client_id)))
+    }
+
+    fn as_script(&self) -> Option<&Script> {
+        Some(self)
     }
 
     fn command_labels(&self) -> Vec<String> {
@@ -428,6 +418,104 @@ impl QueryType for Script {
 }
 
 impl Script {
+    /// The variables of a fresh client `client_id`, with pgbench's predefined ones set.
+    pub fn client_vars(&self, client_id: usize) -> ClientVars {
+        let vars = &self.compiled.vars;
+        let mut slots = vec![Slot::default(); vars.len()];
+        let p = &self.predefined;
+        let mut put = |name: &str, v: Val| {
+            if let Some(i) = vars.get(name) {
+                slots[i].set_val(v);
+            }
+        };
+        put("scale", Val::Int(p.scale));
+        put("client_id", Val::Int(client_id as i64));
+        put("default_seed", Val::Int(p.seed));
+        put("random_seed", Val::Int(p.seed));
+        for (name, value) in &p.defines {
+            if let Some(i) = vars.get(name) {
+                slots[i].set_text(value);
+            }
+        }
+        ClientVars {
+            slots,
+            in_tx: false,
+        }
+    }
+}
+
+/// Where a non-SQL command leaves the interpreter.
+pub(crate) enum Flow {
+    /// Continue at this command.
+    Next(usize),
+    /// Pause for this long, then continue at the command.
+    Sleep(usize, Duration),
+}
+
+impl Script {
+    /// The environment expressions evaluate in: a client's variables and random stream.
+    fn env<'a>(&'a self, slots: &'a [Slot], rng: &'a mut crate::rng::Rng) -> Env<'a> {
+        Env {
+            vars: slots,
+            rng,
+            names: self.compiled.vars.names(),
+            seed: self.predefined.seed,
+        }
+    }
+
+    /// Runs the non-SQL command `cmd` at `pc` (`\set`, `\sleep`'s argument, `\if`, jumps): the
+    /// command semantics shared by the blocking path ([`Script::run`]) and the resumable one
+    /// ([`resume`]), so both drivers interpret a script identically.
+    pub(crate) fn step_local(
+        &self,
+        pc: usize,
+        cmd: &Command,
+        st: &mut ClientVars,
+        rng: &mut crate::rng::Rng,
+    ) -> Result<Flow, ExecError> {
+        match &cmd.step {
+            Step::Sql { .. } => Ok(Flow::Next(pc)),
+            Step::Set { slot, expr } => match expr::eval(expr, &mut self.env(&st.slots, rng)) {
+                Ok(v) => {
+                    st.slots[*slot].set_val(v);
+                    Ok(Flow::Next(pc + 1))
+                }
+                Err(m) => Err(self.fail(cmd, m)),
+            },
+            Step::Sleep { arg, unit_us } => {
+                let n = match arg {
+                    SleepArg::Const(n) => *n,
+                    SleepArg::Var(s) => match st.slots[*s].value() {
+                        Some(Ok(Val::Int(n))) => n,
+                        Some(Ok(Val::Double(d))) => d as i64,
+                        _ => {
+                            return Err(self.fail(
+                                cmd,
+                                format!(
+                                    "\\sleep: variable \"{}\" is not an integer",
+                                    self.compiled.vars.names()[*s]
+                                ),
+                            ))
+                        }
+                    },
+                };
+                let us = n.saturating_mul(*unit_us).max(0) as u64;
+                Ok(Flow::Sleep(pc + 1, Duration::from_micros(us)))
+            }
+            Step::Branch { cond, target } => {
+                match expr::eval(cond, &mut self.env(&st.slots, rng)).and_then(|v| match v {
+                    Val::Null => Ok(false),
+                    v => expr::to_bool(v),
+                }) {
+                    Ok(true) => Ok(Flow::Next(pc + 1)),
+                    Ok(false) => Ok(Flow::Next(*target)),
+                    Err(m) => Err(self.fail(cmd, m)),
+                }
+            }
+            Step::Jump(target) => Ok(Flow::Next(*target)),
+        }
+    }
+
     fn run(&self, ctx: &mut ExecCtx<'_>, st: &mut ClientVars) -> Result<(), ExecError> {
         let cmds = &self.compiled.commands;
         if let Some(stats) = ctx.commands.as_deref_mut() {
@@ -440,88 +528,41 @@ impl Script {
         while pc < cmds.len() {
             let cmd = &cmds[pc];
             let t0 = timed.then(Instant::now);
-            let mut next = pc + 1;
             let r = match &cmd.step {
-                Step::Sql { .. } => self.run_sql(ctx, st, cmd),
-                Step::Set { slot, expr } => {
-                    let mut env = Env {
-                        vars: &st.slots,
-                        rng: ctx.rng,
-                        names: self.compiled.vars.names(),
-                        seed: self.predefined.seed,
-                    };
-                    match expr::eval(expr, &mut env) {
-                        Ok(v) => {
-                            st.slots[*slot].set_val(v);
-                            Ok(())
+                Step::Sql { .. } => self.run_sql(ctx, st, cmd).map(|()| pc + 1),
+                _ => self
+                    .step_local(pc, cmd, st, ctx.rng)
+                    .map(|flow| match flow {
+                        Flow::Next(next) => next,
+                        Flow::Sleep(next, d) => {
+                            if !d.is_zero() {
+                                std::thread::sleep(d);
+                            }
+                            next
                         }
-                        Err(m) => Err(self.fail(cmd, m)),
-                    }
-                }
-                Step::Sleep { arg, unit_us } => {
-                    let n = match arg {
-                        SleepArg::Const(n) => Ok(*n),
-                        SleepArg::Var(s) => match st.slots[*s].value() {
-                            Some(Ok(Val::Int(n))) => Ok(n),
-                            Some(Ok(Val::Double(d))) => Ok(d as i64),
-                            _ => Err(self.fail(
-                                cmd,
-                                format!(
-                                    "\\sleep: variable \"{}\" is not an integer",
-                                    self.compiled.vars.names()[*s]
-                                ),
-                            )),
-                        },
-                    };
-                    n.map(|n| {
-                        let us = n.saturating_mul(*unit_us);
-                        if us > 0 {
-                            std::thread::sleep(Duration::from_micros(us as u64));
-                        }
-                    })
-                }
-                Step::Branch { cond, target } => {
-                    let mut env = Env {
-                        vars: &st.slots,
-                        rng: ctx.rng,
-                        names: self.compiled.vars.names(),
-                        seed: self.predefined.seed,
-                    };
-                    match expr::eval(cond, &mut env).and_then(|v| match v {
-                        Val::Null => Ok(false),
-                        v => expr::to_bool(v),
-                    }) {
-                        Ok(true) => Ok(()),
-                        Ok(false) => {
-                            next = *target;
-                            Ok(())
-                        }
-                        Err(m) => Err(self.fail(cmd, m)),
-                    }
-                }
-                Step::Jump(target) => {
-                    next = *target;
-                    Ok(())
-                }
+                    }),
             };
             if let (Some(t0), Some(i), Some(stats)) = (t0, cmd.stat, ctx.commands.as_deref_mut()) {
                 let s = &mut stats[i];
                 match r {
-                    Ok(()) => {
+                    Ok(_) => {
                         s.count += 1;
                         s.sum_ns += t0.elapsed().as_nanos() as u64;
                     }
                     Err(_) => s.failures += 1,
                 }
             }
-            if let Err(e) = r {
-                if !matches!(cmd.step, Step::Sql { .. }) && st.in_tx && !ctx.client.is_closed() {
-                    let _ = ctx.client.batch_execute("ROLLBACK");
-                    st.in_tx = false;
+            match r {
+                Ok(next) => pc = next,
+                Err(e) => {
+                    if !matches!(cmd.step, Step::Sql { .. }) && st.in_tx && !ctx.client.is_closed()
+                    {
+                        let _ = ctx.client.batch_execute("ROLLBACK");
+                        st.in_tx = false;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
-            pc = next;
         }
         Ok(())
     }

@@ -1,0 +1,724 @@
+//! The multiplexed driver (`-j N`): N pinned threads, each serving its share of the clients'
+//! connections through nonblocking sockets and one `ppoll(2)` per round, as pgbench does.
+//!
+//! Why: with one blocking thread per connection every query costs a sleep and a wakeup (a context
+//! switch) on the client, and on a host shared with the server that CPU is taken from the server.
+//! A thread that serves several connections sends the next client's query while the server works
+//! on the previous one and finds several replies ready per wakeup.
+//!
+//! Scope: pgbench scripts (`-f`/`-b`), which run resumably ([`crate::workload::script::resume`]);
+//! connections belong to their thread for the whole run (there is no pool, so no checkout wait is
+//! recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
+//! (one batch per interval to the collector); in open loop the latency runs from the intended
+//! start and the schedule lag is recorded on its own. A completion's timestamp is read once and
+//! serves as the next transaction's start in closed loop.
+//!
+//! Invariants: nothing allocates per query (wire buffers, `Tx` and the pollfd array are reused);
+//! a transaction that fails inside a transaction block is followed by a ROLLBACK before the
+//! client goes on; a lost connection is replaced with backoff (blocking the thread for the
+//! connect, which is rare); at the end in-flight transactions finish (up to the statement
+//! timeout) and are counted, as in the pool engine.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::pool::{session_sql, PoolCounters};
+use super::stats::{self, ErrorClass};
+use super::worker::{Recorder, Schedule};
+use super::{Collector, EngineConfig, EngineOutput, RunClock};
+use crate::rng::Rng;
+use crate::target::Target;
+use crate::wire::{WireConn, WireError};
+use crate::workload::script::resume::{Action, Tx};
+use crate::workload::script::{ClientVars, Script};
+use crate::workload::{ExecError, Protocol, Workload};
+
+/// Longest single wait in the poll loop, so a stop request is seen promptly.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What the threads share.
+struct Shared {
+    workload: Arc<Workload>,
+    /// Prepared statement names, `[type][statement]` (protocol `prepared`).
+    names: Vec<Vec<String>>,
+    target: Target,
+    session_sql: String,
+    counters: Arc<PoolCounters>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    end: Option<Instant>,
+    tx_limit: Option<u64>,
+    rate: Option<(f64, super::Arrival)>,
+    seed: u64,
+    clients: usize,
+    max_tries: u32,
+    statement_timeout: Duration,
+}
+
+impl Shared {
+    fn script(&self, kind: usize) -> &Script {
+        self.workload.types[kind]
+            .as_script()
+            .expect("checked by mux::run: every type is a script")
+    }
+
+    /// Opens and prepares one connection, counting it.
+    fn connect(&self) -> Result<WireConn, WireError> {
+        let t0 = Instant::now();
+        let r = WireConn::connect(&self.target.config, &self.session_sql).and_then(|mut c| {
+            if self.workload.protocol == Protocol::Prepared {
+                for (kind, names) in self.names.iter().enumerate() {
+                    for (name, sql) in names.iter().zip(self.script(kind).statements_sql()) {
+                        c.prepare_blocking(name, sql)?;
+                    }
+                }
+            }
+            Ok(c)
+        });
+        match &r {
+            Ok(_) => {
+                stats::record(&mut self.counters.connect.lock(), t0.elapsed());
+                self.counters.opened.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let class = e
+                    .sqlstate()
+                    .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
+                *self.counters.last_error.lock() = Some((class, e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+/// Where a client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between transactions; in open loop waiting for the next intended start (`wake`).
+    Idle,
+    /// Inside a transaction, ready to run the next command.
+    Running,
+    /// Waiting for the reply to an SQL command.
+    Waiting,
+    /// In a script's `\sleep` until `wake`.
+    Sleeping,
+    /// Waiting for the reply to the ROLLBACK after a failure.
+    RollingBack,
+    /// Without a connection until `wake`, then reconnecting.
+    Down,
+    /// Done (stop, end of schedule or `-t` reached).
+    Finished,
+}
+
+/// One client: its connection, variables, random stream and current transaction.
+struct Client {
+    conn: Option<WireConn>,
+    rng: Rng,
+    saved_rng: Rng,
+    schedule: Option<Schedule>,
+    /// The next intended start (open loop), once drawn.
+    next_at: Option<Instant>,
+    vars: Vec<ClientVars>,
+    tx: Tx,
+    phase: Phase,
+    kind: usize,
+    intended: Option<Instant>,
+    started: Instant,
+    cmd_started: Instant,
+    /// Statistics index of the SQL command in flight (`-r`).
+    answered_stat: Option<usize>,
+    tries: u32,
+    done: u64,
+    /// Transaction status of the last ReadyForQuery ('I' idle, 'T' in a block, 'E' failed block).
+    status: u8,
+    wake: Instant,
+    /// The failure being rolled back.
+    failure: Option<ErrorClass>,
+    backoff: Duration,
+}
+
+/// Runs the load on `cfg.threads` multiplexing threads. Every query type must be a script.
+pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
+    if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
+        return Err(crate::error::usage(format!(
+            "-j: the multiplexed driver runs pgbench scripts (-f/-b) only, and '{}' is a \
+             built-in query type; drop -j to run it with one thread per client",
+            t.name()
+        )));
+    }
+    let clients = cfg.clients.max(1) as usize;
+    let threads = (cfg.threads.unwrap_or(1).max(1) as usize).min(clients);
+    let n_types = workload.types.len();
+    let per_thread = n_types + 1 + usize::from(cfg.rate.is_some());
+    let sigfig = stats::worker_sigfig(threads * per_thread);
+    let names = (0..n_types)
+        .map(|k| {
+            let n = workload.types[k]
+                .as_script()
+                .map_or(0, |s| s.statements_sql().len());
+            (0..n).map(|i| format!("pgstorm_{k}_{i}")).collect()
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut shared = Shared {
+        workload: workload.clone(),
+        names,
+        target: target.clone(),
+        session_sql: session_sql(cfg.statement_timeout),
+        counters: Arc::new(PoolCounters::new()),
+        stop: stop.clone(),
+        start: Instant::now(),
+        end: None,
+        tx_limit: cfg.transactions_per_client,
+        rate: cfg.rate.map(|r| (r, cfg.arrival)),
+        seed: cfg.seed,
+        clients,
+        max_tries: cfg.max_tries,
+        statement_timeout: cfg.statement_timeout,
+    };
+    let conns = open_all(&shared, clients)?;
+
+    let clock = RunClock::new(cfg);
+    shared.start = clock.start;
+    shared.end = clock.end;
+    let shared = Arc::new(shared);
+    let collector = Collector::spawn(&workload, cfg, &clock, threads)?;
+    let cpu_before = crate::proc_stats::cpu_time();
+    let mut per_thread: Vec<Vec<(usize, WireConn)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (id, conn) in conns.into_iter().enumerate() {
+        per_thread[id % threads].push((id, conn));
+    }
+    let mut per_thread = per_thread.into_iter();
+    let handles = super::spawn_load_threads(cfg.pin, threads, &stop, "load thread", |tid| {
+        let rec = Recorder::new(
+            tid,
+            n_types,
+            sigfig,
+            clock.start,
+            clock.interval,
+            collector.tx.clone(),
+            collector.recycle.clone(),
+        )
+        .open_loop(cfg.rate.is_some());
+        let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
+        (format!("pgstorm-j{tid}"), move || {
+            Thread::new(sh, rec, mine).run()
+        })
+    })?;
+    let finish = collector.finish(&clock, handles, &stop, cpu_before)?;
+    Ok(finish.output(workload.names(), &shared.counters, sigfig))
+}
+
+/// Opens every client's connection before the clock starts, several at a time.
+fn open_all(shared: &Shared, clients: usize) -> Result<Vec<WireConn>> {
+    let openers = clients.clamp(1, 16);
+    let mut slots: Vec<Option<Result<WireConn, WireError>>> = (0..clients).map(|_| None).collect();
+    std::thread::scope(|s| {
+        for (i, chunk) in slots.chunks_mut(clients.div_ceil(openers)).enumerate() {
+            let _ = i;
+            s.spawn(move || {
+                for slot in chunk {
+                    if crate::interrupt::requested() {
+                        return;
+                    }
+                    *slot = Some(shared.connect());
+                }
+            });
+        }
+    });
+    if crate::interrupt::requested() {
+        return Err(crate::interrupt::error());
+    }
+    let mut conns = Vec::with_capacity(clients);
+    for (i, slot) in slots.into_iter().enumerate() {
+        match slot {
+            Some(Ok(c)) => conns.push(c),
+            Some(Err(e)) => {
+                let hint = if e.sqlstate() == Some("53300") {
+                    "; raise the server's max_connections or lower -c"
+                } else {
+                    ""
+                };
+                return Err(crate::error::target(format!(
+                    "connection {} of {clients} to {} failed: {e}{hint}",
+                    i + 1,
+                    shared.target.display
+                )));
+            }
+            None => return Err(crate::interrupt::error()),
+        }
+    }
+    Ok(conns)
+}
+
+/// One multiplexing thread.
+struct Thread {
+    shared: Arc<Shared>,
+    rec: Recorder,
+    clients: Vec<Client>,
+    per_command: bool,
+    stopping: bool,
+}
+
+impl Thread {
+    fn new(shared: Arc<Shared>, rec: Recorder, conns: Vec<(usize, WireConn)>) -> Thread {
+        let now = Instant::now();
+        let clients = conns
+            .into_iter()
+            .map(|(id, conn)| {
+                let mut rng = Rng::stream(shared.seed, 0x5EED_0000 + id as u64);
+                let schedule = shared.rate.map(|(rate, arrival)| {
+                    Schedule::new(rate, id, shared.clients, arrival, &mut rng)
+                });
+                let vars = (0..shared.workload.types.len())
+                    .map(|k| shared.script(k).client_vars(id))
+                    .collect();
+                Client {
+                    conn: Some(conn),
+                    saved_rng: rng.clone(),
+                    rng,
+                    schedule,
+                    next_at: None,
+                    vars,
+                    tx: Tx::default(),
+                    phase: Phase::Idle,
+                    kind: 0,
+                    intended: None,
+                    started: now,
+                    cmd_started: now,
+                    answered_stat: None,
+                    tries: 0,
+                    done: 0,
+                    status: b'I',
+                    wake: shared.start,
+                    failure: None,
+                    backoff: Duration::ZERO,
+                }
+            })
+            .collect();
+        Thread {
+            per_command: shared.workload.per_command,
+            shared,
+            rec,
+            clients,
+            stopping: false,
+        }
+    }
+
+    fn run(mut self) {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.clients.len());
+        let mut owners: Vec<usize> = Vec::with_capacity(self.clients.len());
+        let mut drain_until: Option<Instant> = None;
+        // Nothing starts before the run's start.
+        let wait = self.shared.start.saturating_duration_since(Instant::now());
+        std::thread::sleep(wait);
+        loop {
+            let mut now = Instant::now();
+            if !self.stopping
+                && (self.shared.stop.load(Ordering::Relaxed) || self.rec.disconnected())
+            {
+                self.stopping = true;
+                drain_until = Some(now + self.shared.statement_timeout + Duration::from_secs(1));
+            }
+            if drain_until.is_some_and(|d| now >= d) {
+                break;
+            }
+            self.rec.maybe_flush(now);
+            let mut next_wake = self.rec.boundary().min(now + MAX_WAIT);
+            for i in 0..self.clients.len() {
+                let c = &self.clients[i];
+                match c.phase {
+                    Phase::Idle | Phase::Sleeping | Phase::Down | Phase::Running => {
+                        if c.wake <= now || self.stopping || c.phase == Phase::Running {
+                            self.drive(i, now);
+                            now = Instant::now();
+                        }
+                        let c = &self.clients[i];
+                        if matches!(c.phase, Phase::Idle | Phase::Sleeping | Phase::Down) {
+                            next_wake = next_wake.min(c.wake);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            fds.clear();
+            owners.clear();
+            let mut buffered = false;
+            for (i, c) in self.clients.iter().enumerate() {
+                if !matches!(c.phase, Phase::Waiting | Phase::RollingBack) {
+                    continue;
+                }
+                if let Some(conn) = &c.conn {
+                    buffered |= conn.has_buffered_message();
+                    let mut events = libc::POLLIN;
+                    if conn.wants_write() {
+                        events |= libc::POLLOUT;
+                    }
+                    fds.push(libc::pollfd {
+                        fd: conn.as_raw_fd(),
+                        events,
+                        revents: 0,
+                    });
+                    owners.push(i);
+                }
+            }
+            if fds.is_empty() {
+                if self.clients.iter().all(|c| c.phase == Phase::Finished) {
+                    break;
+                }
+                let d = next_wake.saturating_duration_since(Instant::now());
+                if !d.is_zero() {
+                    std::thread::sleep(d);
+                }
+                continue;
+            }
+            let timeout = if buffered {
+                Duration::ZERO
+            } else {
+                next_wake.saturating_duration_since(now)
+            };
+            let ts = libc::timespec {
+                tv_sec: timeout.as_secs() as libc::time_t,
+                tv_nsec: timeout.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: `fds` is a valid, initialised array of `fds.len()` pollfds that outlives
+            // the call; the timespec is valid; no signal mask is passed.
+            let n = unsafe {
+                libc::ppoll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    &ts,
+                    std::ptr::null(),
+                )
+            };
+            if n < 0 && !buffered {
+                // EINTR (a signal, e.g. Ctrl-C): go round and look at the stop flag.
+                continue;
+            }
+            for k in 0..fds.len() {
+                let i = owners[k];
+                let ready = fds[k].revents != 0
+                    || self.clients[i]
+                        .conn
+                        .as_ref()
+                        .is_some_and(|c| c.has_buffered_message());
+                if ready {
+                    self.on_ready(i);
+                }
+            }
+        }
+        self.rec.flush(Instant::now(), true);
+    }
+
+    /// Reads what a client's socket has and advances it.
+    fn on_ready(&mut self, i: usize) {
+        let shared = self.shared.clone();
+        loop {
+            let c = &mut self.clients[i];
+            let Some(conn) = c.conn.as_mut() else { return };
+            if conn.wants_write() {
+                if let Err(e) = conn.flush() {
+                    self.lost(i, e, Instant::now());
+                    return;
+                }
+            }
+            let script = shared.script(c.kind);
+            let (tx, vars) = (&mut c.tx, &mut c.vars[c.kind]);
+            let waiting = c.phase == Phase::Waiting;
+            let r = conn.read_available(|msg| {
+                if waiting {
+                    script.on_reply(tx, vars, msg);
+                }
+            });
+            match r {
+                Ok(Some(status)) => {
+                    let now = Instant::now();
+                    c.status = status;
+                    match c.phase {
+                        Phase::Waiting => {
+                            let r = script.finish_sql(&mut c.tx);
+                            if self.per_command {
+                                self.command_stat(i, now, r.is_ok());
+                            }
+                            match r {
+                                Ok(()) => self.clients[i].phase = Phase::Running,
+                                Err(e) => self.fail(i, e, now),
+                            }
+                            self.drive(i, now);
+                        }
+                        Phase::RollingBack => {
+                            let class = self.clients[i].failure.take().unwrap_or(ErrorClass::Other);
+                            self.end_failure(i, class, now);
+                            self.drive(i, now);
+                        }
+                        _ => {}
+                    }
+                    let c = &self.clients[i];
+                    let more = c.conn.as_ref().is_some_and(|c| c.has_buffered_message());
+                    if !(more && matches!(c.phase, Phase::Waiting | Phase::RollingBack)) {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.lost(i, e, Instant::now());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Per-command time of the SQL command just answered (`-r`).
+    fn command_stat(&mut self, i: usize, now: Instant, ok: bool) {
+        let c = &self.clients[i];
+        let Some(idx) = c.answered_stat else { return };
+        let stats = &mut self.rec.batch.types[c.kind].commands;
+        if stats.len() <= idx {
+            stats.resize(idx + 1, Default::default());
+        }
+        let s = &mut stats[idx];
+        if ok {
+            s.count += 1;
+            s.sum_ns += now.saturating_duration_since(c.cmd_started).as_nanos() as u64;
+        } else {
+            s.failures += 1;
+        }
+    }
+
+    /// Advances client `i` as far as it goes without waiting for the server or a timer, but
+    /// through at most one transaction end: a client whose transactions end without waiting (a
+    /// failing or SQL-free script) yields to the others and to the stop flag between them.
+    fn drive(&mut self, i: usize, mut now: Instant) {
+        let shared = self.shared.clone();
+        let done_before = self.clients[i].done;
+        loop {
+            let c = &mut self.clients[i];
+            match c.phase {
+                Phase::Idle => {
+                    if self.stopping || shared.tx_limit.is_some_and(|n| c.done >= n) {
+                        c.phase = Phase::Finished;
+                        return;
+                    }
+                    if c.done > done_before + 1 {
+                        c.wake = now;
+                        return;
+                    }
+                    if let Some(s) = c.schedule.as_mut() {
+                        let at = match c.next_at {
+                            Some(at) => at,
+                            None => {
+                                let at = shared.start + Duration::from_secs_f64(s.take(&mut c.rng));
+                                if shared.end.is_some_and(|end| at >= end) {
+                                    c.phase = Phase::Finished;
+                                    return;
+                                }
+                                c.next_at = Some(at);
+                                at
+                            }
+                        };
+                        if at > now {
+                            c.wake = at;
+                            return;
+                        }
+                        c.next_at = None;
+                        c.intended = Some(at);
+                    } else {
+                        c.intended = None;
+                    }
+                    c.kind = shared.workload.pick(&mut c.rng);
+                    c.started = now;
+                    c.saved_rng = c.rng.clone();
+                    c.tries = 1;
+                    c.tx.restart();
+                    c.phase = Phase::Running;
+                }
+                Phase::Sleeping => {
+                    if c.wake > now && !self.stopping {
+                        return;
+                    }
+                    c.phase = Phase::Running;
+                }
+                Phase::Running => {
+                    let script = shared.script(c.kind);
+                    let stats = self
+                        .per_command
+                        .then_some(&mut self.rec.batch.types[c.kind].commands);
+                    let kind = c.kind;
+                    match script.resume(&mut c.tx, &mut c.vars[kind], &mut c.rng, stats) {
+                        Ok(Action::Sql) => {
+                            let Some(conn) = c.conn.as_mut() else {
+                                c.phase = Phase::Down;
+                                return;
+                            };
+                            let queued = script.queue_sql(
+                                &mut c.tx,
+                                &c.vars[kind],
+                                shared.workload.protocol,
+                                &shared.names[kind],
+                                conn,
+                            );
+                            if let Err(e) = queued {
+                                self.fail(i, e, now);
+                                continue;
+                            }
+                            c.answered_stat = script.stat_index(&c.tx);
+                            if self.per_command {
+                                c.cmd_started = Instant::now();
+                            }
+                            c.phase = Phase::Waiting;
+                            if let Err(e) = conn.flush() {
+                                self.lost(i, e, now);
+                            }
+                            return;
+                        }
+                        Ok(Action::Sleep(d)) => {
+                            c.wake = now + d;
+                            c.phase = Phase::Sleeping;
+                            return;
+                        }
+                        Ok(Action::Done) => {
+                            self.record(i, Ok(()), now);
+                        }
+                        Err(e) => self.fail(i, e, now),
+                    }
+                }
+                Phase::Down => {
+                    if self.stopping {
+                        c.phase = Phase::Finished;
+                        return;
+                    }
+                    if c.wake > now {
+                        return;
+                    }
+                    match shared.connect() {
+                        Ok(conn) => {
+                            c.conn = Some(conn);
+                            c.status = b'I';
+                            c.phase = Phase::Idle;
+                            now = Instant::now();
+                        }
+                        Err(_) => {
+                            c.backoff =
+                                (c.backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                            c.wake = Instant::now() + c.backoff;
+                            return;
+                        }
+                    }
+                }
+                Phase::Waiting | Phase::RollingBack | Phase::Finished => return,
+            }
+        }
+    }
+
+    /// A command of client `i`'s transaction failed: roll back if a block is open, then retry
+    /// or count the failure. Only sets the client's state; the caller drives it on.
+    fn fail(&mut self, i: usize, e: ExecError, now: Instant) {
+        let class = ErrorClass::of_exec(&e);
+        if class.is_connection_loss() {
+            self.record(i, Err(class), now);
+            self.drop_connection(i, now);
+            return;
+        }
+        let c = &mut self.clients[i];
+        if c.status != b'I' {
+            if let Some(conn) = c.conn.as_mut() {
+                conn.queue_query_with(|w| {
+                    let _ = std::fmt::Write::write_str(w, "ROLLBACK");
+                });
+                c.failure = Some(class);
+                c.phase = Phase::RollingBack;
+                if let Err(e) = conn.flush() {
+                    self.lost(i, e, now);
+                }
+                return;
+            }
+        }
+        self.end_failure(i, class, now);
+    }
+
+    /// After a failure (and its ROLLBACK): retry like pgbench (same random draws), or count it.
+    /// Leaves the client Running (retry) or Idle; the caller drives it on.
+    fn end_failure(&mut self, i: usize, class: ErrorClass, now: Instant) {
+        let shared = &self.shared;
+        let c = &mut self.clients[i];
+        let may_retry = class.is_retryable()
+            && (shared.max_tries == 0 || c.tries < shared.max_tries)
+            && !self.stopping
+            && shared.end.is_none_or(|end| now < end);
+        if may_retry {
+            c.rng = c.saved_rng.clone();
+            c.tries += 1;
+            c.tx.restart();
+            c.phase = Phase::Running;
+        } else {
+            self.record(i, Err(class), now);
+        }
+    }
+
+    /// The connection of client `i` broke while it was busy.
+    fn lost(&mut self, i: usize, e: WireError, now: Instant) {
+        let c = &self.clients[i];
+        if matches!(
+            c.phase,
+            Phase::Waiting | Phase::RollingBack | Phase::Running
+        ) {
+            let class = e
+                .sqlstate()
+                .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
+            let class = if class.is_connection_loss() {
+                class
+            } else {
+                ErrorClass::Connection
+            };
+            self.record(i, Err(class), now);
+        }
+        self.drop_connection(i, now);
+    }
+
+    fn drop_connection(&mut self, i: usize, now: Instant) {
+        let c = &mut self.clients[i];
+        c.conn = None;
+        c.failure = None;
+        c.backoff = (c.backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+        c.wake = now + c.backoff;
+        c.phase = if self.stopping {
+            Phase::Finished
+        } else {
+            Phase::Down
+        };
+    }
+
+    /// Counts client `i`'s transaction (success or final failure) and makes it idle.
+    fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Instant) {
+        self.rec.maybe_flush(now);
+        let c = &mut self.clients[i];
+        let batch = &mut self.rec.batch;
+        if let Some(at) = c.intended {
+            stats::record(&mut batch.lag, c.started.saturating_duration_since(at));
+        }
+        let ts = &mut batch.types[c.kind];
+        if c.tries > 1 {
+            ts.retried += 1;
+            ts.retries += (c.tries - 1) as u64;
+        }
+        match outcome {
+            Ok(()) => {
+                stats::record(
+                    &mut ts.latency,
+                    now.saturating_duration_since(c.intended.unwrap_or(c.started)),
+                );
+                ts.ok += 1;
+                c.backoff = Duration::ZERO;
+            }
+            Err(class) => ts.errors[class as usize] += 1,
+        }
+        c.done += 1;
+        c.tries = 0;
+        c.phase = Phase::Idle;
+    }
+}
