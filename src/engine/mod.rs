@@ -1,10 +1,13 @@
 //! The measured hot path: pool, workers, schedule, collector, statistics.
 //!
-//! [`run`] opens the pool (all connections before the clock starts, so connecting never pollutes
-//! query latency), starts one thread per client (pinned round robin; on hosts of 4+ cores the last
-//! core is left to the collector and the samplers: [`worker_cores`]) and the collector, stops them after the
-//! duration (or transaction count, or Ctrl-C), and returns raw measurements ([`EngineOutput`]).
-//! It knows nothing of scenarios, reports or the CLI.
+//! [`run`] opens the connections before the clock starts (so connecting never pollutes query
+//! latency), starts the load threads (pinned round robin; on hosts of 4+ cores the last core is
+//! left to the collector and the samplers: [`worker_cores`]) and the collector, stops them after
+//! the duration (or transaction count, or Ctrl-C), and returns raw measurements
+//! ([`EngineOutput`]). Two drivers share that frame (`RunClock`, `Collector`,
+//! `spawn_load_threads`): one thread per client checking connections out of the r2d2 pool
+//! ([`worker`]), or `-j` threads each serving several clients' connections without blocking
+//! ([`mux`], pgbench scripts). It knows nothing of scenarios, reports or the CLI.
 
 pub mod collector;
 pub mod conn_monitor;
