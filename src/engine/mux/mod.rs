@@ -1,0 +1,212 @@
+//! The multiplexed driver (`-j N`): N pinned threads, each serving its share of the clients'
+//! connections through nonblocking sockets and one `ppoll(2)` per round, as pgbench does.
+//!
+//! Why: with one blocking thread per connection every query costs a sleep and a wakeup (a context
+//! switch) on the client, and on a host shared with the server that CPU is taken from the server.
+//! A thread that serves several connections sends the next client's query while the server works
+//! on the previous one and finds several replies ready per wakeup.
+//!
+//! Scope: pgbench scripts (`-f`/`-b`), which run resumably ([`crate::workload::script::resume`]);
+//! connections belong to their thread for the whole run (there is no pool, so no checkout wait is
+//! recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
+//! (one batch per interval to the collector); in open loop the latency runs from the intended
+//! start and the schedule lag is recorded on its own. A completion's timestamp is read once and
+//! serves as the next transaction's start in closed loop.
+//!
+//! Invariants: nothing allocates per query (wire buffers, `Tx` and the pollfd array are reused);
+//! a transaction that fails inside a transaction block is followed by a ROLLBACK before the
+//! client goes on; a lost connection is replaced with backoff (blocking the thread for the
+//! connect, which is rare); at the end in-flight transactions finish (up to the statement
+//! timeout) and are counted, as in the pool engine.
+//!
+//! Layout: this module sets the run up (checks, shared state, every connection opened before the
+//! clock starts) and hands the connections out; `thread` is the per-thread event loop that drives
+//! them. They are apart because the loop is the measured hot path and the setup is not.
+
+mod thread;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use self::thread::Thread;
+use super::pool::{session_sql, PoolCounters};
+use super::stats::{self, ErrorClass};
+use super::worker::Recorder;
+use super::{Collector, EngineConfig, EngineOutput, RunClock};
+use crate::target::Target;
+use crate::wire::{WireConn, WireError};
+use crate::workload::script::Script;
+use crate::workload::{Protocol, Workload};
+
+/// What the threads share.
+struct Shared {
+    workload: Arc<Workload>,
+    /// Prepared statement names, `[type][statement]` (protocol `prepared`).
+    names: Vec<Vec<String>>,
+    target: Target,
+    session_sql: String,
+    counters: Arc<PoolCounters>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    end: Option<Instant>,
+    tx_limit: Option<u64>,
+    rate: Option<(f64, super::Arrival)>,
+    seed: u64,
+    clients: usize,
+    max_tries: u32,
+    statement_timeout: Duration,
+}
+
+impl Shared {
+    fn script(&self, kind: usize) -> &Script {
+        self.workload.types[kind]
+            .as_script()
+            .expect("checked by mux::run: every type is a script")
+    }
+
+    /// Opens and prepares one connection, counting it.
+    fn connect(&self) -> Result<WireConn, WireError> {
+        let t0 = Instant::now();
+        let r = WireConn::connect(&self.target.config, &self.session_sql).and_then(|mut c| {
+            if self.workload.protocol == Protocol::Prepared {
+                for (kind, names) in self.names.iter().enumerate() {
+                    for (name, sql) in names.iter().zip(self.script(kind).statements_sql()) {
+                        c.prepare_blocking(name, sql)?;
+                    }
+                }
+            }
+            Ok(c)
+        });
+        match &r {
+            Ok(_) => {
+                stats::record(&mut self.counters.connect.lock(), t0.elapsed());
+                self.counters.opened.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let class = e
+                    .sqlstate()
+                    .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
+                *self.counters.last_error.lock() = Some((class, e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+/// Runs the load on `cfg.threads` multiplexing threads. Every query type must be a script.
+pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
+    if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
+        return Err(crate::error::usage(format!(
+            "-j: the multiplexed driver runs pgbench scripts (-f/-b) only, and '{}' is a \
+             built-in query type; drop -j to run it with one thread per client",
+            t.name()
+        )));
+    }
+    let clients = cfg.clients.max(1) as usize;
+    let threads = (cfg.threads.unwrap_or(1).max(1) as usize).min(clients);
+    let n_types = workload.types.len();
+    let per_thread = n_types + 1 + usize::from(cfg.rate.is_some());
+    let sigfig = stats::worker_sigfig(threads * per_thread);
+    let names = (0..n_types)
+        .map(|k| {
+            let n = workload.types[k]
+                .as_script()
+                .map_or(0, |s| s.statements_sql().len());
+            (0..n).map(|i| format!("pgstorm_{k}_{i}")).collect()
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut shared = Shared {
+        workload: workload.clone(),
+        names,
+        target: target.clone(),
+        session_sql: session_sql(cfg.statement_timeout),
+        counters: Arc::new(PoolCounters::new()),
+        stop: stop.clone(),
+        start: Instant::now(),
+        end: None,
+        tx_limit: cfg.transactions_per_client,
+        rate: cfg.rate.map(|r| (r, cfg.arrival)),
+        seed: cfg.seed,
+        clients,
+        max_tries: cfg.max_tries,
+        statement_timeout: cfg.statement_timeout,
+    };
+    let conns = open_all(&shared, clients)?;
+
+    let clock = RunClock::new(cfg);
+    shared.start = clock.start;
+    shared.end = clock.end;
+    let shared = Arc::new(shared);
+    let collector = Collector::spawn(&workload, cfg, &clock, threads)?;
+    let cpu_before = crate::proc_stats::cpu_time();
+    let mut per_thread: Vec<Vec<(usize, WireConn)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (id, conn) in conns.into_iter().enumerate() {
+        per_thread[id % threads].push((id, conn));
+    }
+    let mut per_thread = per_thread.into_iter();
+    let handles = super::spawn_load_threads(cfg.pin, threads, &stop, "load thread", |tid| {
+        let rec = Recorder::new(
+            tid,
+            n_types,
+            sigfig,
+            clock.start,
+            clock.interval,
+            collector.tx.clone(),
+            collector.recycle.clone(),
+        )
+        .open_loop(cfg.rate.is_some());
+        let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
+        (format!("pgstorm-j{tid}"), move || {
+            Thread::new(sh, rec, mine).run()
+        })
+    })?;
+    let finish = collector.finish(&clock, handles, &stop, cpu_before)?;
+    Ok(finish.output(workload.names(), &shared.counters, sigfig))
+}
+
+/// Opens every client's connection before the clock starts, several at a time.
+fn open_all(shared: &Shared, clients: usize) -> Result<Vec<WireConn>> {
+    let openers = clients.clamp(1, 16);
+    let mut slots: Vec<Option<Result<WireConn, WireError>>> = (0..clients).map(|_| None).collect();
+    std::thread::scope(|s| {
+        for (i, chunk) in slots.chunks_mut(clients.div_ceil(openers)).enumerate() {
+            let _ = i;
+            s.spawn(move || {
+                for slot in chunk {
+                    if crate::interrupt::requested() {
+                        return;
+                    }
+                    *slot = Some(shared.connect());
+                }
+            });
+        }
+    });
+    if crate::interrupt::requested() {
+        return Err(crate::interrupt::error());
+    }
+    let mut conns = Vec::with_capacity(clients);
+    for (i, slot) in slots.into_iter().enumerate() {
+        match slot {
+            Some(Ok(c)) => conns.push(c),
+            Some(Err(e)) => {
+                let hint = if e.sqlstate() == Some("53300") {
+                    "; raise the server's max_connections or lower -c"
+                } else {
+                    ""
+                };
+                return Err(crate::error::target(format!(
+                    "connection {} of {clients} to {} failed: {e}{hint}",
+                    i + 1,
+                    shared.target.display
+                )));
+            }
+            None => return Err(crate::interrupt::error()),
+        }
+    }
+    Ok(conns)
+}

@@ -1,0 +1,380 @@
+//! The blocking side of a [`WireConn`]: opening the socket (TCP or Unix-domain, host by host),
+//! the startup message, authentication (cleartext, md5, SCRAM-SHA-256 through
+//! `postgres_protocol`), the session SQL and [`WireConn::prepare_blocking`].
+//!
+//! Split from the nonblocking hot path in the parent module because it runs once per connection,
+//! not per query, and is the only code here that waits on the socket.
+//!
+//! Invariants: `config.get_connect_timeout()` bounds each host's connect + authentication; the
+//! socket is left nonblocking with TCP_NODELAY; a password never reaches a [`WireError`] (the
+//! errors built here carry only server messages, user names and our own texts).
+
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use postgres::config::{Host, SslMode};
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+
+use super::decode::{decode, Msg, Reader};
+use super::{protocol, server_error, Stream, WireConn, WireError};
+
+/// Protocol version 3.0.
+const PROTOCOL_VERSION: i32 = 196_608;
+
+impl WireConn {
+    /// Blocking: connects, authenticates, runs `session_sql` (if not empty) and leaves the socket
+    /// nonblocking. Hosts are tried in order while the failure is I/O (refused, timeout); a server
+    /// or authentication error is returned at once. `config.get_connect_timeout()` bounds each
+    /// host's connect + authentication; the session SQL has no timeout (as with libpq).
+    pub fn connect(config: &postgres::Config, session_sql: &str) -> Result<WireConn, WireError> {
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(WireError::Auth(
+                "sslmode=require is not supported by the multiplexed driver (it speaks plain TCP)"
+                    .into(),
+            ));
+        }
+        let user = config.get_user().ok_or_else(|| {
+            WireError::Auth("no user name in the connection settings (set PGUSER or --dsn)".into())
+        })?;
+        let timeout = config.get_connect_timeout().copied();
+        let n = config.get_hosts().len().max(config.get_hostaddrs().len());
+        if n == 0 {
+            return Err(WireError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no host in the connection settings",
+            )));
+        }
+        let mut last = None;
+        for i in 0..n {
+            let deadline = timeout.map(|t| Instant::now() + t);
+            let port = config
+                .get_ports()
+                .get(i)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            let attempt = open_stream(config, i, port, deadline).and_then(|stream| {
+                let mut conn = WireConn::new(stream);
+                conn.startup(config, user, deadline)?;
+                Ok(conn)
+            });
+            match attempt {
+                Ok(mut conn) => {
+                    conn.run_session_sql(session_sql)?;
+                    return Ok(conn);
+                }
+                Err(e @ WireError::Io(_)) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| protocol("no host to try")))
+    }
+
+    /// Blocking (right after connect, or while no query is in flight): Parse a named statement
+    /// with no parameter types, Sync, and wait for ReadyForQuery. ErrorResponse -> `Server`.
+    pub fn prepare_blocking(&mut self, name: &str, sql: &str) -> Result<(), WireError> {
+        self.queue_parse(name, sql);
+        self.queue_sync();
+        self.roundtrip_blocking()
+    }
+
+    /// Blocking: the next message's tag and body range in `inp` (valid until the next fill).
+    fn recv_blocking(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<(u8, std::ops::Range<usize>), WireError> {
+        loop {
+            if let Some((tag, len)) = self.complete_frame()? {
+                let body = self.in_start + 5..self.in_start + 1 + len;
+                self.in_start = body.end;
+                return Ok((tag, body));
+            }
+            if self.fill()? == 0 {
+                wait_fd(self.stream.fd(), libc::POLLIN, deadline)?;
+            }
+        }
+    }
+
+    fn flush_blocking(&mut self, deadline: Option<Instant>) -> Result<(), WireError> {
+        while !self.flush()? {
+            wait_fd(self.stream.fd(), libc::POLLOUT, deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued and reads up to ReadyForQuery; the first ErrorResponse is returned.
+    fn roundtrip_blocking(&mut self) -> Result<(), WireError> {
+        self.flush_blocking(None)?;
+        let mut first_error = None;
+        loop {
+            let (tag, body) = self.recv_blocking(None)?;
+            match decode(tag, &self.inp[body])? {
+                Msg::Error { sqlstate, message } if first_error.is_none() => {
+                    first_error = Some(server_error(sqlstate, message));
+                }
+                Msg::Ready(_) => break,
+                _ => {}
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn run_session_sql(&mut self, sql: &str) -> Result<(), WireError> {
+        if sql.trim().is_empty() {
+            return Ok(());
+        }
+        self.queue_query_with(|b| b.push_bytes(sql.as_bytes()));
+        self.roundtrip_blocking()
+    }
+
+    /// StartupMessage, authentication, then everything up to the first ReadyForQuery.
+    fn startup(
+        &mut self,
+        config: &postgres::Config,
+        user: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), WireError> {
+        self.out.extend_from_slice(&[0; 4]);
+        self.out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        let app = config.get_application_name().unwrap_or("pgstorm");
+        let mut params = vec![
+            ("user", user),
+            ("database", config.get_dbname().unwrap_or(user)),
+            ("application_name", app),
+            // Every text we hand out is &str: make the server send UTF-8.
+            ("client_encoding", "UTF8"),
+        ];
+        if let Some(options) = config.get_options() {
+            params.push(("options", options));
+        }
+        for (k, v) in params {
+            self.push_cstr(k);
+            self.push_cstr(v);
+        }
+        self.out.push(0);
+        let len = self.out.len() as i32;
+        self.out[..4].copy_from_slice(&len.to_be_bytes());
+        self.flush_blocking(deadline)?;
+
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let (tag, body) = self.recv_blocking(deadline)?;
+            match tag {
+                b'R' => {
+                    let body = self.inp[body].to_vec();
+                    self.authenticate(config, user, &body, &mut scram)?;
+                    self.flush_blocking(deadline)?;
+                }
+                b'K' => {
+                    let b = &self.inp[body];
+                    if b.len() < 4 {
+                        return Err(protocol("short BackendKeyData"));
+                    }
+                    self.backend_pid = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                b'E' => {
+                    if let Msg::Error { sqlstate, message } = decode(tag, &self.inp[body])? {
+                        return Err(server_error(sqlstate, message));
+                    }
+                }
+                b'Z' => return Ok(()),
+                // ParameterStatus, NoticeResponse, NegotiateProtocolVersion: nothing to act on.
+                _ => {}
+            }
+        }
+    }
+
+    /// Answers one Authentication* message (queues the reply, if any).
+    fn authenticate(
+        &mut self,
+        config: &postgres::Config,
+        user: &str,
+        body: &[u8],
+        scram: &mut Option<ScramSha256>,
+    ) -> Result<(), WireError> {
+        let mut r = Reader(body);
+        let code = r
+            .i32()
+            .ok_or_else(|| protocol("short Authentication message"))?;
+        let password = || {
+            config.get_password().ok_or_else(|| {
+                WireError::Auth(format!(
+                    "the server asks for a password for user \"{user}\" but none was given \
+                     (set PGPASSWORD or put it in --dsn)"
+                ))
+            })
+        };
+        match code {
+            0 => {}
+            3 => {
+                let pw = password()?;
+                let start = self.begin_msg(b'p');
+                self.out.extend_from_slice(pw);
+                self.out.push(0);
+                self.end_msg(start);
+            }
+            5 => {
+                let salt: [u8; 4] = r
+                    .bytes(4)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| protocol("short AuthenticationMD5Password"))?;
+                let hash = md5_hash(user.as_bytes(), password()?, salt);
+                let start = self.begin_msg(b'p');
+                self.push_cstr(&hash);
+                self.end_msg(start);
+            }
+            10 => {
+                let mut offered = false;
+                while let Some(mech) = r.cstr() {
+                    if mech.is_empty() {
+                        break;
+                    }
+                    offered |= mech == SCRAM_SHA_256;
+                }
+                if !offered {
+                    return Err(WireError::Auth(
+                        "the server offers no SASL mechanism this client supports (it needs \
+                         SCRAM-SHA-256 without channel binding)"
+                            .into(),
+                    ));
+                }
+                let s = ScramSha256::new(password()?, ChannelBinding::unsupported());
+                let start = self.begin_msg(b'p');
+                self.push_cstr(SCRAM_SHA_256);
+                let first = s.message();
+                self.out
+                    .extend_from_slice(&(first.len() as i32).to_be_bytes());
+                self.out.extend_from_slice(first);
+                self.end_msg(start);
+                *scram = Some(s);
+            }
+            11 => {
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| protocol("SASLContinue before SASL"))?;
+                s.update(r.0)
+                    .map_err(|e| WireError::Auth(format!("SCRAM exchange failed: {e}")))?;
+                let start = self.begin_msg(b'p');
+                self.out.extend_from_slice(s.message());
+                self.end_msg(start);
+            }
+            12 => {
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| protocol("SASLFinal before SASL"))?;
+                s.finish(r.0).map_err(|e| {
+                    WireError::Auth(format!("the server's SCRAM signature did not verify: {e}"))
+                })?;
+            }
+            other => {
+                return Err(WireError::Auth(format!(
+                    "unsupported authentication method (code {other}); use trust, password, md5 \
+                     or scram-sha-256 in pg_hba.conf"
+                )))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `fd` has `events`, or fails with TimedOut at `deadline`.
+pub(super) fn wait_fd(
+    fd: RawFd,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+) -> Result<(), WireError> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "timed out waiting for the server (connect_timeout)",
+                    )
+                    .into());
+                }
+                left.as_millis().clamp(1, i32::MAX as u128) as i32
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if rc > 0 {
+            return Ok(());
+        }
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Opens host `i` of the config (a Unix socket for a directory host), nonblocking, TCP_NODELAY.
+fn open_stream(
+    config: &postgres::Config,
+    i: usize,
+    port: u16,
+    deadline: Option<Instant>,
+) -> Result<Stream, WireError> {
+    let with_target = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let stream = match (config.get_hosts().get(i), config.get_hostaddrs().get(i)) {
+        (Some(Host::Unix(dir)), _) => {
+            let path = dir.join(format!(".s.PGSQL.{port}"));
+            let s = UnixStream::connect(&path)
+                .map_err(|e| with_target(&format!("connect to {}", path.display()), e))?;
+            Stream::Unix(s)
+        }
+        (host, addr) => {
+            let name = match host {
+                Some(Host::Tcp(h)) => h.clone(),
+                _ => addr.map(|a| a.to_string()).unwrap_or_default(),
+            };
+            let what = format!("connect to {name}:{port}");
+            let addrs: Vec<SocketAddr> = match addr {
+                Some(ip) => vec![SocketAddr::new(*ip, port)],
+                None => (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|e| with_target(&what, e))?
+                    .collect(),
+            };
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+            let mut connected = None;
+            for a in addrs {
+                let r = match deadline {
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        TcpStream::connect_timeout(&a, left.max(Duration::from_millis(1)))
+                    }
+                    None => TcpStream::connect(a),
+                };
+                match r {
+                    Ok(s) => {
+                        connected = Some(s);
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            let s = connected.ok_or_else(|| with_target(&what, last))?;
+            s.set_nodelay(true)?;
+            Stream::Tcp(s)
+        }
+    };
+    match &stream {
+        Stream::Tcp(s) => s.set_nonblocking(true)?,
+        Stream::Unix(s) => s.set_nonblocking(true)?,
+    }
+    Ok(stream)
+}
