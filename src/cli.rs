@@ -120,7 +120,7 @@ pub struct QueriesArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
-    /// concurrent clients: one thread and one pooled connection each (default 10)
+    /// concurrent clients: one connection each, and one thread each unless -j is given (default 10)
     #[argh(option, short = 'c', default = "10")]
     pub clients: u32,
     /// threads that share the clients' connections like pgbench -j (nonblocking, no pool; -f/-b scripts only)

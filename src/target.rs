@@ -153,6 +153,12 @@ impl Target {
     }
 }
 
+/// The port of host `i`, as libpq pairs them: the i-th port, else the only one, else 5432.
+pub fn port_of(config: &Config, i: usize) -> u16 {
+    let ports = config.get_ports();
+    ports.get(i).or(ports.first()).copied().unwrap_or(5432)
+}
+
 /// The redacted `postgres://user@host:port/db` form of a config (no password, ever).
 pub fn display_of(config: &Config) -> String {
     let user = config.get_user().unwrap_or("");
@@ -165,13 +171,7 @@ pub fn display_of(config: &Config) -> String {
                 Host::Tcp(s) => s.clone(),
                 Host::Unix(p) => p.display().to_string(),
             };
-            let port = config
-                .get_ports()
-                .get(i)
-                .or(config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            format!("{host}:{port}")
+            format!("{host}:{}", port_of(config, i))
         })
         .collect();
     format!(

@@ -51,12 +51,7 @@ impl WireConn {
         let mut last = None;
         for i in 0..n {
             let deadline = timeout.map(|t| Instant::now() + t);
-            let port = config
-                .get_ports()
-                .get(i)
-                .or(config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
+            let port = crate::target::port_of(config, i);
             let attempt = open_stream(config, i, port, deadline).and_then(|stream| {
                 let mut conn = WireConn::new(stream);
                 conn.startup(config, user, deadline)?;
