@@ -20,11 +20,14 @@ pub fn render(doc: &RunDocument) -> String {
     let c = &load.config;
     let _ = writeln!(
         s,
-        "\n{} on {} ({}), {} clients, {}, protocol {}, latency from {}",
+        "\n{} on {} ({}), {} clients{}, {}, protocol {}, latency from {}",
         doc.scenario,
         doc.target.dsn,
         doc.target.server.server_version,
         c.clients,
+        c.threads
+            .map(|j| format!(" on {j} threads (-j)"))
+            .unwrap_or_default(),
         match c.rate {
             Some(r) => format!("open loop at {r:.0} tx/s"),
             None => "closed loop".to_string(),
