@@ -3,7 +3,9 @@
 //! connection is reused (its insert never lands, the next transaction works); connections the
 //! server kills are counted as connection failures and replaced while the run goes on; an
 //! open-loop run measures a server stall from the intended start (coordinated omission); `-t`
-//! runs exactly that many transactions per client; and `-j` refuses the built-in query types.
+//! runs exactly that many transactions per client; a COPY with the client is refused before the
+//! run and, if a variable smuggles one in, at run time without hanging; and `-j` refuses the
+//! built-in query types.
 
 mod common;
 
@@ -122,6 +124,13 @@ fn killed_connections_are_counted_and_replaced() {
         .filter_map(|k| q.errors.get(*k))
         .sum();
     assert!(lost >= 1, "no connection failure counted: {:?}", q.errors);
+    // A backend killed while its client waited sent FATAL 57P01 before closing: that is the
+    // class, not the socket's end.
+    assert!(
+        q.errors.get("shutdown").copied().unwrap_or(0) >= 1,
+        "57P01 not classified as shutdown: {:?}",
+        q.errors
+    );
     // The killed clients reconnected: more connections were opened than clients, and the last
     // intervals still completed transactions.
     assert!(
@@ -200,4 +209,47 @@ fn jobs_refuse_the_builtin_query_types_with_exit_2() {
     assert!(err.contains("-f/-b"), "{err}");
     let (code, err) = common::run_pgstorm(&["queries", "--dsn", &dsn, "-b", "select", "-j", "0"]);
     assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn copy_with_the_client_is_refused_before_the_run_and_at_run_time() {
+    let db = "mux_copy";
+    let mut c = common::client_of(db);
+    c.batch_execute("DROP TABLE IF EXISTS mux_copy; CREATE TABLE mux_copy (v int)")
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("copy.sql");
+    std::fs::write(&file, "SELECT 1;\nCOPY mux_copy FROM STDIN;\n").unwrap();
+    let dsn = common::database(db);
+    let (code, err) = common::run_pgstorm(&[
+        "queries",
+        "--dsn",
+        &dsn,
+        "-j",
+        "1",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("copy.sql:2") && err.contains("STDIN"), "{err}");
+
+    // A COPY rendered from a variable (-M simple) gets past that check: the server then waits
+    // for data, and the driver must refuse it (CopyFail) instead of waiting for ever.
+    let mut o = options(tmp.path(), db, "smuggled.sql", "SELECT 1;\n:cmd;\n");
+    o.protocol = pgstorm::workload::Protocol::Simple;
+    o.defines = vec![("cmd".into(), "COPY mux_copy FROM STDIN".into())];
+    o.engine.clients = 2;
+    o.engine.threads = Some(1);
+    o.engine.duration = None;
+    o.engine.transactions_per_client = Some(3);
+    let out = queries::run(&o).unwrap();
+    let q = &out.doc.load.as_ref().unwrap().queries[0];
+    assert_eq!(q.count, 0);
+    assert_eq!(q.errors.get("other").copied(), Some(6), "{:?}", q.errors);
+    let w = common::warning(&out.doc, "script_error");
+    assert!(
+        w.message.contains("smuggled.sql:2") && w.message.contains("COPY"),
+        "{}",
+        w.message
+    );
 }

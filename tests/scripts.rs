@@ -185,12 +185,7 @@ fn expression_errors_are_counted_and_reported_not_hidden() {
             "{threads:?}: {:?}",
             q.errors
         );
-        let w = out
-            .doc
-            .warnings
-            .iter()
-            .find(|w| w.code == "script_error")
-            .expect("a script_error warning");
+        let w = common::warning(&out.doc, "script_error");
         assert!(
             w.message.contains("div.sql:2: division by zero"),
             "{threads:?}: {}",

@@ -475,6 +475,13 @@ fn load_scripts(
         names.push(name.clone());
         let script = Script::parse(&name, &src.source_name, &src.text, predefined.clone())
             .map_err(|e| crate::error::usage(e.to_string()))?;
+        if let Some(line) = script.copy_with_client() {
+            return Err(crate::error::usage(format!(
+                "{}:{line}: {}",
+                src.source_name,
+                Script::COPY_REFUSED
+            )));
+        }
         if opts.protocol != Protocol::Simple {
             for c in &script.compiled().commands {
                 if let crate::workload::script::parse::Step::Sql { stmt, .. } = &c.step {

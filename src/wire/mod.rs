@@ -229,6 +229,14 @@ impl WireConn {
         self.out.extend_from_slice(b"S\0\0\0\x04");
     }
 
+    /// Queues CopyFail: ends a COPY FROM STDIN the client has no data for; the server answers
+    /// with an error and, after the pending Sync, ReadyForQuery.
+    pub fn queue_copy_fail(&mut self, reason: &str) {
+        let start = self.begin_msg(b'f');
+        self.push_cstr(reason);
+        self.end_msg(start);
+    }
+
     /// Queues a simple Query whose SQL text `f` renders.
     pub fn queue_query_with(&mut self, f: impl FnOnce(&mut WireBuf)) {
         let start = self.begin_msg(b'Q');

@@ -108,3 +108,14 @@ pub fn run_pgstorm(args: &[&str]) -> (i32, String) {
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     (out.status.code().unwrap_or(-1), stderr)
 }
+
+/// The warning of `code` in a run's document (fails the test, listing the warnings, if absent).
+pub fn warning<'a>(
+    doc: &'a pgstorm::report::model::RunDocument,
+    code: &str,
+) -> &'a pgstorm::report::model::Warning {
+    doc.warnings
+        .iter()
+        .find(|w| w.code == code)
+        .unwrap_or_else(|| panic!("no {code} warning in {:?}", doc.warnings))
+}

@@ -123,7 +123,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let mut shared = Shared {
         workload: workload.clone(),
         names,
-        target: target.clone(),
+        target: with_connect_timeout(target),
         session_sql: session_sql(cfg.statement_timeout),
         counters: Arc::new(PoolCounters::new()),
         stop: stop.clone(),
@@ -168,6 +168,20 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let finish = collector.finish(&clock, handles, &stop, cpu_before)?;
     Ok(finish.output(workload.names(), &shared.counters, sigfig))
 }
+
+/// The target with a connect timeout when it has none: a thread reconnects a lost client
+/// synchronously, and without a bound a host that drops packets would stall its other clients
+/// for the kernel's TCP timeout (minutes).
+fn with_connect_timeout(target: &Target) -> Target {
+    let mut t = target.clone();
+    if t.config.get_connect_timeout().is_none() {
+        t.config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    t
+}
+
+/// Connect timeout of the driver's connections when the target sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens every client's connection before the clock starts, several at a time.
 fn open_all(shared: &Shared, clients: usize) -> Result<Vec<WireConn>> {

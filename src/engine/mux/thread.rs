@@ -27,6 +27,8 @@ use crate::workload::ExecError;
 /// Longest single wait in the poll loop, so a stop request is seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Least time in-flight transactions get to finish after the stop (without a statement timeout).
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Where a client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +143,9 @@ impl Thread {
                 && (self.shared.stop.load(Ordering::Relaxed) || self.rec.disconnected())
             {
                 self.stopping = true;
-                drain_until = Some(now + self.shared.statement_timeout + Duration::from_secs(1));
+                // In-flight transactions get the statement timeout (at least DRAIN) to finish.
+                drain_until =
+                    Some(now + self.shared.statement_timeout.max(DRAIN) + Duration::from_secs(1));
             }
             if drain_until.is_some_and(|d| now >= d) {
                 break;
@@ -253,6 +257,13 @@ impl Thread {
                     script.on_reply(tx, vars, msg);
                 }
             });
+            if c.tx.take_copy_request() {
+                conn.queue_copy_fail("pgstorm scripts cannot send COPY data");
+                if let Err(e) = conn.flush() {
+                    self.lost(i, e, Instant::now());
+                    return;
+                }
+            }
             match r {
                 Ok(Some(status)) => {
                     let now = Instant::now();
@@ -308,9 +319,10 @@ impl Thread {
         }
     }
 
-    /// Advances client `i` as far as it goes without waiting for the server or a timer, but
-    /// through at most one transaction end: a client whose transactions end without waiting (a
-    /// failing or SQL-free script) yields to the others and to the stop flag between them.
+    /// Advances client `i` as far as it goes without waiting for the server or a timer. It may
+    /// end the transaction in flight and start the next one at once (as pgbench does), but a
+    /// client whose transactions end without waiting (a failing or SQL-free script) yields to
+    /// the others and to the stop flag after its second.
     fn drive(&mut self, i: usize, mut now: Instant) {
         let shared = self.shared.clone();
         let done_before = self.clients[i].done;
@@ -356,7 +368,9 @@ impl Thread {
                     c.phase = Phase::Running;
                 }
                 Phase::Sleeping => {
-                    if c.wake > now && !self.stopping {
+                    // Also when stopping: cutting a `\sleep` short would shorten the latency of
+                    // the transaction that is counted.
+                    if c.wake > now {
                         return;
                     }
                     c.phase = Phase::Running;
@@ -485,8 +499,14 @@ impl Thread {
             c.phase,
             Phase::Waiting | Phase::RollingBack | Phase::Running
         ) {
-            let class = e
-                .sqlstate()
+            // A FATAL that arrived before the close (57P01 on pg_terminate_backend or a
+            // shutdown) says why; the socket error itself has no SQLSTATE.
+            let fatal = (c.phase == Phase::Waiting)
+                .then(|| c.tx.server_sqlstate())
+                .flatten()
+                .filter(|s| crate::wire::is_connection_loss_state(s));
+            let class = fatal
+                .or(e.sqlstate())
                 .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
             let class = if class.is_connection_loss() {
                 class

@@ -199,6 +199,23 @@ impl Script {
         })
     }
 
+    /// Line of the first command that is a COPY reading from or writing to the client
+    /// (`FROM STDIN`, `TO STDOUT`): a script has no data to send, so the load refuses it.
+    pub fn copy_with_client(&self) -> Option<usize> {
+        self.compiled.commands.iter().find_map(|c| match &c.step {
+            Step::Sql { stmt, .. } => {
+                let sql = &self.compiled.statements[*stmt];
+                let upper = sql.to_ascii_uppercase();
+                (first_word(sql) == "COPY" && (upper.contains("STDIN") || upper.contains("STDOUT")))
+                    .then_some(c.line)
+            }
+            _ => None,
+        })
+    }
+
+    /// Why a COPY with the client is refused, for messages.
+    pub const COPY_REFUSED: &'static str = resume::COPY_REFUSED;
+
     /// SQL of each statement, as it is prepared.
     pub fn statements_sql(&self) -> &[String] {
         &self.compiled.statements

@@ -20,6 +20,11 @@ use crate::rng::Rng;
 use crate::wire::{Msg, WireConn, WireError};
 use crate::workload::{CommandStat, ExecError, Protocol};
 
+/// Why a COPY that reads from or writes to the client fails in a script.
+pub(super) const COPY_REFUSED: &str = "COPY ... FROM STDIN / TO STDOUT exchanges data with the \
+     client, which a script cannot do (pgbench cannot either); COPY from or to a server file, or \
+     use INSERT / SELECT";
+
 /// What the driver must do next for a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -42,12 +47,29 @@ pub struct Tx {
     error: Option<WireError>,
     /// A `\gset` value that could not be stored.
     gset_err: Option<String>,
+    /// The server asked for COPY data (CopyInResponse) and has not been refused yet.
+    copy_requested: bool,
+    /// The command was a COPY FROM STDIN, refused with CopyFail.
+    copy_refused: bool,
 }
 
 impl Tx {
     /// Back to the first command (a new transaction, or a retry).
     pub fn restart(&mut self) {
         self.pc = 0;
+    }
+
+    /// Whether the server asked for COPY data the driver must refuse (CopyFail), once.
+    pub fn take_copy_request(&mut self) -> bool {
+        let asked = std::mem::take(&mut self.copy_requested);
+        self.copy_refused |= asked;
+        asked
+    }
+
+    /// SQLSTATE of the server error the reply carried so far, if any (a FATAL before the
+    /// connection closes tells why it closed).
+    pub fn server_sqlstate(&self) -> Option<&str> {
+        self.error.as_ref().and_then(WireError::sqlstate)
     }
 }
 
@@ -130,6 +152,8 @@ impl Script {
         tx.rows = 0;
         tx.error = None;
         tx.gset_err = None;
+        tx.copy_requested = false;
+        tx.copy_refused = false;
         tx.gset_cols.clear();
         let names_of_vars = self.compiled.vars.names();
         if protocol == Protocol::Simple {
@@ -212,6 +236,8 @@ impl Script {
                     }
                 }
             }
+            // CopyInResponse / CopyBothResponse: the server waits for data a script cannot send.
+            Msg::Other(b'G' | b'W') => tx.copy_requested = true,
             Msg::Error { sqlstate, message } if tx.error.is_none() => {
                 tx.error = Some(WireError::Server {
                     sqlstate: sqlstate.to_string(),
@@ -226,6 +252,10 @@ impl Script {
     /// error or a `\gset` that got no single row is the command's failure; success moves on.
     pub fn finish_sql(&self, tx: &mut Tx) -> Result<(), ExecError> {
         let cmd = &self.compiled.commands[tx.pc];
+        if std::mem::take(&mut tx.copy_refused) {
+            tx.error = None;
+            return Err(self.fail(cmd, COPY_REFUSED));
+        }
         if let Some(e) = tx.error.take() {
             return Err(ExecError::Wire(e));
         }
