@@ -64,6 +64,11 @@ echo "server: $DSN"
 echo "-j $JOBS for both tools; $DUR s per run; $REPS repetitions per case, alternating order"
 TMPDIR="$WORK" "$PGSTORM" seed --pgbench -s "$SCALE" --dsn "$DSN" >/dev/null 2>&1
 
+# CPU time the hypervisor gave to other guests (/proc/stat "steal"), in clock ticks: on a shared
+# VM it is the usual reason two repetitions of the same command differ.
+steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+TICK=$(getconf CLK_TCK)
+
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
@@ -72,9 +77,11 @@ run_pgbench() {
     local case="$1" rep="$2"; shift 2
     local dir="$WORK/pgbench-$case-$rep"
     mkdir -p "$dir"
+    local st0; st0=$(steal_ticks)
     (cd "$dir" && /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
         pgbench -n -j "$JOBS" -T "$DUR" "$@" "$DSN" >"$dir/out" 2>"$dir/err") || {
         echo "pgbench failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
+    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import glob, re, sys
 d, case, rep = sys.argv[1:4]
@@ -95,7 +102,8 @@ if lat:
     lat.sort()
     rank = lambda q: lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.5) - 1))]
     p50, p99 = rank(0.50) / 1000, rank(0.99) / 1000
-print(case, rep, "pgbench", tps, tx, float(u) + float(s), rss, p50, p99, sep="\t")
+steal = open(f"{d}/steal_ms").read().strip()
+print(case, rep, "pgbench", tps, tx, float(u) + float(s), rss, p50, p99, steal, sep="\t")
 EOF
 }
 
@@ -104,9 +112,11 @@ run_pgstorm() {
     local case="$1" rep="$2"; shift 2
     local dir="$WORK/pgstorm-$case-$rep"
     mkdir -p "$dir"
+    local st0; st0=$(steal_ticks)
     /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
         "$PGSTORM" queries --dsn "$DSN" -T "$DUR" --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-} \
         >"$dir/out" 2>"$dir/err" || { echo "pgstorm failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
+    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import glob, json, sys
 d, case, rep = sys.argv[1:4]
@@ -114,8 +124,9 @@ doc = json.load(open(glob.glob(f"{d}/results/*/run.json")[0]))
 s = doc["load"]["summary"]
 tx = s["count"] + sum(s["errors"].values())
 u, sy, rss = open(f"{d}/rusage").read().split()[-3:]
+steal = open(f"{d}/steal_ms").read().strip()
 print(case, rep, "pgstorm", s["tps"], tx, float(u) + float(sy), rss,
-      s["latency"]["p50_ms"], s["latency"]["p99_ms"], sep="\t")
+      s["latency"]["p50_ms"], s["latency"]["p99_ms"], steal, sep="\t")
 EOF
 }
 
@@ -145,9 +156,10 @@ python3 - "$RESULTS" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 runs = {}
-for case, rep, tool, tps, tx, cpu, rss, p50, p99 in rows:
+for case, rep, tool, tps, tx, cpu, rss, p50, p99, steal in rows:
     runs.setdefault((case, rep), {})[tool] = dict(
-        tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50), p99=float(p99))
+        tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50), p99=float(p99),
+        steal=int(steal) / 1000)
 def med(case, f):
     vals = [f(r["pgstorm"], r["pgbench"]) for (c, _), r in sorted(runs.items()) if c == case]
     return statistics.median(vals) if vals else None
@@ -162,13 +174,14 @@ goals = {
                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
 }
 print()
-print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8}")
+print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
 for (case, rep), r in sorted(runs.items()):
     for tool in ("pgbench", "pgstorm"):
         x = r.get(tool)
         if x:
             print(f"{case:<8} {rep:>3} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['cpu']:>7.2f} "
-                  f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f}")
+                  f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f} "
+                  f"{x['steal']:>7.2f}")
 print()
 print(f"{'case':<8} {'measure (median over reps)':<28} {'value':>8}  goal")
 failed = 0
