@@ -3,7 +3,8 @@
 //! connection is reused (its insert never lands, the next transaction works); connections the
 //! server kills are counted as connection failures and replaced while the run goes on; an
 //! open-loop run measures a server stall from the intended start (coordinated omission); `-t`
-//! runs exactly that many transactions per client; a COPY with the client is refused before the
+//! runs exactly that many transactions per client; a server on this host leaves the load
+//! threads unpinned; a COPY with the client is refused before the
 //! run and, if a variable smuggles one in, at run time without hanging; and `-j` refuses the
 //! built-in query types.
 
@@ -199,6 +200,19 @@ fn transaction_limit_runs_exactly_that_many_per_client() {
     let q = &out.doc.load.as_ref().unwrap().queries[0];
     assert_eq!(q.count, 6 * 25);
     assert!(q.errors.is_empty(), "{:?}", q.errors);
+}
+
+#[test]
+fn a_local_server_means_unpinned_load_threads() {
+    // Pinning asked for (the CLI default), but the sandbox runs on this host: the run is not
+    // pinned and its document says so.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), "mux_pin", "one.sql", "SELECT 1;\n");
+    o.engine.pin = true;
+    o.engine.duration = None;
+    o.engine.transactions_per_client = Some(5);
+    let out = queries::run(&o).unwrap();
+    assert!(!out.doc.load.as_ref().unwrap().config.pinned);
 }
 
 #[test]

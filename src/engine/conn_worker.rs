@@ -86,7 +86,6 @@ pub(crate) struct Shared {
 }
 
 /// Longest back-off after a lost connection or a pool timeout.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// A checkout waits in slices this long so a stop is noticed promptly.
 const CHECKOUT_SLICE: Duration = Duration::from_millis(200);
 
@@ -193,7 +192,7 @@ impl ConnWorker {
             sh.tracker.publish(self.id, self.counts);
             if lost {
                 // The server (or the pool) is in trouble: back off instead of spinning.
-                self.backoff = (self.backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                self.backoff = super::worker::next_backoff(self.backoff);
                 if !self.pause(self.backoff) {
                     break;
                 }

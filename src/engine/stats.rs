@@ -273,6 +273,34 @@ impl Batch {
         }
     }
 
+    /// Counts one transaction of type `kind` that ended (success or final failure) after
+    /// `tries` tries: its schedule lag (open loop), its latency when it succeeded, its failure
+    /// class otherwise, and the retries. The one place both drivers count a transaction.
+    #[inline]
+    pub fn record_transaction(
+        &mut self,
+        kind: usize,
+        lag: Option<Duration>,
+        tries: u32,
+        outcome: Result<Duration, ErrorClass>,
+    ) {
+        if let Some(lag) = lag {
+            record(&mut self.lag, lag);
+        }
+        let ts = &mut self.types[kind];
+        if tries > 1 {
+            ts.retried += 1;
+            ts.retries += (tries - 1) as u64;
+        }
+        match outcome {
+            Ok(latency) => {
+                record(&mut ts.latency, latency);
+                ts.ok += 1;
+            }
+            Err(class) => ts.errors[class as usize] += 1,
+        }
+    }
+
     /// Clears for reuse.
     pub fn reset(&mut self) {
         for t in &mut self.types {

@@ -186,7 +186,11 @@ pub(crate) struct Worker {
     rec: Recorder,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The next wait after a lost connection or a pool timeout: doubling from 10 ms up to 1 s, so a
+/// client neither spins against a server in trouble nor sleeps long after it is back.
+pub(crate) fn next_backoff(previous: Duration) -> Duration {
+    (previous * 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
 
 impl Worker {
     pub(crate) fn new(
@@ -294,27 +298,20 @@ impl Worker {
             };
             self.rec.maybe_flush(now);
             let batch = &mut self.rec.batch;
-            if let Some(at) = intended {
-                stats::record(&mut batch.lag, t0.saturating_duration_since(at));
-            }
             stats::record(&mut batch.pool_wait, t1 - t0);
-            let ts = &mut batch.types[kind];
-            if tries > 1 {
-                ts.retried += 1;
-                ts.retries += (tries - 1) as u64;
-            }
+            batch.record_transaction(
+                kind,
+                intended.map(|at| t0.saturating_duration_since(at)),
+                tries,
+                result.map(|t2| t2 - intended.unwrap_or(t1)),
+            );
             match result {
-                Ok(t2) => {
-                    stats::record(&mut ts.latency, t2 - intended.unwrap_or(t1));
-                    ts.ok += 1;
-                    backoff = Duration::ZERO;
-                }
+                Ok(_) => backoff = Duration::ZERO,
                 Err(class) => {
-                    ts.errors[class as usize] += 1;
                     if class.is_connection_loss() || class == ErrorClass::PoolTimeout {
                         // The server (or the pool) is in trouble: back off instead of spinning,
                         // and let r2d2 replace the broken connection meanwhile.
-                        backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                        backoff = next_backoff(backoff);
                         let until = Instant::now() + backoff;
                         if !self.wait_until(until) {
                             break;

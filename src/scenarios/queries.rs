@@ -479,7 +479,7 @@ fn load_scripts(
             return Err(crate::error::usage(format!(
                 "{}:{line}: {}",
                 src.source_name,
-                Script::COPY_REFUSED
+                crate::workload::script::resume::COPY_REFUSED
             )));
         }
         if opts.protocol != Protocol::Simple {

@@ -162,7 +162,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         .open_loop(cfg.rate.is_some());
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
         (format!("pgstorm-j{tid}"), move || {
-            Thread::new(sh, rec, mine).run()
+            Thread::new(&sh, rec, mine).run(&sh)
         })
     })?;
     let finish = collector.finish(&clock, handles, &stop, cpu_before)?;

@@ -12,12 +12,11 @@
 //! transaction's start in closed loop.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use crate::engine::stats::{self, ErrorClass};
-use crate::engine::worker::{Recorder, Schedule};
+use crate::engine::stats::ErrorClass;
+use crate::engine::worker::{next_backoff, Recorder, Schedule};
 use crate::rng::Rng;
 use crate::wire::{WireConn, WireError};
 use crate::workload::script::resume::{Action, Tx};
@@ -26,7 +25,6 @@ use crate::workload::ExecError;
 
 /// Longest single wait in the poll loop, so a stop request is seen promptly.
 const MAX_WAIT: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Least time in-flight transactions get to finish after the stop (without a statement timeout).
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -77,8 +75,11 @@ struct Client {
 }
 
 /// One multiplexing thread.
+///
+/// The run's [`Shared`] is passed to each method by reference rather than kept as an `Arc`
+/// field: cloning the `Arc` to get around `&mut self` would bounce its reference count between
+/// the threads' cores on every query.
 pub(super) struct Thread {
-    shared: Arc<Shared>,
     rec: Recorder,
     clients: Vec<Client>,
     per_command: bool,
@@ -86,7 +87,7 @@ pub(super) struct Thread {
 }
 
 impl Thread {
-    pub(super) fn new(shared: Arc<Shared>, rec: Recorder, conns: Vec<(usize, WireConn)>) -> Thread {
+    pub(super) fn new(shared: &Shared, rec: Recorder, conns: Vec<(usize, WireConn)>) -> Thread {
         let now = Instant::now();
         let clients = conns
             .into_iter()
@@ -123,29 +124,26 @@ impl Thread {
             .collect();
         Thread {
             per_command: shared.workload.per_command,
-            shared,
             rec,
             clients,
             stopping: false,
         }
     }
 
-    pub(super) fn run(mut self) {
+    pub(super) fn run(mut self, shared: &Shared) {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.clients.len());
         let mut owners: Vec<usize> = Vec::with_capacity(self.clients.len());
         let mut drain_until: Option<Instant> = None;
         // Nothing starts before the run's start.
-        let wait = self.shared.start.saturating_duration_since(Instant::now());
+        let wait = shared.start.saturating_duration_since(Instant::now());
         std::thread::sleep(wait);
         loop {
             let mut now = Instant::now();
-            if !self.stopping
-                && (self.shared.stop.load(Ordering::Relaxed) || self.rec.disconnected())
-            {
+            if !self.stopping && (shared.stop.load(Ordering::Relaxed) || self.rec.disconnected()) {
                 self.stopping = true;
                 // In-flight transactions get the statement timeout (at least DRAIN) to finish.
                 drain_until =
-                    Some(now + self.shared.statement_timeout.max(DRAIN) + Duration::from_secs(1));
+                    Some(now + shared.statement_timeout.max(DRAIN) + Duration::from_secs(1));
             }
             if drain_until.is_some_and(|d| now >= d) {
                 break;
@@ -157,7 +155,7 @@ impl Thread {
                 match c.phase {
                     Phase::Idle | Phase::Sleeping | Phase::Down | Phase::Running => {
                         if c.wake <= now || self.stopping || c.phase == Phase::Running {
-                            self.drive(i, now);
+                            self.drive(shared, i, now);
                             now = Instant::now();
                         }
                         let c = &self.clients[i];
@@ -230,7 +228,7 @@ impl Thread {
                         .as_ref()
                         .is_some_and(|c| c.has_buffered_message());
                 if ready {
-                    self.on_ready(i);
+                    self.on_ready(shared, i);
                 }
             }
         }
@@ -238,8 +236,7 @@ impl Thread {
     }
 
     /// Reads what a client's socket has and advances it.
-    fn on_ready(&mut self, i: usize) {
-        let shared = self.shared.clone();
+    fn on_ready(&mut self, shared: &Shared, i: usize) {
         loop {
             let c = &mut self.clients[i];
             let Some(conn) = c.conn.as_mut() else { return };
@@ -276,14 +273,14 @@ impl Thread {
                             }
                             match r {
                                 Ok(()) => self.clients[i].phase = Phase::Running,
-                                Err(e) => self.fail(i, e, now),
+                                Err(e) => self.fail(shared, i, e, now),
                             }
-                            self.drive(i, now);
+                            self.drive(shared, i, now);
                         }
                         Phase::RollingBack => {
                             let class = self.clients[i].failure.take().unwrap_or(ErrorClass::Other);
-                            self.end_failure(i, class, now);
-                            self.drive(i, now);
+                            self.end_failure(shared, i, class, now);
+                            self.drive(shared, i, now);
                         }
                         _ => {}
                     }
@@ -323,8 +320,7 @@ impl Thread {
     /// end the transaction in flight and start the next one at once (as pgbench does), but a
     /// client whose transactions end without waiting (a failing or SQL-free script) yields to
     /// the others and to the stop flag after its second.
-    fn drive(&mut self, i: usize, mut now: Instant) {
-        let shared = self.shared.clone();
+    fn drive(&mut self, shared: &Shared, i: usize, mut now: Instant) {
         let done_before = self.clients[i].done;
         loop {
             let c = &mut self.clients[i];
@@ -395,7 +391,7 @@ impl Thread {
                                 conn,
                             );
                             if let Err(e) = queued {
-                                self.fail(i, e, now);
+                                self.fail(shared, i, e, now);
                                 continue;
                             }
                             c.answered_stat = script.stat_index(&c.tx);
@@ -416,7 +412,7 @@ impl Thread {
                         Ok(Action::Done) => {
                             self.record(i, Ok(()), now);
                         }
-                        Err(e) => self.fail(i, e, now),
+                        Err(e) => self.fail(shared, i, e, now),
                     }
                 }
                 Phase::Down => {
@@ -435,8 +431,7 @@ impl Thread {
                             now = Instant::now();
                         }
                         Err(_) => {
-                            c.backoff =
-                                (c.backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                            c.backoff = next_backoff(c.backoff);
                             c.wake = Instant::now() + c.backoff;
                             return;
                         }
@@ -449,7 +444,7 @@ impl Thread {
 
     /// A command of client `i`'s transaction failed: roll back if a block is open, then retry
     /// or count the failure. Only sets the client's state; the caller drives it on.
-    fn fail(&mut self, i: usize, e: ExecError, now: Instant) {
+    fn fail(&mut self, shared: &Shared, i: usize, e: ExecError, now: Instant) {
         let class = ErrorClass::of_exec(&e);
         if class.is_connection_loss() {
             self.record(i, Err(class), now);
@@ -459,9 +454,7 @@ impl Thread {
         let c = &mut self.clients[i];
         if c.status != b'I' {
             if let Some(conn) = c.conn.as_mut() {
-                conn.queue_query_with(|w| {
-                    let _ = std::fmt::Write::write_str(w, "ROLLBACK");
-                });
+                conn.queue_query_with(|w| w.push_bytes(b"ROLLBACK"));
                 c.failure = Some(class);
                 c.phase = Phase::RollingBack;
                 if let Err(e) = conn.flush() {
@@ -470,13 +463,12 @@ impl Thread {
                 return;
             }
         }
-        self.end_failure(i, class, now);
+        self.end_failure(shared, i, class, now);
     }
 
     /// After a failure (and its ROLLBACK): retry like pgbench (same random draws), or count it.
     /// Leaves the client Running (retry) or Idle; the caller drives it on.
-    fn end_failure(&mut self, i: usize, class: ErrorClass, now: Instant) {
-        let shared = &self.shared;
+    fn end_failure(&mut self, shared: &Shared, i: usize, class: ErrorClass, now: Instant) {
         let c = &mut self.clients[i];
         let may_retry = class.is_retryable()
             && (shared.max_tries == 0 || c.tries < shared.max_tries)
@@ -522,7 +514,7 @@ impl Thread {
         let c = &mut self.clients[i];
         c.conn = None;
         c.failure = None;
-        c.backoff = (c.backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+        c.backoff = next_backoff(c.backoff);
         c.wake = now + c.backoff;
         c.phase = if self.stopping {
             Phase::Finished
@@ -535,25 +527,14 @@ impl Thread {
     fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Instant) {
         self.rec.maybe_flush(now);
         let c = &mut self.clients[i];
-        let batch = &mut self.rec.batch;
-        if let Some(at) = c.intended {
-            stats::record(&mut batch.lag, c.started.saturating_duration_since(at));
-        }
-        let ts = &mut batch.types[c.kind];
-        if c.tries > 1 {
-            ts.retried += 1;
-            ts.retries += (c.tries - 1) as u64;
-        }
-        match outcome {
-            Ok(()) => {
-                stats::record(
-                    &mut ts.latency,
-                    now.saturating_duration_since(c.intended.unwrap_or(c.started)),
-                );
-                ts.ok += 1;
-                c.backoff = Duration::ZERO;
-            }
-            Err(class) => ts.errors[class as usize] += 1,
+        self.rec.batch.record_transaction(
+            c.kind,
+            c.intended.map(|at| c.started.saturating_duration_since(at)),
+            c.tries,
+            outcome.map(|()| now.saturating_duration_since(c.intended.unwrap_or(c.started))),
+        );
+        if outcome.is_ok() {
+            c.backoff = Duration::ZERO;
         }
         c.done += 1;
         c.tries = 0;

@@ -213,9 +213,6 @@ impl Script {
         })
     }
 
-    /// Why a COPY with the client is refused, for messages.
-    pub const COPY_REFUSED: &'static str = resume::COPY_REFUSED;
-
     /// SQL of each statement, as it is prepared.
     pub fn statements_sql(&self) -> &[String] {
         &self.compiled.statements

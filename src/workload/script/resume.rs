@@ -21,7 +21,7 @@ use crate::wire::{Msg, WireConn, WireError};
 use crate::workload::{CommandStat, ExecError, Protocol};
 
 /// Why a COPY that reads from or writes to the client fails in a script.
-pub(super) const COPY_REFUSED: &str = "COPY ... FROM STDIN / TO STDOUT exchanges data with the \
+pub const COPY_REFUSED: &str = "COPY ... FROM STDIN / TO STDOUT exchanges data with the \
      client, which a script cannot do (pgbench cannot either); COPY from or to a server file, or \
      use INSERT / SELECT";
 
