@@ -5,6 +5,11 @@
 //! temporary folder next to the final one and renamed into place; `index.csv` gets its line only
 //! after the rename, in a single append. Nothing written here contains a password (the document
 //! holds only redacted DSNs and the command line is redacted before it gets here).
+//!
+//! Nothing measured is lost: scenarios [`probe`] the results folder before they contact the
+//! server (an unwritable folder is an input error, exit 2, before any load), and a result that
+//! still cannot be written at the end goes to a fallback folder under the temp dir
+//! ([`fallback_dir`]); the error then names both folders ([`WrittenElsewhere`], exit 4).
 
 use std::fs;
 use std::io::Write;
@@ -33,10 +38,85 @@ pub fn run_id(started: chrono::DateTime<chrono::Utc>, label: &str) -> String {
     format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), clean)
 }
 
+/// Creates `results_dir` and writes, then removes, a probe file in it: run before any server
+/// contact, so a folder the result could not be written to fails the run before the load (a
+/// usage error, exit 2, naming the folder and the OS error).
+pub fn probe(results_dir: &Path) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| {
+        crate::error::usage(format!(
+            "cannot {what} the results folder {}: {e}; pass --results-dir a folder you can write to",
+            results_dir.display()
+        ))
+    };
+    fs::create_dir_all(results_dir).map_err(|e| fail("create", e))?;
+    let file = results_dir.join(format!(".pgstorm-probe-{}", std::process::id()));
+    let written = fs::File::create_new(&file).and_then(|mut f| f.write_all(b"probe"));
+    let removed = fs::remove_file(&file);
+    written.map_err(|e| fail("write to", e))?;
+    removed.map_err(|e| fail("remove a file from", e))
+}
+
+/// Where a result goes when its results folder cannot take it: `pgstorm-results` in the
+/// system's temp dir (`TMPDIR`).
+pub fn fallback_dir() -> PathBuf {
+    std::env::temp_dir().join("pgstorm-results")
+}
+
+/// A result that could not be written to its results folder and was written to the fallback
+/// folder instead (exit 4: the environment failed, the measurement is kept).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot write the result to {}: {cause}; it was written to {} instead",
+    wanted.display(),
+    written.display()
+)]
+pub struct WrittenElsewhere {
+    /// The results folder asked for.
+    pub wanted: PathBuf,
+    /// Why writing there failed (with the OS error).
+    pub cause: String,
+    /// The result folder written under [`fallback_dir`].
+    pub written: PathBuf,
+}
+
 /// Writes the document and its companion files under `results_dir/<run_id>/`, atomically, and
 /// appends to `results_dir/index.csv`. Returns the folder. The run_id is made unique by a suffix
-/// if a folder of that name exists.
+/// if a folder of that name exists. When the folder cannot be written, writes it under
+/// [`fallback_dir`] (without an index line), prints where, and fails with [`WrittenElsewhere`].
 pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> Result<PathBuf> {
+    let err = match write_folder(results_dir, doc, extra) {
+        Ok(dir) => {
+            append_index(results_dir, doc)
+                .with_context(|| format!("the result itself is in {}", dir.display()))?;
+            return Ok(dir);
+        }
+        Err(e) => e,
+    };
+    let fallback = fallback_dir();
+    match write_folder(&fallback, doc, extra) {
+        Ok(written) => {
+            eprintln!(
+                "pgstorm: cannot write the result to {}; written to {} instead",
+                results_dir.display(),
+                written.display()
+            );
+            Err(WrittenElsewhere {
+                wanted: results_dir.to_path_buf(),
+                cause: format!("{err:#}"),
+                written,
+            }
+            .into())
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot write the result to {}: {err:#}; nor to the fallback folder {}: {e:#}",
+            results_dir.display(),
+            fallback.display()
+        )),
+    }
+}
+
+/// Writes the result folder under `results_dir` (no index line, no fallback); returns it.
+fn write_folder(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> Result<PathBuf> {
     fs::create_dir_all(results_dir).with_context(|| {
         format!(
             "cannot create the results folder {}; pass --results-dir to a writable folder",
@@ -64,7 +144,6 @@ pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> 
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    append_index(results_dir, doc)?;
     Ok(final_dir)
 }
 

@@ -157,6 +157,7 @@ fn known_types() -> Vec<&'static str> {
 /// Runs the scenario on a new session.
 pub fn run(opts: &ConnectionsOptions) -> Result<Outcome> {
     validate(opts)?;
+    crate::report::archive::probe(&opts.archive.results_dir)?;
     let mut session = Session::open(&opts.target)?;
     run_on(&mut session, opts)
 }

@@ -170,6 +170,7 @@ pub struct LoadOverrides {
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
 pub fn run(opts: &SuiteOptions) -> Result<i32> {
+    crate::report::archive::probe(&opts.archive.results_dir)?;
     let mut session = Session::open(&opts.target)?;
     let mut q = opts.profile.queries(
         opts.target.clone(),

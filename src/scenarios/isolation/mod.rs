@@ -104,6 +104,7 @@ pub fn validate(opts: &IsolationOptions) -> Result<()> {
 /// Runs the scenario on a new session and archives it.
 pub fn run(opts: &IsolationOptions) -> Result<Outcome> {
     validate(opts)?;
+    archive::probe(&opts.archive.results_dir)?;
     let mut session = Session::open(&opts.target)?;
     run_on(&mut session, opts)
 }
