@@ -350,6 +350,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     e.seed = a.seed;
     e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
     e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    e.lost_grace = parse_duration("--lost-grace", &a.lost_grace)?;
     e.max_tries = a.max_tries;
     if a.max_tries == 0 && a.transactions.is_some() {
         return Err(error::usage(
@@ -463,6 +464,7 @@ pub fn sweep_options(
     e.seed = a.seed;
     e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
     e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
+    e.lost_grace = parse_duration("--lost-grace", &a.lost_grace)?;
     Ok(o)
 }
 

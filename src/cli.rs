@@ -174,6 +174,10 @@ pub struct QueriesArgs {
     /// pool checkout timeout, e.g. 30s (default 30s)
     #[argh(option, default = "String::from(\"30s\")")]
     pub checkout_timeout: String,
+    /// end the run as lost (exit 3) when no connection is open and reconnects keep failing
+    /// this long, e.g. 5s (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    pub lost_grace: String,
     /// time-series interval, e.g. 1s (default 1s)
     #[argh(option, default = "String::from(\"1s\")")]
     pub interval: String,
@@ -486,6 +490,10 @@ pub struct SweepArgs {
     /// pool checkout timeout, e.g. 30s (default 30s)
     #[argh(option, default = "String::from(\"30s\")")]
     pub checkout_timeout: String,
+    /// end the run as lost (exit 3) when no connection is open and reconnects keep failing
+    /// this long, e.g. 5s (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    pub lost_grace: String,
     /// print a progress line every N seconds
     #[argh(option, short = 'P')]
     pub progress: Option<u64>,

@@ -8,12 +8,18 @@
 //! `spawn_load_threads`): one thread per client checking connections out of the r2d2 pool
 //! ([`worker`]), or `-j` threads each serving several clients' connections without blocking
 //! ([`mux`], pgbench scripts). It knows nothing of scenarios, reports or the CLI.
+//!
+//! How a run ends is decided in one place, `Collector::finish`, for both drivers: the duration
+//! (or every load thread done with `-t`), Ctrl-C, a lost target ([`lost`]: no connection open
+//! and reconnects failing for the grace period), or a load thread that panicked. Every load
+//! thread's join result is checked, and a panic's message is part of the output, never dropped.
 
 pub mod collector;
 pub mod conn_monitor;
 pub mod conn_worker;
 pub mod connections;
 pub mod gated_pool;
+pub mod lost;
 pub mod mux;
 pub mod pool;
 pub mod stats;
@@ -28,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 pub use collector::{IntervalRecord, LogEntry};
+pub use lost::TargetLost;
 use stats::{Hist, TypeStats};
 pub use worker::Arrival;
 
@@ -67,6 +74,9 @@ pub struct EngineConfig {
     /// Tries per transaction on serialization and deadlock failures, like pgbench's
     /// `--max-tries` (1: no retry; 0: retry until the run ends).
     pub max_tries: u32,
+    /// How long no load connection may be open, with reconnects failing, before the run ends
+    /// as lost ([`lost`]).
+    pub lost_grace: Duration,
 }
 
 /// Raw measurements of one load run.
@@ -101,6 +111,10 @@ pub struct EngineOutput {
     pub wall: Duration,
     /// Whether Ctrl-C stopped the run early.
     pub interrupted: bool,
+    /// When and why the target was lost, if it was (the run then ended early).
+    pub target_lost: Option<TargetLost>,
+    /// Panic messages of load threads that panicked (the run then ended early).
+    pub panics: Vec<String>,
     /// Client CPU time (user, system) during the load.
     pub cpu: (Duration, Duration),
     /// Histogram precision of the workers.
@@ -178,7 +192,6 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         workload.clone(),
         &pool::PoolSettings {
             size: cfg.clients.max(1),
-            checkout_timeout: cfg.checkout_timeout,
             statement_timeout: cfg.statement_timeout,
             ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
         },
@@ -188,6 +201,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(worker::Shared {
         pool: pool.pool.clone(),
+        checkout_timeout: cfg.checkout_timeout,
         workload: workload.clone(),
         stop: stop.clone(),
         start: clock.start,
@@ -211,7 +225,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         );
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
-    let finish = collector.finish(&clock, handles, &stop, cpu_before)?;
+    let finish = collector.finish(&clock, handles, &stop, &pool.counters, cpu_before)?;
     // Read after the run: r2d2 replaces broken connections while it goes on.
     Ok(finish.output(workload.names(), &pool.counters, sigfig))
 }
@@ -267,6 +281,7 @@ pub(crate) struct RunClock {
     pub warmup: Duration,
     pub warmup_intervals: u32,
     pub started_at: SystemTime,
+    pub lost_grace: Duration,
 }
 
 impl RunClock {
@@ -284,6 +299,7 @@ impl RunClock {
             warmup,
             warmup_intervals,
             started_at: SystemTime::now() + start.saturating_duration_since(Instant::now()),
+            lost_grace: cfg.lost_grace,
         }
     }
 }
@@ -303,6 +319,8 @@ pub(crate) struct Finished {
     measured: Duration,
     wall: Duration,
     interrupted: bool,
+    target_lost: Option<TargetLost>,
+    panics: Vec<String>,
     cpu: (Duration, Duration),
 }
 
@@ -349,55 +367,103 @@ impl Collector {
         })
     }
 
-    /// Waits for the end of the run (duration, Ctrl-C, or every load thread done with `-t`),
-    /// stops the load threads, and collects.
+    /// Waits for the end of the run (duration, Ctrl-C, every load thread done with `-t`, the
+    /// target lost according to the driver's connection `counters`, or a load thread that
+    /// panicked), stops the load threads, joins every one of them, and collects.
     pub(crate) fn finish(
         self,
         clock: &RunClock,
         handles: Vec<std::thread::JoinHandle<()>>,
         stop: &AtomicBool,
+        counters: &pool::PoolCounters,
         cpu_before: (Duration, Duration),
     ) -> Result<Finished> {
         drop(self.tx);
+        let mut handles: Vec<Option<std::thread::JoinHandle<()>>> =
+            handles.into_iter().map(Some).collect();
+        let mut panics = Vec::new();
+        let mut watch = lost::LostWatch::new(clock.lost_grace);
+        let mut lost_at = None;
         let mut interrupted = false;
         loop {
             if crate::interrupt::requested() {
                 interrupted = true;
                 break;
             }
-            if handles.iter().all(|h| h.is_finished()) {
+            // Threads that ended are joined now, so a panic ends the run at once.
+            for slot in handles
+                .iter_mut()
+                .filter(|h| h.as_ref().is_some_and(|h| h.is_finished()))
+            {
+                panics.extend(join_load_thread(slot.take()));
+            }
+            if !panics.is_empty() || handles.iter().all(Option::is_none) {
                 break;
             }
-            if clock.end.is_some_and(|end| Instant::now() >= end) {
+            let now = Instant::now();
+            if clock.end.is_some_and(|end| now >= end) {
+                break;
+            }
+            if let Some(at) = watch.observe(now, lost::Reading::of(counters)) {
+                lost_at = Some(at);
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let stopped_at = Instant::now();
         stop.store(true, Ordering::SeqCst);
-        for h in handles {
-            let _ = h.join();
+        for slot in &mut handles {
+            panics.extend(join_load_thread(slot.take()));
         }
         let cpu_after = crate::proc_stats::cpu_time();
-        let collected = self
-            .handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("the collector thread panicked"))?;
+        let collected = self.handle.join().map_err(|p| {
+            anyhow::anyhow!("the collector thread panicked: {}", panic_message(&*p))
+        })?;
+        let target_lost = lost_at.map(|at| TargetLost {
+            at: at.saturating_duration_since(clock.start),
+            reason: counters.last_error.lock().as_ref().map_or_else(
+                || "no connection could be opened".to_string(),
+                |(_, m)| m.clone(),
+            ),
+        });
+        // Rates cover the time the target served the run: up to the end, or to its loss.
+        let measured_end = stopped_at
+            .min(clock.end.unwrap_or(stopped_at))
+            .min(lost_at.unwrap_or(stopped_at));
         Ok(Finished {
             collected,
             clock_warmup: clock.warmup,
             started_at: clock.started_at,
-            measured: stopped_at
-                .min(clock.end.unwrap_or(stopped_at))
-                .saturating_duration_since(clock.start + clock.warmup),
+            measured: measured_end.saturating_duration_since(clock.start + clock.warmup),
             wall: stopped_at.saturating_duration_since(clock.start),
             interrupted,
+            target_lost,
+            panics,
             cpu: (
                 cpu_after.0.saturating_sub(cpu_before.0),
                 cpu_after.1.saturating_sub(cpu_before.1),
             ),
         })
     }
+}
+
+/// Joins a load thread (if not joined yet); the message of its panic, if it panicked, prefixed
+/// with the thread's name.
+fn join_load_thread(handle: Option<std::thread::JoinHandle<()>>) -> Option<String> {
+    let h = handle?;
+    let name = h.thread().name().unwrap_or("load thread").to_string();
+    h.join()
+        .err()
+        .map(|p| format!("{name}: {}", panic_message(&*p)))
+}
+
+/// The text of a panic payload (`panic!` with a literal or with formatting).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 impl Finished {
@@ -428,6 +494,8 @@ impl Finished {
             warmup: self.clock_warmup,
             wall: self.wall,
             interrupted: self.interrupted,
+            target_lost: self.target_lost,
+            panics: self.panics,
             cpu: self.cpu,
             worker_sigfig,
         }

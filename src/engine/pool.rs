@@ -5,8 +5,11 @@
 //! checkout (an extra round trip per query), no idle timeout or max lifetime (they would recycle
 //! connections mid-run), enough connector threads to open hundreds of connections quickly, and a
 //! non-blocking `build_unchecked` followed by an explicit, bounded wait for the connections.
+//!
+//! [`PoolCounters`] are the driver-neutral record of connections opened, closed and failed that
+//! the engine's lost-target watch reads ([`super::lost`]); the `-j` driver keeps the same ones.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,8 @@ pub struct PoolCounters {
     pub opened: AtomicU64,
     /// Connection attempts that failed.
     pub failed: AtomicU64,
+    /// Connections closed or found broken and dropped (opened − closed are open now).
+    pub closed: AtomicU64,
     /// The last connect error, redacted and on one line.
     pub last_error: Mutex<Option<(ErrorClass, String)>>,
 }
@@ -40,6 +45,7 @@ impl PoolCounters {
             connect: Mutex::new(stats::new_hist(3)),
             opened: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
     }
@@ -95,13 +101,52 @@ impl r2d2::HandleError<postgres::Error> for QuietErrors {
     fn handle_error(&self, _error: postgres::Error) {}
 }
 
+/// Counts the connections r2d2 drops (found broken at checkin) into [`PoolCounters::closed`].
+struct CountReleases(Arc<PoolCounters>);
+impl std::fmt::Debug for CountReleases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountReleases")
+    }
+}
+impl r2d2::HandleEvent for CountReleases {
+    fn handle_release(&self, _event: r2d2::event::ReleaseEvent) {
+        self.0.closed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Longest wait between r2d2's attempts to reopen a lost connection. r2d2 doubles the wait
+/// after each failed attempt up to half its `connection_timeout`, so that timeout is set to
+/// twice this: a server back from a restart is reconnected within a second (well inside the
+/// lost-target grace), not after up to half the checkout timeout. Checkouts carry their own
+/// timeout ([`checkout`]).
+const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// A checkout waits in slices this long, so a stopped run is noticed promptly.
+const CHECKOUT_SLICE: Duration = Duration::from_millis(100);
+
+/// Checks a connection out of `pool`, waiting up to `timeout`, or until `stop` is set.
+pub(crate) fn checkout(
+    pool: &r2d2::Pool<ConnManager>,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Option<r2d2::PooledConnection<ConnManager>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Ok(c) = pool.get_timeout(left.min(CHECKOUT_SLICE)) {
+            return Some(c);
+        }
+    }
+}
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     /// Connections kept open (= max size = min idle).
     pub size: u32,
-    /// How long `get()` may wait for a free connection.
-    pub checkout_timeout: Duration,
     /// `statement_timeout` set on every connection.
     pub statement_timeout: Duration,
     /// How long to wait for all connections at start-up.
@@ -142,9 +187,10 @@ impl Pool {
             .test_on_check_out(false)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connection_timeout(settings.checkout_timeout)
+            .connection_timeout(RECONNECT_MAX_WAIT * 2)
             .thread_pool(Arc::new(ScheduledThreadPool::new(connector_threads)))
             .error_handler(Box::new(QuietErrors))
+            .event_handler(Box::new(CountReleases(counters.clone())))
             .build_unchecked(manager);
         let deadline = Instant::now() + settings.ready_timeout;
         loop {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::pool::ConnManager;
+use super::pool::{self, ConnManager};
 use super::stats::{self, Batch, ErrorClass};
 use crate::rng::Rng;
 use crate::workload::Workload;
@@ -66,6 +66,8 @@ impl Schedule {
 /// Everything a worker shares with the engine.
 pub(crate) struct Shared {
     pub pool: r2d2::Pool<ConnManager>,
+    /// How long a checkout may wait for a connection.
+    pub checkout_timeout: Duration,
     pub workload: Arc<Workload>,
     pub stop: Arc<AtomicBool>,
     pub start: Instant,
@@ -260,11 +262,15 @@ impl Worker {
             };
             let kind = shared.workload.pick(&mut rng);
             let t0 = Instant::now();
-            let checkout = shared.pool.get();
+            let checkout = pool::checkout(&shared.pool, shared.checkout_timeout, &shared.stop);
             let t1 = Instant::now();
+            if checkout.is_none() && self.stopped() {
+                // The run ended while this worker waited: nothing was attempted.
+                break;
+            }
             let mut tries: u32 = 0;
             let result = match checkout {
-                Ok(mut conn) => {
+                Some(mut conn) => {
                     // pgbench retries with the same random draws: restore the stream each try.
                     let saved = rng.clone();
                     let r = loop {
@@ -290,7 +296,7 @@ impl Worker {
                     drop(conn);
                     r.map(|()| t2)
                 }
-                Err(_) => Err(ErrorClass::PoolTimeout),
+                None => Err(ErrorClass::PoolTimeout),
             };
             let now = match result {
                 Ok(t2) => t2,

@@ -39,6 +39,14 @@ pub struct RunDocument {
     pub finished_at: String,
     /// True when Ctrl-C stopped the run early: the figures cover only the part that ran.
     pub interrupted: bool,
+    /// Set when the target was lost mid-run (no load connection open and reconnects failing
+    /// for the grace period): the run ended there, and its rates cover the time before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_lost_at: Option<TargetLostAt>,
+    /// Panic messages of load threads that panicked: the run ended early and its figures are
+    /// not to be trusted (pgstorm exits 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_thread_panics: Vec<String>,
     /// The load machine.
     pub host: HostInfo,
     /// The server under test.
@@ -71,6 +79,19 @@ pub struct RunDocument {
     /// When this result merges runs made at the same time on several load machines: the runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedRun>>,
+}
+
+/// When and why a run lost its target.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TargetLostAt {
+    /// When the last load connection closed, seconds since the load started (warmup included).
+    pub seconds: f64,
+    /// The same moment (RFC 3339, UTC).
+    pub time: String,
+    /// The last connection failure: the server's message and SQLSTATE, or the OS error.
+    pub reason: String,
+    /// How long reconnects kept failing with no connection open before the run ended (s).
+    pub grace_s: f64,
 }
 
 /// One load machine's run inside a merged result.
@@ -155,6 +176,10 @@ pub struct LoadResult {
     pub schedule_lag: Option<LatencySummary>,
     /// Per-interval time series (warmup intervals included, flagged).
     pub timeseries: Vec<IntervalPoint>,
+    /// Measured time the rates are computed over (s, warmup excluded): the requested duration,
+    /// or less when the run was interrupted or lost its target.
+    #[serde(default)]
+    pub measured_s: f64,
     /// What the client itself cost.
     pub client: ClientCost,
     /// Server-side transaction counters over the load, to cross-check the client's count.
@@ -222,7 +247,7 @@ pub struct QueryResult {
     pub count: u64,
     /// Failed executions by class (serialization, deadlock, statement_timeout, ...).
     pub errors: BTreeMap<String, u64>,
-    /// Successful executions per second of measured time.
+    /// Successful executions per second of measured time (`LoadResult::measured_s`).
     pub tps: f64,
     /// Latency of successful executions.
     pub latency: LatencySummary,

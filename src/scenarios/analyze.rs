@@ -26,6 +26,7 @@ pub struct AnalyzeOptions {
 
 /// Runs a new session's load with the advisor around it.
 pub fn run(opts: &AnalyzeOptions) -> Result<Outcome> {
+    crate::report::archive::probe(&opts.queries.archive.results_dir)?;
     let mut session = Session::open(&opts.queries.target)?;
     run_on(&mut session, opts, "analyze")
 }
@@ -57,7 +58,7 @@ pub fn run_with(
     })?;
     let mut m = queries::measure(session, &opts.queries)?;
     m.doc.scenario = scenario.to_string();
-    if !m.interrupted {
+    if m.complete() {
         eprintln!("pgstorm: analyzing statistics and plans of the workload");
         match analysis::finish(&mut session.admin, before, &m.doc) {
             Ok(a) => m.doc.analysis = Some(a),
@@ -71,7 +72,7 @@ pub fn run_with(
             }),
         }
     }
-    if !m.interrupted {
+    if m.complete() {
         extra(session, &mut m)?;
     }
     if let Some(t) = &opts.criteria {

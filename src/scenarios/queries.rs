@@ -1,9 +1,11 @@
 //! `pgstorm queries`: latency and throughput of each query type under load, closed loop or at a
 //! fixed rate, archived as a result folder.
 //!
-//! Invariants: preflight refuses a run the server cannot hold before any worker connects; the
-//! server's own transaction counters are read around the load and stored beside the client's
-//! count; an interrupted run still writes its (flagged) result, then reports exit 130.
+//! Invariants: the results folder is proven writable before the server is contacted; preflight
+//! refuses a run the server cannot hold before any worker connects; the server's own
+//! transaction counters are read around the load and stored beside the client's count; a run
+//! cut short still writes its (flagged) result first, then reports its exit code: 4 when a
+//! load thread panicked, 3 when the target was lost, 130 when interrupted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use crate::monitor::model::Window;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
     ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry,
-    PoolResult, QueryResult, RunDocument, ServerCheck,
+    PoolResult, QueryResult, RunDocument, ServerCheck, TargetLostAt,
 };
 use crate::report::{archive, hlog, latency_summary};
 use crate::workload::script::{Predefined, Script, ScriptSource};
@@ -101,6 +103,7 @@ impl Default for QueriesOptions {
                 checkout_timeout: Duration::from_secs(30),
                 statement_timeout: Duration::from_secs(5),
                 max_tries: 1,
+                lost_grace: engine::lost::DEFAULT_GRACE,
             },
             print_summary: true,
             scripts: Vec::new(),
@@ -115,6 +118,7 @@ impl Default for QueriesOptions {
 
 /// Runs the scenario on a new session.
 pub fn run(opts: &QueriesOptions) -> Result<Outcome> {
+    archive::probe(&opts.archive.results_dir)?;
     let mut session = Session::open(&opts.target)?;
     run_on(&mut session, opts)
 }
@@ -122,6 +126,7 @@ pub fn run(opts: &QueriesOptions) -> Result<Outcome> {
 /// Runs the scenario `repeat` times on one session, one result folder each; with more than one
 /// run, also writes a set folder naming them (what `compare` takes as samples).
 pub fn run_repeated(opts: &QueriesOptions, repeat: u32) -> Result<(Vec<Outcome>, Option<PathBuf>)> {
+    archive::probe(&opts.archive.results_dir)?;
     let mut session = Session::open(&opts.target)?;
     repeat_on(&mut session, opts, repeat)
 }
@@ -157,7 +162,7 @@ pub fn repeat_with(
             o.start_at = None;
         }
         let mut m = measure(session, &o)?;
-        if !m.interrupted {
+        if m.complete() {
             extend(session, i, &mut m)?;
         }
         outcomes.push(archive_and_print(m, &o)?);
@@ -215,6 +220,16 @@ pub struct Measured {
     pub log: Vec<u8>,
     /// Ctrl-C stopped the load early.
     pub interrupted: bool,
+}
+
+impl Measured {
+    /// Whether the load ran its course: not interrupted, target not lost, no load thread
+    /// panicked. Later steps that need the server (advisor, isolation checks) run only then.
+    pub fn complete(&self) -> bool {
+        !self.interrupted
+            && self.doc.target_lost_at.is_none()
+            && self.doc.load_thread_panics.is_empty()
+    }
 }
 
 /// Runs the load and builds its document, without archiving it.
@@ -302,8 +317,25 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     entries.extend(load_scripts(session, opts)?);
     let mut workload = Workload::new(entries, opts.protocol, data)?;
     workload.per_command = opts.per_command;
-    let workload = Arc::new(workload);
+    let mut m = measure_workload(session, opts, Arc::new(workload))?;
+    m.doc.dataset = marker.map(|marker| DatasetInfo {
+        scale: marker.scale,
+        seed: marker.seed,
+        partners: marker.partners,
+        orders: marker.orders,
+        lines: marker.lines,
+    });
+    Ok(m)
+}
 
+/// Runs the load of a ready `workload` (its tables in place, its options checked) and builds
+/// its document, without archiving it; [`measure`] is this after validating the options and
+/// making the workload.
+pub fn measure_workload(
+    session: &mut Session,
+    opts: &QueriesOptions,
+    workload: Arc<Workload>,
+) -> Result<Measured> {
     if let Some(at) = opts.start_at {
         wait_until(at)?;
     }
@@ -341,13 +373,6 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
         started,
         host,
     );
-    doc.dataset = marker.map(|marker| DatasetInfo {
-        scale: marker.scale,
-        seed: marker.seed,
-        partners: marker.partners,
-        orders: marker.orders,
-        lines: marker.lines,
-    });
     let mut load = load_result(&out, &workload, opts, doc.host.cpus);
     if let (Some(b), Some(a)) = (before, after) {
         let client = out.transactions_attempted();
@@ -364,6 +389,16 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
         });
     }
     doc.interrupted = out.interrupted;
+    doc.target_lost_at = out.target_lost.as_ref().map(|l| {
+        let time: chrono::DateTime<chrono::Utc> = (out.started_at + l.at).into();
+        TargetLostAt {
+            seconds: l.at.as_secs_f64(),
+            time: time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            reason: l.reason.clone(),
+            grace_s: opts.engine.lost_grace.as_secs_f64(),
+        }
+    });
+    doc.load_thread_panics = out.panics.clone();
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.monitoring = monitoring;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
@@ -377,6 +412,26 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
                 ),
             });
         }
+    }
+    if let Some(l) = &doc.target_lost_at {
+        doc.warnings.push(crate::report::model::Warning {
+            code: "target_lost".into(),
+            message: format!(
+                "the target was lost {:.1} s into the run (no load connection open, reconnects \
+                 failing for {:.0} s; last failure: {}): the run ended there and its rates cover \
+                 the {:.1} s measured before",
+                l.seconds, l.grace_s, l.reason, load.measured_s
+            ),
+        });
+    }
+    for p in &doc.load_thread_panics {
+        doc.warnings.push(crate::report::model::Warning {
+            code: "load_thread_panicked".into(),
+            message: format!(
+                "a load thread panicked ({p}): the run ended there and its figures are not to be \
+                 trusted; please report it as a bug"
+            ),
+        });
     }
     doc.load = Some(load);
 
@@ -403,8 +458,9 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     })
 }
 
-/// Archives a measured document, prints its summary when asked, and reports an interruption
-/// (exit 130) after the result is written.
+/// Archives a measured document, prints its summary when asked, and after the result is
+/// written reports a run cut short: a load thread's panic (exit 4), a lost target (exit 3), an
+/// interruption (exit 130).
 pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> {
     let Measured {
         mut doc,
@@ -419,6 +475,24 @@ pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> 
     if opts.print_summary {
         print!("{}", crate::report::summary::render(&doc));
         println!("result: {}", dir.display());
+    }
+    if let Some(p) = doc.load_thread_panics.first() {
+        return Err(anyhow::anyhow!(
+            "a load thread panicked ({p}); the result up to then is in {}; please report this \
+             as a bug",
+            dir.display()
+        ));
+    }
+    if let Some(l) = &doc.target_lost_at {
+        return Err(crate::error::target(format!(
+            "lost the target {} {:.1} s into the run: {}; no connection could be opened for \
+             {:.0} s; the result up to then is in {}",
+            doc.target.dsn,
+            l.seconds,
+            l.reason,
+            l.grace_s,
+            dir.display()
+        )));
     }
     if interrupted {
         return Err(crate::interrupt::error());
@@ -646,6 +720,7 @@ pub fn load_result(
         },
         schedule_lag: cfg.rate.map(|_| latency_summary(&out.lag)),
         timeseries,
+        measured_s: secs,
         client: ClientCost {
             cpu_user_s: out.cpu.0.as_secs_f64(),
             cpu_system_s: out.cpu.1.as_secs_f64(),

@@ -136,6 +136,8 @@ impl Session {
             started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             finished_at: String::new(),
             interrupted: false,
+            target_lost_at: None,
+            load_thread_panics: Vec::new(),
             host,
             target: TargetInfo {
                 dsn: self.target.display.clone(),

@@ -122,6 +122,7 @@ pub fn slo_spec(s: &Slo) -> SloSpec {
 
 /// Runs the sweep on a new session.
 pub fn run(opts: &SweepOptions) -> Result<Outcome> {
+    archive::probe(&opts.archive.results_dir)?;
     let mut session = Session::open(&opts.target)?;
     run_on(&mut session, opts)
 }
@@ -149,6 +150,20 @@ impl Bench<'_> {
         q.engine.clients = clients;
         q.engine.rate = rate;
         let out = engine::run(&self.session.target, self.workload.clone(), &q.engine)?;
+        // A level cut short by a panic or a lost target measured nothing to model.
+        if let Some(p) = out.panics.first() {
+            return Err(anyhow::anyhow!(
+                "a load thread panicked ({p}); please report this as a bug"
+            ));
+        }
+        if let Some(l) = &out.target_lost {
+            return Err(crate::error::target(format!(
+                "lost the target {} {:.1} s into the load at {clients} clients: {}",
+                self.session.target.display,
+                l.at.as_secs_f64(),
+                l.reason
+            )));
+        }
         let _ = self.session.wait_pool_gone(Duration::from_secs(5));
         Ok((out, q))
     }

@@ -165,7 +165,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
             Thread::new(&sh, rec, mine).run(&sh)
         })
     })?;
-    let finish = collector.finish(&clock, handles, &stop, cpu_before)?;
+    let finish = collector.finish(&clock, handles, &stop, &shared.counters, cpu_before)?;
     Ok(finish.output(workload.names(), &shared.counters, sigfig))
 }
 

@@ -12,9 +12,11 @@
 //! transaction's start in closed loop.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use crate::engine::pool::PoolCounters;
 use crate::engine::stats::ErrorClass;
 use crate::engine::worker::{next_backoff, Recorder, Schedule};
 use crate::rng::Rng;
@@ -81,6 +83,9 @@ struct Client {
 /// the threads' cores on every query.
 pub(super) struct Thread {
     rec: Recorder,
+    /// The run's connection counters (a lost connection is counted as closed), held here so a
+    /// loss costs no reference-count traffic.
+    counters: Arc<PoolCounters>,
     clients: Vec<Client>,
     per_command: bool,
     stopping: bool,
@@ -123,6 +128,7 @@ impl Thread {
             })
             .collect();
         Thread {
+            counters: shared.counters.clone(),
             per_command: shared.workload.per_command,
             rec,
             clients,
@@ -512,7 +518,9 @@ impl Thread {
 
     fn drop_connection(&mut self, i: usize, now: Instant) {
         let c = &mut self.clients[i];
-        c.conn = None;
+        if c.conn.take().is_some() {
+            self.counters.closed.fetch_add(1, Ordering::Relaxed);
+        }
         c.failure = None;
         c.backoff = next_backoff(c.backoff);
         c.wake = now + c.backoff;
