@@ -4,15 +4,17 @@
 //! Invariant: all input is validated (durations, protocol, mix, profile) before a server is
 //! contacted, and every error reaching the user is one line with its exit code (see `error`).
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::args::{Count, Rate, Secs, Span};
+
 use crate::cli::{self, Command};
 use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
-use crate::monitor::host_sampler::MIN_INTERVAL;
 use crate::monitor::model::Thresholds;
 use crate::monitor::MonitorConfig;
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
@@ -21,54 +23,143 @@ use crate::workload::builtin;
 use crate::workload::script::{Predefined, Script, ScriptSource};
 
 /// Parses `args` (without the program name), runs, and returns the process exit code.
-pub fn main(args: &[String]) -> i32 {
+pub fn main<S: AsRef<OsStr>>(args: &[S]) -> i32 {
+    let args = match utf8_args(args) {
+        Ok(a) => a,
+        Err(e) => return report(&e),
+    };
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let cli = match <cli::Cli as argh::FromArgs>::from_args(&["pgstorm"], &strs) {
-        Ok(c) => c,
-        Err(early) => {
-            return match early.status {
-                Ok(()) => {
-                    println!("{}", early.output);
-                    0
-                }
-                Err(()) => {
-                    eprintln!("{}", early.output.trim_end());
-                    eprintln!("Run pgstorm help for usage.");
-                    ExitKind::Usage.code()
-                }
-            };
+    let plan = match plan(&strs) {
+        Ok(Plan::Help(text)) => {
+            println!("{text}");
+            return 0;
         }
+        Ok(p) => p,
+        Err(e) => return report(&e),
     };
     crate::interrupt::install();
-    let mut command = vec!["pgstorm".to_string()];
-    command.extend(args.iter().cloned());
-    match dispatch(cli.command, &command) {
+    match execute(plan) {
         Ok(code) => code,
-        Err(e) => {
-            let kind = error::exit_kind(&e);
-            if kind != ExitKind::Interrupted {
-                // `{:#}` prints the chain on one line: "context: cause".
-                eprintln!("pgstorm: error: {e:#}");
-            }
-            kind.code()
-        }
+        Err(e) => report(&e),
     }
 }
 
-fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
-    match command {
-        Command::Queries(a) => {
-            let opts = queries_options(&a, argv)?;
-            queries::run_repeated(&opts, a.repeat)?;
+/// Prints `e` as one line (unless the user interrupted) and returns its exit code.
+fn report(e: &anyhow::Error) -> i32 {
+    let kind = error::exit_kind(e);
+    if kind != ExitKind::Interrupted {
+        // `{:#}` prints the chain on one line: "context: cause".
+        eprintln!("pgstorm: error: {e:#}");
+    }
+    kind.code()
+}
+
+/// The arguments as text; one that is not UTF-8 is a usage error naming its position.
+fn utf8_args<S: AsRef<OsStr>>(args: &[S]) -> Result<Vec<String>> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = a.as_ref();
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                error::usage(format!(
+                    "argument {} ({:?}) is not valid UTF-8; pgstorm takes flags, names and paths \
+                     as UTF-8 text",
+                    i + 1,
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A command line, validated: what to run, with every option checked and in range.
+// Built once per process: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Plan {
+    /// `--help` or `help`: the text to print.
+    Help(String),
+    /// `pgstorm queries`, run this many times.
+    Queries(QueriesOptions, u32),
+    /// `pgstorm connections`.
+    Connections(crate::scenarios::connections::ConnectionsOptions),
+    /// `pgstorm isolation`.
+    Isolation(crate::scenarios::isolation::IsolationOptions),
+    /// `pgstorm run`.
+    Suite(crate::scenarios::suite::SuiteOptions),
+    /// `pgstorm analyze`.
+    Analyze(crate::scenarios::analyze::AnalyzeOptions),
+    /// `pgstorm sweep`.
+    Sweep(crate::scenarios::sweep::SweepOptions),
+    /// `pgstorm seed`.
+    Seed(cli::SeedArgs),
+    /// `pgstorm clean`.
+    Clean(cli::CleanArgs),
+    /// `pgstorm sandbox`.
+    Sandbox(cli::SandboxArgs),
+    /// `pgstorm schema`.
+    Schema,
+    /// `pgstorm compare` (its thresholds are checked before any folder is read).
+    Compare(cli::CompareArgs),
+    /// `pgstorm report`.
+    Report(cli::ReportArgs),
+    /// `pgstorm list`.
+    List(cli::ListArgs),
+    /// `pgstorm merge`, with the command line for the merged document.
+    Merge(cli::MergeArgs, Vec<String>),
+}
+
+/// Parses and validates `args` (without the program name) into a [`Plan`] without contacting
+/// any server: every input error surfaces here, as a usage error (exit 2).
+pub fn plan(args: &[&str]) -> Result<Plan> {
+    let cli = match <cli::Cli as argh::FromArgs>::from_args(&["pgstorm"], args) {
+        Ok(c) => c,
+        Err(early) => {
+            return match early.status {
+                Ok(()) => Ok(Plan::Help(early.output)),
+                Err(()) => Err(error::usage(format!(
+                    "{}; run pgstorm help for usage",
+                    early
+                        .output
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))),
+            };
+        }
+    };
+    let mut argv = vec!["pgstorm".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    Ok(match cli.command {
+        Command::Queries(a) => Plan::Queries(queries_options(&a, &argv)?, a.repeat),
+        Command::Connections(a) => Plan::Connections(connections_options(&a, &argv)?),
+        Command::Isolation(a) => Plan::Isolation(isolation_options(&a, &argv)?),
+        Command::Run(a) => Plan::Suite(suite_options(&a, &argv)?),
+        Command::Analyze(a) => Plan::Analyze(analyze_options(&a, &argv)?),
+        Command::Sweep(a) => Plan::Sweep(sweep_options(&a, &argv)?),
+        Command::Seed(a) => Plan::Seed(a),
+        Command::Clean(a) => Plan::Clean(a),
+        Command::Sandbox(a) => Plan::Sandbox(a),
+        Command::Schema(_) => Plan::Schema,
+        Command::Compare(a) => Plan::Compare(a),
+        Command::Report(a) => Plan::Report(a),
+        Command::List(a) => Plan::List(a),
+        Command::Merge(a) => Plan::Merge(a, argv),
+    })
+}
+
+/// Runs a validated plan; returns the exit code.
+fn execute(plan: Plan) -> Result<i32> {
+    match plan {
+        Plan::Help(_) => Ok(0),
+        Plan::Queries(opts, repeat) => {
+            queries::run_repeated(&opts, repeat)?;
             Ok(0)
         }
-        Command::Connections(a) => {
-            let opts = connections_options(&a, argv)?;
+        Plan::Connections(opts) => {
             crate::scenarios::connections::run(&opts)?;
             Ok(0)
         }
-        Command::Isolation(a) => {
-            let opts = isolation_options(&a, argv)?;
+        Plan::Isolation(opts) => {
             let out = crate::scenarios::isolation::run(&opts)?;
             let violations = out.doc.isolation.as_ref().map_or(0, |i| i.violations);
             Ok(if violations > 0 {
@@ -77,12 +168,16 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
                 0
             })
         }
-        Command::Run(a) => crate::scenarios::suite::run(&suite_options(&a, argv)?),
-        Command::Analyze(a) => {
-            crate::scenarios::analyze::run(&analyze_options(&a, argv)?)?;
+        Plan::Suite(opts) => crate::scenarios::suite::run(&opts),
+        Plan::Analyze(opts) => {
+            crate::scenarios::analyze::run(&opts)?;
             Ok(0)
         }
-        Command::Seed(a) if a.pgbench => {
+        Plan::Sweep(opts) => {
+            crate::scenarios::sweep::run(&opts)?;
+            Ok(0)
+        }
+        Plan::Seed(a) if a.pgbench => {
             let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
             let t0 = std::time::Instant::now();
             let rows = crate::dataset::pgbench::seed(&mut session.admin, a.scale, true)?;
@@ -97,7 +192,7 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Seed(a) => {
+        Plan::Seed(a) => {
             let scale = a.scale;
             let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
             let marker = crate::dataset::seed(
@@ -114,7 +209,7 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Clean(a) => {
+        Plan::Clean(a) => {
             let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
             if crate::dataset::clean(&mut session.admin)? {
                 println!("dropped schema pgstorm in {}", session.target.display);
@@ -126,19 +221,15 @@ fn dispatch(command: Command, argv: &[String]) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Sandbox(a) => sandbox_command(&a),
-        Command::Sweep(a) => {
-            crate::scenarios::sweep::run(&sweep_options(&a, argv)?)?;
-            Ok(0)
-        }
-        Command::Schema(_) => {
+        Plan::Sandbox(a) => sandbox_command(&a),
+        Plan::Schema => {
             print!("{}", crate::report::json_schema());
             Ok(0)
         }
-        Command::Compare(a) => crate::results_app::compare(&a),
-        Command::Report(a) => crate::results_app::report(&a),
-        Command::List(a) => crate::results_app::list(&a),
-        Command::Merge(a) => crate::results_app::merge(&a, argv),
+        Plan::Compare(a) => crate::results_app::compare(&a),
+        Plan::Report(a) => crate::results_app::report(&a),
+        Plan::List(a) => crate::results_app::list(&a),
+        Plan::Merge(a, argv) => crate::results_app::merge(&a, &argv),
     }
 }
 
@@ -183,36 +274,6 @@ fn sandbox_command(a: &cli::SandboxArgs) -> Result<i32> {
             "unknown sandbox action '{other}'; use start, stop or status"
         ))),
     }
-}
-
-/// Parses `5s`, `500ms`, `2m` or a bare number of seconds.
-pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
-    let t = s.trim();
-    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (t, 1000.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| {
-        error::usage(format!(
-            "{flag} '{s}' is not a duration; write e.g. 5s, 500ms or 2m"
-        ))
-    })?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(error::usage(format!("{flag} '{s}' must be above zero")));
-    }
-    Ok(Duration::from_secs_f64(v * mult_ms / 1000.0))
-}
-
-fn check_repeat(n: u32) -> Result<()> {
-    if n == 0 {
-        return Err(error::usage("--repeat must be at least 1"));
-    }
-    Ok(())
 }
 
 /// Parses `--start-at` (RFC 3339, e.g. 2025-06-01T12:00:00Z).
@@ -261,9 +322,6 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
             "give either -T (seconds) or -t (transactions per client), not both",
         ));
     }
-    if a.time == Some(0) || a.transactions == Some(0) {
-        return Err(error::usage("-T and -t must be above 0"));
-    }
     let protocol = a.protocol.parse()?;
     let arrival = match a.arrival.as_str() {
         "poisson" => Arrival::Poisson,
@@ -307,7 +365,6 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     if !mix.is_empty() {
         crate::workload::parse_mix(&mix, &builtin::NAMES)?;
     }
-    check_repeat(a.repeat)?;
     let mut o = QueriesOptions {
         start_at: parse_start_at(a.start_at.as_deref())?,
         target: target_options(&a.dsn),
@@ -321,95 +378,60 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         defines,
         ..QueriesOptions::default()
     };
-    if let Some(j) = a.jobs {
-        if j == 0 {
-            return Err(error::usage("-j 0: give at least one thread, e.g. -j 2"));
-        }
-        if !o.mix.is_empty() || o.scripts.is_empty() {
-            return Err(error::usage(
-                "-j: the multiplexed driver runs pgbench scripts (-f/-b) only; drop -j (and \
+    if a.jobs.is_some() && (!o.mix.is_empty() || o.scripts.is_empty()) {
+        return Err(error::usage(
+            "-j: the multiplexed driver runs pgbench scripts (-f/-b) only; drop -j (and \
                  --mix) to run the built-in query types with one thread per client",
-            ));
-        }
+        ));
     }
     let e = &mut o.engine;
-    e.clients = a.clients;
-    e.threads = a.jobs.map(|j| j.min(a.clients.max(1)));
+    e.clients = a.clients.get();
+    e.threads = a.jobs.map(|j| j.min(a.clients).get());
     e.duration = match (a.time, a.transactions) {
         (_, Some(_)) => None,
-        (Some(t), None) => Some(Duration::from_secs(t)),
+        (Some(t), None) => Some(t.duration()),
         (None, None) => Some(Duration::from_secs(10)),
     };
     e.transactions_per_client = a.transactions;
-    e.warmup = Duration::from_secs(a.warmup);
-    e.interval = parse_duration("--interval", &a.interval)?;
-    e.rate = a.rate;
+    e.warmup = a.warmup.duration();
+    e.interval = a.interval.get();
+    e.rate = a.rate.map(Rate::get);
     e.arrival = arrival;
     e.pin = !a.no_pin;
-    e.progress = a.progress.filter(|p| *p > 0).map(Duration::from_secs);
+    e.progress = progress(a.progress);
     e.seed = a.seed;
-    e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
-    e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
-    e.lost_grace = parse_duration("--lost-grace", &a.lost_grace)?;
+    e.statement_timeout = a.statement_timeout.get();
+    e.checkout_timeout = a.checkout_timeout.get();
+    e.lost_grace = a.lost_grace.get();
     e.max_tries = a.max_tries;
     if a.max_tries == 0 && a.transactions.is_some() {
         return Err(error::usage(
             "--max-tries 0 (retry until the run ends) needs -T, not -t",
         ));
     }
-    o.monitor = monitor_options(a)?;
-    if a.clients == 0 {
-        return Err(error::usage("-c must be at least 1"));
-    }
-    if let Some(r) = a.rate {
-        if !(r.is_finite() && r > 0.0) {
-            return Err(error::usage(format!("-R {r} must be a positive rate")));
-        }
-    }
+    o.monitor = monitor_options(a);
     Ok(o)
 }
 
+/// `-P`: a progress line every N seconds; 0 or none turns it off.
+fn progress(p: Option<Secs>) -> Option<Duration> {
+    p.filter(|p| p.get() > 0).map(Secs::duration)
+}
+
 /// The resource monitor settings of `pgstorm queries`, or `None` when sampling is off.
-fn monitor_options(a: &cli::QueriesArgs) -> Result<Option<MonitorConfig>> {
-    let off = a.no_monitor || matches!(a.sample_interval.trim(), "0" | "0s" | "0ms");
-    if off {
-        return Ok(None);
-    }
-    let interval = parse_duration("--sample-interval", &a.sample_interval)?;
-    if interval < MIN_INTERVAL {
-        return Err(error::usage(format!(
-            "--sample-interval '{}' is below {} ms, too short for CPU usage to mean anything; \
-             use e.g. 1s, or 0 to turn sampling off",
-            a.sample_interval,
-            MIN_INTERVAL.as_millis()
-        )));
-    }
-    if a.history == 0 {
-        return Err(error::usage(
-            "--history must be at least 1 (samples kept per sampler)",
-        ));
-    }
-    for (flag, v) in [
-        ("--alert-cpu", a.alert_cpu),
-        ("--alert-memory", a.alert_memory),
-    ] {
-        if !(v.is_finite() && v > 0.0 && v <= 100.0) {
-            return Err(error::usage(format!(
-                "{flag} {v} is not a percentage; give a value in (0, 100], e.g. {flag} 90"
-            )));
-        }
-    }
-    Ok(Some(MonitorConfig {
-        interval,
+fn monitor_options(a: &cli::QueriesArgs) -> Option<MonitorConfig> {
+    let interval = a.sample_interval.0.filter(|_| !a.no_monitor)?;
+    Some(MonitorConfig {
+        interval: interval.get(),
         capacity: a.history,
         thresholds: Thresholds {
-            cpu_percent: a.alert_cpu,
-            memory_percent: a.alert_memory,
+            cpu_percent: a.alert_cpu.get(),
+            memory_percent: a.alert_memory.get(),
             ..Thresholds::default()
         },
         core: None,
         announce: true,
-    }))
+    })
 }
 
 /// Validates `pgstorm sweep` arguments into scenario options.
@@ -419,9 +441,6 @@ pub fn sweep_options(
 ) -> Result<crate::scenarios::sweep::SweepOptions> {
     use crate::scenarios::sweep::{self, RateSearchOptions, SweepOptions};
     let levels = sweep::parse_levels(&a.clients)?;
-    if a.time == 0 {
-        return Err(error::usage("-T must be above 0 seconds"));
-    }
     let slo = a
         .slo
         .as_deref()
@@ -430,11 +449,6 @@ pub fn sweep_options(
     if a.rate_search && slo.is_none() {
         return Err(error::usage(
             "--rate-search needs --slo, e.g. --slo 'p99<20ms': it searches the highest rate meeting it",
-        ));
-    }
-    if a.rate_probes == 0 || a.rate_clients == Some(0) || a.server_cores == Some(0) {
-        return Err(error::usage(
-            "--rate-probes, --rate-clients and --server-cores must be at least 1",
         ));
     }
     let mix = checked_mix(&a.mix)?;
@@ -448,7 +462,7 @@ pub fn sweep_options(
         slo,
         rate_search: a.rate_search.then(|| RateSearchOptions {
             max_probes: a.rate_probes,
-            clients: a.rate_clients,
+            clients: a.rate_clients.map(Count::get),
             ..RateSearchOptions::default()
         }),
         bootstrap_replicates: a.bootstrap,
@@ -457,30 +471,15 @@ pub fn sweep_options(
     o.hardware.server_cores = a.server_cores;
     o.hardware.spindles = a.spindles;
     let e = &mut o.engine;
-    e.duration = Some(Duration::from_secs(a.time));
-    e.warmup = Duration::from_secs(a.warmup);
+    e.duration = Some(a.time.duration());
+    e.warmup = a.warmup.duration();
     e.pin = !a.no_pin;
-    e.progress = a.progress.filter(|p| *p > 0).map(Duration::from_secs);
+    e.progress = progress(a.progress);
     e.seed = a.seed;
-    e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
-    e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
-    e.lost_grace = parse_duration("--lost-grace", &a.lost_grace)?;
+    e.statement_timeout = a.statement_timeout.get();
+    e.checkout_timeout = a.checkout_timeout.get();
+    e.lost_grace = a.lost_grace.get();
     Ok(o)
-}
-
-/// Parses a connect rate: `50/s`, `50`, or `unlimited`.
-pub fn parse_rate(flag: &str, s: &str) -> Result<Option<f64>> {
-    let t = s.trim();
-    if t == "unlimited" || t == "none" {
-        return Ok(None);
-    }
-    let num = t.strip_suffix("/s").unwrap_or(t).trim();
-    match num.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
-        _ => Err(error::usage(format!(
-            "{flag} '{s}' is not a rate; write e.g. 50/s, or unlimited"
-        ))),
-    }
 }
 
 /// Validates `pgstorm connections` arguments into scenario options.
@@ -489,9 +488,6 @@ pub fn connections_options(
     argv: &[String],
 ) -> Result<crate::scenarios::connections::ConnectionsOptions> {
     use crate::scenarios::connections::{ramp_steps, step_timeout, validate, ConnectionsOptions};
-    if a.time == 0 {
-        return Err(error::usage("-T must be above 0"));
-    }
     let fallback_direct = match a.fallback.as_str() {
         "none" => false,
         "direct" => true,
@@ -526,37 +522,26 @@ pub fn connections_options(
                 "--storm runs -c clients without a pool: --steps and --workers do not apply",
             ));
         }
-        vec![a.clients.unwrap_or(10)]
+        vec![a.clients.map_or(10, Count::get)]
     } else {
         match &a.steps {
-            Some(list) => list
-                .split(',')
-                .map(|p| {
-                    p.trim().parse::<u32>().map_err(|_| {
-                        error::usage(format!(
-                            "--steps '{list}': write pool sizes separated by commas, e.g. 10,50,100"
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?,
-            None => ramp_steps(a.max_connections),
+            Some(list) => list.iter().map(|c| c.get()).collect(),
+            None => ramp_steps(a.max_connections.get()),
         }
     };
-    if a.storm && e.steps[0] == 0 {
-        return Err(error::usage("-c must be at least 1"));
-    }
-    e.workers = if a.storm { Some(e.steps[0]) } else { a.workers };
-    e.hold = Duration::from_secs(a.time);
-    e.step_hold = parse_duration("--step-hold", &a.step_hold)?;
-    e.connect_rate = parse_rate("--connect-rate", &a.connect_rate)?;
-    e.checkout_timeout = parse_duration("--checkout-timeout", &a.checkout_timeout)?;
-    e.leak_threshold = parse_duration("--leak-threshold", &a.leak_threshold)?;
-    e.statement_timeout = parse_duration("--statement-timeout", &a.statement_timeout)?;
-    e.interval = parse_duration("--interval", &a.interval)?;
-    e.think = match &a.think {
-        Some(t) => parse_duration("--think", t)?,
-        None => Duration::ZERO,
+    e.workers = if a.storm {
+        Some(e.steps[0])
+    } else {
+        a.workers.map(Count::get)
     };
+    e.hold = a.time.duration();
+    e.step_hold = a.step_hold.get();
+    e.connect_rate = a.connect_rate.0.map(Rate::get);
+    e.checkout_timeout = a.checkout_timeout.get();
+    e.leak_threshold = a.leak_threshold.get();
+    e.statement_timeout = a.statement_timeout.get();
+    e.interval = a.interval.get();
+    e.think = a.think.map_or(Duration::ZERO, Span::get);
     e.fallback_direct = fallback_direct;
     e.inject_leaks = a.inject_leaks;
     e.seed = a.seed;
@@ -581,21 +566,18 @@ pub fn isolation_options(
             "give either -T (seconds per check and level) or --transactions (per worker), not both",
         ));
     }
-    if a.time == Some(0) {
-        return Err(error::usage("-T must be above 0"));
-    }
     let opts = IsolationOptions {
         target: target_options(&a.dsn),
         archive: archive(&a.results_dir, &a.label, argv),
         checks: iso::parse_list::<Check>(&a.check, &Check::ALL)?,
         levels: iso::parse_list::<Level>(&a.level, &Level::ALL)?,
-        workers: a.workers,
+        workers: a.workers.get(),
         transactions: match (a.transactions, a.time) {
             (Some(t), _) => Some(t),
             (None, Some(_)) => None,
             (None, None) => Some(50),
         },
-        duration: a.time.map(Duration::from_secs),
+        duration: a.time.map(Secs::duration),
         max_tries: a.max_tries,
         seed: a.seed,
         print_summary: true,
@@ -609,7 +591,6 @@ fn suite_options(
     argv: &[String],
 ) -> Result<crate::scenarios::suite::SuiteOptions> {
     let profile: crate::scenarios::suite::Profile = a.profile.parse()?;
-    check_repeat(a.repeat)?;
     let start_at = parse_start_at(a.start_at.as_deref())?;
     let mut thresholds = crate::analysis::criteria::Thresholds::default();
     if let Some(f) = &a.criteria {
@@ -618,9 +599,6 @@ fn suite_options(
     for c in &a.criterion {
         thresholds.apply_flag(c)?;
     }
-    if a.clients == Some(0) || a.time == Some(0) {
-        return Err(error::usage("-c and -T must be above 0"));
-    }
     if let Some(m) = &a.mix {
         crate::workload::parse_mix(m, &builtin::NAMES)?;
     }
@@ -628,9 +606,9 @@ fn suite_options(
         repeat: a.repeat,
         start_at,
         overrides: crate::scenarios::suite::LoadOverrides {
-            clients: a.clients,
-            duration: a.time.map(Duration::from_secs),
-            warmup: a.warmup.map(Duration::from_secs),
+            clients: a.clients.map(Count::get),
+            duration: a.time.map(Secs::duration),
+            warmup: a.warmup.map(Secs::duration),
             mix: a.mix.clone(),
         },
         advisor: advisor_options(a.all_schemas),
@@ -660,9 +638,6 @@ fn analyze_options(
     a: &cli::AnalyzeArgs,
     argv: &[String],
 ) -> Result<crate::scenarios::analyze::AnalyzeOptions> {
-    if a.clients == 0 || a.time == 0 {
-        return Err(error::usage("-c and -T must be above 0"));
-    }
     let mix = checked_mix(&a.mix)?;
     let mut q = QueriesOptions {
         target: target_options(&a.dsn),
@@ -672,8 +647,8 @@ fn analyze_options(
         protocol: a.protocol.parse()?,
         ..QueriesOptions::default()
     };
-    q.engine.clients = a.clients;
-    q.engine.duration = Some(Duration::from_secs(a.time));
+    q.engine.clients = a.clients.get();
+    q.engine.duration = Some(a.time.duration());
     Ok(crate::scenarios::analyze::AnalyzeOptions {
         queries: q,
         advisor: advisor_options(a.all_schemas),
@@ -684,21 +659,6 @@ fn analyze_options(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_reject_garbage() {
-        assert_eq!(parse_duration("x", "5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(
-            parse_duration("x", "250ms").unwrap(),
-            Duration::from_millis(250)
-        );
-        assert_eq!(parse_duration("x", "2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("x", "3").unwrap(), Duration::from_secs(3));
-        for bad in ["", "abc", "-1s", "0"] {
-            let e = parse_duration("--statement-timeout", bad).unwrap_err();
-            assert_eq!(error::exit_kind(&e), ExitKind::Usage);
-        }
-    }
 
     #[test]
     fn sampling_flags_turn_the_monitor_on_off_and_tune_it() {

@@ -1,7 +1,10 @@
 //! Command-line definitions (argh) only: no logic. Flags mirror pgbench's where the meaning is the
-//! same (`-c`, `-T`, `-t`, `-R`, `-P`, `-M`).
+//! same (`-c`, `-T`, `-t`, `-R`, `-P`, `-M`). Every duration, rate, count and size is parsed by a
+//! `from_str_fn` of `args` into a validated value, so a struct that argh built is in range.
 
 use argh::FromArgs;
+
+use crate::args::{self, ConnectRate, Count, Percent, Rate, SampleInterval, Secs, Span};
 
 /// pgstorm: PostgreSQL load and behaviour testing with numbers you can trust.
 #[derive(FromArgs, Debug)]
@@ -52,7 +55,7 @@ pub struct RunArgs {
     #[argh(switch)]
     pub no_seed: bool,
     /// run the suite N times, one result folder each plus a set folder for compare (default 1)
-    #[argh(option, default = "1")]
+    #[argh(option, default = "1", from_str_fn(args::repeat))]
     pub repeat: u32,
     /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
     #[argh(option)]
@@ -67,14 +70,14 @@ pub struct RunArgs {
     #[argh(switch)]
     pub all_schemas: bool,
     /// clients instead of the profile's
-    #[argh(option, short = 'c')]
-    pub clients: Option<u32>,
+    #[argh(option, short = 'c', from_str_fn(args::count))]
+    pub clients: Option<Count>,
     /// measured seconds instead of the profile's
-    #[argh(option, short = 'T')]
-    pub time: Option<u64>,
+    #[argh(option, short = 'T', from_str_fn(args::secs))]
+    pub time: Option<Secs>,
     /// warmup seconds instead of the profile's
-    #[argh(option)]
-    pub warmup: Option<u64>,
+    #[argh(option, from_str_fn(args::secs_or_zero))]
+    pub warmup: Option<Secs>,
     /// query mix instead of the default, e.g. simple=4,aggregation=1
     #[argh(option)]
     pub mix: Option<String>,
@@ -88,11 +91,21 @@ pub struct AnalyzeArgs {
     #[argh(option)]
     pub dsn: Option<String>,
     /// concurrent clients of the load (default 10)
-    #[argh(option, short = 'c', default = "10")]
-    pub clients: u32,
+    #[argh(
+        option,
+        short = 'c',
+        default = "Count::new(10)",
+        from_str_fn(args::count)
+    )]
+    pub clients: Count,
     /// measured seconds of load (default 10)
-    #[argh(option, short = 'T', default = "10")]
-    pub time: u64,
+    #[argh(
+        option,
+        short = 'T',
+        default = "Secs::new(10)",
+        from_str_fn(args::secs)
+    )]
+    pub time: Secs,
     /// query mix, e.g. simple=4,aggregation=1 (default: the standard mix)
     #[argh(option)]
     pub mix: Option<String>,
@@ -121,26 +134,31 @@ pub struct QueriesArgs {
     #[argh(option)]
     pub dsn: Option<String>,
     /// concurrent clients: one connection each, and one thread each unless -j is given (default 10)
-    #[argh(option, short = 'c', default = "10")]
-    pub clients: u32,
+    #[argh(
+        option,
+        short = 'c',
+        default = "Count::new(10)",
+        from_str_fn(args::count)
+    )]
+    pub clients: Count,
     /// threads that share the clients' connections like pgbench -j (nonblocking, no pool; -f/-b scripts only)
-    #[argh(option, short = 'j')]
-    pub jobs: Option<u32>,
+    #[argh(option, short = 'j', from_str_fn(args::count))]
+    pub jobs: Option<Count>,
     /// duration in seconds, after the warmup (default 10)
-    #[argh(option, short = 'T')]
-    pub time: Option<u64>,
+    #[argh(option, short = 'T', from_str_fn(args::secs))]
+    pub time: Option<Secs>,
     /// transactions per client instead of a duration
-    #[argh(option, short = 't')]
+    #[argh(option, short = 't', from_str_fn(args::transactions))]
     pub transactions: Option<u64>,
     /// total rate in transactions/s: open loop, latency measured from the intended start
-    #[argh(option, short = 'R')]
-    pub rate: Option<f64>,
+    #[argh(option, short = 'R', from_str_fn(args::rate))]
+    pub rate: Option<Rate>,
     /// arrivals in open loop: poisson (default, like pgbench) or uniform
     #[argh(option, default = "String::from(\"poisson\")")]
     pub arrival: String,
     /// print a progress line every N seconds
-    #[argh(option, short = 'P')]
-    pub progress: Option<u64>,
+    #[argh(option, short = 'P', from_str_fn(args::secs_or_zero))]
+    pub progress: Option<Secs>,
     /// protocol: prepared (default), extended or simple
     #[argh(option, short = 'M', default = "String::from(\"prepared\")")]
     pub protocol: String,
@@ -166,21 +184,21 @@ pub struct QueriesArgs {
     #[argh(option, short = 'D')]
     pub define: Vec<String>,
     /// seconds of warmup excluded from the totals (default 0)
-    #[argh(option, default = "0")]
-    pub warmup: u64,
+    #[argh(option, default = "Secs::new(0)", from_str_fn(args::secs_or_zero))]
+    pub warmup: Secs,
     /// statement_timeout of every connection, e.g. 5s or 500ms (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    pub statement_timeout: String,
+    #[argh(option, default = "Span::secs(5)", from_str_fn(args::span))]
+    pub statement_timeout: Span,
     /// pool checkout timeout, e.g. 30s (default 30s)
-    #[argh(option, default = "String::from(\"30s\")")]
-    pub checkout_timeout: String,
+    #[argh(option, default = "Span::secs(30)", from_str_fn(args::span))]
+    pub checkout_timeout: Span,
     /// end the run as lost (exit 3) when no connection is open and reconnects keep failing
     /// this long, e.g. 5s (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    pub lost_grace: String,
+    #[argh(option, default = "Span::secs(5)", from_str_fn(args::span))]
+    pub lost_grace: Span,
     /// time-series interval, e.g. 1s (default 1s)
-    #[argh(option, default = "String::from(\"1s\")")]
-    pub interval: String,
+    #[argh(option, default = "Span::secs(1)", from_str_fn(args::span))]
+    pub interval: Span,
     /// do not pin worker threads to cores
     #[argh(switch)]
     pub no_pin: bool,
@@ -188,20 +206,24 @@ pub struct QueriesArgs {
     #[argh(option, default = "1")]
     pub seed: u64,
     /// resource sampling interval, e.g. 1s or 500ms (at least 200ms; 0 turns sampling off)
-    #[argh(option, default = "String::from(\"1s\")")]
-    pub sample_interval: String,
+    #[argh(
+        option,
+        default = "SampleInterval(Some(Span::secs(1)))",
+        from_str_fn(args::sample_interval)
+    )]
+    pub sample_interval: SampleInterval,
     /// do not sample host and server resources (same as --sample-interval 0)
     #[argh(switch)]
     pub no_monitor: bool,
     /// resource samples kept per sampler; older ones are dropped (default 1000)
-    #[argh(option, default = "1000")]
+    #[argh(option, default = "1000", from_str_fn(args::history))]
     pub history: usize,
     /// host CPU % above which an alert is raised (default 90)
-    #[argh(option, default = "90.0")]
-    pub alert_cpu: f64,
+    #[argh(option, default = "Percent::new(90.0)", from_str_fn(args::percent))]
+    pub alert_cpu: Percent,
     /// host memory % above which an alert is raised (default 95)
-    #[argh(option, default = "95.0")]
-    pub alert_memory: f64,
+    #[argh(option, default = "Percent::new(95.0)", from_str_fn(args::percent))]
+    pub alert_memory: Percent,
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
@@ -212,7 +234,7 @@ pub struct QueriesArgs {
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
     /// run the load N times, one result folder each plus a set folder for compare (default 1)
-    #[argh(option, default = "1")]
+    #[argh(option, default = "1", from_str_fn(args::repeat))]
     pub repeat: u32,
     /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
     #[argh(option)]
@@ -227,29 +249,38 @@ pub struct ConnectionsArgs {
     #[argh(option)]
     pub dsn: Option<String>,
     /// pool size to ramp up to and hold (default 100)
-    #[argh(option, default = "100")]
-    pub max_connections: u32,
+    #[argh(option, default = "Count::new(100)", from_str_fn(args::count))]
+    pub max_connections: Count,
     /// pool sizes of the ramp, e.g. 10,50,100,250,500 (default: that ladder up to --max-connections)
-    #[argh(option)]
-    pub steps: Option<String>,
+    #[argh(option, from_str_fn(args::counts))]
+    pub steps: Option<Vec<Count>>,
     /// worker threads running the query mix over the pool (default: one per connection)
-    #[argh(option)]
-    pub workers: Option<u32>,
+    #[argh(option, from_str_fn(args::count))]
+    pub workers: Option<Count>,
     /// seconds to hold the last step (storm: the duration) (default 60)
-    #[argh(option, short = 'T', default = "60")]
-    pub time: u64,
+    #[argh(
+        option,
+        short = 'T',
+        default = "Secs::new(60)",
+        from_str_fn(args::secs)
+    )]
+    pub time: Secs,
     /// time at each intermediate step once reached, e.g. 5s (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    pub step_hold: String,
+    #[argh(option, default = "Span::secs(5)", from_str_fn(args::span))]
+    pub step_hold: Span,
     /// new connections per second, e.g. 50/s, or unlimited (default 100/s)
-    #[argh(option, default = "String::from(\"100/s\")")]
-    pub connect_rate: String,
+    #[argh(
+        option,
+        default = "args::DEFAULT_CONNECT_RATE",
+        from_str_fn(args::connect_rate)
+    )]
+    pub connect_rate: ConnectRate,
     /// pool checkout timeout, e.g. 30s (default 30s)
-    #[argh(option, default = "String::from(\"30s\")")]
-    pub checkout_timeout: String,
+    #[argh(option, default = "Span::secs(30)", from_str_fn(args::span))]
+    pub checkout_timeout: Span,
     /// a connection checked out longer than this is reported as a leak (default 30s)
-    #[argh(option, default = "String::from(\"30s\")")]
-    pub leak_threshold: String,
+    #[argh(option, default = "Span::secs(30)", from_str_fn(args::span))]
+    pub leak_threshold: Span,
     /// on a checkout timeout: none (count it) or direct (also run on a direct connection)
     #[argh(option, default = "String::from(\"none\")")]
     pub fallback: String,
@@ -257,11 +288,11 @@ pub struct ConnectionsArgs {
     #[argh(switch)]
     pub storm: bool,
     /// concurrent clients in storm mode (default 10)
-    #[argh(option, short = 'c')]
-    pub clients: Option<u32>,
+    #[argh(option, short = 'c', from_str_fn(args::count))]
+    pub clients: Option<Count>,
     /// pause between a worker's operations, e.g. 10ms (default none)
-    #[argh(option)]
-    pub think: Option<String>,
+    #[argh(option, from_str_fn(args::span))]
+    pub think: Option<Span>,
     /// query mix (default ping = SELECT 1; also simple, join, aggregation, transaction, index, point)
     #[argh(option)]
     pub mix: Option<String>,
@@ -269,13 +300,13 @@ pub struct ConnectionsArgs {
     #[argh(option, short = 'M', default = "String::from(\"prepared\")")]
     pub protocol: String,
     /// statement_timeout of every connection, e.g. 5s (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    pub statement_timeout: String,
+    #[argh(option, default = "Span::secs(5)", from_str_fn(args::span))]
+    pub statement_timeout: Span,
     /// pool time-series interval, e.g. 1s (default 1s)
-    #[argh(option, default = "String::from(\"1s\")")]
-    pub interval: String,
+    #[argh(option, default = "Span::secs(1)", from_str_fn(args::span))]
+    pub interval: Span,
     /// positive control: N workers keep their connection checked out until the end
-    #[argh(option, default = "0")]
+    #[argh(option, default = "0", from_str_fn(args::leaks))]
     pub inject_leaks: u32,
     /// random seed of the workers (default 1)
     #[argh(option, default = "1")]
@@ -308,14 +339,14 @@ pub struct IsolationArgs {
     #[argh(option, default = "String::from(\"all\")")]
     pub level: String,
     /// concurrent workers per load phase: one thread and one connection each (default 20)
-    #[argh(option, default = "20")]
-    pub workers: u32,
+    #[argh(option, default = "Count::new(20)", from_str_fn(args::count))]
+    pub workers: Count,
     /// transactions per worker in each load phase (default 50 unless -T is given)
-    #[argh(option)]
+    #[argh(option, from_str_fn(args::transactions))]
     pub transactions: Option<u64>,
     /// seconds of each (check, level) load phase instead of a transaction count
-    #[argh(option, short = 'T')]
-    pub time: Option<u64>,
+    #[argh(option, short = 'T', from_str_fn(args::secs))]
+    pub time: Option<Secs>,
     /// attempts per transaction on 40001/40P01, 1 = no retry, as pgbench (default 10)
     #[argh(option, default = "10")]
     pub max_tries: u32,
@@ -338,7 +369,7 @@ pub struct SeedArgs {
     #[argh(option)]
     pub dsn: Option<String>,
     /// scale factor: 1 = 100 partners, 1,000 orders, ~3,000 order lines (default 1)
-    #[argh(option, short = 's', default = "1")]
+    #[argh(option, short = 's', default = "1", from_str_fn(args::scale))]
     pub scale: u32,
     /// generator seed: the same seed gives the same data (default 1)
     #[argh(option, default = "1")]
@@ -365,7 +396,7 @@ pub struct SandboxArgs {
     #[argh(positional)]
     pub action: String,
     /// max_connections of the sandbox (default 600)
-    #[argh(option, default = "600")]
+    #[argh(option, default = "600", from_str_fn(args::server_connections))]
     pub max_connections: u32,
 }
 
@@ -451,11 +482,16 @@ pub struct SweepArgs {
     )]
     pub clients: String,
     /// measured seconds per level and per rate probe, after the warmup (default 10)
-    #[argh(option, short = 'T', default = "10")]
-    pub time: u64,
+    #[argh(
+        option,
+        short = 'T',
+        default = "Secs::new(10)",
+        from_str_fn(args::secs)
+    )]
+    pub time: Secs,
     /// warmup seconds per level, excluded from its figures (default 1)
-    #[argh(option, default = "1")]
-    pub warmup: u64,
+    #[argh(option, default = "Secs::new(1)", from_str_fn(args::secs_or_zero))]
+    pub warmup: Secs,
     /// query mix, e.g. point=5,join=1 (types: simple, join, aggregation, transaction, index, point)
     #[argh(option)]
     pub mix: Option<String>,
@@ -469,34 +505,34 @@ pub struct SweepArgs {
     #[argh(switch)]
     pub rate_search: bool,
     /// most open-loop probes of --rate-search (default 8)
-    #[argh(option, default = "8")]
+    #[argh(option, default = "8", from_str_fn(args::probes))]
     pub rate_probes: u32,
     /// pool size of the rate probes (default: the recommended pool size)
-    #[argh(option)]
-    pub rate_clients: Option<u32>,
+    #[argh(option, from_str_fn(args::count))]
+    pub rate_clients: Option<Count>,
     /// CPU cores of the server host, for the cores × 2 + spindles rule (default: this host's,
     /// when the server is local)
-    #[argh(option)]
+    #[argh(option, from_str_fn(args::cores))]
     pub server_cores: Option<u32>,
     /// effective spindles of the server's storage for that rule (default 0: data cached or SSD)
-    #[argh(option)]
+    #[argh(option, from_str_fn(args::spindles))]
     pub spindles: Option<u32>,
     /// bootstrap replicates for the interval of N* (default 1000)
-    #[argh(option, default = "1000")]
+    #[argh(option, default = "1000", from_str_fn(args::bootstrap))]
     pub bootstrap: usize,
     /// statement_timeout of every connection, e.g. 5s or 500ms (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    pub statement_timeout: String,
+    #[argh(option, default = "Span::secs(5)", from_str_fn(args::span))]
+    pub statement_timeout: Span,
     /// pool checkout timeout, e.g. 30s (default 30s)
-    #[argh(option, default = "String::from(\"30s\")")]
-    pub checkout_timeout: String,
+    #[argh(option, default = "Span::secs(30)", from_str_fn(args::span))]
+    pub checkout_timeout: Span,
     /// end the run as lost (exit 3) when no connection is open and reconnects keep failing
     /// this long, e.g. 5s (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    pub lost_grace: String,
+    #[argh(option, default = "Span::secs(5)", from_str_fn(args::span))]
+    pub lost_grace: Span,
     /// print a progress line every N seconds
-    #[argh(option, short = 'P')]
-    pub progress: Option<u64>,
+    #[argh(option, short = 'P', from_str_fn(args::secs_or_zero))]
+    pub progress: Option<Secs>,
     /// do not pin worker threads to cores
     #[argh(switch)]
     pub no_pin: bool,

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod args;
 pub mod cli;
 pub mod compare;
 pub mod dataset;

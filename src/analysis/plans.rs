@@ -158,6 +158,7 @@ pub fn explain_workload(
             continue;
         };
         for (sql, p) in qt.statements().iter().zip(&params) {
+            let Some(p) = p else { continue };
             render_simple(&mut buf, sql, p);
             out.push(explain_one(client, name, &buf));
         }

@@ -93,14 +93,11 @@ pub fn parse_levels(s: &str) -> Result<Vec<u32>> {
     let levels = s
         .split(',')
         .map(|p| {
-            p.trim()
-                .parse::<u32>()
-                .map_err(|_| bad(&format!("'{}' is not a count", p.trim())))
+            crate::args::count(p)
+                .map(crate::args::Count::get)
+                .map_err(|e| bad(&e))
         })
         .collect::<Result<Vec<u32>>>()?;
-    if levels.contains(&0) {
-        return Err(bad("a level of 0 clients"));
-    }
     if levels.windows(2).any(|w| w[0] >= w[1]) {
         return Err(bad("levels not in increasing order"));
     }

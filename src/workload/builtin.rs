@@ -60,7 +60,7 @@ impl QueryType for Ping {
         vec![PING_SQL.into()]
     }
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
-        ctx.run(0, PING_SQL, &[]).map(drop).map_err(ExecError::from)
+        Ok(ctx.run(0, PING_SQL, &[])?)
     }
 }
 
@@ -79,7 +79,6 @@ impl QueryType for Simple {
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let t = instant(ctx, HOUR_US);
         ctx.run(0, SIMPLE_SQL, &[Param::Ts(t)])
-            .map(drop)
             .map_err(ExecError::from)
     }
 }
@@ -102,7 +101,6 @@ impl QueryType for Join {
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
         ctx.run(0, JOIN_SQL, &[Param::I64(partner)])
-            .map(drop)
             .map_err(ExecError::from)
     }
 }
@@ -128,43 +126,48 @@ impl QueryType for Aggregation {
             AGGREGATION_SQL,
             &[Param::Ts(from), Param::Ts(from + 7 * DAY_US)],
         )
-        .map(drop)
         .map_err(ExecError::from)
     }
 }
 
 /// BEGIN; insert an order; update another order's lines; ROLLBACK.
 pub struct Transaction;
+const TX_BEGIN_SQL: &str = "BEGIN";
 const TX_INSERT_SQL: &str =
     "INSERT INTO pgstorm.pos_order (partner_id, create_date, amount_total, state) \
      VALUES ($1::bigint, $2::timestamptz, $3::float8::numeric(12,2), 'draft') RETURNING id";
 const TX_UPDATE_SQL: &str =
     "UPDATE pgstorm.pos_order_line SET qty = qty + 1 WHERE order_id = $1::bigint";
+const TX_ROLLBACK_SQL: &str = "ROLLBACK";
 
 impl QueryType for Transaction {
     fn name(&self) -> &str {
         "transaction"
     }
+    // BEGIN and ROLLBACK are statements of the type like the others, so they travel by the
+    // run's protocol (prepared, unnamed or simple) as pgbench sends a script's BEGIN and END.
     fn statements(&self) -> Vec<String> {
-        vec![TX_INSERT_SQL.into(), TX_UPDATE_SQL.into()]
+        [TX_BEGIN_SQL, TX_INSERT_SQL, TX_UPDATE_SQL, TX_ROLLBACK_SQL]
+            .map(String::from)
+            .to_vec()
     }
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let partner = ctx.rng.range_i64(1, ctx.data.partners.max(1));
         let order = ctx.rng.range_i64(1, ctx.data.orders.max(1));
         let at = instant(ctx, 0);
         let amount = ctx.rng.range_i64(50, 50_000) as f64 / 100.0;
-        ctx.client.batch_execute("BEGIN")?;
+        ctx.run(0, TX_BEGIN_SQL, &[])?;
         let body = ctx
             .run(
-                0,
+                1,
                 TX_INSERT_SQL,
                 &[Param::I64(partner), Param::Ts(at), Param::F64(amount)],
             )
-            .and_then(|_| ctx.run(1, TX_UPDATE_SQL, &[Param::I64(order)]));
+            .and_then(|()| ctx.run(2, TX_UPDATE_SQL, &[Param::I64(order)]));
         // Roll back whatever happened; a failed ROLLBACK on a broken connection is reported by
         // the body's error first.
-        let rollback = ctx.client.batch_execute("ROLLBACK");
-        Ok(body.map(drop).and(rollback)?)
+        let rollback = ctx.run(3, TX_ROLLBACK_SQL, &[]);
+        Ok(body.and(rollback)?)
     }
 }
 
@@ -184,7 +187,6 @@ impl QueryType for Index {
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let lo = ctx.rng.range_i64(100, 20_000) as f64 / 100.0;
         ctx.run(0, INDEX_SQL, &[Param::F64(lo), Param::F64(lo + 5.0)])
-            .map(drop)
             .map_err(ExecError::from)
     }
 }
@@ -204,32 +206,35 @@ impl QueryType for Point {
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
         let id = ctx.rng.range_i64(1, ctx.data.orders.max(1));
         ctx.run(0, POINT_SQL, &[Param::I64(id)])
-            .map(drop)
             .map_err(ExecError::from)
     }
 }
 
 /// Representative parameters for each statement of the named built-in type (statement order),
 /// taken from the middle of the data window, so the advisor can `EXPLAIN` the workload's own
-/// queries with values like those the workers send. Kept beside the types so they stay in step.
-pub fn representative_params(name: &str, d: &DataRange) -> Option<Vec<Vec<Param>>> {
+/// queries with values like those the workers send; `None` for a statement without a plan
+/// (BEGIN, ROLLBACK). Kept beside the types so they stay in step.
+pub fn representative_params(name: &str, d: &DataRange) -> Option<Vec<Option<Vec<Param>>>> {
     // Noon of the middle day: shops are open, so the hour holds orders.
     let mid = (d.start_us + (d.end_us - d.start_us) / 2 + 12 * HOUR_US).min(d.end_us - HOUR_US);
     let partner = (d.partners / 2).max(1);
     let order = (d.orders / 2).max(1);
+    let plans = |params: Vec<Vec<Param>>| params.into_iter().map(Some).collect();
     Some(match name {
-        "simple" => vec![vec![Param::Ts(mid)]],
-        "join" => vec![vec![Param::I64(partner)]],
+        "simple" => plans(vec![vec![Param::Ts(mid)]]),
+        "join" => plans(vec![vec![Param::I64(partner)]]),
         "aggregation" => {
             let from = (mid - 7 * DAY_US / 2).max(d.start_us);
-            vec![vec![Param::Ts(from), Param::Ts(from + 7 * DAY_US)]]
+            plans(vec![vec![Param::Ts(from), Param::Ts(from + 7 * DAY_US)]])
         }
         "transaction" => vec![
-            vec![Param::I64(partner), Param::Ts(mid), Param::F64(100.0)],
-            vec![Param::I64(order)],
+            None,
+            Some(vec![Param::I64(partner), Param::Ts(mid), Param::F64(100.0)]),
+            Some(vec![Param::I64(order)]),
+            None,
         ],
-        "index" => vec![vec![Param::F64(100.0), Param::F64(105.0)]],
-        "point" => vec![vec![Param::I64(order)]],
+        "index" => plans(vec![vec![Param::F64(100.0), Param::F64(105.0)]]),
+        "point" => plans(vec![vec![Param::I64(order)]]),
         _ => return None,
     })
 }

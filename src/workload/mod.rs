@@ -4,7 +4,8 @@
 //! needs; the engine prepares them once per connection (protocol `prepared`) and keeps them with
 //! the connection ([`Conn`]). Executing a query type must not allocate on the client side beyond
 //! what the driver itself does: parameters live on the stack ([`Param`]), and the simple protocol
-//! renders its SQL into a per-worker scratch buffer that is reused.
+//! renders its SQL into a per-worker scratch buffer that is reused. Every protocol sends a
+//! statement in one round trip and drains its rows without collecting them ([`ExecCtx::run`]).
 
 pub mod builtin;
 mod param;
@@ -14,7 +15,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use anyhow::Result;
-use postgres::types::ToSql;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Statement};
 use serde::{Deserialize, Serialize};
 
@@ -141,27 +142,36 @@ pub struct ExecCtx<'a> {
 }
 
 impl ExecCtx<'_> {
-    /// Runs statement `idx` (SQL `sql`) with `params` using the configured protocol, discarding
-    /// the rows. Returns the number of rows received.
-    pub fn run(&mut self, idx: usize, sql: &str, params: &[Param]) -> Result<u64, postgres::Error> {
-        let mut refs: [&(dyn ToSql + Sync); param::MAX_PARAMS] = [&0i64; param::MAX_PARAMS];
-        for (slot, p) in refs.iter_mut().zip(params) {
-            *slot = p;
-        }
-        let refs = &refs[..params.len()];
+    /// Runs statement `idx` (SQL `sql`) with `params` in one round trip using the configured
+    /// protocol, as pgbench's `-M` does: `prepared` binds the statement prepared on this
+    /// connection, `extended` parses the unnamed statement in the same message batch as its
+    /// bind and execute (not `Client::query(&str)`, which prepares a named statement first: a
+    /// second round trip), `simple` sends the rendered text. The rows are drained as they arrive
+    /// and never collected, so no protocol allocates rows per query.
+    pub fn run(&mut self, idx: usize, sql: &str, params: &[Param]) -> Result<(), postgres::Error> {
         match self.protocol {
-            Protocol::Prepared => Ok(self.client.query(&self.prepared[idx], refs)?.len() as u64),
-            Protocol::Extended => Ok(self.client.query(sql, refs)?.len() as u64),
+            Protocol::Prepared => drain(
+                self.client
+                    .query_raw(&self.prepared[idx], params.iter().copied())?,
+            ),
+            Protocol::Extended => drain(
+                self.client
+                    .query_typed_raw(sql, params.iter().map(|p| (*p, p.sql_type())))?,
+            ),
             Protocol::Simple => {
                 render_simple(self.buf, sql, params);
-                let msgs = self.client.simple_query(self.buf)?;
-                Ok(msgs
-                    .iter()
-                    .filter(|m| matches!(m, postgres::SimpleQueryMessage::Row(_)))
-                    .count() as u64)
+                // `batch_execute` reads the replies without building the `Vec` of messages
+                // `simple_query` would; the built-in types never look at their rows.
+                self.client.batch_execute(self.buf)
             }
         }
     }
+}
+
+/// Reads every row of `rows` and drops it: execution errors arrive while the rows stream in, so
+/// a query is only known to have succeeded once its stream is exhausted.
+fn drain(rows: postgres::RowIter<'_>) -> Result<(), postgres::Error> {
+    rows.count().map(drop)
 }
 
 /// Renders `sql` with `$n` placeholders replaced by literals into `buf` (cleared first).

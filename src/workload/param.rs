@@ -8,9 +8,6 @@ use std::fmt::Write as _;
 
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-/// The most parameters a built-in statement takes.
-pub const MAX_PARAMS: usize = 4;
-
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
@@ -26,6 +23,16 @@ pub enum Param {
 }
 
 impl Param {
+    /// The type the value is sent as when the statement is parsed with explicit parameter types
+    /// (`-M extended`); it matches the placeholder's cast in every built-in statement.
+    pub fn sql_type(&self) -> Type {
+        match self {
+            Param::I64(_) => Type::INT8,
+            Param::F64(_) => Type::FLOAT8,
+            Param::Ts(_) => Type::TIMESTAMPTZ,
+        }
+    }
+
     /// Appends this value as an SQL literal.
     pub fn write_literal(&self, buf: &mut String) {
         match *self {

@@ -300,7 +300,13 @@ impl Script {
                         }
                     }
                 }
-                match ctx.client.simple_query(buf) {
+                // Only `\gset` reads a row: without it the replies are read and dropped, not
+                // collected into the `Vec` of messages `simple_query` builds.
+                let reply = match gset {
+                    None => ctx.client.batch_execute(buf).map(|()| Vec::new()),
+                    Some(_) => ctx.client.simple_query(buf),
+                };
+                match reply {
                     Ok(msgs) => {
                         let mut n = 0u64;
                         let mut gset_err = None;
