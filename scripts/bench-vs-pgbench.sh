@@ -8,13 +8,16 @@
 #   tpcb-like   -M prepared -c 8    TPS >= 1.0x
 #   select-only -R 2000 -c 8        pgstorm p50 and p99 within 10% of the percentiles computed
 #                                   from pgbench's own per-transaction log (-l)
+#   pg_sleep(2 ms) -R 200 -c 4      open loop well under capacity: pgstorm's p50 within 10% and
+#                                   its p99 no worse than 1.1x pgbench's, with the pool driver
+#                                   (punctual) and with -j 1 (punctualj)
 #
 # Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
 # (GNU time). Both tools pay for their connections inside the measured process.
 #
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
-#   --cases: comma-separated subset of c8,c500,tpcb,latency (default: all).
+#   --cases: comma-separated subset of c8,c500,tpcb,latency,punctual,punctualj (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin).
 set -euo pipefail
@@ -23,7 +26,7 @@ DSN=""
 DUR=10
 REPS=3
 SCALE=10
-CASES="c8,c500,tpcb,latency"
+CASES="c8,c500,tpcb,latency,punctual,punctualj"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dsn) DSN="$2"; shift 2 ;;
@@ -31,7 +34,7 @@ while [[ $# -gt 0 ]]; do
         --reps) REPS="$2"; shift 2 ;;
         --scale) SCALE="$2"; shift 2 ;;
         --cases) CASES="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "bench-vs-pgbench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -151,6 +154,12 @@ bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8 -j $JO
 # One thread per client here in both tools: this case compares measurement, and a thread serving
 # four clients would add its own queueing to the latencies.
 bench latency "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -j 8 -R 2000"
+# Open loop well under capacity: a transaction that sleeps 2 ms on the server, 200 tx/s over 4
+# clients. Any schedule lag the client adds shows in the tail.
+SLEEP_SQL="$WORK/sleep-2ms.sql"
+echo "SELECT pg_sleep(0.002);" >"$SLEEP_SQL"
+bench punctual "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -R 200"
+bench punctualj "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -j 1 -R 200"
 
 python3 - "$RESULTS" <<'EOF'
 import statistics, sys
@@ -172,6 +181,10 @@ goals = {
     "tpcb": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0)],
     "latency": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
+    "punctual": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
+    "punctualj": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                  ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
 print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")

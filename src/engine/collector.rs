@@ -71,7 +71,13 @@ pub struct Collected {
     pub log: Vec<LogEntry>,
     /// Batches that arrived after their interval was finalized.
     pub late_batches: u64,
+    /// Post-warmup slow transactions of every client (at most [`MAX_SLOW`]).
+    pub slow: Vec<stats::SlowTx>,
 }
+
+/// Slow transactions the collector keeps for the stall detector: with 8 per worker and interval
+/// this is hours of a run in which every transaction is slow, and 2.4 MB.
+pub const MAX_SLOW: usize = 100_000;
 
 struct Acc {
     types: Vec<TypeStats>,
@@ -121,6 +127,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
     let mut intervals: Vec<IntervalRecord> = Vec::new();
     let mut log = Vec::new();
     let mut late = 0u64;
+    let mut slow = Vec::new();
     let mut finalized_below = 0u32;
     let mut finished = 0usize;
     let mut progress = cfg.progress.map(|p| Progress {
@@ -147,6 +154,8 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
                     }
                     pool_wait.add(&batch.pool_wait).expect("same bounds");
                     lag_total.add(&batch.lag).expect("same bounds");
+                    let room = MAX_SLOW.saturating_sub(slow.len());
+                    slow.extend(batch.slow.iter().take(room));
                 }
                 if i < finalized_below {
                     late += 1;
@@ -250,6 +259,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
         intervals,
         log,
         late_batches: late,
+        slow,
     }
 }
 

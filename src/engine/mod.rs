@@ -19,9 +19,12 @@ pub mod conn_monitor;
 pub mod conn_worker;
 pub mod connections;
 pub mod gated_pool;
+pub mod hiccup;
 pub mod lost;
 pub mod mux;
 pub mod pool;
+pub mod schedule;
+pub mod stall;
 pub mod stats;
 pub mod tracker;
 pub mod watch;
@@ -38,6 +41,7 @@ pub use lost::TargetLost;
 use stats::{Hist, TypeStats};
 pub use worker::Arrival;
 
+use crate::rng::Rng;
 use crate::target::Target;
 use crate::workload::Workload;
 
@@ -119,6 +123,10 @@ pub struct EngineOutput {
     pub cpu: (Duration, Duration),
     /// Histogram precision of the workers.
     pub worker_sigfig: u8,
+    /// Post-warmup slow transactions (for the stall detector).
+    pub slow: Vec<stats::SlowTx>,
+    /// Pauses of pgstorm itself during the load, warmup included (the hiccup meter).
+    pub pauses: Vec<hiccup::Pause>,
 }
 
 impl EngineOutput {
@@ -208,10 +216,12 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         end: clock.end,
         interval: clock.interval,
         tx_limit: cfg.transactions_per_client,
-        rate: cfg.rate.map(|r| (r, cfg.arrival)),
+        arrivals: cfg.rate.map(|r| {
+            let mut rng = Rng::stream(cfg.seed, worker::ARRIVAL_STREAM.wrapping_sub(1));
+            schedule::Arrivals::new(r, cfg.arrival, &mut rng)
+        }),
         seed: cfg.seed,
         sigfig,
-        clients,
         max_tries: cfg.max_tries,
     });
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
@@ -254,6 +264,7 @@ where
                 if let Some(c) = core {
                     core_affinity::set_for_current(c);
                 }
+                tight_timer_slack();
                 body()
             });
         match spawned {
@@ -271,6 +282,17 @@ where
         }
     }
     Ok(handles)
+}
+
+/// Lets the kernel wake this thread within 1 µs of the time it asked for instead of the default
+/// 50 µs of slack, so an open-loop transaction starts when it was due rather than charging the
+/// server for the client's late wakeup.
+fn tight_timer_slack() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
 }
 
 /// Start, warmup and end of a run, fixed before any worker starts.
@@ -309,6 +331,7 @@ pub(crate) struct Collector {
     pub tx: crossbeam_channel::Sender<stats::Batch>,
     pub recycle: crossbeam_channel::Receiver<stats::Batch>,
     handle: std::thread::JoinHandle<collector::Collected>,
+    hiccups: hiccup::Meter,
 }
 
 /// What a finished run measured, before the connection counters are added.
@@ -322,6 +345,7 @@ pub(crate) struct Finished {
     target_lost: Option<TargetLost>,
     panics: Vec<String>,
     cpu: (Duration, Duration),
+    pauses: Vec<hiccup::Pause>,
 }
 
 impl Collector {
@@ -364,6 +388,7 @@ impl Collector {
             tx,
             recycle,
             handle,
+            hiccups: hiccup::Meter::start(clock.start)?,
         })
     }
 
@@ -416,6 +441,7 @@ impl Collector {
             panics.extend(join_load_thread(slot.take()));
         }
         let cpu_after = crate::proc_stats::cpu_time();
+        let pauses = self.hiccups.finish();
         let collected = self.handle.join().map_err(|p| {
             anyhow::anyhow!("the collector thread panicked: {}", panic_message(&*p))
         })?;
@@ -443,6 +469,7 @@ impl Collector {
                 cpu_after.0.saturating_sub(cpu_before.0),
                 cpu_after.1.saturating_sub(cpu_before.1),
             ),
+            pauses,
         })
     }
 }
@@ -498,6 +525,8 @@ impl Finished {
             panics: self.panics,
             cpu: self.cpu,
             worker_sigfig,
+            slow: c.slow,
+            pauses: self.pauses,
         }
     }
 }

@@ -74,6 +74,35 @@ pub fn decode(s: &str) -> anyhow::Result<Hist> {
     Ok(h)
 }
 
+/// HdrHistogram's expected-interval correction, applied after the fact: for every recorded value
+/// `v` above `interval_us`, the values `v - interval_us`, `v - 2·interval_us`, … down to
+/// `interval_us` are added, the latencies the requests that a closed-loop client did not send
+/// while it waited would have seen. Work is bounded: a value that implies more than 10,000
+/// missing requests adds them in evenly spaced groups of equal weight (the histogram's own
+/// resolution is coarser than that spacing).
+pub fn co_corrected(h: &Hist, interval_us: u64) -> Hist {
+    let mut out = h.clone();
+    if interval_us == 0 {
+        return out;
+    }
+    for v in h.iter_recorded() {
+        let value = h.highest_equivalent(v.value_iterated_to());
+        let count = v.count_at_value();
+        if value <= interval_us {
+            continue;
+        }
+        let missing = (value - interval_us) / interval_us;
+        let stride = missing.div_ceil(10_000).max(1);
+        let mut k = 1;
+        while k <= missing {
+            let weight = count.saturating_mul(stride.min(missing - k + 1));
+            out.saturating_record_n(value - k * interval_us, weight);
+            k += stride;
+        }
+    }
+    out
+}
+
 /// Failure classes, named by SQLSTATE class rather than by message text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -244,6 +273,24 @@ impl TypeStats {
     }
 }
 
+/// Shortest transaction kept as a [`SlowTx`]: well below any stall worth reporting, well above
+/// what a healthy OLTP transaction takes, so the list stays short.
+pub const SLOW_FLOOR: Duration = Duration::from_millis(20);
+/// Slow transactions a batch keeps (the longest of its interval).
+pub const SLOW_PER_BATCH: usize = 8;
+
+/// One slow successful transaction: who waited, from when, how long. The stall detector
+/// ([`super::stall`]) looks for many clients waiting at once in these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowTx {
+    /// Client (connection) index.
+    pub client: u32,
+    /// Start (intended start in open loop), µs since the run's start.
+    pub start_us: u64,
+    /// Latency, µs.
+    pub dur_us: u64,
+}
+
 /// What one worker measured during one interval.
 pub struct Batch {
     /// Worker index.
@@ -256,6 +303,9 @@ pub struct Batch {
     pub pool_wait: Hist,
     /// Schedule lag (open loop only; empty otherwise).
     pub lag: Hist,
+    /// The longest transactions of at least [`SLOW_FLOOR`] (at most [`SLOW_PER_BATCH`]; the
+    /// capacity is reserved, so keeping them never allocates).
+    pub slow: Vec<SlowTx>,
     /// Whether this is the worker's last batch.
     pub last: bool,
 }
@@ -269,7 +319,20 @@ impl Batch {
             types: (0..n_types).map(|_| TypeStats::new(sigfig)).collect(),
             pool_wait: new_hist(sigfig),
             lag: new_hist(sigfig),
+            slow: Vec::with_capacity(SLOW_PER_BATCH),
             last: false,
+        }
+    }
+
+    /// Keeps `tx` if it is among the interval's [`SLOW_PER_BATCH`] longest.
+    #[inline]
+    pub fn record_slow(&mut self, tx: SlowTx) {
+        if self.slow.len() < SLOW_PER_BATCH {
+            self.slow.push(tx);
+        } else if let Some(shortest) = self.slow.iter_mut().min_by_key(|s| s.dur_us) {
+            if shortest.dur_us < tx.dur_us {
+                *shortest = tx;
+            }
         }
     }
 
@@ -308,6 +371,7 @@ impl Batch {
         }
         self.pool_wait.reset();
         self.lag.reset();
+        self.slow.clear();
         self.last = false;
     }
 }
@@ -351,6 +415,59 @@ mod tests {
         assert_eq!(back.len(), 4);
         assert_eq!(h.len(), 4);
         assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+
+    #[test]
+    fn co_correction_fills_in_the_requests_a_stall_kept_from_being_sent() {
+        // 1,000 transactions of 1 ms, then one that waited 100 ms: a closed-loop client would
+        // have sent ~99 more requests during it, seeing 99 ms, 98 ms, ... 1 ms.
+        let mut h = new_hist(3);
+        for _ in 0..1000 {
+            record(&mut h, Duration::from_millis(1));
+        }
+        record(&mut h, Duration::from_millis(100));
+        let c = co_corrected(&h, 1000);
+        assert!((1098..=1100).contains(&c.len()), "{}", c.len());
+        assert!(h.value_at_quantile(0.99) < 1100);
+        // The 99 filled in are spread over 1..99 ms: the top 1% of the 1,100 samples (11) are
+        // the stalled one and the 10 filled-in values from 90 ms up, so p99 is about 89 ms.
+        let p99 = c.value_at_quantile(0.99);
+        assert!((87_000..=91_000).contains(&p99), "corrected p99 {p99} µs");
+        assert_eq!(c.max(), h.max());
+        // Nothing to correct: the same histogram.
+        let flat = co_corrected(&h, 200_000);
+        assert_eq!(flat.len(), h.len());
+    }
+
+    #[test]
+    fn co_correction_of_a_huge_gap_is_bounded_and_keeps_the_weight() {
+        let mut h = new_hist(3);
+        record(&mut h, Duration::from_secs(50));
+        let c = co_corrected(&h, 1);
+        // 50 s at 1 µs spacing: ~50 million missing requests, added in ~10,000 groups.
+        let added = c.len() - 1;
+        assert!(
+            (49_000_000..=50_100_000).contains(&added),
+            "{added} samples added"
+        );
+        let p50 = c.value_at_quantile(0.5) as f64;
+        assert!((p50 / 25e6 - 1.0).abs() < 0.02, "p50 {p50}");
+    }
+
+    #[test]
+    fn a_batch_keeps_only_its_longest_slow_transactions() {
+        let mut b = Batch::new(0, 1, 3);
+        for d in 0..20u64 {
+            b.record_slow(SlowTx {
+                client: 0,
+                start_us: d,
+                dur_us: 1000 * (d % 10) + d,
+            });
+        }
+        let mut kept: Vec<u64> = b.slow.iter().map(|s| s.dur_us).collect();
+        kept.sort();
+        assert_eq!(kept, [6006, 6016, 7007, 7017, 8008, 8018, 9009, 9019]);
+        assert_eq!(b.slow.capacity(), SLOW_PER_BATCH);
     }
 
     #[test]

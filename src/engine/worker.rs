@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::pool::{self, ConnManager};
+use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
 use crate::rng::Rng;
 use crate::workload::Workload;
@@ -29,40 +30,6 @@ pub enum Arrival {
     Poisson,
 }
 
-/// The per-worker open-loop schedule.
-pub(crate) struct Schedule {
-    next_s: f64,
-    mean_gap_s: f64,
-    arrival: Arrival,
-}
-
-impl Schedule {
-    /// Worker `id` of `n` sharing `rate` tx/s in total; independent Poisson streams of rate R/n
-    /// add up to a Poisson stream of rate R, and uniform streams are phase-shifted.
-    pub(crate) fn new(rate: f64, id: usize, n: usize, arrival: Arrival, rng: &mut Rng) -> Schedule {
-        let mean_gap_s = n as f64 / rate;
-        let first = match arrival {
-            Arrival::Uniform => mean_gap_s * id as f64 / n as f64,
-            Arrival::Poisson => rng.exp(mean_gap_s),
-        };
-        Schedule {
-            next_s: first,
-            mean_gap_s,
-            arrival,
-        }
-    }
-
-    /// Offset of the next intended start from the run's start, then advances.
-    pub(crate) fn take(&mut self, rng: &mut Rng) -> f64 {
-        let t = self.next_s;
-        self.next_s += match self.arrival {
-            Arrival::Uniform => self.mean_gap_s,
-            Arrival::Poisson => rng.exp(self.mean_gap_s),
-        };
-        t
-    }
-}
-
 /// Everything a worker shares with the engine.
 pub(crate) struct Shared {
     pub pool: r2d2::Pool<ConnManager>,
@@ -75,10 +42,10 @@ pub(crate) struct Shared {
     pub end: Option<Instant>,
     pub interval: Duration,
     pub tx_limit: Option<u64>,
-    pub rate: Option<(f64, Arrival)>,
+    /// Open loop: the arrivals all workers draw from (closed loop: `None`).
+    pub arrivals: Option<Arrivals>,
     pub seed: u64,
     pub sigfig: u8,
-    pub clients: usize,
     /// Tries per transaction on serialization/deadlock failures (0: until the run ends).
     pub max_tries: u32,
 }
@@ -170,6 +137,31 @@ impl Recorder {
         self.boundary = self.start + self.interval_len * (self.interval + 1);
     }
 
+    /// Counts one transaction of `client` that began at `began` (its intended start in open
+    /// loop), as [`Batch::record_transaction`] does, and keeps a slow success for the stall
+    /// detector.
+    #[inline]
+    pub fn record_transaction(
+        &mut self,
+        client: u32,
+        kind: usize,
+        lag: Option<Duration>,
+        tries: u32,
+        outcome: Result<Duration, ErrorClass>,
+        began: Instant,
+    ) {
+        self.batch.record_transaction(kind, lag, tries, outcome);
+        if let Ok(latency) = outcome {
+            if latency >= stats::SLOW_FLOOR {
+                self.batch.record_slow(stats::SlowTx {
+                    client,
+                    start_us: began.saturating_duration_since(self.start).as_micros() as u64,
+                    dur_us: latency.as_micros() as u64,
+                });
+            }
+        }
+    }
+
     /// The next interval boundary.
     pub fn boundary(&self) -> Instant {
         self.boundary
@@ -186,6 +178,21 @@ pub(crate) struct Worker {
     id: usize,
     shared: Arc<Shared>,
     rec: Recorder,
+}
+
+/// Random stream of a client's arrival gaps, apart from its workload stream.
+pub(crate) const ARRIVAL_STREAM: u64 = 0xA221_0000;
+
+/// The instant of an arrival `offset` after `start`, or `None` when it falls at or after the end
+/// of the run (or beyond what an `Instant` can hold): no transaction is due then.
+pub(crate) fn intended_start(
+    start: Instant,
+    end: Option<Instant>,
+    offset: Duration,
+) -> Option<Instant> {
+    start
+        .checked_add(offset)
+        .filter(|at| end.is_none_or(|end| *at < end))
 }
 
 /// The next wait after a lost connection or a pool timeout: doubling from 10 ms up to 1 s, so a
@@ -210,7 +217,7 @@ impl Worker {
             out,
             recycle,
         )
-        .open_loop(shared.rate.is_some());
+        .open_loop(shared.arrivals.is_some());
         Worker { id, shared, rec }
     }
 
@@ -240,9 +247,7 @@ impl Worker {
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
         let mut rng = Rng::stream(shared.seed, 0x5EED_0000 + self.id as u64);
-        let mut schedule = shared
-            .rate
-            .map(|(rate, arrival)| Schedule::new(rate, self.id, shared.clients, arrival, &mut rng));
+        let mut gaps = Rng::stream(shared.seed, ARRIVAL_STREAM + self.id as u64);
         let mut scratch = shared.workload.scratch(self.id);
         let mut done: u64 = 0;
         let mut backoff = Duration::ZERO;
@@ -250,14 +255,11 @@ impl Worker {
             if self.stopped() || shared.tx_limit.is_some_and(|n| done >= n) {
                 break;
             }
-            let intended = match schedule.as_mut() {
-                Some(s) => {
-                    let at = shared.start + Duration::from_secs_f64(s.take(&mut rng));
-                    if shared.end.is_some_and(|end| at >= end) || !self.wait_until(at) {
-                        break;
-                    }
-                    Some(at)
-                }
+            let intended = match shared.arrivals.as_ref() {
+                Some(a) => match intended_start(shared.start, shared.end, a.take(&mut gaps)) {
+                    Some(at) if self.wait_until(at) => Some(at),
+                    _ => break,
+                },
                 None => None,
             };
             let kind = shared.workload.pick(&mut rng);
@@ -303,13 +305,15 @@ impl Worker {
                 Err(_) => Instant::now(),
             };
             self.rec.maybe_flush(now);
-            let batch = &mut self.rec.batch;
-            stats::record(&mut batch.pool_wait, t1 - t0);
-            batch.record_transaction(
+            stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
+            let began = intended.unwrap_or(t1);
+            self.rec.record_transaction(
+                self.id as u32,
                 kind,
                 intended.map(|at| t0.saturating_duration_since(at)),
                 tries,
-                result.map(|t2| t2 - intended.unwrap_or(t1)),
+                result.map(|t2| t2 - began),
+                began,
             );
             match result {
                 Ok(_) => backoff = Duration::ZERO,
@@ -328,32 +332,5 @@ impl Worker {
             done += 1;
         }
         self.rec.flush(Instant::now(), true);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uniform_schedule_spreads_workers_and_keeps_the_rate() {
-        let mut rng = Rng::new(1);
-        let mut a = Schedule::new(100.0, 0, 4, Arrival::Uniform, &mut rng);
-        let mut b = Schedule::new(100.0, 2, 4, Arrival::Uniform, &mut rng);
-        assert_eq!(a.take(&mut rng), 0.0);
-        assert!((b.take(&mut rng) - 0.02).abs() < 1e-12);
-        assert!((a.take(&mut rng) - 0.04).abs() < 1e-12);
-    }
-
-    #[test]
-    fn poisson_schedule_has_the_requested_rate() {
-        let mut rng = Rng::new(9);
-        let mut s = Schedule::new(1000.0, 0, 10, Arrival::Poisson, &mut rng);
-        let mut last = 0.0;
-        for _ in 0..20_000 {
-            last = s.take(&mut rng);
-        }
-        // 20,000 arrivals at 100/s per worker take ~200 s.
-        assert!((last / 200.0 - 1.0).abs() < 0.03, "last {last}");
     }
 }

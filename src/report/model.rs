@@ -184,6 +184,34 @@ pub struct LoadResult {
     pub client: ClientCost,
     /// Server-side transaction counters over the load, to cross-check the client's count.
     pub server_check: Option<ServerCheck>,
+    /// Episodes in which many clients waited at once: the evidence behind a stall warning.
+    #[serde(default)]
+    pub stalls: Vec<Stall>,
+    /// Closed loop: the latency had the requests that waiting clients did not send been sent on
+    /// schedule (HdrHistogram's expected-interval correction at the median latency), an estimate
+    /// of what coordinated omission hides; null in open loop, which measures it directly.
+    #[serde(default)]
+    pub co_corrected: Option<LatencySummary>,
+}
+
+/// An episode in which many clients waited at once.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Stall {
+    /// Start, seconds since the start of the load.
+    pub start_s: f64,
+    /// How long at least the required number of clients waited together (s).
+    pub duration_s: f64,
+    /// Most clients waiting at one instant.
+    pub clients_waiting: u32,
+    /// Clients that had to wait at once for an episode to count (half of them, at least two).
+    pub clients_required: u32,
+    /// A waiting transaction took at least this long (ms): 200 ms or 50 times the median.
+    pub threshold_ms: f64,
+    /// Time pgstorm itself was paused during the episode (ms): when it is a good part of it, the
+    /// clients waited on the load machine, not on the server.
+    pub client_paused_ms: f64,
+    /// Whether the client's own pauses explain the episode.
+    pub client_side: bool,
 }
 
 /// How a load was driven.
@@ -355,6 +383,13 @@ pub struct ClientCost {
     pub peak_rss_bytes: u64,
     /// Batches that reached the collector after their interval closed.
     pub late_batches: u64,
+    /// Pauses of pgstorm itself of at least 10 ms (a thread that sleeps 1 ms at a time and
+    /// records how late it woke up): the load machine, not the server, made every client wait.
+    #[serde(default)]
+    pub pauses: u64,
+    /// The longest of those pauses (ms).
+    #[serde(default)]
+    pub max_pause_ms: f64,
 }
 
 /// The server's own transaction counters against the client's count.

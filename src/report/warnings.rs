@@ -14,14 +14,6 @@ fn w(code: &str, message: String) -> Warning {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Warnings about a connection scenario's result.
 pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
     let mut out = Vec::new();
@@ -63,40 +55,7 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
 /// Warnings about a load's measurement.
 pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     let mut out = Vec::new();
-    let measured: Vec<_> = load.timeseries.iter().filter(|p| !p.warmup).collect();
-    let closed = load.config.rate.is_none();
-    if closed && measured.len() >= 3 {
-        let med = median(measured.iter().map(|p| p.tps).collect());
-        // Skip the last interval: it is usually cut short by the end of the run.
-        let inner = &measured[..measured.len() - 1];
-        let dip = inner
-            .iter()
-            .filter(|p| med > 0.0 && p.tps < 0.2 * med)
-            .min_by(|a, b| a.tps.total_cmp(&b.tps));
-        let p50 = load.summary.latency.p50_ms;
-        let max = load.summary.latency.max_ms;
-        let spike = max >= 100.0 && p50 > 0.0 && max > 100.0 * p50;
-        if dip.is_some() || spike {
-            let what = match dip {
-                Some(p) => format!(
-                    "throughput fell to {:.0} tx/s (median {:.0}) at t={:.0} s",
-                    p.tps, med, p.t_s
-                ),
-                None => format!(
-                    "the slowest transaction took {max:.0} ms against a median of {p50:.3} ms"
-                ),
-            };
-            out.push(w(
-                "closed_loop_stall",
-                format!(
-                    "{what}: the server stalled, and in closed loop the work that would have \
-                     queued behind the stall is never sent, so the percentiles hide it \
-                     (coordinated omission); rerun with -R <rate> to measure latency from the \
-                     intended start"
-                ),
-            ));
-        }
-    }
+    out.extend(stall_warnings(load));
     if let Some(lag) = &load.schedule_lag {
         if lag.p99_ms > 10.0 {
             out.push(w(
@@ -205,6 +164,61 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
         out.push(w(
             "interrupted",
             "the run was interrupted: the figures cover only the part that ran".to_string(),
+        ));
+    }
+    out
+}
+
+/// A stall of the server, said only with its evidence (many clients waiting at once, the client
+/// not paused meanwhile), and a pause of pgstorm itself, which no figure of that moment survives.
+fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let closed = load.config.rate.is_none();
+    let server_side: Vec<_> = load.stalls.iter().filter(|s| !s.client_side).collect();
+    if closed {
+        if let Some(worst) = server_side
+            .iter()
+            .max_by(|a, b| a.duration_s.total_cmp(&b.duration_s))
+        {
+            let estimate = load
+                .co_corrected
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "; had the requests been sent on schedule, p99 would be about {:.1} ms                          instead of {:.1} ms and p99.9 {:.1} ms instead of {:.1} ms (HdrHistogram's                          expected-interval correction)",
+                        c.p99_ms,
+                        load.summary.latency.p99_ms,
+                        c.p999_ms,
+                        load.summary.latency.p999_ms
+                    )
+                })
+                .unwrap_or_default();
+            out.push(w(
+                "closed_loop_stall",
+                format!(
+                    "the server stalled {}: at t={:.1} s, {} of {} clients waited at once for                      {:.2} s, each on a transaction of at least {:.0} ms; in closed loop the work                      that would have queued behind the stall is never sent, so the percentiles                      hide it (coordinated omission){estimate}; rerun with -R <rate> to measure                      latency from the intended start",
+                    if server_side.len() == 1 {
+                        "once".to_string()
+                    } else {
+                        format!("{} times", server_side.len())
+                    },
+                    worst.start_s,
+                    worst.clients_waiting,
+                    load.config.clients,
+                    worst.duration_s,
+                    worst.threshold_ms
+                ),
+            ));
+        }
+    }
+    let pause_ms = load.client.max_pause_ms;
+    if pause_ms >= 100.0 || load.stalls.iter().any(|s| s.client_side) {
+        out.push(w(
+            "client_paused",
+            format!(
+                "pgstorm itself was paused {} times for 10 ms or more, the longest {pause_ms:.0} ms                  (its CPU was taken by other processes or the hypervisor): every client waited                  then, and that wait is in the latencies although the server did not cause it;                  run the load on a quieter machine",
+                load.client.pauses
+            ),
         ));
     }
     out

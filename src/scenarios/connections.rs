@@ -439,6 +439,8 @@ pub fn connections_result(
             },
             peak_rss_bytes: crate::proc_stats::peak_rss_bytes(),
             late_batches: 0,
+            pauses: 0,
+            max_pause_ms: 0.0,
         },
         server_check: None,
     }

@@ -19,7 +19,7 @@ use crate::monitor::model::Window;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
     ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry,
-    PoolResult, QueryResult, RunDocument, ServerCheck, TargetLostAt,
+    PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt,
 };
 use crate::report::{archive, hlog, latency_summary};
 use crate::workload::script::{Predefined, Script, ScriptSource};
@@ -625,6 +625,25 @@ fn command_results(labels: &[String], t: &engine::stats::TypeStats) -> Option<Ve
     )
 }
 
+/// The episodes of many clients waiting at once, with their offsets from the end of the warmup.
+fn stalls(out: &EngineOutput, clients: u32, latency: &engine::stats::Hist) -> Vec<Stall> {
+    let median = latency.value_at_quantile(0.5);
+    let threshold_ms = engine::stall::threshold_us(median) as f64 / 1000.0;
+    let warmup_s = out.warmup.as_secs_f64();
+    engine::stall::episodes(&out.slow, &out.pauses, clients, median)
+        .into_iter()
+        .map(|e| Stall {
+            start_s: e.start_us as f64 / 1e6 - warmup_s,
+            duration_s: e.dur_us as f64 / 1e6,
+            clients_waiting: e.clients_waiting,
+            clients_required: engine::stall::min_clients(clients),
+            threshold_ms,
+            client_paused_ms: e.client_paused_us as f64 / 1000.0,
+            client_side: e.is_client_pause(),
+        })
+        .collect()
+}
+
 /// Turns engine measurements into the document's load section.
 pub fn load_result(
     out: &EngineOutput,
@@ -736,7 +755,16 @@ pub fn load_result(
             },
             peak_rss_bytes: crate::proc_stats::peak_rss_bytes(),
             late_batches: out.late_batches,
+            pauses: out.pauses.len() as u64,
+            max_pause_ms: out.pauses.iter().map(|p| p.dur_us).max().unwrap_or(0) as f64 / 1000.0,
         },
         server_check: None,
+        stalls: stalls(out, cfg.clients, &all.latency),
+        co_corrected: cfg.rate.is_none().then(|| {
+            latency_summary(&engine::stats::co_corrected(
+                &all.latency,
+                all.latency.value_at_quantile(0.5),
+            ))
+        }),
     }
 }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::engine::pool::PoolCounters;
+use crate::engine::schedule::Arrivals;
 use crate::engine::stats::ErrorClass;
-use crate::engine::worker::{next_backoff, Recorder, Schedule};
+use crate::engine::worker::{intended_start, next_backoff, Recorder, ARRIVAL_STREAM};
 use crate::rng::Rng;
 use crate::wire::{WireConn, WireError};
 use crate::workload::script::resume::{Action, Tx};
@@ -51,10 +52,11 @@ enum Phase {
 
 /// One client: its connection, variables, random stream and current transaction.
 struct Client {
+    /// The client's index in the run.
+    id: u32,
     conn: Option<WireConn>,
     rng: Rng,
     saved_rng: Rng,
-    schedule: Option<Schedule>,
     /// The next intended start (open loop), once drawn.
     next_at: Option<Instant>,
     vars: Vec<ClientVars>,
@@ -87,6 +89,10 @@ pub(super) struct Thread {
     /// loss costs no reference-count traffic.
     counters: Arc<PoolCounters>,
     clients: Vec<Client>,
+    /// Open loop: the arrivals this thread's clients share.
+    arrivals: Option<Arrivals>,
+    /// Random stream of the arrival gaps.
+    gaps: Rng,
     per_command: bool,
     stopping: bool,
 }
@@ -94,21 +100,21 @@ pub(super) struct Thread {
 impl Thread {
     pub(super) fn new(shared: &Shared, rec: Recorder, conns: Vec<(usize, WireConn)>) -> Thread {
         let now = Instant::now();
+        // The thread's share of the rate follows its share of the clients.
+        let share = conns.len() as f64 / shared.clients.max(1) as f64;
+        let first = conns.first().map_or(0, |(id, _)| *id);
         let clients = conns
             .into_iter()
             .map(|(id, conn)| {
-                let mut rng = Rng::stream(shared.seed, 0x5EED_0000 + id as u64);
-                let schedule = shared.rate.map(|(rate, arrival)| {
-                    Schedule::new(rate, id, shared.clients, arrival, &mut rng)
-                });
+                let rng = Rng::stream(shared.seed, 0x5EED_0000 + id as u64);
                 let vars = (0..shared.workload.types.len())
                     .map(|k| shared.script(k).client_vars(id))
                     .collect();
                 Client {
+                    id: id as u32,
                     conn: Some(conn),
                     saved_rng: rng.clone(),
                     rng,
-                    schedule,
                     next_at: None,
                     vars,
                     tx: Tx::default(),
@@ -127,11 +133,19 @@ impl Thread {
                 }
             })
             .collect();
+        let mut gaps = Rng::stream(shared.seed, ARRIVAL_STREAM + first as u64);
+        // As pgbench's per-thread throttle: the thread's clients share one stream of the
+        // thread's share of the rate, and the next arrival goes to the first idle client.
+        let arrivals = shared
+            .rate
+            .map(|(rate, arrival)| Arrivals::new(rate * share, arrival, &mut gaps));
         Thread {
             counters: shared.counters.clone(),
             per_command: shared.workload.per_command,
             rec,
             clients,
+            arrivals,
+            gaps,
             stopping: false,
         }
     }
@@ -340,15 +354,16 @@ impl Thread {
                         c.wake = now;
                         return;
                     }
-                    if let Some(s) = c.schedule.as_mut() {
+                    if let Some(a) = self.arrivals.as_ref() {
                         let at = match c.next_at {
                             Some(at) => at,
                             None => {
-                                let at = shared.start + Duration::from_secs_f64(s.take(&mut c.rng));
-                                if shared.end.is_some_and(|end| at >= end) {
+                                let offset = a.take(&mut self.gaps);
+                                let Some(at) = intended_start(shared.start, shared.end, offset)
+                                else {
                                     c.phase = Phase::Finished;
                                     return;
-                                }
+                                };
                                 c.next_at = Some(at);
                                 at
                             }
@@ -535,11 +550,14 @@ impl Thread {
     fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Instant) {
         self.rec.maybe_flush(now);
         let c = &mut self.clients[i];
-        self.rec.batch.record_transaction(
+        let began = c.intended.unwrap_or(c.started);
+        self.rec.record_transaction(
+            c.id,
             c.kind,
             c.intended.map(|at| c.started.saturating_duration_since(at)),
             c.tries,
-            outcome.map(|()| now.saturating_duration_since(c.intended.unwrap_or(c.started))),
+            outcome.map(|()| now.saturating_duration_since(began)),
+            began,
         );
         if outcome.is_ok() {
             c.backoff = Duration::ZERO;

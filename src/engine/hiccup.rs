@@ -1,0 +1,112 @@
+//! The client's own pauses, measured as jHiccup does: a thread that asks to sleep 1 ms at a time
+//! and records how much later than that it woke up.
+//!
+//! A pause of the whole pgstorm process (the load machine's CPU taken by something else, a VM
+//! steal burst, memory pressure) delays every client at once and looks, from the clients' side,
+//! exactly like a server stall. The stall detector ([`super::stall`]) uses these pauses to tell
+//! the two apart, and every result reports the longest one.
+//!
+//! Invariants: the meter costs one short wakeup per millisecond and allocates only when it records
+//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// The meter's sleep.
+const PERIOD: Duration = Duration::from_millis(1);
+/// Shortest oversleep recorded as a pause.
+pub const PAUSE_FLOOR: Duration = Duration::from_millis(10);
+
+/// One pause of the client: it started `start_us` after the run's start and lasted `dur_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    /// Start, µs since the run's start.
+    pub start_us: u64,
+    /// Length beyond the requested sleep, µs.
+    pub dur_us: u64,
+}
+
+/// A running meter.
+pub struct Meter {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Vec<Pause>>,
+}
+
+impl Meter {
+    /// Starts measuring; offsets are taken from `start`.
+    pub fn start(start: Instant) -> Result<Meter> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("pgstorm-hiccup".into())
+            .stack_size(64 * 1024)
+            .spawn(move || measure(start, &flag))
+            .context("cannot start the hiccup meter thread")?;
+        Ok(Meter { stop, handle })
+    }
+
+    /// Stops the meter and returns the pauses it saw, in time order.
+    pub fn finish(self) -> Vec<Pause> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+fn measure(start: Instant, stop: &AtomicBool) -> Vec<Pause> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects this thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+    let mut pauses = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let before = Instant::now();
+        std::thread::sleep(PERIOD);
+        let over = before.elapsed().saturating_sub(PERIOD);
+        if over >= PAUSE_FLOOR {
+            pauses.push(Pause {
+                start_us: (before + PERIOD)
+                    .saturating_duration_since(start)
+                    .as_micros() as u64,
+                dur_us: over.as_micros() as u64,
+            });
+        }
+    }
+    pauses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_process_is_seen_as_one_pause_of_about_that_length() {
+        let start = Instant::now();
+        let meter = Meter::start(start).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // SIGSTOP stops every thread of the process; the test's own thread sends SIGCONT from a
+        // child process, since a stopped process cannot continue itself.
+        let pid = std::process::id().to_string();
+        let cont = std::process::Command::new("sh")
+            .args(["-c", &format!("sleep 0.3; kill -CONT {pid}")])
+            .spawn()
+            .unwrap();
+        // SAFETY: sends SIGSTOP to this process; the child above sends SIGCONT.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGSTOP);
+        }
+        let mut cont = cont;
+        cont.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let pauses = meter.finish();
+        let longest = pauses.iter().map(|p| p.dur_us).max().unwrap_or(0);
+        assert!(
+            longest >= 200_000,
+            "a 300 ms SIGSTOP was measured as {longest} µs: {pauses:?}"
+        );
+    }
+}
