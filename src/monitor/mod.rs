@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use history::{Cost, Ring};
-pub use local::{is_local, local_postmaster, LocalServer};
+pub use local::{local_postmaster, LocalServer};
 use model::{
     AlertEvent, HostSample, HostSeries, Monitoring, ServerSample, ServerSeries, ServerSummary,
     Stat, Thresholds, Window,
