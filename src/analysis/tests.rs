@@ -104,6 +104,72 @@ fn dead_tuples_over_a_fifth_are_reported_and_below_it_not() {
     assert!(codes(&a).is_empty(), "{:?}", codes(&a));
 }
 
+/// The dead-row finding's share of the run: `(dead_rows_made_by_run, title, made_by_run)`.
+fn dead_by_run(before: &Snapshot, t: TableStat) -> (i64, String, String) {
+    let a = run(before, &with_table(snap(), t), &[], &remote());
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.code == "dead_tuples")
+        .unwrap_or_else(|| panic!("no dead_tuples finding in {:?}", codes(&a)));
+    (
+        f.evidence["dead_rows_made_by_run"].as_i64().unwrap(),
+        f.title.clone(),
+        f.evidence["made_by_run"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn dead_rows_the_runs_writes_made_are_named_and_older_ones_are_not() {
+    let mut old = table("pos_order_line", 10_000);
+    old.n_dead_tup = 500;
+    old.n_tup_upd = 100;
+    let before = with_table(snap(), old.clone());
+    // Positive control: 4,000 updates and 500 deletes during the run, 4,500 more dead rows.
+    let mut t = old.clone();
+    t.n_dead_tup = 5_000;
+    t.n_tup_upd = 4_100;
+    t.n_tup_del = 500;
+    let (made, title, text) = dead_by_run(&before, t);
+    assert_eq!(made, 4_500);
+    assert!(
+        title.ends_with("4500 of them were made by this run's writes"),
+        "{title}"
+    );
+    assert!(
+        text.starts_with("4500 of the 5000 dead rows were made by this run's writes (4000 updates, 500 deletes, 0 inserts"),
+        "{text}"
+    );
+    // Negative control: the same dead rows, all there before the run, which wrote nothing.
+    let mut stale = old.clone();
+    stale.n_dead_tup = 5_000;
+    let before_stale = with_table(snap(), stale.clone());
+    let (made, title, text) = dead_by_run(&before_stale, stale);
+    assert_eq!(made, 0);
+    assert!(
+        title.ends_with("none of them were made by this run"),
+        "{title}"
+    );
+    assert!(text.starts_with("0 of the 5000 dead rows"), "{text}");
+}
+
+#[test]
+fn after_a_vacuum_in_the_window_the_dead_rows_left_are_the_runs_up_to_its_writes() {
+    let mut old = table("pos_order", 10_000);
+    old.n_dead_tup = 8_000;
+    let before = with_table(snap(), old.clone());
+    let mut t = old.clone();
+    t.last_vacuum = Some(chrono::Utc::now());
+    t.n_dead_tup = 3_000;
+    // Rolled-back inserts: the counters count the attempt, and each leaves a dead row.
+    t.n_tup_ins = 2_000;
+    t.n_tup_upd = 1_500;
+    assert_eq!(dead_by_run(&before, t.clone()).0, 3_000);
+    // Fewer writes than dead rows: never more than the writes.
+    t.n_tup_ins = 0;
+    assert_eq!(dead_by_run(&before, t).0, 1_500);
+}
+
 #[test]
 fn a_table_never_analyzed_is_reported() {
     let mut t = table("pos_order", 5_000);
