@@ -48,6 +48,163 @@ impl std::fmt::Debug for Target {
     }
 }
 
+impl Target {
+    /// Whether the server runs on this machine, judged from the hosts the driver really connects
+    /// to (never from the displayed DSN): each must be a Unix socket, `localhost`, this machine's
+    /// name, a loopback address (127.0.0.0/8, ::1) or an address of one of this machine's
+    /// interfaces. A multi-host target is local only if every host is, since the driver may
+    /// connect to any of them; any other name is taken as remote (resolving it could hang on DNS,
+    /// and the cost of a wrong "local" is reporting the load machine's disks as the server's).
+    pub fn is_local(&self) -> bool {
+        hosts_are_local(&self.config, ThisMachine::read)
+    }
+}
+
+/// What makes an address or a name this machine's, beyond loopback and `localhost`.
+struct ThisMachine {
+    name: Option<String>,
+    addrs: Vec<std::net::IpAddr>,
+}
+
+impl ThisMachine {
+    /// The host name and interface addresses, read from the OS.
+    fn read() -> ThisMachine {
+        let networks = sysinfo::Networks::new_with_refreshed_list();
+        ThisMachine {
+            name: sysinfo::System::host_name(),
+            addrs: networks
+                .values()
+                .flat_map(|n| n.ip_networks().iter().map(|i| i.addr))
+                .collect(),
+        }
+    }
+}
+
+/// [`Target::is_local`] of `config`; `machine` is only read when loopback and `localhost` do not
+/// settle the question.
+fn hosts_are_local(config: &Config, machine: impl FnOnce() -> ThisMachine) -> bool {
+    use std::net::IpAddr;
+    enum Endpoint<'a> {
+        Socket,
+        Ip(IpAddr),
+        Name(&'a str),
+    }
+    let (hosts, addrs) = (config.get_hosts(), config.get_hostaddrs());
+    // As libpq: `hostaddr` i, when given, is where connection i goes; `host` i is then only a name.
+    let endpoints: Vec<Endpoint> = (0..hosts.len().max(addrs.len()))
+        .map(|i| match (addrs.get(i), hosts.get(i)) {
+            (Some(ip), _) => Endpoint::Ip(*ip),
+            (None, Some(Host::Tcp(name))) => {
+                match name.trim_matches(['[', ']']).parse::<IpAddr>() {
+                    Ok(ip) => Endpoint::Ip(ip),
+                    Err(_) => Endpoint::Name(name),
+                }
+            }
+            (None, Some(Host::Unix(_))) => Endpoint::Socket,
+            // Not reached (i is below one of the two lengths); an empty name is never local.
+            (None, None) => Endpoint::Name(""),
+        })
+        .collect();
+    let loopback = |e: &Endpoint| match e {
+        Endpoint::Socket => true,
+        // 0.0.0.0 and :: reach this machine on Linux, as the loopback addresses do.
+        Endpoint::Ip(ip) => ip.to_canonical().is_loopback() || ip.is_unspecified(),
+        Endpoint::Name(n) => n.eq_ignore_ascii_case("localhost"),
+    };
+    if endpoints.is_empty() {
+        return false;
+    }
+    if endpoints.iter().all(loopback) {
+        return true;
+    }
+    let me = machine();
+    endpoints.iter().all(|e| {
+        loopback(e)
+            || match e {
+                Endpoint::Ip(ip) => me.addrs.contains(&ip.to_canonical()),
+                Endpoint::Name(n) => me
+                    .name
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(n)),
+                Endpoint::Socket => true,
+            }
+    })
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+
+    /// A machine named `loadbox` with one LAN address of each family.
+    fn loadbox() -> ThisMachine {
+        ThisMachine {
+            name: Some("loadbox".into()),
+            addrs: vec!["10.0.0.5".parse().unwrap(), "fd00::5".parse().unwrap()],
+        }
+    }
+
+    fn local(dsn: &str) -> bool {
+        hosts_are_local(&dsn.parse::<Config>().unwrap(), loadbox)
+    }
+
+    #[test]
+    fn loopback_names_addresses_and_sockets_are_local() {
+        assert!(local("host=localhost user=u"));
+        assert!(local("host=LocalHost user=u"));
+        assert!(local("host=127.0.0.1 user=u"));
+        assert!(local("host=127.0.0.2 user=u"));
+        assert!(local("host=::1 user=u"));
+        assert!(local("postgres://u@[::1]:5432/d"));
+        assert!(local("postgres://u@localhost/d"));
+        assert!(local("host=/var/run/postgresql user=u"));
+        assert!(local("postgres://u@%2Fvar%2Frun%2Fpostgresql/d"));
+    }
+
+    #[test]
+    fn this_machines_own_name_and_interface_addresses_are_local() {
+        assert!(local("host=loadbox user=u"));
+        assert!(local("host=10.0.0.5 user=u"));
+        assert!(local("postgres://u@[fd00::5]:5432/d"));
+    }
+
+    #[test]
+    fn remote_names_and_addresses_are_not_local() {
+        assert!(!local("host=db.example.com user=u"));
+        assert!(!local("host=10.1.2.3 user=u"));
+        assert!(!local("host=2001:db8::7 user=u"));
+        assert!(!local("postgres://u@[2001:db8::7]:5432/d"));
+    }
+
+    #[test]
+    fn a_multi_host_target_is_local_only_if_every_host_is() {
+        assert!(local("host=localhost,/tmp,127.0.0.1 user=u"));
+        assert!(!local("host=localhost,db.example.com user=u"));
+        assert!(!local("postgres://u@[::1]:5432,10.1.2.3:5432/d"));
+        assert!(!local("host=db.example.com,127.0.0.1 user=u"));
+    }
+
+    #[test]
+    fn hostaddr_decides_where_the_connection_goes() {
+        assert!(!local("host=localhost hostaddr=10.1.2.3 user=u"));
+        assert!(local("host=db.example.com hostaddr=127.0.0.1 user=u"));
+    }
+
+    #[test]
+    fn the_machine_is_read_only_when_loopback_does_not_settle_it() {
+        let config: Config = "host=127.0.0.1,/tmp user=u".parse().unwrap();
+        assert!(hosts_are_local(&config, || unreachable!(
+            "no OS lookup for a loopback target"
+        )));
+    }
+
+    #[test]
+    fn the_real_machine_answers_for_loopback_and_a_documentation_address() {
+        let target = |dsn: &str| Target::new(dsn.parse().unwrap(), TargetSource::Dsn);
+        assert!(target("host=127.0.0.1 user=u").is_local());
+        assert!(!target("host=192.0.2.1 user=u").is_local());
+    }
+}
+
 /// The environment variables that make pgstorm use an existing server rather than a sandbox.
 const TARGET_ENV: [&str; 4] = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE"];
 

@@ -420,6 +420,23 @@ fn workload_sorting_past_work_mem_shows_the_spill_in_its_plan() {
     assert_eq!(tf[0].evidence["work_mem"], "64kB");
 }
 
+/// Waits (bounded) until backend `pid` has exited, and so flushed its statistics.
+fn wait_gone(admin: &mut postgres::Client, pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `work` on its own connection to `db` between the advisor's two snapshots, and waits for
 /// that backend's statistics to be flushed (it flushes them when it exits).
 fn analyze_window(db: &str, work: &str) -> RunDocument {
@@ -436,20 +453,7 @@ fn analyze_window(db: &str, work: &str) -> RunDocument {
         .get(0);
     worker.batch_execute(work).unwrap();
     drop(worker);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && session
-            .admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                &[&pid],
-            )
-            .unwrap()
-            .get::<_, i64>(0)
-            > 0
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(&mut session.admin, pid);
     let doc = session.document(
         "analyze",
         db,
@@ -482,9 +486,92 @@ fn dead_rows_and_a_requested_checkpoint_in_the_window_are_reported() {
     assert_eq!(dead.len(), 1, "{:?}", codes(&doc));
     assert_eq!(dead[0].object, "pgstorm.pos_order_line");
     assert!(dead[0].evidence["dead_ratio"].as_f64().unwrap() > 0.2);
+    // The window's own DELETE made every one of them.
+    assert_eq!(
+        dead[0].evidence["dead_rows_made_by_run"],
+        dead[0].evidence["dead_rows"]
+    );
     let cp = findings(&doc, "checkpoints_requested");
     assert_eq!(cp.len(), 1, "{:?}", codes(&doc));
     assert!(cp[0].evidence["checkpoints_requested"].as_i64().unwrap() >= 1);
+}
+
+/// Seeds `db` at scale 1 with autovacuum off for the order tables, so the dead rows stay until
+/// the advisor looks.
+fn seed_without_autovacuum(db: &str) -> postgres::Client {
+    let mut c = common::client_of(db);
+    let mut say = |_: &str| {};
+    pgstorm::dataset::ensure(&mut c, false, &mut say).unwrap();
+    c.batch_execute(
+        "ALTER TABLE pgstorm.pos_order SET (autovacuum_enabled = off); \
+         ALTER TABLE pgstorm.pos_order_line SET (autovacuum_enabled = off)",
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn dead_rows_made_by_a_write_heavy_run_are_attributed_to_its_writes() {
+    let db = "an_dead_by_run";
+    drop(seed_without_autovacuum(db));
+    let tmp = tempfile::tempdir().unwrap();
+    // `transaction` inserts an order and updates another order's lines, then rolls back: every
+    // row it touches is left dead.
+    let mut o = options(tmp.path(), db, "transaction=1");
+    o.queries.engine.duration = Some(Duration::from_secs(3));
+    let out = analyze::run(&o).unwrap();
+    let dead = findings(&out.doc, "dead_tuples");
+    assert!(!dead.is_empty(), "{:?}", codes(&out.doc));
+    for f in dead {
+        let made = f.evidence["dead_rows_made_by_run"].as_i64().unwrap();
+        let all = f.evidence["dead_rows"].as_i64().unwrap();
+        assert!(made > 0 && made <= all, "{f:?}");
+        assert!(
+            made <= f.evidence["writes_during_run"].as_i64().unwrap(),
+            "{f:?}"
+        );
+        assert!(
+            f.title.ends_with("were made by this run's writes"),
+            "{}",
+            f.title
+        );
+        let text = f.evidence["made_by_run"].as_str().unwrap();
+        eprintln!("{}: {text}", f.title);
+        assert!(
+            text.starts_with(&format!(
+                "{made} of the {all} dead rows were made by this run's writes"
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn dead_rows_made_before_the_run_are_not_attributed_to_it() {
+    let db = "an_dead_before";
+    let mut c = seed_without_autovacuum(db);
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    c.batch_execute("DELETE FROM pgstorm.pos_order_line WHERE id % 2 = 0")
+        .unwrap();
+    drop(c);
+    // Flushed before the advisor's first snapshot: these dead rows predate the run.
+    wait_gone(&mut common::client_of(db), pid);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = analyze::run(&options(tmp.path(), db, "point=1")).unwrap();
+    let dead = findings(&out.doc, "dead_tuples");
+    assert_eq!(dead.len(), 1, "{:?}", codes(&out.doc));
+    let f = dead[0];
+    assert_eq!(f.object, "pgstorm.pos_order_line");
+    assert_eq!(f.evidence["dead_rows_made_by_run"], 0, "{f:?}");
+    assert_eq!(
+        f.evidence["dead_rows_before_run"], f.evidence["dead_rows"],
+        "{f:?}"
+    );
+    assert!(
+        f.title.ends_with("none of them were made by this run"),
+        "{}",
+        f.title
+    );
 }
 
 #[test]

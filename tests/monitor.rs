@@ -1,5 +1,6 @@
 //! Resource monitoring against a real sandbox PostgreSQL: samples present and plausible during a
-//! load (server-side TPS agrees with the client's count), a CPU burn raises the CPU alerts while a
+//! load (server-side TPS agrees with the client's count), the statistics backends flush as the
+//! load's connections close counted in no summary or peak, a CPU burn raises the CPU alerts while a
 //! calm span raises none, a forced deadlock is counted, and the warnings built on the samples
 //! fire on doctored documents and stay quiet on a clean one; an unreachable server leaves an
 //! error (no password) and the host samples.
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use pgstorm::monitor::model::{Monitoring, Thresholds};
+use pgstorm::monitor::model::{Monitoring, Phase, Thresholds};
 use pgstorm::monitor::{Monitor, MonitorConfig};
 use pgstorm::report::model::RunDocument;
 use pgstorm::scenarios::queries::{self, QueriesOptions};
@@ -38,23 +39,41 @@ fn codes(doc: &RunDocument) -> Vec<String> {
         .collect()
 }
 
+/// A closed-loop load of `clients` for `secs` on database `db`, archived under `results`.
+fn load_options(
+    results: &Path,
+    db: &str,
+    clients: u32,
+    secs: u64,
+    monitor: Option<MonitorConfig>,
+) -> QueriesOptions {
+    let mut o = QueriesOptions {
+        target: TargetOptions {
+            dsn: Some(common::database(db)),
+            sandbox_max_connections: None,
+        },
+        monitor,
+        ..QueriesOptions::default()
+    };
+    o.archive.results_dir = results.to_path_buf();
+    o.archive.label = db.into();
+    o.print_summary = false;
+    o.engine.clients = clients;
+    o.engine.duration = Some(Duration::from_secs(secs));
+    o.engine.pin = false;
+    o
+}
+
 #[test]
 fn a_sandbox_run_records_plausible_host_and_server_samples() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut o = QueriesOptions {
-        target: TargetOptions {
-            dsn: Some(common::database("mon_e2e")),
-            sandbox_max_connections: None,
-        },
-        monitor: Some(monitor_config(Thresholds::default())),
-        ..QueriesOptions::default()
-    };
-    o.archive.results_dir = tmp.path().to_path_buf();
-    o.archive.label = "mon_e2e".into();
-    o.print_summary = false;
-    o.engine.clients = 4;
-    o.engine.duration = Some(Duration::from_secs(3));
-    o.engine.pin = false;
+    let o = load_options(
+        tmp.path(),
+        "mon_e2e",
+        4,
+        3,
+        Some(monitor_config(Thresholds::default())),
+    );
     let out = queries::run(&o).unwrap();
     let doc = read_doc(&out.dir);
     let load = doc.load.as_ref().unwrap();
@@ -130,7 +149,7 @@ fn a_sandbox_run_records_plausible_host_and_server_samples() {
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("tick,t_s,cpu_percent,memory_percent"));
+        .starts_with("tick,t_s,phase,cpu_percent,memory_percent"));
     assert!(lines.count() >= host.samples.len());
 
     // The archived document still matches the checked-in schema.
@@ -143,22 +162,110 @@ fn a_sandbox_run_records_plausible_host_and_server_samples() {
     warnings_follow_the_samples(&doc);
 }
 
+/// Regression: backends flush their pg_stat_database counters about once a second and when they
+/// disconnect, so the sample `Monitor::stop` takes after the pool closed covers a fraction of a
+/// second holding up to a second of every backend's transactions. Before samples had phases,
+/// three sandbox runs (8 clients, 8 s, 1 s samples) gave that last sample 11.6x, 8.0x and 2.9x the
+/// median server_tps of the load's samples, and it became the server summary's peak.
+#[test]
+fn the_disconnect_flush_after_the_load_counts_in_no_summary_or_peak() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = load_options(
+        tmp.path(),
+        "mon_edges",
+        8,
+        6,
+        Some(MonitorConfig::default()),
+    );
+    o.mix = "point=1".into();
+    let out = queries::run(&o).unwrap();
+    let doc = read_doc(&out.dir);
+    let m = doc.monitoring.as_ref().unwrap();
+    let w = m.load_window.expect("load window");
+    let server = m.server.as_ref().unwrap();
+
+    // Which samples lie inside the load, from their times alone: each covers the span since the
+    // previous one.
+    let mut from = 0.0;
+    let mut inside = Vec::new();
+    for s in &server.samples {
+        if from >= w.start_s && s.t_s <= w.end_s {
+            inside.push(s.tps);
+        }
+        from = s.t_s;
+    }
+    assert!(inside.len() >= 3, "{} samples inside {w:?}", inside.len());
+    let mut sorted = inside.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let last = server.samples.last().unwrap();
+    eprintln!(
+        "load median {median:.0} tx/s; last sample (t={:.3}s, load ended at {:.3}s) {:.0} tx/s, \
+         {:.1}x the median",
+        last.t_s,
+        w.end_s,
+        last.tps,
+        last.tps / median
+    );
+
+    // The stop sample is taken after the pool's backends exited: never the load's.
+    assert!(last.t_s > w.end_s);
+    assert_eq!(last.phase, Phase::After);
+    let counted: Vec<f64> = server
+        .samples
+        .iter()
+        .filter(|s| s.phase == Phase::Load)
+        .map(|s| s.tps)
+        .collect();
+    assert_eq!(counted, inside);
+    // The summary is the inside samples' (mean, p95 and peak), and its peak is one of the load's
+    // own intervals: lumpy (each backend flushes about once a second) but far from the flush.
+    let want = pgstorm::monitor::model::Stat::of(inside.iter().copied());
+    assert_eq!(server.summary.tps, want);
+    assert!(
+        server.summary.tps.peak <= 4.0 * median,
+        "peak {} vs median {median}",
+        server.summary.tps.peak
+    );
+    // Host samples of one tick share its phase, and the under-load summary counts the same ticks.
+    let host = m.host.as_ref().unwrap();
+    let load_ticks = |v: Vec<(u64, Phase)>| -> Vec<u64> {
+        v.into_iter()
+            .filter(|(_, p)| *p == Phase::Load)
+            .map(|(t, _)| t)
+            .collect()
+    };
+    let host_ticks = load_ticks(host.samples.iter().map(|s| (s.tick, s.phase)).collect());
+    let server_ticks = load_ticks(server.samples.iter().map(|s| (s.tick, s.phase)).collect());
+    assert_eq!(host_ticks, server_ticks);
+    assert_eq!(m.under_load.unwrap().samples, host_ticks.len());
+    assert!(m.alerts.iter().all(|a| host
+        .samples
+        .iter()
+        .any(|s| s.t_s == a.t_s && s.phase == Phase::Load)));
+
+    // resources.csv keeps every row, each marked with its phase.
+    let csv = std::fs::read_to_string(out.dir.join("resources.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.last().unwrap()[2], "after");
+    assert_eq!(
+        rows.iter().filter(|r| r[2] == "load").count(),
+        host_ticks.len()
+    );
+    assert!(rows
+        .iter()
+        .all(|r| ["before", "load", "after"].contains(&r[2])));
+    common::assert_run_json_matches_schema(&out.dir);
+}
+
 #[test]
 fn no_monitor_means_no_samples_and_no_resources_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut o = QueriesOptions {
-        target: TargetOptions {
-            dsn: Some(common::database("mon_off")),
-            sandbox_max_connections: None,
-        },
-        monitor: None,
-        ..QueriesOptions::default()
-    };
-    o.archive.results_dir = tmp.path().to_path_buf();
-    o.print_summary = false;
-    o.engine.clients = 2;
-    o.engine.duration = Some(Duration::from_secs(1));
-    o.engine.pin = false;
+    let o = load_options(tmp.path(), "mon_off", 2, 1, None);
     let out = queries::run(&o).unwrap();
     assert!(read_doc(&out.dir).monitoring.is_none());
     assert!(!out.dir.join("resources.csv").exists());

@@ -31,7 +31,6 @@ use postgres::Client;
 
 use crate::report::findings::{AnalysisSection, Finding};
 use crate::report::model::RunDocument;
-use crate::target::TargetSource;
 use crate::workload::DataRange;
 use plans::ExplainedPlan;
 use snapshot::{Scope, Snapshot, StatementsSource};
@@ -136,7 +135,8 @@ pub fn analyze(
     opts: AdvisorOptions,
     mut notes: Vec<String>,
 ) -> AnalysisSection {
-    let server_local = server_is_local(doc);
+    // Decided from the driver's hosts when the document was made (`Target::is_local`).
+    let server_local = doc.target.local;
     let inp = Inputs {
         before,
         after,
@@ -198,25 +198,6 @@ fn data_range(client: &mut Client) -> Option<DataRange> {
         start_us: m.data_start.timestamp_micros(),
         end_us: m.data_end.timestamp_micros(),
     })
-}
-
-/// Whether the server runs on this machine: a sandbox, a loopback address or a Unix socket.
-pub fn server_is_local(doc: &RunDocument) -> bool {
-    if doc.target.source == TargetSource::Sandbox {
-        return true;
-    }
-    let host = url::Url::parse(&doc.target.dsn)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    let host = host.trim_matches(|c| c == '[' || c == ']');
-    host.is_empty()
-        || host == "localhost"
-        || host.starts_with('/')
-        || host.starts_with("%2F")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `Some(true)` when every real block device of this machine is non-rotational.

@@ -3,7 +3,9 @@
 //!
 //! Invariants: `missing_index` is only reported when a plan of the workload's own queries shows a
 //! Seq Scan on a large table whose filter keeps a small share of the rows, and no valid index
-//! already leads with the filtered columns; statistics alone only ever give an `info` finding.
+//! already leads with the filtered columns; statistics alone only ever give an `info` finding; a
+//! dead-row finding says how many of the dead rows the run's own writes made, so the run's own
+//! churn is not mistaken for neglected maintenance, nor old bloat for the run's doing.
 
 use serde_json::json;
 
@@ -96,7 +98,7 @@ pub fn activity(before: &Snapshot, after: &Snapshot) -> Vec<TableActivity> {
 pub fn findings(inp: &Inputs<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     missing_indexes(inp, &mut out);
-    health(inp.after, &mut out);
+    health(inp, &mut out);
     hot_updates(inp, &mut out);
     cache_hit(inp, &mut out);
     out
@@ -251,8 +253,26 @@ fn leading_index_exists(after: &Snapshot, table: &str, cols: &[String]) -> bool 
     })
 }
 
-fn health(after: &Snapshot, out: &mut Vec<Finding>) {
-    for (k, a) in &after.tables {
+/// How many of `after`'s dead rows the writes between the two snapshots made, and how many such
+/// writes there were. Updates and deletes leave one dead row each, and so does an insert that
+/// rolled back (the counters count attempts, committed or not: an upper bound). Without a vacuum
+/// in the window the rows dead before it are still there, so only the growth is the run's; after
+/// one, the old ones were removed, so every dead row left came from the window's writes.
+fn dead_rows_made_in_window(before: Option<&TableStat>, after: &TableStat) -> (i64, i64) {
+    let d = delta(after, before);
+    let writes = (d.upd + d.del + d.ins).max(0);
+    let before_dead = before.map_or(0, |b| b.n_dead_tup);
+    let vacuumed = after.last_vacuum > before.and_then(|b| b.last_vacuum);
+    let made = if vacuumed {
+        after.n_dead_tup
+    } else {
+        after.n_dead_tup - before_dead
+    };
+    (made.clamp(0, after.n_dead_tup.max(0)).min(writes), writes)
+}
+
+fn health(inp: &Inputs<'_>, out: &mut Vec<Finding>) {
+    for (k, a) in &inp.after.tables {
         let total = a.n_live_tup + a.n_dead_tup;
         let dead = if total > 0 {
             a.n_dead_tup as f64 / total as f64
@@ -260,12 +280,34 @@ fn health(after: &Snapshot, out: &mut Vec<Finding>) {
             0.0
         };
         if a.n_dead_tup >= MIN_DEAD_ROWS && dead > MAX_DEAD_RATIO {
+            let before = inp.before.tables.get(k);
+            let (made, writes) = dead_rows_made_in_window(before, a);
+            let d = delta(a, before);
+            let by_run = format!(
+                "{made} of the {} dead rows were made by this run's writes ({} updates, {} \
+                 deletes, {} inserts during the run; rolled-back inserts leave dead rows too)",
+                a.n_dead_tup, d.upd, d.del, d.ins
+            );
+            let (title_tail, action) = if made > 0 {
+                (
+                    format!("; {made} of them were made by this run's writes"),
+                    "the run's own writes made them: vacuum before the next run so it starts \
+                     from the same state; if a production workload writes like this, lower \
+                     autovacuum_vacuum_scale_factor for this table",
+                )
+            } else {
+                (
+                    "; none of them were made by this run".to_string(),
+                    "they were dead before the run started: vacuum it now; if it keeps \
+                     happening, lower autovacuum_vacuum_scale_factor for this table",
+                )
+            };
             out.push(Finding {
                 code: "dead_tuples".into(),
                 severity: Severity::Warning,
                 object: k.clone(),
                 title: format!(
-                    "{k}: {:.0}% of its rows are dead ({} dead, {} live)",
+                    "{k}: {:.0}% of its rows are dead ({} dead, {} live){title_tail}",
                     dead * 100.0,
                     a.n_dead_tup,
                     a.n_live_tup
@@ -275,16 +317,20 @@ fn health(after: &Snapshot, out: &mut Vec<Finding>) {
                     ("live_rows", json!(a.n_live_tup)),
                     ("dead_ratio", json!(round3(dead))),
                     ("last_vacuum", json!(a.last_vacuum.map(|t| t.to_rfc3339()))),
+                    (
+                        "dead_rows_before_run",
+                        json!(before.map_or(0, |b| b.n_dead_tup)),
+                    ),
+                    ("dead_rows_made_by_run", json!(made)),
+                    ("writes_during_run", json!(writes)),
+                    ("made_by_run", json!(by_run)),
                 ]),
                 threshold: format!(
                     "dead rows > {:.0}% of rows and >= {MIN_DEAD_ROWS}",
                     MAX_DEAD_RATIO * 100.0
                 ),
                 source: "autovacuum_vacuum_scale_factor default (0.2); check_postgres bloat".into(),
-                action:
-                    "vacuum it now; if it keeps happening, lower autovacuum_vacuum_scale_factor \
-                         for this table"
-                        .into(),
+                action: action.into(),
                 sql: Some(format!(
                     "VACUUM (ANALYZE) {}.{};",
                     quote_ident(&a.schema),

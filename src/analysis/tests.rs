@@ -14,8 +14,9 @@ use super::{analyze, AdvisorOptions};
 use crate::report::findings::AnalysisSection;
 use crate::report::model::RunDocument;
 
-/// A document of a run against `dsn` with `settings`, on a host with 16 GiB of RAM.
-fn doc(dsn: &str, source: &str, settings: &[(&str, &str)]) -> RunDocument {
+/// A document of a run against `dsn` (on the load machine when `local`) with `settings`, on a
+/// host with 16 GiB of RAM.
+fn doc(dsn: &str, source: &str, local: bool, settings: &[(&str, &str)]) -> RunDocument {
     let settings: BTreeMap<&str, &str> = settings.iter().copied().collect();
     serde_json::from_value(json!({
         "schema_version": 1,
@@ -24,7 +25,7 @@ fn doc(dsn: &str, source: &str, settings: &[(&str, &str)]) -> RunDocument {
         "started_at": "", "finished_at": "", "interrupted": false,
         "host": {"hostname": "h", "os": "", "kernel": "", "cpu_model": "", "cpus": 2,
                  "memory_bytes": 16u64 << 30, "clocksource": "tsc"},
-        "target": {"dsn": dsn, "source": source, "server": {
+        "target": {"dsn": dsn, "source": source, "local": local, "server": {
             "server_version": "15", "server_version_num": 150000, "max_connections": 100,
             "reserved_connections": 3, "connections_in_use": 1, "superuser": true,
             "settings": settings}},
@@ -34,7 +35,7 @@ fn doc(dsn: &str, source: &str, settings: &[(&str, &str)]) -> RunDocument {
 }
 
 fn remote() -> RunDocument {
-    doc("postgres://u@db.example:5432/d", "dsn", &[])
+    doc("postgres://u@db.example:5432/d", "dsn", false, &[])
 }
 
 fn snap() -> Snapshot {
@@ -101,6 +102,72 @@ fn dead_tuples_over_a_fifth_are_reported_and_below_it_not() {
     t.n_dead_tup = 2_000;
     let a = run(&snap(), &with_table(snap(), t), &[], &remote());
     assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+}
+
+/// The dead-row finding's share of the run: `(dead_rows_made_by_run, title, made_by_run)`.
+fn dead_by_run(before: &Snapshot, t: TableStat) -> (i64, String, String) {
+    let a = run(before, &with_table(snap(), t), &[], &remote());
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.code == "dead_tuples")
+        .unwrap_or_else(|| panic!("no dead_tuples finding in {:?}", codes(&a)));
+    (
+        f.evidence["dead_rows_made_by_run"].as_i64().unwrap(),
+        f.title.clone(),
+        f.evidence["made_by_run"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn dead_rows_the_runs_writes_made_are_named_and_older_ones_are_not() {
+    let mut old = table("pos_order_line", 10_000);
+    old.n_dead_tup = 500;
+    old.n_tup_upd = 100;
+    let before = with_table(snap(), old.clone());
+    // Positive control: 4,000 updates and 500 deletes during the run, 4,500 more dead rows.
+    let mut t = old.clone();
+    t.n_dead_tup = 5_000;
+    t.n_tup_upd = 4_100;
+    t.n_tup_del = 500;
+    let (made, title, text) = dead_by_run(&before, t);
+    assert_eq!(made, 4_500);
+    assert!(
+        title.ends_with("4500 of them were made by this run's writes"),
+        "{title}"
+    );
+    assert!(
+        text.starts_with("4500 of the 5000 dead rows were made by this run's writes (4000 updates, 500 deletes, 0 inserts"),
+        "{text}"
+    );
+    // Negative control: the same dead rows, all there before the run, which wrote nothing.
+    let mut stale = old.clone();
+    stale.n_dead_tup = 5_000;
+    let before_stale = with_table(snap(), stale.clone());
+    let (made, title, text) = dead_by_run(&before_stale, stale);
+    assert_eq!(made, 0);
+    assert!(
+        title.ends_with("none of them were made by this run"),
+        "{title}"
+    );
+    assert!(text.starts_with("0 of the 5000 dead rows"), "{text}");
+}
+
+#[test]
+fn after_a_vacuum_in_the_window_the_dead_rows_left_are_the_runs_up_to_its_writes() {
+    let mut old = table("pos_order", 10_000);
+    old.n_dead_tup = 8_000;
+    let before = with_table(snap(), old.clone());
+    let mut t = old.clone();
+    t.last_vacuum = Some(chrono::Utc::now());
+    t.n_dead_tup = 3_000;
+    // Rolled-back inserts: the counters count the attempt, and each leaves a dead row.
+    t.n_tup_ins = 2_000;
+    t.n_tup_upd = 1_500;
+    assert_eq!(dead_by_run(&before, t.clone()).0, 3_000);
+    // Fewer writes than dead rows: never more than the writes.
+    t.n_tup_ins = 0;
+    assert_eq!(dead_by_run(&before, t).0, 1_500);
 }
 
 #[test]
@@ -267,13 +334,13 @@ fn settings_are_compared_with_ram_only_for_a_local_server() {
         ("work_mem", "4MB"),
         ("random_page_cost", "4"),
     ];
-    let local = doc("postgres://u@127.0.0.1:5432/d", "dsn", &settings);
+    let local = doc("postgres://u@127.0.0.1:5432/d", "dsn", true, &settings);
     let a = run(&snap(), &snap(), &[], &local);
     let c = codes(&a);
     assert!(c.contains(&"shared_buffers_vs_ram"), "{c:?}");
     assert!(c.contains(&"effective_cache_size_vs_ram"), "{c:?}");
     assert!(!c.contains(&"work_mem_vs_ram"), "{c:?}");
-    let far = doc("postgres://u@db.example:5432/d", "dsn", &settings);
+    let far = doc("postgres://u@db.example:5432/d", "dsn", false, &settings);
     let a = run(&snap(), &snap(), &[], &far);
     assert!(codes(&a).is_empty(), "{:?}", codes(&a));
     assert!(a
@@ -284,6 +351,7 @@ fn settings_are_compared_with_ram_only_for_a_local_server() {
     let tuned = doc(
         "postgres://u@localhost/d",
         "dsn",
+        true,
         &[
             ("shared_buffers", "4GB"),
             ("effective_cache_size", "12GB"),
@@ -298,11 +366,32 @@ fn settings_are_compared_with_ram_only_for_a_local_server() {
     );
 }
 
+/// Regression: the advisor used to re-parse the displayed DSN, and a multi-host or IPv6 one that
+/// did not parse as a URL read as a local server, so the load machine's RAM and disks were judged
+/// as the server's. Locality now comes from the driver's hosts (`Target::is_local`).
+#[test]
+fn a_multi_host_target_with_a_remote_host_gets_no_local_hardware_findings() {
+    let settings = [("shared_buffers", "128MB"), ("random_page_cost", "4")];
+    let d = doc(
+        "postgres://u@[::1]:5432,db.example:5432/d",
+        "dsn",
+        false,
+        &settings,
+    );
+    let a = run(&snap(), &snap(), &[], &d);
+    assert!(codes(&a).is_empty(), "{:?}", codes(&a));
+    assert!(a
+        .notes
+        .iter()
+        .any(|n| n.contains("not on the load machine")));
+}
+
 #[test]
 fn work_mem_times_max_connections_over_ram_is_reported() {
     let d = doc(
         "postgres://u@localhost/d",
         "dsn",
+        true,
         &[
             ("shared_buffers", "4GB"),
             ("effective_cache_size", "12GB"),
@@ -318,6 +407,7 @@ fn random_page_cost_is_questioned_only_on_solid_state_disks() {
     let d = doc(
         "postgres://u@localhost/d",
         "dsn",
+        true,
         &[("random_page_cost", "4")],
     );
     let (before, after) = (snap(), snap());
@@ -360,7 +450,7 @@ fn a_group_by_expression_misestimate_suggests_expression_statistics() {
         loops: 1.0,
         ..PlanNode::default()
     };
-    let d = doc("postgres://u@db.example/d", "dsn", &[]);
+    let d = doc("postgres://u@db.example/d", "dsn", false, &[]);
     let a = run(&snap(), &snap(), &[plan(vec![agg, scan])], &d);
     assert_eq!(codes(&a), ["row_misestimate"]);
     assert_eq!(
@@ -427,7 +517,7 @@ fn stability_criteria_judge_a_local_server_and_skip_a_remote_one() {
             .unwrap()
             .status
     };
-    let local = doc("postgres://u@127.0.0.1:5432/d", "sandbox", &[]);
+    let local = doc("postgres://u@127.0.0.1:5432/d", "sandbox", true, &[]);
     // The whole host is saturated by client + server, the server itself is below the target.
     let calm = with_monitoring(local.clone(), 99.0, Some(55.0));
     assert_eq!(status(&calm, "server_cpu_pct"), CriterionStatus::Pass);

@@ -53,27 +53,7 @@ mod tests {
     use super::*;
 
     fn sample(t_s: f64, cpu: f64, mem: f64) -> HostSample {
-        HostSample {
-            t_s,
-            tick: t_s as u64,
-            cpu_percent: cpu,
-            per_core: vec![cpu],
-            memory_used_bytes: 1,
-            memory_available_bytes: 1,
-            memory_percent: mem,
-            swap_used_bytes: 0,
-            swap_pages_s: 0.0,
-            load: [0.0; 3],
-            disk_read_bytes_s: 0.0,
-            disk_write_bytes_s: 0.0,
-            net_rx_bytes_s: 0.0,
-            net_tx_bytes_s: 0.0,
-            loopback_bytes_s: 0.0,
-            client_cpu_percent: 1.0,
-            server_cpu_percent: None,
-            server_memory_bytes: None,
-            server_processes: None,
-        }
+        HostSample::fixture(t_s as u64, t_s, cpu, mem)
     }
 
     fn run(series: &[(f64, f64)]) -> Vec<AlertEvent> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use super::model::HostSample;
+use super::model::{HostSample, Phase};
 use super::procfs;
 
 /// Shortest span sysinfo's CPU usage is meaningful over.
@@ -107,6 +107,8 @@ impl HostSampler {
         let sample = HostSample {
             t_s,
             tick,
+            // Known once the load has ended (`Monitor::stop`).
+            phase: Phase::Load,
             cpu_percent: f64::from(self.sys.global_cpu_usage()),
             per_core: self
                 .sys

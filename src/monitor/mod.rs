@@ -6,7 +6,8 @@
 //! own connection); they run on the core the engine leaves free when workers are pinned
 //! ([`crate::engine::monitor_core`]); a failing sampler records an error in the result instead of
 //! failing the run; `stop` takes a last sample, so counters cover the load up to the moment the
-//! caller chose (after the pool's backends exited and flushed their statistics).
+//! caller chose (after the pool's backends exited and flushed their statistics), and marks each
+//! sample's phase against the load window: only `load` samples feed summaries, peaks and alerts.
 
 pub mod alerts;
 pub mod history;
@@ -24,13 +25,13 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use history::{Cost, Ring};
-pub use local::{is_local, local_postmaster, LocalServer};
+pub use local::{local_postmaster, LocalServer};
 use model::{
-    AlertEvent, HostSample, HostSeries, Monitoring, ServerSample, ServerSeries, ServerSummary,
-    Stat, Thresholds, Window,
+    HostSample, HostSeries, HostSummary, Monitoring, ServerSample, ServerSeries, ServerSummary,
+    Thresholds, Window,
 };
-use summary::host_summary;
 pub use summary::under_load;
+use summary::{host_summary, load_alerts, mark_phases, server_summary};
 
 /// Default number of samples kept per sampler.
 pub const DEFAULT_CAPACITY: usize = 1000;
@@ -65,7 +66,6 @@ impl Default for MonitorConfig {
 struct HostOutcome {
     ring: Ring<HostSample>,
     cost: Cost,
-    alerts: Vec<AlertEvent>,
 }
 
 struct ServerOutcome {
@@ -146,8 +146,9 @@ impl Monitor {
                 let mut out = HostOutcome {
                     ring: Ring::new(c.capacity),
                     cost: Cost::default(),
-                    alerts: Vec::new(),
                 };
+                // Announced as they happen; the document's alerts are re-derived at `stop` from
+                // the load's samples alone.
                 let mut alerts = alerts::Alerts::default();
                 let mut last = Instant::now();
                 let mut k = 1u64;
@@ -161,14 +162,13 @@ impl Monitor {
                     let s = sampler.sample(t0.duration_since(epoch).as_secs_f64(), k);
                     out.cost.add(&cost);
                     last = t0;
-                    for e in alerts.observe(&s, &c.thresholds, epoch_wall) {
-                        if c.announce {
+                    if c.announce {
+                        for e in alerts.observe(&s, &c.thresholds, epoch_wall) {
                             eprintln!(
                                 "pgstorm: alert {} {} at t={:.1}s: {:.1}% (threshold {:.0}%)",
                                 e.metric, e.state, e.t_s, e.value, e.threshold
                             );
                         }
-                        out.alerts.push(e);
                     }
                     out.ring.push(s);
                     if !go_on {
@@ -264,7 +264,9 @@ impl Monitor {
         }
     }
 
-    /// Takes a last sample, stops the samplers and summarizes; `load` is the measured span.
+    /// Takes a last sample, stops the samplers and summarizes; `load` is the measured span, from
+    /// the load's start to the instant its threads were told to stop (`None`: everything sampled
+    /// is the load).
     pub fn stop(mut self, load: Option<Window>) -> Monitoring {
         for tx in self.stop.drain(..) {
             let _ = tx.send(());
@@ -285,55 +287,47 @@ impl Monitor {
             }
         });
         let interval_s = self.cfg.interval.as_secs_f64();
-        let mut alerts = Vec::new();
-        let host = host.map(|o| {
-            alerts = o.alerts;
-            let taken = o.ring.taken();
-            let dropped = o.ring.dropped();
-            let samples = o.ring.into_vec();
-            HostSeries {
-                postgres_source: self.local.map(|l| l.source.to_string()),
-                postmaster_pid: self.local.map(|l| l.pid),
-                taken,
-                dropped,
-                cost_us_mean: o.cost.wall_mean(),
-                cost_us_max: o.cost.wall_max_us,
-                cpu_us_mean: o.cost.cpu_mean(),
-                summary: host_summary(&samples),
-                samples,
-            }
+        let mut host = host.map(|o| HostSeries {
+            postgres_source: self.local.map(|l| l.source.to_string()),
+            postmaster_pid: self.local.map(|l| l.pid),
+            taken: o.ring.taken(),
+            dropped: o.ring.dropped(),
+            cost_us_mean: o.cost.wall_mean(),
+            cost_us_max: o.cost.wall_max_us,
+            cpu_us_mean: o.cost.cpu_mean(),
+            summary: HostSummary::default(),
+            samples: o.ring.into_vec(),
         });
-        let server = server.map(|o| {
+        let mut server = server.map(|o| {
             errors.extend(o.error);
-            let taken = o.ring.taken();
-            let dropped = o.ring.dropped();
-            let samples = o.ring.into_vec();
             ServerSeries {
                 server_version_num: o.version,
                 checkpoint_view: o.view.to_string(),
-                taken,
-                dropped,
+                taken: o.ring.taken(),
+                dropped: o.ring.dropped(),
                 cost_us_mean: o.cost.wall_mean(),
                 cost_us_max: o.cost.wall_max_us,
                 cpu_us_mean: o.cost.cpu_mean(),
                 totals: o.totals,
-                summary: ServerSummary {
-                    tps: Stat::of(samples.iter().map(|s| s.tps)),
-                    active: Stat::of(
-                        samples
-                            .iter()
-                            .map(|s| *s.by_state.get("active").unwrap_or(&0) as f64),
-                    ),
-                    blocked_backends: Stat::of(samples.iter().map(|s| s.blocked_backends as f64)),
-                    wal_bytes_s: Stat::of(samples.iter().filter_map(|s| s.wal_bytes_s)),
-                },
-                samples,
+                summary: ServerSummary::default(),
+                samples: o.ring.into_vec(),
             }
         });
-        let under_load = match (&host, load) {
-            (Some(h), Some(w)) => under_load(&h.samples, w, interval_s),
-            _ => None,
-        };
+        mark_phases(
+            host.as_mut().map(|h| (&mut h.samples[..], h.dropped > 0)),
+            server.as_mut().map(|s| (&mut s.samples[..], s.dropped > 0)),
+            load,
+        );
+        let mut alerts = Vec::new();
+        let mut under = None;
+        if let Some(h) = &mut host {
+            h.summary = host_summary(&h.samples);
+            alerts = load_alerts(&h.samples, &self.cfg.thresholds, self.epoch_wall);
+            under = load.and_then(|_| under_load(&h.samples, interval_s));
+        }
+        if let Some(s) = &mut server {
+            s.summary = server_summary(&s.samples);
+        }
         Monitoring {
             started_at: self
                 .epoch_wall
@@ -342,7 +336,7 @@ impl Monitor {
             capacity: self.cfg.capacity,
             load_window: load,
             thresholds: self.cfg.thresholds,
-            under_load,
+            under_load: under,
             host,
             server,
             alerts,

@@ -20,18 +20,19 @@ pub struct Monitoring {
     pub interval_s: f64,
     /// Most samples kept per sampler (`--history`); older ones are dropped first.
     pub capacity: usize,
-    /// The span during which the measured load ran (post-warmup), seconds since `started_at`;
-    /// the `under_load` summaries cover it.
+    /// The span during which the measured load ran (post-warmup), seconds since `started_at`,
+    /// from its start to the instant the load threads were told to stop. Samples covering only
+    /// this span have phase `load`; every summary, peak and alert is drawn from those.
     pub load_window: Option<Window>,
     /// Alert thresholds in force.
     pub thresholds: Thresholds,
-    /// Host CPU and memory while the load ran: the figures the stability criteria judge.
+    /// Host CPU and memory over the `load` samples: the figures the stability criteria judge.
     pub under_load: Option<UnderLoad>,
     /// Host samples and their summary (absent when the host sampler could not run).
     pub host: Option<HostSeries>,
     /// Server samples and their summary (absent when the sampler could not connect).
     pub server: Option<ServerSeries>,
-    /// Threshold crossings, in time order.
+    /// Threshold crossings over the `load` samples, in time order.
     pub alerts: Vec<AlertEvent>,
     /// Problems the samplers met (e.g. a lost connection); the run itself went on.
     pub errors: Vec<String>,
@@ -44,6 +45,47 @@ pub struct Window {
     pub start_s: f64,
     /// End (s).
     pub end_s: f64,
+}
+
+impl Window {
+    /// The phase of a sample covering `(from_s, to_s]`: one taken after the stop instant is
+    /// `after` whatever it covers, so the statistics backends flush as their connections close
+    /// never count as load.
+    pub fn phase(&self, from_s: f64, to_s: f64) -> Phase {
+        if to_s > self.end_s {
+            Phase::After
+        } else if from_s < self.start_s {
+            Phase::Before
+        } else {
+            Phase::Load
+        }
+    }
+}
+
+/// Where a sample lies relative to the measured load.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Covers time before the measured load began (setup, connecting, warmup).
+    Before,
+    /// Covers only time inside the measured load (documents written before phases existed
+    /// counted every sample, hence the default).
+    #[default]
+    Load,
+    /// Taken after the load threads were told to stop: connections closing, and the counters
+    /// their backends flush at disconnect, which belong to no interval of the load.
+    After,
+}
+
+impl Phase {
+    /// As written in run.json and resources.csv.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::Load => "load",
+            Phase::After => "after",
+        }
+    }
 }
 
 /// Alert thresholds (percent).
@@ -136,13 +178,13 @@ pub struct HostSeries {
     pub cost_us_max: f64,
     /// Mean CPU time the sampler thread spent per host sample (µs): its cost to the client.
     pub cpu_us_mean: f64,
-    /// Summary over the kept samples.
+    /// Summary over the kept `load` samples.
     pub summary: HostSummary,
     /// The kept samples, oldest first.
     pub samples: Vec<HostSample>,
 }
 
-/// Mean / p95 / peak of the host figures over the kept samples.
+/// Mean / p95 / peak of the host figures over the kept `load` samples.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 pub struct HostSummary {
     /// Host CPU busy (%).
@@ -176,6 +218,9 @@ pub struct HostSample {
     pub t_s: f64,
     /// Tick number (`t_s` ≈ tick × interval); host and server samples of one tick share it.
     pub tick: u64,
+    /// Where the sample lies relative to the load (host and server samples of one tick share it).
+    #[serde(default)]
+    pub phase: Phase,
     /// Host CPU busy, all cores (%).
     pub cpu_percent: f64,
     /// CPU busy per logical core (% of that core).
@@ -212,6 +257,35 @@ pub struct HostSample {
     pub server_processes: Option<u32>,
 }
 
+#[cfg(test)]
+impl HostSample {
+    /// A sample of `cpu`% and `memory`% (everything else idle) for the unit tests.
+    pub(crate) fn fixture(tick: u64, t_s: f64, cpu: f64, memory: f64) -> HostSample {
+        HostSample {
+            t_s,
+            tick,
+            phase: Phase::Load,
+            cpu_percent: cpu,
+            per_core: vec![cpu],
+            memory_used_bytes: 1,
+            memory_available_bytes: 1,
+            memory_percent: memory,
+            swap_used_bytes: 0,
+            swap_pages_s: 0.0,
+            load: [0.0; 3],
+            disk_read_bytes_s: 0.0,
+            disk_write_bytes_s: 0.0,
+            net_rx_bytes_s: 0.0,
+            net_tx_bytes_s: 0.0,
+            loopback_bytes_s: 0.0,
+            client_cpu_percent: 1.0,
+            server_cpu_percent: None,
+            server_memory_bytes: None,
+            server_processes: None,
+        }
+    }
+}
+
 /// Server samples.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ServerSeries {
@@ -232,7 +306,7 @@ pub struct ServerSeries {
     pub cpu_us_mean: f64,
     /// Counter deltas between the first and the last sample (the whole monitored span).
     pub totals: ServerTotals,
-    /// Summary over the kept samples.
+    /// Summary over the kept `load` samples.
     pub summary: ServerSummary,
     /// The kept samples, oldest first.
     pub samples: Vec<ServerSample>,
@@ -265,7 +339,7 @@ pub struct ServerTotals {
     pub cache_hit_ratio: Option<f64>,
 }
 
-/// Mean / p95 / peak of the server figures over the kept samples.
+/// Mean / p95 / peak of the server figures over the kept `load` samples.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 pub struct ServerSummary {
     /// Transactions per second (commit + rollback).
@@ -285,6 +359,9 @@ pub struct ServerSample {
     pub t_s: f64,
     /// Tick number (see [`HostSample::tick`]).
     pub tick: u64,
+    /// Where the sample lies relative to the load (see [`HostSample::phase`]).
+    #[serde(default)]
+    pub phase: Phase,
     /// Server-side transactions per second (xact_commit + xact_rollback deltas, the sampler's own
     /// excluded). Backends flush these counters about once a second, so single intervals are
     /// lumpy; the totals are exact.

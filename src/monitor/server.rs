@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use postgres::{Client, Statement};
 
-use super::model::{ServerSample, ServerTotals, TupleRates};
+use super::model::{Phase, ServerSample, ServerTotals, TupleRates};
 
 /// `server_version_num` from which checkpoint counters live in `pg_stat_checkpointer`.
 const CHECKPOINTER_VIEW_SINCE: i32 = 170_000;
@@ -154,6 +154,8 @@ impl ServerSampler {
         Ok(Some(ServerSample {
             t_s,
             tick,
+            // Known once the load has ended (`Monitor::stop`).
+            phase: Phase::Load,
             tps: (commits + rollbacks) as f64 / dt,
             rollbacks_s: rollbacks as f64 / dt,
             cache_hit_ratio: (reads + hits > 0).then(|| hits as f64 / (reads + hits) as f64),

@@ -106,7 +106,9 @@ pub fn timeseries(load: &LoadResult) -> Result<Vec<u8>> {
 }
 
 /// `resources.csv` contents: one row per sampling tick, host and server figures side by side
-/// (a cell is empty when that sampler has no sample for the tick).
+/// (a cell is empty when that sampler has no sample for the tick), with its phase: `before`,
+/// `load` or `after` the measured load. Every row is kept so the idle baseline and the drain stay
+/// visible; only `load` rows are the load's (the summaries in run.json use nothing else).
 pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let host: BTreeMap<u64, &HostSample> = m
@@ -125,6 +127,7 @@ pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
     let mut header: Vec<String> = [
         "tick",
         "t_s",
+        "phase",
         "cpu_percent",
         "memory_percent",
         "memory_used_bytes",
@@ -162,7 +165,12 @@ pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
         let h = host.get(&tick);
         let s = server.get(&tick);
         let t = h.map(|h| h.t_s).or(s.map(|s| s.t_s)).unwrap_or(0.0);
-        let mut r = vec![tick.to_string(), f(t)];
+        // Both samplers' samples of a tick share one phase (`Monitor::stop`).
+        let phase = h
+            .map(|h| h.phase)
+            .or(s.map(|s| s.phase))
+            .unwrap_or_default();
+        let mut r = vec![tick.to_string(), f(t), phase.as_str().to_string()];
         r.extend([
             opt(h.map(|h| f(h.cpu_percent))),
             opt(h.map(|h| f(h.memory_percent))),

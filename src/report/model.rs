@@ -142,6 +142,10 @@ pub struct TargetInfo {
     pub dsn: String,
     /// How the target was chosen.
     pub source: TargetSource,
+    /// The server runs on the load machine (every host a Unix socket, a loopback address or one
+    /// of this machine's own): the host's RAM, disks and CPU figures are then also the server's.
+    #[serde(default)]
+    pub local: bool,
     /// What preflight read from the server (version, limits, settings snapshot).
     pub server: ServerInfo,
 }

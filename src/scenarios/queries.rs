@@ -235,7 +235,7 @@ impl Measured {
 /// Runs the load and builds its document, without archiving it.
 pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured> {
     let unpinned;
-    let opts = if opts.engine.pin && crate::monitor::local::is_local(&session.target.config) {
+    let opts = if opts.engine.pin && session.target.is_local() {
         // Measured on a 2-core host (scripts/bench-vs-pgbench.sh, 7 alternating repetitions):
         // pinned load threads reached 0.98x pgbench's select-only TPS, unpinned 1.03x; the pool
         // driver 0.77x vs 0.82x. A pinned thread cannot move to the core a backend just left.

@@ -142,6 +142,7 @@ impl Session {
             target: TargetInfo {
                 dsn: self.target.display.clone(),
                 source: self.target.source,
+                local: self.target.is_local(),
                 server: self.server.clone(),
             },
             dataset: None,
@@ -177,7 +178,10 @@ impl Session {
                 source: "sandbox",
             });
         }
-        crate::monitor::local_postmaster(&mut self.admin, &self.target.config)
+        if !self.target.is_local() {
+            return None;
+        }
+        crate::monitor::local_postmaster(&mut self.admin)
     }
 
     /// Waits (bounded) until the pool's backends have exited, so their statistics are flushed.

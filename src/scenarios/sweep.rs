@@ -224,7 +224,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         lines: marker.lines,
     });
     let hardware = Hardware {
-        server_is_local: server_is_local(session),
+        server_is_local: session.target.is_local(),
         host_physical_cores: sysinfo::System::physical_core_count().map(|c| c as u32),
         host_logical_cpus: doc.host.cpus as u32,
         ..opts.hardware.clone()
@@ -385,26 +385,6 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
 pub(crate) fn was_interrupted(e: &anyhow::Error) -> bool {
     crate::interrupt::requested()
         || crate::error::exit_kind(e) == crate::error::ExitKind::Interrupted
-}
-
-/// Whether the server runs on this host: a sandbox, a Unix socket, or a loopback address.
-fn server_is_local(session: &Session) -> bool {
-    use postgres::config::Host;
-    if session.sandbox.is_some() || session.target.source == crate::target::TargetSource::Sandbox {
-        return true;
-    }
-    let hosts = session.target.config.get_hosts();
-    !hosts.is_empty()
-        && hosts.iter().all(|h| match h {
-            Host::Tcp(name) => {
-                name == "localhost"
-                    || name
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }
-            #[cfg(unix)]
-            Host::Unix(_) => true,
-        })
 }
 
 /// One level's figures from the engine's output.
