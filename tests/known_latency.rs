@@ -12,8 +12,9 @@ use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::TargetOptions;
 use pgstorm::workload::script::ScriptSource;
 
-/// The server-side sleep of every transaction.
-const SLEEP_MS: f64 = 10.0;
+/// The server-side sleep of every transaction: long enough that the tens of milliseconds a loaded
+/// 2-core machine can keep a reply waiting for a CPU stay a fraction of it.
+const SLEEP_MS: f64 = 50.0;
 
 #[test]
 fn a_known_server_sleep_is_measured_just_above_itself_in_both_drivers() {
@@ -41,15 +42,23 @@ fn a_known_server_sleep_is_measured_just_above_itself_in_both_drivers() {
         o.engine.pin = false;
         o.engine.threads = threads;
         o.engine.clients = 4;
-        // 4 clients could serve ~400 tx/s of 10 ms: 100 tx/s keeps them a quarter busy.
-        o.engine.rate = Some(100.0);
+        // 4 clients could serve 80 tx/s of 50 ms: 20 tx/s keeps them a quarter busy.
+        o.engine.rate = Some(20.0);
         o.engine.arrival = Arrival::Poisson;
-        o.engine.duration = Some(Duration::from_secs(4));
+        o.engine.duration = Some(Duration::from_secs(6));
         let out = queries::run(&o).unwrap();
         let load = out.doc.load.as_ref().unwrap();
         let l = &load.summary.latency;
+        eprintln!(
+            "{threads:?}: {} tx, min {} p50 {} p99 {} ms, lag p99 {:?} ms",
+            load.summary.count,
+            l.min_ms,
+            l.p50_ms,
+            l.p99_ms,
+            load.schedule_lag.as_ref().map(|s| s.p99_ms)
+        );
         assert!(
-            load.summary.count >= 200,
+            load.summary.count >= 60,
             "{threads:?}: {} tx",
             load.summary.count
         );
@@ -58,12 +67,12 @@ fn a_known_server_sleep_is_measured_just_above_itself_in_both_drivers() {
         // The median sits just above it; the margins hold on a loaded 2-core machine, where a
         // reply can wait a few ms for a CPU.
         assert!(
-            l.p50_ms <= SLEEP_MS * 1.3,
+            l.p50_ms <= SLEEP_MS * 1.2,
             "{threads:?}: p50 {} ms for a {SLEEP_MS} ms sleep",
             l.p50_ms
         );
         assert!(
-            l.p99_ms <= SLEEP_MS * 2.5,
+            l.p99_ms <= SLEEP_MS * 2.0,
             "{threads:?}: p99 {} ms for a {SLEEP_MS} ms sleep (lag p99 {:?})",
             l.p99_ms,
             load.schedule_lag.as_ref().map(|s| s.p99_ms)
