@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod compare;
+pub mod connector;
 pub mod dataset;
 pub mod engine;
 pub mod error;

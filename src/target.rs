@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 use serde::{Deserialize, Serialize};
 
+use crate::connector::{options, Connector, TlsSettings};
 use crate::error;
 
 /// How the target was chosen.
@@ -40,6 +41,8 @@ pub struct Target {
     pub display: String,
     /// Where it came from.
     pub source: TargetSource,
+    /// TLS settings and the way every connection to it is opened.
+    pub connector: Connector,
 }
 
 impl std::fmt::Debug for Target {
@@ -61,22 +64,40 @@ pub fn resolve_with_env(
     dsn: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Target>> {
-    let (mut config, source) = match dsn {
+    let cannot_parse = |d: &str, e: &dyn std::fmt::Display| {
+        error::usage(format!(
+            "cannot parse --dsn '{}': {e}; give a URL (postgres://user@host:5432/db) or a \
+             conninfo string (host=... port=... user=... dbname=...)",
+            redact(d)
+        ))
+    };
+    let (mut config, source, ours) = match dsn {
         Some(d) => {
-            let config = Config::from_str(d.trim()).map_err(|e| {
-                error::usage(format!(
-                    "cannot parse --dsn '{}': {e}; give a URL (postgres://user@host:5432/db) or a \
-                     conninfo string (host=... port=... user=... dbname=...)",
-                    redact(d)
-                ))
-            })?;
-            (config, TargetSource::Dsn)
+            let split = options::split(d).map_err(|e| cannot_parse(d, &e))?;
+            let config = Config::from_str(&split.rest).map_err(|e| cannot_parse(d, &e))?;
+            (config, TargetSource::Dsn, split.ours)
         }
-        None if TARGET_ENV.iter().any(|k| env(k).is_some()) => (Config::new(), TargetSource::Env),
+        None if TARGET_ENV.iter().any(|k| env(k).is_some()) => {
+            (Config::new(), TargetSource::Env, Vec::new())
+        }
         None => return Ok(None),
     };
     fill_from_env(&mut config, env)?;
-    Ok(Some(Target::new(config, source)))
+    let opt = |k: &str| {
+        ours.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let home = env("HOME").map(std::path::PathBuf::from);
+    let tls = TlsSettings::resolve(&opt, env, home.as_deref())?;
+    let connector = Connector::new(tls)?;
+    Ok(Some(Target {
+        display: display_of(&config),
+        config,
+        source,
+        connector,
+    }))
 }
 
 /// Fills unset fields from PG* variables and libpq's defaults.
@@ -129,27 +150,41 @@ fn fill_from_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> R
         config.connect_timeout(Duration::from_secs(secs.max(1)));
     }
     if config.get_application_name().is_none() {
-        config.application_name("pgstorm");
+        config.application_name(env("PGAPPNAME").as_deref().unwrap_or("pgstorm"));
+    }
+    if config.get_options().is_none() {
+        if let Some(o) = env("PGOPTIONS") {
+            config.options(&o);
+        }
     }
     Ok(())
 }
 
 impl Target {
-    /// Wraps a driver config, computing the redacted display form.
+    /// Wraps a driver config that carries no libpq TLS options (e.g. a sandbox's), computing the
+    /// redacted display form.
     pub fn new(config: Config, source: TargetSource) -> Target {
         let display = display_of(&config);
+        let connector = Connector::new(TlsSettings::from_driver(&config))
+            .expect("TLS settings without certificate files always build");
         Target {
             config,
             display,
             source,
+            connector,
         }
     }
 
     /// Opens one connection, with an error that says what to check.
     pub fn connect(&self) -> Result<Client> {
-        self.config
-            .connect(NoTls)
+        self.connect_with(&self.config)
             .map_err(|e| connect_error(&self.display, &e))
+    }
+
+    /// Opens one connection with a variant of the target's config (e.g. another
+    /// `application_name`) through the target's connector.
+    pub fn connect_with(&self, config: &Config) -> Result<Client, postgres::Error> {
+        self.connector.connect(config)
     }
 }
 
@@ -191,6 +226,10 @@ pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
         {
             "check the user and password (PGPASSWORD, ~/.pgpass is not read) and pg_hba.conf"
         }
+        _ if is_tls_failure(e) => {
+            "check sslmode, sslrootcert (the CA that signed the server's certificate) and that \
+             the certificate names the host you connect to"
+        }
         Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => {
             "the server is out of connection slots: raise max_connections or lower -c"
         }
@@ -208,6 +247,12 @@ pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
         "cannot connect to {display}: {}; {hint}",
         one_line(e)
     ))
+}
+
+/// Whether the driver failed in TLS negotiation or the handshake (the driver's error kind is
+/// private; its text for it is "error performing TLS handshake").
+fn is_tls_failure(e: &postgres::Error) -> bool {
+    e.to_string().contains("TLS handshake")
 }
 
 /// A driver error on one line, including the server's message when there is one.

@@ -318,7 +318,7 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
                 core: engine::monitor_core(opts.engine.pin),
                 ..cfg.clone()
             };
-            Some(Monitor::start(cfg, Some(&session.target.config), local))
+            Some(Monitor::start(cfg, Some(&session.target), local))
         }
         None => None,
     };
