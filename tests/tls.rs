@@ -104,6 +104,9 @@ fn tls() -> &'static Tls {
         // One statement at a time: ALTER SYSTEM refuses to run in a (multi-statement) block.
         for sql in [
             "CREATE ROLE certuser LOGIN",
+            "SET password_encryption = 'scram-sha-256'",
+            "CREATE ROLE scramuser LOGIN PASSWORD 'scram-s3cret'",
+            "GRANT ALL ON DATABASE pgstorm TO scramuser",
             "GRANT ALL ON DATABASE pgstorm TO certuser",
             "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
             "ALTER SYSTEM SET ssl_key_file = 'server.key'",
@@ -117,6 +120,7 @@ fn tls() -> &'static Tls {
             .install_file(
                 "pg_hba.conf",
                 "hostssl all certuser 127.0.0.1/32 cert\n\
+                 hostssl all scramuser 127.0.0.1/32 scram-sha-256\n\
                  hostssl all all 127.0.0.1/32 trust\n",
             )
             .unwrap();
@@ -276,6 +280,22 @@ fn a_client_certificate_logs_in_with_cert_authentication() {
         pgstorm::error::exit_kind(&err),
         pgstorm::error::ExitKind::Target
     );
+}
+
+#[test]
+fn scram_with_channel_binding_required_logs_in() {
+    let t = tls();
+    // channel_binding=require fails unless SCRAM-SHA-256-PLUS ran over the TLS session.
+    let target = pgstorm::target::resolve(Some(&dsn(
+        t,
+        "verify-full",
+        "user=scramuser password=scram-s3cret channel_binding=require",
+    )))
+    .unwrap()
+    .unwrap();
+    let mut c = target.connect().unwrap();
+    let user: String = c.query_one("SELECT current_user", &[]).unwrap().get(0);
+    assert_eq!(user, "scramuser");
 }
 
 #[test]
