@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use pgstorm::report::model::RunDocument;
 use pgstorm::sandbox::{Sandbox, SandboxOptions};
+use pgstorm::wire::{Msg, WireConn};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -103,6 +104,10 @@ fn tls() -> &'static Tls {
         let mut admin = files.sandbox.pg_config().connect(postgres::NoTls).unwrap();
         // One statement at a time: ALTER SYSTEM refuses to run in a (multi-statement) block.
         for sql in [
+            // A database per test that runs the binary: seeding one must not race another's load.
+            "CREATE DATABASE tls_pool",
+            "CREATE DATABASE tls_mux",
+            "CREATE DATABASE tls_run",
             "CREATE ROLE certuser LOGIN",
             "SET password_encryption = 'scram-sha-256'",
             "CREATE ROLE scramuser LOGIN PASSWORD 'scram-s3cret'",
@@ -196,14 +201,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// What a watcher saw in `pg_stat_ssl` while pgstorm ran.
 #[derive(Debug, Default)]
 struct Seen {
-    /// Most load backends (`application_name = 'pgstorm'`) seen at once.
+    /// Most load backends (`application_name = 'pgstorm'`) of the database seen at once.
     max_load: i64,
     /// pgstorm backends of any kind (load, monitor, sampler) seen without TLS, summed over polls.
     plaintext: i64,
 }
 
-/// Runs `f` while a watcher polls `pg_stat_ssl` for pgstorm's backends.
-fn watching_backends<R>(t: &Tls, f: impl FnOnce() -> R) -> (R, Seen) {
+/// Runs `f` while a watcher polls `pg_stat_ssl` for pgstorm's backends (load backends counted in
+/// database `db` only: other tests run their own loads meanwhile).
+fn watching_backends<R>(t: &Tls, db: &'static str, f: impl FnOnce() -> R) -> (R, Seen) {
     let target = pgstorm::target::resolve(Some(&dsn(t, "verify-full", "")))
         .unwrap()
         .unwrap();
@@ -215,11 +221,12 @@ fn watching_backends<R>(t: &Tls, f: impl FnOnce() -> R) -> (R, Seen) {
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
             let row = watcher
                 .query_one(
-                    "SELECT count(*) FILTER (WHERE a.application_name = 'pgstorm' AND s.ssl), \
+                    "SELECT count(*) FILTER (WHERE a.application_name = 'pgstorm' AND s.ssl \
+                                             AND a.datname = $1), \
                             count(*) FILTER (WHERE NOT s.ssl) \
                      FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
                      WHERE a.application_name LIKE 'pgstorm%' AND a.pid <> pg_backend_pid()",
-                    &[],
+                    &[&db],
                 )
                 .unwrap();
             seen.max_load = seen.max_load.max(row.get(0));
@@ -325,45 +332,59 @@ fn verify_ca_accepts_another_name_that_verify_full_refuses() {
     assert!(err.contains("not valid for name"), "{err}");
 }
 
-#[test]
-fn seed_queries_isolation_and_connections_run_over_verify_full() {
-    let t = tls();
-    let dsn = dsn(t, "verify-full", "");
+/// Seeds pgbench's tables in `db` over verify-full, then runs `queries -b select-only -c
+/// clients -T 2` plus `extra` while watching the server: asserts the run succeeded, the watcher
+/// saw all clients' backends and none in plaintext; returns stdout and run.json (written under
+/// `results`).
+fn select_only_over_tls(
+    t: &Tls,
+    db: &'static str,
+    clients: i64,
+    extra: &[&str],
+    results: &Path,
+) -> (String, RunDocument) {
+    let dsn = dsn(t, "verify-full", &format!("dbname={db}"));
     let (code, _, err) = pgstorm(&["seed", "--dsn", &dsn, "--pgbench"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("connected over TLS 1.3"), "{err}");
-
-    let tmp = tempfile::tempdir().unwrap();
-    let results = tmp.path().join("q");
-    let ((code, out, err), seen) = watching_backends(t, || {
-        pgstorm(&[
-            "queries",
-            "--dsn",
-            &dsn,
-            "-b",
-            "select-only",
-            "-c",
-            "2",
-            "-T",
-            "2",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ])
-    });
+    let c = clients.to_string();
+    let mut args = vec![
+        "queries",
+        "--dsn",
+        &dsn,
+        "-b",
+        "select-only",
+        "-c",
+        &c,
+        "-T",
+        "2",
+    ];
+    args.extend(extra);
+    args.extend(["--results-dir", results.to_str().unwrap()]);
+    let ((code, out, err), seen) = watching_backends(t, db, || pgstorm(&args));
     assert_eq!(code, 0, "{err}");
     assert!(
-        seen.max_load >= 2,
-        "the watcher saw the pool's backends: {seen:?}"
+        seen.max_load >= clients,
+        "the watcher saw every client's backend: {seen:?}"
     );
     assert_eq!(
         seen.plaintext, 0,
         "every pgstorm backend is encrypted: {seen:?}"
     );
+    (out, run_json(results))
+}
+
+#[test]
+fn seed_queries_isolation_and_connections_run_over_verify_full() {
+    let t = tls();
+    let dsn = dsn(t, "verify-full", "dbname=tls_pool");
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("q");
+    let (out, doc) = select_only_over_tls(t, "tls_pool", 2, &[], &results);
     assert!(
         out.contains("TLS 1.3"),
         "the header names the TLS version: {out}"
     );
-    let doc = run_json(&results);
     let sec = doc.target.security.expect("run.json records the security");
     assert_eq!(
         (sec.sslmode.as_str(), sec.tls_version.as_str()),
@@ -417,13 +438,70 @@ fn run_json_dir(results: &Path) -> PathBuf {
 }
 
 #[test]
+fn the_multiplexed_driver_runs_over_verify_full_and_the_server_sees_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, doc) = select_only_over_tls(tls(), "tls_mux", 4, &["-j", "2"], tmp.path());
+    let load = doc.load.expect("a load section");
+    assert_eq!(load.config.threads, Some(2));
+    assert!(
+        load.summary.count > 0,
+        "transactions ran: {:?}",
+        load.summary
+    );
+    assert!(load.summary.errors.is_empty(), "{:?}", load.summary.errors);
+}
+
+/// Waits (up to 10 s) for `events` on `fd`.
+fn poll_fd(fd: std::os::fd::RawFd, events: libc::c_short) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    assert!(rc > 0, "socket not ready within 10 s");
+}
+
+#[test]
+fn the_wire_connection_reassembles_a_reply_spanning_many_tls_records() {
+    let t = tls();
+    let target = pgstorm::target::resolve(Some(&dsn(t, "verify-full", "")))
+        .unwrap()
+        .unwrap();
+    let mut conn = WireConn::connect(&target.config, &target.connector, "").unwrap();
+    // 200 kB: a dozen 16 kB TLS records, more than the input buffer holds at first.
+    conn.queue_query_with(|b| b.push_bytes(b"SELECT repeat('x', 200000)"));
+    while !conn.flush().unwrap() {
+        poll_fd(conn.as_raw_fd(), libc::POLLOUT);
+    }
+    let mut len = None;
+    loop {
+        let ready = conn
+            .read_available(|m| {
+                if let Msg::DataRow(d) = m {
+                    len = d.values().next().flatten().map(<[u8]>::len);
+                }
+            })
+            .unwrap();
+        if ready.is_some() {
+            break;
+        }
+        if !conn.has_buffered_message() {
+            poll_fd(conn.as_raw_fd(), libc::POLLIN);
+        }
+    }
+    assert_eq!(len, Some(200_000));
+}
+
+#[test]
 fn the_suite_runs_over_verify_full() {
     let t = tls();
     let tmp = tempfile::tempdir().unwrap();
     let (code, _, err) = pgstorm(&[
         "run",
         "--dsn",
-        &dsn(t, "verify-full", ""),
+        &dsn(t, "verify-full", "dbname=tls_run"),
         "--results-dir",
         tmp.path().to_str().unwrap(),
         "-c",
@@ -523,5 +601,23 @@ fn require_against_a_server_without_tls_is_exit_3() {
         &["queries", "--dsn", &dsn, "-c", "1", "-T", "1"],
         3,
         "server does not support TLS",
+    );
+    // The multiplexed driver refuses the same way.
+    refused(
+        &[
+            "queries",
+            "--dsn",
+            &dsn,
+            "-b",
+            "select-only",
+            "-c",
+            "1",
+            "-j",
+            "1",
+            "-T",
+            "1",
+        ],
+        3,
+        "does not support TLS",
     );
 }

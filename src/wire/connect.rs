@@ -1,6 +1,7 @@
 //! The blocking side of a [`WireConn`]: opening the socket (TCP or Unix-domain, host by host),
-//! the startup message, authentication (cleartext, md5, SCRAM-SHA-256 through
-//! `postgres_protocol`), the session SQL and [`WireConn::prepare_blocking`].
+//! TLS as the connector's sslmode says (libpq's order of attempts, see [`attempts`]), the startup
+//! message, authentication (cleartext, md5, SCRAM-SHA-256 through `postgres_protocol`), the
+//! session SQL and [`WireConn::prepare_blocking`].
 //!
 //! Split from the nonblocking hot path in the parent module because it runs once per connection,
 //! not per query, and is the only code here that waits on the socket.
@@ -15,28 +16,29 @@ use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use postgres::config::{Host, SslMode};
+use postgres::config::Host;
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 
 use super::decode::{decode, Msg, Reader};
+use super::tls::{negotiate, Negotiated};
 use super::{protocol, server_error, Stream, WireConn, WireError};
+use crate::connector::{Connector, SslMode};
 
 /// Protocol version 3.0.
 const PROTOCOL_VERSION: i32 = 196_608;
 
 impl WireConn {
-    /// Blocking: connects, authenticates, runs `session_sql` (if not empty) and leaves the socket
-    /// nonblocking. Hosts are tried in order while the failure is I/O (refused, timeout); a server
-    /// or authentication error is returned at once. `config.get_connect_timeout()` bounds each
-    /// host's connect + authentication; the session SQL has no timeout (as with libpq).
-    pub fn connect(config: &postgres::Config, session_sql: &str) -> Result<WireConn, WireError> {
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(WireError::Auth(
-                "sslmode=require is not supported by the multiplexed driver (it speaks plain TCP)"
-                    .into(),
-            ));
-        }
+    /// Blocking: connects (with TLS as `tls` says), authenticates, runs `session_sql` (if not
+    /// empty) and leaves the socket nonblocking. Hosts are tried in order while the failure is
+    /// I/O (refused, timeout); a server, TLS or authentication error is returned at once.
+    /// `config.get_connect_timeout()` bounds each host's connect + TLS + authentication; the
+    /// session SQL has no timeout (as with libpq).
+    pub fn connect(
+        config: &postgres::Config,
+        tls: &Connector,
+        session_sql: &str,
+    ) -> Result<WireConn, WireError> {
         let user = config.get_user().ok_or_else(|| {
             WireError::Auth("no user name in the connection settings (set PGUSER or --dsn)".into())
         })?;
@@ -52,11 +54,20 @@ impl WireConn {
         for i in 0..n {
             let deadline = timeout.map(|t| Instant::now() + t);
             let port = crate::target::port_of(config, i);
-            let attempt = open_stream(config, i, port, deadline).and_then(|stream| {
-                let mut conn = WireConn::new(stream);
-                conn.startup(config, user, deadline)?;
-                Ok(conn)
-            });
+            let mut attempt = Err(protocol("no connection attempt"));
+            for &step in attempts(tls.settings().mode) {
+                attempt = open_stream(config, i, port, deadline)
+                    .and_then(|stream| secure(stream, config, i, tls, step, deadline))
+                    .and_then(|stream| {
+                        let mut conn = WireConn::new(stream);
+                        conn.startup(config, user, deadline)?;
+                        Ok(conn)
+                    });
+                // libpq tries the next way only when the server itself refused the session.
+                if !matches!(attempt, Err(WireError::Server { .. })) {
+                    break;
+                }
+            }
             match attempt {
                 Ok(mut conn) => {
                     conn.run_session_sql(session_sql)?;
@@ -230,6 +241,13 @@ impl WireConn {
                     }
                     offered |= mech == SCRAM_SHA_256;
                 }
+                if config.get_channel_binding() == postgres::config::ChannelBinding::Require {
+                    return Err(WireError::Auth(
+                        "channel_binding=require is not supported by the multiplexed driver (-j): \
+                         drop -j or use channel_binding=prefer"
+                            .into(),
+                    ));
+                }
                 if !offered {
                     return Err(WireError::Auth(
                         "the server offers no SASL mechanism this client supports (it needs \
@@ -273,6 +291,60 @@ impl WireConn {
             }
         }
         Ok(())
+    }
+}
+
+/// One way of opening the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No SSLRequest.
+    Plain,
+    /// SSLRequest; plaintext if the server declines.
+    TlsIfOffered,
+    /// SSLRequest; an error if the server declines.
+    TlsOnly,
+}
+
+/// libpq's order of attempts per sslmode; the next is tried when the server refuses a session.
+fn attempts(mode: SslMode) -> &'static [Step] {
+    match mode {
+        SslMode::Disable => &[Step::Plain],
+        SslMode::Allow => &[Step::Plain, Step::TlsOnly],
+        SslMode::Prefer => &[Step::TlsIfOffered, Step::Plain],
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => &[Step::TlsOnly],
+    }
+}
+
+/// Negotiates TLS on a TCP stream as `step` says (Unix-domain sockets stay plain, as in libpq).
+fn secure(
+    stream: Stream,
+    config: &postgres::Config,
+    i: usize,
+    tls: &Connector,
+    step: Step,
+    deadline: Option<Instant>,
+) -> Result<Stream, WireError> {
+    let rustls = match (tls.rustls(), step) {
+        (Some(r), Step::TlsIfOffered | Step::TlsOnly) => r,
+        _ => return Ok(stream),
+    };
+    let sock = match stream {
+        Stream::Tcp(s) => s,
+        other => return Ok(other),
+    };
+    let host = match (config.get_hosts().get(i), config.get_hostaddrs().get(i)) {
+        (Some(Host::Tcp(h)), _) => h.clone(),
+        (_, Some(addr)) => addr.to_string(),
+        _ => String::new(),
+    };
+    match negotiate(sock, rustls, &host, deadline)? {
+        Negotiated::Tls(s) => Ok(Stream::Tls(s)),
+        Negotiated::Refused(_) if step == Step::TlsOnly => Err(WireError::Tls(
+            "the server does not support TLS (sslmode requires it): enable ssl on the server \
+             or lower sslmode"
+                .into(),
+        )),
+        Negotiated::Refused(sock) => Ok(Stream::Tcp(sock)),
     }
 }
 
@@ -329,6 +401,7 @@ fn open_stream(
             let path = dir.join(format!(".s.PGSQL.{port}"));
             let s = UnixStream::connect(&path)
                 .map_err(|e| with_target(&format!("connect to {}", path.display()), e))?;
+            s.set_nonblocking(true)?;
             Stream::Unix(s)
         }
         (host, addr) => {
@@ -364,12 +437,9 @@ fn open_stream(
             }
             let s = connected.ok_or_else(|| with_target(&what, last))?;
             s.set_nodelay(true)?;
+            s.set_nonblocking(true)?;
             Stream::Tcp(s)
         }
     };
-    match &stream {
-        Stream::Tcp(s) => s.set_nonblocking(true)?,
-        Stream::Unix(s) => s.set_nonblocking(true)?,
-    }
     Ok(stream)
 }
