@@ -16,6 +16,8 @@
 //! handshake happens inside `connect`, so it is part of every measured connect time.
 
 pub mod options;
+pub mod pgpass;
+pub mod service;
 pub mod tls;
 mod verify;
 

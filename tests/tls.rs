@@ -108,10 +108,12 @@ fn tls() -> &'static Tls {
             "CREATE DATABASE tls_pool",
             "CREATE DATABASE tls_mux",
             "CREATE DATABASE tls_run",
+            "CREATE DATABASE tls_pass",
             "CREATE ROLE certuser LOGIN",
             "SET password_encryption = 'scram-sha-256'",
             "CREATE ROLE scramuser LOGIN PASSWORD 'scram-s3cret'",
             "GRANT ALL ON DATABASE pgstorm TO scramuser",
+            "ALTER DATABASE tls_pass OWNER TO scramuser",
             "GRANT ALL ON DATABASE pgstorm TO certuser",
             "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
             "ALTER SYSTEM SET ssl_key_file = 'server.key'",
@@ -161,10 +163,17 @@ fn dsn(t: &Tls, sslmode: &str, extra: &str) -> String {
 
 /// Runs the binary; (exit code, stdout, stderr).
 fn pgstorm(args: &[&str]) -> (i32, String, String) {
+    pgstorm_env(args, &[])
+}
+
+/// Runs the binary with extra environment variables; (exit code, stdout, stderr).
+fn pgstorm_env(args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
         .args(args)
         .env_remove("PGSSLMODE")
         .env_remove("PGSSLROOTCERT")
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -449,6 +458,62 @@ fn the_multiplexed_driver_runs_over_verify_full_and_the_server_sees_tls() {
         load.summary
     );
     assert!(load.summary.errors.is_empty(), "{:?}", load.summary.errors);
+}
+
+#[test]
+fn a_password_from_a_pgpass_file_logs_in_and_never_shows() {
+    let t = tls();
+    let dir = tempfile::tempdir().unwrap();
+    let passfile = dir.path().join("pgpass");
+    write_private(
+        &passfile,
+        &format!(
+            "# another server first: the first match wins\n\
+             elsewhere:*:*:scramuser:wrong\n\
+             localhost:{}:*:scramuser:scram-s3cret\n",
+            t.sandbox.port()
+        ),
+    );
+    let dsn = dsn(t, "verify-full", "user=scramuser dbname=tls_pass");
+    let env = [("PGPASSFILE", passfile.as_path())];
+    let (code, out, err) = pgstorm_env(&["seed", "--dsn", &dsn, "--pgbench"], &env);
+    assert_eq!(code, 0, "{err}");
+    let mut seen = out + &err;
+    let results = dir.path().join("r");
+    let (code, out, err) = pgstorm_env(
+        &[
+            "queries",
+            "--dsn",
+            &dsn,
+            "-b",
+            "select-only",
+            "-c",
+            "2",
+            "-j",
+            "1",
+            "-T",
+            "1",
+            "--results-dir",
+            results.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    seen.push_str(&out);
+    seen.push_str(&err);
+    for f in walk(&results) {
+        seen.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
+    }
+    assert!(seen.contains("TLS 1.3"), "{seen}");
+    assert!(!seen.contains("scram-s3cret"), "the password leaked");
+
+    // Negative control: the same file readable by others is ignored with a warning, and the
+    // login fails for want of a password.
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = pgstorm_env(&["seed", "--dsn", &dsn, "--pgbench"], &env);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("group or world access"), "{err}");
+    assert!(!err.contains("scram-s3cret"), "the password leaked: {err}");
 }
 
 /// Waits (up to 10 s) for `events` on `fd`.

@@ -1,5 +1,5 @@
 //! libpq connection options that the driver's parser (`postgres::Config`) does not know or only
-//! half knows (`sslmode=verify-full`, `sslrootcert`, ...), taken out of a `--dsn`
+//! half knows (`sslmode=verify-full`, `sslrootcert`, `service`, `passfile`, ...), taken out of a `--dsn`
 //! before the rest is handed to the driver.
 //!
 //! Both libpq forms are read: a URL (`postgres://...?sslmode=verify-full`) and a conninfo string
@@ -11,7 +11,9 @@
 //! the options), only option names.
 
 /// The options this module takes out of a DSN; everything else goes to `postgres::Config`.
-pub const OURS: [&str; 7] = [
+pub const OURS: [&str; 9] = [
+    "service",
+    "passfile",
     "sslmode",
     "sslrootcert",
     "sslcert",
