@@ -312,3 +312,21 @@ fn terminated_backend_is_a_connection_loss_on_the_next_read() {
     // The server says why before it closes: FATAL 57P01 (admin shutdown), if it got that far.
     assert!(seen.iter().all(|m| m == "E 57P01"), "{seen:?}");
 }
+
+#[test]
+fn read_write_target_session_attrs_refuse_a_read_only_session() {
+    let mut c = common::client();
+    c.batch_execute(
+        "CREATE ROLE rouser LOGIN; ALTER ROLE rouser SET default_transaction_read_only = on",
+    )
+    .unwrap();
+    let mut config = common::sandbox().pg_config();
+    config.user("rouser");
+    // Positive control: without the attribute the read-only session is accepted.
+    connect(&config, "").unwrap();
+    config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+    let err = connect(&config, "").unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    // The pool driver refuses it the same way.
+    assert!(config.connect(postgres::NoTls).is_err());
+}

@@ -61,6 +61,7 @@ impl WireConn {
                     .and_then(|stream| {
                         let mut conn = WireConn::new(stream);
                         conn.startup(config, user, deadline)?;
+                        conn.check_session_attrs(config)?;
                         Ok(conn)
                     });
                 // libpq tries the next way only when the server itself refused the session.
@@ -127,6 +128,41 @@ impl WireConn {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// `target_session_attrs=read-write`: refuses a session in which writes are not possible (a
+    /// standby, or `default_transaction_read_only`), as libpq and the pool driver do, with an I/O
+    /// error so that the next host is tried.
+    fn check_session_attrs(&mut self, config: &postgres::Config) -> Result<(), WireError> {
+        use postgres::config::TargetSessionAttrs;
+        if config.get_target_session_attrs() != TargetSessionAttrs::ReadWrite {
+            return Ok(());
+        }
+        self.queue_query_with(|b| b.push_bytes(b"SHOW transaction_read_only"));
+        self.flush_blocking(None)?;
+        let mut read_only = false;
+        let mut first_error = None;
+        loop {
+            let (tag, body) = self.recv_blocking(None)?;
+            match decode(tag, &self.inp[body])? {
+                Msg::DataRow(d) => read_only |= d.values().next().flatten() == Some(b"on"),
+                Msg::Error { sqlstate, message } if first_error.is_none() => {
+                    first_error = Some(server_error(sqlstate, message));
+                }
+                Msg::Ready(_) => break,
+                _ => {}
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if read_only {
+            return Err(io::Error::other(
+                "the server only accepts read-only transactions (target_session_attrs=read-write)",
+            )
+            .into());
+        }
+        Ok(())
     }
 
     fn run_session_sql(&mut self, sql: &str) -> Result<(), WireError> {
