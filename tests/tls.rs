@@ -312,6 +312,9 @@ fn scram_with_channel_binding_required_logs_in() {
     let mut c = target.connect().unwrap();
     let user: String = c.query_one("SELECT current_user", &[]).unwrap().get(0);
     assert_eq!(user, "scramuser");
+    // The multiplexed driver's own SCRAM: it refuses require unless it bound to the session, and
+    // the server checks the binding data.
+    WireConn::connect(&target.config, &target.connector, "").unwrap();
 }
 
 #[test]

@@ -246,6 +246,13 @@ fn scram_login_works_and_a_wrong_password_is_28p01_never_echoed() {
     let mut conn = connect(&password_config("scramuser", "scram-right"), "").unwrap();
     let (seen, _) = query(&mut conn, "SELECT current_user");
     assert_eq!(seen[1], "D scramuser");
+    // Without TLS there is nothing to bind to: channel_binding=require refuses before SCRAM.
+    let mut config = password_config("scramuser", "scram-right");
+    config.channel_binding(postgres::config::ChannelBinding::Require);
+    match connect(&config, "") {
+        Err(WireError::Auth(msg)) => assert!(msg.contains("cannot bind"), "{msg}"),
+        other => panic!("expected an Auth error, got {:?}", other.map(|_| ())),
+    }
 
     let err = connect(&password_config("scramuser", "scram-WRONG-guess"), "").unwrap_err();
     assert_eq!(err.sqlstate(), Some("28P01"), "{err}");

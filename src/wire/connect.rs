@@ -1,7 +1,7 @@
 //! The blocking side of a [`WireConn`]: opening the socket (TCP or Unix-domain, host by host),
 //! TLS as the connector's sslmode says (libpq's order of attempts, see [`attempts`]), the startup
-//! message, authentication (cleartext, md5, SCRAM-SHA-256 through `postgres_protocol`), the
-//! session SQL and [`WireConn::prepare_blocking`].
+//! message, authentication (cleartext, md5, SCRAM-SHA-256 and -PLUS through
+//! `postgres_protocol`), the session SQL and [`WireConn::prepare_blocking`].
 //!
 //! Split from the nonblocking hot path in the parent module because it runs once per connection,
 //! not per query, and is the only code here that waits on the socket.
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use postgres::config::Host;
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 
 use super::decode::{decode, Msg, Reader};
 use super::tls::{negotiate, Negotiated};
@@ -270,30 +272,47 @@ impl WireConn {
                 self.end_msg(start);
             }
             10 => {
-                let mut offered = false;
+                let (mut scram_offered, mut plus_offered) = (false, false);
                 while let Some(mech) = r.cstr() {
                     if mech.is_empty() {
                         break;
                     }
-                    offered |= mech == SCRAM_SHA_256;
+                    scram_offered |= mech == SCRAM_SHA_256;
+                    plus_offered |= mech == SCRAM_SHA_256_PLUS;
                 }
-                if config.get_channel_binding() == postgres::config::ChannelBinding::Require {
+                // As tokio-postgres (the pool driver) decides: bind to the TLS session when the
+                // server offers -PLUS, tell it we could ("y") when it does not.
+                use postgres::config::ChannelBinding as Wanted;
+                let end_point = self
+                    .stream
+                    .server_end_point()
+                    .filter(|_| config.get_channel_binding() != Wanted::Disable);
+                let (binding, mechanism) = match end_point {
+                    Some(ep) if plus_offered => {
+                        (ChannelBinding::tls_server_end_point(ep), SCRAM_SHA_256_PLUS)
+                    }
+                    Some(_) if scram_offered => (ChannelBinding::unrequested(), SCRAM_SHA_256),
+                    None if scram_offered => (ChannelBinding::unsupported(), SCRAM_SHA_256),
+                    _ => {
+                        return Err(WireError::Auth(
+                            "the server offers no SASL mechanism this client supports \
+                             (SCRAM-SHA-256 or SCRAM-SHA-256-PLUS)"
+                                .into(),
+                        ))
+                    }
+                };
+                if mechanism != SCRAM_SHA_256_PLUS
+                    && config.get_channel_binding() == Wanted::Require
+                {
                     return Err(WireError::Auth(
-                        "channel_binding=require is not supported by the multiplexed driver (-j): \
-                         drop -j or use channel_binding=prefer"
+                        "channel_binding=require but the session cannot bind (no TLS, or the \
+                         server does not offer SCRAM-SHA-256-PLUS)"
                             .into(),
                     ));
                 }
-                if !offered {
-                    return Err(WireError::Auth(
-                        "the server offers no SASL mechanism this client supports (it needs \
-                         SCRAM-SHA-256 without channel binding)"
-                            .into(),
-                    ));
-                }
-                let s = ScramSha256::new(password()?, ChannelBinding::unsupported());
+                let s = ScramSha256::new(password()?, binding);
                 let start = self.begin_msg(b'p');
-                self.push_cstr(SCRAM_SHA_256);
+                self.push_cstr(mechanism);
                 let first = s.message();
                 self.out
                     .extend_from_slice(&(first.len() as i32).to_be_bytes());

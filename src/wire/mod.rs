@@ -150,6 +150,14 @@ impl Stream {
         matches!(self, Stream::Tls(s) if s.wants_write())
     }
 
+    /// SCRAM channel binding data of the TLS session (`None` without TLS).
+    fn server_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            Stream::Tls(s) => s.server_end_point(),
+            _ => None,
+        }
+    }
+
     /// Whether the TLS session holds decrypted bytes not yet read.
     fn has_plaintext(&mut self) -> bool {
         match self {

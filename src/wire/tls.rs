@@ -183,6 +183,37 @@ impl TlsSocket {
             .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
     }
 
+    /// `tls-server-end-point` channel binding data (RFC 5929) for SCRAM-SHA-256-PLUS: the
+    /// server's certificate hashed with the hash of its signature algorithm (MD5 and SHA-1 are
+    /// replaced by SHA-256); `None` when the algorithm names no hash (e.g. Ed25519).
+    pub(super) fn server_end_point(&self) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        use x509_cert::der::oid::db::rfc5912 as oid;
+        use x509_cert::der::Decode;
+        let der = self.tls.peer_certificates()?.first()?;
+        let alg = x509_cert::Certificate::from_der(der)
+            .ok()?
+            .signature_algorithm
+            .oid;
+        let sha256 = [
+            oid::MD_5_WITH_RSA_ENCRYPTION,
+            oid::SHA_1_WITH_RSA_ENCRYPTION,
+            oid::DSA_WITH_SHA_1,
+            oid::SHA_256_WITH_RSA_ENCRYPTION,
+            oid::ECDSA_WITH_SHA_256,
+            oid::DSA_WITH_SHA_256,
+        ];
+        if sha256.contains(&alg) {
+            Some(sha2::Sha256::digest(der.as_ref()).to_vec())
+        } else if [oid::SHA_384_WITH_RSA_ENCRYPTION, oid::ECDSA_WITH_SHA_384].contains(&alg) {
+            Some(sha2::Sha384::digest(der.as_ref()).to_vec())
+        } else if [oid::SHA_512_WITH_RSA_ENCRYPTION, oid::ECDSA_WITH_SHA_512].contains(&alg) {
+            Some(sha2::Sha512::digest(der.as_ref()).to_vec())
+        } else {
+            None
+        }
+    }
+
     /// The socket, for poll(2).
     pub(super) fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
