@@ -12,6 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pgstorm::monitor::host_sampler::HostSampler;
 use pgstorm::monitor::server::ServerSampler;
 use pgstorm::sandbox::{Sandbox, SandboxOptions};
+use pgstorm::target::{Target, TargetSource};
 
 fn samplers(c: &mut Criterion) {
     let sandbox = Sandbox::start(&SandboxOptions::default()).expect("start a sandbox PostgreSQL");
@@ -26,7 +27,9 @@ fn samplers(c: &mut Criterion) {
         })
     });
 
-    let mut server = ServerSampler::connect(&sandbox.pg_config()).expect("connect the sampler");
+    let mut server =
+        ServerSampler::connect(&Target::new(sandbox.pg_config(), TargetSource::Sandbox))
+            .expect("connect the sampler");
     group.bench_function("server_sample", |b| {
         b.iter(|| {
             tick += 1;

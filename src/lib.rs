@@ -9,6 +9,7 @@ pub mod app;
 pub mod args;
 pub mod cli;
 pub mod compare;
+pub mod connector;
 pub mod dataset;
 pub mod engine;
 pub mod error;

@@ -412,6 +412,17 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Writes `name` in the data directory, owned by the server's user and readable by it only
+    /// (0600, as the server demands of a TLS key), e.g. certificates or a `pg_hba.conf` that a
+    /// test installs before `pg_reload_conf()`; returns its path.
+    pub fn install_file(&self, name: &str, content: &str) -> Result<PathBuf, SandboxError> {
+        self.write_file(name, content)?;
+        let path = self.data_dir.join(name);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| SandboxError::io("chmod 600", &path, e))?;
+        Ok(path)
+    }
+
     /// Writes a file in the data directory, owned by the server's user.
     fn write_file(&self, name: &str, content: &str) -> Result<(), SandboxError> {
         let path = self.data_dir.join(name);

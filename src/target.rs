@@ -2,7 +2,8 @@
 //!
 //! Resolution follows libpq habits: `--dsn` (URL or conninfo) first, then the PG* environment
 //! variables; with neither, the caller starts a sandbox. Fields missing from a DSN are filled from
-//! the environment, as libpq does.
+//! its service (`service=`/`PGSERVICE`), then from the environment, and a missing password from
+//! the password file (`passfile=`/`PGPASSFILE`/`~/.pgpass`), as libpq does.
 //!
 //! Invariants: a password never appears in [`Target::display`], in an error message or in anything
 //! this module returns for printing. Preflight refuses a run that the server's `max_connections`
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 use serde::{Deserialize, Serialize};
 
+use crate::connector::{options, pgpass, service, Connector, TlsSettings};
 use crate::error;
 
 /// How the target was chosen.
@@ -40,6 +42,8 @@ pub struct Target {
     pub display: String,
     /// Where it came from.
     pub source: TargetSource,
+    /// TLS settings and the way every connection to it is opened.
+    pub connector: Connector,
 }
 
 impl std::fmt::Debug for Target {
@@ -206,7 +210,7 @@ mod local_tests {
 }
 
 /// The environment variables that make pgstorm use an existing server rather than a sandbox.
-const TARGET_ENV: [&str; 4] = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE"];
+const TARGET_ENV: [&str; 5] = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE"];
 
 /// Resolves `--dsn` / PG* env. `Ok(None)` means "no target given: use a sandbox".
 pub fn resolve(dsn: Option<&str>) -> Result<Option<Target>> {
@@ -218,22 +222,137 @@ pub fn resolve_with_env(
     dsn: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Target>> {
-    let (mut config, source) = match dsn {
+    let cannot_parse = |d: &str, e: &dyn std::fmt::Display| {
+        error::usage(format!(
+            "cannot parse --dsn '{}': {e}; give a URL (postgres://user@host:5432/db) or a \
+             conninfo string (host=... port=... user=... dbname=...)",
+            redact(d)
+        ))
+    };
+    let (mut config, source, mut ours) = match dsn {
         Some(d) => {
-            let config = Config::from_str(d.trim()).map_err(|e| {
-                error::usage(format!(
-                    "cannot parse --dsn '{}': {e}; give a URL (postgres://user@host:5432/db) or a \
-                     conninfo string (host=... port=... user=... dbname=...)",
-                    redact(d)
-                ))
-            })?;
-            (config, TargetSource::Dsn)
+            let split = options::split(d).map_err(|e| cannot_parse(d, &e))?;
+            let config = Config::from_str(&split.rest).map_err(|e| cannot_parse(d, &e))?;
+            (config, TargetSource::Dsn, split.ours)
         }
-        None if TARGET_ENV.iter().any(|k| env(k).is_some()) => (Config::new(), TargetSource::Env),
+        None if TARGET_ENV.iter().any(|k| env(k).is_some()) => {
+            (Config::new(), TargetSource::Env, Vec::new())
+        }
         None => return Ok(None),
     };
+    let home = env("HOME").map(std::path::PathBuf::from);
+    let last = |ours: &[(String, String)], k: &str| {
+        ours.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(name) = last(&ours, "service").or_else(|| env("PGSERVICE")) {
+        let path = env("PGSERVICEFILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".pg_service.conf")))
+            .unwrap_or_default();
+        let mut from_service = Vec::new();
+        let mut rest = Vec::new();
+        for (k, v) in service::options(&path, &name)? {
+            if options::OURS.contains(&k.as_str()) {
+                from_service.push((k, v));
+            } else {
+                rest.push(format!("{k}={}", options::quote(&v)));
+            }
+        }
+        let svc = Config::from_str(&rest.join(" "))
+            .map_err(|e| error::usage(format!("service '{name}' in {}: {e}", path.display())))?;
+        fill_unset(&mut config, &svc);
+        // The connection string's own options come later, so they win.
+        from_service.append(&mut ours);
+        ours = from_service;
+    }
     fill_from_env(&mut config, env)?;
-    Ok(Some(Target::new(config, source)))
+    if config.get_password().is_none() {
+        let passfile = last(&ours, "passfile")
+            .or_else(|| env("PGPASSFILE"))
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
+        if let Some(path) = passfile {
+            password_from_file(&mut config, &path);
+        }
+    }
+    let opt = |k: &str| last(&ours, k);
+    let tls = TlsSettings::resolve(&opt, env, home.as_deref())?;
+    let connector = Connector::new(tls)?;
+    Ok(Some(Target {
+        display: display_of(&config),
+        config,
+        source,
+        connector,
+    }))
+}
+
+/// Fills what `config` leaves unset from a service's settings (host, port, hostaddr, user,
+/// password, dbname, options, application_name, connect_timeout).
+fn fill_unset(config: &mut Config, svc: &Config) {
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        for h in svc.get_hosts() {
+            match h {
+                Host::Tcp(s) => config.host(s),
+                Host::Unix(p) => config.host_path(p),
+            };
+        }
+        for a in svc.get_hostaddrs() {
+            config.hostaddr(*a);
+        }
+    }
+    if config.get_ports().is_empty() {
+        for p in svc.get_ports() {
+            config.port(*p);
+        }
+    }
+    if let (None, Some(u)) = (config.get_user(), svc.get_user()) {
+        config.user(u);
+    }
+    if let (None, Some(p)) = (config.get_password(), svc.get_password()) {
+        config.password(p);
+    }
+    if let (None, Some(d)) = (config.get_dbname(), svc.get_dbname()) {
+        config.dbname(d);
+    }
+    if let (None, Some(o)) = (config.get_options(), svc.get_options()) {
+        config.options(o);
+    }
+    if let (None, Some(a)) = (config.get_application_name(), svc.get_application_name()) {
+        config.application_name(a);
+    }
+    if let (None, Some(t)) = (config.get_connect_timeout(), svc.get_connect_timeout()) {
+        config.connect_timeout(*t);
+    }
+}
+
+/// Sets the password from libpq's password file: the first host with a matching line wins
+/// (the driver holds one password for all hosts). A file others can read is ignored with a
+/// warning on stderr, as libpq does.
+fn password_from_file(config: &mut Config, path: &std::path::Path) {
+    let user = config.get_user().unwrap_or("").to_string();
+    let db = config.get_dbname().unwrap_or("").to_string();
+    for (i, host) in config.get_hosts().to_vec().iter().enumerate() {
+        match pgpass::lookup(
+            path,
+            &pgpass::host_key(host),
+            port_of(config, i),
+            &db,
+            &user,
+        ) {
+            pgpass::Lookup::Found(pw) => {
+                config.password(pw);
+                return;
+            }
+            pgpass::Lookup::Ignored(warning) => {
+                eprintln!("pgstorm: warning: {warning}");
+                return;
+            }
+            pgpass::Lookup::NotFound => {}
+        }
+    }
 }
 
 /// Fills unset fields from PG* variables and libpq's defaults.
@@ -286,27 +405,41 @@ fn fill_from_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> R
         config.connect_timeout(Duration::from_secs(secs.max(1)));
     }
     if config.get_application_name().is_none() {
-        config.application_name("pgstorm");
+        config.application_name(env("PGAPPNAME").as_deref().unwrap_or("pgstorm"));
+    }
+    if config.get_options().is_none() {
+        if let Some(o) = env("PGOPTIONS") {
+            config.options(&o);
+        }
     }
     Ok(())
 }
 
 impl Target {
-    /// Wraps a driver config, computing the redacted display form.
+    /// Wraps a driver config that carries no libpq TLS options (e.g. a sandbox's), computing the
+    /// redacted display form.
     pub fn new(config: Config, source: TargetSource) -> Target {
         let display = display_of(&config);
+        let connector = Connector::new(TlsSettings::from_driver(&config))
+            .expect("TLS settings without certificate files always build");
         Target {
             config,
             display,
             source,
+            connector,
         }
     }
 
     /// Opens one connection, with an error that says what to check.
     pub fn connect(&self) -> Result<Client> {
-        self.config
-            .connect(NoTls)
+        self.connect_with(&self.config)
             .map_err(|e| connect_error(&self.display, &e))
+    }
+
+    /// Opens one connection with a variant of the target's config (e.g. another
+    /// `application_name`) through the target's connector.
+    pub fn connect_with(&self, config: &Config) -> Result<Client, postgres::Error> {
+        self.connector.connect(config)
     }
 }
 
@@ -346,7 +479,11 @@ pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
             if *c == SqlState::INVALID_PASSWORD
                 || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
         {
-            "check the user and password (PGPASSWORD, ~/.pgpass is not read) and pg_hba.conf"
+            "check the user and password (PGPASSWORD, ~/.pgpass or PGPASSFILE) and pg_hba.conf"
+        }
+        _ if is_tls_failure(e) => {
+            "check sslmode, sslrootcert (the CA that signed the server's certificate) and that \
+             the certificate names the host you connect to"
         }
         Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS => {
             "the server is out of connection slots: raise max_connections or lower -c"
@@ -365,6 +502,12 @@ pub fn connect_error(display: &str, e: &postgres::Error) -> anyhow::Error {
         "cannot connect to {display}: {}; {hint}",
         one_line(e)
     ))
+}
+
+/// Whether the driver failed in TLS negotiation or the handshake (the driver's error kind is
+/// private; its text for it is "error performing TLS handshake").
+fn is_tls_failure(e: &postgres::Error) -> bool {
+    e.to_string().contains("TLS handshake")
 }
 
 /// A driver error on one line, including the server's message when there is one.
@@ -641,6 +784,56 @@ mod tests {
             resolve_with_env(Some("postgres://u:hunter2@h:notaport/d"), &env_of(&[])).unwrap_err();
         assert_eq!(error::exit_kind(&err), error::ExitKind::Usage);
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_service_fills_what_the_dsn_leaves_and_the_dsn_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("services");
+        std::fs::write(
+            &file,
+            "[bench]\nhost=db1\nport=6543\nuser=svcuser\ndbname=svcdb\nsslmode=require\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap().to_string();
+        let env = move |k: &str| (k == "PGSERVICEFILE").then(|| file.clone());
+        let t = resolve_with_env(Some("service=bench user=mine sslmode=disable"), &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.display, "postgres://mine@db1:6543/svcdb");
+        assert_eq!(
+            t.connector.settings().mode,
+            crate::connector::SslMode::Disable
+        );
+        let t = resolve_with_env(Some("service=bench"), &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.connector.settings().mode,
+            crate::connector::SslMode::Require
+        );
+        let err = resolve_with_env(Some("service=nope"), &env).unwrap_err();
+        assert_eq!(error::exit_kind(&err), error::ExitKind::Usage);
+    }
+
+    #[test]
+    fn a_missing_password_comes_from_the_password_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(&file, "db1:5432:bench:alice:from-file\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = file.to_str().unwrap().to_string();
+        let env = move |k: &str| (k == "PGPASSFILE").then(|| file.clone());
+        let t = resolve_with_env(Some("postgres://alice@db1/bench"), &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.config.get_password(), Some(&b"from-file"[..]));
+        // A password in the DSN wins over the file.
+        let t = resolve_with_env(Some("postgres://alice:given@db1/bench"), &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.config.get_password(), Some(&b"given"[..]));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use pgstorm::monitor::{Monitor, MonitorConfig};
 use pgstorm::report::model::RunDocument;
 use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::TargetOptions;
+use pgstorm::target::{Target, TargetSource};
 
 const INTERVAL: Duration = Duration::from_millis(250);
 
@@ -386,7 +387,8 @@ fn a_forced_deadlock_is_counted_and_its_lock_wait_seen() {
         .unwrap();
     drop(setup);
     let config: postgres::Config = dsn.parse().unwrap();
-    let monitor = Monitor::start(monitor_config(Thresholds::default()), Some(&config), None);
+    let target = Target::new(config.clone(), TargetSource::Dsn);
+    let monitor = Monitor::start(monitor_config(Thresholds::default()), Some(&target), None);
 
     // Two transactions lock the rows in opposite order; after deadlock_timeout (1 s) the server
     // cancels one of them with SQLSTATE 40P01.
@@ -462,7 +464,8 @@ fn an_unreachable_server_leaves_an_error_and_the_host_samples() {
                                     connect_timeout=2"
         .parse()
         .unwrap();
-    let m = Monitor::start(monitor_config(Thresholds::default()), Some(&config), None);
+    let target = Target::new(config, TargetSource::Dsn);
+    let m = Monitor::start(monitor_config(Thresholds::default()), Some(&target), None);
     std::thread::sleep(Duration::from_millis(600));
     let m = m.stop(None);
     assert!(m.server.is_none());

@@ -63,8 +63,15 @@ fn query(conn: &mut WireConn, sql: &str) -> (Vec<String>, u8) {
     read_until_ready(conn).unwrap()
 }
 
+/// Connects with the connector a plain sandbox target gets (sslmode=prefer: the sandbox declines).
+fn connect(config: &postgres::Config, session_sql: &str) -> Result<WireConn, WireError> {
+    let target =
+        pgstorm::target::Target::new(config.clone(), pgstorm::target::TargetSource::Sandbox);
+    WireConn::connect(config, &target.connector, session_sql)
+}
+
 fn trust_conn() -> WireConn {
-    WireConn::connect(&common::sandbox().pg_config(), "").unwrap()
+    connect(&common::sandbox().pg_config(), "").unwrap()
 }
 
 /// Sandbox config for a role that logs in with a password over TCP.
@@ -118,7 +125,7 @@ fn password_roles() {
 
 #[test]
 fn trust_login_runs_session_sql_and_simple_queries() {
-    let mut conn = WireConn::connect(
+    let mut conn = connect(
         &common::sandbox().pg_config(),
         "SET statement_timeout = '1234ms'",
     )
@@ -133,8 +140,7 @@ fn trust_login_runs_session_sql_and_simple_queries() {
 
 #[test]
 fn session_sql_error_fails_the_connect() {
-    let err =
-        WireConn::connect(&common::sandbox().pg_config(), "SET no_such_setting = 1").unwrap_err();
+    let err = connect(&common::sandbox().pg_config(), "SET no_such_setting = 1").unwrap_err();
     assert_eq!(err.sqlstate(), Some("42704"), "{err}");
 }
 
@@ -147,7 +153,7 @@ fn unix_socket_directory_host_connects() {
         .port(sb.port())
         .user(sb.user())
         .dbname(sb.dbname());
-    let mut conn = WireConn::connect(&config, "").unwrap();
+    let mut conn = connect(&config, "").unwrap();
     let (seen, _) = query(&mut conn, "SELECT 'unix'");
     assert_eq!(seen[1], "D unix");
 }
@@ -237,12 +243,18 @@ fn failed_statement_inside_begin_gives_ready_in_failed_transaction() {
 
 #[test]
 fn scram_login_works_and_a_wrong_password_is_28p01_never_echoed() {
-    let mut conn = WireConn::connect(&password_config("scramuser", "scram-right"), "").unwrap();
+    let mut conn = connect(&password_config("scramuser", "scram-right"), "").unwrap();
     let (seen, _) = query(&mut conn, "SELECT current_user");
     assert_eq!(seen[1], "D scramuser");
+    // Without TLS there is nothing to bind to: channel_binding=require refuses before SCRAM.
+    let mut config = password_config("scramuser", "scram-right");
+    config.channel_binding(postgres::config::ChannelBinding::Require);
+    match connect(&config, "") {
+        Err(WireError::Auth(msg)) => assert!(msg.contains("cannot bind"), "{msg}"),
+        other => panic!("expected an Auth error, got {:?}", other.map(|_| ())),
+    }
 
-    let err =
-        WireConn::connect(&password_config("scramuser", "scram-WRONG-guess"), "").unwrap_err();
+    let err = connect(&password_config("scramuser", "scram-WRONG-guess"), "").unwrap_err();
     assert_eq!(err.sqlstate(), Some("28P01"), "{err}");
     let text = format!("{err} {err:?}");
     assert!(text.contains("password authentication failed"), "{text}");
@@ -255,11 +267,11 @@ fn scram_login_works_and_a_wrong_password_is_28p01_never_echoed() {
 
 #[test]
 fn md5_login_works_and_a_wrong_password_is_28p01() {
-    let mut conn = WireConn::connect(&password_config("md5user", "md5-right"), "").unwrap();
+    let mut conn = connect(&password_config("md5user", "md5-right"), "").unwrap();
     let (seen, _) = query(&mut conn, "SELECT current_user");
     assert_eq!(seen[1], "D md5user");
 
-    let err = WireConn::connect(&password_config("md5user", "md5-wrong"), "").unwrap_err();
+    let err = connect(&password_config("md5user", "md5-wrong"), "").unwrap_err();
     assert_eq!(err.sqlstate(), Some("28P01"), "{err}");
     assert!(!format!("{err} {err:?}").contains("md5-wrong"));
 }
@@ -269,7 +281,7 @@ fn password_requested_but_none_given_is_an_auth_error() {
     password_roles();
     let mut config = common::sandbox().pg_config();
     config.user("scramuser");
-    match WireConn::connect(&config, "") {
+    match connect(&config, "") {
         Err(WireError::Auth(msg)) => assert!(msg.contains("password"), "{msg}"),
         other => panic!("expected an Auth error, got {:?}", other.map(|_| ())),
     }
@@ -280,7 +292,7 @@ fn refused_connection_is_an_io_connection_loss() {
     // Port 1 on loopback: nothing listens there.
     let mut config = postgres::Config::new();
     config.host("127.0.0.1").port(1).user("nobody");
-    let err = WireConn::connect(&config, "").unwrap_err();
+    let err = connect(&config, "").unwrap_err();
     assert!(matches!(err, WireError::Io(_)), "{err}");
     assert!(err.is_connection_loss());
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
@@ -306,4 +318,22 @@ fn terminated_backend_is_a_connection_loss_on_the_next_read() {
     assert!(err.is_connection_loss(), "{err}");
     // The server says why before it closes: FATAL 57P01 (admin shutdown), if it got that far.
     assert!(seen.iter().all(|m| m == "E 57P01"), "{seen:?}");
+}
+
+#[test]
+fn read_write_target_session_attrs_refuse_a_read_only_session() {
+    let mut c = common::client();
+    c.batch_execute(
+        "CREATE ROLE rouser LOGIN; ALTER ROLE rouser SET default_transaction_read_only = on",
+    )
+    .unwrap();
+    let mut config = common::sandbox().pg_config();
+    config.user("rouser");
+    // Positive control: without the attribute the read-only session is accepted.
+    connect(&config, "").unwrap();
+    config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+    let err = connect(&config, "").unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    // The pool driver refuses it the same way.
+    assert!(config.connect(postgres::NoTls).is_err());
 }

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
-use postgres::NoTls;
 
 use super::gated_pool::GatedManager;
 use super::stats::{self, ErrorClass, Hist, N_CLASSES};
 use super::tracker::{Counts, Tracker};
 use crate::rng::Rng;
+use crate::target::Target;
 use crate::workload::{CommandStat, Conn, ExecError, Scratch, Workload};
 
 /// What one worker measured during one step.
@@ -62,8 +62,8 @@ pub type StepBatch = (usize, WorkerStep);
 pub(crate) struct Shared {
     /// The pool (absent in storm mode).
     pub pool: Option<r2d2::Pool<GatedManager>>,
-    /// Connection settings for storm connects and the direct fallback.
-    pub direct: postgres::Config,
+    /// The target with the load session's settings, for storm connects and the direct fallback.
+    pub direct: Target,
     pub workload: Arc<Workload>,
     pub tracker: Tracker,
     /// Stop starting operations.
@@ -319,7 +319,7 @@ impl ConnWorker {
         let t0 = Instant::now();
         let client = sh
             .direct
-            .connect(NoTls)
+            .connect_with(&sh.direct.config)
             .map_err(|e| (ErrorClass::of(&e), None))?;
         let t1 = Instant::now();
         self.checkouts += 1;

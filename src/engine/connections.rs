@@ -193,7 +193,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
     let start = Instant::now() + Duration::from_millis(20);
     let shared = Arc::new(Shared {
         pool,
-        direct: gated_pool::session_config(target, cfg.statement_timeout),
+        direct: gated_pool::session_target(target, cfg.statement_timeout),
         workload: workload.clone(),
         tracker: Tracker::new(workers as usize, start),
         stop: AtomicBool::new(false),

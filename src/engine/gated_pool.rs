@@ -22,9 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use postgres::NoTls;
 use r2d2::ManageConnection;
-use r2d2_postgres::PostgresConnectionManager;
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::stats::{self, ErrorClass, Hist, N_CLASSES};
@@ -183,7 +181,7 @@ impl GatedManager {
     /// One connect: TCP + startup + auth, then the workload's statements prepared.
     fn attempt(&self) -> Result<(PooledConn, Duration), postgres::Error> {
         let t0 = Instant::now();
-        let mut client = self.inner.connect()?;
+        let mut client = self.target.connect_with(&self.target.config)?;
         let connected = t0.elapsed();
         let prepared = self.workload.prepare(&mut client)?;
         let conn = PooledConn {
@@ -205,7 +203,8 @@ pub struct PooledConn {
 /// r2d2 manager: gate, then connect (session settings travel in the startup packet) and prepare
 /// the workload's statements.
 pub struct GatedManager {
-    inner: PostgresConnectionManager<NoTls>,
+    /// The target with the load session's settings (see [`session_target`]).
+    target: Target,
     workload: Arc<Workload>,
     gate: Arc<Gate>,
 }
@@ -283,11 +282,12 @@ pub struct GatedSettings {
     pub connector_threads: usize,
 }
 
-/// The target's connection settings for a load connection: `application_name` and
-/// `statement_timeout` in the startup packet (no extra round trip), and a connect timeout so a
-/// server that accepts TCP but never answers cannot pin a thread forever.
-pub fn session_config(target: &Target, statement_timeout: Duration) -> postgres::Config {
-    let mut config = target.config.clone();
+/// The target with a load connection's settings: `application_name` and `statement_timeout` in
+/// the startup packet (no extra round trip), and a connect timeout so a server that accepts TCP
+/// but never answers cannot pin a thread forever.
+pub fn session_target(target: &Target, statement_timeout: Duration) -> Target {
+    let mut t = target.clone();
+    let config = &mut t.config;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
@@ -297,7 +297,7 @@ pub fn session_config(target: &Target, statement_timeout: Duration) -> postgres:
         _ => timeout,
     };
     config.options(&options).application_name("pgstorm");
-    config
+    t
 }
 
 /// Builds the pool; it opens nothing until [`Gate::set_target`] allows connections.
@@ -308,10 +308,7 @@ pub fn build(
 ) -> (r2d2::Pool<GatedManager>, Arc<Gate>) {
     let gate = Arc::new(Gate::new(settings.connect_rate, settings.steps));
     let manager = GatedManager {
-        inner: PostgresConnectionManager::new(
-            session_config(target, settings.statement_timeout),
-            NoTls,
-        ),
+        target: session_target(target, settings.statement_timeout),
         workload,
         gate: gate.clone(),
     };

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use parking_lot::Mutex;
-use postgres::NoTls;
 use r2d2::ManageConnection;
-use r2d2_postgres::PostgresConnectionManager;
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::stats::{self, ErrorClass, Hist};
@@ -51,9 +49,10 @@ impl PoolCounters {
     }
 }
 
-/// r2d2 manager producing [`Conn`]s with the workload's statements prepared.
+/// r2d2 manager producing [`Conn`]s with the workload's statements prepared, connecting through
+/// the target's connector (TLS as configured).
 pub struct ConnManager {
-    inner: PostgresConnectionManager<NoTls>,
+    target: Target,
     workload: Arc<Workload>,
     session_sql: String,
     counters: Arc<PoolCounters>,
@@ -65,12 +64,15 @@ impl ManageConnection for ConnManager {
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
         let t0 = Instant::now();
-        let result = self.inner.connect().and_then(|mut client| {
-            let connected = t0.elapsed();
-            client.batch_execute(&self.session_sql)?;
-            let prepared = self.workload.prepare(&mut client)?;
-            Ok((Conn { client, prepared }, connected))
-        });
+        let result = self
+            .target
+            .connect_with(&self.target.config)
+            .and_then(|mut client| {
+                let connected = t0.elapsed();
+                client.batch_execute(&self.session_sql)?;
+                let prepared = self.workload.prepare(&mut client)?;
+                Ok((Conn { client, prepared }, connected))
+            });
         match result {
             Ok((conn, connected)) => {
                 stats::record(&mut self.counters.connect.lock(), connected);
@@ -175,7 +177,7 @@ impl Pool {
     pub fn open(target: &Target, workload: Arc<Workload>, settings: &PoolSettings) -> Result<Pool> {
         let counters = Arc::new(PoolCounters::new());
         let manager = ConnManager {
-            inner: PostgresConnectionManager::new(target.config.clone(), NoTls),
+            target: target.clone(),
             workload,
             session_sql: session_sql(settings.statement_timeout),
             counters: counters.clone(),

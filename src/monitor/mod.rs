@@ -116,7 +116,7 @@ impl Monitor {
     /// `local` is the PostgreSQL on this host whose processes the host sampler measures.
     pub fn start(
         cfg: MonitorConfig,
-        server: Option<&postgres::Config>,
+        server: Option<&crate::target::Target>,
         local: Option<LocalServer>,
     ) -> Monitor {
         let cfg = MonitorConfig {
@@ -188,8 +188,8 @@ impl Monitor {
                 .push(format!("cannot start the host sampler thread: {e}")),
         }
 
-        if let Some(config) = server {
-            match server::ServerSampler::connect(config) {
+        if let Some(target) = server {
+            match server::ServerSampler::connect(target) {
                 Ok(sampler) => m.start_server(sampler),
                 Err(e) => m.errors.push(format!(
                     "server sampler: cannot connect: {}",

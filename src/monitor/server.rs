@@ -73,11 +73,11 @@ pub struct ServerSampler {
 }
 
 impl ServerSampler {
-    /// Connects with `config` (application_name `pgstorm-sampler`) and prepares the statements.
-    pub fn connect(config: &postgres::Config) -> Result<ServerSampler, postgres::Error> {
-        let mut cfg = config.clone();
+    /// Connects to `target` (application_name `pgstorm-sampler`) and prepares the statements.
+    pub fn connect(target: &crate::target::Target) -> Result<ServerSampler, postgres::Error> {
+        let mut cfg = target.config.clone();
         cfg.application_name("pgstorm-sampler");
-        let mut client = cfg.connect(postgres::NoTls)?;
+        let mut client = target.connect_with(&cfg)?;
         let version: i32 = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])?
             .get(0);

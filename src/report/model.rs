@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::connector::SessionSecurity;
 use crate::target::{ServerInfo, TargetSource};
 
 pub use super::sweep_model::*;
@@ -148,6 +149,10 @@ pub struct TargetInfo {
     pub local: bool,
     /// What preflight read from the server (version, limits, settings snapshot).
     pub server: ServerInfo,
+    /// How pgstorm's sessions were protected (sslmode, TLS version and cipher or "none"), as
+    /// the server's `pg_stat_ssl` showed the admin session; absent in results of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SessionSecurity>,
 }
 
 /// The seeded POS dataset.

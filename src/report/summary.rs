@@ -23,7 +23,7 @@ pub fn render(doc: &RunDocument) -> String {
         "\n{} on {} ({}), {} clients{}, {}, protocol {}, latency from {}",
         doc.scenario,
         doc.target.dsn,
-        doc.target.server.server_version,
+        server_label(&doc.target),
         c.clients,
         c.threads
             .map(|j| format!(" on {j} threads (-j)"))
@@ -141,7 +141,7 @@ fn isolation(doc: &RunDocument) -> String {
             s,
             "\nisolation on {} ({}), {} workers x {}, max tries {}, deadlock_timeout {}",
             doc.target.dsn,
-            doc.target.server.server_version,
+            server_label(&doc.target),
             c.workers,
             match (c.transactions_per_worker, c.duration_s) {
                 (Some(t), _) => format!("{t} transactions"),
@@ -216,7 +216,7 @@ fn connections(s: &mut String, doc: &RunDocument, c: &ConnectionsResult) {
         "\nconnections ({}) on {} ({}), {} workers, connect rate {}, checkout timeout {} ms",
         cf.mode,
         doc.target.dsn,
-        doc.target.server.server_version,
+        server_label(&doc.target),
         cf.workers,
         cf.connect_rate
             .map(|r| format!("{r:.0}/s"))
@@ -380,5 +380,13 @@ fn resources(s: &mut String, m: &Monitoring) {
         .collect();
     if !raised.is_empty() {
         let _ = writeln!(s, "alerts: {}", raised.join(", "));
+    }
+}
+
+/// "15.18, TLS 1.3" / "15.18, plaintext": the server version and how the sessions were protected.
+fn server_label(t: &crate::report::model::TargetInfo) -> String {
+    match &t.security {
+        Some(sec) => format!("{}, {}", t.server.server_version, sec.label()),
+        None => t.server.server_version.clone(),
     }
 }

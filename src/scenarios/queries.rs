@@ -350,7 +350,7 @@ pub fn measure_workload(
                 core: engine::monitor_core(opts.engine.pin),
                 ..cfg.clone()
             };
-            Some(Monitor::start(cfg, Some(&session.target.config), local))
+            Some(Monitor::start(cfg, Some(&session.target), local))
         }
         None => None,
     };

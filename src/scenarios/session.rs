@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use postgres::Client;
 
+use crate::connector::SessionSecurity;
 use crate::report::model::{HostInfo, RunDocument, TargetInfo, ToolInfo, SCHEMA_VERSION};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::target::{self, ServerInfo, Target, TargetSource};
@@ -30,8 +31,10 @@ fn existing_target(dsn: Option<&str>) -> Result<Option<Target>> {
         return Ok(Some(t));
     }
     if let Ok(Some(info)) = crate::sandbox::status_persistent() {
-        let t =
-            target::resolve(Some(&info.dsn))?.map(|t| Target::new(t.config, TargetSource::Sandbox));
+        let t = target::resolve(Some(&info.dsn))?.map(|t| Target {
+            source: TargetSource::Sandbox,
+            ..t
+        });
         if let Some(t) = &t {
             eprintln!(
                 "pgstorm: target {} (the sandbox started by `pgstorm sandbox start`)",
@@ -51,6 +54,8 @@ pub struct Session {
     pub admin: Client,
     /// Preflight facts.
     pub server: ServerInfo,
+    /// How the admin session is protected (the load's sessions use the same connector).
+    pub security: SessionSecurity,
     /// The sandbox, when pgstorm started one (declared last: dropped after the connection).
     pub sandbox: Option<Sandbox>,
 }
@@ -96,8 +101,8 @@ impl Session {
     fn connect(target: Target, sandbox: Option<Sandbox>) -> Result<Session> {
         let mut admin_cfg = target.config.clone();
         admin_cfg.application_name("pgstorm-monitor");
-        let mut admin = admin_cfg
-            .connect(postgres::NoTls)
+        let mut admin = target
+            .connect_with(&admin_cfg)
             .map_err(|e| target::connect_error(&target.display, &e))?;
         let server = target::server_info(&mut admin).map_err(|e| {
             crate::error::target(format!(
@@ -106,10 +111,28 @@ impl Session {
                 target::one_line(&e)
             ))
         })?;
+        let security = SessionSecurity::read(
+            &mut admin,
+            target.connector.settings().mode,
+            server.server_version_num,
+        )
+        .map_err(|e| {
+            crate::error::target(format!(
+                "connected to {} but cannot read pg_stat_ssl: {}",
+                target.display,
+                target::one_line(&e)
+            ))
+        })?;
+        eprintln!(
+            "pgstorm: connected over {} (sslmode={})",
+            security.describe(),
+            security.sslmode
+        );
         Ok(Session {
             target,
             admin,
             server,
+            security,
             sandbox,
         })
     }
@@ -144,6 +167,7 @@ impl Session {
                 source: self.target.source,
                 local: self.target.is_local(),
                 server: self.server.clone(),
+                security: Some(self.security.clone()),
             },
             dataset: None,
             load: None,

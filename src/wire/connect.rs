@@ -1,5 +1,6 @@
 //! The blocking side of a [`WireConn`]: opening the socket (TCP or Unix-domain, host by host),
-//! the startup message, authentication (cleartext, md5, SCRAM-SHA-256 through
+//! TLS as the connector's sslmode says (libpq's order of attempts, see [`attempts`]), the startup
+//! message, authentication (cleartext, md5, SCRAM-SHA-256 and -PLUS through
 //! `postgres_protocol`), the session SQL and [`WireConn::prepare_blocking`].
 //!
 //! Split from the nonblocking hot path in the parent module because it runs once per connection,
@@ -15,28 +16,31 @@ use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use postgres::config::{Host, SslMode};
+use postgres::config::Host;
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 
 use super::decode::{decode, Msg, Reader};
+use super::tls::{negotiate, Negotiated};
 use super::{protocol, server_error, Stream, WireConn, WireError};
+use crate::connector::{Connector, SslMode};
 
 /// Protocol version 3.0.
 const PROTOCOL_VERSION: i32 = 196_608;
 
 impl WireConn {
-    /// Blocking: connects, authenticates, runs `session_sql` (if not empty) and leaves the socket
-    /// nonblocking. Hosts are tried in order while the failure is I/O (refused, timeout); a server
-    /// or authentication error is returned at once. `config.get_connect_timeout()` bounds each
-    /// host's connect + authentication; the session SQL has no timeout (as with libpq).
-    pub fn connect(config: &postgres::Config, session_sql: &str) -> Result<WireConn, WireError> {
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(WireError::Auth(
-                "sslmode=require is not supported by the multiplexed driver (it speaks plain TCP)"
-                    .into(),
-            ));
-        }
+    /// Blocking: connects (with TLS as `tls` says), authenticates, runs `session_sql` (if not
+    /// empty) and leaves the socket nonblocking. Hosts are tried in order while the failure is
+    /// I/O (refused, timeout); a server, TLS or authentication error is returned at once.
+    /// `config.get_connect_timeout()` bounds each host's connect + TLS + authentication; the
+    /// session SQL has no timeout (as with libpq).
+    pub fn connect(
+        config: &postgres::Config,
+        tls: &Connector,
+        session_sql: &str,
+    ) -> Result<WireConn, WireError> {
         let user = config.get_user().ok_or_else(|| {
             WireError::Auth("no user name in the connection settings (set PGUSER or --dsn)".into())
         })?;
@@ -52,11 +56,21 @@ impl WireConn {
         for i in 0..n {
             let deadline = timeout.map(|t| Instant::now() + t);
             let port = crate::target::port_of(config, i);
-            let attempt = open_stream(config, i, port, deadline).and_then(|stream| {
-                let mut conn = WireConn::new(stream);
-                conn.startup(config, user, deadline)?;
-                Ok(conn)
-            });
+            let mut attempt = Err(protocol("no connection attempt"));
+            for &step in attempts(tls.settings().mode) {
+                attempt = open_stream(config, i, port, deadline)
+                    .and_then(|stream| secure(stream, config, i, tls, step, deadline))
+                    .and_then(|stream| {
+                        let mut conn = WireConn::new(stream);
+                        conn.startup(config, user, deadline)?;
+                        conn.check_session_attrs(config)?;
+                        Ok(conn)
+                    });
+                // libpq tries the next way only when the server itself refused the session.
+                if !matches!(attempt, Err(WireError::Server { .. })) {
+                    break;
+                }
+            }
             match attempt {
                 Ok(mut conn) => {
                     conn.run_session_sql(session_sql)?;
@@ -116,6 +130,41 @@ impl WireConn {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// `target_session_attrs=read-write`: refuses a session in which writes are not possible (a
+    /// standby, or `default_transaction_read_only`), as libpq and the pool driver do, with an I/O
+    /// error so that the next host is tried.
+    fn check_session_attrs(&mut self, config: &postgres::Config) -> Result<(), WireError> {
+        use postgres::config::TargetSessionAttrs;
+        if config.get_target_session_attrs() != TargetSessionAttrs::ReadWrite {
+            return Ok(());
+        }
+        self.queue_query_with(|b| b.push_bytes(b"SHOW transaction_read_only"));
+        self.flush_blocking(None)?;
+        let mut read_only = false;
+        let mut first_error = None;
+        loop {
+            let (tag, body) = self.recv_blocking(None)?;
+            match decode(tag, &self.inp[body])? {
+                Msg::DataRow(d) => read_only |= d.values().next().flatten() == Some(b"on"),
+                Msg::Error { sqlstate, message } if first_error.is_none() => {
+                    first_error = Some(server_error(sqlstate, message));
+                }
+                Msg::Ready(_) => break,
+                _ => {}
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if read_only {
+            return Err(io::Error::other(
+                "the server only accepts read-only transactions (target_session_attrs=read-write)",
+            )
+            .into());
+        }
+        Ok(())
     }
 
     fn run_session_sql(&mut self, sql: &str) -> Result<(), WireError> {
@@ -223,23 +272,47 @@ impl WireConn {
                 self.end_msg(start);
             }
             10 => {
-                let mut offered = false;
+                let (mut scram_offered, mut plus_offered) = (false, false);
                 while let Some(mech) = r.cstr() {
                     if mech.is_empty() {
                         break;
                     }
-                    offered |= mech == SCRAM_SHA_256;
+                    scram_offered |= mech == SCRAM_SHA_256;
+                    plus_offered |= mech == SCRAM_SHA_256_PLUS;
                 }
-                if !offered {
+                // As tokio-postgres (the pool driver) decides: bind to the TLS session when the
+                // server offers -PLUS, tell it we could ("y") when it does not.
+                use postgres::config::ChannelBinding as Wanted;
+                let end_point = self
+                    .stream
+                    .server_end_point()
+                    .filter(|_| config.get_channel_binding() != Wanted::Disable);
+                let (binding, mechanism) = match end_point {
+                    Some(ep) if plus_offered => {
+                        (ChannelBinding::tls_server_end_point(ep), SCRAM_SHA_256_PLUS)
+                    }
+                    Some(_) if scram_offered => (ChannelBinding::unrequested(), SCRAM_SHA_256),
+                    None if scram_offered => (ChannelBinding::unsupported(), SCRAM_SHA_256),
+                    _ => {
+                        return Err(WireError::Auth(
+                            "the server offers no SASL mechanism this client supports \
+                             (SCRAM-SHA-256 or SCRAM-SHA-256-PLUS)"
+                                .into(),
+                        ))
+                    }
+                };
+                if mechanism != SCRAM_SHA_256_PLUS
+                    && config.get_channel_binding() == Wanted::Require
+                {
                     return Err(WireError::Auth(
-                        "the server offers no SASL mechanism this client supports (it needs \
-                         SCRAM-SHA-256 without channel binding)"
+                        "channel_binding=require but the session cannot bind (no TLS, or the \
+                         server does not offer SCRAM-SHA-256-PLUS)"
                             .into(),
                     ));
                 }
-                let s = ScramSha256::new(password()?, ChannelBinding::unsupported());
+                let s = ScramSha256::new(password()?, binding);
                 let start = self.begin_msg(b'p');
-                self.push_cstr(SCRAM_SHA_256);
+                self.push_cstr(mechanism);
                 let first = s.message();
                 self.out
                     .extend_from_slice(&(first.len() as i32).to_be_bytes());
@@ -273,6 +346,60 @@ impl WireConn {
             }
         }
         Ok(())
+    }
+}
+
+/// One way of opening the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No SSLRequest.
+    Plain,
+    /// SSLRequest; plaintext if the server declines.
+    TlsIfOffered,
+    /// SSLRequest; an error if the server declines.
+    TlsOnly,
+}
+
+/// libpq's order of attempts per sslmode; the next is tried when the server refuses a session.
+fn attempts(mode: SslMode) -> &'static [Step] {
+    match mode {
+        SslMode::Disable => &[Step::Plain],
+        SslMode::Allow => &[Step::Plain, Step::TlsOnly],
+        SslMode::Prefer => &[Step::TlsIfOffered, Step::Plain],
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => &[Step::TlsOnly],
+    }
+}
+
+/// Negotiates TLS on a TCP stream as `step` says (Unix-domain sockets stay plain, as in libpq).
+fn secure(
+    stream: Stream,
+    config: &postgres::Config,
+    i: usize,
+    tls: &Connector,
+    step: Step,
+    deadline: Option<Instant>,
+) -> Result<Stream, WireError> {
+    let rustls = match (tls.rustls(), step) {
+        (Some(r), Step::TlsIfOffered | Step::TlsOnly) => r,
+        _ => return Ok(stream),
+    };
+    let sock = match stream {
+        Stream::Tcp(s) => s,
+        other => return Ok(other),
+    };
+    let host = match (config.get_hosts().get(i), config.get_hostaddrs().get(i)) {
+        (Some(Host::Tcp(h)), _) => h.clone(),
+        (_, Some(addr)) => addr.to_string(),
+        _ => String::new(),
+    };
+    match negotiate(sock, rustls, &host, deadline)? {
+        Negotiated::Tls(s) => Ok(Stream::Tls(s)),
+        Negotiated::Refused(_) if step == Step::TlsOnly => Err(WireError::Tls(
+            "the server does not support TLS (sslmode requires it): enable ssl on the server \
+             or lower sslmode"
+                .into(),
+        )),
+        Negotiated::Refused(sock) => Ok(Stream::Tcp(sock)),
     }
 }
 
@@ -329,6 +456,7 @@ fn open_stream(
             let path = dir.join(format!(".s.PGSQL.{port}"));
             let s = UnixStream::connect(&path)
                 .map_err(|e| with_target(&format!("connect to {}", path.display()), e))?;
+            s.set_nonblocking(true)?;
             Stream::Unix(s)
         }
         (host, addr) => {
@@ -364,12 +492,9 @@ fn open_stream(
             }
             let s = connected.ok_or_else(|| with_target(&what, last))?;
             s.set_nodelay(true)?;
+            s.set_nonblocking(true)?;
             Stream::Tcp(s)
         }
     };
-    match &stream {
-        Stream::Tcp(s) => s.set_nonblocking(true)?,
-        Stream::Unix(s) => s.set_nonblocking(true)?,
-    }
     Ok(stream)
 }

@@ -17,15 +17,17 @@
 //! - A password never appears in a [`WireError`] (only server messages and our own texts do).
 //!
 //! Authentication uses `postgres_protocol` (the rust-postgres family's md5/SCRAM code, already
-//! compiled into pgstorm through the `postgres` crate); TLS is not supported.
+//! compiled into pgstorm through the `postgres` crate); TLS is a rustls sans-IO session over the
+//! same nonblocking socket (`tls`), with the connector's settings.
 //!
 //! Layout: this module holds the connection and its nonblocking hot path (encoding, flush,
 //! buffered reads); the blocking setup (connect, startup, authentication, prepare) lives in
-//! `connect`, and the parsing of backend messages into borrowed views in `decode`, so each file
-//! carries one concern.
+//! `connect`, the parsing of backend messages into borrowed views in `decode`, and the TLS
+//! session in `tls`, so each file carries one concern.
 
 mod connect;
 mod decode;
+mod tls;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -35,6 +37,7 @@ use std::os::unix::net::UnixStream;
 
 use self::decode::{decode, frame_len};
 pub use self::decode::{DataRow, Msg, RowDesc};
+use self::tls::TlsSocket;
 
 /// Initial input buffer size; also the size it is grown by at least.
 const INPUT_START: usize = 16 * 1024;
@@ -58,6 +61,10 @@ pub enum WireError {
     /// Authentication could not proceed on our side (no password, unsupported method, bad SCRAM).
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// TLS could not be set up: the server refused it where it is required, or the handshake
+    /// failed (e.g. the certificate did not verify).
+    #[error("{0}")]
+    Tls(String),
     /// The server sent something this client cannot make sense of; the connection is unusable.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -77,7 +84,7 @@ impl WireError {
         match self {
             WireError::Io(_) | WireError::Protocol(_) => true,
             WireError::Server { sqlstate, .. } => is_connection_loss_state(sqlstate),
-            WireError::Auth(_) => false,
+            WireError::Auth(_) | WireError::Tls(_) => false,
         }
     }
 }
@@ -98,9 +105,10 @@ fn server_error(sqlstate: &str, message: &str) -> WireError {
     }
 }
 
-/// The socket: TCP or a Unix-domain socket.
+/// The socket: TCP, TLS over TCP, or a Unix-domain socket.
 enum Stream {
     Tcp(TcpStream),
+    Tls(Box<TlsSocket>),
     Unix(UnixStream),
 }
 
@@ -108,6 +116,7 @@ impl Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
     }
@@ -115,6 +124,7 @@ impl Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
     }
@@ -122,7 +132,37 @@ impl Stream {
     fn fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Sends bytes the TLS session holds; `Ok(true)` when nothing is left (always for plain).
+    fn write_out(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tls(s) => s.write_out(),
+            _ => Ok(true),
+        }
+    }
+
+    /// Whether the TLS session holds bytes to send.
+    fn wants_write(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.wants_write())
+    }
+
+    /// SCRAM channel binding data of the TLS session (`None` without TLS).
+    fn server_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            Stream::Tls(s) => s.server_end_point(),
+            _ => None,
+        }
+    }
+
+    /// Whether the TLS session holds decrypted bytes not yet read.
+    fn has_plaintext(&mut self) -> bool {
+        match self {
+            Stream::Tls(s) => s.has_plaintext(),
+            _ => false,
         }
     }
 }
@@ -259,12 +299,12 @@ impl WireConn {
         }
         self.out.clear();
         self.out_sent = 0;
-        Ok(true)
+        Ok(self.stream.write_out()?)
     }
 
     /// Whether queued bytes wait to be written (poll for POLLOUT).
     pub fn wants_write(&self) -> bool {
-        self.out_sent < self.out.len()
+        self.out_sent < self.out.len() || self.stream.wants_write()
     }
 
     /// Nonblocking: unless a complete message is already buffered, does one read() (WouldBlock
@@ -332,8 +372,20 @@ impl WireConn {
         Ok((avail.len() > len).then_some((avail[0], len)))
     }
 
-    /// One read() into the free space, compacting or growing the buffer first when it is short.
+    /// One read() into the free space, compacting or growing the buffer first when it is short;
+    /// over TLS, repeated until the session holds no decrypted bytes (poll cannot see them).
     fn fill(&mut self) -> Result<usize, WireError> {
+        let mut total = 0;
+        loop {
+            let n = self.fill_once()?;
+            total += n;
+            if n == 0 || !self.stream.has_plaintext() {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn fill_once(&mut self) -> Result<usize, WireError> {
         if self.in_start == self.in_end {
             self.in_start = 0;
             self.in_end = 0;

@@ -70,7 +70,12 @@ impl Shared {
     /// Opens and prepares one connection, counting it.
     fn connect(&self) -> Result<WireConn, WireError> {
         let t0 = Instant::now();
-        let r = WireConn::connect(&self.target.config, &self.session_sql).and_then(|mut c| {
+        let r = WireConn::connect(
+            &self.target.config,
+            &self.target.connector,
+            &self.session_sql,
+        )
+        .and_then(|mut c| {
             if self.workload.protocol == Protocol::Prepared {
                 for (kind, names) in self.names.iter().enumerate() {
                     for (name, sql) in names.iter().zip(self.script(kind).statements_sql()) {

@@ -102,8 +102,8 @@ pub fn shape(check: Check, spec: &LoadSpec) -> Shape {
 pub fn connect(target: &Target, deadlock_timeout: Option<&str>) -> Result<Client> {
     let mut cfg = target.config.clone();
     cfg.application_name(APPLICATION_NAME);
-    let mut c = cfg
-        .connect(postgres::NoTls)
+    let mut c = target
+        .connect_with(&cfg)
         .map_err(|e| crate::target::connect_error(&target.display, &e))?;
     let mut setup = String::from("SET statement_timeout = '60s';");
     if let Some(t) = deadlock_timeout {
