@@ -212,7 +212,7 @@ pub struct Stall {
     pub duration_s: f64,
     /// Most clients waiting at one instant.
     pub clients_waiting: u32,
-    /// Clients that had to wait at once for an episode to count (half of them, at least two).
+    /// Clients that had to wait at once for an episode to count (three in four, at least two).
     pub clients_required: u32,
     /// A waiting transaction took at least this long (ms): 200 ms or 50 times the median.
     pub threshold_ms: f64,
