@@ -22,6 +22,21 @@ use crate::scenarios::session::TargetOptions;
 use crate::workload::builtin;
 use crate::workload::script::{Predefined, Script, ScriptSource};
 
+/// The one connection string of a command's `--dsn`, `-h`, `-p`, `-U` and trailing database
+/// name (every command that connects has the same five fields).
+macro_rules! dsn_of {
+    ($a:expr) => {
+        crate::target::Login {
+            dsn: $a.dsn.clone(),
+            host: $a.host.clone(),
+            port: $a.port,
+            user: $a.username.clone(),
+            dbname: $a.dbname.clone(),
+        }
+        .dsn()
+    };
+}
+
 /// Parses `args` (without the program name), runs, and returns the process exit code.
 pub fn main<S: AsRef<OsStr>>(args: &[S]) -> i32 {
     let args = match utf8_args(args) {
@@ -178,7 +193,8 @@ fn execute(plan: Plan) -> Result<i32> {
             Ok(0)
         }
         Plan::Seed(a) if a.pgbench => {
-            let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
+            let mut session =
+                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
             let t0 = std::time::Instant::now();
             let rows = crate::dataset::pgbench::seed(&mut session.admin, a.scale, true)?;
             println!(
@@ -194,7 +210,8 @@ fn execute(plan: Plan) -> Result<i32> {
         }
         Plan::Seed(a) => {
             let scale = a.scale;
-            let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
+            let mut session =
+                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
             let marker = crate::dataset::seed(
                 &mut session.admin,
                 &crate::dataset::SeedOptions {
@@ -210,7 +227,8 @@ fn execute(plan: Plan) -> Result<i32> {
             Ok(0)
         }
         Plan::Clean(a) => {
-            let mut session = crate::scenarios::session::Session::open_existing(a.dsn.as_deref())?;
+            let mut session =
+                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
             if crate::dataset::clean(&mut session.admin)? {
                 println!("dropped schema pgstorm in {}", session.target.display);
             } else {
@@ -291,9 +309,9 @@ pub fn parse_start_at(s: Option<&str>) -> Result<Option<chrono::DateTime<chrono:
 }
 
 /// Target options of a `--dsn` flag (a sandbox, when one is started, gets the default size).
-fn target_options(dsn: &Option<String>) -> TargetOptions {
+fn target_options(dsn: Option<String>) -> TargetOptions {
     TargetOptions {
-        dsn: dsn.clone(),
+        dsn,
         sandbox_max_connections: None,
     }
 }
@@ -367,7 +385,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     }
     let mut o = QueriesOptions {
         start_at: parse_start_at(a.start_at.as_deref())?,
-        target: target_options(&a.dsn),
+        target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         mix,
@@ -453,7 +471,7 @@ pub fn sweep_options(
     }
     let mix = checked_mix(&a.mix)?;
     let mut o = SweepOptions {
-        target: target_options(&a.dsn),
+        target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         mix,
@@ -504,7 +522,7 @@ pub fn connections_options(
         ));
     }
     let mut o = ConnectionsOptions {
-        target: target_options(&a.dsn),
+        target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         protocol: a.protocol.parse()?,
@@ -567,7 +585,7 @@ pub fn isolation_options(
         ));
     }
     let opts = IsolationOptions {
-        target: target_options(&a.dsn),
+        target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         checks: iso::parse_list::<Check>(&a.check, &Check::ALL)?,
         levels: iso::parse_list::<Level>(&a.level, &Level::ALL)?,
@@ -614,7 +632,7 @@ fn suite_options(
         advisor: advisor_options(a.all_schemas),
         thresholds,
         profile,
-        target: target_options(&a.dsn),
+        target: target_options(dsn_of!(a)?),
         archive: archive(
             &a.results_dir,
             a.label.as_deref().unwrap_or(profile.as_str()),
@@ -640,7 +658,7 @@ fn analyze_options(
 ) -> Result<crate::scenarios::analyze::AnalyzeOptions> {
     let mix = checked_mix(&a.mix)?;
     let mut q = QueriesOptions {
-        target: target_options(&a.dsn),
+        target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
         mix,

@@ -45,6 +45,18 @@ pub struct RunArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// label of the result folder (default: the profile name)
     #[argh(option)]
     pub label: Option<String>,
@@ -90,6 +102,18 @@ pub struct AnalyzeArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// concurrent clients of the load (default 10)
     #[argh(
         option,
@@ -133,6 +157,18 @@ pub struct QueriesArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// concurrent clients: one connection each, and one thread each unless -j is given (default 10)
     #[argh(
         option,
@@ -248,6 +284,18 @@ pub struct ConnectionsArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// pool size to ramp up to and hold (default 100)
     #[argh(option, default = "Count::new(100)", from_str_fn(args::count))]
     pub max_connections: Count,
@@ -332,6 +380,18 @@ pub struct IsolationArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// checks, comma-separated: bank, lost-update, write-skew, read-skew, deadlock (default all)
     #[argh(option, default = "String::from(\"all\")")]
     pub check: String,
@@ -368,6 +428,18 @@ pub struct SeedArgs {
     /// target as a URL or conninfo string (default: PG* variables)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// scale factor: 1 = 100 partners, 1,000 orders, ~3,000 order lines (default 1)
     #[argh(option, short = 's', default = "1", from_str_fn(args::scale))]
     pub scale: u32,
@@ -386,6 +458,18 @@ pub struct CleanArgs {
     /// target as a URL or conninfo string (default: PG* variables)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
 }
 
 /// Keep a sandbox PostgreSQL running for experiments: start, stop or status.
@@ -474,6 +558,18 @@ pub struct SweepArgs {
     /// target as a URL or conninfo string (default: PG* variables, else a throwaway sandbox)
     #[argh(option)]
     pub dsn: Option<String>,
+    /// database server host or socket directory, as pgbench's -h (default: PGHOST)
+    #[argh(option, short = 'h')]
+    pub host: Option<String>,
+    /// database server port, as pgbench's -p (default: PGPORT)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// database user name, as pgbench's -U (default: PGUSER)
+    #[argh(option, short = 'U')]
+    pub username: Option<String>,
+    /// database name, or a URL or conninfo string, as pgbench's trailing argument
+    #[argh(positional)]
+    pub dbname: Option<String>,
     /// concurrency levels, increasing, at least 3 (default 1,2,4,8,16,32,64,128)
     #[argh(
         option,

@@ -212,6 +212,86 @@ mod local_tests {
 /// The environment variables that make pgstorm use an existing server rather than a sandbox.
 const TARGET_ENV: [&str; 5] = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE"];
 
+/// pgbench's way of naming a target on the command line: `-h`, `-p`, `-U` and a trailing
+/// database name (which, as in pgbench, may itself be a URL or a conninfo string).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Login {
+    /// `--dsn`.
+    pub dsn: Option<String>,
+    /// `-h`: host name, address or socket directory.
+    pub host: Option<String>,
+    /// `-p`.
+    pub port: Option<u16>,
+    /// `-U`.
+    pub user: Option<String>,
+    /// The trailing database name or connection string.
+    pub dbname: Option<String>,
+}
+
+impl Login {
+    /// The one connection string these name, or `None` for none (then PG* variables or a
+    /// sandbox). `-h`/`-p`/`-U`/dbname become a conninfo string whose missing fields the PG*
+    /// variables fill, as libpq fills them; given beside a connection string they are refused,
+    /// since one of the two would silently lose.
+    pub fn dsn(&self) -> Result<Option<String>> {
+        let positional_dsn = self.dbname.as_deref().filter(|d| {
+            d.contains('=') || d.starts_with("postgres://") || d.starts_with("postgresql://")
+        });
+        let parts = [
+            ("host", self.host.clone()),
+            ("port", self.port.map(|p| p.to_string())),
+            ("user", self.user.clone()),
+            (
+                "dbname",
+                self.dbname.clone().filter(|_| positional_dsn.is_none()),
+            ),
+        ];
+        let given: Vec<(&str, String)> = parts
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        let dsn = match (self.dsn.as_deref(), positional_dsn) {
+            (Some(_), Some(_)) => {
+                return Err(error::usage(
+                    "two connection strings: --dsn and a trailing one; give the target once",
+                ))
+            }
+            (Some(d), None) | (None, Some(d)) => Some(d),
+            (None, None) => None,
+        };
+        match (dsn, given.is_empty()) {
+            (Some(d), true) => Ok(Some(d.to_string())),
+            (Some(_), false) => Err(error::usage(format!(
+                "{} given beside a connection string; put {} in the connection string instead",
+                given
+                    .iter()
+                    .map(|(k, _)| match *k {
+                        "host" => "-h",
+                        "port" => "-p",
+                        "user" => "-U",
+                        _ => "a database name",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                given.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            ))),
+            (None, true) => Ok(None),
+            (None, false) => Ok(Some(
+                given
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", conninfo_quote(v)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )),
+        }
+    }
+}
+
+/// A conninfo value in single quotes, with `\` and `'` escaped as libpq reads them.
+fn conninfo_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// Resolves `--dsn` / PG* env. `Ok(None)` means "no target given: use a sandbox".
 pub fn resolve(dsn: Option<&str>) -> Result<Option<Target>> {
     resolve_with_env(dsn, &|k| std::env::var(k).ok())
@@ -765,6 +845,69 @@ mod tests {
         assert_eq!(t.display, "postgres://bob@h:5432/bob");
         assert_eq!(t.config.get_password(), Some(&b"pw"[..]));
         assert!(!format!("{t:?}").contains("pw"));
+    }
+
+    fn login(host: Option<&str>, port: Option<u16>, user: Option<&str>, db: Option<&str>) -> Login {
+        Login {
+            dsn: None,
+            host: host.map(String::from),
+            port,
+            user: user.map(String::from),
+            dbname: db.map(String::from),
+        }
+    }
+
+    #[test]
+    fn pgbench_style_host_port_user_and_dbname_name_the_target() {
+        let l = login(Some("db1"), Some(6543), Some("o'brien"), Some("bench"));
+        let dsn = l.dsn().unwrap().unwrap();
+        assert_eq!(
+            dsn,
+            r"host='db1' port='6543' user='o\'brien' dbname='bench'"
+        );
+        let t = resolve_with_env(Some(&dsn), &env_of(&[("PGPASSWORD", "pw")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.display, "postgres://o'brien@db1:6543/bench");
+        assert_eq!(t.config.get_user(), Some("o'brien"));
+        // What is not given comes from the environment, as libpq fills it.
+        let only_host = login(Some("db2"), None, None, None).dsn().unwrap().unwrap();
+        let t = resolve_with_env(
+            Some(&only_host),
+            &env_of(&[("PGPORT", "7777"), ("PGUSER", "carol"), ("PGDATABASE", "x")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.display, "postgres://carol@db2:7777/x");
+        // Nothing given: PG* variables or a sandbox, as before.
+        assert_eq!(Login::default().dsn().unwrap(), None);
+    }
+
+    #[test]
+    fn a_trailing_connection_string_is_the_dsn_and_is_not_mixed_with_flags() {
+        let url = login(None, None, None, Some("postgres://u@h/d"));
+        assert_eq!(url.dsn().unwrap().as_deref(), Some("postgres://u@h/d"));
+        let conninfo = login(None, None, None, Some("host=h dbname=d"));
+        assert_eq!(conninfo.dsn().unwrap().as_deref(), Some("host=h dbname=d"));
+        let mixed = login(Some("other"), None, None, Some("host=h dbname=d"));
+        let e = mixed.dsn().unwrap_err().to_string();
+        assert!(e.contains("-h given beside a connection string"), "{e}");
+        let twice = Login {
+            dsn: Some("host=a".into()),
+            ..login(None, None, None, Some("host=b"))
+        };
+        assert!(twice
+            .dsn()
+            .unwrap_err()
+            .to_string()
+            .contains("give the target once"));
+        let with_dsn = Login {
+            dsn: Some("host=a".into()),
+            ..login(None, Some(5), Some("u"), None)
+        };
+        let e = with_dsn.dsn().unwrap_err();
+        assert_eq!(error::exit_kind(&e), error::ExitKind::Usage);
+        assert!(e.to_string().contains("-p, -U"), "{e}");
     }
 
     #[test]

@@ -226,6 +226,49 @@ fn assert_nothing_written(dir: &Path) {
 }
 
 #[test]
+fn pgbench_style_host_port_user_and_dbname_reach_the_target() {
+    let sb = common::sandbox();
+    common::database("login_flags");
+    let tmp = tempfile::tempdir().unwrap();
+    let port = sb.port().to_string();
+    let (code, err) = common::run_pgstorm(&[
+        "queries",
+        "-h",
+        sb.host(),
+        "-p",
+        &port,
+        "-U",
+        sb.user(),
+        "--mix",
+        "point=1",
+        "-c",
+        "1",
+        "-T",
+        "1",
+        "--no-monitor",
+        "--results-dir",
+        tmp.path().to_str().unwrap(),
+        "login_flags",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let dir = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("run.json").is_file())
+        .expect("a result folder")
+        .path();
+    let doc = read_doc(&dir);
+    assert_eq!(
+        doc.target.dsn,
+        format!("postgres://{}@{}:{port}/login_flags", sb.user(), sb.host())
+    );
+    // Beside a connection string the flags are refused, not silently dropped.
+    let (code, err) = common::run_pgstorm(&["queries", "-h", "elsewhere", "host=127.0.0.1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-h given beside a connection string"), "{err}");
+}
+
+#[test]
 fn unreachable_host_is_exit_3_with_one_line_and_no_result() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("r");
