@@ -159,23 +159,52 @@ pub fn render(doc: &RunDocument) -> String {
                 "USL: λ = {:.2} tx/s, σ = {:.5}, κ = {:.7}, R² = {:.4} ({} levels)",
                 m.lambda, m.sigma, m.kappa, m.r2, m.points
             );
+            if let Some(c) = &m.coefficient_intervals {
+                let kappa = c
+                    .kappa
+                    .map(|k| format!(", κ {:.7} .. {:.7}", k.lower, k.upper))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "     {:.0}% bootstrap intervals: λ {:.2} .. {:.2}, σ {:.5} .. {:.5}{kappa}",
+                    c.level * 100.0,
+                    c.lambda.lower,
+                    c.lambda.upper,
+                    c.sigma.lower,
+                    c.sigma.upper
+                );
+            }
+            let test = m.kappa_test.as_ref().map(|t| {
+                format!(
+                    "F = {:.2} on (1, {}) df, p = {:.2e}, level {}",
+                    t.f, t.df, t.p_value, t.level
+                )
+            });
+            let _ = match (&test, m.kappa_fixed) {
+                (Some(t), true) => writeln!(
+                    s,
+                    "     κ fixed at 0: it does not improve the fit significantly ({t})"
+                ),
+                (Some(t), false) => writeln!(s, "     κ kept: it improves the fit ({t})"),
+                (None, _) => writeln!(
+                    s,
+                    "     κ kept untested: {} points leave no degree of freedom for the F-test",
+                    m.points
+                ),
+            };
             let limit = match (m.limit_kind.as_str(), m.limit_n, m.limit_tps) {
                 ("peak", Some(n), Some(x)) => {
                     format!("peak N* = floor(√((1−σ)/κ)) = {n}, X(N*) = {x:.1} tx/s")
                 }
                 ("plateau", Some(n), Some(x)) => format!(
-                    "no retrograde region (κ ≈ 0): 95% of the ceiling λ/σ = {:.1} tx/s is reached \
-                     at N = {n} ({x:.1} tx/s)",
+                    "no peak within the fitted model (κ = 0): 95% of the ceiling λ/σ = {:.1} tx/s \
+                     is reached at N = {n} ({x:.1} tx/s)",
                     m.asymptote_tps.unwrap_or(0.0)
                 ),
-                _ => "throughput scales linearly over the measured range: no limit visible".into(),
+                _ => "no peak within the fitted model: throughput scales linearly over the \
+                      measured range"
+                    .into(),
             };
-            if m.kappa_fixed {
-                let _ = writeln!(
-                    s,
-                    "     κ fixed at 0: the free fit put N* beyond the largest measured level"
-                );
-            }
             let _ = write!(s, "     {limit}");
             if m.extrapolated {
                 let _ = write!(s, " (extrapolated beyond the measured levels)");
