@@ -141,6 +141,10 @@ pub fn heuristic(hw: &Hardware) -> Option<Heuristic> {
     })
 }
 
+/// PostgreSQL's default `superuser_reserved_connections` (and `reserved_connections` 0): assumed
+/// when no server was asked, as with `sweep --fit`.
+pub const DEFAULT_RESERVED_CONNECTIONS: i64 = 3;
+
 /// Headroom beside the pool for administration, monitoring and maintenance sessions: 10% of the
 /// pool, at least 3, so a DBA can still connect when the pool is full.
 fn headroom(pool: u32) -> u32 {

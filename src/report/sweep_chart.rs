@@ -160,9 +160,11 @@ where
 {
     let slo = sweep.config.slo.as_ref();
     let percentile = slo.map_or(99.0, |s| s.percentile);
+    // Levels read from a file (`sweep --fit`) carry no latency distribution to plot.
     let points: Vec<(f64, f64)> = sweep
         .levels
         .iter()
+        .filter(|l| l.latency.count > 0)
         .map(|l| (l.clients as f64, l.latency.percentile_ms(percentile)))
         .collect();
     let y_hi = points

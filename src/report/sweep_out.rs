@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::model::{RateSearch, RunDocument, SweepLevel, SweepSection};
+use super::model::{RateSearch, RunDocument, SweepLevel, SweepSection, Warning};
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
@@ -127,6 +127,14 @@ pub fn render(doc: &RunDocument) -> String {
         sw.config.warmup_s,
         sw.config.protocol
     );
+    s.push_str(&render_section(sw, &doc.warnings));
+    s
+}
+
+/// The level table, model, recommendation, rate search and warnings of a sweep section, for a
+/// measured sweep and for points read from a file (`sweep --fit`) alike.
+pub fn render_section(sw: &SweepSection, warnings: &[Warning]) -> String {
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "{:>7} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5}",
@@ -134,16 +142,24 @@ pub fn render(doc: &RunDocument) -> String {
     );
     for l in &sw.levels {
         let t = &l.latency;
+        // A level read from a file (`sweep --fit`) has no latency distribution: blank, not 0.
+        let ms = |v: f64| {
+            if t.count > 0 {
+                format!("{v:.3}")
+            } else {
+                String::new()
+            }
+        };
         let _ = writeln!(
             s,
-            "{:>7} {:>11.1} {:>11} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>5}",
+            "{:>7} {:>11.1} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5}",
             l.clients,
             l.tps,
             l.usl_tps.map(|v| format!("{v:.1}")).unwrap_or_default(),
-            t.p50_ms,
-            t.p95_ms,
-            t.p99_ms,
-            t.max_ms,
+            ms(t.p50_ms),
+            ms(t.p95_ms),
+            ms(t.p99_ms),
+            ms(t.max_ms),
             l.errors.values().sum::<u64>(),
             match l.meets_slo {
                 Some(true) => "yes",
@@ -288,7 +304,7 @@ pub fn render(doc: &RunDocument) -> String {
             }
         }
     }
-    for w in &doc.warnings {
+    for w in warnings {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
     s
