@@ -242,3 +242,75 @@ pub fn run_fit(opts: &FitOptions) -> Result<(SweepSection, PathBuf)> {
     }
     Ok((section, dir))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(body: &str) -> Result<Vec<FilePoint>> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("points.csv");
+        std::fs::write(&file, body).unwrap();
+        read_points(&file)
+    }
+
+    #[test]
+    fn the_latency_column_is_optional_and_reaches_the_chart_as_the_mean() {
+        let two = read("N,tps\n1,100\n\n2,190\n4,300\n").unwrap();
+        assert!(two.iter().all(|p| p.latency_ms.is_none()), "{two:?}");
+        let three = read("N,tps,latency_ms\n1,100,10\n2,190,10.5\n4,300,13.3\n").unwrap();
+        assert_eq!(
+            three.iter().map(|p| p.latency_ms).collect::<Vec<_>>(),
+            vec![Some(10.0), Some(10.5), Some(13.3)]
+        );
+        let levels: Vec<SweepLevel> = three.iter().map(level_of).collect();
+        assert_eq!(levels[2].latency.mean_ms, 13.3);
+        assert_eq!(levels[2].latency.count, 0);
+        let xy: Vec<(f64, f64)> = three
+            .iter()
+            .map(|p| (f64::from(p.clients), p.tps))
+            .collect();
+        let section = SweepSection {
+            config: SweepConfig {
+                clients: vec![1, 2, 4],
+                duration_s: 0.0,
+                warmup_s: 0.0,
+                protocol: String::new(),
+                mix: Vec::new(),
+                slo: None,
+                bootstrap_replicates: 0,
+            },
+            levels,
+            usl: pool_size::usl_model_of(&xy, 0).ok(),
+            usl_error: None,
+            recommendation: pool_size::recommend(&[], None, None, &Hardware::default(), 0),
+            rate_search: None,
+        };
+        let svg = sweep_chart::render(&section).unwrap();
+        assert!(svg.contains("latency from the file (mean)"), "{svg:.300}");
+        // Nothing is made up for levels without latency: the table leaves the cells blank.
+        let table = sweep_out::render_section(&section, &[]);
+        let rows: Vec<&str> = table.lines().skip(1).take(3).collect();
+        assert!(rows.iter().all(|r| !r.contains("0.000")), "{table}");
+    }
+
+    #[test]
+    fn a_point_with_too_many_columns_or_a_fractional_n_is_refused_naming_the_line() {
+        for (body, says) in [
+            ("N,tps\n1,100\n2,190,1,2\n4,300\n", "line 3: has 4 columns"),
+            (
+                "N,tps\n1,100\n2.5,190\n4,300\n",
+                "line 3: N '2.5' is not a whole",
+            ),
+            ("N,tps\n1,100\n2,0\n4,300\n", "line 3: throughput is 0"),
+        ] {
+            let e = read(body).unwrap_err();
+            assert_eq!(
+                crate::error::exit_kind(&e),
+                crate::error::ExitKind::Usage,
+                "{e}"
+            );
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
+}
