@@ -105,6 +105,8 @@ pub enum Plan {
     Analyze(crate::scenarios::analyze::AnalyzeOptions),
     /// `pgstorm sweep`.
     Sweep(crate::scenarios::sweep::SweepOptions),
+    /// `pgstorm sweep --fit FILE`.
+    SweepFit(crate::scenarios::sweep::FitOptions),
     /// `pgstorm seed`.
     Seed(cli::SeedArgs),
     /// `pgstorm clean`.
@@ -150,6 +152,7 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
         Command::Isolation(a) => Plan::Isolation(isolation_options(&a, &argv)?),
         Command::Run(a) => Plan::Suite(suite_options(&a, &argv)?),
         Command::Analyze(a) => Plan::Analyze(analyze_options(&a, &argv)?),
+        Command::Sweep(a) if a.fit.is_some() => Plan::SweepFit(sweep_fit_options(&a, &argv)?),
         Command::Sweep(a) => Plan::Sweep(sweep_options(&a, &argv)?),
         Command::Seed(a) => Plan::Seed(a),
         Command::Clean(a) => Plan::Clean(a),
@@ -190,6 +193,10 @@ fn execute(plan: Plan) -> Result<i32> {
         }
         Plan::Sweep(opts) => {
             crate::scenarios::sweep::run(&opts)?;
+            Ok(0)
+        }
+        Plan::SweepFit(opts) => {
+            crate::scenarios::sweep::run_fit(&opts)?;
             Ok(0)
         }
         Plan::Seed(a) if a.pgbench => {
@@ -498,6 +505,38 @@ pub fn sweep_options(
     e.checkout_timeout = a.checkout_timeout.get();
     e.lost_grace = a.lost_grace.get();
     Ok(o)
+}
+
+/// Validates `pgstorm sweep --fit FILE` arguments: the flags of a load (target, SLO, rate
+/// search) have nothing to act on and are refused rather than ignored.
+pub fn sweep_fit_options(
+    a: &cli::SweepArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::sweep::FitOptions> {
+    let file = a.fit.clone().unwrap_or_default();
+    for (given, flag) in [
+        (dsn_of!(a)?.is_some(), "a target (--dsn, -h, -p, -U or a database name)"),
+        (a.slo.is_some(), "--slo"),
+        (a.rate_search, "--rate-search"),
+    ] {
+        if given {
+            return Err(error::usage(format!(
+                "--fit {file} fits points already measured, so {flag} has nothing to act on; \
+                 drop {flag}, or drop --fit to run a sweep"
+            )));
+        }
+    }
+    Ok(crate::scenarios::sweep::FitOptions {
+        file: PathBuf::from(file),
+        archive: archive(&a.results_dir, &a.label, argv),
+        hardware: crate::analysis::pool_size::Hardware {
+            server_cores: a.server_cores,
+            spindles: a.spindles,
+            ..Default::default()
+        },
+        bootstrap_replicates: a.bootstrap,
+        print_summary: true,
+    })
 }
 
 /// Validates `pgstorm connections` arguments into scenario options.

@@ -570,6 +570,10 @@ pub struct SweepArgs {
     /// database name, or a URL or conninfo string, as pgbench's trailing argument
     #[argh(positional)]
     pub dbname: Option<String>,
+    /// fit the USL to the points of a CSV file instead of running a load (a header line, then
+    /// columns N, throughput, optionally latency in ms); no server is contacted
+    #[argh(option)]
+    pub fit: Option<String>,
     /// concurrency levels, increasing, at least 3 (default 1,2,4,8,16,32,64,128)
     #[argh(
         option,

@@ -2,7 +2,8 @@
 //! fitted model, a recommendation, a valid document, CSV and chart; an SLO no level can meet is
 //! reported as such (positive control) while a generous one is met (negative control); the open-loop
 //! rate search records every probe; Ctrl-C keeps the finished levels (exit 130); bad input exits 2
-//! without writing a result.
+//! without writing a result. `sweep --fit` fits points from a file with no server at all: the
+//! specsdm91 reference data print their peak near 96, and bad files exit 2 naming file and line.
 
 mod common;
 
@@ -218,4 +219,85 @@ fn ctrl_c_mid_sweep_keeps_the_finished_levels_and_exits_130() {
     // Two levels cannot carry a three-parameter model: said, not guessed.
     assert!(sw.usl.is_none() && sw.usl_error.is_some());
     assert!(sw.rate_search.is_none());
+}
+
+/// `pgstorm sweep --fit FILE` with no PG* variables and no --dsn: it must not need a server.
+fn fit(file: &Path, results: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pgstorm"))
+        .args(["sweep", "--bootstrap", "200", "--fit"])
+        .arg(file)
+        .arg("--results-dir")
+        .arg(results)
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGDATABASE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn fit_of_the_specsdm91_points_prints_a_peak_near_96_and_writes_json_and_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/usl/specsdm91.csv");
+    let out = fit(&data, tmp.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("peak N* = floor(√((1−σ)/κ)) = 96"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("κ kept"), "{stdout}");
+    assert!(stdout.contains("recommended pool size: 96"), "{stdout}");
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+    assert_eq!(dirs.len(), 1);
+    let dir = dirs[0].path();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(json["sweep"]["usl"]["limit_kind"], "peak");
+    assert_eq!(json["sweep"]["usl"]["limit_n"], 96);
+    assert_eq!(json["sweep"]["levels"].as_array().unwrap().len(), 7);
+    let svg = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("N* = 96"),
+        "{svg:.200}"
+    );
+}
+
+#[test]
+fn bad_fit_files_exit_2_naming_the_file_and_line_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let cases = [
+        ("missing.csv", None, "cannot read"),
+        ("word.csv", Some("N,tps\n1,100\n2,abc\n4,300\n"), "line 3"),
+        (
+            "few.csv",
+            Some("N,tps\n1,100\n2,190\n"),
+            "fewer than the 3 parameters",
+        ),
+        (
+            "negative.csv",
+            Some("N,tps\n1,100\n2,190\n4,-5\n8,300\n"),
+            "line 4",
+        ),
+        ("noheader.csv", Some("1,100\n2,190\n4,300\n"), "line 1"),
+    ];
+    for (name, body, says) in cases {
+        let file = tmp.path().join(name);
+        if let Some(b) = body {
+            std::fs::write(&file, b).unwrap();
+        }
+        let out = fit(&file, &results);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(name) && err.contains(says), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!results.exists(), "nothing is written on bad input");
 }

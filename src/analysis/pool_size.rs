@@ -8,7 +8,8 @@
 
 use super::usl::{self, Limit};
 use crate::report::model::{
-    Heuristic, LimitInterval, Recommendation, SloSpec, SweepLevel, UslModel, Warning,
+    Bounds, CoefficientIntervals, Heuristic, KappaTest, LimitInterval, Recommendation, SloSpec,
+    SweepLevel, UslModel, Warning,
 };
 
 /// Coverage of the bootstrap interval of the limit.
@@ -24,10 +25,16 @@ pub fn usl_model(levels: &[SweepLevel], replicates: usize) -> Result<UslModel, u
         .filter(|l| l.count > 0)
         .map(|l| (l.clients as f64, l.tps))
         .collect();
-    let fit = usl::fit(&points)?;
+    usl_model_of(&points, replicates)
+}
+
+/// Fits the USL to `(N, X)` points: the selected model, its limit, and bootstrap intervals of
+/// the coefficients and the limit.
+pub fn usl_model_of(points: &[(f64, f64)], replicates: usize) -> Result<UslModel, usl::UslError> {
+    let fit = usl::fit(points)?;
     let n_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
     let limit = usl::limit(&fit.params);
-    let interval = usl::bootstrap(&points, &fit, replicates, INTERVAL_LEVEL, BOOTSTRAP_SEED);
+    let boot = usl::bootstrap(points, &fit, replicates, INTERVAL_LEVEL, BOOTSTRAP_SEED);
     let (kind, n, tps, asymptote) = match limit {
         Limit::Peak { n, throughput } => ("peak", Some(n), Some(throughput), None),
         Limit::Plateau {
@@ -37,6 +44,10 @@ pub fn usl_model(levels: &[SweepLevel], replicates: usize) -> Result<UslModel, u
         } => ("plateau", Some(n), Some(throughput), Some(asymptote)),
         Limit::Linear => ("linear", None, None, None),
     };
+    let bounds = |b: usl::Bounds| Bounds {
+        lower: b.lower,
+        upper: b.upper,
+    };
     Ok(UslModel {
         lambda: fit.params.lambda,
         sigma: fit.params.sigma,
@@ -44,20 +55,34 @@ pub fn usl_model(levels: &[SweepLevel], replicates: usize) -> Result<UslModel, u
         r2: fit.r2,
         points: points.len(),
         kappa_fixed: fit.kappa_fixed,
+        kappa_test: fit.kappa_test.map(|t| KappaTest {
+            f: t.f,
+            df: t.df,
+            p_value: t.p_value,
+            level: usl::KAPPA_TEST_LEVEL,
+            sse_without_kappa: t.sse_without,
+            sse_with_kappa: t.sse_with,
+        }),
+        coefficient_intervals: boot.map(|b| CoefficientIntervals {
+            level: INTERVAL_LEVEL,
+            lambda: bounds(b.lambda),
+            sigma: bounds(b.sigma),
+            kappa: b.kappa.map(bounds),
+        }),
         limit_kind: kind.into(),
         limit_n: n,
         limit_tps: tps,
         asymptote_tps: asymptote,
         extrapolated: n.is_some_and(|n| n as f64 > n_max),
-        limit_interval: interval.map(|i| LimitInterval {
+        limit_interval: boot.and_then(|b| b.limit).map(|i| LimitInterval {
             level: i.level,
             lower: i.lower,
             upper: i.upper,
             replicates: i.replicates,
             unbounded: i.unbounded,
             method: "residual bootstrap of the unrounded limit (levels fixed, centred residuals \
-                     inflated by √(n/(n−3)) resampled onto the fitted curve, refitted), \
-                     percentile interval"
+                     inflated by √(n/(n−p)) resampled onto the fitted curve, each replicate \
+                     refitted with the model selected on the full data), percentile interval"
                 .into(),
         }),
     })
@@ -115,6 +140,10 @@ pub fn heuristic(hw: &Hardware) -> Option<Heuristic> {
         assumption: format!("{core_src}; {sp_src}"),
     })
 }
+
+/// PostgreSQL's default `superuser_reserved_connections` (and `reserved_connections` 0): assumed
+/// when no server was asked, as with `sweep --fit`.
+pub const DEFAULT_RESERVED_CONNECTIONS: i64 = 3;
 
 /// Headroom beside the pool for administration, monitoring and maintenance sessions: 10% of the
 /// pool, at least 3, so a DBA can still connect when the pool is full.

@@ -1,6 +1,6 @@
 //! The Universal Scalability Law (Gunther): X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted to
-//! measured (concurrency, throughput) points, with the concurrency limit it implies and a
-//! bootstrap interval for that limit.
+//! measured (concurrency, throughput) points, with the concurrency limit it implies and bootstrap
+//! intervals for the coefficients and that limit (`bootstrap`).
 //!
 //! Fitting: for fixed (σ, κ) the best λ is a closed-form linear least-squares solution, so the
 //! search is two-dimensional: a coarse grid over σ ∈ [0, 1) and κ ∈ [0, 1) (κ on a log scale,
@@ -9,18 +9,27 @@
 //! from an optimisation crate: the problem is small, bounded and smooth, and ~150 lines keep the
 //! dependency tree light.
 //!
-//! Model choice: a retrograde region is only reported when the data show it. When the free fit
-//! puts N* beyond the largest measured level, κ is not distinguishable from noise there, so the
-//! model is refitted with κ = 0 (Amdahl's law) and the limit becomes the N reaching 95% of the
-//! ceiling λ/σ.
+//! Model choice on evidence: the full model and the nested one with κ = 0 (Amdahl's law) are both
+//! fitted, and κ is kept unless the F-test of the residual sums of squares,
+//! F = (SSE₀ − SSE₁) / (SSE₁ / (n − 3)) on (1, n − 3) degrees of freedom, finds its improvement
+//! insignificant at [`KAPPA_TEST_LEVEL`]. Where the peak √((1−σ)/κ) falls plays no part: a peak
+//! beyond the measured levels is reported as an extrapolation, not replaced by another model.
+//! With only three points no degree of freedom is left to test, and the full model stands.
 //!
 //! Invariants: σ and κ always lie in [0, 1) and λ > 0; a fit needs at least three distinct
-//! concurrency levels with positive finite throughput; the bootstrap is deterministic for a seed
-//! (one independent random stream per replicate, so the thread count changes nothing).
+//! concurrency levels with positive finite throughput.
 
-use rayon::prelude::*;
+mod bootstrap;
+mod ftest;
 
-use crate::rng::Rng;
+pub use bootstrap::{bootstrap, Bootstrap, Bounds, Interval};
+
+/// Significance level of the F-test that decides whether κ stays in the model.
+pub const KAPPA_TEST_LEVEL: f64 = 0.05;
+
+/// An improvement of the residual sum of squares below this share of the data's total sum of
+/// squares is rounding, not signal (exact data fit both models to within it).
+const NEGLIGIBLE_SSE: f64 = 1e-12;
 
 /// Largest value σ and κ may take: the model's bound is the open interval [0, 1).
 const UPPER: f64 = 1.0 - 1e-9;
@@ -78,8 +87,25 @@ pub struct Fit {
     pub r2: f64,
     /// Residual sum of squares.
     pub sse: f64,
-    /// κ was fixed at 0 because the free fit's N* lay beyond the largest measured level.
+    /// κ was fixed at 0: the F-test found it adds nothing.
     pub kappa_fixed: bool,
+    /// The F-test of κ; `None` when three points leave no degree of freedom to test with.
+    pub kappa_test: Option<KappaTest>,
+}
+
+/// The nested-model F-test of κ: full model (λ, σ, κ) against κ = 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KappaTest {
+    /// F = (SSE₀ − SSE₁) / (SSE₁ / df).
+    pub f: f64,
+    /// Denominator degrees of freedom, n − 3 (the numerator has 1).
+    pub df: usize,
+    /// P(F(1, df) > f).
+    pub p_value: f64,
+    /// Residual sum of squares with κ = 0.
+    pub sse_without: f64,
+    /// Residual sum of squares with κ free.
+    pub sse_with: f64,
 }
 
 /// The concurrency limit a model implies.
@@ -232,22 +258,66 @@ fn nelder_mead(points: &[(f64, f64)], start: [f64; 2]) -> ([f64; 2], f64) {
     simplex[0]
 }
 
-/// Fits the USL to `(N, X)` points by bounded least squares on X, fixing κ at 0 when the free
-/// fit's retrograde region lies beyond the measured levels (see the module doc).
+/// Fits the USL to `(N, X)` points by bounded least squares on X, keeping κ unless the F-test
+/// says it adds nothing (see the module doc).
 pub fn fit(points: &[(f64, f64)]) -> Result<Fit, UslError> {
-    let free = fit_free(points)?;
-    let n_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let p = free.params;
-    if p.kappa > 0.0 && ((1.0 - p.sigma) / p.kappa).sqrt() > n_max {
-        return Ok(fit_kappa_zero(points));
+    let full = fit_free(points)?;
+    let reduced = fit_kappa_zero(points);
+    let Some(test) = kappa_test(points, &reduced, &full) else {
+        return Ok(full);
+    };
+    let chosen = if test.p_value > KAPPA_TEST_LEVEL {
+        reduced
+    } else {
+        full
+    };
+    Ok(Fit {
+        kappa_test: Some(test),
+        ..chosen
+    })
+}
+
+/// Fits the model already selected: κ free, or κ fixed at 0 (the bootstrap refits this way, so
+/// every replicate estimates the same quantity).
+pub fn fit_model(points: &[(f64, f64)], kappa_fixed: bool) -> Result<Fit, UslError> {
+    if kappa_fixed {
+        check(points)?;
+        Ok(fit_kappa_zero(points))
+    } else {
+        fit_free(points)
     }
-    Ok(free)
+}
+
+/// The F-test of κ, or `None` with no residual degree of freedom.
+fn kappa_test(points: &[(f64, f64)], reduced: &Fit, full: &Fit) -> Option<KappaTest> {
+    let df = points.len().checked_sub(3).filter(|&d| d > 0)?;
+    let sst = sum_of_squares(points);
+    let gain = (reduced.sse - full.sse).max(0.0);
+    let f = if gain <= NEGLIGIBLE_SSE * sst {
+        0.0
+    } else if full.sse <= NEGLIGIBLE_SSE * sst {
+        f64::INFINITY
+    } else {
+        gain / (full.sse / df as f64)
+    };
+    Some(KappaTest {
+        f,
+        df,
+        p_value: ftest::upper_tail_1(f, df),
+        sse_without: reduced.sse,
+        sse_with: full.sse,
+    })
+}
+
+/// Total sum of squares of the throughputs about their mean.
+fn sum_of_squares(points: &[(f64, f64)]) -> f64 {
+    let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
+    points.iter().map(|p| (p.1 - mean).powi(2)).sum()
 }
 
 /// R² of `sse` against the points' spread.
 fn r2(points: &[(f64, f64)], sse: f64) -> f64 {
-    let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
-    let sst: f64 = points.iter().map(|p| (p.1 - mean).powi(2)).sum();
+    let sst = sum_of_squares(points);
     if sst > 0.0 {
         1.0 - sse / sst
     } else {
@@ -291,11 +361,13 @@ fn fit_kappa_zero(points: &[(f64, f64)]) -> Fit {
         r2: r2(points, sse),
         sse,
         kappa_fixed: true,
+        kappa_test: None,
     }
 }
 
-/// The unconstrained-shape fit (σ, κ both free within [0, 1)).
-fn fit_free(points: &[(f64, f64)]) -> Result<Fit, UslError> {
+/// Refuses points no fit can use: N < 1, a non-positive or non-finite throughput, or fewer than
+/// three distinct levels.
+fn check(points: &[(f64, f64)]) -> Result<(), UslError> {
     for &(n, x) in points {
         if !(n >= 1.0 && n.is_finite() && x.is_finite() && x > 0.0) {
             return Err(UslError::BadPoint { n, x });
@@ -307,6 +379,12 @@ fn fit_free(points: &[(f64, f64)]) -> Result<Fit, UslError> {
     if distinct.len() < 3 {
         return Err(UslError::TooFewLevels(distinct.len()));
     }
+    Ok(())
+}
+
+/// The unconstrained-shape fit (σ, κ both free within [0, 1)).
+fn fit_free(points: &[(f64, f64)]) -> Result<Fit, UslError> {
+    check(points)?;
 
     let log_grid = |lo: f64, hi: f64, steps: usize| {
         std::iter::once(0.0)
@@ -336,84 +414,14 @@ fn fit_free(points: &[(f64, f64)]) -> Result<Fit, UslError> {
         r2: r2(points, sse),
         sse,
         kappa_fixed: false,
-    })
-}
-
-/// A bootstrap percentile interval for the limiting concurrency (before rounding).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Interval {
-    /// Lower bound.
-    pub lower: f64,
-    /// Upper bound; `None` when the upper tail of replicates showed no limit at all.
-    pub upper: Option<f64>,
-    /// Coverage, e.g. 0.95.
-    pub level: f64,
-    /// Replicates fitted.
-    pub replicates: usize,
-    /// Replicates whose model showed no limit (linear scaling).
-    pub unbounded: usize,
-}
-
-/// Residual bootstrap: refit `replicates` synthetic data sets (fitted values plus resampled,
-/// centred and variance-inflated residuals) and take the percentile interval of the limit's
-/// concurrency ([`raw_limit`]: √((1−σ)/κ), or the 95%-of-ceiling N when a replicate has κ = 0).
-/// `None` when the point estimate shows no limit.
-pub fn bootstrap(
-    points: &[(f64, f64)],
-    fitted: &Fit,
-    replicates: usize,
-    level: f64,
-    seed: u64,
-) -> Option<Interval> {
-    if replicates == 0 || limit(&fitted.params) == Limit::Linear {
-        return None;
-    }
-    let k = points.len();
-    let hat: Vec<f64> = points
-        .iter()
-        .map(|p| fitted.params.throughput(p.0))
-        .collect();
-    let raw: Vec<f64> = points.iter().zip(&hat).map(|(p, h)| p.1 - h).collect();
-    let mean = raw.iter().sum::<f64>() / k as f64;
-    // Least-squares residuals are smaller than the errors they estimate: inflate by √(n/(n−p)).
-    let inflate = if k > 3 {
-        (k as f64 / (k - 3) as f64).sqrt()
-    } else {
-        1.0
-    };
-    let resid: Vec<f64> = raw.iter().map(|r| (r - mean) * inflate).collect();
-    let floor = hat.iter().cloned().fold(f64::INFINITY, f64::min) * 1e-3;
-    let mut ns: Vec<f64> = (0..replicates)
-        .into_par_iter()
-        .map(|b| {
-            let mut rng = Rng::stream(seed, b as u64);
-            let sample: Vec<(f64, f64)> = points
-                .iter()
-                .zip(&hat)
-                .map(|(p, h)| {
-                    let r = resid[rng.range_i64(0, k as i64 - 1) as usize];
-                    (p.0, (h + r).max(floor))
-                })
-                .collect();
-            fit(&sample).map_or(f64::INFINITY, |f| raw_limit(&f.params))
-        })
-        .collect();
-    ns.sort_by(f64::total_cmp);
-    let quantile = |q: f64| ns[((q * (ns.len() - 1) as f64).round() as usize).min(ns.len() - 1)];
-    let tail = (1.0 - level) / 2.0;
-    let upper = quantile(1.0 - tail);
-    Some(Interval {
-        lower: quantile(tail),
-        upper: upper.is_finite().then_some(upper),
-        level,
-        replicates,
-        unbounded: ns.iter().filter(|v| v.is_infinite()).count(),
+        kappa_test: None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
 
     const LEVELS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
@@ -454,12 +462,32 @@ mod tests {
         };
         assert!((38..=49).contains(&n), "N* {n}");
         assert!(close(throughput, truth.throughput(43.0), 0.05));
+        // κ is far from noise here: the F-test keeps it.
+        assert!(f.kappa_test.unwrap().p_value < 1e-3, "{f:?}");
         // The interval brackets the estimate and lies near the true √(0.95/0.0005) = 43.6.
-        let ci = bootstrap(&points, &f, 300, 0.95, 7).unwrap();
+        let b = bootstrap(&points, &f, 300, 0.95, 7).unwrap();
+        let ci = b.limit.unwrap();
         let (lo, hi) = (ci.lower, ci.upper.unwrap());
         let est = raw_limit(&p);
         assert!(lo < hi && lo <= est && est <= hi, "{ci:?} vs {est}");
         assert!(lo <= 43.6 * 1.1 && hi >= 43.6 * 0.9, "{ci:?}");
+        // Each coefficient's interval brackets its estimate and lies near the truth (one noisy
+        // data set: a 95% interval need not contain the truth, but must not be far from it).
+        let k = b.kappa.unwrap();
+        for (what, iv, est, truth) in [
+            ("λ", b.lambda, p.lambda, truth.lambda),
+            ("σ", b.sigma, p.sigma, truth.sigma),
+            ("κ", k, p.kappa, truth.kappa),
+        ] {
+            assert!(
+                iv.lower <= est && est <= iv.upper,
+                "{what}: {iv:?} vs {est}"
+            );
+            assert!(
+                iv.lower <= truth * 1.25 && iv.upper >= truth * 0.75,
+                "{what}: {iv:?} vs {truth}"
+            );
+        }
     }
 
     #[test]
@@ -488,9 +516,35 @@ mod tests {
             }
             other => panic!("expected a plateau, got {other:?}"),
         }
-        let ci = bootstrap(&points, &f, 200, 0.95, 3).unwrap();
+        let b = bootstrap(&points, &f, 200, 0.95, 3).unwrap();
+        // Every replicate was fitted as a plateau: no κ interval, and the limit's interval is of
+        // the 95%-of-ceiling N only.
+        assert!(b.kappa.is_none(), "{b:?}");
+        let ci = b.limit.unwrap();
         assert!(ci.lower <= 171.0 * 1.1, "{ci:?}");
         assert!(ci.upper.is_none_or(|u| u >= 171.0 * 0.9), "{ci:?}");
+    }
+
+    #[test]
+    fn a_peak_beyond_the_measured_levels_keeps_kappa_and_is_reported_as_a_peak() {
+        // Regression: κ used to be dropped whenever √((1−σ)/κ) lay beyond the largest level.
+        // True N* = floor(√(0.98 / 0.0002)) = 70, measured only up to 32.
+        let truth = Params {
+            lambda: 1000.0,
+            sigma: 0.02,
+            kappa: 0.0002,
+        };
+        let points: Vec<(f64, f64)> = synthetic(truth, 0.005, 4)
+            .into_iter()
+            .filter(|p| p.0 <= 32.0)
+            .collect();
+        let f = fit(&points).unwrap();
+        assert!(!f.kappa_fixed, "{f:?}");
+        assert!(f.kappa_test.unwrap().p_value <= KAPPA_TEST_LEVEL, "{f:?}");
+        let Limit::Peak { n, .. } = limit(&f.params) else {
+            panic!("expected a peak, got {:?}", limit(&f.params))
+        };
+        assert!((56..=84).contains(&n), "N* {n}");
     }
 
     #[test]
@@ -515,7 +569,9 @@ mod tests {
         let points: Vec<(f64, f64)> = LEVELS[..5].iter().map(|&n| (n, 300.0 * n)).collect();
         let f = fit(&points).unwrap();
         assert_eq!(limit(&f.params), Limit::Linear);
-        assert!(bootstrap(&points, &f, 50, 0.95, 1).is_none());
+        let b = bootstrap(&points, &f, 50, 0.95, 1).unwrap();
+        assert!(b.limit.is_none(), "{b:?}");
+        assert!(bootstrap(&points, &f, 0, 0.95, 1).is_none());
     }
 
     #[test]

@@ -117,21 +117,51 @@ pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> 
 
 /// Writes the result folder under `results_dir` (no index line, no fallback); returns it.
 fn write_folder(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> Result<PathBuf> {
+    doc.run_id = free_name(results_dir, &doc.run_id)?;
+    let doc = &*doc;
+    place(results_dir, &doc.run_id, |tmp| write_into(tmp, doc, extra))
+}
+
+/// Writes `files` alone into a new folder `results_dir/<run_id>/` (made unique like a result
+/// folder's), atomically; no run.json and no index line. Returns the folder.
+pub fn write_files(results_dir: &Path, run_id: &str, files: &[ExtraFile]) -> Result<PathBuf> {
+    let id = free_name(results_dir, run_id)?;
+    place(results_dir, &id, |tmp| {
+        fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        files
+            .iter()
+            .try_for_each(|(name, bytes)| write_file(&tmp.join(name), bytes))
+    })
+}
+
+/// Creates `results_dir` and returns `run_id`, suffixed `-2`, `-3`, ... if a folder of that name
+/// exists.
+fn free_name(results_dir: &Path, run_id: &str) -> Result<String> {
     fs::create_dir_all(results_dir).with_context(|| {
         format!(
             "cannot create the results folder {}; pass --results-dir to a writable folder",
             results_dir.display()
         )
     })?;
-    let base = doc.run_id.clone();
+    let mut id = run_id.to_string();
     let mut n = 1;
-    while results_dir.join(&doc.run_id).exists() {
+    while results_dir.join(&id).exists() {
         n += 1;
-        doc.run_id = format!("{base}-{n}");
+        id = format!("{run_id}-{n}");
     }
-    let final_dir = results_dir.join(&doc.run_id);
-    let tmp = results_dir.join(format!(".tmp-{}-{}", doc.run_id, std::process::id()));
-    let result = write_into(&tmp, doc, extra).and_then(|()| {
+    Ok(id)
+}
+
+/// Fills a hidden temporary folder with `fill` and renames it to `results_dir/<name>`; on
+/// failure removes the temporary folder, so the result appears complete or not at all.
+fn place(
+    results_dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let final_dir = results_dir.join(name);
+    let tmp = results_dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    let result = fill(&tmp).and_then(|()| {
         fs::rename(&tmp, &final_dir).with_context(|| {
             format!(
                 "cannot move {} into place as {}",

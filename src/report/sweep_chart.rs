@@ -149,7 +149,8 @@ fn legend_corner(measured: &[(f64, f64)]) -> SeriesLabelPosition {
     }
 }
 
-/// The lower panel: latency at the SLO's percentile per level, and the SLO threshold.
+/// The lower panel: latency at the SLO's percentile per level (the file's mean latency for
+/// `sweep --fit`), and the SLO threshold.
 fn latency_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     sweep: &SweepSection,
@@ -160,10 +161,32 @@ where
 {
     let slo = sweep.config.slo.as_ref();
     let percentile = slo.map_or(99.0, |s| s.percentile);
+    // Levels read from a file (`sweep --fit`) carry no latency distribution, only the mean the
+    // file gave (if any): plot that, named as such, rather than percentiles of 0.
+    let measured = sweep.levels.iter().any(|l| l.latency.count > 0);
+    let (what, legend) = if measured {
+        (
+            format!("p{percentile} latency (ms)"),
+            format!("measured p{percentile} (closed loop)"),
+        )
+    } else {
+        (
+            "mean latency (ms)".to_string(),
+            "latency from the file (mean)".to_string(),
+        )
+    };
     let points: Vec<(f64, f64)> = sweep
         .levels
         .iter()
-        .map(|l| (l.clients as f64, l.latency.percentile_ms(percentile)))
+        .filter(|l| l.latency.count > 0 || (!measured && l.latency.mean_ms > 0.0))
+        .map(|l| {
+            let ms = if measured {
+                l.latency.percentile_ms(percentile)
+            } else {
+                l.latency.mean_ms
+            };
+            (l.clients as f64, ms)
+        })
         .collect();
     let y_hi = points
         .iter()
@@ -181,7 +204,7 @@ where
     chart
         .configure_mesh()
         .x_desc("clients (pool size)")
-        .y_desc(format!("p{percentile} latency (ms)"))
+        .y_desc(what)
         .light_line_style(WHITE)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
@@ -193,7 +216,7 @@ where
     chart
         .draw_series(points.iter().map(|&p| Circle::new(p, 4, purple.filled())))
         .map_err(err)?
-        .label(format!("measured p{percentile} (closed loop)"))
+        .label(legend)
         .legend(move |(x, y)| Circle::new((x + 10, y), 4, purple.filled()));
     if let Some(s) = slo {
         chart

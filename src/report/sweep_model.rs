@@ -102,9 +102,17 @@ pub struct UslModel {
     pub r2: f64,
     /// Levels the fit used.
     pub points: usize,
-    /// κ was fixed at 0: the free fit put N* beyond the largest measured level, so the data show
-    /// no retrograde region.
+    /// κ was fixed at 0 (Amdahl's law): the F-test in `kappa_test` found that it does not
+    /// improve the fit significantly.
     pub kappa_fixed: bool,
+    /// The nested-model F-test that kept or dropped κ; null when three points left no degree of
+    /// freedom to test with (the full model then stands).
+    #[serde(default)]
+    pub kappa_test: Option<KappaTest>,
+    /// Bootstrap intervals of λ, σ and κ, from the same replicates as `limit_interval`; null
+    /// without replicates.
+    #[serde(default)]
+    pub coefficient_intervals: Option<CoefficientIntervals>,
     /// `peak` (retrograde region: N* = floor(√((1−σ)/κ))), `plateau` (κ ≈ 0: first N reaching 95%
     /// of λ/σ) or `linear` (no limit visible).
     pub limit_kind: String,
@@ -118,6 +126,46 @@ pub struct UslModel {
     pub extrapolated: bool,
     /// Bootstrap interval of `limit_n`; null when there is no limit.
     pub limit_interval: Option<LimitInterval>,
+}
+
+/// The F-test of κ: the full model against the nested one with κ = 0.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct KappaTest {
+    /// F = (SSE without κ − SSE with κ) / (SSE with κ / df).
+    pub f: f64,
+    /// Denominator degrees of freedom (points − 3); the numerator has 1.
+    pub df: usize,
+    /// P(F(1, df) > f).
+    pub p_value: f64,
+    /// Significance level: κ is kept when `p_value` is at most this.
+    pub level: f64,
+    /// Residual sum of squares with κ fixed at 0.
+    pub sse_without_kappa: f64,
+    /// Residual sum of squares with κ free.
+    pub sse_with_kappa: f64,
+}
+
+/// Bootstrap percentile intervals of the coefficients, every replicate refitted with the
+/// selected model.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CoefficientIntervals {
+    /// Coverage, e.g. 0.95.
+    pub level: f64,
+    /// λ (tx/s).
+    pub lambda: Bounds,
+    /// σ.
+    pub sigma: Bounds,
+    /// κ; null when κ is fixed at 0.
+    pub kappa: Option<Bounds>,
+}
+
+/// Lower and upper bound of an interval.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Bounds {
+    /// Lower bound.
+    pub lower: f64,
+    /// Upper bound.
+    pub upper: f64,
 }
 
 /// A bootstrap percentile interval of the limit before rounding (√((1−σ)/κ), or 19(1−σ)/σ).

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::model::{RateSearch, RunDocument, SweepLevel, SweepSection};
+use super::model::{RateSearch, RunDocument, SweepLevel, SweepSection, Warning};
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
@@ -127,6 +127,14 @@ pub fn render(doc: &RunDocument) -> String {
         sw.config.warmup_s,
         sw.config.protocol
     );
+    s.push_str(&render_section(sw, &doc.warnings));
+    s
+}
+
+/// The level table, model, recommendation, rate search and warnings of a sweep section, for a
+/// measured sweep and for points read from a file (`sweep --fit`) alike.
+pub fn render_section(sw: &SweepSection, warnings: &[Warning]) -> String {
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "{:>7} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5}",
@@ -134,16 +142,24 @@ pub fn render(doc: &RunDocument) -> String {
     );
     for l in &sw.levels {
         let t = &l.latency;
+        // A level read from a file (`sweep --fit`) has no latency distribution: blank, not 0.
+        let ms = |v: f64| {
+            if t.count > 0 {
+                format!("{v:.3}")
+            } else {
+                String::new()
+            }
+        };
         let _ = writeln!(
             s,
-            "{:>7} {:>11.1} {:>11} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>5}",
+            "{:>7} {:>11.1} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5}",
             l.clients,
             l.tps,
             l.usl_tps.map(|v| format!("{v:.1}")).unwrap_or_default(),
-            t.p50_ms,
-            t.p95_ms,
-            t.p99_ms,
-            t.max_ms,
+            ms(t.p50_ms),
+            ms(t.p95_ms),
+            ms(t.p99_ms),
+            ms(t.max_ms),
             l.errors.values().sum::<u64>(),
             match l.meets_slo {
                 Some(true) => "yes",
@@ -159,23 +175,52 @@ pub fn render(doc: &RunDocument) -> String {
                 "USL: λ = {:.2} tx/s, σ = {:.5}, κ = {:.7}, R² = {:.4} ({} levels)",
                 m.lambda, m.sigma, m.kappa, m.r2, m.points
             );
+            if let Some(c) = &m.coefficient_intervals {
+                let kappa = c
+                    .kappa
+                    .map(|k| format!(", κ {:.7} .. {:.7}", k.lower, k.upper))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "     {:.0}% bootstrap intervals: λ {:.2} .. {:.2}, σ {:.5} .. {:.5}{kappa}",
+                    c.level * 100.0,
+                    c.lambda.lower,
+                    c.lambda.upper,
+                    c.sigma.lower,
+                    c.sigma.upper
+                );
+            }
+            let test = m.kappa_test.as_ref().map(|t| {
+                format!(
+                    "F = {:.2} on (1, {}) df, p = {:.2e}, level {}",
+                    t.f, t.df, t.p_value, t.level
+                )
+            });
+            let _ = match (&test, m.kappa_fixed) {
+                (Some(t), true) => writeln!(
+                    s,
+                    "     κ fixed at 0: it does not improve the fit significantly ({t})"
+                ),
+                (Some(t), false) => writeln!(s, "     κ kept: it improves the fit ({t})"),
+                (None, _) => writeln!(
+                    s,
+                    "     κ kept untested: {} points leave no degree of freedom for the F-test",
+                    m.points
+                ),
+            };
             let limit = match (m.limit_kind.as_str(), m.limit_n, m.limit_tps) {
                 ("peak", Some(n), Some(x)) => {
                     format!("peak N* = floor(√((1−σ)/κ)) = {n}, X(N*) = {x:.1} tx/s")
                 }
                 ("plateau", Some(n), Some(x)) => format!(
-                    "no retrograde region (κ ≈ 0): 95% of the ceiling λ/σ = {:.1} tx/s is reached \
-                     at N = {n} ({x:.1} tx/s)",
+                    "no peak within the fitted model (κ = 0): 95% of the ceiling λ/σ = {:.1} tx/s \
+                     is reached at N = {n} ({x:.1} tx/s)",
                     m.asymptote_tps.unwrap_or(0.0)
                 ),
-                _ => "throughput scales linearly over the measured range: no limit visible".into(),
+                _ => "no peak within the fitted model: throughput scales linearly over the \
+                      measured range"
+                    .into(),
             };
-            if m.kappa_fixed {
-                let _ = writeln!(
-                    s,
-                    "     κ fixed at 0: the free fit put N* beyond the largest measured level"
-                );
-            }
             let _ = write!(s, "     {limit}");
             if m.extrapolated {
                 let _ = write!(s, " (extrapolated beyond the measured levels)");
@@ -259,7 +304,7 @@ pub fn render(doc: &RunDocument) -> String {
             }
         }
     }
-    for w in &doc.warnings {
+    for w in warnings {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
     s

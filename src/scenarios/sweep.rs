@@ -24,8 +24,10 @@ use crate::report::model::{
 use crate::report::{archive, sweep_chart, sweep_out};
 use crate::workload::{self, builtin, DataRange, Protocol, Workload};
 
+mod fit_file;
 mod rate_search;
 
+pub use fit_file::{read_points, run_fit, FilePoint, FitOptions};
 pub use rate_search::RateSearchOptions;
 
 /// Options of the sweep.
