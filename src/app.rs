@@ -515,7 +515,10 @@ pub fn sweep_fit_options(
 ) -> Result<crate::scenarios::sweep::FitOptions> {
     let file = a.fit.clone().unwrap_or_default();
     for (given, flag) in [
-        (dsn_of!(a)?.is_some(), "a target (--dsn, -h, -p, -U or a database name)"),
+        (
+            dsn_of!(a)?.is_some(),
+            "a target (--dsn, -h, -p, -U or a database name)",
+        ),
         (a.slo.is_some(), "--slo"),
         (a.rate_search, "--rate-search"),
     ] {

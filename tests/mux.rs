@@ -189,6 +189,49 @@ fn open_loop_latency_includes_a_server_stall() {
     );
 }
 
+/// The stall detector under `-j`: one thread serves 12 clients, all of which block on a lock at
+/// once. A thread's batch must have room for every client it serves (it once kept 8, which hid
+/// the stall: 8 of 12 waiting is below the 3-in-4 the detector needs).
+#[test]
+fn a_closed_loop_stall_of_every_client_of_one_thread_is_reported() {
+    let db = "mux_closed_stall";
+    let mut c = common::client_of(db);
+    c.batch_execute(
+        "DROP TABLE IF EXISTS mux_s; CREATE TABLE mux_s (id int PRIMARY KEY); \
+         INSERT INTO mux_s VALUES (1)",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(
+        tmp.path(),
+        db,
+        "point.sql",
+        "SELECT id FROM mux_s WHERE id = 1;\n",
+    );
+    o.engine.clients = 12;
+    o.engine.threads = Some(1);
+    o.engine.duration = Some(Duration::from_secs(4));
+    o.engine.interval = Duration::from_millis(250);
+    let stall = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        c.batch_execute("BEGIN; LOCK TABLE mux_s IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        c.batch_execute("COMMIT").unwrap();
+    });
+    let out = queries::run(&o).unwrap();
+    stall.join().unwrap();
+    let load = out.doc.load.as_ref().unwrap();
+    let stall = load
+        .stalls
+        .iter()
+        .find(|s| !s.client_side)
+        .unwrap_or_else(|| panic!("no server-side stall in {:?}", load.stalls));
+    assert!(stall.clients_waiting >= 11, "{stall:?}");
+    assert_eq!(stall.clients_required, 9);
+    common::warning(&out.doc, "closed_loop_stall");
+}
+
 #[test]
 fn transaction_limit_runs_exactly_that_many_per_client() {
     let db = "mux_limit";

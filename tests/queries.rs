@@ -178,6 +178,10 @@ fn open_loop_latency_includes_a_server_stall_and_closed_loop_flags_it() {
         warning.message.contains("clients waited at once"),
         "{warning:?}"
     );
+    assert!(
+        !warning.message.contains("  "),
+        "broken line joins: {warning:?}"
+    );
     // The coordinated-omission estimate puts the requests the stall kept back into p99.
     let co = load
         .co_corrected

@@ -57,11 +57,7 @@ impl Meter {
 }
 
 fn measure(start: Instant, stop: &AtomicBool) -> Vec<Pause> {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects this thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
+    super::tight_timer_slack();
     let mut pauses = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let before = Instant::now();
@@ -77,36 +73,4 @@ fn measure(start: Instant, stop: &AtomicBool) -> Vec<Pause> {
         }
     }
     pauses
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stopped_process_is_seen_as_one_pause_of_about_that_length() {
-        let start = Instant::now();
-        let meter = Meter::start(start).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        // SIGSTOP stops every thread of the process; the test's own thread sends SIGCONT from a
-        // child process, since a stopped process cannot continue itself.
-        let pid = std::process::id().to_string();
-        let cont = std::process::Command::new("sh")
-            .args(["-c", &format!("sleep 0.3; kill -CONT {pid}")])
-            .spawn()
-            .unwrap();
-        // SAFETY: sends SIGSTOP to this process; the child above sends SIGCONT.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGSTOP);
-        }
-        let mut cont = cont;
-        cont.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let pauses = meter.finish();
-        let longest = pauses.iter().map(|p| p.dur_us).max().unwrap_or(0);
-        assert!(
-            longest >= 200_000,
-            "a 300 ms SIGSTOP was measured as {longest} µs: {pauses:?}"
-        );
-    }
 }

@@ -218,7 +218,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         tx_limit: cfg.transactions_per_client,
         arrivals: cfg.rate.map(|r| {
             let mut rng = Rng::stream(cfg.seed, worker::ARRIVAL_STREAM.wrapping_sub(1));
-            schedule::Arrivals::new(r, cfg.arrival, &mut rng)
+            schedule::Arrivals::new(r, cfg.arrival, Duration::ZERO, &mut rng)
         }),
         seed: cfg.seed,
         sigfig,
@@ -287,7 +287,7 @@ where
 /// Lets the kernel wake this thread within 1 µs of the time it asked for instead of the default
 /// 50 µs of slack, so an open-loop transaction starts when it was due rather than charging the
 /// server for the client's late wakeup.
-fn tight_timer_slack() {
+pub(crate) fn tight_timer_slack() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects the calling thread.
     unsafe {

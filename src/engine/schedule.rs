@@ -27,17 +27,19 @@ pub struct Arrivals {
 }
 
 impl Arrivals {
-    /// A stream of `rate` arrivals per second; the first one is at the start (uniform) or one
-    /// random gap after it (Poisson).
-    pub fn new(rate: f64, arrival: Arrival, rng: &mut Rng) -> Arrivals {
+    /// A stream of `rate` arrivals per second; the first one is at `phase` (uniform) or one
+    /// random gap after it (Poisson). Several uniform streams that together make one rate are
+    /// phase-shifted so that their arrivals interleave instead of coming in bursts.
+    pub fn new(rate: f64, arrival: Arrival, phase: Duration, rng: &mut Rng) -> Arrivals {
         let mut a = Arrivals {
             next_ns: AtomicU64::new(0),
             mean_gap_ns: 1e9 / rate,
             arrival,
         };
+        let phase_ns = u64::try_from(phase.as_nanos()).unwrap_or(u64::MAX);
         let first = match arrival {
-            Arrival::Uniform => 0,
-            Arrival::Poisson => a.gap_ns(rng),
+            Arrival::Uniform => phase_ns,
+            Arrival::Poisson => phase_ns.saturating_add(a.gap_ns(rng)),
         };
         *a.next_ns.get_mut() = first;
         a
@@ -82,7 +84,7 @@ mod tests {
     #[test]
     fn uniform_arrivals_are_evenly_spaced_at_the_rate() {
         let mut rng = Rng::new(1);
-        let a = Arrivals::new(100.0, Arrival::Uniform, &mut rng);
+        let a = Arrivals::new(100.0, Arrival::Uniform, Duration::ZERO, &mut rng);
         let t: Vec<Duration> = (0..4).map(|_| a.take(&mut rng)).collect();
         assert_eq!(
             t,
@@ -92,9 +94,25 @@ mod tests {
     }
 
     #[test]
+    fn phase_shifted_uniform_streams_interleave_into_one_even_rate() {
+        // Two threads sharing 100 tx/s: 50 each, the second shifted by one total gap (10 ms).
+        let mut rng = Rng::new(1);
+        let a = Arrivals::new(50.0, Arrival::Uniform, Duration::ZERO, &mut rng);
+        let b = Arrivals::new(50.0, Arrival::Uniform, Duration::from_millis(10), &mut rng);
+        let mut all: Vec<Duration> = (0..3)
+            .flat_map(|_| [a.take(&mut rng), b.take(&mut rng)])
+            .collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [0, 10, 20, 30, 40, 50].map(Duration::from_millis).to_vec()
+        );
+    }
+
+    #[test]
     fn poisson_arrivals_have_the_requested_rate() {
         let mut rng = Rng::new(9);
-        let a = Arrivals::new(1000.0, Arrival::Poisson, &mut rng);
+        let a = Arrivals::new(1000.0, Arrival::Poisson, Duration::ZERO, &mut rng);
         let mut last = Duration::ZERO;
         for _ in 0..20_000 {
             last = a.take(&mut rng);
@@ -108,7 +126,7 @@ mod tests {
 
     #[test]
     fn clients_sharing_a_stream_take_each_arrival_once_and_in_order() {
-        let a = Arrivals::new(1e6, Arrival::Uniform, &mut Rng::new(1));
+        let a = Arrivals::new(1e6, Arrival::Uniform, Duration::ZERO, &mut Rng::new(1));
         let taken: Vec<Vec<Duration>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
                 .map(|i| {
@@ -133,7 +151,7 @@ mod tests {
     #[test]
     fn a_rate_too_low_to_represent_ends_the_stream_instead_of_wrapping() {
         let mut rng = Rng::new(3);
-        let a = Arrivals::new(1e-300, Arrival::Uniform, &mut rng);
+        let a = Arrivals::new(1e-300, Arrival::Uniform, Duration::ZERO, &mut rng);
         assert_eq!(a.take(&mut rng), Duration::ZERO);
         assert_eq!(a.take(&mut rng), Duration::from_nanos(u64::MAX));
         assert_eq!(a.take(&mut rng), Duration::from_nanos(u64::MAX));

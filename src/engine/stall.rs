@@ -17,7 +17,7 @@ use super::hiccup::Pause;
 use super::stats::SlowTx;
 
 /// Absolute floor of the slow threshold: below it, nothing is called a stall.
-const THRESHOLD_FLOOR_US: u64 = 200_000;
+pub const THRESHOLD_FLOOR_US: u64 = 200_000;
 /// The slow threshold as a multiple of the median latency.
 const THRESHOLD_TIMES_MEDIAN: u64 = 50;
 /// Share of an episode during which pgstorm was paused that makes it the client's.

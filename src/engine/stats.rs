@@ -273,13 +273,15 @@ impl TypeStats {
     }
 }
 
-/// Shortest transaction kept as a [`SlowTx`]: well below any stall worth reporting, well above
-/// what a healthy OLTP transaction takes, so the list stays short.
-pub const SLOW_FLOOR: Duration = Duration::from_millis(20);
-/// Slow transactions a batch keeps (the longest of its interval).
-pub const SLOW_PER_BATCH: usize = 8;
+/// Shortest transaction kept as a [`SlowTx`]: the stall detector's own floor
+/// ([`super::stall::threshold_us`] is never below it), so nothing kept is noise by construction.
+pub const SLOW_FLOOR: Duration = Duration::from_micros(super::stall::THRESHOLD_FLOOR_US);
+/// Slow transactions a batch keeps per client it serves (the longest of its interval): a
+/// multiplexing thread serving 125 clients must be able to show all of them stuck at once.
+pub const SLOW_PER_CLIENT: usize = 8;
 
-/// One slow successful transaction: who waited, from when, how long. The stall detector
+/// One slow transaction (successful, or failed after waiting, e.g. cancelled by
+/// statement_timeout behind a lock): who waited, from when, how long. The stall detector
 /// ([`super::stall`]) looks for many clients waiting at once in these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlowTx {
@@ -303,31 +305,35 @@ pub struct Batch {
     pub pool_wait: Hist,
     /// Schedule lag (open loop only; empty otherwise).
     pub lag: Hist,
-    /// The longest transactions of at least [`SLOW_FLOOR`] (at most [`SLOW_PER_BATCH`]; the
-    /// capacity is reserved, so keeping them never allocates).
+    /// The longest transactions of at least [`SLOW_FLOOR`] (at most `slow_cap`; the capacity is
+    /// reserved, so keeping them never allocates).
     pub slow: Vec<SlowTx>,
+    /// How many slow transactions the batch keeps: [`SLOW_PER_CLIENT`] per client served.
+    pub slow_cap: usize,
     /// Whether this is the worker's last batch.
     pub last: bool,
 }
 
 impl Batch {
-    /// An empty batch.
-    pub fn new(worker: usize, n_types: usize, sigfig: u8) -> Batch {
+    /// An empty batch of a worker serving `clients` clients.
+    pub fn new(worker: usize, n_types: usize, sigfig: u8, clients: usize) -> Batch {
+        let slow_cap = SLOW_PER_CLIENT * clients.max(1);
         Batch {
             worker,
             interval: 0,
             types: (0..n_types).map(|_| TypeStats::new(sigfig)).collect(),
             pool_wait: new_hist(sigfig),
             lag: new_hist(sigfig),
-            slow: Vec::with_capacity(SLOW_PER_BATCH),
+            slow: Vec::with_capacity(slow_cap),
+            slow_cap,
             last: false,
         }
     }
 
-    /// Keeps `tx` if it is among the interval's [`SLOW_PER_BATCH`] longest.
+    /// Keeps `tx` if it is among the interval's `slow_cap` longest.
     #[inline]
     pub fn record_slow(&mut self, tx: SlowTx) {
-        if self.slow.len() < SLOW_PER_BATCH {
+        if self.slow.len() < self.slow_cap {
             self.slow.push(tx);
         } else if let Some(shortest) = self.slow.iter_mut().min_by_key(|s| s.dur_us) {
             if shortest.dur_us < tx.dur_us {
@@ -456,7 +462,7 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_only_its_longest_slow_transactions() {
-        let mut b = Batch::new(0, 1, 3);
+        let mut b = Batch::new(0, 1, 3, 1);
         for d in 0..20u64 {
             b.record_slow(SlowTx {
                 client: 0,
@@ -467,7 +473,7 @@ mod tests {
         let mut kept: Vec<u64> = b.slow.iter().map(|s| s.dur_us).collect();
         kept.sort();
         assert_eq!(kept, [6006, 6016, 7007, 7017, 8008, 8018, 9009, 9019]);
-        assert_eq!(b.slow.capacity(), SLOW_PER_BATCH);
+        assert_eq!(b.slow.len(), SLOW_PER_CLIENT);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Recorder {
     boundary: Instant,
     disconnected: bool,
     open_loop: bool,
+    /// Clients this recorder's thread serves (sizes the batches' slow lists).
+    clients: usize,
 }
 
 impl Recorder {
@@ -85,11 +87,12 @@ impl Recorder {
             sigfig,
             out,
             recycle,
-            batch: Batch::new(id, n_types, sigfig),
+            batch: Batch::new(id, n_types, sigfig, 1),
             interval: 0,
             boundary: start + interval_len,
             disconnected: false,
             open_loop: true,
+            clients: 1,
         }
     }
 
@@ -101,6 +104,15 @@ impl Recorder {
             self.batch.lag = stats::unused_hist();
         }
         self
+    }
+
+    /// A recorder for a thread serving `clients` clients (the multiplexed driver): its batches
+    /// keep room for every one of them to show up slow in one interval.
+    pub fn serving(mut self, clients: usize) -> Recorder {
+        self.clients = clients.max(1);
+        self.batch = Batch::new(self.id, self.batch.types.len(), self.sigfig, self.clients);
+        let open_loop = self.open_loop;
+        self.open_loop(open_loop)
     }
 
     /// Hands the current batch over if `now` is past the interval boundary.
@@ -116,10 +128,12 @@ impl Recorder {
         let fresh = match self.recycle.try_recv() {
             Ok(mut b) => {
                 b.worker = self.id;
+                b.slow_cap = self.batch.slow_cap;
+                b.slow.reserve_exact(b.slow_cap);
                 b
             }
             Err(_) => {
-                let mut b = Batch::new(self.id, self.batch.types.len(), self.sigfig);
+                let mut b = Batch::new(self.id, self.batch.types.len(), self.sigfig, self.clients);
                 if !self.open_loop {
                     b.lag = stats::unused_hist();
                 }
@@ -138,27 +152,30 @@ impl Recorder {
     }
 
     /// Counts one transaction of `client` that began at `began` (its intended start in open
-    /// loop), as [`Batch::record_transaction`] does, and keeps a slow success for the stall
-    /// detector.
+    /// loop) and ended at `end`, as [`Batch::record_transaction`] does, and keeps a slow one,
+    /// successful or not (a statement cancelled after waiting behind a lock waited all the same),
+    /// for the stall detector.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub fn record_transaction(
         &mut self,
         client: u32,
         kind: usize,
         lag: Option<Duration>,
         tries: u32,
-        outcome: Result<Duration, ErrorClass>,
+        outcome: Result<(), ErrorClass>,
         began: Instant,
+        end: Instant,
     ) {
-        self.batch.record_transaction(kind, lag, tries, outcome);
-        if let Ok(latency) = outcome {
-            if latency >= stats::SLOW_FLOOR {
-                self.batch.record_slow(stats::SlowTx {
-                    client,
-                    start_us: began.saturating_duration_since(self.start).as_micros() as u64,
-                    dur_us: latency.as_micros() as u64,
-                });
-            }
+        let elapsed = end.saturating_duration_since(began);
+        self.batch
+            .record_transaction(kind, lag, tries, outcome.map(|()| elapsed));
+        if elapsed >= stats::SLOW_FLOOR {
+            self.batch.record_slow(stats::SlowTx {
+                client,
+                start_us: began.saturating_duration_since(self.start).as_micros() as u64,
+                dur_us: elapsed.as_micros() as u64,
+            });
         }
     }
 
@@ -306,14 +323,14 @@ impl Worker {
             };
             self.rec.maybe_flush(now);
             stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
-            let began = intended.unwrap_or(t1);
             self.rec.record_transaction(
                 self.id as u32,
                 kind,
                 intended.map(|at| t0.saturating_duration_since(at)),
                 tries,
-                result.map(|t2| t2 - began),
-                began,
+                result.map(|_| ()),
+                intended.unwrap_or(t1),
+                now,
             );
             match result {
                 Ok(_) => backoff = Duration::ZERO,

@@ -185,7 +185,9 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
                 .as_ref()
                 .map(|c| {
                     format!(
-                        "; had the requests been sent on schedule, p99 would be about {:.1} ms                          instead of {:.1} ms and p99.9 {:.1} ms instead of {:.1} ms (HdrHistogram's                          expected-interval correction)",
+                        "; had the requests been sent on schedule, p99 would be about {:.1} ms \
+                         instead of {:.1} ms and p99.9 {:.1} ms instead of {:.1} ms (HdrHistogram's \
+                         expected-interval correction)",
                         c.p99_ms,
                         load.summary.latency.p99_ms,
                         c.p999_ms,
@@ -196,7 +198,11 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
             out.push(w(
                 "closed_loop_stall",
                 format!(
-                    "the server stalled {}: at t={:.1} s, {} of {} clients waited at once for                      {:.2} s, each on a transaction of at least {:.0} ms; in closed loop the work                      that would have queued behind the stall is never sent, so the percentiles                      hide it (coordinated omission){estimate}; rerun with -R <rate> to measure                      latency from the intended start",
+                    "the server stalled {}: at t={:.1} s, {} of {} clients waited at once for \
+                     {:.2} s, each on a transaction of at least {:.0} ms; in closed loop the work \
+                     that would have queued behind the stall is never sent, so the percentiles \
+                     hide it (coordinated omission){estimate}; rerun with -R <rate> to measure \
+                     latency from the intended start",
                     if server_side.len() == 1 {
                         "once".to_string()
                     } else {
@@ -216,7 +222,10 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
         out.push(w(
             "client_paused",
             format!(
-                "pgstorm itself was paused {} times for 10 ms or more, the longest {pause_ms:.0} ms                  (its CPU was taken by other processes or the hypervisor): every client waited                  then, and that wait is in the latencies although the server did not cause it;                  run the load on a quieter machine",
+                "pgstorm itself was paused {} times for 10 ms or more, the longest {pause_ms:.0} ms \
+                 (its CPU was taken by other processes or the hypervisor): every client waited \
+                 then, and that wait is in the latencies although the server did not cause it; \
+                 run the load on a quieter machine",
                 load.client.pauses
             ),
         ));

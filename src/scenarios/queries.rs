@@ -467,11 +467,19 @@ pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> 
         log,
         interrupted,
     } = m;
-    let dir = archive::write(
+    // A result kept in the fallback folder is still a result: the run's own outcome (a panic, a
+    // lost target, an interruption) decides the exit code first, and the write failure after.
+    let (dir, elsewhere) = match archive::write(
         &opts.archive.results_dir,
         &mut doc,
         &[("latency.hlog".to_string(), log)],
-    )?;
+    ) {
+        Ok(dir) => (dir, None),
+        Err(e) => match e.downcast::<archive::WrittenElsewhere>() {
+            Ok(w) => (w.written.clone(), Some(w)),
+            Err(e) => return Err(e),
+        },
+    };
     if opts.print_summary {
         print!("{}", crate::report::summary::render(&doc));
         println!("result: {}", dir.display());
@@ -496,6 +504,9 @@ pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> 
     }
     if interrupted {
         return Err(crate::interrupt::error());
+    }
+    if let Some(w) = elsewhere {
+        return Err(w.into());
     }
     Ok(Outcome { doc, dir })
 }

@@ -166,6 +166,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         )
         .open_loop(cfg.rate.is_some());
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
+        let rec = rec.serving(mine.len());
         (format!("pgstorm-j{tid}"), move || {
             Thread::new(&sh, rec, mine).run(&sh)
         })

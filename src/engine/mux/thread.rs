@@ -136,9 +136,12 @@ impl Thread {
         let mut gaps = Rng::stream(shared.seed, ARRIVAL_STREAM + first as u64);
         // As pgbench's per-thread throttle: the thread's clients share one stream of the
         // thread's share of the rate, and the next arrival goes to the first idle client.
-        let arrivals = shared
-            .rate
-            .map(|(rate, arrival)| Arrivals::new(rate * share, arrival, &mut gaps));
+        // Thread t's first client is client t: shifting its uniform stream by t total gaps
+        // interleaves the threads' arrivals.
+        let arrivals = shared.rate.map(|(rate, arrival)| {
+            let phase = Duration::from_secs_f64(first as f64 / rate).min(Duration::from_secs(1));
+            Arrivals::new(rate * share, arrival, phase, &mut gaps)
+        });
         Thread {
             counters: shared.counters.clone(),
             per_command: shared.workload.per_command,
@@ -550,14 +553,14 @@ impl Thread {
     fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Instant) {
         self.rec.maybe_flush(now);
         let c = &mut self.clients[i];
-        let began = c.intended.unwrap_or(c.started);
         self.rec.record_transaction(
             c.id,
             c.kind,
             c.intended.map(|at| c.started.saturating_duration_since(at)),
             c.tries,
-            outcome.map(|()| now.saturating_duration_since(began)),
-            began,
+            outcome,
+            c.intended.unwrap_or(c.started),
+            now,
         );
         if outcome.is_ok() {
             c.backoff = Duration::ZERO;
