@@ -152,7 +152,8 @@ pub struct MetricDelta {
     /// `p_value` adjusted over every line of the comparison (Benjamini–Hochberg).
     pub q_value: Option<f64>,
     /// Minimum detectable change at the level, from the run-to-run scatter (same unit as
-    /// `change_pct`, never below the noise floor); null when no verdict is possible.
+    /// `change_pct`, never below the noise floor), for a line with no significant change; null
+    /// otherwise or when no verdict is possible.
     pub mde_pct: Option<f64>,
     /// The outcome.
     pub verdict: Verdict,
