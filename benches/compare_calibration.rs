@@ -8,8 +8,8 @@
 use pgstorm::compare::calibrate::{simulate, Noise, Scenario};
 use pgstorm::compare::CompareOptions;
 
-/// Comparisons per cell unless given: the standard error of a 5 % rate is then 0.7 points.
-const DEFAULT_TRIALS: usize = 1000;
+/// Comparisons per cell unless given: the standard error of a 5 % rate is then 1 point.
+const DEFAULT_TRIALS: usize = 500;
 /// Lines per comparison: 7 metrics × (`all` + the six query types of the POS mix).
 const LINES: usize = 49;
 /// Run-to-run coefficient of variation of each line, in %.

@@ -4,7 +4,7 @@
 # from the same verdict code compare runs (src/compare/calibrate.rs). Deterministic: the same
 # trials give the same table.
 #
-# Usage: scripts/calibrate-compare.sh [trials per cell=1000]
+# Usage: scripts/calibrate-compare.sh [trials per cell=500]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench -q --bench compare_calibration -- "${1:-1000}"
+cargo bench -q --bench compare_calibration -- "${1:-500}"
