@@ -18,11 +18,17 @@ const CV_PCT: f64 = 2.5;
 const SHARED: f64 = 0.5;
 
 fn main() {
-    // `cargo bench` passes `--bench`; a number among the arguments sets the trials per cell.
-    let trials = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_TRIALS);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and then one
+    // comparison per cell only shows that the table still builds. A number among the arguments
+    // sets the trials per cell.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let trials = if args.iter().any(|a| a == "--bench") {
+        args.iter()
+            .find_map(|a| a.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_TRIALS)
+    } else {
+        1
+    };
     let opts = CompareOptions::default();
     println!(
         "{LINES} lines per comparison, run-to-run CV {CV_PCT} % ({:.0} % of it shared by the lines \
