@@ -508,6 +508,9 @@ pub struct CompareArgs {
     /// smallest change (in %) that can count as significant (default 1%)
     #[argh(option, default = "String::from(\"1%\")")]
     pub min_effect: String,
+    /// significance level: false-discovery rate over all lines, e.g. 5% or 0.05 (default 5%)
+    #[argh(option, default = "String::from(\"5%\")")]
+    pub level: String,
     /// also write the comparison as a self-contained HTML page to this file
     #[argh(option)]
     pub html: Option<String>,

@@ -31,8 +31,16 @@ pub fn compare(a: &cli::CompareArgs) -> Result<i32> {
             a.min_effect
         ))
     })?;
+    let level = compare::parse_level(&a.level)?;
     let (side_a, side_b) = (compare::load_side(&a.a)?, compare::load_side(&a.b)?);
-    let c = compare::compare(&side_a, &side_b, &CompareOptions { min_noise_pct });
+    let c = compare::compare(
+        &side_a,
+        &side_b,
+        &CompareOptions {
+            min_noise_pct,
+            level,
+        },
+    );
     match format {
         "markdown" => print!("{}", render::markdown(&c)),
         "json" => println!("{}", serde_json::to_string_pretty(&c)?),

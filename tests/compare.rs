@@ -65,18 +65,28 @@ fn a_run_compared_with_itself_shows_no_significant_change() {
     );
     assert_eq!(c.scopes[0].name, "all");
     assert_eq!(c.scopes.len(), 7, "all + six query types");
+    // Two runs per side split only 6 ways, so no p can go below 1/3: the honest verdict is "too
+    // few runs" (it used to be a bootstrap verdict, which is what cried wolf), and the output
+    // says how many runs a verdict needs.
     for scope in &c.scopes {
         for d in &scope.metrics {
             assert_eq!(d.basis, Basis::Runs, "{} {:?}", scope.name, d.metric);
             assert_eq!(
                 d.verdict,
-                Verdict::NoSignificantChange,
+                Verdict::TooFewRuns,
                 "{} {:?}",
                 scope.name,
                 d.metric
             );
         }
     }
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("no line can be called significant") && w.contains("at least 4")),
+        "{:?}",
+        c.warnings
+    );
 
     // list shows both runs and names the set to give to compare.
     let list = pgstorm(&[
@@ -142,8 +152,11 @@ fn a_slowed_server_is_slower_fails_the_gate_and_the_diff_names_the_setting() {
     // An open connection of the test's own would look like a lingering pool backend to the run.
     drop(admin);
     let tmp = tempfile::tempdir().unwrap();
-    let a = set_of(tmp.path(), "cmp_base", 3);
-    let b = set_of(tmp.path(), "cmp_slow", 3);
+    // Five runs per side: with three, an exact permutation test cannot go below p = 0.1 (20
+    // splits), so no verdict is possible at 5 %; five give 252 splits, enough to pass the
+    // false-discovery correction over all lines.
+    let a = set_of(tmp.path(), "cmp_base", 5);
+    let b = set_of(tmp.path(), "cmp_slow", 5);
 
     let (sa, sb) = (
         compare::load_side(s(&a)).unwrap(),
@@ -177,6 +190,12 @@ fn a_slowed_server_is_slower_fails_the_gate_and_the_diff_names_the_setting() {
     assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
     assert!(text.contains("jit") && text.contains("off -> on"), "{text}");
     assert!(text.contains("slower"), "{text}");
+    // How the verdicts were reached, and what an unchanged line could have shown.
+    assert!(text.contains("Benjamini–Hochberg"), "{text}");
+    assert!(
+        text.contains("no significant change (smallest detectable ±"),
+        "{text}"
+    );
     assert!(err.contains("regression beyond 5%"), "{err}");
     // Without the gate the same comparison exits 0; Markdown and JSON carry the same verdicts.
     let md = pgstorm(&["compare", s(&a), s(&b), "--format", "markdown"]);
@@ -209,6 +228,9 @@ fn bad_compare_input_is_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = pgstorm(&["compare", "a", "b", "--fail-on-regression", "lots"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = pgstorm(&["compare", "a", "b", "--level", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--level '0'"));
 }
 
 fn read_doc(dir: &Path) -> RunDocument {

@@ -3,11 +3,16 @@
 //!
 //! Invariants: compare reads result documents only (never engine internals). With at least two
 //! runs per side the runs are the samples (latencies inside one run are autocorrelated, so they
-//! are not independent samples): a change is significant when the 95 % bootstrap interval of the
-//! difference of medians excludes zero AND the change exceeds the noise floor. With single runs
-//! significance cannot be assessed: per-interval samples give a verdict marked as a hint only, and
-//! a hint never fails `--fail-on-regression`.
+//! are not independent samples): each line (metric × query type) gets an exact permutation p of
+//! its run-level values, the p-values of all lines are adjusted together (Benjamini–Hochberg), and
+//! a change is significant when its adjusted p is at most the level AND the change exceeds the
+//! noise floor. When no split of the runs can reach the level, the verdict says "too few runs"
+//! instead of guessing. With single runs significance cannot be assessed: per-interval samples give
+//! a verdict marked as a hint only, and a hint never fails `--fail-on-regression`.
 
+pub mod calibrate;
+pub mod drift;
+pub mod exact;
 pub mod load;
 pub mod render;
 pub mod stats;
@@ -108,6 +113,8 @@ pub enum Verdict {
     Regressed,
     /// No change beyond the noise.
     NoSignificantChange,
+    /// Runs were compared, but too few for any split to reach the level.
+    TooFewRuns,
     /// Not enough samples to say anything.
     Unknown,
 }
@@ -140,6 +147,14 @@ pub struct MetricDelta {
     /// Run-to-run noise (MAD of the noisier side, relative except for the error rate, at least
     /// the configured minimum), same unit as `change_pct`.
     pub noise_floor_pct: f64,
+    /// Exact permutation p of the run-level values (runs basis only).
+    pub p_value: Option<f64>,
+    /// `p_value` adjusted over every line of the comparison (Benjamini–Hochberg).
+    pub q_value: Option<f64>,
+    /// Minimum detectable change at the level, from the run-to-run scatter (same unit as
+    /// `change_pct`, never below the noise floor), for a line with no significant change; null
+    /// otherwise or when no verdict is possible.
+    pub mde_pct: Option<f64>,
     /// The outcome.
     pub verdict: Verdict,
     /// What the verdict rests on.
@@ -198,6 +213,10 @@ pub struct Comparison {
     pub b: SideInfo,
     /// True when both sides have at least two runs (significance can be assessed).
     pub assessed: bool,
+    /// Significance level of each run-based verdict (false-discovery rate over all lines).
+    pub level: f64,
+    /// Lines tested on run-level values, over which the p-values were adjusted.
+    pub lines_tested: usize,
     /// Settings that differ (the change under test), server version included.
     pub settings_diff: Vec<SettingChange>,
     /// Reasons the comparison may be unfair or weak.
@@ -222,11 +241,16 @@ impl Comparison {
 pub struct CompareOptions {
     /// Minimum noise floor in % (a change smaller than this is never significant).
     pub min_noise_pct: f64,
+    /// Significance level: the false-discovery rate over all lines, and the drift test's level.
+    pub level: f64,
 }
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { min_noise_pct: 1.0 }
+        CompareOptions {
+            min_noise_pct: 1.0,
+            level: 0.05,
+        }
     }
 }
 
@@ -262,83 +286,154 @@ fn interval_samples(doc: &RunDocument, scope: &str, metric: Metric) -> Vec<f64> 
     }
 }
 
-fn delta(
-    a_runs: &[&RunDocument],
-    b_runs: &[&RunDocument],
-    scope: &str,
+/// The run-level values of one line: one per run that has the scope.
+fn values(runs: &[&RunDocument], scope: &str, metric: Metric) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|d| query(d, scope).map(|q| metric.of(q)))
+        .collect()
+}
+
+/// A line's figures (medians of `va`, `vb`; noise floor of the samples `sa`, `sb`) with no
+/// verdict yet.
+fn measured(
     metric: Metric,
+    (va, vb): (&[f64], &[f64]),
+    (sa, sb): (&[f64], &[f64]),
+    basis: Basis,
     opts: &CompareOptions,
-    seed: u64,
 ) -> MetricDelta {
-    let values = |runs: &[&RunDocument]| -> Vec<f64> {
-        runs.iter()
-            .filter_map(|d| query(d, scope).map(|q| metric.of(q)))
-            .collect()
-    };
-    let (va, vb) = (values(a_runs), values(b_runs));
-    let (a, b) = (stats::median(&va), stats::median(&vb));
+    let (a, b) = (stats::median(va), stats::median(vb));
     // The error rate changes in percentage points (it is often 0 on the baseline); every other
     // metric in % of the baseline.
-    let relative = metric.is_relative();
-    let change_pct = if relative {
+    let change_pct = if metric.is_relative() {
         (a != 0.0 && a.is_finite() && b.is_finite()).then(|| (b - a) / a * 100.0)
     } else {
         (a.is_finite() && b.is_finite()).then_some(b - a)
     };
-    let (basis, sa, sb) = if va.len() >= 2 && vb.len() >= 2 {
-        (Basis::Runs, va, vb)
-    } else {
-        let (ia, ib) = (
-            interval_samples(a_runs[0], scope, metric),
-            interval_samples(b_runs[0], scope, metric),
-        );
-        if ia.len() >= 2 && ib.len() >= 2 {
-            (Basis::IntervalHint, ia, ib)
-        } else {
-            (Basis::None, Vec::new(), Vec::new())
-        }
-    };
     let noise = |xs: &[f64]| {
-        if relative {
+        if metric.is_relative() {
             stats::relative_mad_pct(xs)
         } else {
             stats::mad(xs)
         }
-    };
-    let noise_floor_pct = noise(&sa).max(noise(&sb)).max(opts.min_noise_pct);
-    let ci_pct = stats::bootstrap_ci(&sa, &sb, seed, move |ma, mb| {
-        if relative {
-            (mb - ma) / ma * 100.0
-        } else {
-            mb - ma
-        }
-    });
-    let verdict = match (change_pct, ci_pct) {
-        (Some(0.0), _) => Verdict::NoSignificantChange,
-        (Some(c), Some((lo, hi))) => {
-            if (lo > 0.0 || hi < 0.0) && c.abs() > noise_floor_pct {
-                if (c > 0.0) == metric.higher_is_better() {
-                    Verdict::Improved
-                } else {
-                    Verdict::Regressed
-                }
-            } else {
-                Verdict::NoSignificantChange
-            }
-        }
-        (None, _) if a == b => Verdict::NoSignificantChange,
-        _ => Verdict::Unknown,
     };
     MetricDelta {
         metric,
         a,
         b,
         change_pct,
-        ci_pct,
-        noise_floor_pct,
-        verdict,
+        ci_pct: None,
+        noise_floor_pct: noise(sa).max(noise(sb)).max(opts.min_noise_pct),
+        p_value: None,
+        q_value: None,
+        mde_pct: None,
+        verdict: Verdict::Unknown,
         basis,
     }
+}
+
+/// 95 % bootstrap interval of the change between samples `sa` and `sb`, in the line's unit.
+fn change_ci(metric: Metric, sa: &[f64], sb: &[f64], seed: u64) -> Option<(f64, f64)> {
+    let relative = metric.is_relative();
+    stats::bootstrap_ci(sa, sb, seed, move |ma, mb| {
+        if relative {
+            (mb - ma) / ma * 100.0
+        } else {
+            mb - ma
+        }
+    })
+}
+
+/// Improved or regressed, by the sign of a significant change.
+fn direction(metric: Metric, change: f64) -> Verdict {
+    if (change > 0.0) == metric.higher_is_better() {
+        Verdict::Improved
+    } else {
+        Verdict::Regressed
+    }
+}
+
+/// A line of a side without two runs: per-interval samples of the first runs give a hint (the
+/// bootstrap interval excludes zero and the change exceeds the noise), or nothing at all.
+fn hint(
+    firsts: (&RunDocument, &RunDocument),
+    scope: &str,
+    metric: Metric,
+    (va, vb): (&[f64], &[f64]),
+    opts: &CompareOptions,
+    seed: u64,
+) -> MetricDelta {
+    let (ia, ib) = (
+        interval_samples(firsts.0, scope, metric),
+        interval_samples(firsts.1, scope, metric),
+    );
+    let mut d = if ia.len() >= 2 && ib.len() >= 2 {
+        let mut d = measured(metric, (va, vb), (&ia, &ib), Basis::IntervalHint, opts);
+        d.ci_pct = change_ci(metric, &ia, &ib, seed);
+        d
+    } else {
+        measured(metric, (va, vb), (&[], &[]), Basis::None, opts)
+    };
+    d.verdict = match (d.change_pct, d.ci_pct) {
+        (Some(0.0), _) => Verdict::NoSignificantChange,
+        (Some(c), Some((lo, hi))) if (lo > 0.0 || hi < 0.0) && c.abs() > d.noise_floor_pct => {
+            direction(metric, c)
+        }
+        (Some(_), Some(_)) => Verdict::NoSignificantChange,
+        (None, _) if d.a == d.b => Verdict::NoSignificantChange,
+        _ => Verdict::Unknown,
+    };
+    d
+}
+
+/// One line to judge on run-level values: the metric, A's values and B's values.
+pub type RunLine = (Metric, Vec<f64>, Vec<f64>);
+
+/// Verdicts of lines measured on run-level values, judged together: an exact permutation p per
+/// line, Benjamini–Hochberg over all lines, the noise floor, and (where nothing changed
+/// significantly) the minimum detectable change. The core of compare, which the calibration
+/// harness drives directly; bootstrap intervals are left to the caller (they are for display).
+pub fn judge(lines: &[RunLine], opts: &CompareOptions) -> Vec<MetricDelta> {
+    let ps: Vec<f64> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (_, a, b))| exact::permutation_p(a, b, i as u64).unwrap_or(1.0))
+        .collect();
+    let qs = exact::benjamini_hochberg(&ps);
+    lines
+        .iter()
+        .zip(ps.iter().zip(qs))
+        .enumerate()
+        .map(|(i, ((metric, va, vb), (&p, q)))| {
+            let mut d = measured(*metric, (va, vb), (va, vb), Basis::Runs, opts);
+            d.p_value = Some(p);
+            d.q_value = Some(q);
+            if exact::smallest_p(va.len(), vb.len()) > opts.level {
+                d.verdict = Verdict::TooFewRuns;
+                return d;
+            }
+            d.verdict = match d.change_pct {
+                Some(c) if q <= opts.level && c != 0.0 && c.abs() > d.noise_floor_pct => {
+                    direction(*metric, c)
+                }
+                Some(_) => Verdict::NoSignificantChange,
+                None if d.a == d.b => Verdict::NoSignificantChange,
+                None => Verdict::Unknown,
+            };
+            if d.verdict == Verdict::NoSignificantChange {
+                let scale = if metric.is_relative() {
+                    100.0 / d.a.abs()
+                } else {
+                    1.0
+                };
+                d.mde_pct = exact::critical_difference(va, vb, opts.level, i as u64)
+                    .map(|c| c * scale)
+                    .filter(|c| c.is_finite())
+                    .map(|c| c.max(d.noise_floor_pct));
+            }
+            d
+        })
+        .collect()
 }
 
 /// Settings (and the server version) that differ between the first runs of the two sides.
@@ -367,7 +462,7 @@ pub fn settings_diff(a: &RunDocument, b: &RunDocument) -> Vec<SettingChange> {
     out
 }
 
-fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument]) -> Vec<String> {
+fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument], level: f64) -> Vec<String> {
     let mut w = Vec::new();
     let (fa, fb) = (a[0], b[0]);
     let mut differs = |what: &str, x: String, y: String| {
@@ -464,9 +559,14 @@ fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument]) -> Vec<String> {
              verdicts marked (hint) use per-interval samples, which are autocorrelated. \
              Repeat each side (--repeat 5) for a real test"
         ));
-    } else if na < 3 || nb < 3 {
+    } else if exact::smallest_p(na, nb) > level {
         w.push(format!(
-            "{na} vs {nb} runs: the confidence interval from so few runs is coarse; 5 per side is better"
+            "{na} vs {nb} runs: an exact permutation test over the {} ways to split them cannot \
+             reach p below {:.2}, above the level {level}: no line can be called significant. \
+             Run at least {} per side (5 is better)",
+            exact::binomial(na + nb, na),
+            exact::smallest_p(na, nb),
+            exact::runs_needed(level)
         ));
     }
     w
@@ -484,22 +584,38 @@ pub fn compare(a: &Side, b: &Side, opts: &CompareOptions) -> Comparison {
             }
         }
     }
-    let scopes = if ar[0].load.is_some() && br[0].load.is_some() {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| ScopeDelta {
+    let mut scopes = Vec::new();
+    let mut run_lines = Vec::new();
+    let mut placed = Vec::new();
+    if ar[0].load.is_some() && br[0].load.is_some() {
+        for (i, n) in names.iter().enumerate() {
+            let mut metrics = Vec::new();
+            for (j, m) in Metric::ALL.iter().enumerate() {
+                let (va, vb) = (values(&ar, n, *m), values(&br, n, *m));
+                let seed = (i * 16 + j) as u64;
+                if va.len() >= 2 && vb.len() >= 2 {
+                    placed.push((i, j, seed));
+                    run_lines.push((*m, va, vb));
+                    // Replaced below, once every line's p-value is known.
+                    metrics.push(measured(*m, (&[], &[]), (&[], &[]), Basis::None, opts));
+                } else {
+                    metrics.push(hint((ar[0], br[0]), n, *m, (&va, &vb), opts, seed));
+                }
+            }
+            scopes.push(ScopeDelta {
                 name: n.clone(),
-                metrics: Metric::ALL
-                    .iter()
-                    .enumerate()
-                    .map(|(j, m)| delta(&ar, &br, n, *m, opts, (i * 16 + j) as u64))
-                    .collect(),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+                metrics,
+            });
+        }
+    }
+    let judged = judge(&run_lines, opts);
+    for (((i, j, seed), mut d), (m, va, vb)) in placed.into_iter().zip(judged).zip(&run_lines) {
+        d.ci_pct = change_ci(*m, va, vb, seed);
+        scopes[i].metrics[j] = d;
+    }
+    let mut warnings = fairness_warnings(&ar, &br, opts.level);
+    warnings.extend(drift::warnings("A", &ar, opts.level));
+    warnings.extend(drift::warnings("B", &br, opts.level));
     let info = |s: &Side| SideInfo {
         spec: s.spec.clone(),
         runs: s.runs.iter().map(|d| d.run_id.clone()).collect(),
@@ -510,8 +626,10 @@ pub fn compare(a: &Side, b: &Side, opts: &CompareOptions) -> Comparison {
         a: info(a),
         b: info(b),
         assessed: ar.len() >= 2 && br.len() >= 2,
+        level: opts.level,
+        lines_tested: run_lines.len(),
         settings_diff: settings_diff(ar[0], br[0]),
-        warnings: fairness_warnings(&ar, &br),
+        warnings,
         scopes,
     }
 }
@@ -527,6 +645,21 @@ pub fn parse_threshold(s: &str) -> anyhow::Result<f64> {
     }
 }
 
+/// Parses a significance level: `5%` or `0.05`, strictly between 0 and 50 %.
+pub fn parse_level(s: &str) -> anyhow::Result<f64> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match v {
+        Ok(v) if v > 0.0 && v < 0.5 => Ok(v),
+        _ => Err(crate::error::usage(format!(
+            "--level '{s}' is not a significance level; write e.g. 5% or 0.05"
+        ))),
+    }
+}
+
 /// Counts of verdicts, for a one-line headline.
 pub fn headline(c: &Comparison) -> BTreeMap<&'static str, usize> {
     let mut m = BTreeMap::new();
@@ -536,6 +669,7 @@ pub fn headline(c: &Comparison) -> BTreeMap<&'static str, usize> {
                 Verdict::Improved => "improved",
                 Verdict::Regressed => "regressed",
                 Verdict::NoSignificantChange => "no significant change",
+                Verdict::TooFewRuns => "too few runs",
                 Verdict::Unknown => "unknown",
             };
             *m.entry(k).or_insert(0) += 1;
@@ -552,6 +686,12 @@ mod tests {
     fn thresholds_parse_with_or_without_percent_and_reject_garbage() {
         assert_eq!(parse_threshold("5%").unwrap(), 5.0);
         assert_eq!(parse_threshold(" 2.5 ").unwrap(), 2.5);
+        assert_eq!(parse_level("5%").unwrap(), 0.05);
+        assert_eq!(parse_level("0.1").unwrap(), 0.1);
+        for bad in ["0", "50%", "x", "NaN"] {
+            let e = parse_level(bad).unwrap_err();
+            assert_eq!(crate::error::exit_kind(&e), crate::error::ExitKind::Usage);
+        }
         for bad in ["", "five", "-1%", "NaN"] {
             let e = parse_threshold(bad).unwrap_err();
             assert_eq!(
@@ -571,6 +711,9 @@ mod tests {
             change_pct: Some(change),
             ci_pct: None,
             noise_floor_pct: 1.0,
+            p_value: None,
+            q_value: None,
+            mde_pct: None,
             verdict,
             basis,
         };

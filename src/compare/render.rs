@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use super::{Basis, Comparison, Metric, MetricDelta, Verdict};
 
-/// The verdict in words, e.g. `slower`, `more errors`, `slower (hint)`.
+/// The verdict in words, e.g. `slower`, `more errors`, `slower (hint)`; "no significant change"
+/// on runs says the smallest change the runs could have shown, so it is not read as "the same".
 pub fn verdict_text(d: &MetricDelta) -> String {
     let word = match (d.verdict, d.metric) {
         (Verdict::Improved, Metric::ErrorRate) => "fewer errors",
@@ -13,8 +14,12 @@ pub fn verdict_text(d: &MetricDelta) -> String {
         (Verdict::Improved, _) => "faster",
         (Verdict::Regressed, _) => "slower",
         (Verdict::NoSignificantChange, _) => "no significant change",
+        (Verdict::TooFewRuns, _) => "too few runs for a verdict",
         (Verdict::Unknown, _) => "cannot be assessed",
     };
+    if let (Verdict::NoSignificantChange, Basis::Runs, Some(m)) = (d.verdict, d.basis, d.mde_pct) {
+        return format!("{word} (smallest detectable ±{m:.1}{})", unit(d));
+    }
     if d.basis == Basis::IntervalHint && d.verdict != Verdict::Unknown {
         format!("{word} (hint)")
     } else {
@@ -75,6 +80,17 @@ fn side_line(name: &str, s: &super::SideInfo) -> String {
     )
 }
 
+/// How the run-based verdicts were reached (None when no line was tested on runs).
+pub fn method(c: &Comparison) -> Option<String> {
+    (c.lines_tested > 0).then(|| {
+        format!(
+            "test: exact permutation of the run-level values, p adjusted over {} lines \
+             (Benjamini–Hochberg), level {}",
+            c.lines_tested, c.level
+        )
+    })
+}
+
 fn setting_value(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("(absent)")
 }
@@ -100,6 +116,9 @@ pub fn text(c: &Comparison) -> String {
     }
     for w in &c.warnings {
         let _ = writeln!(s, "warning: {w}");
+    }
+    if let Some(m) = method(c) {
+        let _ = writeln!(s, "{m}");
     }
     let _ = writeln!(
         s,
@@ -151,6 +170,9 @@ pub fn markdown(c: &Comparison) -> String {
     }
     if !c.warnings.is_empty() {
         s.push('\n');
+    }
+    if let Some(m) = method(c) {
+        let _ = writeln!(s, "{m}\n");
     }
     let _ = writeln!(
         s,

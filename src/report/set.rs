@@ -24,10 +24,19 @@ pub struct RunSet {
     pub created_at: String,
     /// Member run folders (run_ids), in the order they ran.
     pub runs: Vec<String>,
+    /// What is wrong with the set as a sample (e.g. drift run over run); absent when nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
-/// Writes `results_dir/<first run's timestamp>-<label>-set/set.json` atomically; returns the folder.
-pub fn write(results_dir: &Path, label: &str, runs: &[String]) -> Result<PathBuf> {
+/// Writes `results_dir/<first run's timestamp>-<label>-set/set.json` atomically, with the set's
+/// `warnings`; returns the folder.
+pub fn write(
+    results_dir: &Path,
+    label: &str,
+    runs: &[String],
+    warnings: &[String],
+) -> Result<PathBuf> {
     let now = chrono::Utc::now();
     let mut name = format!("{}-set", super::archive::run_id(now, label));
     let mut n = 1;
@@ -40,6 +49,7 @@ pub fn write(results_dir: &Path, label: &str, runs: &[String]) -> Result<PathBuf
         label: label.to_string(),
         created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         runs: runs.to_vec(),
+        warnings: warnings.to_vec(),
     };
     let tmp = results_dir.join(format!(".tmp-{name}-{}", std::process::id()));
     let final_dir = results_dir.join(&name);

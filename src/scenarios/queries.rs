@@ -169,7 +169,14 @@ pub fn repeat_with(
     }
     let set = if repeat > 1 {
         let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
-        let dir = crate::report::set::write(&opts.archive.results_dir, &opts.archive.label, &ids)?;
+        let docs: Vec<&RunDocument> = outcomes.iter().map(|o| &o.doc).collect();
+        let drift = crate::compare::drift::of_set(&opts.archive.label, &docs);
+        let dir = crate::report::set::write(
+            &opts.archive.results_dir,
+            &opts.archive.label,
+            &ids,
+            &drift,
+        )?;
         if opts.print_summary {
             println!("set of {repeat} runs: {}", dir.display());
         }

@@ -225,7 +225,7 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         Ok(())
     };
     let repeat = opts.repeat.max(1);
-    let mut ids = Vec::new();
+    let mut docs = Vec::new();
     let mut failed = Vec::new();
     for i in 0..repeat {
         if repeat > 1 {
@@ -257,10 +257,14 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
                 .into_iter()
                 .map(|f| format!("{run}{f}")),
         );
-        ids.push(outcome.doc.run_id);
+        docs.push(outcome.doc);
     }
     if repeat > 1 {
-        let dir = crate::report::set::write(&q.archive.results_dir, &q.archive.label, &ids)?;
+        let ids: Vec<String> = docs.iter().map(|d| d.run_id.clone()).collect();
+        let refs: Vec<&crate::report::model::RunDocument> = docs.iter().collect();
+        let drift = crate::compare::drift::of_set(&q.archive.label, &refs);
+        let dir =
+            crate::report::set::write(&q.archive.results_dir, &q.archive.label, &ids, &drift)?;
         println!("set of {repeat} runs: {}", dir.display());
     }
     for f in &failed {

@@ -330,8 +330,12 @@ pub fn comparison_page(c: &Comparison, a: &Side, b: &Side) -> String {
             let _ = writeln!(s, "<div class=\"warn\">{}</div>", esc(w));
         }
     }
+    s.push_str("<h2>Changes</h2>\n");
+    if let Some(m) = render::method(c) {
+        let _ = writeln!(s, "<p>{}</p>", esc(&m));
+    }
     s.push_str(
-        "<h2>Changes</h2>\n<table><tr><th>query</th><th>metric</th><th>A</th><th>B</th><th>change</th><th>95% CI</th><th>noise</th><th>verdict</th></tr>\n",
+        "<table><tr><th>query</th><th>metric</th><th>A</th><th>B</th><th>change</th><th>95% CI</th><th>noise</th><th>verdict</th></tr>\n",
     );
     for scope in &c.scopes {
         for d in &scope.metrics {

@@ -1,0 +1,72 @@
+//! The calibration table of `pgstorm compare` (README, "Calibration"): simulated pairs of sets
+//! judged by the same code as compare, at its default settings. Prints a Markdown table of the
+//! share of A/A comparisons with any significant line (the false-positive rate) and of lines
+//! that detect a true 5 % and 10 % change (the power), at 3, 5 and 10 runs per side.
+//!
+//! Run it with `scripts/calibrate-compare.sh [trials]`.
+
+use pgstorm::compare::calibrate::{simulate, Noise, Scenario};
+use pgstorm::compare::CompareOptions;
+
+/// Comparisons per cell unless given: the standard error of a 5 % rate is then 1 point.
+const DEFAULT_TRIALS: usize = 500;
+/// Lines per comparison: 7 metrics × (`all` + the six query types of the POS mix).
+const LINES: usize = 49;
+/// Run-to-run coefficient of variation of each line, in %.
+const CV_PCT: f64 = 2.5;
+/// Share of the run-to-run variance common to every line of a run.
+const SHARED: f64 = 0.5;
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and then one
+    // comparison per cell only shows that the table still builds. A number among the arguments
+    // sets the trials per cell.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let trials = if args.iter().any(|a| a == "--bench") {
+        args.iter()
+            .find_map(|a| a.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_TRIALS)
+    } else {
+        1
+    };
+    let opts = CompareOptions::default();
+    println!(
+        "{LINES} lines per comparison, run-to-run CV {CV_PCT} % ({:.0} % of it shared by the lines \
+         of a run), level {}, noise floor {} %, {trials} simulated comparisons per cell\n",
+        SHARED * 100.0,
+        opts.level,
+        opts.min_noise_pct
+    );
+    println!("| scatter | runs per side | A/A: comparisons with any significant line | power, 5 % change | power, 10 % change |");
+    println!("|---|---:|---:|---:|---:|");
+    for (noise, name) in [(Noise::Normal, "normal"), (Noise::LogNormal, "log-normal")] {
+        for runs in [3, 5, 10] {
+            let rate = |effect_pct: f64, seed: u64| {
+                let sc = Scenario {
+                    runs,
+                    lines: LINES,
+                    cv_pct: CV_PCT,
+                    shared: SHARED,
+                    effect_pct,
+                    noise,
+                };
+                simulate(&sc, trials, seed, &opts)
+            };
+            let aa = rate(0.0, 1);
+            let cell = |r: pgstorm::compare::calibrate::Rates, share: f64| {
+                if r.too_few == 1.0 {
+                    "too few runs".to_string()
+                } else {
+                    format!("{:.1} %", share * 100.0)
+                }
+            };
+            let (p5, p10) = (rate(5.0, 2), rate(10.0, 3));
+            println!(
+                "| {name} | {runs} | {} | {} | {} |",
+                cell(aa, aa.any_significant),
+                cell(p5, p5.detected),
+                cell(p10, p10.detected)
+            );
+        }
+    }
+}
