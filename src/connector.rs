@@ -113,7 +113,7 @@ fn only_unix_sockets(config: &Config) -> bool {
         && hosts.iter().all(|h| matches!(h, Host::Unix(_)))
 }
 
-/// How a session is protected, as the server sees it (`pg_stat_ssl` of its own backend).
+/// How a session is protected and authenticated, as the server and pgstorm's handshake see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionSecurity {
     /// The sslmode pgstorm connected with.
@@ -125,17 +125,31 @@ pub struct SessionSecurity {
     /// `system_user` (PostgreSQL 16+: "method:identity", e.g. "cert:alice"); `None` when the
     /// server cannot tell (older servers, trust authentication).
     pub auth: Option<String>,
+    /// The password exchange the server asked for when pgstorm connected, read from the protocol
+    /// itself so it is known on every server version: "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256",
+    /// "md5", "password", or "none" (trust, peer, ident or cert: nothing was asked).
+    /// `None` when the probe connection failed (the reason is not a run failure).
+    #[serde(default)]
+    pub auth_exchange: Option<String>,
+    /// The distinguished name of the client certificate the server accepted
+    /// (`pg_stat_ssl.client_dn`); with `auth_exchange` "none" this is how `cert` logins show.
+    #[serde(default)]
+    pub client_dn: Option<String>,
 }
 
 impl SessionSecurity {
-    /// Reads it from the server for the session of `client`.
+    /// Reads it for the session of `client`, connected with `config` through `connector`: TLS from
+    /// the server's `pg_stat_ssl`, the identity from `system_user` where the server has it, and
+    /// the password exchange from one short probe connection over pgstorm's own wire protocol code,
+    /// the only place a client learns what the server asked for.
     pub fn read(
         client: &mut Client,
-        sslmode: SslMode,
+        connector: &Connector,
+        config: &Config,
         server_version_num: i32,
     ) -> Result<SessionSecurity, postgres::Error> {
         let row = client.query_one(
-            "SELECT coalesce(version, 'none'), coalesce(cipher, 'none') \
+            "SELECT coalesce(version, 'none'), coalesce(cipher, 'none'), client_dn \
              FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],
         )?;
@@ -144,11 +158,16 @@ impl SessionSecurity {
         } else {
             None
         };
+        let auth_exchange = crate::wire::WireConn::connect(config, connector, "")
+            .ok()
+            .map(|probe| probe.auth_exchange().name().to_string());
         Ok(SessionSecurity {
-            sslmode: sslmode.name().to_string(),
+            sslmode: connector.settings().mode.name().to_string(),
             tls_version: row.get(0),
             tls_cipher: row.get(1),
             auth,
+            auth_exchange,
+            client_dn: row.get(2),
         })
     }
 

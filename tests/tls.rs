@@ -20,8 +20,9 @@ use pgstorm::report::model::RunDocument;
 use pgstorm::sandbox::{Sandbox, SandboxOptions};
 use pgstorm::wire::{Msg, WireConn};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    date_time_ymd, BasicConstraints, CertificateParams, CertificateRevocationListParams,
+    CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SerialNumber,
 };
 
 /// The TLS-only sandbox and the client-side files of its PKI.
@@ -34,7 +35,13 @@ struct Tls {
     /// Certificate and key (0600) of role `certuser`.
     client_cert: PathBuf,
     client_key: PathBuf,
+    /// CRLs signed by `ca`: one revokes the server's certificate, the other only another serial.
+    crl_revoking_server: PathBuf,
+    crl_revoking_other: PathBuf,
 }
+
+/// The serial number of the server's certificate, which one of the CRLs revokes.
+const SERVER_SERIAL: u64 = 0x5e4e;
 
 fn make_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -50,14 +57,34 @@ fn leaf(
     cn: &str,
     names: &[&str],
     usage: ExtendedKeyUsagePurpose,
+    serial: u64,
 ) -> (String, String) {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let mut params = CertificateParams::new(names).unwrap();
+    params.serial_number = Some(SerialNumber::from(serial));
     params.distinguished_name.push(DnType::CommonName, cn);
     params.extended_key_usages = vec![usage];
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, ca).unwrap();
     (cert.pem(), key.serialize_pem())
+}
+
+/// A PEM CRL signed by `ca` that revokes the certificate with `serial`.
+fn crl(ca: &CertifiedIssuer<'static, KeyPair>, serial: u64) -> String {
+    let params = CertificateRevocationListParams {
+        this_update: date_time_ymd(2020, 1, 1),
+        next_update: date_time_ymd(2099, 1, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![RevokedCertParams {
+            serial_number: SerialNumber::from(serial),
+            revocation_time: date_time_ymd(2020, 1, 1),
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    params.signed_by(ca).unwrap().pem().unwrap()
 }
 
 fn write_private(path: &Path, content: &str) {
@@ -76,9 +103,15 @@ fn tls() -> &'static Tls {
             "localhost",
             &["localhost", "127.0.0.1"],
             ExtendedKeyUsagePurpose::ServerAuth,
+            SERVER_SERIAL,
         );
-        let (client_cert, client_key) =
-            leaf(&ca, "certuser", &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let (client_cert, client_key) = leaf(
+            &ca,
+            "certuser",
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            SERVER_SERIAL + 1,
+        );
         for (name, content) in [
             ("server.crt", server_cert.as_str()),
             ("server.key", server_key.as_str()),
@@ -94,8 +127,12 @@ fn tls() -> &'static Tls {
             other_ca: dir.join("other-ca.crt"),
             client_cert: dir.join("certuser.crt"),
             client_key: dir.join("certuser.key"),
+            crl_revoking_server: dir.join("server-revoked.crl"),
+            crl_revoking_other: dir.join("other-revoked.crl"),
             sandbox,
         };
+        std::fs::write(&files.crl_revoking_server, crl(&ca, SERVER_SERIAL)).unwrap();
+        std::fs::write(&files.crl_revoking_other, crl(&ca, SERVER_SERIAL + 7)).unwrap();
         std::fs::write(&files.ca, ca.pem()).unwrap();
         std::fs::write(&files.other_ca, other.pem()).unwrap();
         std::fs::write(&files.client_cert, client_cert).unwrap();
@@ -109,6 +146,7 @@ fn tls() -> &'static Tls {
             "CREATE DATABASE tls_mux",
             "CREATE DATABASE tls_run",
             "CREATE DATABASE tls_pass",
+            "CREATE DATABASE tls_store",
             "CREATE ROLE certuser LOGIN",
             "SET password_encryption = 'scram-sha-256'",
             "CREATE ROLE scramuser LOGIN PASSWORD 'scram-s3cret'",
@@ -509,6 +547,12 @@ fn a_password_from_a_pgpass_file_logs_in_and_never_shows() {
     }
     assert!(seen.contains("TLS 1.3"), "{seen}");
     assert!(!seen.contains("scram-s3cret"), "the password leaked");
+    let security = run_json(&results).target.security.unwrap();
+    assert_eq!(
+        security.auth_exchange.as_deref(),
+        Some("SCRAM-SHA-256-PLUS"),
+        "run.json records how the role logged in"
+    );
 
     // Negative control: the same file readable by others is ignored with a warning, and the
     // login fails for want of a password.
@@ -692,5 +736,183 @@ fn require_against_a_server_without_tls_is_exit_3() {
         ],
         3,
         "does not support TLS",
+    );
+}
+
+/// Whether each driver's session to `dsn` runs over TLS, as the server sees it (`pg_stat_ssl`):
+/// (pool driver's connector, `-j` driver's wire connection).
+fn tls_of_both_drivers(dsn: &str) -> (bool, bool) {
+    let target = pgstorm::target::resolve(Some(dsn)).unwrap().unwrap();
+    let mut c = target.connect().unwrap();
+    let pool = own_ssl(&mut c).0;
+    let wire = WireConn::connect(&target.config, &target.connector, "").unwrap();
+    let mux: bool = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = $1",
+            &[&wire.backend_pid()],
+        )
+        .unwrap()
+        .get(0);
+    (pool, mux)
+}
+
+#[test]
+fn prefer_and_allow_settle_on_tls_or_plaintext_as_libpq_does() {
+    let t = tls();
+    // The TLS-only server: prefer asks for TLS first; allow tries plaintext, is refused by
+    // pg_hba.conf (only hostssl lines) and retries with TLS.
+    assert_eq!(tls_of_both_drivers(&dsn(t, "prefer", "")), (true, true));
+    assert_eq!(tls_of_both_drivers(&dsn(t, "allow", "")), (true, true));
+    // A server without TLS: prefer falls back to plaintext, allow never asks.
+    let sb = common::sandbox();
+    for mode in ["prefer", "allow"] {
+        let plain = format!(
+            "host=127.0.0.1 port={} user={} dbname={} sslmode={mode}",
+            sb.port(),
+            sb.user(),
+            sb.dbname()
+        );
+        assert_eq!(tls_of_both_drivers(&plain), (false, false), "{mode}");
+    }
+}
+
+#[test]
+fn an_sslcrl_that_revokes_the_server_certificate_refuses_it_in_both_drivers() {
+    let t = tls();
+    // Negative control: a CRL of the same CA that revokes another serial changes nothing.
+    let other = format!("sslcrl={}", t.crl_revoking_other.display());
+    assert_eq!(
+        tls_of_both_drivers(&dsn(t, "verify-full", &other)),
+        (true, true)
+    );
+    let revoked = dsn(
+        t,
+        "verify-full",
+        &format!("password=s3cret sslcrl={}", t.crl_revoking_server.display()),
+    );
+    let target = pgstorm::target::resolve(Some(&revoked)).unwrap().unwrap();
+    let err = target.connect().err().expect("a revoked certificate");
+    assert!(format!("{err:#}").contains("Revoked"), "{err:#}");
+    let err = WireConn::connect(&target.config, &target.connector, "")
+        .expect_err("a revoked certificate, -j");
+    assert!(err.to_string().contains("Revoked"), "{err}");
+    refused(
+        &["queries", "--dsn", &revoked, "-c", "1", "-T", "1"],
+        3,
+        "Revoked",
+    );
+}
+
+/// The first bytes a driver sends after a fake server at 127.0.0.1 accepted its SSLRequest: the
+/// TLS ClientHello (the fake server then hangs up, so `connect` fails, as it should).
+fn client_hello(connect: impl FnOnce(u16)) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut request = [0u8; 8];
+        s.read_exact(&mut request).unwrap();
+        s.write_all(b"S").unwrap();
+        // A TLS record: 5-byte header whose last two bytes are the body's length.
+        let mut header = [0u8; 5];
+        s.read_exact(&mut header).unwrap();
+        let mut body = vec![0u8; u16::from_be_bytes([header[3], header[4]]) as usize];
+        s.read_exact(&mut body).unwrap();
+        body
+    });
+    connect(port);
+    server.join().unwrap()
+}
+
+#[test]
+fn sslsni_0_keeps_the_host_name_out_of_the_handshake_in_both_drivers() {
+    let has_name = |hello: &[u8]| hello.windows(9).any(|w| w == b"localhost");
+    for sni in ["1", "0"] {
+        let dsn = |port: u16| {
+            format!(
+                "host=localhost hostaddr=127.0.0.1 port={port} user=pgstorm dbname=pgstorm \
+                 sslmode=require sslsni={sni} connect_timeout=20"
+            )
+        };
+        let pool = client_hello(|port| {
+            let target = pgstorm::target::resolve(Some(&dsn(port))).unwrap().unwrap();
+            assert!(target.connect().is_err(), "the fake server hangs up");
+        });
+        let mux = client_hello(|port| {
+            let target = pgstorm::target::resolve(Some(&dsn(port))).unwrap().unwrap();
+            assert!(WireConn::connect(&target.config, &target.connector, "").is_err());
+        });
+        // sslsni=1 is the positive control: the name is there to be found.
+        assert_eq!(
+            (has_name(&pool), has_name(&mux)),
+            (sni == "1", sni == "1"),
+            "sslsni={sni}"
+        );
+    }
+}
+
+#[test]
+fn sslrootcert_system_verifies_against_the_operating_systems_store() {
+    let t = tls();
+    let dsn = format!(
+        "host=localhost port={} user=pgstorm dbname=tls_store sslmode=verify-full \
+         sslrootcert=system",
+        t.sandbox.port()
+    );
+    // The OS store is whatever SSL_CERT_FILE names (as with OpenSSL): with the test CA in it, the
+    // server verifies; with another CA only, it does not, so the store really was consulted.
+    let (code, out, err) = pgstorm_env(
+        &["seed", "--dsn", &dsn, "--pgbench"],
+        &[("SSL_CERT_FILE", t.ca.as_path())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!((out + &err).contains("TLS 1.3"), "{err}");
+    let (code, _, err) = pgstorm_env(
+        &["seed", "--dsn", &dsn, "--pgbench"],
+        &[("SSL_CERT_FILE", t.other_ca.as_path())],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+}
+
+#[test]
+fn the_authentication_exchange_is_recorded_on_every_server_version() {
+    let t = tls();
+    let security = |extra: &str| {
+        let target = pgstorm::target::resolve(Some(&dsn(t, "verify-full", extra)))
+            .unwrap()
+            .unwrap();
+        let mut c = target.connect().unwrap();
+        let version: String = c.query_one("SHOW server_version_num", &[]).unwrap().get(0);
+        pgstorm::connector::SessionSecurity::read(
+            &mut c,
+            &target.connector,
+            &target.config,
+            version.parse().unwrap(),
+        )
+        .unwrap()
+    };
+    let scram = security("user=scramuser password=scram-s3cret");
+    assert_eq!(scram.auth_exchange.as_deref(), Some("SCRAM-SHA-256-PLUS"));
+    let unbound = security("user=scramuser password=scram-s3cret channel_binding=disable");
+    assert_eq!(unbound.auth_exchange.as_deref(), Some("SCRAM-SHA-256"));
+    let cert = security(&format!(
+        "user=certuser sslcert={} sslkey={}",
+        t.client_cert.display(),
+        t.client_key.display()
+    ));
+    assert_eq!(cert.auth_exchange.as_deref(), Some("none"));
+    assert!(
+        cert.client_dn
+            .as_deref()
+            .is_some_and(|dn| dn.contains("certuser")),
+        "{cert:?}"
+    );
+    let trust = security("");
+    assert_eq!(
+        (trust.auth_exchange.as_deref(), trust.client_dn.as_deref()),
+        (Some("none"), None)
     );
 }

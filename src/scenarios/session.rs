@@ -113,7 +113,8 @@ impl Session {
         })?;
         let security = SessionSecurity::read(
             &mut admin,
-            target.connector.settings().mode,
+            &target.connector,
+            &admin_cfg,
             server.server_version_num,
         )
         .map_err(|e| {
@@ -124,9 +125,10 @@ impl Session {
             ))
         })?;
         eprintln!(
-            "pgstorm: connected over {} (sslmode={})",
+            "pgstorm: connected over {} (sslmode={}, authentication: {})",
             security.describe(),
-            security.sslmode
+            security.sslmode,
+            security.auth_exchange.as_deref().unwrap_or("unknown")
         );
         Ok(Session {
             target,

@@ -24,7 +24,7 @@ use postgres_protocol::authentication::sasl::{
 
 use super::decode::{decode, Msg, Reader};
 use super::tls::{negotiate, Negotiated};
-use super::{protocol, server_error, Stream, WireConn, WireError};
+use super::{protocol, server_error, AuthExchange, Stream, WireConn, WireError};
 use crate::connector::{Connector, SslMode};
 
 /// Protocol version 3.0.
@@ -255,6 +255,7 @@ impl WireConn {
         match code {
             0 => {}
             3 => {
+                self.auth = AuthExchange::Password;
                 let pw = password()?;
                 let start = self.begin_msg(b'p');
                 self.out.extend_from_slice(pw);
@@ -266,6 +267,7 @@ impl WireConn {
                     .bytes(4)
                     .and_then(|s| s.try_into().ok())
                     .ok_or_else(|| protocol("short AuthenticationMD5Password"))?;
+                self.auth = AuthExchange::Md5;
                 let hash = md5_hash(user.as_bytes(), password()?, salt);
                 let start = self.begin_msg(b'p');
                 self.push_cstr(&hash);
@@ -310,6 +312,11 @@ impl WireConn {
                             .into(),
                     ));
                 }
+                self.auth = if mechanism == SCRAM_SHA_256_PLUS {
+                    AuthExchange::ScramSha256Plus
+                } else {
+                    AuthExchange::ScramSha256
+                };
                 let s = ScramSha256::new(password()?, binding);
                 let start = self.begin_msg(b'p');
                 self.push_cstr(mechanism);

@@ -167,6 +167,36 @@ impl Stream {
     }
 }
 
+/// The password exchange the server asked for in the startup handshake: all a client can know of
+/// the pg_hba method. `None` covers the methods that ask the client for nothing (trust, peer,
+/// ident, cert): the server answered AuthenticationOk at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthExchange {
+    /// No password asked for.
+    None,
+    /// Cleartext password.
+    Password,
+    /// MD5 challenge.
+    Md5,
+    /// SCRAM-SHA-256 without channel binding.
+    ScramSha256,
+    /// SCRAM-SHA-256-PLUS: bound to the TLS session.
+    ScramSha256Plus,
+}
+
+impl AuthExchange {
+    /// The SASL mechanism or pg_hba method name, as run.json records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthExchange::None => "none",
+            AuthExchange::Password => "password",
+            AuthExchange::Md5 => "md5",
+            AuthExchange::ScramSha256 => "SCRAM-SHA-256",
+            AuthExchange::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
+        }
+    }
+}
+
 /// One connection: the socket plus its reused output and input buffers.
 pub struct WireConn {
     stream: Stream,
@@ -180,6 +210,8 @@ pub struct WireConn {
     in_start: usize,
     in_end: usize,
     backend_pid: i32,
+    /// What the server asked for during authentication.
+    auth: AuthExchange,
 }
 
 impl fmt::Debug for WireConn {
@@ -199,7 +231,14 @@ impl WireConn {
             in_start: 0,
             in_end: 0,
             backend_pid: 0,
+            auth: AuthExchange::None,
         }
+    }
+
+    /// What the server asked for during authentication (known for any server version, unlike
+    /// `system_user`, which PostgreSQL 16 added).
+    pub fn auth_exchange(&self) -> AuthExchange {
+        self.auth
     }
 
     /// The socket, for poll(2).
