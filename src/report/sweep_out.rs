@@ -168,110 +168,8 @@ pub fn render_section(sw: &SweepSection, warnings: &[Warning]) -> String {
             }
         );
     }
-    match (&sw.usl, &sw.usl_error) {
-        (Some(m), _) => {
-            let _ = writeln!(
-                s,
-                "USL: λ = {:.2} tx/s, σ = {:.5}, κ = {:.7}, R² = {:.4} ({} levels)",
-                m.lambda, m.sigma, m.kappa, m.r2, m.points
-            );
-            if let Some(c) = &m.coefficient_intervals {
-                let kappa = c
-                    .kappa
-                    .map(|k| format!(", κ {:.7} .. {:.7}", k.lower, k.upper))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    "     {:.0}% bootstrap intervals: λ {:.2} .. {:.2}, σ {:.5} .. {:.5}{kappa}",
-                    c.level * 100.0,
-                    c.lambda.lower,
-                    c.lambda.upper,
-                    c.sigma.lower,
-                    c.sigma.upper
-                );
-            }
-            let test = m.kappa_test.as_ref().map(|t| {
-                format!(
-                    "F = {:.2} on (1, {}) df, p = {:.2e}, level {}",
-                    t.f, t.df, t.p_value, t.level
-                )
-            });
-            let _ = match (&test, m.kappa_fixed) {
-                (Some(t), true) => writeln!(
-                    s,
-                    "     κ fixed at 0: it does not improve the fit significantly ({t})"
-                ),
-                (Some(t), false) => writeln!(s, "     κ kept: it improves the fit ({t})"),
-                (None, _) => writeln!(
-                    s,
-                    "     κ kept untested: {} points leave no degree of freedom for the F-test",
-                    m.points
-                ),
-            };
-            let limit = match (m.limit_kind.as_str(), m.limit_n, m.limit_tps) {
-                ("peak", Some(n), Some(x)) => {
-                    format!("peak N* = floor(√((1−σ)/κ)) = {n}, X(N*) = {x:.1} tx/s")
-                }
-                ("plateau", Some(n), Some(x)) => format!(
-                    "no peak within the fitted model (κ = 0): 95% of the ceiling λ/σ = {:.1} tx/s \
-                     is reached at N = {n} ({x:.1} tx/s)",
-                    m.asymptote_tps.unwrap_or(0.0)
-                ),
-                _ => "no peak within the fitted model: throughput scales linearly over the \
-                      measured range"
-                    .into(),
-            };
-            let _ = write!(s, "     {limit}");
-            if m.extrapolated {
-                let _ = write!(s, " (extrapolated beyond the measured levels)");
-            }
-            let _ = writeln!(s);
-            if let Some(i) = &m.limit_interval {
-                let _ = writeln!(
-                    s,
-                    "     {:.0}% bootstrap interval of the unrounded limit: {:.1} .. {} ({} replicates, {} without a limit)",
-                    i.level * 100.0,
-                    i.lower,
-                    i.upper
-                        .map(|u| format!("{u:.1}"))
-                        .unwrap_or_else(|| "unbounded".into()),
-                    i.replicates,
-                    i.unbounded
-                );
-            }
-        }
-        (None, Some(e)) => {
-            let _ = writeln!(s, "USL: not fitted: {e}");
-        }
-        (None, None) => {}
-    }
-    let r = &sw.recommendation;
-    match r.pool_size {
-        Some(p) => {
-            let _ = writeln!(s, "recommended pool size: {p} ({})", r.basis);
-        }
-        None => {
-            let _ = writeln!(s, "recommended pool size: none ({})", r.basis);
-        }
-    }
-    match &r.heuristic {
-        Some(h) => {
-            let _ = writeln!(
-                s,
-                "rule of thumb cores × 2 + spindles: {} × 2 + {} = {} ({})",
-                h.cores, h.spindles, h.pool_size, h.assumption
-            );
-        }
-        None => {
-            let _ = writeln!(
-                s,
-                "rule of thumb cores × 2 + spindles: server cores unknown (remote server); give \
-                 --server-cores and --spindles to compare"
-            );
-        }
-    }
-    if let (Some(m), Some(b)) = (r.max_connections, &r.max_connections_basis) {
-        let _ = writeln!(s, "pair with max_connections >= {m} ({b})");
+    for line in model_lines(sw).iter().chain(&recommendation_lines(sw)) {
+        let _ = writeln!(s, "{line}");
     }
     if let Some(rs) = &sw.rate_search {
         let _ = writeln!(
@@ -308,4 +206,104 @@ pub fn render_section(sw: &SweepSection, warnings: &[Warning]) -> String {
         let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
     }
     s
+}
+
+/// The fitted model (or why there is none) as lines of text: the coefficients, their intervals,
+/// the κ test, the limit and its interval. Shared by the terminal and report.html.
+pub fn model_lines(sw: &SweepSection) -> Vec<String> {
+    let mut out = Vec::new();
+    match (&sw.usl, &sw.usl_error) {
+        (Some(m), _) => {
+            out.push(format!(
+                "USL: λ = {:.2} tx/s, σ = {:.5}, κ = {:.7}, R² = {:.4} ({} levels)",
+                m.lambda, m.sigma, m.kappa, m.r2, m.points
+            ));
+            if let Some(c) = &m.coefficient_intervals {
+                let kappa = c
+                    .kappa
+                    .map(|k| format!(", κ {:.7} .. {:.7}", k.lower, k.upper))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "     {:.0}% bootstrap intervals: λ {:.2} .. {:.2}, σ {:.5} .. {:.5}{kappa}",
+                    c.level * 100.0,
+                    c.lambda.lower,
+                    c.lambda.upper,
+                    c.sigma.lower,
+                    c.sigma.upper
+                ));
+            }
+            let test = m.kappa_test.as_ref().map(|t| {
+                format!(
+                    "F = {:.2} on (1, {}) df, p = {:.2e}, level {}",
+                    t.f, t.df, t.p_value, t.level
+                )
+            });
+            out.push(match (&test, m.kappa_fixed) {
+                (Some(t), true) => {
+                    format!("     κ fixed at 0: it does not improve the fit significantly ({t})")
+                }
+                (Some(t), false) => format!("     κ kept: it improves the fit ({t})"),
+                (None, _) => format!(
+                    "     κ kept untested: {} points leave no degree of freedom for the F-test",
+                    m.points
+                ),
+            });
+            let mut limit = match (m.limit_kind.as_str(), m.limit_n, m.limit_tps) {
+                ("peak", Some(n), Some(x)) => {
+                    format!("     peak N* = floor(√((1−σ)/κ)) = {n}, X(N*) = {x:.1} tx/s")
+                }
+                ("plateau", Some(n), Some(x)) => format!(
+                    "     no peak within the fitted model (κ = 0): 95% of the ceiling λ/σ = \
+                     {:.1} tx/s is reached at N = {n} ({x:.1} tx/s)",
+                    m.asymptote_tps.unwrap_or(0.0)
+                ),
+                _ => "     no peak within the fitted model: throughput scales linearly over the \
+                      measured range"
+                    .into(),
+            };
+            if m.extrapolated {
+                limit.push_str(" (extrapolated beyond the measured levels)");
+            }
+            out.push(limit);
+            if let Some(i) = &m.limit_interval {
+                out.push(format!(
+                    "     {:.0}% bootstrap interval of the unrounded limit: {:.1} .. {} ({} \
+                     replicates, {} without a limit)",
+                    i.level * 100.0,
+                    i.lower,
+                    i.upper
+                        .map(|u| format!("{u:.1}"))
+                        .unwrap_or_else(|| "unbounded".into()),
+                    i.replicates,
+                    i.unbounded
+                ));
+            }
+        }
+        (None, Some(e)) => out.push(format!("USL: not fitted: {e}")),
+        (None, None) => {}
+    }
+    out
+}
+
+/// The recommendation, the rule of thumb beside it and the max_connections to pair it with, as
+/// lines of text. Shared by the terminal and report.html.
+pub fn recommendation_lines(sw: &SweepSection) -> Vec<String> {
+    let r = &sw.recommendation;
+    let mut out = vec![match r.pool_size {
+        Some(p) => format!("recommended pool size: {p} ({})", r.basis),
+        None => format!("recommended pool size: none ({})", r.basis),
+    }];
+    out.push(match &r.heuristic {
+        Some(h) => format!(
+            "rule of thumb cores × 2 + spindles: {} × 2 + {} = {} ({})",
+            h.cores, h.spindles, h.pool_size, h.assumption
+        ),
+        None => "rule of thumb cores × 2 + spindles: server cores unknown (remote server); give \
+                 --server-cores and --spindles to compare"
+            .to_string(),
+    });
+    if let (Some(m), Some(b)) = (r.max_connections, &r.max_connections_basis) {
+        out.push(format!("pair with max_connections >= {m} ({b})"));
+    }
+    out
 }

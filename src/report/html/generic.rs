@@ -31,6 +31,7 @@ pub const HANDLED: &[&str] = &[
     "/dataset",
     "/warnings",
     "/merged_from",
+    "/sweep",
     "/load/config",
     "/load/summary",
     "/load/queries",

@@ -11,6 +11,7 @@
 
 pub mod charts;
 pub mod generic;
+mod sweep;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -59,7 +60,7 @@ h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;border-bottom:1px solid #d
 table{border-collapse:collapse;font-size:13px;margin:8px 0;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}\
 th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}.meta{color:#555;font-size:13px}\
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0;font-size:13px}\
-.bad{color:#b00020;font-weight:bold}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}svg{display:block;margin:6px 0}";
+.bad{color:#b00020;font-weight:bold}.verdict{font-size:16px;font-weight:bold;margin:8px 0}h3{font-size:15px;margin-top:18px}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}svg{display:block;margin:6px 0}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -76,6 +77,7 @@ pub type Section = fn(&RunDocument) -> Option<String>;
 pub const RUN_SECTIONS: &[Section] = &[
     header,
     warnings,
+    sweep::section,
     summary_table,
     latency_spectrum,
     throughput_over_time,
