@@ -131,6 +131,16 @@ pub fn render(doc: &RunDocument) -> String {
     s
 }
 
+/// A latency figure of level `l` in ms, or blank when the level has no latency distribution (a
+/// level read from a file by `sweep --fit`): blank, not 0.
+pub fn level_ms(l: &SweepLevel, v: f64) -> String {
+    if l.latency.count > 0 {
+        format!("{v:.3}")
+    } else {
+        String::new()
+    }
+}
+
 /// The level table, model, recommendation, rate search and warnings of a sweep section, for a
 /// measured sweep and for points read from a file (`sweep --fit`) alike.
 pub fn render_section(sw: &SweepSection, warnings: &[Warning]) -> String {
@@ -142,14 +152,7 @@ pub fn render_section(sw: &SweepSection, warnings: &[Warning]) -> String {
     );
     for l in &sw.levels {
         let t = &l.latency;
-        // A level read from a file (`sweep --fit`) has no latency distribution: blank, not 0.
-        let ms = |v: f64| {
-            if t.count > 0 {
-                format!("{v:.3}")
-            } else {
-                String::new()
-            }
-        };
+        let ms = |v: f64| level_ms(l, v);
         let _ = writeln!(
             s,
             "{:>7} {:>11.1} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7} {:>5}",

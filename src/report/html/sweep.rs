@@ -70,13 +70,7 @@ fn levels_table(sw: &SweepSection, s: &mut String) {
     );
     for l in &sw.levels {
         let t = &l.latency;
-        let ms = |v: f64| {
-            if t.count > 0 {
-                format!("{v:.3}")
-            } else {
-                String::new()
-            }
-        };
+        let ms = |v: f64| sweep_out::level_ms(l, v);
         let verdict = match l.meets_slo {
             Some(true) => "<span class=\"good\">yes</span>",
             Some(false) => "<span class=\"bad\">no</span>",
