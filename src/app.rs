@@ -121,6 +121,8 @@ pub enum Plan {
     Report(cli::ReportArgs),
     /// `pgstorm list`.
     List(cli::ListArgs),
+    /// `pgstorm trend`.
+    Trend(cli::TrendArgs),
     /// `pgstorm merge`, with the command line for the merged document.
     Merge(cli::MergeArgs, Vec<String>),
 }
@@ -161,6 +163,7 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
         Command::Compare(a) => Plan::Compare(a),
         Command::Report(a) => Plan::Report(a),
         Command::List(a) => Plan::List(a),
+        Command::Trend(a) => Plan::Trend(a),
         Command::Merge(a) => Plan::Merge(a, argv),
     })
 }
@@ -254,6 +257,7 @@ fn execute(plan: Plan) -> Result<i32> {
         Plan::Compare(a) => crate::results_app::compare(&a),
         Plan::Report(a) => crate::results_app::report(&a),
         Plan::List(a) => crate::results_app::list(&a),
+        Plan::Trend(a) => crate::results_app::trend(&a),
         Plan::Merge(a, argv) => crate::results_app::merge(&a, &argv),
     }
 }

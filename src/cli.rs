@@ -31,6 +31,7 @@ pub enum Command {
     Compare(CompareArgs),
     Report(ReportArgs),
     List(ListArgs),
+    Trend(TrendArgs),
     Merge(MergeArgs),
     Sweep(SweepArgs),
 }
@@ -535,6 +536,25 @@ pub struct ListArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+}
+
+/// A label's archived runs over time, each annotated with the settings changed since the previous
+/// run: a terminal table and an HTML page.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "trend")]
+pub struct TrendArgs {
+    /// only runs with this label (default: every label, one series each)
+    #[argh(option)]
+    pub label: Option<String>,
+    /// what to follow: tps (default), mean, p50, p95, p99, p99.9 or errors (error rate, %)
+    #[argh(option, default = "String::from(\"tps\")")]
+    pub metric: String,
+    /// folder for result folders and index.csv (default: results)
+    #[argh(option, default = "String::from(\"results\")")]
+    pub results_dir: String,
+    /// write the page here (default: trend.html in the results folder)
+    #[argh(option)]
+    pub html: Option<String>,
 }
 
 /// Merge runs made at the same time on several load machines into one result (histograms added).

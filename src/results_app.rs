@@ -98,6 +98,41 @@ pub fn list(a: &cli::ListArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `pgstorm trend`: the terminal table on stdout, the page written atomically.
+pub fn trend(a: &cli::TrendArgs) -> Result<i32> {
+    use crate::report::trend;
+    let metric = trend::parse_metric(&a.metric)?;
+    let dir = Path::new(&a.results_dir);
+    if !dir.is_dir() {
+        return Err(error::usage(format!(
+            "{} is not a folder; pass --results-dir to the folder holding result folders",
+            dir.display()
+        )));
+    }
+    crate::report::index::reconcile(dir)?;
+    let docs = crate::report::index::documents(dir)?;
+    let trends = trend::trends(&docs, a.label.as_deref(), metric);
+    if trends.is_empty() {
+        return Err(error::usage(match &a.label {
+            Some(l) => format!(
+                "no run labelled {l} in {}; `pgstorm list --results-dir {}` shows the labels",
+                dir.display(),
+                dir.display()
+            ),
+            None => format!("no archived run in {}", dir.display()),
+        }));
+    }
+    print!("{}", trend::render_text(&trends, metric));
+    let path = a
+        .html
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join("trend.html"));
+    crate::report::html::write_atomic(&path, trend::page(&trends, metric).as_bytes())?;
+    println!("{}", path.display());
+    Ok(0)
+}
+
 /// `pgstorm merge A B ... --label L`: one result from runs on several load machines.
 pub fn merge(a: &cli::MergeArgs, argv: &[String]) -> Result<i32> {
     if a.folders.len() < 2 {

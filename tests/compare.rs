@@ -506,3 +506,38 @@ fn report_html_renders_in_headless_chromium() {
         "variance {var}, dark share {dark}"
     );
 }
+
+#[test]
+fn trend_lists_a_labels_archived_runs_and_writes_its_page() {
+    // The repository's own archived runs, copied: trend reconciles the index it reads.
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    for entry in std::fs::read_dir(&archive).unwrap().flatten() {
+        let dest = tmp.path().join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir(&dest).unwrap();
+            for f in std::fs::read_dir(entry.path()).unwrap().flatten() {
+                std::fs::copy(f.path(), dest.join(f.file_name())).unwrap();
+            }
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+    let out = pgstorm(&["trend", "--results-dir", s(tmp.path()), "--label", "quick"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("label quick: tps") && text.contains("-quick "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("label sweep"),
+        "only the asked label: {text}"
+    );
+    let page = std::fs::read_to_string(tmp.path().join("trend.html")).unwrap();
+    assert!(page.contains("<svg"), "the page has its chart");
+    // A label with no run is a usage error that says how to see the labels.
+    let out = pgstorm(&["trend", "--results-dir", s(tmp.path()), "--label", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pgstorm list"));
+}

@@ -31,7 +31,9 @@ fn read_rows(path: &Path) -> Result<Vec<Vec<String>>> {
         .collect()
 }
 
-fn documents(dir: &Path) -> Result<Vec<RunDocument>> {
+/// The documents of every result folder in `dir` (unreadable ones skipped with a note on
+/// stderr), in start order.
+pub fn documents(dir: &Path) -> Result<Vec<RunDocument>> {
     let mut docs = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let p = entry?.path();

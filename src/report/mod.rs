@@ -19,6 +19,7 @@ pub mod summary;
 pub mod sweep_chart;
 pub mod sweep_model;
 pub mod sweep_out;
+pub mod trend;
 pub mod warnings;
 
 use crate::engine::stats::Hist;

@@ -62,7 +62,8 @@ th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}.meta{color:
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0;font-size:13px}\
 .bad{color:#b00020;font-weight:bold}.verdict{font-size:16px;font-weight:bold;margin:8px 0}h3{font-size:15px;margin-top:18px}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}svg{display:block;margin:6px 0}";
 
-fn page(title: &str, body: &str) -> String {
+/// A whole page around `body`, with the shared style.
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}\n<p class=\"meta\">pgstorm {}</p></body></html>\n",
         esc(title),
