@@ -16,7 +16,7 @@ use crate::cli::{self, Command};
 use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
 use crate::monitor::model::Thresholds;
-use crate::monitor::MonitorConfig;
+use crate::monitor::{MetricsUrl, MonitorConfig};
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
 use crate::workload::builtin;
@@ -438,7 +438,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
             "--max-tries 0 (retry until the run ends) needs -T, not -t",
         ));
     }
-    o.monitor = monitor_options(a);
+    o.monitor = monitor_options(a)?;
     Ok(o)
 }
 
@@ -448,9 +448,18 @@ fn progress(p: Option<Secs>) -> Option<Duration> {
 }
 
 /// The resource monitor settings of `pgstorm queries`, or `None` when sampling is off.
-fn monitor_options(a: &cli::QueriesArgs) -> Option<MonitorConfig> {
-    let interval = a.sample_interval.0.filter(|_| !a.no_monitor)?;
-    Some(MonitorConfig {
+fn monitor_options(a: &cli::QueriesArgs) -> Result<Option<MonitorConfig>> {
+    let server_metrics = server_metrics(a.server_metrics.as_deref())?;
+    let Some(interval) = a.sample_interval.0.filter(|_| !a.no_monitor) else {
+        if server_metrics.is_some() {
+            return Err(error::usage(
+                "--server-metrics is scraped at each resource sample, and sampling is off: drop \
+                 --no-monitor / --sample-interval 0, or drop --server-metrics",
+            ));
+        }
+        return Ok(None);
+    };
+    Ok(Some(MonitorConfig {
         interval: interval.get(),
         capacity: a.history,
         thresholds: Thresholds {
@@ -460,7 +469,13 @@ fn monitor_options(a: &cli::QueriesArgs) -> Option<MonitorConfig> {
         },
         core: None,
         announce: true,
-    })
+        server_metrics,
+    }))
+}
+
+/// `--server-metrics`, validated (the URL as given is never echoed: it may hold a password).
+fn server_metrics(given: Option<&str>) -> Result<Option<MetricsUrl>> {
+    given.map(MetricsUrl::parse).transpose()
 }
 
 /// Validates `pgstorm sweep` arguments into scenario options.
@@ -674,6 +689,7 @@ fn suite_options(
             duration: a.time.map(Secs::duration),
             warmup: a.warmup.map(Secs::duration),
             mix: a.mix.clone(),
+            server_metrics: server_metrics(a.server_metrics.as_deref())?,
         },
         advisor: advisor_options(a.all_schemas),
         thresholds,
@@ -713,6 +729,9 @@ fn analyze_options(
     };
     q.engine.clients = a.clients.get();
     q.engine.duration = Some(a.time.duration());
+    if let Some(m) = &mut q.monitor {
+        m.server_metrics = server_metrics(a.server_metrics.as_deref())?;
+    }
     Ok(crate::scenarios::analyze::AnalyzeOptions {
         queries: q,
         advisor: advisor_options(a.all_schemas),

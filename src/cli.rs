@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// query mix instead of the default, e.g. simple=4,aggregation=1
     #[argh(option)]
     pub mix: Option<String>,
+    /// the database host's Prometheus node_exporter, e.g. http://db1:9100/metrics: scraped every sample into resources.csv and run.json, and judged by the server CPU/memory criteria
+    #[argh(option)]
+    pub server_metrics: Option<String>,
 }
 
 /// Run a query load and report what to change: index usage, missing indexes, spills, cache, settings.
@@ -140,6 +143,9 @@ pub struct AnalyzeArgs {
     /// let the advisor judge every schema, not only pgstorm's own tables
     #[argh(switch)]
     pub all_schemas: bool,
+    /// the database host's Prometheus node_exporter, e.g. http://db1:9100/metrics: scraped every sample into resources.csv and run.json, and judged by the server CPU/memory criteria
+    #[argh(option)]
+    pub server_metrics: Option<String>,
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
@@ -261,6 +267,9 @@ pub struct QueriesArgs {
     /// host memory % above which an alert is raised (default 95)
     #[argh(option, default = "Percent::new(95.0)", from_str_fn(args::percent))]
     pub alert_memory: Percent,
+    /// the database host's Prometheus node_exporter, e.g. http://db1:9100/metrics: scraped every sample into resources.csv and run.json, and judged by the server CPU/memory criteria
+    #[argh(option)]
+    pub server_metrics: Option<String>,
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,

@@ -15,6 +15,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::error;
+use crate::monitor::model::ServerHostSeries;
 use crate::report::findings::{CriteriaSection, CriterionResult, CriterionStatus};
 use crate::report::model::RunDocument;
 
@@ -119,28 +120,12 @@ pub const CRITERIA: &[Criterion] = &[
     },
     Criterion {
         id: "server_cpu_pct",
-        description: "CPU of the PostgreSQL processes under load (share of the server host)",
+        description: "CPU busy on the server under load: its host's, from --server-metrics, else \
+                      the local PostgreSQL processes' share of this host",
         unit: "%",
         goal: Goal::Below,
         default: 90.0,
-        measure: |d| match d.monitoring.as_ref().and_then(|m| m.under_load.as_ref()) {
-            Some(u) => match u.server_cpu_mean_percent {
-                Some(pg) => Measurement::Value(
-                    pg,
-                    format!(
-                        "mean CPU of the local PostgreSQL processes over {} host samples while \
-                         the load ran (the whole host, pgstorm included, peaked at {:.0}%)",
-                        u.samples, u.cpu_peak_percent
-                    ),
-                ),
-                None => Measurement::NotEvaluated(format!(
-                    "the server is not on this host, so its CPU is not visible to pgstorm (the \
-                     load machine's own CPU p95 was {:.0}%)",
-                    u.cpu_p95_percent
-                )),
-            },
-            None => not_run("resource monitoring"),
-        },
+        measure: server_cpu,
     },
     Criterion {
         id: "server_memory_pct",
@@ -148,22 +133,7 @@ pub const CRITERIA: &[Criterion] = &[
         unit: "%",
         goal: Goal::Below,
         default: 95.0,
-        measure: |d| match d.monitoring.as_ref().and_then(|m| m.under_load.as_ref()) {
-            Some(u) if u.server_cpu_mean_percent.is_some() => Measurement::Value(
-                u.memory_p95_percent,
-                format!(
-                    "p95 of total minus available memory over {} samples of the host the \
-                     server shares with pgstorm",
-                    u.samples
-                ),
-            ),
-            Some(u) => Measurement::NotEvaluated(format!(
-                "the server is not on this host, so its memory is not visible to pgstorm (the \
-                 load machine's p95 was {:.0}%)",
-                u.memory_p95_percent
-            )),
-            None => not_run("resource monitoring"),
-        },
+        measure: server_memory,
     },
     Criterion {
         id: "isolation_violations",
@@ -185,6 +155,96 @@ fn not_run(scenario: &str) -> Measurement {
     Measurement::NotEvaluated(format!(
         "the {scenario} scenario did not run: its section is not in the result"
     ))
+}
+
+/// The server host's own samples under load (`--server-metrics`), when any was taken.
+fn server_host(doc: &RunDocument) -> Option<&ServerHostSeries> {
+    let m = doc.monitoring.as_ref()?;
+    m.server_host.as_ref().filter(|s| s.summary.samples > 0)
+}
+
+/// Why the server host's figures are missing: not asked for, or asked for and not obtained.
+fn server_host_missing(doc: &RunDocument, what: &str, load_machine: String) -> Measurement {
+    let agent = doc
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.server_host.as_ref())
+        .map(|s| {
+            format!(
+                "--server-metrics {} gave no sample under load ({} of {} scrapes failed)",
+                s.source, s.failed, s.scrapes
+            )
+        })
+        .unwrap_or_else(|| "give --server-metrics URL of its node_exporter".into());
+    Measurement::NotEvaluated(format!(
+        "the server is not on this host, so its {what} is not visible to pgstorm: {agent} ({load_machine})"
+    ))
+}
+
+fn server_cpu(d: &RunDocument) -> Measurement {
+    if let Some(s) = server_host(d) {
+        return Measurement::Value(
+            s.summary.cpu_percent.mean,
+            format!(
+                "mean CPU busy of the server host over {} samples scraped from {} while the load \
+                 ran (peak {:.0}%, iowait mean {:.0}%)",
+                s.summary.samples,
+                s.source,
+                s.summary.cpu_percent.peak,
+                s.summary.iowait_percent.mean
+            ),
+        );
+    }
+    match d.monitoring.as_ref().and_then(|m| m.under_load.as_ref()) {
+        Some(u) => match u.server_cpu_mean_percent {
+            Some(pg) => Measurement::Value(
+                pg,
+                format!(
+                    "mean CPU of the local PostgreSQL processes over {} host samples while the \
+                     load ran (the whole host, pgstorm included, peaked at {:.0}%)",
+                    u.samples, u.cpu_peak_percent
+                ),
+            ),
+            None => server_host_missing(
+                d,
+                "CPU",
+                format!(
+                    "the load machine's own CPU p95 was {:.0}%",
+                    u.cpu_p95_percent
+                ),
+            ),
+        },
+        None => not_run("resource monitoring"),
+    }
+}
+
+fn server_memory(d: &RunDocument) -> Measurement {
+    if let Some(s) = server_host(d) {
+        return Measurement::Value(
+            s.summary.memory_percent.p95,
+            format!(
+                "p95 of MemTotal minus MemAvailable over {} samples of the server host scraped \
+                 from {}",
+                s.summary.samples, s.source
+            ),
+        );
+    }
+    match d.monitoring.as_ref().and_then(|m| m.under_load.as_ref()) {
+        Some(u) if u.server_cpu_mean_percent.is_some() => Measurement::Value(
+            u.memory_p95_percent,
+            format!(
+                "p95 of total minus available memory over {} samples of the host the server \
+                 shares with pgstorm",
+                u.samples
+            ),
+        ),
+        Some(u) => server_host_missing(
+            d,
+            "memory",
+            format!("the load machine's p95 was {:.0}%", u.memory_p95_percent),
+        ),
+        None => not_run("resource monitoring"),
+    }
 }
 
 fn mean_latency(doc: &RunDocument) -> Measurement {

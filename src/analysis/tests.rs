@@ -534,3 +534,77 @@ fn stability_criteria_judge_a_local_server_and_skip_a_remote_one() {
         CriterionStatus::NotEvaluated
     );
 }
+
+/// `far` with the server host's node_exporter figures: `samples` under load at `cpu`% busy.
+fn with_agent(mut far: RunDocument, samples: usize, cpu: f64) -> RunDocument {
+    use crate::monitor::model::{ServerHostSeries, ServerHostSummary, Stat};
+    let at = |v: f64| Stat {
+        mean: v,
+        p95: v,
+        peak: v,
+    };
+    far.monitoring.as_mut().unwrap().server_host = Some(ServerHostSeries {
+        source: "http://db.example:9100/metrics".into(),
+        cpus: 4,
+        memory_bytes: 1 << 33,
+        taken: samples as u64,
+        dropped: 0,
+        scrapes: samples as u64 + 3,
+        failed: 3,
+        cost_us_mean: 1.0,
+        cost_us_max: 1.0,
+        cpu_us_mean: 1.0,
+        summary: ServerHostSummary {
+            samples,
+            cpu_percent: at(cpu),
+            memory_percent: at(50.0),
+            ..ServerHostSummary::default()
+        },
+        samples: Vec::new(),
+    });
+    far
+}
+
+#[test]
+fn stability_criteria_judge_a_remote_server_from_its_node_exporter() {
+    use super::criteria::{evaluate, Thresholds};
+    use crate::report::findings::CriterionStatus;
+    let judged = |d: &RunDocument, id: &str| {
+        evaluate(d, &Thresholds::default())
+            .criteria
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap()
+    };
+    let far = with_monitoring(remote(), 20.0, None);
+    let busy = with_agent(far.clone(), 10, 95.0);
+    let cpu = judged(&busy, "server_cpu_pct");
+    assert_eq!(
+        (cpu.status, cpu.measured),
+        (CriterionStatus::Fail, Some(95.0))
+    );
+    assert!(
+        cpu.detail.contains("http://db.example:9100/metrics"),
+        "{}",
+        cpu.detail
+    );
+    assert_eq!(
+        judged(&busy, "server_memory_pct").status,
+        CriterionStatus::Pass
+    );
+    let calm = with_agent(far.clone(), 10, 30.0);
+    assert_eq!(
+        judged(&calm, "server_cpu_pct").status,
+        CriterionStatus::Pass
+    );
+    // Asked for, but no scrape answered under load: not evaluated, saying so.
+    let silent = judged(&with_agent(far, 0, 0.0), "server_cpu_pct");
+    assert_eq!(silent.status, CriterionStatus::NotEvaluated);
+    assert!(
+        silent
+            .detail
+            .contains("gave no sample under load (3 of 3 scrapes failed)"),
+        "{}",
+        silent.detail
+    );
+}

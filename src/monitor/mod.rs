@@ -1,11 +1,13 @@
 //! What the load machine and the server were doing: static host facts ([`host`]), and the
-//! [`Monitor`]: a host sampler and a server sampler, each on its own thread, sampling on a shared
-//! tick grid into bounded histories, with threshold alerts.
+//! [`Monitor`]: a host sampler, a server sampler and (with `--server-metrics`) a sampler of the
+//! server host's node_exporter, each on its own thread, sampling on a shared tick grid into
+//! bounded histories, with threshold alerts.
 //!
 //! Invariants: the samplers never touch the engine's pool or hot path (the server sampler has its
-//! own connection); they run on the core the engine leaves free when workers are pinned
+//! own connection, the node_exporter sampler its own HTTP connection and a timeout below the
+//! interval); they run on the core the engine leaves free when workers are pinned
 //! ([`crate::engine::monitor_core`]); a failing sampler records an error in the result instead of
-//! failing the run; `stop` takes a last sample, so counters cover the load up to the moment the
+//! failing the run (a failing scrape is announced once and counted, and scraping goes on); `stop` takes a last sample, so counters cover the load up to the moment the
 //! caller chose (after the pool's backends exited and flushed their statistics), and marks each
 //! sample's phase against the load window: only `load` samples feed summaries, peaks and alerts.
 
@@ -15,7 +17,9 @@ pub mod host;
 pub mod host_sampler;
 pub mod local;
 pub mod model;
+pub mod node_exporter;
 pub mod procfs;
+pub mod scrape;
 pub mod server;
 pub mod summary;
 
@@ -27,11 +31,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use history::{Cost, Ring};
 pub use local::{local_postmaster, LocalServer};
 use model::{
-    HostSample, HostSeries, HostSummary, Monitoring, ServerSample, ServerSeries, ServerSummary,
-    Thresholds, Window,
+    HostSample, HostSeries, HostSummary, Monitoring, ServerHostSample, ServerHostSeries,
+    ServerSample, ServerSeries, ServerSummary, Thresholds, Window,
 };
+use node_exporter::{NodeSampler, Scraped};
+pub use scrape::MetricsUrl;
 pub use summary::under_load;
-use summary::{host_summary, load_alerts, mark_phases, server_summary};
+use summary::{host_summary, load_alerts, mark_phases, server_host_summary, server_summary};
 
 /// Default number of samples kept per sampler.
 pub const DEFAULT_CAPACITY: usize = 1000;
@@ -47,8 +53,10 @@ pub struct MonitorConfig {
     pub thresholds: Thresholds,
     /// Core to pin the sampler threads to (the one the workers leave free).
     pub core: Option<core_affinity::CoreId>,
-    /// Print alerts to stderr as they happen.
+    /// Print alerts, and the first failed scrape of `server_metrics`, to stderr as they happen.
     pub announce: bool,
+    /// The server host's node_exporter to scrape every tick (`--server-metrics`).
+    pub server_metrics: Option<MetricsUrl>,
 }
 
 impl Default for MonitorConfig {
@@ -59,6 +67,7 @@ impl Default for MonitorConfig {
             thresholds: Thresholds::default(),
             core: None,
             announce: false,
+            server_metrics: None,
         }
     }
 }
@@ -66,6 +75,16 @@ impl Default for MonitorConfig {
 struct HostOutcome {
     ring: Ring<HostSample>,
     cost: Cost,
+}
+
+struct AgentOutcome {
+    ring: Ring<ServerHostSample>,
+    cost: Cost,
+    scrapes: u64,
+    failed: u64,
+    first_error: Option<String>,
+    cpus: usize,
+    memory_bytes: u64,
 }
 
 struct ServerOutcome {
@@ -108,6 +127,7 @@ pub struct Monitor {
     stop: Vec<Sender<()>>,
     host: Option<JoinHandle<HostOutcome>>,
     server: Option<JoinHandle<ServerOutcome>>,
+    agent: Option<(String, JoinHandle<AgentOutcome>)>,
     errors: Vec<String>,
 }
 
@@ -133,6 +153,7 @@ impl Monitor {
             stop: Vec::new(),
             host: None,
             server: None,
+            agent: None,
             errors: Vec::new(),
         };
 
@@ -188,6 +209,9 @@ impl Monitor {
                 .push(format!("cannot start the host sampler thread: {e}")),
         }
 
+        if let Some(url) = cfg.server_metrics.clone() {
+            m.start_agent(url);
+        }
         if let Some(target) = server {
             match server::ServerSampler::connect(target) {
                 Ok(sampler) => m.start_server(sampler),
@@ -255,6 +279,70 @@ impl Monitor {
         }
     }
 
+    /// Scrapes `url` on the tick grid; the first good scrape (at tick 0) is the baseline. A
+    /// failed scrape is counted, the first one announced, and the next tick tries again.
+    fn start_agent(&mut self, url: MetricsUrl) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (epoch, c) = (self.epoch, self.cfg.clone());
+        // A scrape that outlived the interval would push the next one off the grid.
+        let mut sampler = NodeSampler::new(url, c.interval.mul_f64(0.75));
+        let shown = sampler.url().shown().to_string();
+        let spawned = std::thread::Builder::new()
+            .name("pgstorm-agent-sampler".into())
+            .spawn(move || {
+                pin(c.core);
+                let mut out = AgentOutcome {
+                    ring: Ring::new(c.capacity),
+                    cost: Cost::default(),
+                    scrapes: 0,
+                    failed: 0,
+                    first_error: None,
+                    cpus: 0,
+                    memory_bytes: 0,
+                };
+                let mut k = 0u64;
+                loop {
+                    let go_on = k == 0 || wait_tick(&rx, epoch, c.interval, k);
+                    let cost = Cost::start();
+                    out.scrapes += 1;
+                    match sampler.sample(epoch, k) {
+                        Ok(Scraped::Sample(s)) => out.ring.push(s),
+                        Ok(Scraped::Baseline) => {}
+                        Err(e) => {
+                            out.failed += 1;
+                            if out.first_error.is_none() && c.announce {
+                                eprintln!(
+                                    "pgstorm: warning: cannot scrape server metrics from {}: {e}; \
+                                     the run goes on, further failures are only counted",
+                                    sampler.url().shown()
+                                );
+                            }
+                            out.first_error.get_or_insert(e);
+                        }
+                    }
+                    out.cost.add(&cost);
+                    if !go_on {
+                        break;
+                    }
+                    k = next_tick(epoch, c.interval, k);
+                }
+                if let Some(r) = sampler.last() {
+                    out.cpus = r.cpus();
+                    out.memory_bytes = r.memory_bytes();
+                }
+                out
+            });
+        match spawned {
+            Ok(h) => {
+                self.agent = Some((shown, h));
+                self.stop.push(tx);
+            }
+            Err(e) => self.errors.push(format!(
+                "cannot start the server metrics sampler thread: {e}"
+            )),
+        }
+    }
+
     /// Seconds since the monitor started at wall-clock time `t` (negative if before).
     pub fn seconds_at(&self, t: SystemTime) -> f64 {
         let epoch: SystemTime = self.epoch_wall.into();
@@ -286,6 +374,13 @@ impl Monitor {
                 None
             }
         });
+        let agent = self.agent.take().and_then(|(source, h)| match h.join() {
+            Ok(o) => Some((source, o)),
+            Err(_) => {
+                errors.push("the server metrics sampler thread panicked".into());
+                None
+            }
+        });
         let interval_s = self.cfg.interval.as_secs_f64();
         let mut host = host.map(|o| HostSeries {
             postgres_source: self.local.map(|l| l.source.to_string()),
@@ -313,9 +408,34 @@ impl Monitor {
                 samples: o.ring.into_vec(),
             }
         });
+        let mut server_host = agent.map(|(source, o)| {
+            if let Some(e) = o.first_error {
+                errors.push(format!(
+                    "server metrics from {source}: {} of {} scrapes failed, the first: {e}",
+                    o.failed, o.scrapes
+                ));
+            }
+            ServerHostSeries {
+                source,
+                cpus: o.cpus,
+                memory_bytes: o.memory_bytes,
+                taken: o.ring.taken(),
+                dropped: o.ring.dropped(),
+                scrapes: o.scrapes,
+                failed: o.failed,
+                cost_us_mean: o.cost.wall_mean(),
+                cost_us_max: o.cost.wall_max_us,
+                cpu_us_mean: o.cost.cpu_mean(),
+                summary: Default::default(),
+                samples: o.ring.into_vec(),
+            }
+        });
         mark_phases(
             host.as_mut().map(|h| (&mut h.samples[..], h.dropped > 0)),
             server.as_mut().map(|s| (&mut s.samples[..], s.dropped > 0)),
+            server_host
+                .as_mut()
+                .map(|s| (&mut s.samples[..], s.dropped > 0)),
             load,
         );
         let mut alerts = Vec::new();
@@ -328,6 +448,9 @@ impl Monitor {
         if let Some(s) = &mut server {
             s.summary = server_summary(&s.samples);
         }
+        if let Some(s) = &mut server_host {
+            s.summary = server_host_summary(&s.samples);
+        }
         Monitoring {
             started_at: self
                 .epoch_wall
@@ -339,6 +462,7 @@ impl Monitor {
             under_load: under,
             host,
             server,
+            server_host,
             alerts,
             errors,
         }

@@ -32,6 +32,10 @@ pub struct Monitoring {
     pub host: Option<HostSeries>,
     /// Server samples and their summary (absent when the sampler could not connect).
     pub server: Option<ServerSeries>,
+    /// The server host's CPU, memory, load, disks and network scraped from its node_exporter
+    /// (`--server-metrics`; absent without it).
+    #[serde(default)]
+    pub server_host: Option<ServerHostSeries>,
     /// Threshold crossings over the `load` samples, in time order.
     pub alerts: Vec<AlertEvent>,
     /// Problems the samplers met (e.g. a lost connection); the run itself went on.
@@ -424,4 +428,153 @@ pub struct AlertEvent {
     pub value: f64,
     /// The threshold (%).
     pub threshold: f64,
+}
+
+/// Samples of the server's host from the node_exporter it runs (`--server-metrics`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ServerHostSeries {
+    /// The scraped URL, without any user name or password it was given with.
+    pub source: String,
+    /// Logical CPUs of the server host (distinct `cpu` labels of the last good scrape).
+    pub cpus: usize,
+    /// Memory of the server host (MemTotal, bytes) at the last good scrape.
+    pub memory_bytes: u64,
+    /// Samples taken in total (kept + dropped).
+    pub taken: u64,
+    /// Oldest samples dropped to stay within `capacity`.
+    pub dropped: u64,
+    /// Scrapes tried (the first one is the baseline the first sample's rates start from).
+    pub scrapes: u64,
+    /// Scrapes that failed (no answer, an HTTP error, a body that is not node_exporter's); the
+    /// next good scrape's rates span the gap.
+    pub failed: u64,
+    /// Mean wall time of one scrape (µs; the network round trip included).
+    pub cost_us_mean: f64,
+    /// Worst wall time of one scrape (µs).
+    pub cost_us_max: f64,
+    /// Mean CPU time the sampler thread spent per scrape on the client (µs).
+    pub cpu_us_mean: f64,
+    /// Summary over the kept `load` samples: what the stability criteria judge.
+    pub summary: ServerHostSummary,
+    /// The kept samples, oldest first.
+    pub samples: Vec<ServerHostSample>,
+}
+
+/// Mean / p95 / peak of the server host's figures over the kept `load` samples.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
+pub struct ServerHostSummary {
+    /// `load` samples summarized.
+    pub samples: usize,
+    /// CPU busy, all modes but idle and iowait (% of the host).
+    pub cpu_percent: Stat,
+    /// CPU waiting for I/O (% of the host).
+    pub iowait_percent: Stat,
+    /// Memory in use: MemTotal − MemAvailable (%).
+    pub memory_percent: Stat,
+    /// 1-minute load average.
+    pub load1: Stat,
+    /// Disk operations per second, whole disks.
+    pub disk_iops: Stat,
+    /// Disk reads (bytes/s), whole disks.
+    pub disk_read_bytes_s: Stat,
+    /// Disk writes (bytes/s), whole disks.
+    pub disk_write_bytes_s: Stat,
+    /// Network received, loopback excluded (bytes/s).
+    pub net_rx_bytes_s: Stat,
+    /// Network sent, loopback excluded (bytes/s).
+    pub net_tx_bytes_s: Stat,
+}
+
+/// One sample of the server host: counter deltas per second of the agent's clock since the
+/// previous good scrape, and gauges at this one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ServerHostSample {
+    /// Seconds since the monitor started (when the scrape answered).
+    pub t_s: f64,
+    /// Tick number (see [`HostSample::tick`]).
+    pub tick: u64,
+    /// Where the sample lies relative to the load (see [`HostSample::phase`]).
+    #[serde(default)]
+    pub phase: Phase,
+    /// CPU busy, all modes but idle and iowait (% of the host).
+    pub cpu_percent: f64,
+    /// CPU time by mode (`user`, `system`, `iowait`, `steal`, ...; % of the host, adding up to 100).
+    pub cpu_modes: BTreeMap<String, f64>,
+    /// Memory in use: MemTotal − MemAvailable (bytes).
+    pub memory_used_bytes: u64,
+    /// MemAvailable (bytes).
+    pub memory_available_bytes: u64,
+    /// Memory in use (% of MemTotal).
+    pub memory_percent: f64,
+    /// Load average over 1, 5, 15 minutes (null when the loadavg collector is off).
+    pub load: Option<[f64; 3]>,
+    /// Per block device as node_exporter lists them (its default skips partitions).
+    pub disks: Vec<DiskRates>,
+    /// Per network interface, loopback excluded.
+    pub net: Vec<NetRates>,
+}
+
+/// One block device's rates over a sample.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DiskRates {
+    /// Device name (`sda`, `nvme0n1`, `dm-0`, ...).
+    pub device: String,
+    /// Whether it counts in the whole-disk totals: device-mapper and md devices do not, their I/O
+    /// is already counted on the disks beneath them.
+    pub counted: bool,
+    /// Reads completed per second.
+    pub reads_s: f64,
+    /// Writes completed per second.
+    pub writes_s: f64,
+    /// Bytes read per second.
+    pub read_bytes_s: f64,
+    /// Bytes written per second.
+    pub write_bytes_s: f64,
+    /// Mean time an I/O took, queueing included (ms; iostat's await: read + write time over
+    /// reads + writes), when any completed.
+    pub await_ms: Option<f64>,
+    /// Share of the time the device was busy (%; iostat's %util).
+    pub util_percent: f64,
+}
+
+/// One network interface's rates over a sample.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct NetRates {
+    /// Interface name.
+    pub device: String,
+    /// Bytes received per second.
+    pub rx_bytes_s: f64,
+    /// Bytes sent per second.
+    pub tx_bytes_s: f64,
+}
+
+impl ServerHostSample {
+    /// Disk operations per second over the counted devices.
+    pub fn disk_iops(&self) -> f64 {
+        self.counted_disks().map(|d| d.reads_s + d.writes_s).sum()
+    }
+
+    /// Bytes read per second over the counted devices.
+    pub fn disk_read_bytes_s(&self) -> f64 {
+        self.counted_disks().map(|d| d.read_bytes_s).sum()
+    }
+
+    /// Bytes written per second over the counted devices.
+    pub fn disk_write_bytes_s(&self) -> f64 {
+        self.counted_disks().map(|d| d.write_bytes_s).sum()
+    }
+
+    /// Network bytes received per second, all interfaces.
+    pub fn net_rx_bytes_s(&self) -> f64 {
+        self.net.iter().map(|n| n.rx_bytes_s).sum()
+    }
+
+    /// Network bytes sent per second, all interfaces.
+    pub fn net_tx_bytes_s(&self) -> f64 {
+        self.net.iter().map(|n| n.tx_bytes_s).sum()
+    }
+
+    fn counted_disks(&self) -> impl Iterator<Item = &DiskRates> {
+        self.disks.iter().filter(|d| d.counted)
+    }
 }

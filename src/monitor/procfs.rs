@@ -10,7 +10,7 @@ use std::fs;
 
 /// Cumulative bytes read and written by whole block devices (`/proc/diskstats`).
 ///
-/// Partitions, loop, ram/zram and device-mapper/md devices are skipped: they would count the same
+/// Partitions and the devices [`counts_as_disk`] rejects are skipped: they would count the same
 /// I/O twice (a partition inside its disk, a dm device over its disk) or are not disks at all.
 pub fn disk_bytes() -> Option<(u64, u64)> {
     let text = fs::read_to_string("/proc/diskstats").ok()?;
@@ -22,11 +22,8 @@ pub fn disk_bytes() -> Option<(u64, u64)> {
             continue;
         }
         let name = f[2];
-        let skipped = ["loop", "ram", "zram", "dm-", "md"]
-            .iter()
-            .any(|p| name.starts_with(p));
         // Whole devices have a directory in /sys/block; partitions do not.
-        if skipped || !std::path::Path::new("/sys/block").join(name).exists() {
+        if !counts_as_disk(name) || !std::path::Path::new("/sys/block").join(name).exists() {
             continue;
         }
         let sectors = |i: usize| f[i].parse::<u64>().unwrap_or(0);
@@ -35,6 +32,14 @@ pub fn disk_bytes() -> Option<(u64, u64)> {
         written += sectors(9) * 512;
     }
     Some((read, written))
+}
+
+/// Whether a block device's I/O counts in a whole-disk total: loop, ram/zram and device-mapper/md
+/// devices do not (they are not disks, or their I/O is counted again on the disks beneath them).
+pub fn counts_as_disk(device: &str) -> bool {
+    !["loop", "ram", "zram", "dm-", "md"]
+        .iter()
+        .any(|p| device.starts_with(p))
 }
 
 /// Cumulative network bytes: (received, sent) over all interfaces but loopback, and loopback

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use super::alerts::Alerts;
 use super::model::{
-    AlertEvent, HostSample, HostSummary, Phase, ServerSample, ServerSummary, Stat, Thresholds,
-    UnderLoad, Window,
+    AlertEvent, HostSample, HostSummary, Phase, ServerHostSample, ServerHostSummary, ServerSample,
+    ServerSummary, Stat, Thresholds, UnderLoad, Window,
 };
 
 /// The seconds each sample covers, `(from, to]`: from the previous sample of its sampler, or for
@@ -26,13 +26,14 @@ fn spans(ts: impl Iterator<Item = (u64, f64)>, dropped: bool) -> Vec<(u64, f64, 
     .collect()
 }
 
-/// Sets each sample's phase against the load window (all `load` without one). Host and server
-/// samples of one tick get one phase, from the union of their spans, so a resources.csv row and
-/// the summaries never disagree about it.
+/// Sets each sample's phase against the load window (all `load` without one). The samples of one
+/// tick (host, server, server host) get one phase, from the union of their spans, so a
+/// resources.csv row and the summaries never disagree about it.
 /// Each sampler's samples come with whether older ones were dropped.
 pub(super) fn mark_phases(
     mut host: Option<(&mut [HostSample], bool)>,
     mut server: Option<(&mut [ServerSample], bool)>,
+    mut server_host: Option<(&mut [ServerHostSample], bool)>,
     load: Option<Window>,
 ) {
     let Some(w) = load else {
@@ -45,7 +46,14 @@ pub(super) fn mark_phases(
     let server_spans = server.as_ref().map_or(Vec::new(), |(h, dropped)| {
         spans(h.iter().map(|s| (s.tick, s.t_s)), *dropped)
     });
-    for (tick, from, to) in host_spans.into_iter().chain(server_spans) {
+    let agent_spans = server_host.as_ref().map_or(Vec::new(), |(h, dropped)| {
+        spans(h.iter().map(|s| (s.tick, s.t_s)), *dropped)
+    });
+    for (tick, from, to) in host_spans
+        .into_iter()
+        .chain(server_spans)
+        .chain(agent_spans)
+    {
         let e = union.entry(tick).or_insert((from, to));
         *e = (e.0.min(from), e.1.max(to));
     }
@@ -57,6 +65,9 @@ pub(super) fn mark_phases(
         s.phase = phase(s.tick);
     }
     for s in server.iter_mut().flat_map(|(h, _)| h.iter_mut()) {
+        s.phase = phase(s.tick);
+    }
+    for s in server_host.iter_mut().flat_map(|(h, _)| h.iter_mut()) {
         s.phase = phase(s.tick);
     }
 }
@@ -112,6 +123,25 @@ pub(super) fn server_summary(all: &[ServerSample]) -> ServerSummary {
         ),
         blocked_backends: Stat::of(s.iter().map(|x| x.blocked_backends as f64)),
         wal_bytes_s: Stat::of(s.iter().filter_map(|x| x.wal_bytes_s)),
+    }
+}
+
+pub(super) fn server_host_summary(all: &[ServerHostSample]) -> ServerHostSummary {
+    let s = in_load(all, |x| x.phase);
+    ServerHostSummary {
+        samples: s.len(),
+        cpu_percent: Stat::of(s.iter().map(|x| x.cpu_percent)),
+        iowait_percent: Stat::of(
+            s.iter()
+                .map(|x| x.cpu_modes.get("iowait").copied().unwrap_or(0.0)),
+        ),
+        memory_percent: Stat::of(s.iter().map(|x| x.memory_percent)),
+        load1: Stat::of(s.iter().filter_map(|x| x.load.map(|l| l[0]))),
+        disk_iops: Stat::of(s.iter().map(|x| x.disk_iops())),
+        disk_read_bytes_s: Stat::of(s.iter().map(|x| x.disk_read_bytes_s())),
+        disk_write_bytes_s: Stat::of(s.iter().map(|x| x.disk_write_bytes_s())),
+        net_rx_bytes_s: Stat::of(s.iter().map(|x| x.net_rx_bytes_s())),
+        net_tx_bytes_s: Stat::of(s.iter().map(|x| x.net_tx_bytes_s())),
     }
 }
 
@@ -192,7 +222,12 @@ mod tests {
     #[test]
     fn a_sample_counts_as_load_only_when_its_span_lies_inside_the_window() {
         let (mut h, mut s) = run();
-        mark_phases(Some((&mut h, false)), Some((&mut s, false)), Some(WINDOW));
+        mark_phases(
+            Some((&mut h, false)),
+            Some((&mut s, false)),
+            None,
+            Some(WINDOW),
+        );
         let want = ["before", "before", "load", "load", "load", "load", "after"];
         assert_eq!(phases(&h, |x| x.phase), want);
         assert_eq!(phases(&s, |x| x.phase), want);
@@ -201,7 +236,12 @@ mod tests {
     #[test]
     fn the_disconnect_spike_is_in_no_summary_peak_or_alert() {
         let (mut h, mut s) = run();
-        mark_phases(Some((&mut h, false)), Some((&mut s, false)), Some(WINDOW));
+        mark_phases(
+            Some((&mut h, false)),
+            Some((&mut s, false)),
+            None,
+            Some(WINDOW),
+        );
         assert_eq!(server_summary(&s).tps.peak, 1000.0);
         assert_eq!(host_summary(&h).cpu_percent.peak, 50.0);
         let u = under_load(&h, 1.0).unwrap();
@@ -221,7 +261,12 @@ mod tests {
         // The host sample of tick 6 just before the stop, the server's just after it.
         h[5].t_s = 5.99;
         s[5].t_s = 6.01;
-        mark_phases(Some((&mut h, false)), Some((&mut s, false)), Some(WINDOW));
+        mark_phases(
+            Some((&mut h, false)),
+            Some((&mut s, false)),
+            None,
+            Some(WINDOW),
+        );
         assert_eq!((h[5].phase, s[5].phase), (Phase::After, Phase::After));
         assert_eq!(h[4].phase, Phase::Load);
     }
@@ -232,6 +277,7 @@ mod tests {
         let mut h = h.split_off(3);
         mark_phases(
             Some((&mut h, true)),
+            None,
             None,
             Some(Window {
                 start_s: 0.0,

@@ -1,13 +1,14 @@
 //! CSV files for spreadsheets: `summary.csv` (one row per query type + `all`),
 //! `timeseries.csv` (one row per interval) and `resources.csv` (one row per sampling tick). Columns are fixed; per-query-type columns of the time
-//! series follow the mix order.
+//! series follow the mix order; the per-core, and the server host's per-mode and per-device,
+//! columns of `resources.csv` come last, in name order.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 
 use super::model::{ConnectionsResult, LoadResult, QueryResult};
-use crate::monitor::model::{HostSample, Monitoring, ServerSample};
+use crate::monitor::model::{HostSample, Monitoring, ServerHostSample, ServerSample};
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
@@ -105,9 +106,10 @@ pub fn timeseries(load: &LoadResult) -> Result<Vec<u8>> {
     finish(w)
 }
 
-/// `resources.csv` contents: one row per sampling tick, host and server figures side by side
-/// (a cell is empty when that sampler has no sample for the tick), with its phase: `before`,
-/// `load` or `after` the measured load. Every row is kept so the idle baseline and the drain stay
+/// `resources.csv` contents: one row per sampling tick, host, server and server host
+/// (`--server-metrics`, columns `server_host_*`) figures side by side (a cell is empty when that
+/// sampler has no sample for the tick), with its phase: `before`, `load` or `after` the measured
+/// load. Every row is kept so the idle baseline and the drain stay
 /// visible; only `load` rows are the load's (the summaries in run.json use nothing else).
 pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -123,7 +125,20 @@ pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
         .flat_map(|h| &h.samples)
         .map(|s| (s.tick, s))
         .collect();
+    let agent: BTreeMap<u64, &ServerHostSample> = m
+        .server_host
+        .iter()
+        .flat_map(|h| &h.samples)
+        .map(|s| (s.tick, s))
+        .collect();
     let cores = host.values().map(|s| s.per_core.len()).max().unwrap_or(0);
+    let names = |f: fn(&ServerHostSample) -> Vec<&str>| -> Vec<String> {
+        let set: std::collections::BTreeSet<&str> = agent.values().flat_map(|s| f(s)).collect();
+        set.into_iter().map(str::to_string).collect()
+    };
+    let modes = names(|s| s.cpu_modes.keys().map(String::as_str).collect());
+    let disks = names(|s| s.disks.iter().map(|d| d.device.as_str()).collect());
+    let nics = names(|s| s.net.iter().map(|n| n.device.as_str()).collect());
     let mut header: Vec<String> = [
         "tick",
         "t_s",
@@ -151,24 +166,56 @@ pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
         "temp_bytes",
         "checkpoints",
         "wal_bytes_s",
+        "server_host_cpu_percent",
+        "server_host_memory_percent",
+        "server_host_load1",
+        "server_host_disk_iops",
+        "server_host_disk_read_bytes_s",
+        "server_host_disk_write_bytes_s",
+        "server_host_net_rx_bytes_s",
+        "server_host_net_tx_bytes_s",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     header.extend((0..cores).map(|i| format!("cpu{i}_percent")));
+    header.extend(modes.iter().map(|m| format!("server_host_cpu_{m}_percent")));
+    for d in &disks {
+        header.extend(
+            DISK_COLUMNS
+                .iter()
+                .map(|c| format!("server_host_disk_{d}_{c}")),
+        );
+    }
+    for n in &nics {
+        header.extend([
+            format!("server_host_net_{n}_rx_bytes_s"),
+            format!("server_host_net_{n}_tx_bytes_s"),
+        ]);
+    }
     w.write_record(&header)?;
     let f = |v: f64| format!("{v:.3}");
     let opt = |v: Option<String>| v.unwrap_or_default();
-    let ticks: std::collections::BTreeSet<u64> =
-        host.keys().chain(server.keys()).copied().collect();
+    let ticks: std::collections::BTreeSet<u64> = host
+        .keys()
+        .chain(server.keys())
+        .chain(agent.keys())
+        .copied()
+        .collect();
     for tick in ticks {
         let h = host.get(&tick);
         let s = server.get(&tick);
-        let t = h.map(|h| h.t_s).or(s.map(|s| s.t_s)).unwrap_or(0.0);
-        // Both samplers' samples of a tick share one phase (`Monitor::stop`).
+        let a = agent.get(&tick);
+        let t = h
+            .map(|h| h.t_s)
+            .or(s.map(|s| s.t_s))
+            .or(a.map(|a| a.t_s))
+            .unwrap_or(0.0);
+        // The samplers' samples of a tick share one phase (`Monitor::stop`).
         let phase = h
             .map(|h| h.phase)
             .or(s.map(|s| s.phase))
+            .or(a.map(|a| a.phase))
             .unwrap_or_default();
         let mut r = vec![tick.to_string(), f(t), phase.as_str().to_string()];
         r.extend([
@@ -195,12 +242,53 @@ pub fn resources(m: &Monitoring) -> Result<Vec<u8>> {
             opt(s.map(|s| s.temp_bytes.to_string())),
             opt(s.map(|s| s.checkpoints.to_string())),
             opt(s.and_then(|s| s.wal_bytes_s).map(f)),
+            opt(a.map(|a| f(a.cpu_percent))),
+            opt(a.map(|a| f(a.memory_percent))),
+            opt(a.and_then(|a| a.load).map(|l| f(l[0]))),
+            opt(a.map(|a| f(a.disk_iops()))),
+            opt(a.map(|a| f(a.disk_read_bytes_s()))),
+            opt(a.map(|a| f(a.disk_write_bytes_s()))),
+            opt(a.map(|a| f(a.net_rx_bytes_s()))),
+            opt(a.map(|a| f(a.net_tx_bytes_s()))),
         ]);
         r.extend((0..cores).map(|i| opt(h.and_then(|h| h.per_core.get(i)).map(|v| f(*v)))));
+        r.extend(
+            modes
+                .iter()
+                .map(|m| opt(a.and_then(|a| a.cpu_modes.get(m)).map(|v| f(*v)))),
+        );
+        for d in &disks {
+            let rates = a.and_then(|a| a.disks.iter().find(|x| &x.device == d));
+            r.extend([
+                opt(rates.map(|x| f(x.reads_s))),
+                opt(rates.map(|x| f(x.writes_s))),
+                opt(rates.map(|x| f(x.read_bytes_s))),
+                opt(rates.map(|x| f(x.write_bytes_s))),
+                opt(rates.and_then(|x| x.await_ms).map(f)),
+                opt(rates.map(|x| f(x.util_percent))),
+            ]);
+        }
+        for n in &nics {
+            let rates = a.and_then(|a| a.net.iter().find(|x| &x.device == n));
+            r.extend([
+                opt(rates.map(|x| f(x.rx_bytes_s))),
+                opt(rates.map(|x| f(x.tx_bytes_s))),
+            ]);
+        }
         w.write_record(&r)?;
     }
     finish(w)
 }
+
+/// The columns of each server host disk in `resources.csv`, in the order the cells are written.
+const DISK_COLUMNS: [&str; 6] = [
+    "reads_s",
+    "writes_s",
+    "read_bytes_s",
+    "write_bytes_s",
+    "await_ms",
+    "util_percent",
+];
 
 /// `pool_timeseries.csv`: the connection scenario's pool samples.
 pub fn pool_timeseries(c: &ConnectionsResult) -> Result<Vec<u8>> {

@@ -353,6 +353,36 @@ fn resources(s: &mut String, m: &Monitoring) {
             u.memory_peak_percent
         );
     }
+    if let Some(h) = &m.server_host {
+        let u = &h.summary;
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        let _ = if u.samples == 0 {
+            writeln!(
+                s,
+                "server host ({}): no sample under load ({} of {} scrapes failed)",
+                h.source, h.failed, h.scrapes
+            )
+        } else {
+            writeln!(
+                s,
+                "server host ({}): CPU mean {:.0}%, p95 {:.0}%, peak {:.0}% (iowait {:.0}%); memory \
+                 p95 {:.1}%; load1 peak {:.2}; disks {:.0} IO/s, read {:.1} MiB/s, write {:.1} \
+                 MiB/s; network rx {:.1} MiB/s, tx {:.1} MiB/s (means)",
+                h.source,
+                u.cpu_percent.mean,
+                u.cpu_percent.p95,
+                u.cpu_percent.peak,
+                u.iowait_percent.mean,
+                u.memory_percent.p95,
+                u.load1.peak,
+                u.disk_iops.mean,
+                mib(u.disk_read_bytes_s.mean),
+                mib(u.disk_write_bytes_s.mean),
+                mib(u.net_rx_bytes_s.mean),
+                mib(u.net_tx_bytes_s.mean)
+            )
+        };
+    }
     if let Some(sv) = &m.server {
         let t = &sv.totals;
         let _ = writeln!(

@@ -166,6 +166,8 @@ pub struct LoadOverrides {
     pub warmup: Option<Duration>,
     /// Query mix.
     pub mix: Option<String>,
+    /// The server host's node_exporter (`--server-metrics`).
+    pub server_metrics: Option<crate::monitor::MetricsUrl>,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -178,10 +180,11 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         opts.seed_if_missing,
     );
     q.print_summary = true;
+    let o = &opts.overrides;
     if let Some(m) = &mut q.monitor {
         m.announce = true;
+        m.server_metrics = o.server_metrics.clone();
     }
-    let o = &opts.overrides;
     if let Some(c) = o.clients {
         q.engine.clients = c;
     }
