@@ -160,6 +160,26 @@ fn result_dirs(results: &Path) -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// The real binary: a one-second `queries` load of one client on `dsn`, plus `extra`.
+fn short_load(dsn: &str, results: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec![
+        "queries",
+        "--dsn",
+        dsn,
+        "--mix",
+        "point=1",
+        "-c",
+        "1",
+        "-T",
+        "1",
+        "--no-monitor",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    common::run_pgstorm(&args)
+}
+
 fn read_doc(dir: &Path) -> RunDocument {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
 }
@@ -191,26 +211,18 @@ fn pre_and_post_sql_run_around_each_run_on_their_own_connection() {
     std::fs::write(&pre, log("pre")).unwrap();
     std::fs::write(&post, log("post")).unwrap();
     let results = tmp.path().join("results");
-    let (code, err) = common::run_pgstorm(&[
-        "queries",
-        "--dsn",
+    let (code, err) = short_load(
         &dsn,
-        "--mix",
-        "point=1",
-        "-c",
-        "2",
-        "-T",
-        "1",
-        "--no-monitor",
-        "--repeat",
-        "2",
-        "--pre-sql",
-        pre.to_str().unwrap(),
-        "--post-sql",
-        post.to_str().unwrap(),
-        "--results-dir",
-        results.to_str().unwrap(),
-    ]);
+        &results,
+        &[
+            "--repeat",
+            "2",
+            "--pre-sql",
+            pre.to_str().unwrap(),
+            "--post-sql",
+            post.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let rows: Vec<(String, i64)> = connect()
         .query(
@@ -248,24 +260,7 @@ fn a_failing_pre_sql_exits_3_before_any_load_and_a_failing_post_sql_only_warns()
     let bad = tmp.path().join("bad.sql");
     std::fs::write(&bad, "SELECT * FROM no_such_table;").unwrap();
     let results = tmp.path().join("results");
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "queries",
-            "--dsn",
-            &dsn,
-            "--mix",
-            "point=1",
-            "-c",
-            "1",
-            "-T",
-            "1",
-            "--no-monitor",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        common::run_pgstorm(&args)
-    };
+    let run = |extra: &[&str]| short_load(&dsn, &results, extra);
 
     let (code, err) = run(&["--pre-sql", bad.to_str().unwrap()]);
     assert_eq!(code, 3, "{err}");
