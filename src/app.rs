@@ -17,6 +17,7 @@ use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
 use crate::monitor::model::Thresholds;
 use crate::monitor::{MetricsUrl, MonitorConfig};
+use crate::scenarios::hygiene::{HygieneOptions, SqlFile};
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
 use crate::workload::builtin;
@@ -336,6 +337,26 @@ fn checked_mix(mix: &Option<String>) -> Result<String> {
     Ok(mix)
 }
 
+/// `--no-vacuum`, `--pre-sql`, `--post-sql`: the hook files are read now, so an unreadable one
+/// is an input error (exit 2) before any server is contacted.
+fn hygiene_options(
+    no_vacuum: bool,
+    pre_sql: &Option<String>,
+    post_sql: &Option<String>,
+) -> Result<HygieneOptions> {
+    Ok(HygieneOptions {
+        vacuum: !no_vacuum,
+        pre_sql: pre_sql
+            .as_deref()
+            .map(|f| SqlFile::read("--pre-sql", f))
+            .transpose()?,
+        post_sql: post_sql
+            .as_deref()
+            .map(|f| SqlFile::read("--post-sql", f))
+            .transpose()?,
+    })
+}
+
 fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
     ArchiveOptions {
         results_dir: PathBuf::from(results_dir),
@@ -405,6 +426,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         per_command: a.report_per_command,
         scale: a.scale,
         defines,
+        hygiene: hygiene_options(a.no_vacuum, &a.pre_sql, &a.post_sql)?,
         ..QueriesOptions::default()
     };
     if a.jobs.is_some() && (!o.mix.is_empty() || o.scripts.is_empty()) {
@@ -510,6 +532,7 @@ pub fn sweep_options(
             ..RateSearchOptions::default()
         }),
         bootstrap_replicates: a.bootstrap,
+        hygiene: hygiene_options(a.no_vacuum, &a.pre_sql, &a.post_sql)?,
         ..SweepOptions::default()
     };
     o.hardware.server_cores = a.server_cores;
@@ -540,6 +563,9 @@ pub fn sweep_fit_options(
         ),
         (a.slo.is_some(), "--slo"),
         (a.rate_search, "--rate-search"),
+        (a.no_vacuum, "--no-vacuum"),
+        (a.pre_sql.is_some(), "--pre-sql"),
+        (a.post_sql.is_some(), "--post-sql"),
     ] {
         if given {
             return Err(error::usage(format!(
@@ -693,6 +719,7 @@ fn suite_options(
         },
         advisor: advisor_options(a.all_schemas),
         thresholds,
+        hygiene: hygiene_options(a.no_vacuum, &a.pre_sql, &a.post_sql)?,
         profile,
         target: target_options(dsn_of!(a)?),
         archive: archive(
@@ -725,6 +752,7 @@ fn analyze_options(
         seed_if_missing: !a.no_seed,
         mix,
         protocol: a.protocol.parse()?,
+        hygiene: hygiene_options(a.no_vacuum, &a.pre_sql, &a.post_sql)?,
         ..QueriesOptions::default()
     };
     q.engine.clients = a.clients.get();

@@ -67,6 +67,17 @@ pub struct RunArgs {
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
+    /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
+    /// before each run, as pgbench -n
+    #[argh(switch, short = 'n')]
+    pub no_vacuum: bool,
+    /// SQL file run on a connection of its own before each run, after the vacuum and checkpoint
+    /// (if it fails, pgstorm exits 3 before any load)
+    #[argh(option)]
+    pub pre_sql: Option<String>,
+    /// SQL file run on a connection of its own after each run (if it fails: a warning, results kept)
+    #[argh(option)]
+    pub post_sql: Option<String>,
     /// run the suite N times, one result folder each plus a set folder for compare (default 1)
     #[argh(option, default = "1", from_str_fn(args::repeat))]
     pub repeat: u32,
@@ -149,6 +160,17 @@ pub struct AnalyzeArgs {
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
+    /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
+    /// before each run, as pgbench -n
+    #[argh(switch, short = 'n')]
+    pub no_vacuum: bool,
+    /// SQL file run on a connection of its own before each run, after the vacuum and checkpoint
+    /// (if it fails, pgstorm exits 3 before any load)
+    #[argh(option)]
+    pub pre_sql: Option<String>,
+    /// SQL file run on a connection of its own after each run (if it fails: a warning, results kept)
+    #[argh(option)]
+    pub post_sql: Option<String>,
     /// label of the result folder (default: analyze)
     #[argh(option, default = "String::from(\"analyze\")")]
     pub label: String,
@@ -273,6 +295,17 @@ pub struct QueriesArgs {
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
+    /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
+    /// before each run, as pgbench -n
+    #[argh(switch, short = 'n')]
+    pub no_vacuum: bool,
+    /// SQL file run on a connection of its own before each run, after the vacuum and checkpoint
+    /// (if it fails, pgstorm exits 3 before any load)
+    #[argh(option)]
+    pub pre_sql: Option<String>,
+    /// SQL file run on a connection of its own after each run (if it fails: a warning, results kept)
+    #[argh(option)]
+    pub post_sql: Option<String>,
     /// label of the result folder (default: queries)
     #[argh(option, default = "String::from(\"queries\")")]
     pub label: String,
@@ -674,6 +707,17 @@ pub struct SweepArgs {
     /// fail instead of seeding when the pgstorm dataset is missing
     #[argh(switch)]
     pub no_seed: bool,
+    /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
+    /// before each run, as pgbench -n
+    #[argh(switch, short = 'n')]
+    pub no_vacuum: bool,
+    /// SQL file run on a connection of its own before each run, after the vacuum and checkpoint
+    /// (if it fails, pgstorm exits 3 before any load)
+    #[argh(option)]
+    pub pre_sql: Option<String>,
+    /// SQL file run on a connection of its own after each run (if it fails: a warning, results kept)
+    #[argh(option)]
+    pub post_sql: Option<String>,
     /// label of the result folder (default: sweep)
     #[argh(option, default = "String::from(\"sweep\")")]
     pub label: String,

@@ -329,6 +329,7 @@ mod tests {
             meets_slo: meets,
             usl_tps: None,
             warnings: Vec::new(),
+            hygiene: None,
         }
     }
 

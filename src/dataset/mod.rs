@@ -23,6 +23,7 @@ mod schema;
 use chrono::{DateTime, Utc};
 
 pub use load::{seed, seed_with, Progress};
+pub(crate) use schema::DATASET_TABLES;
 pub use schema::{claim_schema, clean, status, table_counts};
 
 /// The schema pgstorm owns in the target database.

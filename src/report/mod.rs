@@ -10,6 +10,7 @@ pub mod csv_out;
 pub mod findings;
 pub mod hlog;
 pub mod html;
+pub mod hygiene;
 pub mod index;
 pub mod isolation;
 pub mod merge;

@@ -65,6 +65,10 @@ pub struct RunDocument {
     /// The concurrency sweep (`pgstorm sweep`), when one ran.
     #[serde(default)]
     pub sweep: Option<SweepSection>,
+    /// Vacuum, checkpoint, resets and `--pre-sql`/`--post-sql` hooks around the run, when any
+    /// were considered (absent in documents written before run hygiene existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hygiene: Option<super::hygiene::HygieneSection>,
     /// Measurement-quality warnings: read them before trusting a figure.
     pub warnings: Vec<Warning>,
     /// Host and server resource samples over the run, their summaries and alerts (absent with

@@ -87,6 +87,10 @@ pub struct SweepLevel {
     pub usl_tps: Option<f64>,
     /// Measurement-quality warnings of this level.
     pub warnings: Vec<Warning>,
+    /// Vacuum and checkpoint before this level, from the second level on (the first level's,
+    /// with the `--pre-sql` hook, is the document's `hygiene`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hygiene: Option<super::hygiene::HygieneSection>,
 }
 
 /// The fitted Universal Scalability Law X(N) = λN / (1 + σ(N−1) + κN(N−1)).

@@ -48,15 +48,23 @@ pub fn run_with(
 ) -> Result<Outcome> {
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
     crate::dataset::ensure(&mut session.admin, !opts.queries.seed_if_missing, &mut say)?;
-    let before = analysis::begin(&mut session.admin, opts.advisor).map_err(|e| {
-        crate::error::target(format!(
-            "cannot read the statistics views of {}: {}; the advisor needs pg_stat_* read access \
-             (e.g. GRANT pg_read_all_stats TO <role>)",
-            session.target.display,
-            crate::target::one_line(&e)
-        ))
+    // The snapshot follows the run's vacuum and checkpoint, so their reads are not load.
+    let mut before = None;
+    let mut m = queries::measure_with(session, &opts.queries, &mut |session| {
+        before = Some(
+            analysis::begin(&mut session.admin, opts.advisor).map_err(|e| {
+                crate::error::target(format!(
+                    "cannot read the statistics views of {}: {}; the advisor needs pg_stat_* \
+                     read access (e.g. GRANT pg_read_all_stats TO <role>)",
+                    session.target.display,
+                    crate::target::one_line(&e)
+                ))
+            })?,
+        );
+        Ok(())
     })?;
-    let mut m = queries::measure(session, &opts.queries)?;
+    let before =
+        before.ok_or_else(|| anyhow::anyhow!("the load ran without the advisor's snapshot"))?;
     m.doc.scenario = scenario.to_string();
     if m.complete() {
         eprintln!("pgstorm: analyzing statistics and plans of the workload");
@@ -78,5 +86,5 @@ pub fn run_with(
     if let Some(t) = &opts.criteria {
         m.doc.criteria = Some(criteria::evaluate(&m.doc, t));
     }
-    queries::archive_and_print(m, &opts.queries)
+    queries::finish(session, m, &opts.queries)
 }

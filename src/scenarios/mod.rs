@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod connections;
+pub mod hygiene;
 pub mod isolation;
 pub mod queries;
 pub mod session;

@@ -5,7 +5,9 @@
 //! refuses a run the server cannot hold before any worker connects; the server's own
 //! transaction counters are read around the load and stored beside the client's count; a run
 //! cut short still writes its (flagged) result first, then reports its exit code: 4 when a
-//! load thread panicked, 3 when the target was lost, 130 when interrupted.
+//! load thread panicked, 3 when the target was lost, 130 when interrupted. Every run, each of a
+//! `--repeat` set included, starts with the run hygiene of [`super::hygiene`] (vacuum,
+//! checkpoint, the `--pre-sql` hook) and ends with its `--post-sql` hook before it is archived.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::hygiene::{self, HygieneOptions};
 use super::session::{Session, TargetOptions};
 use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
 use crate::monitor::model::Window;
@@ -66,6 +69,8 @@ pub struct QueriesOptions {
     pub monitor: Option<MonitorConfig>,
     /// Hold the load until this moment (`--start-at`), so several load machines start together.
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Vacuum, checkpoint and resets before each run, and the `--pre-sql`/`--post-sql` hooks.
+    pub hygiene: HygieneOptions,
 }
 
 /// What a scenario produced.
@@ -112,6 +117,7 @@ impl Default for QueriesOptions {
             defines: Vec::new(),
             monitor: Some(MonitorConfig::default()),
             start_at: None,
+            hygiene: HygieneOptions::default(),
         }
     }
 }
@@ -165,7 +171,7 @@ pub fn repeat_with(
         if m.complete() {
             extend(session, i, &mut m)?;
         }
-        outcomes.push(archive_and_print(m, &o)?);
+        outcomes.push(finish(session, m, &o)?);
     }
     let set = if repeat > 1 {
         let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
@@ -215,7 +221,13 @@ fn wait_until(at: chrono::DateTime<chrono::Utc>) -> Result<()> {
 /// Runs the scenario on an existing session (used by `pgstorm run` to chain scenarios).
 pub fn run_on(session: &mut Session, opts: &QueriesOptions) -> Result<Outcome> {
     let measured = measure(session, opts)?;
-    archive_and_print(measured, opts)
+    finish(session, measured, opts)
+}
+
+/// Runs the `--post-sql` hook after a measured run, then archives it ([`archive_and_print`]).
+pub fn finish(session: &mut Session, mut m: Measured, opts: &QueriesOptions) -> Result<Outcome> {
+    hygiene::after_run(session, &opts.hygiene, &mut m.doc);
+    archive_and_print(m, opts)
 }
 
 /// A measured load whose document is not archived yet, so later steps (the advisor, the
@@ -241,6 +253,16 @@ impl Measured {
 
 /// Runs the load and builds its document, without archiving it.
 pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured> {
+    measure_with(session, opts, &mut |_| Ok(()))
+}
+
+/// [`measure`] with `before_load` called after the run's hygiene and pre-sql hook, right before
+/// the load, so a caller's "before" reading (the advisor's snapshot) sees neither.
+pub fn measure_with(
+    session: &mut Session,
+    opts: &QueriesOptions,
+    before_load: &mut dyn FnMut(&mut Session) -> Result<()>,
+) -> Result<Measured> {
     let unpinned;
     let opts = if opts.engine.pin && session.target.is_local() {
         // Measured on a 2-core host (scripts/bench-vs-pgbench.sh, 7 alternating repetitions):
@@ -324,7 +346,12 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     entries.extend(load_scripts(session, opts)?);
     let mut workload = Workload::new(entries, opts.protocol, data)?;
     workload.per_command = opts.per_command;
+    let tables = hygiene::workload_tables(!mix.is_empty(), !opts.scripts.is_empty());
+    let section = hygiene::before_run(session, &opts.hygiene, &tables)?;
+    before_load(session)?;
     let mut m = measure_workload(session, opts, Arc::new(workload))?;
+    m.doc.warnings.extend(hygiene::step_warnings(&section));
+    m.doc.hygiene = Some(section);
     m.doc.dataset = marker.map(|marker| DatasetInfo {
         scale: marker.scale,
         seed: marker.seed,

@@ -176,6 +176,7 @@ impl Session {
             isolation: None,
             connections: None,
             sweep: None,
+            hygiene: None,
             warnings: Vec::new(),
             monitoring: None,
             analysis: None,

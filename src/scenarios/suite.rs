@@ -5,7 +5,8 @@
 //! transactions, the seed's sizes, in the query load's document; then the connection ramp to 500
 //! held for 5 minutes). The connection scenario archives its own result folder (its label ends
 //! in `-connections`). Scenarios added later plug in here, in order, on the same
-//! session; the exit code is 1 when an evaluated success criterion fails.
+//! session; the exit code is 1 when an evaluated success criterion fails. Each run of the query
+//! load starts with the run hygiene (vacuum, checkpoint, `--pre-sql`) of `super::hygiene`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use anyhow::Result;
 
 use super::analyze::{self, AnalyzeOptions};
 use super::connections::{self, ConnectionsOptions};
+use super::hygiene::HygieneOptions;
 use super::isolation::{self, IsolationOptions};
 use super::queries::{self, ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
@@ -153,6 +155,8 @@ pub struct SuiteOptions {
     pub advisor: AdvisorOptions,
     /// Success-criteria thresholds.
     pub thresholds: Thresholds,
+    /// Vacuum, checkpoint and resets before each run of the load, and the hooks around it.
+    pub hygiene: HygieneOptions,
 }
 
 /// Changes to a profile's load given on the command line.
@@ -198,6 +202,7 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         q.mix = m.clone();
     }
     q.start_at = opts.start_at;
+    q.hygiene = opts.hygiene.clone();
     // The connection scenario runs first, once: it archives its own folder (pool time series,
     // ramp steps) and its section is embedded in the suite's document, where the connection
     // criteria read it.

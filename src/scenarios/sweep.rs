@@ -5,7 +5,10 @@
 //! Invariants: all input is validated and preflight passes for the largest level before the first
 //! load; each level (and each rate probe) gets its own pool, opened before its clock starts and
 //! gone before the next opens; a level that cannot run ends the sweep but keeps the levels that
-//! did; an interrupted sweep still writes what ran, then reports exit 130.
+//! did; an interrupted sweep still writes what ran, then reports exit 130. Each level starts
+//! vacuumed and checkpointed (as pgbench-tools starts each client count), so a level does not
+//! inherit the dead rows of the one before; the `--pre-sql` hook runs before the first level and
+//! `--post-sql` after the last load (rate probes included).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::hygiene::{self, HygieneOptions};
 use super::queries::{self, ArchiveOptions, Outcome, QueriesOptions};
 use super::session::{Session, TargetOptions};
 use crate::analysis::pool_size::{self, Hardware};
@@ -57,6 +61,8 @@ pub struct SweepOptions {
     pub bootstrap_replicates: usize,
     /// Print the sweep table to stdout.
     pub print_summary: bool,
+    /// Vacuum and checkpoint before each level, and the `--pre-sql`/`--post-sql` hooks.
+    pub hygiene: HygieneOptions,
 }
 
 impl Default for SweepOptions {
@@ -80,6 +86,7 @@ impl Default for SweepOptions {
             hardware: Hardware::default(),
             bootstrap_replicates: 1000,
             print_summary: true,
+            hygiene: HygieneOptions::default(),
         }
     }
 }
@@ -238,6 +245,8 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         cpus: doc.host.cpus,
     };
 
+    let tables = hygiene::workload_tables(true, false);
+    let mut first_hygiene = None;
     let mut levels = Vec::new();
     let mut interrupted = false;
     let mut stopped: Option<Warning> = None;
@@ -253,7 +262,13 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
             opts.engine.warmup.as_secs_f64(),
             opts.engine.duration.map(|d| d.as_secs_f64()).unwrap_or(0.0)
         );
-        let (out, q) = match bench.load(n, None) {
+        let level_hygiene = HygieneOptions {
+            pre_sql: opts.hygiene.pre_sql.clone().filter(|_| i == 0),
+            post_sql: None,
+            ..opts.hygiene.clone()
+        };
+        let prepared = hygiene::before_run(bench.session, &level_hygiene, &tables);
+        let (section, (out, q)) = match prepared.and_then(|s| Ok((s, bench.load(n, None)?))) {
             Ok(r) => r,
             Err(e) if !levels.is_empty() && was_interrupted(&e) => {
                 interrupted = true;
@@ -274,7 +289,13 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
             }
             Err(e) => return Err(e),
         };
-        let level = level_of(&doc, &out, &workload, &q, bench.cpus, opts.slo.as_ref());
+        let mut level = level_of(&doc, &out, &workload, &q, bench.cpus, opts.slo.as_ref());
+        level.warnings.extend(hygiene::step_warnings(&section));
+        if i == 0 {
+            first_hygiene = Some(section);
+        } else {
+            level.hygiene = Some(section);
+        }
         eprintln!("pgstorm:   {}", sweep_out::level_line(&level));
         levels.push(level);
         if out.interrupted {
@@ -372,6 +393,8 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         }),
     }
     doc.warnings = warnings;
+    doc.hygiene = first_hygiene;
+    hygiene::after_run(bench.session, &opts.hygiene, &mut doc);
     let dir = archive::write(&opts.archive.results_dir, &mut doc, &extra)?;
     if opts.print_summary {
         print!("{}", sweep_out::render(&doc));
@@ -417,6 +440,7 @@ fn level_of(
         client_cpu_share: load.client.cpu_share_of_host,
         usl_tps: None,
         warnings,
+        hygiene: None,
     }
 }
 

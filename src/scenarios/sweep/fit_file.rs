@@ -171,6 +171,7 @@ fn level_of(p: &FilePoint) -> SweepLevel {
         meets_slo: None,
         usl_tps: None,
         warnings: Vec::new(),
+        hygiene: None,
     }
 }
 
