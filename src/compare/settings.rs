@@ -23,6 +23,10 @@ const VERSION: &str = "Version";
 const EXTENSIONS: &str = "Extensions";
 /// The category of settings read from a result that holds only the tuning-relevant ones.
 const OLDER: &str = "Settings (older result: tuning-relevant only)";
+/// The category of a setting no stored row names (at its default on the only side that has it).
+const OTHER: &str = "Other";
+/// How a setting shows when it is at its built-in default and no row says what that is.
+const DEFAULT: &str = "default";
 
 /// A setting (or the server version, or an extension) that differs between the two sides.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -42,11 +46,6 @@ pub struct SettingChange {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pending_restart_b: bool,
 }
-
-/// The category of a setting no stored row names (at its default on the only side that has it).
-const OTHER: &str = "Other";
-/// How a setting shows when it is at its built-in default and no row says what that is.
-const DEFAULT: &str = "default";
 
 /// One side's value of a setting: none when its server has no such setting (`has`); else its own
 /// row's value; else, being at the built-in default, the other side's `boot_val`.
