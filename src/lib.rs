@@ -21,6 +21,7 @@ pub mod results_app;
 pub mod rng;
 pub mod sandbox;
 pub mod scenarios;
+pub mod server_snapshot;
 pub mod target;
 pub mod wire;
 pub mod workload;

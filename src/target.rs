@@ -699,8 +699,14 @@ pub struct ServerInfo {
     pub connections_in_use: i64,
     /// Whether the connecting role is a superuser (it may use the reserved slots).
     pub superuser: bool,
-    /// Tuning-relevant settings as `current_setting()` shows them (units included).
+    /// Tuning-relevant settings ([`SNAPSHOT_SETTINGS`]) as `current_setting()` shows them (units
+    /// included): the quick view for index.csv and the advisor, and all that results archived by
+    /// versions before the whole snapshot hold.
     pub settings: BTreeMap<String, String>,
+    /// The whole configuration (every non-default setting, the names of all, extensions, host
+    /// facts): what compare diffs; absent in results of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<crate::server_snapshot::ServerSnapshot>,
 }
 
 impl ServerInfo {
@@ -715,7 +721,7 @@ impl ServerInfo {
     }
 }
 
-/// Settings snapshotted into every result, so a comparison can show what changed.
+/// Settings every result shows as `current_setting()` does (see [`ServerInfo::settings`]).
 pub const SNAPSHOT_SETTINGS: &[&str] = &[
     "shared_buffers",
     "work_mem",
@@ -752,7 +758,7 @@ pub const SNAPSHOT_SETTINGS: &[&str] = &[
     "default_transaction_isolation",
 ];
 
-/// Reads version, connection limits and the settings snapshot.
+/// Reads version, connection limits, the tuning-relevant settings and the whole snapshot.
 pub fn server_info(client: &mut Client) -> Result<ServerInfo, postgres::Error> {
     let row = client.query_one(
         "SELECT current_setting('server_version'),
@@ -780,6 +786,7 @@ pub fn server_info(client: &mut Client) -> Result<ServerInfo, postgres::Error> {
         connections_in_use: row.get(4),
         superuser: row.get::<_, Option<bool>>(5).unwrap_or(false),
         settings,
+        snapshot: Some(crate::server_snapshot::read(client)?),
     })
 }
 
@@ -1007,6 +1014,7 @@ mod tests {
             connections_in_use: 1,
             superuser: false,
             settings: BTreeMap::new(),
+            snapshot: None,
         };
         assert!(check_capacity(&info, 90, 1, "t").is_ok());
         let err = check_capacity(&info, 500, 1, "t").unwrap_err();

@@ -15,7 +15,9 @@ pub mod drift;
 pub mod exact;
 pub mod load;
 pub mod render;
+pub mod settings;
 pub mod stats;
+pub mod units;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,7 @@ use serde::Serialize;
 
 use crate::report::model::{IntervalPoint, QueryResult, RunDocument};
 pub use load::{load_side, Side};
+pub use settings::SettingChange;
 
 /// A measured figure compared between the two sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,17 +183,6 @@ pub struct ScopeDelta {
     pub metrics: Vec<MetricDelta>,
 }
 
-/// A setting whose value differs between the two sides.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SettingChange {
-    /// Setting name (or `server_version`).
-    pub name: String,
-    /// Value on A (null: not in A's snapshot).
-    pub a: Option<String>,
-    /// Value on B.
-    pub b: Option<String>,
-}
-
 /// Summary of one side.
 #[derive(Debug, Clone, Serialize)]
 pub struct SideInfo {
@@ -217,7 +209,8 @@ pub struct Comparison {
     pub level: f64,
     /// Lines tested on run-level values, over which the p-values were adjusted.
     pub lines_tested: usize,
-    /// Settings that differ (the change under test), server version included.
+    /// Settings that differ (the change under test), grouped by category, server version and
+    /// extensions included.
     pub settings_diff: Vec<SettingChange>,
     /// Reasons the comparison may be unfair or weak.
     pub warnings: Vec<String>,
@@ -436,30 +429,9 @@ pub fn judge(lines: &[RunLine], opts: &CompareOptions) -> Vec<MetricDelta> {
         .collect()
 }
 
-/// Settings (and the server version) that differ between the first runs of the two sides.
+/// Settings, server version and extensions that differ between two runs (see [`settings`]).
 pub fn settings_diff(a: &RunDocument, b: &RunDocument) -> Vec<SettingChange> {
-    let (sa, sb) = (&a.target.server, &b.target.server);
-    let mut out = Vec::new();
-    if sa.server_version != sb.server_version {
-        out.push(SettingChange {
-            name: "server_version".into(),
-            a: Some(sa.server_version.clone()),
-            b: Some(sb.server_version.clone()),
-        });
-    }
-    let names: std::collections::BTreeSet<&String> =
-        sa.settings.keys().chain(sb.settings.keys()).collect();
-    for n in names {
-        let (va, vb) = (sa.settings.get(n), sb.settings.get(n));
-        if va != vb {
-            out.push(SettingChange {
-                name: n.clone(),
-                a: va.cloned(),
-                b: vb.cloned(),
-            });
-        }
-    }
-    out
+    settings::diff(&a.target.server, &b.target.server)
 }
 
 fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument], level: f64) -> Vec<String> {
@@ -536,6 +508,7 @@ fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument], level: f64) -> Vec<
         }
         _ => w.push("one side has no query load: only settings can be compared".into()),
     }
+    w.extend(settings::warnings(&fa.target.server, &fb.target.server));
     for (side, runs) in [("A", a), ("B", b)] {
         for d in runs {
             if d.interrupted {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Basis, Comparison, Metric, MetricDelta, Verdict};
+use super::{Basis, Comparison, Metric, MetricDelta, SettingChange, Verdict};
 
 /// The verdict in words, e.g. `slower`, `more errors`, `slower (hint)`; "no significant change"
 /// on runs says the smallest change the runs could have shown, so it is not read as "the same".
@@ -95,6 +95,35 @@ fn setting_value(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("(absent)")
 }
 
+/// What a setting's line adds when a restart is pending on a side: the value in effect is then
+/// not the one in the file.
+fn pending_note(d: &SettingChange) -> String {
+    let sides: Vec<&str> = [("A", d.pending_restart_a), ("B", d.pending_restart_b)]
+        .into_iter()
+        .filter_map(|(side, p)| p.then_some(side))
+        .collect();
+    if sides.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  [pending restart on {}: changed in the file but not in effect]",
+            sides.join(" and ")
+        )
+    }
+}
+
+/// The settings diff, one heading per category.
+fn grouped(c: &Comparison) -> Vec<(&str, Vec<&SettingChange>)> {
+    let mut groups: Vec<(&str, Vec<&SettingChange>)> = Vec::new();
+    for d in &c.settings_diff {
+        match groups.last_mut() {
+            Some((cat, items)) if *cat == d.category => items.push(d),
+            _ => groups.push((d.category.as_str(), vec![d])),
+        }
+    }
+    groups
+}
+
 /// The terminal table.
 pub fn text(c: &Comparison) -> String {
     let mut s = String::new();
@@ -104,14 +133,18 @@ pub fn text(c: &Comparison) -> String {
         let _ = writeln!(s, "settings: identical snapshots");
     } else {
         let _ = writeln!(s, "settings changed (A -> B):");
-        for d in &c.settings_diff {
-            let _ = writeln!(
-                s,
-                "  {:<32} {} -> {}",
-                d.name,
-                setting_value(&d.a),
-                setting_value(&d.b)
-            );
+        for (category, items) in grouped(c) {
+            let _ = writeln!(s, "  {category}");
+            for d in items {
+                let _ = writeln!(
+                    s,
+                    "    {:<32} {} -> {}{}",
+                    d.name,
+                    setting_value(&d.a),
+                    setting_value(&d.b),
+                    pending_note(d)
+                );
+            }
         }
     }
     for w in &c.warnings {
@@ -154,14 +187,18 @@ pub fn markdown(c: &Comparison) -> String {
         let _ = writeln!(s, "Settings: identical snapshots.\n");
     } else {
         let _ = writeln!(s, "| setting | A | B |\n|---|---|---|");
-        for d in &c.settings_diff {
-            let _ = writeln!(
-                s,
-                "| `{}` | {} | {} |",
-                d.name,
-                setting_value(&d.a),
-                setting_value(&d.b)
-            );
+        for (category, items) in grouped(c) {
+            let _ = writeln!(s, "| **{category}** | | |");
+            for d in items {
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {}{} |",
+                    d.name,
+                    setting_value(&d.a),
+                    setting_value(&d.b),
+                    pending_note(d)
+                );
+            }
         }
         s.push('\n');
     }
