@@ -138,14 +138,13 @@ pub struct SessionSecurity {
 }
 
 impl SessionSecurity {
-    /// Reads it for the session of `client`, connected with `config` through `connector`: TLS from
-    /// the server's `pg_stat_ssl`, the identity from `system_user` where the server has it, and
-    /// the password exchange from one short probe connection over pgstorm's own wire protocol code,
-    /// the only place a client learns what the server asked for.
+    /// Reads it for the session of `client`, connected through `connector`: TLS from the
+    /// server's `pg_stat_ssl` and the identity from `system_user` where the server has it.
+    /// `auth_exchange` is left for [`SessionSecurity::probe_auth_exchange`], which costs a
+    /// connection and so runs only once preflight has accepted the run.
     pub fn read(
         client: &mut Client,
         connector: &Connector,
-        config: &Config,
         server_version_num: i32,
     ) -> Result<SessionSecurity, postgres::Error> {
         let row = client.query_one(
@@ -158,17 +157,23 @@ impl SessionSecurity {
         } else {
             None
         };
-        let auth_exchange = crate::wire::WireConn::connect(config, connector, "")
-            .ok()
-            .map(|probe| probe.auth_exchange().name().to_string());
         Ok(SessionSecurity {
             sslmode: connector.settings().mode.name().to_string(),
             tls_version: row.get(0),
             tls_cipher: row.get(1),
             auth,
-            auth_exchange,
+            auth_exchange: None,
             client_dn: row.get(2),
         })
+    }
+
+    /// The password exchange the server asks of `config`'s role, learnt from one short probe
+    /// connection over pgstorm's own wire protocol code (the only place a client sees what the
+    /// server asked for). None when the probe fails: that is not a reason to fail a run.
+    pub fn probe_auth_exchange(connector: &Connector, config: &Config) -> Option<String> {
+        crate::wire::WireConn::connect(config, connector, "")
+            .ok()
+            .map(|probe| probe.auth_exchange().name().to_string())
     }
 
     /// "TLS 1.3" or "plaintext", for headers.

@@ -886,13 +886,17 @@ fn the_authentication_exchange_is_recorded_on_every_server_version() {
             .unwrap();
         let mut c = target.connect().unwrap();
         let version: String = c.query_one("SHOW server_version_num", &[]).unwrap().get(0);
-        pgstorm::connector::SessionSecurity::read(
+        let mut security = pgstorm::connector::SessionSecurity::read(
             &mut c,
             &target.connector,
-            &target.config,
             version.parse().unwrap(),
         )
-        .unwrap()
+        .unwrap();
+        security.auth_exchange = pgstorm::connector::SessionSecurity::probe_auth_exchange(
+            &target.connector,
+            &target.config,
+        );
+        security
     };
     let scram = security("user=scramuser password=scram-s3cret");
     assert_eq!(scram.auth_exchange.as_deref(), Some("SCRAM-SHA-256-PLUS"));

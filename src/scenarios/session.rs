@@ -56,6 +56,9 @@ pub struct Session {
     pub server: ServerInfo,
     /// How the admin session is protected (the load's sessions use the same connector).
     pub security: SessionSecurity,
+    /// The password exchange, probed once when the first document is made (after preflight,
+    /// so a refused run opens no connection beyond preflight's own).
+    auth_exchange: std::sync::OnceLock<Option<String>>,
     /// The sandbox, when pgstorm started one (declared last: dropped after the connection).
     pub sandbox: Option<Sandbox>,
 }
@@ -111,30 +114,26 @@ impl Session {
                 target::one_line(&e)
             ))
         })?;
-        let security = SessionSecurity::read(
-            &mut admin,
-            &target.connector,
-            &admin_cfg,
-            server.server_version_num,
-        )
-        .map_err(|e| {
-            crate::error::target(format!(
-                "connected to {} but cannot read pg_stat_ssl: {}",
-                target.display,
-                target::one_line(&e)
-            ))
-        })?;
+        let security =
+            SessionSecurity::read(&mut admin, &target.connector, server.server_version_num)
+                .map_err(|e| {
+                    crate::error::target(format!(
+                        "connected to {} but cannot read pg_stat_ssl: {}",
+                        target.display,
+                        target::one_line(&e)
+                    ))
+                })?;
         eprintln!(
-            "pgstorm: connected over {} (sslmode={}, authentication: {})",
+            "pgstorm: connected over {} (sslmode={})",
             security.describe(),
-            security.sslmode,
-            security.auth_exchange.as_deref().unwrap_or("unknown")
+            security.sslmode
         );
         Ok(Session {
             target,
             admin,
             server,
             security,
+            auth_exchange: std::sync::OnceLock::new(),
             sandbox,
         })
     }
@@ -169,7 +168,17 @@ impl Session {
                 source: self.target.source,
                 local: self.target.is_local(),
                 server: self.server.clone(),
-                security: Some(self.security.clone()),
+                security: Some(SessionSecurity {
+                    auth_exchange: self
+                        .auth_exchange
+                        .get_or_init(|| {
+                            let mut config = self.target.config.clone();
+                            config.application_name("pgstorm-monitor");
+                            SessionSecurity::probe_auth_exchange(&self.target.connector, &config)
+                        })
+                        .clone(),
+                    ..self.security.clone()
+                }),
             },
             dataset: None,
             load: None,
