@@ -147,6 +147,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     shared.start = clock.start;
     shared.end = clock.end;
     let shared = Arc::new(shared);
+    let mut txlogs = super::open_txlogs(cfg, threads, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, threads)?;
     let cpu_before = crate::proc_stats::cpu_time();
     let mut per_thread: Vec<Vec<(usize, WireConn)>> = (0..threads).map(|_| Vec::new()).collect();
@@ -164,7 +165,8 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
             collector.tx.clone(),
             collector.recycle.clone(),
         )
-        .open_loop(cfg.rate.is_some());
+        .open_loop(cfg.rate.is_some())
+        .pgbench_options(cfg.latency_limit, txlogs[tid].take());
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
         let rec = rec.serving(mine.len());
         (format!("pgstorm-j{tid}"), move || {

@@ -377,10 +377,15 @@ impl Thread {
                         }
                         c.next_at = None;
                         c.intended = Some(at);
+                        c.kind = shared.workload.pick(&mut c.rng);
+                        if self.rec.skip_late(c.id, c.kind, at, now) {
+                            c.done += 1;
+                            continue;
+                        }
                     } else {
                         c.intended = None;
+                        c.kind = shared.workload.pick(&mut c.rng);
                     }
-                    c.kind = shared.workload.pick(&mut c.rng);
                     c.started = now;
                     c.saved_rng = c.rng.clone();
                     c.tries = 1;
