@@ -412,11 +412,6 @@ fn pgbench_info(a: &cli::QueriesArgs) -> Result<Option<String>> {
 fn refused_pgbench_options(a: &cli::QueriesArgs) -> Result<()> {
     let refused = [
         (
-            a.connect,
-            "-C (a new connection per transaction): pgstorm queries keeps its connections; \
-             measure connection setup with pgstorm connections --storm",
-        ),
-        (
             a.vacuum_all,
             "-v (vacuum all four tables first): run VACUUM ANALYZE on pgbench's tables \
              yourself, or initialize them again with pgstorm seed --pgbench",
@@ -596,6 +591,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         .map(|ms| Duration::from_secs_f64(ms / 1000.0));
     e.txlog = txlog;
     e.progress_timestamp = a.progress_timestamp;
+    e.connect_each = a.connect;
     if a.max_tries == 0 && a.transactions.is_some() {
         return Err(error::usage(
             "--max-tries 0 (retry until the run ends) needs -T, not -t",

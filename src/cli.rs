@@ -250,7 +250,7 @@ pub struct QueriesArgs {
     /// pgbench -n: accepted; pgstorm does not vacuum before a run
     #[argh(switch, short = 'n')]
     pub no_vacuum: bool,
-    /// pgbench -C: refused; a new connection per operation is `pgstorm connections --storm`
+    /// pgbench -C: a new connection for every transaction (connect times in their own histogram)
     #[argh(switch, short = 'C')]
     pub connect: bool,
     /// pgbench -v: refused; vacuum pgbench's tables yourself before the run

@@ -86,6 +86,8 @@ pub struct EngineConfig {
     pub latency_limit: Option<Duration>,
     /// pgbench's `-l`: the transaction log ([`txlog`]).
     pub txlog: Option<txlog::TxLogConfig>,
+    /// pgbench's `-C`: a new connection for every transaction, closed after it (both drivers).
+    pub connect_each: bool,
     /// pgbench's `--progress-timestamp`: progress lines carry Unix time, not time since start.
     pub progress_timestamp: bool,
 }
@@ -202,20 +204,35 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let per_worker = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(clients * per_worker);
     limit_malloc_arenas();
-    let pool = pool::Pool::open(
-        target,
-        workload.clone(),
-        &pool::PoolSettings {
-            size: cfg.clients.max(1),
-            statement_timeout: cfg.statement_timeout,
-            ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
-        },
-    )?;
+    let (source, counters) = if cfg.connect_each {
+        let counters = Arc::new(pool::PoolCounters::new());
+        let manager = pool::ConnManager::new(
+            target,
+            workload.clone(),
+            cfg.statement_timeout,
+            counters.clone(),
+        );
+        (
+            worker::Source::ConnectEach(Box::new(manager), counters.clone()),
+            counters,
+        )
+    } else {
+        let pool = pool::Pool::open(
+            target,
+            workload.clone(),
+            &pool::PoolSettings {
+                size: cfg.clients.max(1),
+                statement_timeout: cfg.statement_timeout,
+                ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+            },
+        )?;
+        (worker::Source::Pool(pool.pool), pool.counters)
+    };
 
     let clock = RunClock::new(cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(worker::Shared {
-        pool: pool.pool.clone(),
+        source,
         checkout_timeout: cfg.checkout_timeout,
         workload: workload.clone(),
         stop: stop.clone(),
@@ -245,9 +262,9 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         );
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
-    let finish = collector.finish(&clock, handles, &stop, &pool.counters, cpu_before)?;
+    let finish = collector.finish(&clock, handles, &stop, &counters, cpu_before)?;
     // Read after the run: r2d2 replaces broken connections while it goes on.
-    Ok(finish.output(workload.names(), &pool.counters, sigfig))
+    Ok(finish.output(workload.names(), &counters, sigfig))
 }
 
 /// The transaction logs of `threads` load threads serving `clients` clients (`-l`), one per

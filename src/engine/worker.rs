@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use r2d2::ManageConnection;
 
 use super::pool::{self, ConnManager};
 use super::schedule::Arrivals;
@@ -31,9 +32,43 @@ pub enum Arrival {
     Poisson,
 }
 
+/// Where a worker's connections come from.
+pub(crate) enum Source {
+    /// Checked out of the pool and returned after each transaction.
+    Pool(r2d2::Pool<ConnManager>),
+    /// Opened for each transaction and closed after it (pgbench's `-C`); the connect time goes
+    /// into the connect histogram, not into the pool wait.
+    ConnectEach(Box<ConnManager>, Arc<pool::PoolCounters>),
+}
+
+/// A connection for one transaction, from either [`Source`].
+enum Lease {
+    Pooled(r2d2::PooledConnection<ConnManager>),
+    Own(crate::workload::Conn),
+}
+
+impl std::ops::Deref for Lease {
+    type Target = crate::workload::Conn;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Lease::Pooled(c) => c,
+            Lease::Own(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Lease::Pooled(c) => c,
+            Lease::Own(c) => c,
+        }
+    }
+}
+
 /// Everything a worker shares with the engine.
 pub(crate) struct Shared {
-    pub pool: r2d2::Pool<ConnManager>,
+    pub source: Source,
     /// How long a checkout may wait for a connection.
     pub checkout_timeout: Duration,
     pub workload: Arc<Workload>,
@@ -360,15 +395,22 @@ impl Worker {
                 }
             }
             let t0 = Instant::now();
-            let checkout = pool::checkout(&shared.pool, shared.checkout_timeout, &shared.stop);
+            let checkout = match &shared.source {
+                Source::Pool(p) => pool::checkout(p, shared.checkout_timeout, &shared.stop)
+                    .map(Lease::Pooled)
+                    .ok_or(ErrorClass::PoolTimeout),
+                Source::ConnectEach(m, _) => {
+                    m.connect().map(Lease::Own).map_err(|e| ErrorClass::of(&e))
+                }
+            };
             let t1 = Instant::now();
-            if checkout.is_none() && self.stopped() {
+            if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
                 break;
             }
             let mut tries: u32 = 0;
             let result = match checkout {
-                Some(mut conn) => {
+                Ok(mut conn) => {
                     // pgbench retries with the same random draws: restore the stream each try.
                     let saved = rng.clone();
                     let r = loop {
@@ -391,17 +433,24 @@ impl Worker {
                         }
                     };
                     let t2 = Instant::now();
+                    if let (Lease::Own(_), Source::ConnectEach(_, counters)) =
+                        (&conn, &shared.source)
+                    {
+                        counters.closed.fetch_add(1, Ordering::Relaxed);
+                    }
                     drop(conn);
                     r.map(|()| t2)
                 }
-                None => Err(ErrorClass::PoolTimeout),
+                Err(class) => Err(class),
             };
             let now = match result {
                 Ok(t2) => t2,
                 Err(_) => Instant::now(),
             };
             self.rec.maybe_flush(now);
-            stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
+            if matches!(shared.source, Source::Pool(_)) {
+                stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
+            }
             self.rec.record_transaction(
                 self.id as u32,
                 kind,

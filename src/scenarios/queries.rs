@@ -107,6 +107,7 @@ impl Default for QueriesOptions {
                 latency_limit: None,
                 txlog: None,
                 progress_timestamp: false,
+                connect_each: false,
             },
             print_summary: true,
             scripts: Vec::new(),

@@ -58,6 +58,8 @@ struct Shared {
     clients: usize,
     max_tries: u32,
     statement_timeout: Duration,
+    /// `-C`: a new connection per transaction.
+    connect_each: bool,
 }
 
 impl Shared {
@@ -140,6 +142,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         clients,
         max_tries: cfg.max_tries,
         statement_timeout: cfg.statement_timeout,
+        connect_each: cfg.connect_each,
     };
     let conns = open_all(&shared, clients)?;
 
