@@ -5,6 +5,9 @@
 //! crossed (checked against the completion time, so a query is attributed to the interval in which
 //! it finished). In open loop the latency is measured from the *intended* start, so a stall shows
 //! in the percentiles; the schedule lag (actual − intended start) is recorded on its own.
+//! pgbench's options live here too, for both drivers: `-L` (late and skipped counts, in the
+//! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
+//! per transaction instead of a checkout).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
