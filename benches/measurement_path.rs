@@ -33,6 +33,7 @@ fn measurement_path(c: &mut Criterion) {
                 warmup_intervals: 0,
                 grace: interval * 2,
                 progress: None,
+                progress_epoch: None,
                 open_loop: false,
                 last_interval: None,
             };

@@ -13,6 +13,8 @@ use anyhow::Result;
 use crate::args::{Count, Rate, Secs, Span};
 
 use crate::cli::{self, Command};
+use crate::dataset::pgbench::InitOptions;
+use crate::engine::txlog::TxLogConfig;
 use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
 use crate::monitor::model::Thresholds;
@@ -110,6 +112,8 @@ pub enum Plan {
     SweepFit(crate::scenarios::sweep::FitOptions),
     /// `pgstorm seed`.
     Seed(cli::SeedArgs),
+    /// `pgstorm seed --pgbench` (`-i`), with pgbench's init options.
+    SeedPgbench(cli::SeedArgs, InitOptions),
     /// `pgstorm clean`.
     Clean(cli::CleanArgs),
     /// `pgstorm sandbox`.
@@ -150,14 +154,20 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
     let mut argv = vec!["pgstorm".to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
     Ok(match cli.command {
-        Command::Queries(a) => Plan::Queries(queries_options(&a, &argv)?, a.repeat),
+        Command::Queries(a) => match pgbench_info(&a)? {
+            Some(text) => Plan::Help(text),
+            None => Plan::Queries(queries_options(&a, &argv)?, a.repeat),
+        },
         Command::Connections(a) => Plan::Connections(connections_options(&a, &argv)?),
         Command::Isolation(a) => Plan::Isolation(isolation_options(&a, &argv)?),
         Command::Run(a) => Plan::Suite(suite_options(&a, &argv)?),
         Command::Analyze(a) => Plan::Analyze(analyze_options(&a, &argv)?),
         Command::Sweep(a) if a.fit.is_some() => Plan::SweepFit(sweep_fit_options(&a, &argv)?),
         Command::Sweep(a) => Plan::Sweep(sweep_options(&a, &argv)?),
-        Command::Seed(a) => Plan::Seed(a),
+        Command::Seed(a) => match pgbench_init_options(&a)? {
+            Some(init) => Plan::SeedPgbench(a, init),
+            None => Plan::Seed(a),
+        },
         Command::Clean(a) => Plan::Clean(a),
         Command::Sandbox(a) => Plan::Sandbox(a),
         Command::Schema(_) => Plan::Schema,
@@ -203,11 +213,11 @@ fn execute(plan: Plan) -> Result<i32> {
             crate::scenarios::sweep::run_fit(&opts)?;
             Ok(0)
         }
-        Plan::Seed(a) if a.pgbench => {
+        Plan::SeedPgbench(a, init) => {
             let mut session =
                 crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
             let t0 = std::time::Instant::now();
-            let rows = crate::dataset::pgbench::seed(&mut session.admin, a.scale, true)?;
+            let rows = crate::dataset::pgbench::init(&mut session.admin, &init, !a.quiet)?;
             println!(
                 "pgbench tables initialized at scale {} in {:.1} s: {} accounts, {} tellers, {} branches in {}",
                 a.scale,
@@ -228,7 +238,7 @@ fn execute(plan: Plan) -> Result<i32> {
                 &crate::dataset::SeedOptions {
                     scale,
                     seed: a.seed,
-                    progress: true,
+                    progress: !a.quiet,
                 },
             )?;
             println!(
@@ -365,6 +375,142 @@ fn archive(results_dir: &str, label: &str, argv: &[String]) -> ArchiveOptions {
     }
 }
 
+/// pgbench's init options of `seed --pgbench` (`None` without `--pgbench`); pgbench's init flags
+/// without `--pgbench` are a usage error, since the POS dataset has no such knobs.
+fn pgbench_init_options(a: &cli::SeedArgs) -> Result<Option<InitOptions>> {
+    if !a.pgbench {
+        let given = [
+            (a.init_steps.is_some(), "-I"),
+            (a.fillfactor.is_some(), "-F"),
+            (a.partitions.is_some(), "--partitions"),
+            (a.partition_method.is_some(), "--partition-method"),
+            (a.foreign_keys, "--foreign-keys"),
+            (a.unlogged_tables, "--unlogged-tables"),
+            (a.no_vacuum, "-n"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
+            return Err(error::usage(format!(
+                "seed {flag}: that is a pgbench -i option; add --pgbench (or -i) to initialize \
+                 pgbench's tables"
+            )));
+        }
+        return Ok(None);
+    }
+    InitOptions::new(
+        a.scale,
+        a.init_steps.as_deref(),
+        a.fillfactor.unwrap_or(100),
+        a.partitions.unwrap_or(0),
+        a.partition_method.as_deref(),
+        a.foreign_keys,
+        a.no_vacuum,
+        a.unlogged_tables,
+    )
+    .map(Some)
+}
+
+/// What pgbench prints and exits on instead of running: `-V`, `-b list`, `--show-script NAME`.
+fn pgbench_info(a: &cli::QueriesArgs) -> Result<Option<String>> {
+    if a.version {
+        return Ok(Some(format!("pgstorm {}", env!("CARGO_PKG_VERSION"))));
+    }
+    if a.builtin.iter().any(|b| b == "list") {
+        let mut text = String::from("Available builtin scripts:");
+        for name in crate::workload::script::builtin::NAMES {
+            text.push_str(&format!("\n{name:>15}"));
+        }
+        return Ok(Some(text));
+    }
+    match &a.show_script {
+        Some(name) => match crate::workload::script::builtin::lookup(name) {
+            Some((full, text)) => Ok(Some(format!("-- {full}\n{}", text.trim_end()))),
+            None => Err(error::usage(format!(
+                "--show-script {name}: no such built-in script; use one of {}",
+                crate::workload::script::builtin::NAMES.join(", ")
+            ))),
+        },
+        None => Ok(None),
+    }
+}
+
+/// pgbench options pgstorm refuses, each with what to use instead.
+fn refused_pgbench_options(a: &cli::QueriesArgs) -> Result<()> {
+    let refused = [
+        (
+            a.vacuum_all,
+            "-v (vacuum all four tables first): run VACUUM ANALYZE on pgbench's tables \
+             yourself, or initialize them again with pgstorm seed --pgbench",
+        ),
+        (
+            a.debug,
+            "-d (debug output): pgstorm has no protocol trace; read the server log \
+             (log_statement) instead",
+        ),
+        (
+            a.exit_on_abort,
+            "--exit-on-abort: pgstorm never aborts a client (a failed transaction is counted \
+             by class and the client goes on), so there is no abort to exit on",
+        ),
+        (
+            a.verbose_errors,
+            "--verbose-errors: pgstorm reports failures by class in the summary and run.json",
+        ),
+    ];
+    match refused.iter().find(|(on, _)| *on) {
+        Some((_, why)) => Err(error::usage(format!("{why}; drop the option"))),
+        None => Ok(()),
+    }
+}
+
+/// The transaction log of `-l` and its options, checked as pgbench checks them.
+fn txlog_options(a: &cli::QueriesArgs) -> Result<Option<TxLogConfig>> {
+    if !a.log {
+        let needs_log = [
+            (a.log_prefix.is_some(), "--log-prefix"),
+            (a.sampling_rate.is_some(), "--sampling-rate"),
+            (a.aggregate_interval.is_some(), "--aggregate-interval"),
+        ];
+        if let Some((_, flag)) = needs_log.iter().find(|(on, _)| *on) {
+            return Err(error::usage(format!(
+                "{flag} applies to the transaction log: add -l"
+            )));
+        }
+        return Ok(None);
+    }
+    if a.sampling_rate.is_some() && a.aggregate_interval.is_some() {
+        return Err(error::usage(
+            "--sampling-rate and --aggregate-interval cannot be used together (as in \
+             pgbench); drop one",
+        ));
+    }
+    if let (Some(every), Some(t)) = (a.aggregate_interval, a.time) {
+        if t.get() % every.get() != 0 {
+            return Err(error::usage(format!(
+                "-T {} must be a multiple of --aggregate-interval {} (as in pgbench)",
+                t.get(),
+                every.get()
+            )));
+        }
+    }
+    let prefix = a.log_prefix.clone().unwrap_or_else(|| "pgbench_log".into());
+    if prefix.is_empty() || prefix.contains(['/', '\\']) || prefix.starts_with('.') {
+        return Err(error::usage(format!(
+            "--log-prefix '{prefix}': give a file name (no folder, not hidden); the logs go \
+             into the result folder"
+        )));
+    }
+    Ok(Some(TxLogConfig {
+        dir: PathBuf::from(&a.results_dir),
+        prefix,
+        sampling_rate: a.sampling_rate,
+        aggregate: a.aggregate_interval.map(Secs::duration),
+        failures_detailed: a.failures_detailed,
+        retries: a.max_tries != 1,
+        open_loop: a.rate.is_some(),
+        seed: a.seed,
+    }))
+}
+
 /// Validates `pgstorm queries` arguments into scenario options.
 pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesOptions> {
     if a.time.is_some() && a.transactions.is_some() {
@@ -388,6 +534,17 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     }
     for b in &a.builtin {
         scripts.push(ScriptSource::builtin(b).map_err(error::usage)?);
+    }
+    refused_pgbench_options(a)?;
+    let txlog = txlog_options(a)?;
+    // pgbench's -S and -N are its built-in scripts by another name.
+    for (on, name) in [
+        (a.select_only, "select-only"),
+        (a.skip_some_updates, "simple-update"),
+    ] {
+        if on {
+            scripts.push(ScriptSource::builtin(name).map_err(error::usage)?);
+        }
     }
     // A script that does not parse is an input error: exit 2 before any server is contacted.
     for src in &scripts {
@@ -455,6 +612,12 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     e.checkout_timeout = a.checkout_timeout.get();
     e.lost_grace = a.lost_grace.get();
     e.max_tries = a.max_tries;
+    e.latency_limit = a
+        .latency_limit
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    e.txlog = txlog;
+    e.progress_timestamp = a.progress_timestamp;
+    e.connect_each = a.connect;
     if a.max_tries == 0 && a.transactions.is_some() {
         return Err(error::usage(
             "--max-tries 0 (retry until the run ends) needs -T, not -t",

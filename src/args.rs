@@ -34,6 +34,9 @@ pub const MAX_PROBES: u32 = 1_000;
 pub const MAX_HARDWARE: u32 = 100_000;
 /// Largest scale factor of the POS dataset and of pgbench's tables.
 pub const MAX_SCALE: u32 = 100_000;
+/// Most partitions of pgbench_accounts (`seed --pgbench --partitions`): far more than a load test
+/// wants, and few enough that creating them stays a matter of seconds.
+pub const MAX_PARTITIONS: u32 = 100_000;
 /// PostgreSQL's own ceiling of `max_connections`.
 pub const MAX_SERVER_CONNECTIONS: u32 = 262_143;
 
@@ -242,6 +245,37 @@ pub fn spindles(s: &str) -> Result<u32, String> {
 /// Parses a dataset scale factor (`seed -s`).
 pub fn scale(s: &str) -> Result<u32, String> {
     bounded(s, 1, MAX_SCALE.into(), "scale").map(|n| n as u32)
+}
+
+/// Parses pgbench's `-F` fillfactor of the pgbench tables: 10 to 100 percent, as PostgreSQL
+/// accepts it.
+pub fn fillfactor(s: &str) -> Result<u32, String> {
+    bounded(s, 10, 100, "percent").map(|n| n as u32)
+}
+
+/// Parses pgbench's `--partitions` (0: pgbench_accounts not partitioned).
+pub fn partitions(s: &str) -> Result<u32, String> {
+    bounded(s, 0, MAX_PARTITIONS.into(), "partitions").map(|n| n as u32)
+}
+
+/// Parses pgbench's `-L` latency limit: milliseconds, a positive number (fractions allowed).
+pub fn latency_limit(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= MAX_SECS as f64 * 1000.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a latency limit; give milliseconds above 0, e.g. 50 or 2.5"
+        )),
+    }
+}
+
+/// Parses pgbench's `--sampling-rate`: a fraction in (0, 1].
+pub fn sampling_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a sampling rate; give a fraction in (0, 1], e.g. 0.01"
+        )),
+    }
 }
 
 /// Parses a sandbox's `max_connections`.

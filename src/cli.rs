@@ -242,6 +242,58 @@ pub struct QueriesArgs {
     /// report the mean latency of every script command (pgbench -r)
     #[argh(switch, short = 'r')]
     pub report_per_command: bool,
+    /// pgbench -S: the built-in select-only script (same as -b select-only)
+    #[argh(switch, short = 'S')]
+    pub select_only: bool,
+    /// pgbench -N: the built-in simple-update script (same as -b simple-update)
+    #[argh(switch, short = 'N')]
+    pub skip_some_updates: bool,
+    /// pgbench -L: latency limit in ms; slower transactions are counted as late, and with -R
+    /// those already this late when due are skipped
+    #[argh(option, short = 'L', from_str_fn(args::latency_limit))]
+    pub latency_limit: Option<f64>,
+    /// pgbench -l: write pgbench's transaction log into the result folder
+    #[argh(switch, short = 'l')]
+    pub log: bool,
+    /// pgbench --log-prefix: file name prefix of -l's logs (default pgbench_log)
+    #[argh(option)]
+    pub log_prefix: Option<String>,
+    /// pgbench --sampling-rate: fraction of transactions -l logs, in (0, 1]
+    #[argh(option, from_str_fn(args::sampling_rate))]
+    pub sampling_rate: Option<f64>,
+    /// pgbench --aggregate-interval: -l writes one line per this many seconds
+    #[argh(option, from_str_fn(args::secs))]
+    pub aggregate_interval: Option<Secs>,
+    /// pgbench --failures-detailed: -l names serialization and deadlock failures
+    #[argh(switch)]
+    pub failures_detailed: bool,
+    /// pgbench --progress-timestamp: progress lines show Unix time instead of time since start
+    #[argh(switch)]
+    pub progress_timestamp: bool,
+    /// pgbench --show-script: print the built-in script NAME and exit
+    #[argh(option)]
+    pub show_script: Option<String>,
+    /// pgbench -V: print the version and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+    /// pgbench -n: accepted; pgstorm does not vacuum before a run
+    #[argh(switch, short = 'n')]
+    pub no_vacuum: bool,
+    /// pgbench -C: a new connection for every transaction (connect times in their own histogram)
+    #[argh(switch, short = 'C')]
+    pub connect: bool,
+    /// pgbench -v: refused; vacuum pgbench's tables yourself before the run
+    #[argh(switch, short = 'v')]
+    pub vacuum_all: bool,
+    /// pgbench -d: refused; pgstorm has no debug trace (see the server log)
+    #[argh(switch, short = 'd')]
+    pub debug: bool,
+    /// pgbench --exit-on-abort: refused; pgstorm never aborts a client (failures are counted)
+    #[argh(switch)]
+    pub exit_on_abort: bool,
+    /// pgbench --verbose-errors: refused; failures are reported by class in run.json
+    #[argh(switch)]
+    pub verbose_errors: bool,
     /// value of :scale for custom scripts (built-in scripts count pgbench_branches)
     #[argh(option, short = 's')]
     pub scale: Option<i64>,
@@ -490,8 +542,34 @@ pub struct SeedArgs {
     #[argh(option, default = "1")]
     pub seed: u64,
     /// create pgbench's tables instead (pgbench_accounts, _branches, _tellers, _history), like pgbench -i
-    #[argh(switch)]
+    #[argh(switch, short = 'i')]
     pub pgbench: bool,
+    /// pgbench -I: initialization steps of --pgbench, from d (drop), t (create), g (generate
+    /// client-side), G (generate server-side), v (vacuum), p (primary keys), f (foreign keys)
+    /// (default dtgvp)
+    #[argh(option, short = 'I')]
+    pub init_steps: Option<String>,
+    /// pgbench -F: fillfactor of pgbench's tables, 10 to 100 (default 100)
+    #[argh(option, short = 'F', from_str_fn(args::fillfactor))]
+    pub fillfactor: Option<u32>,
+    /// pgbench --partitions: partitions of pgbench_accounts (default 0: not partitioned)
+    #[argh(option, from_str_fn(args::partitions))]
+    pub partitions: Option<u32>,
+    /// pgbench --partition-method: range (default) or hash
+    #[argh(option)]
+    pub partition_method: Option<String>,
+    /// pgbench --foreign-keys: add foreign keys between pgbench's tables (step f)
+    #[argh(switch)]
+    pub foreign_keys: bool,
+    /// pgbench --unlogged-tables: create pgbench's tables unlogged
+    #[argh(switch)]
+    pub unlogged_tables: bool,
+    /// pgbench -n/--no-vacuum: skip the vacuum step
+    #[argh(switch, short = 'n')]
+    pub no_vacuum: bool,
+    /// pgbench -q: no progress lines
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Drop the pgstorm schema (only if pgstorm created it).

@@ -22,17 +22,6 @@ use pgstorm::workload::{
     ClientState, DataRange, ExecCtx, ExecError, Protocol, QueryType, Workload,
 };
 
-/// The one result folder under `results` (fails the test if there is not exactly one).
-fn only_result(results: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
-}
-
 fn read_doc(dir: &Path) -> RunDocument {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
 }
@@ -104,7 +93,7 @@ fn killed_postmaster_ends_the_run(prepare: impl FnOnce(&mut postgres::Client), l
         after_kill < Duration::from_secs(40),
         "ended {after_kill:?} after the kill"
     );
-    let doc = read_doc(&only_result(tmp.path()));
+    let doc = read_doc(&common::only_result(tmp.path()));
     let lost = doc
         .target_lost_at
         .as_ref()
@@ -128,7 +117,7 @@ fn killed_postmaster_ends_the_run(prepare: impl FnOnce(&mut postgres::Client), l
         "{} vs {tps}",
         load.summary.tps
     );
-    common::assert_run_json_matches_schema(&only_result(tmp.path()));
+    common::assert_run_json_matches_schema(&common::only_result(tmp.path()));
 }
 
 #[test]
@@ -410,7 +399,7 @@ fn a_panic_is_exit_4_with_its_message(
     };
     assert_eq!(exit_kind(&err), ExitKind::Internal, "{err:#}");
     assert!(format!("{err:#}").contains(text), "{err:#}");
-    let dir = only_result(tmp.path());
+    let dir = common::only_result(tmp.path());
     let doc = read_doc(&dir);
     assert_eq!(
         doc.load_thread_panics.len(),

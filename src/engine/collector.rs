@@ -101,6 +101,9 @@ pub struct CollectorConfig {
     pub grace: Duration,
     /// Progress line period.
     pub progress: Option<Duration>,
+    /// `--progress-timestamp`: the Unix time of `start` in seconds; progress lines then show
+    /// Unix time instead of seconds since the start.
+    pub progress_epoch: Option<f64>,
     /// Whether lag is meaningful.
     pub open_loop: bool,
     /// The last interval of a timed run: transactions that complete after the end (they were in
@@ -207,8 +210,11 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
                 if p.since_print >= p.every || all_done {
                     let span = p.since_print as f64 * interval_s;
                     let mut line = format!(
-                        "progress: {:.1} s, {:.1} tps, lat p50 {:.3} ms p99 {:.3} ms, {} failed",
-                        end,
+                        "progress: {} s, {:.1} tps, lat p50 {:.3} ms p99 {:.3} ms, {} failed",
+                        match cfg.progress_epoch {
+                            Some(epoch) => format!("{:.3}", epoch + end),
+                            None => format!("{end:.1}"),
+                        },
                         p.ok as f64 / span,
                         p.lat.value_at_quantile(0.5) as f64 / 1000.0,
                         p.lat.value_at_quantile(0.99) as f64 / 1000.0,

@@ -27,6 +27,7 @@ pub mod schedule;
 pub mod stall;
 pub mod stats;
 pub mod tracker;
+pub mod txlog;
 pub mod watch;
 pub mod worker;
 
@@ -81,6 +82,14 @@ pub struct EngineConfig {
     /// How long no load connection may be open, with reconnects failing, before the run ends
     /// as lost ([`lost`]).
     pub lost_grace: Duration,
+    /// pgbench's `-L`: latency limit for the late and skipped counts.
+    pub latency_limit: Option<Duration>,
+    /// pgbench's `-l`: the transaction log ([`txlog`]).
+    pub txlog: Option<txlog::TxLogConfig>,
+    /// pgbench's `-C`: a new connection for every transaction, closed after it (both drivers).
+    pub connect_each: bool,
+    /// pgbench's `--progress-timestamp`: progress lines carry Unix time, not time since start.
+    pub progress_timestamp: bool,
 }
 
 /// Raw measurements of one load run.
@@ -195,20 +204,35 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let per_worker = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(clients * per_worker);
     limit_malloc_arenas();
-    let pool = pool::Pool::open(
-        target,
-        workload.clone(),
-        &pool::PoolSettings {
-            size: cfg.clients.max(1),
-            statement_timeout: cfg.statement_timeout,
-            ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
-        },
-    )?;
+    let (source, counters) = if cfg.connect_each {
+        let counters = Arc::new(pool::PoolCounters::new());
+        let manager = pool::ConnManager::new(
+            target,
+            workload.clone(),
+            cfg.statement_timeout,
+            counters.clone(),
+        );
+        (
+            worker::Source::ConnectEach(Box::new(manager), counters.clone()),
+            counters,
+        )
+    } else {
+        let pool = pool::Pool::open(
+            target,
+            workload.clone(),
+            &pool::PoolSettings {
+                size: cfg.clients.max(1),
+                statement_timeout: cfg.statement_timeout,
+                ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+            },
+        )?;
+        (worker::Source::Pool(pool.pool), pool.counters)
+    };
 
     let clock = RunClock::new(cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(worker::Shared {
-        pool: pool.pool.clone(),
+        source,
         checkout_timeout: cfg.checkout_timeout,
         workload: workload.clone(),
         stop: stop.clone(),
@@ -223,7 +247,9 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         seed: cfg.seed,
         sigfig,
         max_tries: cfg.max_tries,
+        latency_limit: cfg.latency_limit,
     });
+    let mut txlogs = open_txlogs(cfg, clients, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
     let cpu_before = crate::proc_stats::cpu_time();
     let handles = spawn_load_threads(cfg.pin, clients, &stop, "worker thread", |id| {
@@ -232,12 +258,31 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
             shared.clone(),
             collector.tx.clone(),
             collector.recycle.clone(),
+            txlogs[id].take(),
         );
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
-    let finish = collector.finish(&clock, handles, &stop, &pool.counters, cpu_before)?;
+    let finish = collector.finish(&clock, handles, &stop, &counters, cpu_before)?;
     // Read after the run: r2d2 replaces broken connections while it goes on.
-    Ok(finish.output(workload.names(), &pool.counters, sigfig))
+    Ok(finish.output(workload.names(), &counters, sigfig))
+}
+
+/// The transaction logs of `threads` load threads serving `clients` clients (`-l`), one per
+/// thread, or `None`s without `-l`.
+pub(crate) fn open_txlogs(
+    cfg: &EngineConfig,
+    threads: usize,
+    clients: usize,
+    clock: &RunClock,
+) -> Result<Vec<Option<txlog::TxLog>>> {
+    (0..threads)
+        .map(|t| {
+            cfg.txlog
+                .as_ref()
+                .map(|c| txlog::TxLog::create(c, t, clients, clock.start, clock.started_at))
+                .transpose()
+        })
+        .collect()
 }
 
 /// Starts `n` load threads made by `make` (name, body), pinned round robin to
@@ -366,6 +411,13 @@ impl Collector {
             warmup_intervals: clock.warmup_intervals,
             grace: cfg.statement_timeout + clock.interval * 2,
             progress: cfg.progress,
+            progress_epoch: cfg.progress_timestamp.then(|| {
+                clock
+                    .started_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            }),
             open_loop: cfg.rate.is_some(),
             last_interval: cfg.duration.map(|d| {
                 let n = (d.as_secs_f64() / clock.interval.as_secs_f64())

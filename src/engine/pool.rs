@@ -58,6 +58,23 @@ pub struct ConnManager {
     counters: Arc<PoolCounters>,
 }
 
+impl ConnManager {
+    /// A manager opening connections to `target` for `workload`, counting them in `counters`.
+    pub(crate) fn new(
+        target: &Target,
+        workload: Arc<Workload>,
+        statement_timeout: Duration,
+        counters: Arc<PoolCounters>,
+    ) -> ConnManager {
+        ConnManager {
+            target: target.clone(),
+            workload,
+            session_sql: session_sql(statement_timeout),
+            counters,
+        }
+    }
+}
+
 impl ManageConnection for ConnManager {
     type Connection = Conn;
     type Error = postgres::Error;
@@ -180,12 +197,12 @@ impl Pool {
     /// connect error, classified as a target error).
     pub fn open(target: &Target, workload: Arc<Workload>, settings: &PoolSettings) -> Result<Pool> {
         let counters = Arc::new(PoolCounters::new());
-        let manager = ConnManager {
-            target: target.clone(),
+        let manager = ConnManager::new(
+            target,
             workload,
-            session_sql: session_sql(settings.statement_timeout),
-            counters: counters.clone(),
-        };
+            settings.statement_timeout,
+            counters.clone(),
+        );
         let connector_threads = (settings.size as usize).clamp(1, 32);
         let pool = r2d2::Pool::builder()
             .max_size(settings.size.max(1))

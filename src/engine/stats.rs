@@ -217,6 +217,10 @@ pub struct TypeStats {
     pub retried: u64,
     /// Tries beyond the first, summed (pgbench's "retries").
     pub retries: u64,
+    /// Successful transactions slower than `-L` (pgbench's "above the latency limit").
+    pub late: u64,
+    /// Transactions not sent because they were already later than `-L` when due (`-R` only).
+    pub skipped: u64,
     /// Per-command statistics (only for types that report commands, with `-r`).
     pub commands: Vec<CommandStat>,
 }
@@ -230,6 +234,8 @@ impl TypeStats {
             errors: [0; N_CLASSES],
             retried: 0,
             retries: 0,
+            late: 0,
+            skipped: 0,
             commands: Vec::new(),
         }
     }
@@ -245,6 +251,8 @@ impl TypeStats {
         }
         self.retried += other.retried;
         self.retries += other.retries;
+        self.late += other.late;
+        self.skipped += other.skipped;
         if self.commands.len() < other.commands.len() {
             self.commands
                 .resize(other.commands.len(), CommandStat::default());
@@ -263,6 +271,8 @@ impl TypeStats {
         self.errors = [0; N_CLASSES];
         self.retried = 0;
         self.retries = 0;
+        self.late = 0;
+        self.skipped = 0;
         // Keep the allocation: the worker refills the same commands next interval.
         self.commands.fill(CommandStat::default());
     }

@@ -5,16 +5,21 @@
 //! crossed (checked against the completion time, so a query is attributed to the interval in which
 //! it finished). In open loop the latency is measured from the *intended* start, so a stall shows
 //! in the percentiles; the schedule lag (actual − intended start) is recorded on its own.
+//! pgbench's options live here too, for both drivers: `-L` (late and skipped counts, in the
+//! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
+//! per transaction instead of a checkout).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use r2d2::ManageConnection;
 
 use super::pool::{self, ConnManager};
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
+use super::txlog::{Logged, TxLog};
 use crate::rng::Rng;
 use crate::workload::Workload;
 
@@ -30,9 +35,43 @@ pub enum Arrival {
     Poisson,
 }
 
+/// Where a worker's connections come from.
+pub(crate) enum Source {
+    /// Checked out of the pool and returned after each transaction.
+    Pool(r2d2::Pool<ConnManager>),
+    /// Opened for each transaction and closed after it (pgbench's `-C`); the connect time goes
+    /// into the connect histogram, not into the pool wait.
+    ConnectEach(Box<ConnManager>, Arc<pool::PoolCounters>),
+}
+
+/// A connection for one transaction, from either [`Source`].
+enum Lease {
+    Pooled(r2d2::PooledConnection<ConnManager>),
+    Own(crate::workload::Conn),
+}
+
+impl std::ops::Deref for Lease {
+    type Target = crate::workload::Conn;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Lease::Pooled(c) => c,
+            Lease::Own(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Lease::Pooled(c) => c,
+            Lease::Own(c) => c,
+        }
+    }
+}
+
 /// Everything a worker shares with the engine.
 pub(crate) struct Shared {
-    pub pool: r2d2::Pool<ConnManager>,
+    pub source: Source,
     /// How long a checkout may wait for a connection.
     pub checkout_timeout: Duration,
     pub workload: Arc<Workload>,
@@ -48,6 +87,8 @@ pub(crate) struct Shared {
     pub sigfig: u8,
     /// Tries per transaction on serialization/deadlock failures (0: until the run ends).
     pub max_tries: u32,
+    /// `-L`.
+    pub latency_limit: Option<Duration>,
 }
 
 /// A worker's measurement path: its own batch, the interval clock, and the hand-off to the
@@ -67,6 +108,11 @@ pub struct Recorder {
     open_loop: bool,
     /// Clients this recorder's thread serves (sizes the batches' slow lists).
     clients: usize,
+    /// `-L`: a successful transaction slower than this is late; in open loop one due longer
+    /// ago than this is skipped.
+    latency_limit: Option<Duration>,
+    /// `-l`: this thread's transaction log.
+    txlog: Option<TxLog>,
 }
 
 impl Recorder {
@@ -93,6 +139,49 @@ impl Recorder {
             disconnected: false,
             open_loop: true,
             clients: 1,
+            latency_limit: None,
+            txlog: None,
+        }
+    }
+
+    /// A recorder that counts transactions slower than `limit` as late (`-L`) and writes the
+    /// transaction log `txlog` (`-l`).
+    pub fn pgbench_options(mut self, limit: Option<Duration>, txlog: Option<TxLog>) -> Recorder {
+        self.latency_limit = limit;
+        self.txlog = txlog;
+        self
+    }
+
+    /// Whether a transaction due at `intended` is skipped because `now` is already past it by
+    /// more than `-L` (pgbench's rule under `-R`: even an instant reply would be late). A
+    /// skipped transaction is counted (and logged) here, for query type `kind`.
+    #[inline]
+    pub fn skip_late(&mut self, client: u32, kind: usize, intended: Instant, now: Instant) -> bool {
+        let Some(limit) = self.latency_limit else {
+            return false;
+        };
+        if now.saturating_duration_since(intended) <= limit {
+            return false;
+        }
+        self.batch.types[kind].skipped += 1;
+        if let Some(log) = self.txlog.as_mut() {
+            log.log(Logged {
+                client,
+                script: kind,
+                outcome: None,
+                lag: Duration::ZERO,
+                tries: 1,
+                end: now,
+            });
+        }
+        true
+    }
+
+    /// Finishes the transaction log, if any: the first write error, if one happened.
+    fn finish_txlog(&mut self, end: Instant) -> anyhow::Result<()> {
+        match self.txlog.take() {
+            Some(log) => log.finish(end).map(drop),
+            None => Ok(()),
         }
     }
 
@@ -140,6 +229,13 @@ impl Recorder {
                 b
             }
         };
+        if last {
+            // The worker is done: its transaction log is complete. A write error is reported,
+            // not fatal: the measurement itself is intact.
+            if let Err(e) = self.finish_txlog(now) {
+                eprintln!("pgstorm: warning: {e:#}");
+            }
+        }
         let mut full = std::mem::replace(&mut self.batch, fresh);
         full.interval = self.interval;
         full.last = last;
@@ -170,6 +266,19 @@ impl Recorder {
         let elapsed = end.saturating_duration_since(began);
         self.batch
             .record_transaction(kind, lag, tries, outcome.map(|()| elapsed));
+        if outcome.is_ok() && self.latency_limit.is_some_and(|l| elapsed > l) {
+            self.batch.types[kind].late += 1;
+        }
+        if let Some(log) = self.txlog.as_mut() {
+            log.log(Logged {
+                client,
+                script: kind,
+                outcome: Some(outcome.map(|()| elapsed)),
+                lag: lag.unwrap_or_default(),
+                tries,
+                end,
+            });
+        }
         if elapsed >= stats::SLOW_FLOOR {
             self.batch.record_slow(stats::SlowTx {
                 client,
@@ -224,6 +333,7 @@ impl Worker {
         shared: Arc<Shared>,
         out: Sender<Batch>,
         recycle: Receiver<Batch>,
+        txlog: Option<TxLog>,
     ) -> Worker {
         let rec = Recorder::new(
             id,
@@ -234,7 +344,8 @@ impl Worker {
             out,
             recycle,
         )
-        .open_loop(shared.arrivals.is_some());
+        .open_loop(shared.arrivals.is_some())
+        .pgbench_options(shared.latency_limit, txlog);
         Worker { id, shared, rec }
     }
 
@@ -280,16 +391,29 @@ impl Worker {
                 None => None,
             };
             let kind = shared.workload.pick(&mut rng);
+            if let Some(at) = intended {
+                if self.rec.skip_late(self.id as u32, kind, at, Instant::now()) {
+                    done += 1;
+                    continue;
+                }
+            }
             let t0 = Instant::now();
-            let checkout = pool::checkout(&shared.pool, shared.checkout_timeout, &shared.stop);
+            let checkout = match &shared.source {
+                Source::Pool(p) => pool::checkout(p, shared.checkout_timeout, &shared.stop)
+                    .map(Lease::Pooled)
+                    .ok_or(ErrorClass::PoolTimeout),
+                Source::ConnectEach(m, _) => {
+                    m.connect().map(Lease::Own).map_err(|e| ErrorClass::of(&e))
+                }
+            };
             let t1 = Instant::now();
-            if checkout.is_none() && self.stopped() {
+            if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
                 break;
             }
             let mut tries: u32 = 0;
             let result = match checkout {
-                Some(mut conn) => {
+                Ok(mut conn) => {
                     // pgbench retries with the same random draws: restore the stream each try.
                     let saved = rng.clone();
                     let r = loop {
@@ -312,17 +436,24 @@ impl Worker {
                         }
                     };
                     let t2 = Instant::now();
+                    if let (Lease::Own(_), Source::ConnectEach(_, counters)) =
+                        (&conn, &shared.source)
+                    {
+                        counters.closed.fetch_add(1, Ordering::Relaxed);
+                    }
                     drop(conn);
                     r.map(|()| t2)
                 }
-                None => Err(ErrorClass::PoolTimeout),
+                Err(class) => Err(class),
             };
             let now = match result {
                 Ok(t2) => t2,
                 Err(_) => Instant::now(),
             };
             self.rec.maybe_flush(now);
-            stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
+            if matches!(shared.source, Source::Pool(_)) {
+                stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
+            }
             self.rec.record_transaction(
                 self.id as u32,
                 kind,

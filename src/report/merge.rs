@@ -60,6 +60,8 @@ fn merged_query(parts: &[&QueryResult]) -> Result<QueryResult> {
         latency: merged_summary(&lat, &parts[0].name)?,
         retried: parts.iter().map(|q| q.retried).sum(),
         retries: parts.iter().map(|q| q.retries).sum(),
+        late: parts.iter().map(|q| q.late).sum(),
+        skipped: parts.iter().map(|q| q.skipped).sum(),
         commands: merged_commands(parts),
     })
 }

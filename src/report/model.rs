@@ -268,6 +268,10 @@ pub struct LoadConfig {
     /// Tries per transaction on serialization/deadlock failures (1: no retry, 0: unlimited).
     #[serde(default = "one")]
     pub max_tries: u32,
+    /// pgbench's `-L` (ms): successful transactions slower than this count as late, and in open
+    /// loop a transaction already this late when due is skipped; null without `-L`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_limit_ms: Option<f64>,
 }
 
 /// One mix entry.
@@ -299,6 +303,12 @@ pub struct QueryResult {
     #[serde(default)]
     pub retries: u64,
     /// Per-command latencies of a script (`-r`), in script order.
+    /// Successful transactions slower than `-L` (pgbench's "above the latency limit").
+    #[serde(default)]
+    pub late: u64,
+    /// Transactions skipped under `-R` with `-L`: already later than the limit when due.
+    #[serde(default)]
+    pub skipped: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<Vec<CommandResult>>,
 }

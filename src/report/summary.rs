@@ -80,6 +80,26 @@ pub fn render(doc: &RunDocument) -> String {
             load.queries.iter().map(|q| q.retries).sum::<u64>()
         );
     }
+    if let Some(limit) = c.latency_limit_ms {
+        // pgbench's two lines: skipped only exists in open loop, late among the successes.
+        let all = &load.summary;
+        if c.rate.is_some() {
+            let attempted = all.count + all.errors.values().sum::<u64>() + all.skipped;
+            let _ = writeln!(
+                s,
+                "number of transactions skipped: {} ({:.3}%)",
+                all.skipped,
+                percent(all.skipped, attempted)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "number of transactions above the {limit:.1} ms latency limit: {}/{} ({:.3}%)",
+            all.late,
+            all.count,
+            percent(all.late, all.count)
+        );
+    }
     for q in &load.queries {
         if let Some(cmds) = &q.commands {
             let _ = writeln!(s, "per-command latencies of {} (ms, failures):", q.name);
@@ -418,5 +438,14 @@ fn server_label(t: &crate::report::model::TargetInfo) -> String {
     match &t.security {
         Some(sec) => format!("{}, {}", t.server.server_version, sec.label()),
         None => t.server.server_version.clone(),
+    }
+}
+
+/// `part` of `whole` in percent (0 when `whole` is 0).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
     }
 }

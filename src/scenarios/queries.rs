@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::hygiene::{self, HygieneOptions};
 use super::session::{Session, TargetOptions};
@@ -109,6 +109,10 @@ impl Default for QueriesOptions {
                 statement_timeout: Duration::from_secs(5),
                 max_tries: 1,
                 lost_grace: engine::lost::DEFAULT_GRACE,
+                latency_limit: None,
+                txlog: None,
+                progress_timestamp: false,
+                connect_each: false,
             },
             print_summary: true,
             scripts: Vec::new(),
@@ -237,6 +241,8 @@ pub struct Measured {
     pub doc: RunDocument,
     /// The rendered HdrHistogram interval log.
     pub log: Vec<u8>,
+    /// pgbench's transaction logs (`-l`): file name and contents.
+    pub txlogs: Vec<archive::ExtraFile>,
     /// Ctrl-C stopped the load early.
     pub interrupted: bool,
 }
@@ -388,8 +394,34 @@ pub fn measure_workload(
         }
         None => None,
     };
+    // `-l`: the load threads write their logs into a hidden folder beside the result folders;
+    // the result folder takes them when it is written.
+    let mut engine_cfg = opts.engine.clone();
+    let txlog_dir = match engine_cfg.txlog.as_mut() {
+        Some(c) => {
+            let dir = c.dir.join(format!(
+                ".txlog-{}-{}",
+                std::process::id(),
+                started.timestamp_micros()
+            ));
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!(
+                    "-l: cannot create {}; pass --results-dir to a writable folder",
+                    dir.display()
+                )
+            })?;
+            c.dir = dir.clone();
+            Some(dir)
+        }
+        None => None,
+    };
     let before = session.xact_counters().ok();
-    let out = engine::run(&session.target, workload.clone(), &opts.engine)?;
+    let run = engine::run(&session.target, workload.clone(), &engine_cfg);
+    let txlogs = match &txlog_dir {
+        Some(dir) => engine::txlog::collect(dir)?,
+        None => Vec::new(),
+    };
+    let out = run?;
     let _ = session.wait_pool_gone(Duration::from_secs(30));
     let after = session.xact_counters().ok();
     let monitoring = monitor.map(|m| {
@@ -488,6 +520,7 @@ pub fn measure_workload(
     Ok(Measured {
         doc,
         log,
+        txlogs,
         interrupted: out.interrupted,
     })
 }
@@ -499,15 +532,14 @@ pub fn archive_and_print(m: Measured, opts: &QueriesOptions) -> Result<Outcome> 
     let Measured {
         mut doc,
         log,
+        txlogs,
         interrupted,
     } = m;
+    let mut extra = vec![("latency.hlog".to_string(), log)];
+    extra.extend(txlogs);
     // A result kept in the fallback folder is still a result: the run's own outcome (a panic, a
     // lost target, an interruption) decides the exit code first, and the write failure after.
-    let (dir, elsewhere) = match archive::write(
-        &opts.archive.results_dir,
-        &mut doc,
-        &[("latency.hlog".to_string(), log)],
-    ) {
+    let (dir, elsewhere) = match archive::write(&opts.archive.results_dir, &mut doc, &extra) {
         Ok(dir) => (dir, None),
         Err(e) => match e.downcast::<archive::WrittenElsewhere>() {
             Ok(w) => (w.written.clone(), Some(w)),
@@ -640,6 +672,8 @@ fn query_result(name: &str, t: &engine::stats::TypeStats, secs: f64) -> QueryRes
         latency: latency_summary(&t.latency),
         retried: t.retried,
         retries: t.retries,
+        late: t.late,
+        skipped: t.skipped,
         commands: None,
     }
 }
@@ -773,6 +807,7 @@ pub fn load_result(
             seed: cfg.seed,
             histogram_sigfig: out.worker_sigfig,
             max_tries: cfg.max_tries,
+            latency_limit_ms: cfg.latency_limit.map(|l| l.as_secs_f64() * 1000.0),
         },
         summary: query_result("all", &all, secs),
         queries,

@@ -92,18 +92,35 @@ pub fn assert_run_json_matches_schema(dir: &std::path::Path) {
     );
 }
 
-/// Runs the real binary with `args` and no PG* variables; returns its exit code and stderr,
-/// failing the test if it panicked.
-pub fn run_pgstorm(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
-        .args(args)
-        .env_remove("PGHOST")
+/// `cmd` without the PG* variables, so only its arguments say where to connect.
+pub fn without_pg_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env_remove("PGHOST")
         .env_remove("PGPORT")
         .env_remove("PGUSER")
         .env_remove("PGDATABASE")
         .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
+}
+
+/// The one result folder under `results` (fails the test if there is not exactly one).
+pub fn only_result(results: &std::path::Path) -> std::path::PathBuf {
+    let dirs: Vec<std::path::PathBuf> = std::fs::read_dir(results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+/// Runs the real binary with `args` and no PG* variables; returns its exit code and stderr,
+/// failing the test if it panicked.
+pub fn run_pgstorm(args: &[&str]) -> (i32, String) {
+    let out = without_pg_env(&mut std::process::Command::new(env!(
+        "CARGO_BIN_EXE_pgstorm"
+    )))
+    .args(args)
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     (out.status.code().unwrap_or(-1), stderr)

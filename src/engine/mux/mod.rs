@@ -58,6 +58,8 @@ struct Shared {
     clients: usize,
     max_tries: u32,
     statement_timeout: Duration,
+    /// `-C`: a new connection per transaction.
+    connect_each: bool,
 }
 
 impl Shared {
@@ -140,6 +142,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         clients,
         max_tries: cfg.max_tries,
         statement_timeout: cfg.statement_timeout,
+        connect_each: cfg.connect_each,
     };
     let conns = open_all(&shared, clients)?;
 
@@ -147,6 +150,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     shared.start = clock.start;
     shared.end = clock.end;
     let shared = Arc::new(shared);
+    let mut txlogs = super::open_txlogs(cfg, threads, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, threads)?;
     let cpu_before = crate::proc_stats::cpu_time();
     let mut per_thread: Vec<Vec<(usize, WireConn)>> = (0..threads).map(|_| Vec::new()).collect();
@@ -164,7 +168,8 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
             collector.tx.clone(),
             collector.recycle.clone(),
         )
-        .open_loop(cfg.rate.is_some());
+        .open_loop(cfg.rate.is_some())
+        .pgbench_options(cfg.latency_limit, txlogs[tid].take());
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
         let rec = rec.serving(mine.len());
         (format!("pgstorm-j{tid}"), move || {

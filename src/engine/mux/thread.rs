@@ -94,6 +94,9 @@ pub(super) struct Thread {
     /// Random stream of the arrival gaps.
     gaps: Rng,
     per_command: bool,
+    /// pgbench's `-C`: each client closes its connection after every transaction and opens a
+    /// new one (synchronously, as pgbench does) before the next.
+    connect_each: bool,
     stopping: bool,
 }
 
@@ -145,6 +148,7 @@ impl Thread {
         Thread {
             counters: shared.counters.clone(),
             per_command: shared.workload.per_command,
+            connect_each: shared.connect_each,
             rec,
             clients,
             arrivals,
@@ -377,10 +381,15 @@ impl Thread {
                         }
                         c.next_at = None;
                         c.intended = Some(at);
+                        c.kind = shared.workload.pick(&mut c.rng);
+                        if self.rec.skip_late(c.id, c.kind, at, now) {
+                            c.done += 1;
+                            continue;
+                        }
                     } else {
                         c.intended = None;
+                        c.kind = shared.workload.pick(&mut c.rng);
                     }
-                    c.kind = shared.workload.pick(&mut c.rng);
                     c.started = now;
                     c.saved_rng = c.rng.clone();
                     c.tries = 1;
@@ -440,7 +449,8 @@ impl Thread {
                     }
                 }
                 Phase::Down => {
-                    if self.stopping {
+                    // A client done with its -t transactions opens no connection (-C).
+                    if self.stopping || shared.tx_limit.is_some_and(|n| c.done >= n) {
                         c.phase = Phase::Finished;
                         return;
                     }
@@ -568,5 +578,12 @@ impl Thread {
         c.done += 1;
         c.tries = 0;
         c.phase = Phase::Idle;
+        if self.connect_each {
+            if c.conn.take().is_some() {
+                self.counters.closed.fetch_add(1, Ordering::Relaxed);
+            }
+            c.phase = Phase::Down;
+            c.wake = now;
+        }
     }
 }
