@@ -276,9 +276,6 @@ pub struct QueriesArgs {
     /// pgbench -V: print the version and exit
     #[argh(switch, short = 'V')]
     pub version: bool,
-    /// pgbench -n: accepted; pgstorm does not vacuum before a run
-    #[argh(switch, short = 'n')]
-    pub no_vacuum: bool,
     /// pgbench -C: a new connection for every transaction (connect times in their own histogram)
     #[argh(switch, short = 'C')]
     pub connect: bool,
