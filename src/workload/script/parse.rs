@@ -674,6 +674,27 @@ mod tests {
     }
 
     #[test]
+    fn aset_and_pipeline_commands_compile_and_syncpipeline_is_refused() {
+        let c = parse(
+            "SELECT 1 AS a \\; SELECT 2 AS b \\aset p_\n\\startpipeline\nSELECT 1;\n\\endpipeline\n",
+        )
+        .unwrap();
+        let Step::Sql { gset, aset, .. } = &c.commands[0].step else {
+            panic!()
+        };
+        assert_eq!((gset.as_deref(), *aset), (Some("p_"), true));
+        assert_eq!(c.statements[0], "SELECT 1 AS a ; SELECT 2 AS b");
+        assert_eq!(c.commands[1].step, Step::StartPipeline);
+        assert!(matches!(c.commands[2].step, Step::Sql { aset: false, .. }));
+        assert_eq!(c.commands[3].step, Step::EndPipeline);
+        let e = parse("\\startpipeline\nSELECT 1;\n\\syncpipeline\n\\endpipeline\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.msg.contains("PostgreSQL 17"), "{}", e.msg);
+        assert_eq!(parse("\n\\aset\n").unwrap_err().line, 2);
+        assert_eq!(parse("\\endpipeline now\n").unwrap_err().line, 1);
+    }
+
+    #[test]
     fn meta_commands_continue_over_a_trailing_backslash() {
         let c = parse("\\set x 1 + \\\n  2\nSELECT :x;").unwrap();
         assert_eq!(c.commands.len(), 2);
