@@ -184,8 +184,16 @@ fn execute(plan: Plan) -> Result<i32> {
     match plan {
         Plan::Help(_) => Ok(0),
         Plan::Queries(opts, repeat) => {
-            queries::run_repeated(&opts, repeat)?;
-            Ok(0)
+            let (outcomes, _) = queries::run_repeated(&opts, repeat)?;
+            let mut aborted = false;
+            for o in &outcomes {
+                aborted |= queries::print_aborted(&o.doc, &o.dir);
+            }
+            Ok(if aborted {
+                ExitKind::ClientsAborted.code()
+            } else {
+                0
+            })
         }
         Plan::Connections(opts) => {
             crate::scenarios::connections::run(&opts)?;

@@ -12,6 +12,9 @@ pub enum ExitKind {
     CriteriaFailed,
     /// 2: bad command line or bad input file.
     Usage,
+    /// 2: clients of a pgbench script aborted at run time, as pgbench exits 2 then (the result
+    /// is written, with the messages).
+    ClientsAborted,
     /// 3: the target could not be reached, refused us, or cannot take the requested load.
     Target,
     /// 130: interrupted by Ctrl-C / SIGTERM (partial results are still written).
@@ -25,7 +28,7 @@ impl ExitKind {
     pub fn code(self) -> i32 {
         match self {
             ExitKind::CriteriaFailed => 1,
-            ExitKind::Usage => 2,
+            ExitKind::Usage | ExitKind::ClientsAborted => 2,
             ExitKind::Target => 3,
             ExitKind::Interrupted => 130,
             ExitKind::Internal => 4,

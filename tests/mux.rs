@@ -44,11 +44,12 @@ fn options(results: &Path, db: &str, name: &str, text: &str) -> QueriesOptions {
     o
 }
 
-/// Half the transactions fail after their INSERT, inside the block.
+/// Half the transactions fail after their INSERT, inside the block, with a serialization
+/// failure: the class pgbench counts and goes on after (any other error aborts the client).
 const HALF_FAIL: &str = "\\set f random(0, 1)
 BEGIN;
 INSERT INTO mux_log (f) VALUES (:f);
-SELECT 1 / :f;
+SELECT mux_fail_if_zero(:f);
 END;
 ";
 
@@ -56,12 +57,19 @@ END;
 fn a_failure_inside_begin_is_rolled_back_and_the_connection_reused() {
     let db = "mux_rollback";
     let mut c = common::client_of(db);
-    c.batch_execute("DROP TABLE IF EXISTS mux_log; CREATE TABLE mux_log (f int)")
-        .unwrap();
+    c.batch_execute(
+        "DROP TABLE IF EXISTS mux_log; CREATE TABLE mux_log (f int);
+         CREATE OR REPLACE FUNCTION mux_fail_if_zero(f int) RETURNS int LANGUAGE plpgsql AS $$
+         BEGIN
+           IF f = 0 THEN RAISE EXCEPTION 'forced' USING ERRCODE = '40001'; END IF;
+           RETURN f;
+         END $$",
+    )
+    .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = queries::run(&options(tmp.path(), db, "half.sql", HALF_FAIL)).unwrap();
     let q = &out.doc.load.as_ref().unwrap().queries[0];
-    let failed = q.errors.get("other").copied().unwrap_or(0);
+    let failed = q.errors.get("serialization").copied().unwrap_or(0);
     assert!(
         q.count > 50 && failed > 50,
         "{} ok, {:?}",
@@ -300,13 +308,18 @@ fn copy_with_the_client_is_refused_before_the_run_and_at_run_time() {
     o.engine.duration = None;
     o.engine.transactions_per_client = Some(3);
     let out = queries::run(&o).unwrap();
-    let q = &out.doc.load.as_ref().unwrap().queries[0];
+    let load = out.doc.load.as_ref().unwrap();
+    let q = &load.queries[0];
     assert_eq!(q.count, 0);
-    assert_eq!(q.errors.get("other").copied(), Some(6), "{:?}", q.errors);
-    let w = common::warning(&out.doc, "script_error");
+    // Each client's first transaction fails and aborts it, as pgbench aborts a client.
+    assert_eq!(q.errors.get("other").copied(), Some(2), "{:?}", q.errors);
+    assert_eq!(load.aborted.len(), 1, "{:?}", load.aborted);
+    let a = &load.aborted[0];
+    assert_eq!(a.clients, 2);
     assert!(
-        w.message.contains("smuggled.sql:2") && w.message.contains("COPY"),
+        a.message.contains("smuggled.sql:2") && a.message.contains("COPY"),
         "{}",
-        w.message
+        a.message
     );
+    common::warning(&out.doc, "clients_aborted");
 }

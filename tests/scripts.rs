@@ -170,7 +170,7 @@ fn custom_script_with_set_gset_and_if_runs_in_every_protocol() {
 }
 
 #[test]
-fn expression_errors_are_counted_and_reported_not_hidden() {
+fn expression_errors_abort_the_client_with_their_line() {
     let db = "scripts_runtime_error";
     for threads in DRIVERS {
         let tmp = tempfile::tempdir().unwrap();
@@ -178,14 +178,24 @@ fn expression_errors_are_counted_and_reported_not_hidden() {
         let mut o = options(tmp.path(), db, vec![source("div.sql", script, 1)]);
         o.engine.threads = threads;
         let out = queries::run(&o).unwrap();
-        let q = &out.doc.load.as_ref().unwrap().queries[0];
+        let load = out.doc.load.as_ref().unwrap();
+        let q = &load.queries[0];
         assert_eq!(q.count, 0, "{threads:?}");
-        assert!(
-            q.errors.get("other").copied().unwrap_or(0) > 0,
+        // One failed transaction per client, then the client is gone (pgbench aborts it).
+        assert_eq!(
+            q.errors.get("other").copied(),
+            Some(4),
             "{threads:?}: {:?}",
             q.errors
         );
-        let w = common::warning(&out.doc, "script_error");
+        assert_eq!(load.aborted.len(), 1, "{threads:?}: {:?}", load.aborted);
+        let a = &load.aborted[0];
+        assert_eq!(
+            (a.clients, a.sqlstate.as_deref(), a.message.as_str()),
+            (4, None, "div.sql:2: division by zero"),
+            "{threads:?}"
+        );
+        let w = common::warning(&out.doc, "clients_aborted");
         assert!(
             w.message.contains("div.sql:2: division by zero"),
             "{threads:?}: {}",

@@ -169,7 +169,9 @@ impl ErrorClass {
     pub fn of_exec(e: &crate::workload::ExecError) -> ErrorClass {
         match e {
             crate::workload::ExecError::Db(e) => ErrorClass::of(e),
-            crate::workload::ExecError::Script(_) => ErrorClass::Other,
+            crate::workload::ExecError::Script(_) | crate::workload::ExecError::Unfinished(_) => {
+                ErrorClass::Other
+            }
             crate::workload::ExecError::Wire(e) => match e.sqlstate() {
                 Some(code) => ErrorClass::of_sqlstate(code),
                 None => ErrorClass::Connection,
@@ -180,6 +182,15 @@ impl ErrorClass {
     /// Whether pgbench retries a transaction that failed this way (`--max-tries`).
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorClass::Serialization | ErrorClass::Deadlock)
+    }
+
+    /// Whether a script's client stops for good after a transaction that failed this way, as
+    /// pgbench 15 aborts a client on any error but a serialization or deadlock failure (those
+    /// are retried with `--max-tries`, else counted). Unlike pgbench, a lost connection is not
+    /// an abort: the client reconnects, so a server restart shows as a recovery, not as a run
+    /// of dead clients.
+    pub fn aborts_script_client(self) -> bool {
+        matches!(self, ErrorClass::Other | ErrorClass::StatementTimeout)
     }
 
     /// Classifies a five-character SQLSTATE.

@@ -21,7 +21,8 @@ use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
 use super::txlog::{Logged, TxLog};
 use crate::rng::Rng;
-use crate::workload::Workload;
+use crate::workload::script::Script;
+use crate::workload::{ExecError, Scratch, Workload};
 
 /// How arrivals are spaced in open loop.
 #[derive(
@@ -371,6 +372,24 @@ impl Worker {
         }
     }
 
+    /// Whether a script's client ends here after failing with `e`, as pgbench aborts a client
+    /// (see [`ErrorClass::aborts_script_client`]); if so the script keeps its message.
+    fn abort_if_pgbench_would(&self, kind: usize, e: &ExecError, scratch: &Scratch) -> bool {
+        let Some(script) = self.shared.workload.types[kind].as_script() else {
+            return false;
+        };
+        let aborts =
+            matches!(e, ExecError::Unfinished(_)) || ErrorClass::of_exec(e).aborts_script_client();
+        if aborts {
+            script.abort(
+                self.id as u32,
+                Script::failed_line(&scratch.states[kind]),
+                e,
+            );
+        }
+        aborts
+    }
+
     /// The worker's main loop.
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
@@ -412,6 +431,7 @@ impl Worker {
                 break;
             }
             let mut tries: u32 = 0;
+            let mut aborted = false;
             let result = match checkout {
                 Ok(mut conn) => {
                     // pgbench retries with the same random draws: restore the stream each try.
@@ -419,13 +439,16 @@ impl Worker {
                     let r = loop {
                         tries += 1;
                         let commands = &mut self.rec.batch.types[kind].commands;
-                        let r = shared
-                            .workload
-                            .execute(kind, &mut conn, &mut rng, &mut scratch, commands)
-                            .map_err(|e| ErrorClass::of_exec(&e));
+                        let r = shared.workload.execute(
+                            kind,
+                            &mut conn,
+                            &mut rng,
+                            &mut scratch,
+                            commands,
+                        );
                         match r {
-                            Err(c)
-                                if c.is_retryable()
+                            Err(e)
+                                if ErrorClass::of_exec(&e).is_retryable()
                                     && (shared.max_tries == 0 || tries < shared.max_tries)
                                     && !self.stopped()
                                     && shared.end.is_none_or(|end| Instant::now() < end) =>
@@ -442,7 +465,17 @@ impl Worker {
                         counters.closed.fetch_add(1, Ordering::Relaxed);
                     }
                     drop(conn);
-                    r.map(|()| t2)
+                    match r {
+                        Ok(()) => Ok(t2),
+                        Err(e) => {
+                            aborted = self.abort_if_pgbench_would(kind, &e, &scratch);
+                            match e {
+                                // The transaction ran to its end: it counts before the abort.
+                                ExecError::Unfinished(_) => Ok(t2),
+                                e => Err(ErrorClass::of_exec(&e)),
+                            }
+                        }
+                    }
                 }
                 Err(class) => Err(class),
             };
@@ -463,6 +496,9 @@ impl Worker {
                 intended.unwrap_or(t1),
                 now,
             );
+            if aborted {
+                break;
+            }
             match result {
                 Ok(_) => backoff = Duration::ZERO,
                 Err(class) => {

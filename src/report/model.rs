@@ -205,6 +205,22 @@ pub struct LoadResult {
     /// of what coordinated omission hides; null in open loop, which measures it directly.
     #[serde(default)]
     pub co_corrected: Option<LatencySummary>,
+    /// Clients of pgbench scripts that stopped for good, as pgbench aborts a client (an error
+    /// other than a serialization or deadlock failure, or a script that ends inside a transaction
+    /// block or a pipeline), grouped by SQLSTATE and message, most clients first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<AbortedClients>,
+}
+
+/// Clients that aborted with the same error.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub struct AbortedClients {
+    /// SQLSTATE of the server's error; null for an error of the script's own making.
+    pub sqlstate: Option<String>,
+    /// `script:line: message` (the server's message for a server error).
+    pub message: String,
+    /// How many clients aborted with it.
+    pub clients: u64,
 }
 
 /// An episode in which many clients waited at once.

@@ -9,7 +9,7 @@
 //! `--repeat` set included, starts with the run hygiene of [`super::hygiene`] (vacuum,
 //! checkpoint, the `--pre-sql` hook) and ends with its `--post-sql` hook before it is archived.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
 use crate::monitor::model::Window;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
-    ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult, MixEntry,
-    PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt,
+    AbortedClients, ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult,
+    MixEntry, PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt,
 };
 use crate::report::{archive, hlog, latency_summary};
 use crate::workload::script::{Predefined, Script, ScriptSource};
@@ -220,6 +220,43 @@ fn wait_until(at: chrono::DateTime<chrono::Utc>) -> Result<()> {
         std::thread::sleep(left.min(Duration::from_millis(50)));
     }
     Ok(())
+}
+
+/// How many distinct abort messages the terminal shows (run.json has them all).
+const ABORTS_SHOWN: usize = 3;
+
+/// Prints the run's aborted clients on stderr, the most frequent messages first, as pgbench
+/// prints each abort; returns whether any client aborted.
+pub fn print_aborted(doc: &RunDocument, dir: &Path) -> bool {
+    let Some(load) = doc.load.as_ref().filter(|l| !l.aborted.is_empty()) else {
+        return false;
+    };
+    for a in load.aborted.iter().take(ABORTS_SHOWN) {
+        eprintln!("pgstorm: aborted: {}", aborted_line(a));
+    }
+    if load.aborted.len() > ABORTS_SHOWN {
+        eprintln!(
+            "pgstorm: {} more abort messages in {}",
+            load.aborted.len() - ABORTS_SHOWN,
+            dir.join("run.json").display()
+        );
+    }
+    let clients: u64 = load.aborted.iter().map(|a| a.clients).sum();
+    eprintln!(
+        "pgstorm: {clients} of {} clients aborted, so the run is incomplete (as pgbench: exit \
+         code 2); fix the script or the database and run again",
+        load.config.clients
+    );
+    true
+}
+
+/// One group of aborted clients on one line, as the terminal and the warning show it.
+pub fn aborted_line(a: &AbortedClients) -> String {
+    let clients = if a.clients == 1 { "client" } else { "clients" };
+    match &a.sqlstate {
+        Some(code) => format!("{} {clients}: {} (SQLSTATE {code})", a.clients, a.message),
+        None => format!("{} {clients}: {}", a.clients, a.message),
+    }
 }
 
 /// Runs the scenario on an existing session (used by `pgstorm run` to chain scenarios).
@@ -468,16 +505,17 @@ pub fn measure_workload(
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.monitoring = monitoring;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
-    for t in &workload.types {
-        if let Some(e) = t.first_error() {
-            doc.warnings.push(crate::report::model::Warning {
-                code: "script_error".into(),
-                message: format!(
-                    "{} failed on its own (not on the server), counted as errors of class other; first: {e}",
-                    t.name()
-                ),
-            });
-        }
+    if let Some(first) = load.aborted.first() {
+        let clients: u64 = load.aborted.iter().map(|a| a.clients).sum();
+        doc.warnings.push(crate::report::model::Warning {
+            code: "clients_aborted".into(),
+            message: format!(
+                "{clients} of {} clients aborted as pgbench aborts them, so the load ran with \
+                 fewer clients than asked; first: {}",
+                opts.engine.clients,
+                aborted_line(first)
+            ),
+        });
     }
     if let Some(l) = &doc.target_lost_at {
         doc.warnings.push(crate::report::model::Warning {
@@ -632,6 +670,23 @@ fn load_scripts(
                 src.source_name,
                 crate::workload::script::resume::COPY_REFUSED
             )));
+        }
+        if let Some(line) = script.pipeline_line() {
+            // pgbench aborts every client at the \startpipeline under -M simple; refusing before
+            // the run says the same once.
+            let why = if opts.protocol == Protocol::Simple {
+                Some(crate::workload::script::PIPELINE_SIMPLE)
+            } else if opts.engine.threads.is_none() {
+                Some(crate::workload::script::PIPELINE_NEEDS_MUX)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(crate::error::usage(format!(
+                    "{}:{line}: {why}",
+                    src.source_name
+                )));
+            }
         }
         if opts.protocol != Protocol::Simple {
             for c in &script.compiled().commands {
@@ -846,5 +901,32 @@ pub fn load_result(
                 all.latency.value_at_quantile(0.5),
             ))
         }),
+        aborted: aborted_clients(workload),
     }
+}
+
+/// The aborted clients of every script, grouped by SQLSTATE and message, most clients first.
+fn aborted_clients(workload: &Workload) -> Vec<AbortedClients> {
+    let mut groups: Vec<AbortedClients> = Vec::new();
+    for a in workload
+        .types
+        .iter()
+        .filter_map(|t| t.as_script())
+        .flat_map(|s| s.aborts())
+    {
+        match groups
+            .iter_mut()
+            .find(|g| g.sqlstate == a.sqlstate && g.message == a.message)
+        {
+            Some(g) => g.clients += 1,
+            None => groups.push(AbortedClients {
+                sqlstate: a.sqlstate,
+                message: a.message,
+                clients: 1,
+            }),
+        }
+    }
+    // Stable: equal counts keep the order in which they were first seen.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.clients));
+    groups
 }

@@ -107,6 +107,10 @@ pub enum ExecError {
     /// The multiplexed driver's connection reported an error.
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),
+    /// The transaction completed but left a block open (a script without its COMMIT): it
+    /// counts, and the client aborts, as in pgbench.
+    #[error("{0}")]
+    Unfinished(String),
 }
 
 /// A worker's reusable per-client scratch space: text buffer and each type's client state.
@@ -219,11 +223,6 @@ pub trait QueryType: Send + Sync {
     /// Labels of the commands [`ExecCtx::commands`] counts, in order (none by default).
     fn command_labels(&self) -> Vec<String> {
         Vec::new()
-    }
-    /// The first failure of the type's own making during the run (e.g. a script's expression
-    /// error), for the report; driver errors are counted by class instead.
-    fn first_error(&self) -> Option<String> {
-        None
     }
     /// The pgbench script behind this type, for drivers that run scripts resumably (the
     /// multiplexed engine); `None` for other types.

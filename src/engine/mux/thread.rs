@@ -294,7 +294,7 @@ impl Thread {
                     c.status = status;
                     match c.phase {
                         Phase::Waiting => {
-                            let r = script.finish_sql(&mut c.tx);
+                            let r = script.finish_sql(&mut c.tx, &mut c.vars[c.kind]);
                             if self.per_command {
                                 self.command_stat(i, now, r.is_ok());
                             }
@@ -423,11 +423,25 @@ impl Thread {
                                 &shared.names[kind],
                                 conn,
                             );
-                            if let Err(e) = queued {
-                                self.fail(shared, i, e, now);
-                                continue;
+                            let stat = script.stat_index(&c.tx);
+                            match queued {
+                                Err(e) => {
+                                    self.fail(shared, i, e, now);
+                                    continue;
+                                }
+                                Ok(false) => {
+                                    // Queued in a pipeline: its time is the \endpipeline's, as
+                                    // in pgbench.
+                                    c.answered_stat = stat;
+                                    c.cmd_started = now;
+                                    if self.per_command {
+                                        self.command_stat(i, now, true);
+                                    }
+                                    continue;
+                                }
+                                Ok(true) => {}
                             }
-                            c.answered_stat = script.stat_index(&c.tx);
+                            c.answered_stat = stat;
                             if self.per_command {
                                 c.cmd_started = Instant::now();
                             }
@@ -440,6 +454,15 @@ impl Thread {
                         Ok(Action::Sleep(d)) => {
                             c.wake = now + d;
                             c.phase = Phase::Sleeping;
+                            return;
+                        }
+                        Ok(Action::Done) if c.status != b'I' => {
+                            // As pgbench: the transaction counts, then the client aborts.
+                            self.record(i, Ok(()), now);
+                            let e = script.unfinished();
+                            script.abort(self.clients[i].id, 0, &e);
+                            self.drop_connection(i, now);
+                            self.clients[i].phase = Phase::Finished;
                             return;
                         }
                         Ok(Action::Done) => {
@@ -483,6 +506,17 @@ impl Thread {
         if class.is_connection_loss() {
             self.record(i, Err(class), now);
             self.drop_connection(i, now);
+            return;
+        }
+        if class.aborts_script_client() {
+            // As pgbench: the client ends, and its connection with it (which also ends any
+            // transaction block or pipeline it left open).
+            let c = &self.clients[i];
+            let script = shared.script(c.kind);
+            script.abort(c.id, script.line_at(&c.tx), &e);
+            self.record(i, Err(class), now);
+            self.drop_connection(i, now);
+            self.clients[i].phase = Phase::Finished;
             return;
         }
         let c = &mut self.clients[i];

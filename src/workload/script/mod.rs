@@ -10,6 +10,13 @@
 //!
 //! A failed SQL command inside an explicit transaction is followed by a ROLLBACK, so the
 //! connection is clean for the next transaction (and for a retry, see the engine's `max_tries`).
+//!
+//! Failures follow pgbench 15: the engine retries or counts a serialization or deadlock failure,
+//! and any other error (a server error, an expression error, `\gset` with the wrong row count, a
+//! transaction block left open at the end of the script) aborts the client; [`Script::abort`]
+//! keeps each aborted client's message, with its SQLSTATE, for the report. `\gset` stores the last
+//! result of a compound command (`\;`), which must have exactly one row; `\aset` stores the last
+//! row of every non-empty result. Pipeline mode runs on the multiplexed driver ([`resume`]).
 
 pub mod builtin;
 pub mod expr;
@@ -17,7 +24,7 @@ pub mod parse;
 pub mod resume;
 pub mod vars;
 
-use std::sync::OnceLock;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -112,14 +119,37 @@ pub struct Script {
     /// Per SQL command: (opens a transaction block, closes one).
     tx_bounds: Vec<(bool, bool)>,
     predefined: Predefined,
-    first_error: OnceLock<String>,
+    aborts: Mutex<Vec<Abort>>,
 }
 
-/// Per-client state: the variables, and whether a transaction block is open.
+/// Per-client state: the variables, whether a transaction block is open, and the line of the
+/// command that failed last (for the abort message).
 pub struct ClientVars {
     slots: Vec<Slot>,
     in_tx: bool,
+    failed_line: usize,
 }
+
+/// A client that stopped for good, as pgbench aborts a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abort {
+    /// The client (pgbench's client id).
+    pub client: u32,
+    /// SQLSTATE of the server error, `None` for an error of the script's own making.
+    pub sqlstate: Option<String>,
+    /// `script:line: message`.
+    pub message: String,
+}
+
+/// pgbench's message for a script that ends inside a transaction block.
+pub const UNFINISHED: &str = "end of script reached without completing the last transaction";
+/// Why the pool driver refuses pipeline mode.
+pub const PIPELINE_NEEDS_MUX: &str = "pipeline mode (\\startpipeline) needs the multiplexed \
+     driver, which can keep several commands in flight on one connection: add -j N";
+/// pgbench's message for pipeline mode under `-M simple`.
+pub const PIPELINE_SIMPLE: &str = "cannot use pipeline mode with the simple query protocol";
+/// pgbench's message for a script that ends inside a pipeline.
+pub const PIPELINE_OPEN: &str = "end of script reached with pipeline open";
 
 /// A script that could not be read or parsed: names the source and the line.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +179,26 @@ fn first_word(sql: &str) -> String {
         .next()
         .unwrap_or("")
         .to_ascii_uppercase()
+}
+
+/// What a command does to the transaction block: (opens one, closes one), from the last
+/// transaction-control statement of a compound command (`BEGIN \\; ... \\; COMMIT` closes).
+fn block_effect(sql: &str) -> (bool, bool) {
+    let mut effect = (false, false);
+    for part in sql.split(';') {
+        let word = first_word(part);
+        let to_savepoint = part
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("to"));
+        match word.as_str() {
+            "BEGIN" | "START" => effect = (true, false),
+            "COMMIT" | "END" | "ABORT" => effect = (false, true),
+            "ROLLBACK" if !to_savepoint => effect = (false, true),
+            _ => {}
+        }
+    }
+    effect
 }
 
 impl Script {
@@ -182,11 +232,7 @@ impl Script {
                     None => Vec::new(),
                 };
                 gset_targets.push(targets);
-                let word = first_word(&pieces[0]);
-                tx_bounds.push((
-                    matches!(word.as_str(), "BEGIN" | "START"),
-                    matches!(word.as_str(), "COMMIT" | "END" | "ROLLBACK" | "ABORT"),
-                ));
+                tx_bounds.push(block_effect(&pieces.concat()));
             }
         }
         Ok(Script {
@@ -195,7 +241,7 @@ impl Script {
             gset_targets,
             tx_bounds,
             predefined,
-            first_error: OnceLock::new(),
+            aborts: Mutex::new(Vec::new()),
         })
     }
 
@@ -224,9 +270,62 @@ impl Script {
     }
 
     fn fail(&self, cmd: &Command, msg: impl std::fmt::Display) -> ExecError {
-        let m = format!("{}:{}: {msg}", self.name, cmd.line);
-        let _ = self.first_error.set(m.clone());
-        ExecError::Script(m)
+        ExecError::Script(format!("{}:{}: {msg}", self.name, cmd.line))
+    }
+
+    /// Line of the first `\startpipeline`, if the script uses pipeline mode.
+    pub fn pipeline_line(&self) -> Option<usize> {
+        self.compiled
+            .commands
+            .iter()
+            .find(|c| c.step == Step::StartPipeline)
+            .map(|c| c.line)
+    }
+
+    /// Keeps the abort of `client`, which failed with `e` at script line `line` (0: at the end).
+    pub fn abort(&self, client: u32, line: usize, e: &ExecError) {
+        let (sqlstate, msg) = match e {
+            ExecError::Script(m) | ExecError::Unfinished(m) => (None, m.clone()),
+            ExecError::Db(d) => (
+                d.code().map(|c| c.code().to_string()),
+                d.as_db_error()
+                    .map_or_else(|| crate::target::one_line(d), |db| db.message().to_string()),
+            ),
+            ExecError::Wire(w) => (
+                w.sqlstate().map(str::to_string),
+                match w {
+                    crate::wire::WireError::Server { message, .. } => message.clone(),
+                    other => other.to_string(),
+                },
+            ),
+        };
+        let message = match e {
+            ExecError::Script(_) | ExecError::Unfinished(_) => msg,
+            _ => format!("{}:{line}: {msg}", self.name),
+        };
+        self.aborts.lock().push(Abort {
+            client,
+            sqlstate,
+            message,
+        });
+    }
+
+    /// The clients aborted so far.
+    pub fn aborts(&self) -> Vec<Abort> {
+        self.aborts.lock().clone()
+    }
+
+    /// Line of the command at which a client's last transaction failed.
+    pub fn failed_line(state: &ClientState) -> usize {
+        state
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<ClientVars>())
+            .map_or(0, |v| v.failed_line)
+    }
+
+    /// The error of a script that ended inside a transaction block.
+    pub fn unfinished(&self) -> ExecError {
+        ExecError::Unfinished(format!("{}: {UNFINISHED}", self.name))
     }
 
     fn run_sql(
@@ -240,11 +339,13 @@ impl Script {
             pieces,
             params,
             gset,
+            aset,
         } = &cmd.step
         else {
             return Ok(());
         };
         let (opens, closes) = self.tx_bounds[*stmt];
+        let gset_only = gset.is_some() && !aset;
         if ctx.protocol != Protocol::Simple {
             if let Some(&p) = params.iter().find(|&&p| !st.slots[p].is_set()) {
                 return Err(self.fail(
@@ -265,22 +366,23 @@ impl Script {
                         binds.map(|b| (b, Type::UNKNOWN)),
                     )
                 };
-                // Execution errors arrive while the rows stream in, not only at the call.
+                // Execution errors arrive while the rows stream in, not only at the call. One
+                // statement, one result: `\gset` stores its only row, `\aset` its last.
                 let fetched = rows.and_then(|mut it| {
                     let mut n = 0u64;
-                    let mut gset_err = None;
+                    let mut store_err = None;
                     while let Some(row) = it.next()? {
                         n += 1;
-                        if n == 1 && gset.is_some() {
-                            gset_err = self.gset_row(&row, *stmt, &mut st.slots).err();
+                        if (n == 1 && gset_only) || *aset {
+                            store_err = self.gset_row(&row, *stmt, &mut st.slots).err();
                         }
                     }
-                    Ok((n, gset_err))
+                    Ok((n, store_err))
                 });
                 match fetched {
-                    Ok((n, gset_err)) => match (gset_err, gset.is_some() && n != 1) {
+                    Ok((n, store_err)) => match (store_err, gset_only && n != 1) {
                         (Some(e), _) => Err(e),
-                        (None, true) => Err(format!("\\gset expected one row, got {n}")),
+                        (None, true) => Err(format!("expected one row, got {n}")),
                         _ => Ok(()),
                     },
                     Err(e) => return self.after_failure(ctx, st, closes, e.into()),
@@ -300,30 +402,15 @@ impl Script {
                         }
                     }
                 }
-                // Only `\gset` reads a row: without it the replies are read and dropped, not
-                // collected into the `Vec` of messages `simple_query` builds.
+                // Only `\gset`/`\aset` read rows: without them the replies are read and dropped,
+                // not collected into the `Vec` of messages `simple_query` builds.
                 let reply = match gset {
                     None => ctx.client.batch_execute(buf).map(|()| Vec::new()),
                     Some(_) => ctx.client.simple_query(buf),
                 };
                 match reply {
-                    Ok(msgs) => {
-                        let mut n = 0u64;
-                        let mut gset_err = None;
-                        for m in &msgs {
-                            if let postgres::SimpleQueryMessage::Row(row) = m {
-                                n += 1;
-                                if n == 1 && gset.is_some() {
-                                    gset_err = self.gset_text_row(row, *stmt, &mut st.slots).err();
-                                }
-                            }
-                        }
-                        match (gset_err, gset.is_some() && n != 1) {
-                            (Some(e), _) => Err(e),
-                            (None, true) => Err(format!("\\gset expected one row, got {n}")),
-                            _ => Ok(()),
-                        }
-                    }
+                    Ok(_) if gset.is_none() => Ok(()),
+                    Ok(msgs) => self.store_results(&msgs, *stmt, *aset, &mut st.slots),
                     Err(e) => return self.after_failure(ctx, st, closes, e.into()),
                 }
             }
@@ -339,6 +426,51 @@ impl Script {
             st.in_tx = false;
         }
         Ok(())
+    }
+
+    /// Stores the results of a simple-protocol command as pgbench's readCommandResponse does:
+    /// under `\aset` the last row of every result that has rows; under `\gset` the row of the
+    /// last result, which must have exactly one (a compound command's earlier results are read
+    /// and dropped).
+    fn store_results(
+        &self,
+        msgs: &[postgres::SimpleQueryMessage],
+        stmt: usize,
+        aset: bool,
+        slots: &mut [Slot],
+    ) -> Result<(), String> {
+        use postgres::SimpleQueryMessage as M;
+        let mut rows = 0u64;
+        let mut last_row = None;
+        let mut last = (0u64, None);
+        for m in msgs {
+            match m {
+                M::Row(row) => {
+                    rows += 1;
+                    last_row = Some(row);
+                }
+                M::CommandComplete(_) => {
+                    if aset {
+                        if let Some(row) = last_row {
+                            self.gset_text_row(row, stmt, slots);
+                        }
+                    }
+                    last = (rows, last_row.take());
+                    rows = 0;
+                }
+                _ => {}
+            }
+        }
+        if aset {
+            return Ok(());
+        }
+        match last {
+            (1, Some(row)) => {
+                self.gset_text_row(row, stmt, slots);
+                Ok(())
+            }
+            (n, _) => Err(format!("expected one row, got {n}")),
+        }
     }
 
     /// Leaves the connection outside any transaction block, then returns `e`.
@@ -379,12 +511,7 @@ impl Script {
         Ok(())
     }
 
-    fn gset_text_row(
-        &self,
-        row: &postgres::SimpleQueryRow,
-        stmt: usize,
-        slots: &mut [Slot],
-    ) -> Result<(), String> {
+    fn gset_text_row(&self, row: &postgres::SimpleQueryRow, stmt: usize, slots: &mut [Slot]) {
         let targets = &self.gset_targets[stmt];
         for (i, col) in row.columns().iter().enumerate() {
             if let Some(&(_, slot)) = targets.iter().find(|(n, _)| n == col.name()) {
@@ -394,7 +521,6 @@ impl Script {
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -417,10 +543,6 @@ impl QueryType for Script {
 
     fn command_labels(&self) -> Vec<String> {
         self.compiled.labels.clone()
-    }
-
-    fn first_error(&self) -> Option<String> {
-        self.first_error.get().cloned()
     }
 
     fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
@@ -460,6 +582,7 @@ impl Script {
         ClientVars {
             slots,
             in_tx: false,
+            failed_line: 0,
         }
     }
 }
@@ -494,7 +617,8 @@ impl Script {
         rng: &mut crate::rng::Rng,
     ) -> Result<Flow, ExecError> {
         match &cmd.step {
-            Step::Sql { .. } => Ok(Flow::Next(pc)),
+            // The driver runs these itself: SQL, and the pipeline's ends (multiplexed driver).
+            Step::Sql { .. } | Step::StartPipeline | Step::EndPipeline => Ok(Flow::Next(pc)),
             Step::Set { slot, expr } => match expr::eval(expr, &mut self.env(&st.slots, rng)) {
                 Ok(v) => {
                     st.slots[*slot].set_val(v);
@@ -550,6 +674,9 @@ impl Script {
             let t0 = timed.then(Instant::now);
             let r = match &cmd.step {
                 Step::Sql { .. } => self.run_sql(ctx, st, cmd).map(|()| pc + 1),
+                // Refused before the run (queries' script checks): the blocking client cannot
+                // have several commands in flight.
+                Step::StartPipeline | Step::EndPipeline => Err(self.fail(cmd, PIPELINE_NEEDS_MUX)),
                 _ => self
                     .step_local(pc, cmd, st, ctx.rng)
                     .map(|flow| match flow {
@@ -575,6 +702,7 @@ impl Script {
             match r {
                 Ok(next) => pc = next,
                 Err(e) => {
+                    st.failed_line = cmd.line;
                     if !matches!(cmd.step, Step::Sql { .. }) && st.in_tx && !ctx.client.is_closed()
                     {
                         let _ = ctx.client.batch_execute("ROLLBACK");
@@ -583,6 +711,15 @@ impl Script {
                     return Err(e);
                 }
             }
+        }
+        if st.in_tx {
+            // As pgbench, the transaction counts and the client aborts; the connection goes back
+            // to the pool outside any block.
+            st.in_tx = false;
+            if !ctx.client.is_closed() {
+                let _ = ctx.client.batch_execute("ROLLBACK");
+            }
+            return Err(self.unfinished());
         }
         Ok(())
     }
@@ -750,5 +887,9 @@ mod tests {
         assert_eq!(first_word("-- x\n  begin;"), "BEGIN");
         assert_eq!(first_word("/* c */ END"), "END");
         assert_eq!(first_word("select 1"), "SELECT");
+        assert_eq!(block_effect("BEGIN; SELECT 1"), (true, false));
+        assert_eq!(block_effect("SELECT 1; COMMIT"), (false, true));
+        assert_eq!(block_effect("ROLLBACK TO SAVEPOINT a"), (false, false));
+        assert_eq!(block_effect("SELECT 1"), (false, false));
     }
 }

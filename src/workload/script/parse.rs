@@ -3,7 +3,7 @@
 //! Follows pgbench's script rules: an SQL command ends at a `;` outside quotes, comments and
 //! parentheses and may span lines; a backslash outside quotes starts a meta-command that runs to
 //! the end of the line (a trailing backslash continues it); `\gset` takes the place of the `;` of
-//! the SQL command before it. `:name` in SQL becomes a bind parameter (`$n`, one per occurrence,
+//! the SQL command before it, and so does `\aset`. `:name` in SQL becomes a bind parameter (`$n`, one per occurrence,
 //! as pgbench does, even inside literals). Meta-commands pgstorm does not implement are an error
 //! naming the line, never skipped. `\if` blocks compile to jumps so execution needs no stack.
 
@@ -42,9 +42,16 @@ pub enum Step {
         pieces: Vec<String>,
         /// Variable slot of each parameter, in order.
         params: Vec<usize>,
-        /// `\gset` prefix, when the command stores its result.
+        /// `\gset`/`\aset` prefix, when the command stores its result.
         gset: Option<String>,
+        /// `\aset` rather than `\gset`: every non-empty result of a compound command is stored
+        /// (its last row), not only the last result (which must have exactly one row).
+        aset: bool,
     },
+    /// `\startpipeline`: the SQL commands up to `\endpipeline` are sent without waiting.
+    StartPipeline,
+    /// `\endpipeline`: one Sync for the pipeline, then every reply is read.
+    EndPipeline,
     /// `\set var expr`.
     Set {
         /// Target slot.
@@ -102,15 +109,11 @@ fn err(line: usize, msg: impl Into<String>) -> ParseError {
 }
 
 /// Meta-commands pgbench has and pgstorm does not run.
-const UNSUPPORTED: [&str; 7] = [
-    "setshell",
-    "shell",
-    "aset",
-    "startpipeline",
-    "endpipeline",
-    "syncpipeline",
-    "close",
-];
+const UNSUPPORTED: [&str; 3] = ["setshell", "shell", "close"];
+
+/// The meta-commands pgstorm runs, for messages.
+const SUPPORTED: &str =
+    "\\set, \\sleep, \\gset, \\aset, \\if, \\elif, \\else, \\endif, \\startpipeline, \\endpipeline";
 
 struct Builder {
     out: Compiled,
@@ -127,7 +130,13 @@ impl Builder {
         self.out.commands.push(Command { step, line, stat });
     }
 
-    fn sql(&mut self, text: &str, line: usize, gset: Option<String>) -> Result<(), ParseError> {
+    fn sql(
+        &mut self,
+        text: &str,
+        line: usize,
+        gset: Option<String>,
+        aset: bool,
+    ) -> Result<(), ParseError> {
         let (pieces, names) = split_variables(text);
         if names.len() > MAX_PARAMS {
             return Err(err(
@@ -154,6 +163,7 @@ impl Builder {
                 pieces,
                 params,
                 gset,
+                aset,
             },
             line,
             Some(label(line, text)),
@@ -198,7 +208,10 @@ impl Builder {
                     Some("ms") => 1_000,
                     Some("us") => 1,
                     Some(u) => {
-                        return Err(err(line, format!("\\sleep: unknown unit '{u}'; use us, ms or s")))
+                        return Err(err(
+                            line,
+                            format!("\\sleep: unknown unit '{u}'; use us, ms or s"),
+                        ))
                     }
                 };
                 if let Some(extra) = it.next() {
@@ -260,21 +273,37 @@ impl Builder {
                     self.out.commands[j].step = Step::Jump(end);
                 }
             }
-            "gset" => return Err(err(line, "\\gset must follow an SQL command")),
+            "gset" | "aset" => {
+                return Err(err(line, format!("\\{lname} must follow an SQL command")))
+            }
+            "startpipeline" => {
+                no_args(name, args, line)?;
+                self.push(Step::StartPipeline, line, label);
+            }
+            "endpipeline" => {
+                no_args(name, args, line)?;
+                self.push(Step::EndPipeline, line, label);
+            }
+            "syncpipeline" => {
+                return Err(err(
+                    line,
+                    "\\syncpipeline is a command of PostgreSQL 17's pgbench; pgstorm follows \
+                     pgbench 15, which has \\startpipeline and \\endpipeline: end the pipeline \
+                     and start a new one instead",
+                ))
+            }
             n if UNSUPPORTED.contains(&n) => {
                 return Err(err(
                     line,
                     format!(
-                        "meta-command \\{name} is not supported by pgstorm; supported: \\set, \\sleep, \\gset, \\if, \\elif, \\else, \\endif"
+                        "meta-command \\{name} is not supported by pgstorm; supported: {SUPPORTED}"
                     ),
                 ))
             }
             _ => {
                 return Err(err(
                     line,
-                    format!(
-                        "unknown meta-command \\{name}; supported: \\set, \\sleep, \\gset, \\if, \\elif, \\else, \\endif"
-                    ),
+                    format!("unknown meta-command \\{name}; supported: {SUPPORTED}"),
                 ))
             }
         }
@@ -361,11 +390,9 @@ pub fn parse(src: &str) -> Result<Compiled, ParseError> {
     let mut depth: i32 = 0;
     // Finishes the pending SQL command (if it has content).
     macro_rules! flush_sql {
-        ($gset:expr) => {{
+        ($gset:expr, $aset:expr) => {{
             if has_content {
-                b.sql(sql.trim(), sql_line, $gset)?;
-            } else if $gset.is_some() {
-                return Err(err(line, "\\gset must follow an SQL command"));
+                b.sql(sql.trim(), sql_line, $gset, $aset)?;
             }
             sql.clear();
             has_content = false;
@@ -480,7 +507,7 @@ pub fn parse(src: &str) -> Result<Compiled, ParseError> {
                 has_content = true;
             }
             b';' if depth <= 0 => {
-                flush_sql!(None::<String>);
+                flush_sql!(None::<String>, false);
                 i += 1;
             }
             b'\\' if matches!(s.get(i + 1), Some(b';') | Some(b':')) => {
@@ -527,18 +554,26 @@ pub fn parse(src: &str) -> Result<Compiled, ParseError> {
                     }
                 }
                 i = j;
-                if name.eq_ignore_ascii_case("gset") {
+                let aset = name.eq_ignore_ascii_case("aset");
+                if aset || name.eq_ignore_ascii_case("gset") {
+                    let lname = name.to_ascii_lowercase();
                     let prefix = args.trim();
                     if !prefix.is_empty() && !valid_name(prefix) {
-                        return Err(err(meta_line, format!("invalid \\gset prefix '{prefix}'")));
+                        return Err(err(
+                            meta_line,
+                            format!("invalid \\{lname} prefix '{prefix}'"),
+                        ));
                     }
                     let prefix = Some(prefix.to_string());
                     if !has_content {
-                        return Err(err(meta_line, "\\gset must follow an SQL command"));
+                        return Err(err(
+                            meta_line,
+                            format!("\\{lname} must follow an SQL command"),
+                        ));
                     }
-                    flush_sql!(prefix);
+                    flush_sql!(prefix, aset);
                 } else {
-                    flush_sql!(None::<String>);
+                    flush_sql!(None::<String>, false);
                     b.meta(name, &args, meta_line)?;
                 }
             }
@@ -556,7 +591,7 @@ pub fn parse(src: &str) -> Result<Compiled, ParseError> {
             sql_line = line_before;
         }
     }
-    flush_sql!(None::<String>);
+    flush_sql!(None::<String>, false);
     // The macro resets the scanner state; after the last command nothing reads it.
     let _ = (has_content, depth);
     if let Some((if_line, ..)) = b.blocks.last() {
@@ -636,6 +671,27 @@ mod tests {
         assert_eq!(parse("\\set x 1 +\n").unwrap_err().line, 1);
         assert_eq!(parse("SELECT 'abc\n").unwrap_err().line, 1);
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn aset_and_pipeline_commands_compile_and_syncpipeline_is_refused() {
+        let c = parse(
+            "SELECT 1 AS a \\; SELECT 2 AS b \\aset p_\n\\startpipeline\nSELECT 1;\n\\endpipeline\n",
+        )
+        .unwrap();
+        let Step::Sql { gset, aset, .. } = &c.commands[0].step else {
+            panic!()
+        };
+        assert_eq!((gset.as_deref(), *aset), (Some("p_"), true));
+        assert_eq!(c.statements[0], "SELECT 1 AS a ; SELECT 2 AS b");
+        assert_eq!(c.commands[1].step, Step::StartPipeline);
+        assert!(matches!(c.commands[2].step, Step::Sql { aset: false, .. }));
+        assert_eq!(c.commands[3].step, Step::EndPipeline);
+        let e = parse("\\startpipeline\nSELECT 1;\n\\syncpipeline\n\\endpipeline\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.msg.contains("PostgreSQL 17"), "{}", e.msg);
+        assert_eq!(parse("\n\\aset\n").unwrap_err().line, 2);
+        assert_eq!(parse("\\endpipeline now\n").unwrap_err().line, 1);
     }
 
     #[test]

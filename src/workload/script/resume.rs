@@ -4,6 +4,12 @@
 //! ([`Script::queue_sql`]), feeds the reply back message by message ([`Script::on_reply`]),
 //! closes the command at ReadyForQuery ([`Script::finish_sql`]) and resumes ([`Script::resume`]).
 //!
+//! Pipeline mode (`\startpipeline` .. `\endpipeline`, pgbench 15's commands) lives here: inside
+//! a pipeline an SQL command is queued without a Sync and the interpreter goes on at once; the
+//! `\endpipeline` queues the one Sync and waits for every reply, so a pipeline costs one round
+//! trip. As in pgbench, `\gset`/`\aset` are refused inside a pipeline and a script that ends with
+//! one open aborts the client.
+//!
 //! Invariants: non-SQL commands run through [`Script::step_local`], the code the blocking path
 //! runs, so both drivers interpret a script identically. A transaction's position and reply live
 //! in a reused [`Tx`]: nothing is allocated per query once the `\gset` column map has grown
@@ -15,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::expr::Val;
 use super::parse::Step;
-use super::{ClientVars, Flow, Script};
+use super::{ClientVars, Flow, Script, PIPELINE_OPEN, PIPELINE_SIMPLE};
 use crate::rng::Rng;
 use crate::wire::{Msg, WireConn, WireError};
 use crate::workload::{CommandStat, ExecError, Protocol};
@@ -40,9 +46,20 @@ pub enum Action {
 #[derive(Debug, Default)]
 pub struct Tx {
     pc: usize,
+    /// Rows of the result being read.
     rows: u64,
+    /// Rows of the last complete result.
+    last_rows: u64,
+    /// Whether the result being read has a RowDescription.
+    described: bool,
+    /// Inside `\startpipeline` .. `\endpipeline`.
+    pipeline: bool,
     /// Variable slot of each result column of a `\gset` command (`None`: not stored).
     gset_cols: Vec<Option<usize>>,
+    /// `\gset`: the first row of the latest result, stored only once it proves to be the last
+    /// result (slot, value range in `pending_text`, `None` for NULL).
+    pending: Vec<(usize, Option<std::ops::Range<usize>>)>,
+    pending_text: String,
     /// The first server error of the reply.
     error: Option<WireError>,
     /// A `\gset` value that could not be stored.
@@ -57,6 +74,7 @@ impl Tx {
     /// Back to the first command (a new transaction, or a retry).
     pub fn restart(&mut self) {
         self.pc = 0;
+        self.pipeline = false;
     }
 
     /// Whether the server asked for COPY data the driver must refuse (CopyFail), once.
@@ -95,11 +113,25 @@ impl Script {
     ) -> Result<Action, ExecError> {
         let cmds = &self.compiled.commands;
         while let Some(cmd) = cmds.get(tx.pc) {
-            if matches!(cmd.step, Step::Sql { .. }) {
-                return Ok(Action::Sql);
+            match cmd.step {
+                Step::Sql { .. } => return Ok(Action::Sql),
+                Step::EndPipeline if !tx.pipeline => {
+                    return Err(self.fail(cmd, "not in pipeline mode"))
+                }
+                Step::EndPipeline => return Ok(Action::Sql),
+                _ => {}
             }
             let t0 = stats.is_some().then(Instant::now);
-            let flow = self.step_local(tx.pc, cmd, st, rng);
+            let flow = match cmd.step {
+                Step::StartPipeline if tx.pipeline => {
+                    Err(self.fail(cmd, "already in pipeline mode"))
+                }
+                Step::StartPipeline => {
+                    tx.pipeline = true;
+                    Ok(Flow::Next(tx.pc + 1))
+                }
+                _ => self.step_local(tx.pc, cmd, st, rng),
+            };
             if let (Some(t0), Some(i), Some(s)) = (t0, cmd.stat, stats.as_deref_mut()) {
                 if s.len() < self.stat_len() {
                     s.resize(self.stat_len(), CommandStat::default());
@@ -126,11 +158,21 @@ impl Script {
                 }
             }
         }
+        if tx.pipeline {
+            return Err(ExecError::Script(format!("{}: {PIPELINE_OPEN}", self.name)));
+        }
         Ok(Action::Done)
     }
 
+    /// Script line of the command at the current position (0 past the end).
+    pub fn line_at(&self, tx: &Tx) -> usize {
+        self.compiled.commands.get(tx.pc).map_or(0, |c| c.line)
+    }
+
     /// Queues the SQL command at the current position on `conn` (not flushed). `names` are the
-    /// names this script's statements were prepared under (protocol `prepared`).
+    /// names this script's statements were prepared under (protocol `prepared`). Returns whether
+    /// the driver must wait for the reply: inside a pipeline a command is queued without a Sync,
+    /// the position moves on and the replies are read at the `\endpipeline`.
     pub fn queue_sql(
         &self,
         tx: &mut Tx,
@@ -138,23 +180,42 @@ impl Script {
         protocol: Protocol,
         names: &[String],
         conn: &mut WireConn,
-    ) -> Result<(), ExecError> {
+    ) -> Result<bool, ExecError> {
         let cmd = &self.compiled.commands[tx.pc];
-        let Step::Sql {
-            stmt,
-            pieces,
-            params,
-            gset,
-        } = &cmd.step
-        else {
-            return Err(self.fail(cmd, "internal: not an SQL command"));
-        };
+        // Replies are read only once the driver waits, so resetting per queued command is
+        // also right inside a pipeline.
         tx.rows = 0;
+        tx.last_rows = 0;
+        tx.described = false;
         tx.error = None;
         tx.gset_err = None;
         tx.copy_requested = false;
         tx.copy_refused = false;
         tx.gset_cols.clear();
+        tx.pending.clear();
+        if cmd.step == Step::EndPipeline {
+            conn.queue_sync();
+            return Ok(true);
+        }
+        let Step::Sql {
+            stmt,
+            pieces,
+            params,
+            gset,
+            aset,
+        } = &cmd.step
+        else {
+            return Err(self.fail(cmd, "internal: not an SQL command"));
+        };
+        if tx.pipeline {
+            if gset.is_some() {
+                let what = if *aset { "aset" } else { "gset" };
+                return Err(self.fail(cmd, format!("\\{what} is not allowed in pipeline mode")));
+            }
+            if protocol == Protocol::Simple {
+                return Err(self.fail(cmd, PIPELINE_SIMPLE));
+            }
+        }
         let names_of_vars = self.compiled.vars.names();
         if protocol == Protocol::Simple {
             conn.queue_query_with(|w| {
@@ -169,7 +230,7 @@ impl Script {
                     }
                 }
             });
-            return Ok(());
+            return Ok(true);
         }
         if let Some(&p) = params.iter().find(|&&p| !st.slots[p].is_set()) {
             return Err(self.fail(cmd, format!("undefined variable \"{}\"", names_of_vars[p])));
@@ -195,21 +256,31 @@ impl Script {
             conn.queue_describe_portal();
         }
         conn.queue_execute();
+        if tx.pipeline {
+            tx.pc += 1;
+            return Ok(false);
+        }
         conn.queue_sync();
-        Ok(())
+        Ok(true)
     }
 
-    /// Takes one message of the reply to the command at the current position.
+    /// Takes one message of the reply to the command at the current position (at an
+    /// `\endpipeline`: the replies to every command of the pipeline).
     pub fn on_reply(&self, tx: &mut Tx, st: &mut ClientVars, msg: Msg<'_>) {
         let Some(cmd) = self.compiled.commands.get(tx.pc) else {
             return;
         };
-        let Step::Sql { stmt, gset, .. } = &cmd.step else {
-            return;
+        let (stmt, gset, aset) = match &cmd.step {
+            Step::Sql {
+                stmt, gset, aset, ..
+            } => (*stmt, gset.is_some(), *aset),
+            _ => (0, false, false),
         };
         match msg {
-            Msg::RowDescription(desc) if gset.is_some() => {
-                let targets = &self.gset_targets[*stmt];
+            Msg::RowDescription(desc) if gset => {
+                let targets = &self.gset_targets[stmt];
+                tx.described = true;
+                tx.pending.clear();
                 tx.gset_cols.clear();
                 tx.gset_cols.extend(desc.names().map(|col| {
                     targets
@@ -220,21 +291,41 @@ impl Script {
             }
             Msg::DataRow(row) => {
                 tx.rows += 1;
-                if tx.rows == 1 && gset.is_some() {
+                // `\aset` keeps the last row of every result: store each as it comes. `\gset`
+                // keeps the first row of a result until the reply shows it was the last one.
+                if aset || (gset && tx.rows == 1) {
+                    tx.pending.clear();
+                    tx.pending_text.clear();
                     for (value, col) in row.values().zip(&tx.gset_cols) {
                         let Some(slot) = *col else { continue };
                         match value.map(std::str::from_utf8) {
-                            None => st.slots[slot].set_val(Val::Null),
-                            Some(Ok(text)) => st.slots[slot].set_text(text),
+                            None => tx.pending.push((slot, None)),
+                            Some(Ok(text)) => {
+                                let start = tx.pending_text.len();
+                                tx.pending_text.push_str(text);
+                                tx.pending.push((slot, Some(start..tx.pending_text.len())));
+                            }
                             Some(Err(_)) => {
                                 tx.gset_err = Some(format!(
-                                    "\\gset: the value for \"{}\" is not valid UTF-8",
+                                    "the value for \"{}\" is not valid UTF-8",
                                     self.compiled.vars.names()[slot]
                                 ))
                             }
                         }
                     }
+                    if aset {
+                        tx.store_pending(st);
+                    }
                 }
+            }
+            Msg::CommandComplete(_) | Msg::EmptyQuery => {
+                if !tx.described {
+                    // A result without rows (e.g. an UPDATE in a compound command) is the last
+                    // result so far: nothing of an earlier one may be stored by `\gset`.
+                    tx.pending.clear();
+                }
+                tx.last_rows = std::mem::take(&mut tx.rows);
+                tx.described = false;
             }
             // CopyInResponse / CopyBothResponse: the server waits for data a script cannot send.
             Msg::Other(b'G' | b'W') => tx.copy_requested = true,
@@ -248,9 +339,10 @@ impl Script {
         }
     }
 
-    /// Closes the SQL command at the current position once its ReadyForQuery arrived: a server
-    /// error or a `\gset` that got no single row is the command's failure; success moves on.
-    pub fn finish_sql(&self, tx: &mut Tx) -> Result<(), ExecError> {
+    /// Closes the command at the current position once its ReadyForQuery arrived: a server
+    /// error or a `\gset` whose last result had not exactly one row is the command's failure;
+    /// success stores `\gset`'s row (or ends the pipeline) and moves on.
+    pub fn finish_sql(&self, tx: &mut Tx, st: &mut ClientVars) -> Result<(), ExecError> {
         let cmd = &self.compiled.commands[tx.pc];
         if std::mem::take(&mut tx.copy_refused) {
             tx.error = None;
@@ -262,10 +354,33 @@ impl Script {
         if let Some(m) = tx.gset_err.take() {
             return Err(self.fail(cmd, m));
         }
-        if matches!(&cmd.step, Step::Sql { gset: Some(_), .. }) && tx.rows != 1 {
-            return Err(self.fail(cmd, format!("\\gset expected one row, got {}", tx.rows)));
+        match &cmd.step {
+            Step::Sql {
+                gset: Some(_),
+                aset: false,
+                ..
+            } => {
+                if tx.last_rows != 1 {
+                    return Err(self.fail(cmd, format!("expected one row, got {}", tx.last_rows)));
+                }
+                tx.store_pending(st);
+            }
+            Step::EndPipeline => tx.pipeline = false,
+            _ => {}
         }
         tx.pc += 1;
         Ok(())
+    }
+}
+
+impl Tx {
+    /// Stores the row kept in `pending` into the client's variables.
+    fn store_pending(&mut self, st: &mut ClientVars) {
+        for (slot, value) in self.pending.drain(..) {
+            match value {
+                None => st.slots[slot].set_val(Val::Null),
+                Some(r) => st.slots[slot].set_text(&self.pending_text[r]),
+            }
+        }
     }
 }
