@@ -456,12 +456,14 @@ fn refused_pgbench_options(a: &cli::QueriesArgs) -> Result<()> {
         ),
         (
             a.exit_on_abort,
-            "--exit-on-abort: pgstorm never aborts a client (a failed transaction is counted \
-             by class and the client goes on), so there is no abort to exit on",
+            "--exit-on-abort: pgbench 15 has no such option (it came with pgbench 16), and \
+             pgstorm follows pgbench 15: the other clients finish, and a run in which a client \
+             aborted exits 2",
         ),
         (
             a.verbose_errors,
-            "--verbose-errors: pgstorm reports failures by class in the summary and run.json",
+            "--verbose-errors: pgstorm already prints the first distinct errors with counts and \
+             keeps every one by SQLSTATE and message in run.json (load.aborted)",
         ),
     ];
     match refused.iter().find(|(on, _)| *on) {
