@@ -14,6 +14,7 @@
 pub mod builtin;
 pub mod expr;
 pub mod parse;
+pub mod prng;
 pub mod resume;
 pub mod vars;
 
@@ -33,8 +34,11 @@ use vars::Slot;
 pub struct Predefined {
     /// `:scale`.
     pub scale: i64,
-    /// `:default_seed` and `:random_seed` (the run's seed).
-    pub seed: i64,
+    /// The run's seed (pgbench's `--random-seed`, also `:random_seed`): it seeds each client's
+    /// generator and `:default_seed` as pgbench does.
+    pub seed: u64,
+    /// Number of clients of the run: pgbench draws `:default_seed` after the clients' seeds.
+    pub clients: usize,
     /// `-D name=value` definitions.
     pub defines: Vec<(String, String)>,
 }
@@ -115,10 +119,37 @@ pub struct Script {
     first_error: OnceLock<String>,
 }
 
-/// Per-client state: the variables, and whether a transaction block is open.
+/// Per-client state: the variables, whether a transaction block is open, and the client's
+/// pgbench random generator with what a retry needs to draw the same values again.
 pub struct ClientVars {
     slots: Vec<Slot>,
     in_tx: bool,
+    rng: prng::PgPrng,
+    retry: RetryMark,
+}
+
+/// How a script tells a retry from a new transaction without the engine's help: the engine
+/// restores its own generator before a retry (both drivers do), so a transaction that starts
+/// with the engine generator exactly as the previous one started is a retry, and the script
+/// restores its generator too, as pgbench does. Each start draws once from the engine
+/// generator so that two new transactions never look alike.
+#[derive(Default)]
+struct RetryMark {
+    engine_at_start: Option<crate::rng::Rng>,
+    script_at_start: Option<prng::PgPrng>,
+}
+
+impl ClientVars {
+    /// Called as a transaction starts, with the engine's generator for this client.
+    fn start_transaction(&mut self, engine: &mut crate::rng::Rng) {
+        let m = &mut self.retry;
+        match (&m.engine_at_start, &m.script_at_start) {
+            (Some(e), Some(saved)) if e == engine => self.rng = saved.clone(),
+            _ => m.script_at_start = Some(self.rng.clone()),
+        }
+        m.engine_at_start = Some(engine.clone());
+        engine.next_u64();
+    }
 }
 
 /// A script that could not be read or parsed: names the source and the line.
@@ -450,8 +481,11 @@ impl Script {
         };
         put("scale", Val::Int(p.scale));
         put("client_id", Val::Int(client_id as i64));
-        put("default_seed", Val::Int(p.seed));
-        put("random_seed", Val::Int(p.seed));
+        put(
+            "default_seed",
+            Val::Int(prng::default_seed(p.seed, p.clients.max(client_id + 1))),
+        );
+        put("random_seed", Val::Int(p.seed as i64));
         for (name, value) in &p.defines {
             if let Some(i) = vars.get(name) {
                 slots[i].set_text(value);
@@ -460,6 +494,8 @@ impl Script {
         ClientVars {
             slots,
             in_tx: false,
+            rng: prng::client(p.seed, client_id),
+            retry: RetryMark::default(),
         }
     }
 }
@@ -473,13 +509,13 @@ pub(crate) enum Flow {
 }
 
 impl Script {
-    /// The environment expressions evaluate in: a client's variables and random stream.
-    fn env<'a>(&'a self, slots: &'a [Slot], rng: &'a mut crate::rng::Rng) -> Env<'a> {
+    /// The environment expressions evaluate in: a client's variables and random generator.
+    fn env<'a>(&'a self, slots: &'a [Slot], rng: &'a mut prng::PgPrng, pc: usize) -> Env<'a> {
         Env {
             vars: slots,
             rng,
             names: self.compiled.vars.names(),
-            seed: self.predefined.seed,
+            origin: (&self.name, pc + 1),
         }
     }
 
@@ -491,42 +527,41 @@ impl Script {
         pc: usize,
         cmd: &Command,
         st: &mut ClientVars,
-        rng: &mut crate::rng::Rng,
     ) -> Result<Flow, ExecError> {
         match &cmd.step {
             Step::Sql { .. } => Ok(Flow::Next(pc)),
-            Step::Set { slot, expr } => match expr::eval(expr, &mut self.env(&st.slots, rng)) {
-                Ok(v) => {
-                    st.slots[*slot].set_val(v);
-                    Ok(Flow::Next(pc + 1))
+            Step::Set { slot, expr } => {
+                match expr::eval(expr, &mut self.env(&st.slots, &mut st.rng, pc)) {
+                    Ok(v) => {
+                        st.slots[*slot].set_val(v);
+                        Ok(Flow::Next(pc + 1))
+                    }
+                    Err(m) => Err(self.fail(cmd, m)),
                 }
-                Err(m) => Err(self.fail(cmd, m)),
-            },
+            }
             Step::Sleep { arg, unit_us } => {
                 let n = match arg {
                     SleepArg::Const(n) => *n,
-                    SleepArg::Var(s) => match st.slots[*s].value() {
-                        Some(Ok(Val::Int(n))) => n,
-                        Some(Ok(Val::Double(d))) => d as i64,
-                        _ => {
+                    // pgbench reads the variable's text with atoi().
+                    SleepArg::Var(s) => {
+                        let slot = &st.slots[*s];
+                        if !slot.is_set() {
                             return Err(self.fail(
                                 cmd,
                                 format!(
-                                    "\\sleep: variable \"{}\" is not an integer",
+                                    "sleep: undefined variable \"{}\"",
                                     self.compiled.vars.names()[*s]
                                 ),
-                            ))
+                            ));
                         }
-                    },
+                        slot.sleep_amount()
+                    }
                 };
                 let us = n.saturating_mul(*unit_us).max(0) as u64;
                 Ok(Flow::Sleep(pc + 1, Duration::from_micros(us)))
             }
             Step::Branch { cond, target } => {
-                match expr::eval(cond, &mut self.env(&st.slots, rng)).and_then(|v| match v {
-                    Val::Null => Ok(false),
-                    v => expr::to_bool(v),
-                }) {
+                match expr::eval(cond, &mut self.env(&st.slots, &mut st.rng, pc)).map(expr::truth) {
                     Ok(true) => Ok(Flow::Next(pc + 1)),
                     Ok(false) => Ok(Flow::Next(*target)),
                     Err(m) => Err(self.fail(cmd, m)),
@@ -544,23 +579,22 @@ impl Script {
             }
         }
         let timed = ctx.commands.is_some();
+        st.start_transaction(ctx.rng);
         let mut pc = 0;
         while pc < cmds.len() {
             let cmd = &cmds[pc];
             let t0 = timed.then(Instant::now);
             let r = match &cmd.step {
                 Step::Sql { .. } => self.run_sql(ctx, st, cmd).map(|()| pc + 1),
-                _ => self
-                    .step_local(pc, cmd, st, ctx.rng)
-                    .map(|flow| match flow {
-                        Flow::Next(next) => next,
-                        Flow::Sleep(next, d) => {
-                            if !d.is_zero() {
-                                std::thread::sleep(d);
-                            }
-                            next
+                _ => self.step_local(pc, cmd, st).map(|flow| match flow {
+                    Flow::Next(next) => next,
+                    Flow::Sleep(next, d) => {
+                        if !d.is_zero() {
+                            std::thread::sleep(d);
                         }
-                    }),
+                        next
+                    }
+                }),
             };
             if let (Some(t0), Some(i), Some(stats)) = (t0, cmd.stat, ctx.commands.as_deref_mut()) {
                 let s = &mut stats[i];

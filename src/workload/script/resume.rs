@@ -51,12 +51,15 @@ pub struct Tx {
     copy_requested: bool,
     /// The command was a COPY FROM STDIN, refused with CopyFail.
     copy_refused: bool,
+    /// The transaction has begun (the client's generator is marked for a retry).
+    started: bool,
 }
 
 impl Tx {
     /// Back to the first command (a new transaction, or a retry).
     pub fn restart(&mut self) {
         self.pc = 0;
+        self.started = false;
     }
 
     /// Whether the server asked for COPY data the driver must refuse (CopyFail), once.
@@ -93,13 +96,17 @@ impl Script {
         rng: &mut Rng,
         mut stats: Option<&mut Vec<CommandStat>>,
     ) -> Result<Action, ExecError> {
+        if !tx.started {
+            st.start_transaction(rng);
+            tx.started = true;
+        }
         let cmds = &self.compiled.commands;
         while let Some(cmd) = cmds.get(tx.pc) {
             if matches!(cmd.step, Step::Sql { .. }) {
                 return Ok(Action::Sql);
             }
             let t0 = stats.is_some().then(Instant::now);
-            let flow = self.step_local(tx.pc, cmd, st, rng);
+            let flow = self.step_local(tx.pc, cmd, st);
             if let (Some(t0), Some(i), Some(s)) = (t0, cmd.stat, stats.as_deref_mut()) {
                 if s.len() < self.stat_len() {
                     s.resize(self.stat_len(), CommandStat::default());
