@@ -92,18 +92,19 @@ pub fn assert_run_json_matches_schema(dir: &std::path::Path) {
     );
 }
 
+/// The real binary, with no PG* variables from the test's environment.
+pub fn pgstorm_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"));
+    for v in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"] {
+        c.env_remove(v);
+    }
+    c
+}
+
 /// Runs the real binary with `args` and no PG* variables; returns its exit code and stderr,
 /// failing the test if it panicked.
 pub fn run_pgstorm(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGPORT")
-        .env_remove("PGUSER")
-        .env_remove("PGDATABASE")
-        .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
+    let out = pgstorm_command().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     (out.status.code().unwrap_or(-1), stderr)

@@ -274,7 +274,7 @@ struct Parser<'a> {
 pub fn parse(src: &str, vars: &mut VarTable) -> Result<Expr, String> {
     let toks = lex(src)?;
     if toks.is_empty() {
-        return Err("missing expression".into());
+        return Err("syntax error: missing expression".into());
     }
     if toks.len() > MAX_TOKENS {
         return Err(format!(
@@ -290,7 +290,10 @@ pub fn parse(src: &str, vars: &mut VarTable) -> Result<Expr, String> {
     };
     let e = p.expr(0)?;
     if p.pos < p.toks.len() {
-        return Err(format!("unexpected {} after the expression", p.describe()));
+        return Err(format!(
+            "syntax error: unexpected {} after the expression",
+            p.describe()
+        ));
     }
     Ok(e)
 }
@@ -339,7 +342,10 @@ impl Parser<'_> {
             self.pos += 1;
             Ok(())
         } else {
-            Err(format!("expected '{s}', found {}", self.describe()))
+            Err(format!(
+                "syntax error: expected '{s}', found {}",
+                self.describe()
+            ))
         }
     }
 
@@ -375,7 +381,10 @@ impl Parser<'_> {
                 break;
             }
             if prec == min && (prec == P_CMP || prec == P_IS) {
-                return Err(format!("{} cannot be chained here", self.describe()));
+                return Err(format!(
+                    "syntax error: {} cannot be chained here",
+                    self.describe()
+                ));
             }
             let tok = self.toks[self.pos].clone();
             self.pos += 1;
@@ -428,7 +437,7 @@ impl Parser<'_> {
             Val::Bool(false)
         } else {
             return Err(format!(
-                "expected NULL, TRUE or FALSE after IS, found {}",
+                "syntax error: expected NULL, TRUE or FALSE after IS, found {}",
                 self.describe()
             ));
         };
@@ -437,7 +446,7 @@ impl Parser<'_> {
 
     fn prefix(&mut self) -> Result<Expr, String> {
         let Some(tok) = self.peek().cloned() else {
-            return Err("expression ends too early".into());
+            return Err("syntax error: the expression ends too early".into());
         };
         self.pos += 1;
         match tok {
@@ -463,7 +472,7 @@ impl Parser<'_> {
             }
             Tok::Sym("+") => self.expr(P_UNARY),
             Tok::Sym("~") => Ok(Expr::BitNot(Box::new(self.expr(P_UNARY)?))),
-            Tok::Sym(s) => Err(format!("unexpected '{s}'")),
+            Tok::Sym(s) => Err(format!("syntax error: unexpected '{s}'")),
             Tok::Word(w) => {
                 let lw = w.to_ascii_lowercase();
                 match lw.as_str() {
@@ -512,12 +521,15 @@ impl Parser<'_> {
         while self.eat_word("when") {
             let c = self.expr(0)?;
             if !self.eat_word("then") {
-                return Err(format!("expected THEN, found {}", self.describe()));
+                return Err(format!(
+                    "syntax error: expected THEN, found {}",
+                    self.describe()
+                ));
             }
             arms.push((c, self.expr(0)?));
         }
         if arms.is_empty() {
-            return Err("CASE needs at least one WHEN".into());
+            return Err("syntax error: CASE needs at least one WHEN".into());
         }
         let other = if self.eat_word("else") {
             Some(Box::new(self.expr(0)?))
@@ -525,7 +537,10 @@ impl Parser<'_> {
             None
         };
         if !self.eat_word("end") {
-            return Err(format!("expected END, found {}", self.describe()));
+            return Err(format!(
+                "syntax error: expected END, found {}",
+                self.describe()
+            ));
         }
         Ok(Expr::Case(arms, other))
     }

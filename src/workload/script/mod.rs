@@ -639,9 +639,7 @@ impl ToSql for TextParam<'_> {
         _ty: &Type,
         out: &mut postgres::types::private::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        if self.0.is_null() {
-            return Ok(IsNull::Yes);
-        }
+        // NULL too is sent as its text, the word NULL, as pgbench binds it.
         self.0.write_text(out);
         Ok(IsNull::No)
     }

@@ -169,7 +169,7 @@ impl Builder {
                 let args = args.trim();
                 let (var, rest) = args
                     .split_once(|c: char| c.is_whitespace())
-                    .ok_or_else(|| err(line, "\\set needs a variable name and an expression"))?;
+                    .ok_or_else(|| err(line, "syntax error: \\set needs a variable name and an expression"))?;
                 if !valid_name(var) {
                     return Err(err(line, format!("invalid variable name '{var}'")));
                 }
@@ -244,7 +244,7 @@ impl Builder {
                 let (_, pending, jumps, seen_else) = self
                     .blocks
                     .last_mut()
-                    .ok_or_else(|| err(line, "\\elif without a matching \\if"))?;
+                    .ok_or_else(|| err(line, "\\elif without matching \\if"))?;
                 if *seen_else {
                     return Err(err(line, "\\elif after \\else"));
                 }
@@ -261,7 +261,7 @@ impl Builder {
                 let (_, pending, jumps, seen_else) = self
                     .blocks
                     .last_mut()
-                    .ok_or_else(|| err(line, "\\else without a matching \\if"))?;
+                    .ok_or_else(|| err(line, "\\else without matching \\if"))?;
                 if *seen_else {
                     return Err(err(line, "a second \\else in the same \\if"));
                 }
@@ -275,7 +275,7 @@ impl Builder {
                 let (_, pending, jumps, _) = self
                     .blocks
                     .pop()
-                    .ok_or_else(|| err(line, "\\endif without a matching \\if"))?;
+                    .ok_or_else(|| err(line, "\\endif without matching \\if"))?;
                 let end = self.out.commands.len();
                 self.patch(pending, end);
                 for j in jumps {
@@ -295,7 +295,7 @@ impl Builder {
                 return Err(err(
                     line,
                     format!(
-                        "unknown meta-command \\{name}; supported: \\set, \\sleep, \\gset, \\if, \\elif, \\else, \\endif"
+                        "invalid command \\{name}: unknown meta-command; supported: \\set, \\sleep, \\gset, \\if, \\elif, \\else, \\endif"
                     ),
                 ))
             }
@@ -582,7 +582,7 @@ pub fn parse(src: &str) -> Result<Compiled, ParseError> {
     // The macro resets the scanner state; after the last command nothing reads it.
     let _ = (has_content, depth);
     if let Some((if_line, ..)) = b.blocks.last() {
-        return Err(err(*if_line, "\\if without a matching \\endif"));
+        return Err(err(*if_line, "\\if without matching \\endif"));
     }
     if b.out.commands.is_empty() {
         return Err(err(1, "the script has no command"));

@@ -189,12 +189,9 @@ impl Script {
         };
         conn.begin_bind(name, params.len() as u16);
         for &p in params {
+            // NULL too is bound as its text, the word NULL, as pgbench binds it.
             let slot = &st.slots[p];
-            if slot.is_null() {
-                conn.bind_null();
-            } else {
-                conn.bind_text(|w| slot.write_text(w));
-            }
+            conn.bind_text(|w| slot.write_text(w));
         }
         conn.end_bind();
         if gset.is_some() {

@@ -127,11 +127,6 @@ impl Slot {
         }
     }
 
-    /// Whether the value is SQL NULL.
-    pub fn is_null(&self) -> bool {
-        self.val == Some(Val::Null)
-    }
-
     /// Appends the value as text, as pgbench's getVariable renders it for substitution and
     /// binding: NULL is the word `NULL`, a double is `%.15g`.
     pub fn write_text<W: std::fmt::Write>(&self, out: &mut W) {

@@ -368,8 +368,9 @@ fn call(f: Func, args: &[Expr], env: &mut Env<'_>) -> Result<Val, EvalError> {
                 let mut acc = to_double(a[0])?;
                 for v in &a[1..] {
                     let d = to_double(*v)?;
-                    // C's Min/Max macros: keep the first unless the new one is strictly better.
-                    if (greatest && acc < d) || (!greatest && acc > d) {
+                    // C's Max(a, b) is `a > b ? a : b` (Min alike), so a NaN gives way.
+                    let keep = if greatest { acc > d } else { acc < d };
+                    if !keep {
                         acc = d;
                     }
                 }
