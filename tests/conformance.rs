@@ -1,7 +1,7 @@
 //! Differential conformance against pgbench itself: every script of tests/corpus/conformance/,
 //! plus a batch of randomly generated expressions, runs once through the installed `pgbench` and
-//! once through `pgstorm queries` on the same sandbox with the same seed (one client, one
-//! transaction), and the two outcomes are compared:
+//! once through `pgstorm queries` on the same sandbox with the same seed (one client unless the
+//! case says otherwise, one transaction), and the two outcomes are compared:
 //!
 //! - the class: success, input error (the script is refused before the run), or abort (the
 //!   client stops at run time), and the exit status that goes with it;
@@ -86,21 +86,35 @@ fn case_runs(text: &str) -> Vec<Vec<String>> {
     }
 }
 
-/// `--random-seed SEED` unless the case gives its own.
-fn seed_args(case_args: &[String]) -> Vec<&'static str> {
-    if case_args.iter().any(|a| a == "--random-seed") {
-        Vec::new()
-    } else {
-        vec!["--random-seed", SEED]
+/// `--random-seed SEED` and `-c 1` unless the case gives its own.
+fn default_args(case_args: &[String]) -> Vec<&'static str> {
+    let given = |flag: &str| case_args.iter().any(|a| a == flag);
+    let mut out = Vec::new();
+    if !given("--random-seed") {
+        out.extend(["--random-seed", SEED]);
     }
+    if !given("-c") {
+        out.extend(["-c", "1"]);
+    }
+    out
+}
+
+/// The `debug()` values of a run; with several clients their lines interleave in no fixed
+/// order in either tool, so they are compared as a sorted multiset.
+fn values_of(stderr: &str, case_args: &[String]) -> Vec<String> {
+    let mut v = debug_values(stderr);
+    if case_args.iter().any(|a| a == "-c") {
+        v.sort();
+    }
+    v
 }
 
 fn run_pgbench(case: &Path, args: &[String]) -> Outcome {
     let sb = common::sandbox();
     common::database("conformance");
     let out = Command::new("pgbench")
-        .args(["-n", "-t", "1", "-c", "1"])
-        .args(seed_args(args))
+        .args(["-n", "-t", "1"])
+        .args(default_args(args))
         .args([
             "-h",
             sb.host(),
@@ -152,15 +166,15 @@ fn run_pgbench(case: &Path, args: &[String]) -> Outcome {
         server_error: first.contains("ERROR:  "),
         message,
         location,
-        values: debug_values(&stderr),
+        values: values_of(&stderr, args),
     }
 }
 
 fn run_pgstorm(case: &Path, args: &[String], results: &Path) -> Outcome {
     let dsn = common::database("conformance");
     let out = common::pgstorm_command()
-        .args(["queries", "--dsn", &dsn, "-t", "1", "-c", "1"])
-        .args(seed_args(args))
+        .args(["queries", "--dsn", &dsn, "-t", "1"])
+        .args(default_args(args))
         .arg("--results-dir")
         .arg(results)
         .args(args)
@@ -186,7 +200,7 @@ fn run_pgstorm(case: &Path, args: &[String], results: &Path) -> Outcome {
         message: format!("{stdout}\n{stderr}"),
         location: None,
         server_error: false,
-        values: debug_values(&stderr),
+        values: values_of(&stderr, args),
     }
 }
 

@@ -10,6 +10,10 @@
 //!
 //! A failed SQL command inside an explicit transaction is followed by a ROLLBACK, so the
 //! connection is clean for the next transaction (and for a retry, see the engine's `max_tries`).
+//!
+//! Each client's script functions draw from its own pgbench generator ([`prng`]), seeded as
+//! pgbench seeds its clients, not from the engine's generator: the same seed gives pgbench's
+//! values, and a retry draws the same values again.
 
 pub mod builtin;
 pub mod expr;
@@ -756,6 +760,40 @@ fn numeric_text(raw: &[u8], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_draws_the_same_values_and_a_new_transaction_does_not() {
+        let script = Script::parse(
+            "r",
+            "r",
+            "\\set x random(1, 1000000000)\n",
+            Predefined {
+                seed: 5,
+                clients: 1,
+                ..Predefined::default()
+            },
+        )
+        .unwrap();
+        let mut st = script.client_vars(0);
+        let mut engine = crate::rng::Rng::new(9);
+        let draw = |st: &mut ClientVars, engine: &mut crate::rng::Rng| {
+            st.start_transaction(engine);
+            st.rng.next_u64()
+        };
+        let before = engine.clone();
+        let first = draw(&mut st, &mut engine);
+        // The engine retries: it restores its generator, so the script restores its own.
+        engine = before;
+        assert_eq!(draw(&mut st, &mut engine), first);
+        // A new transaction goes on from where the last one stopped.
+        let next = draw(&mut st, &mut engine);
+        assert_ne!(next, first);
+        assert_eq!(next, {
+            let mut fresh = prng::client(5, 0);
+            fresh.next_u64();
+            fresh.next_u64()
+        });
+    }
 
     #[test]
     fn numeric_binary_renders_as_decimal_text() {
