@@ -521,6 +521,41 @@ fn txlog_options(a: &cli::QueriesArgs) -> Result<Option<TxLogConfig>> {
     }))
 }
 
+/// Most scripts one run takes (pgbench's MAX_SCRIPTS).
+const MAX_SCRIPTS: usize = 128;
+
+/// The run's seed from `--seed` and pgbench's `--random-seed` (an integer, `time` or `rand`,
+/// as pgbench reads it); giving both with different values is refused.
+fn random_seed(seed: u64, random_seed: Option<&str>) -> Result<u64> {
+    let Some(spec) = random_seed else {
+        return Ok(seed);
+    };
+    let chosen = match spec {
+        "time" => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64),
+        "rand" => {
+            use std::hash::{BuildHasher, Hasher};
+            // std's hasher keys come from the operating system's random source.
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        }
+        n => n.parse().map_err(|_| {
+            error::usage(format!(
+                "--random-seed {n}: unrecognized random seed; use an integer, time or rand"
+            ))
+        })?,
+    };
+    if seed != 1 && seed != chosen {
+        return Err(error::usage(format!(
+            "--seed {seed} and --random-seed {spec} disagree; give one of them"
+        )));
+    }
+    eprintln!("pgstorm: setting random seed to {chosen}");
+    Ok(chosen)
+}
+
 /// Validates `pgstorm queries` arguments into scenario options.
 pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesOptions> {
     if a.time.is_some() && a.transactions.is_some() {
@@ -555,6 +590,13 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         if on {
             scripts.push(ScriptSource::builtin(name).map_err(error::usage)?);
         }
+    }
+    // pgbench's limit (its MAX_SCRIPTS), refused the same way.
+    if scripts.len() > MAX_SCRIPTS {
+        return Err(error::usage(format!(
+            "at most {MAX_SCRIPTS} SQL scripts are allowed ({} given)",
+            scripts.len()
+        )));
     }
     // A script that does not parse is an input error: exit 2 before any server is contacted.
     for src in &scripts {
@@ -617,7 +659,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     e.arrival = arrival;
     e.pin = !a.no_pin;
     e.progress = progress(a.progress);
-    e.seed = a.seed;
+    e.seed = random_seed(a.seed, a.random_seed.as_deref())?;
     e.statement_timeout = a.statement_timeout.get();
     e.checkout_timeout = a.checkout_timeout.get();
     e.lost_grace = a.lost_grace.get();

@@ -319,6 +319,9 @@ pub struct QueriesArgs {
     /// random seed of the workers (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
+    /// pgbench's spelling of --seed: an integer, time or rand
+    #[argh(option)]
+    pub random_seed: Option<String>,
     /// resource sampling interval, e.g. 1s or 500ms (at least 200ms; 0 turns sampling off)
     #[argh(
         option,

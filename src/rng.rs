@@ -5,12 +5,14 @@
 //! between pgstorm versions so archived runs stay comparable. It is not cryptographic.
 
 /// xoshiro256** generator.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rng {
     s: [u64; 4],
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
+/// One SplitMix64 step: how both this generator and pgbench's (`workload::script::prng`) turn
+/// one 64-bit seed into a state.
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -12,6 +12,7 @@ use std::path::Path;
 use pgstorm::rng::Rng;
 use pgstorm::workload::script::expr::{self, Env};
 use pgstorm::workload::script::parse::{self, Step};
+use pgstorm::workload::script::prng::PgPrng;
 use pgstorm::workload::script::vars::Slot;
 
 /// Parses `src`; when it parses, evaluates every expression with every variable set to a value
@@ -39,6 +40,7 @@ fn exercise(src: &str, seed: u64) -> bool {
                     _ => s.set_text("not a number"),
                 }
             }
+            let mut script_rng = PgPrng::new(seed);
             for cmd in &c.commands {
                 let e = match &cmd.step {
                     Step::Set { expr, .. } | Step::Branch { cond: expr, .. } => expr,
@@ -46,9 +48,9 @@ fn exercise(src: &str, seed: u64) -> bool {
                 };
                 let mut env = Env {
                     vars: &slots,
-                    rng: &mut rng,
+                    rng: &mut script_rng,
                     names: c.vars.names(),
-                    seed: 7,
+                    origin: ("robustness", 1),
                 };
                 let _ = expr::eval(e, &mut env);
             }

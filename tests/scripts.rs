@@ -219,10 +219,7 @@ fn unknown_meta_command_fails_with_its_line_number_and_exit_2() {
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("bad.sql:4:"), "{stderr}");
-    assert!(
-        stderr.contains("unknown meta-command \\frobnicate"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("invalid command \\frobnicate"), "{stderr}");
     assert!(!results.exists(), "a result folder was written");
 
     // A meta-command pgbench has but pgstorm does not run is refused the same way.
@@ -305,4 +302,35 @@ fn serialization_failures_are_retried_and_counted() {
         );
         assert_eq!(v as u64, q.count, "a retried transaction is applied once");
     }
+}
+
+#[test]
+fn more_than_128_scripts_and_a_bad_random_seed_are_refused_as_pgbench_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("one.sql");
+    std::fs::write(&file, "SELECT 1;\n").unwrap();
+    let file = file.to_str().unwrap();
+    let dsn = common::database("scripts_limits");
+    let results = tmp.path().join("results");
+    let run = |scripts: usize, seed: &str| {
+        let mut args = vec!["queries", "--dsn", &dsn, "-t", "1", "--random-seed", seed];
+        args.extend(["--results-dir", results.to_str().unwrap()]);
+        for _ in 0..scripts {
+            args.extend(["-f", file]);
+        }
+        common::run_pgstorm(&args)
+    };
+    let (code, stderr) = run(129, "1");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("at most 128 SQL scripts are allowed"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(1, "soon");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unrecognized random seed"), "{stderr}");
+    // The limit itself is allowed, and pgbench's seed spellings are taken.
+    let (code, stderr) = run(128, "rand");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("setting random seed to"), "{stderr}");
 }

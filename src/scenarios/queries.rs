@@ -649,7 +649,8 @@ fn load_scripts(
     };
     let predefined = Predefined {
         scale,
-        seed: opts.engine.seed as i64,
+        seed: opts.engine.seed,
+        clients: opts.engine.clients as usize,
         defines: opts.defines.clone(),
     };
     let mut out: Vec<(Box<dyn QueryType>, u32)> = Vec::new();

@@ -112,15 +112,17 @@ pub fn only_result(results: &std::path::Path) -> std::path::PathBuf {
     dirs[0].clone()
 }
 
+/// The real binary, with no PG* variables from the test's environment.
+pub fn pgstorm_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"));
+    without_pg_env(&mut c);
+    c
+}
+
 /// Runs the real binary with `args` and no PG* variables; returns its exit code and stderr,
 /// failing the test if it panicked.
 pub fn run_pgstorm(args: &[&str]) -> (i32, String) {
-    let out = without_pg_env(&mut std::process::Command::new(env!(
-        "CARGO_BIN_EXE_pgstorm"
-    )))
-    .args(args)
-    .output()
-    .unwrap();
+    let out = pgstorm_command().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     (out.status.code().unwrap_or(-1), stderr)

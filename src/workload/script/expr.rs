@@ -10,7 +10,7 @@
 use super::vars::VarTable;
 
 mod eval;
-pub use eval::{eval, hash_fnv1a, hash_murmur2, permute, to_bool, Env};
+pub use eval::{eval, hash_fnv1a, hash_murmur2, permute, truth, Env, MAX_FARGS};
 
 /// A value an expression produces.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,7 +36,6 @@ pub enum Func {
     Double,
     Exp,
     Greatest,
-    Hash,
     HashFnv1a,
     HashMurmur2,
     Int,
@@ -54,7 +53,8 @@ pub enum Func {
 }
 
 impl Func {
-    /// Name → function with its (min, max) argument count.
+    /// Name → function with its (min, max) argument count. `hash` is `hash_murmur2`, and the
+    /// seed of the hashes and `permute` defaults to `:default_seed` (see [`Parser::prefix`]).
     fn lookup(name: &str) -> Option<(Func, usize, usize)> {
         Some(match name.to_ascii_lowercase().as_str() {
             "abs" => (Func::Abs, 1, 1),
@@ -62,7 +62,7 @@ impl Func {
             "double" => (Func::Double, 1, 1),
             "exp" => (Func::Exp, 1, 1),
             "greatest" => (Func::Greatest, 1, usize::MAX),
-            "hash" => (Func::Hash, 1, 2),
+            "hash" => (Func::HashMurmur2, 1, 2),
             "hash_fnv1a" => (Func::HashFnv1a, 1, 2),
             "hash_murmur2" => (Func::HashMurmur2, 1, 2),
             "int" => (Func::Int, 1, 1),
@@ -178,14 +178,14 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             }
             let text = &src[start..i];
             if is_double {
-                let v: f64 = text
-                    .parse()
-                    .map_err(|_| format!("invalid number '{text}'"))?;
-                out.push(Tok::Double(v));
+                out.push(Tok::Double(double_constant(text)?));
             } else {
+                // 2^63 lexes so that `-9223372036854775808` parses; alone it is refused later.
                 let v: u64 = text
                     .parse()
-                    .map_err(|_| format!("integer constant '{text}' is out of range"))?;
+                    .ok()
+                    .filter(|&v| v <= 1u64 << 63)
+                    .ok_or_else(|| format!("bigint constant overflow ({text})"))?;
                 out.push(Tok::Int(v));
             }
         } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
@@ -242,6 +242,21 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// A double constant as pgbench reads it (strtod): a value that overflows to infinity or
+/// underflows below the smallest normal double is refused, not rounded.
+fn double_constant(text: &str) -> Result<f64, String> {
+    let overflow = || format!("double constant overflow ({text})");
+    let v: f64 = text.parse().map_err(|_| overflow())?;
+    let nonzero_digits = text
+        .split(['e', 'E'])
+        .next()
+        .is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)));
+    if v.is_infinite() || (nonzero_digits && !v.is_normal()) {
+        return Err(overflow());
+    }
+    Ok(v)
+}
+
 /// Nesting limit, so a hostile expression cannot overflow the stack while parsing.
 const MAX_DEPTH: usize = 200;
 /// Token limit: it bounds the depth of the tree (a long `1+1+...` chain is left-deep), and so the
@@ -259,7 +274,7 @@ struct Parser<'a> {
 pub fn parse(src: &str, vars: &mut VarTable) -> Result<Expr, String> {
     let toks = lex(src)?;
     if toks.is_empty() {
-        return Err("missing expression".into());
+        return Err("syntax error: missing expression".into());
     }
     if toks.len() > MAX_TOKENS {
         return Err(format!(
@@ -275,7 +290,10 @@ pub fn parse(src: &str, vars: &mut VarTable) -> Result<Expr, String> {
     };
     let e = p.expr(0)?;
     if p.pos < p.toks.len() {
-        return Err(format!("unexpected {} after the expression", p.describe()));
+        return Err(format!(
+            "syntax error: unexpected {} after the expression",
+            p.describe()
+        ));
     }
     Ok(e)
 }
@@ -324,7 +342,10 @@ impl Parser<'_> {
             self.pos += 1;
             Ok(())
         } else {
-            Err(format!("expected '{s}', found {}", self.describe()))
+            Err(format!(
+                "syntax error: expected '{s}', found {}",
+                self.describe()
+            ))
         }
     }
 
@@ -360,7 +381,10 @@ impl Parser<'_> {
                 break;
             }
             if prec == min && (prec == P_CMP || prec == P_IS) {
-                return Err(format!("{} cannot be chained here", self.describe()));
+                return Err(format!(
+                    "syntax error: {} cannot be chained here",
+                    self.describe()
+                ));
             }
             let tok = self.toks[self.pos].clone();
             self.pos += 1;
@@ -413,7 +437,7 @@ impl Parser<'_> {
             Val::Bool(false)
         } else {
             return Err(format!(
-                "expected NULL, TRUE or FALSE after IS, found {}",
+                "syntax error: expected NULL, TRUE or FALSE after IS, found {}",
                 self.describe()
             ));
         };
@@ -422,13 +446,13 @@ impl Parser<'_> {
 
     fn prefix(&mut self) -> Result<Expr, String> {
         let Some(tok) = self.peek().cloned() else {
-            return Err("expression ends too early".into());
+            return Err("syntax error: the expression ends too early".into());
         };
         self.pos += 1;
         match tok {
             Tok::Int(v) => i64::try_from(v)
                 .map(|v| Expr::Const(Val::Int(v)))
-                .map_err(|_| format!("integer constant {v} is out of range")),
+                .map_err(|_| format!("syntax error: {v} is out of bigint range")),
             Tok::Double(v) => Ok(Expr::Const(Val::Double(v))),
             Tok::Var(name) => Ok(Expr::Var(self.vars.slot(&name))),
             Tok::Sym("(") => {
@@ -448,7 +472,7 @@ impl Parser<'_> {
             }
             Tok::Sym("+") => self.expr(P_UNARY),
             Tok::Sym("~") => Ok(Expr::BitNot(Box::new(self.expr(P_UNARY)?))),
-            Tok::Sym(s) => Err(format!("unexpected '{s}'")),
+            Tok::Sym(s) => Err(format!("syntax error: unexpected '{s}'")),
             Tok::Word(w) => {
                 let lw = w.to_ascii_lowercase();
                 match lw.as_str() {
@@ -460,7 +484,7 @@ impl Parser<'_> {
                     _ => {}
                 }
                 let Some((f, min, max)) = Func::lookup(&w) else {
-                    return Err(format!("unknown function or keyword '{w}'"));
+                    return Err(format!("unexpected function name ({w})"));
                 };
                 self.expect_sym("(")?;
                 let mut args = Vec::new();
@@ -475,11 +499,17 @@ impl Parser<'_> {
                     }
                 }
                 self.expect_sym(")")?;
+                if args.is_empty() && min > 0 && max == usize::MAX {
+                    return Err(format!("at least one argument expected ({lw})"));
+                }
                 if args.len() < min || args.len() > max {
-                    return Err(format!(
-                        "wrong number of arguments ({}) for function {lw}",
-                        args.len()
-                    ));
+                    return Err(format!("unexpected number of arguments ({lw})"));
+                }
+                // pgbench completes a missing seed with :default_seed when it parses.
+                if matches!(f, Func::HashMurmur2 | Func::HashFnv1a | Func::Permute)
+                    && args.len() < max
+                {
+                    args.push(Expr::Var(self.vars.slot("default_seed")));
                 }
                 Ok(Expr::Call(f, args))
             }
@@ -491,12 +521,15 @@ impl Parser<'_> {
         while self.eat_word("when") {
             let c = self.expr(0)?;
             if !self.eat_word("then") {
-                return Err(format!("expected THEN, found {}", self.describe()));
+                return Err(format!(
+                    "syntax error: expected THEN, found {}",
+                    self.describe()
+                ));
             }
             arms.push((c, self.expr(0)?));
         }
         if arms.is_empty() {
-            return Err("CASE needs at least one WHEN".into());
+            return Err("syntax error: CASE needs at least one WHEN".into());
         }
         let other = if self.eat_word("else") {
             Some(Box::new(self.expr(0)?))
@@ -504,7 +537,10 @@ impl Parser<'_> {
             None
         };
         if !self.eat_word("end") {
-            return Err(format!("expected END, found {}", self.describe()));
+            return Err(format!(
+                "syntax error: expected END, found {}",
+                self.describe()
+            ));
         }
         Ok(Expr::Case(arms, other))
     }
@@ -521,21 +557,21 @@ fn static_sym(s: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::workload::script::prng::PgPrng;
     use crate::workload::script::vars::Slot;
 
     fn ev(src: &str) -> Result<Val, String> {
         let mut vars = VarTable::default();
         let e = parse(src, &mut vars)?;
         let slots: Vec<Slot> = vec![Slot::default(); vars.len()];
-        let mut rng = Rng::new(1);
+        let mut rng = PgPrng::new(1);
         eval(
             &e,
             &mut Env {
                 vars: &slots,
                 rng: &mut rng,
                 names: vars.names(),
-                seed: 0,
+                origin: ("test", 1),
             },
         )
     }
@@ -561,7 +597,7 @@ mod tests {
         assert_eq!(ev("-9223372036854775808").unwrap(), Val::Int(i64::MIN));
         assert_eq!(ev("greatest(1, 2.5, 2)").unwrap(), Val::Double(2.5));
         assert_eq!(ev("least(4, 2, 3)").unwrap(), Val::Int(2));
-        assert_eq!(ev("int(3.9) + abs(-2)").unwrap(), Val::Int(5));
+        assert_eq!(ev("int(3.9) + abs(-2)").unwrap(), Val::Int(6));
         assert_eq!(ev("mod(10, 4)").unwrap(), Val::Int(2));
         assert_eq!(ev("1e3").unwrap(), Val::Double(1000.0));
     }
@@ -590,7 +626,7 @@ mod tests {
         ] {
             let mut vars = VarTable::default();
             let e = parse(src, &mut vars).unwrap();
-            let mut rng = Rng::new(5);
+            let mut rng = PgPrng::new(5);
             for _ in 0..2000 {
                 let v = eval(
                     &e,
@@ -598,7 +634,7 @@ mod tests {
                         vars: &[],
                         rng: &mut rng,
                         names: &[],
-                        seed: 0,
+                        origin: ("test", 1),
                     },
                 )
                 .unwrap();
@@ -608,6 +644,134 @@ mod tests {
                 assert!((3..=9).contains(&i), "{src}: {i}");
             }
         }
+    }
+
+    /// Evaluates each `\set` expression of `srcs` in turn as client `client` of a run of
+    /// `clients` clients seeded with `seed`, with `:default_seed` as pgbench sets it.
+    fn draws(seed: u64, clients: usize, client: usize, srcs: &[&str]) -> Vec<Val> {
+        let mut vars = VarTable::default();
+        let exprs: Vec<Expr> = srcs.iter().map(|s| parse(s, &mut vars).unwrap()).collect();
+        let mut slots: Vec<Slot> = vec![Slot::default(); vars.len()];
+        if let Some(i) = vars.get("default_seed") {
+            slots[i].set_val(Val::Int(crate::workload::script::prng::default_seed(
+                seed, clients,
+            )));
+        }
+        let mut rng = crate::workload::script::prng::client(seed, client);
+        exprs
+            .iter()
+            .map(|e| {
+                let mut env = Env {
+                    vars: &slots,
+                    rng: &mut rng,
+                    names: vars.names(),
+                    origin: ("test", 1),
+                };
+                eval(e, &mut env).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn draws_match_pgbench_15_for_the_same_seed() {
+        // What pgbench 15.18 printed through debug() for `--random-seed 7 -c 1`.
+        let ints = |v: Vec<Val>| -> Vec<i64> {
+            v.into_iter()
+                .map(|v| match v {
+                    Val::Int(i) => i,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        let got = ints(draws(
+            7,
+            1,
+            0,
+            &[
+                "random(1,1000000)",
+                "random(1,1000000)",
+                "permute(0,2,5431)",
+                ":default_seed",
+                "random_exponential(1,1000,2.5)",
+                "random_gaussian(1,1000,2.5)",
+                "random_zipfian(1,1000,1.5)",
+                "hash(10)",
+            ],
+        ));
+        assert_eq!(
+            got,
+            [
+                869439,
+                372040,
+                0,
+                -2715325821952477995,
+                9,
+                863,
+                1,
+                -7363187086759719665
+            ]
+        );
+        // `--random-seed 123`: one client, then client 0 and 2 of three (the default seed, and so
+        // permute's default key, depends on the number of clients; a client's draws do not).
+        let srcs = [
+            "permute(3, 1000, 5432)",
+            "permute(7, 10)",
+            "random_zipfian(1, 1000000, 1.07)",
+            "random_gaussian(-50, 50, 3.0)",
+        ];
+        assert_eq!(ints(draws(123, 1, 0, &srcs)), [113, 8, 2931, 17]);
+        assert_eq!(ints(draws(123, 3, 0, &srcs)), [113, 4, 2931, 17]);
+        assert_eq!(ints(draws(123, 3, 2, &srcs)), [113, 4, 5, 23]);
+    }
+
+    #[test]
+    fn null_doubles_and_limits_follow_pgbench() {
+        assert_eq!(ev("1.0 / 0").unwrap(), Val::Double(f64::INFINITY));
+        assert_eq!(ev("-1.0 / 0").unwrap(), Val::Double(f64::NEG_INFINITY));
+        assert!(matches!(ev("0.0 / 0").unwrap(), Val::Double(d) if d.is_nan()));
+        for src in [
+            "abs(null)",
+            "exp(null)",
+            "sqrt(null)",
+            "int(null)",
+            "random(null, 3)",
+            "hash(null, 1)",
+            "null + 1",
+            "1 << null",
+            "not null",
+        ] {
+            assert_eq!(ev(src).unwrap(), Val::Null, "{src}");
+        }
+        let mut vars = VarTable::default();
+        assert_eq!(
+            parse("1.0E309", &mut vars).unwrap_err(),
+            "double constant overflow (1.0E309)"
+        );
+        assert!(parse("1e-400", &mut vars).is_err());
+        assert!(parse("9223372036854775808", &mut vars).is_err());
+        assert_eq!(ev("int(2.5)").unwrap(), Val::Int(2));
+        assert_eq!(ev("int(3.5)").unwrap(), Val::Int(4));
+        assert_eq!(ev("5.5 % 2").unwrap(), Val::Int(0));
+        assert_eq!(ev("1 << 64").unwrap(), Val::Int(1));
+        assert_eq!(ev("abs(-9223372036854775808)").unwrap(), Val::Int(i64::MIN));
+        let sixteen = (1..=16)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(ev(&format!("least({sixteen})")).unwrap(), Val::Int(1));
+        assert_eq!(
+            ev(&format!("least({sixteen},17)")).unwrap_err(),
+            "too many function arguments, maximum is 16"
+        );
+        assert_eq!(
+            ev("9223372036854775807 + 1").unwrap_err(),
+            "bigint add out of range"
+        );
+        assert_eq!(ev("true + 1").unwrap_err(), "cannot coerce boolean to int");
+        assert_eq!(
+            ev("random_gaussian(1, 10, 1.5)").unwrap_err(),
+            "gaussian parameter must be at least 2.000000 (not 1.500000)"
+        );
     }
 
     #[test]

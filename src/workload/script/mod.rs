@@ -17,10 +17,15 @@
 //! keeps each aborted client's message, with its SQLSTATE, for the report. `\gset` stores the last
 //! result of a compound command (`\;`), which must have exactly one row; `\aset` stores the last
 //! row of every non-empty result. Pipeline mode runs on the multiplexed driver ([`resume`]).
+//!
+//! Each client's script functions draw from its own pgbench generator ([`prng`]), seeded as
+//! pgbench seeds its clients, not from the engine's generator: the same seed gives pgbench's
+//! values, and a retry draws the same values again.
 
 pub mod builtin;
 pub mod expr;
 pub mod parse;
+pub mod prng;
 pub mod resume;
 pub mod vars;
 
@@ -40,8 +45,11 @@ use vars::Slot;
 pub struct Predefined {
     /// `:scale`.
     pub scale: i64,
-    /// `:default_seed` and `:random_seed` (the run's seed).
-    pub seed: i64,
+    /// The run's seed (pgbench's `--random-seed`, also `:random_seed`): it seeds each client's
+    /// generator and `:default_seed` as pgbench does.
+    pub seed: u64,
+    /// Number of clients of the run: pgbench draws `:default_seed` after the clients' seeds.
+    pub clients: usize,
     /// `-D name=value` definitions.
     pub defines: Vec<(String, String)>,
 }
@@ -122,12 +130,39 @@ pub struct Script {
     aborts: Mutex<Vec<Abort>>,
 }
 
-/// Per-client state: the variables, whether a transaction block is open, and the line of the
-/// command that failed last (for the abort message).
+/// Per-client state: the variables, whether a transaction block is open, the line of the
+/// command that failed last (for the abort message), and the client's pgbench random
+/// generator with what a retry needs to draw the same values again.
 pub struct ClientVars {
     slots: Vec<Slot>,
     in_tx: bool,
     failed_line: usize,
+    rng: prng::PgPrng,
+    retry: RetryMark,
+}
+
+/// How a script tells a retry from a new transaction without the engine's help: the engine
+/// restores its own generator before a retry (both drivers do), so a transaction that starts
+/// with the engine generator exactly as the previous one started is a retry, and the script
+/// restores its generator too, as pgbench does. Each start draws once from the engine
+/// generator so that two new transactions never look alike.
+#[derive(Default)]
+struct RetryMark {
+    engine_at_start: Option<crate::rng::Rng>,
+    script_at_start: Option<prng::PgPrng>,
+}
+
+impl ClientVars {
+    /// Called as a transaction starts, with the engine's generator for this client.
+    fn start_transaction(&mut self, engine: &mut crate::rng::Rng) {
+        let m = &mut self.retry;
+        match (&m.engine_at_start, &m.script_at_start) {
+            (Some(e), Some(saved)) if e == engine => self.rng = saved.clone(),
+            _ => m.script_at_start = Some(self.rng.clone()),
+        }
+        m.engine_at_start = Some(engine.clone());
+        engine.next_u64();
+    }
 }
 
 /// A client that stopped for good, as pgbench aborts a client.
@@ -572,8 +607,11 @@ impl Script {
         };
         put("scale", Val::Int(p.scale));
         put("client_id", Val::Int(client_id as i64));
-        put("default_seed", Val::Int(p.seed));
-        put("random_seed", Val::Int(p.seed));
+        put(
+            "default_seed",
+            Val::Int(prng::default_seed(p.seed, p.clients.max(client_id + 1))),
+        );
+        put("random_seed", Val::Int(p.seed as i64));
         for (name, value) in &p.defines {
             if let Some(i) = vars.get(name) {
                 slots[i].set_text(value);
@@ -583,6 +621,8 @@ impl Script {
             slots,
             in_tx: false,
             failed_line: 0,
+            rng: prng::client(p.seed, client_id),
+            retry: RetryMark::default(),
         }
     }
 }
@@ -596,13 +636,13 @@ pub(crate) enum Flow {
 }
 
 impl Script {
-    /// The environment expressions evaluate in: a client's variables and random stream.
-    fn env<'a>(&'a self, slots: &'a [Slot], rng: &'a mut crate::rng::Rng) -> Env<'a> {
+    /// The environment expressions evaluate in: a client's variables and random generator.
+    fn env<'a>(&'a self, slots: &'a [Slot], rng: &'a mut prng::PgPrng, pc: usize) -> Env<'a> {
         Env {
             vars: slots,
             rng,
             names: self.compiled.vars.names(),
-            seed: self.predefined.seed,
+            origin: (&self.name, pc + 1),
         }
     }
 
@@ -614,43 +654,42 @@ impl Script {
         pc: usize,
         cmd: &Command,
         st: &mut ClientVars,
-        rng: &mut crate::rng::Rng,
     ) -> Result<Flow, ExecError> {
         match &cmd.step {
             // The driver runs these itself: SQL, and the pipeline's ends (multiplexed driver).
             Step::Sql { .. } | Step::StartPipeline | Step::EndPipeline => Ok(Flow::Next(pc)),
-            Step::Set { slot, expr } => match expr::eval(expr, &mut self.env(&st.slots, rng)) {
-                Ok(v) => {
-                    st.slots[*slot].set_val(v);
-                    Ok(Flow::Next(pc + 1))
+            Step::Set { slot, expr } => {
+                match expr::eval(expr, &mut self.env(&st.slots, &mut st.rng, pc)) {
+                    Ok(v) => {
+                        st.slots[*slot].set_val(v);
+                        Ok(Flow::Next(pc + 1))
+                    }
+                    Err(m) => Err(self.fail(cmd, m)),
                 }
-                Err(m) => Err(self.fail(cmd, m)),
-            },
+            }
             Step::Sleep { arg, unit_us } => {
                 let n = match arg {
                     SleepArg::Const(n) => *n,
-                    SleepArg::Var(s) => match st.slots[*s].value() {
-                        Some(Ok(Val::Int(n))) => n,
-                        Some(Ok(Val::Double(d))) => d as i64,
-                        _ => {
+                    // pgbench reads the variable's text with atoi().
+                    SleepArg::Var(s) => {
+                        let slot = &st.slots[*s];
+                        if !slot.is_set() {
                             return Err(self.fail(
                                 cmd,
                                 format!(
-                                    "\\sleep: variable \"{}\" is not an integer",
+                                    "sleep: undefined variable \"{}\"",
                                     self.compiled.vars.names()[*s]
                                 ),
-                            ))
+                            ));
                         }
-                    },
+                        slot.sleep_amount()
+                    }
                 };
                 let us = n.saturating_mul(*unit_us).max(0) as u64;
                 Ok(Flow::Sleep(pc + 1, Duration::from_micros(us)))
             }
             Step::Branch { cond, target } => {
-                match expr::eval(cond, &mut self.env(&st.slots, rng)).and_then(|v| match v {
-                    Val::Null => Ok(false),
-                    v => expr::to_bool(v),
-                }) {
+                match expr::eval(cond, &mut self.env(&st.slots, &mut st.rng, pc)).map(expr::truth) {
                     Ok(true) => Ok(Flow::Next(pc + 1)),
                     Ok(false) => Ok(Flow::Next(*target)),
                     Err(m) => Err(self.fail(cmd, m)),
@@ -668,6 +707,7 @@ impl Script {
             }
         }
         let timed = ctx.commands.is_some();
+        st.start_transaction(ctx.rng);
         let mut pc = 0;
         while pc < cmds.len() {
             let cmd = &cmds[pc];
@@ -677,17 +717,15 @@ impl Script {
                 // Refused before the run (queries' script checks): the blocking client cannot
                 // have several commands in flight.
                 Step::StartPipeline | Step::EndPipeline => Err(self.fail(cmd, PIPELINE_NEEDS_MUX)),
-                _ => self
-                    .step_local(pc, cmd, st, ctx.rng)
-                    .map(|flow| match flow {
-                        Flow::Next(next) => next,
-                        Flow::Sleep(next, d) => {
-                            if !d.is_zero() {
-                                std::thread::sleep(d);
-                            }
-                            next
+                _ => self.step_local(pc, cmd, st).map(|flow| match flow {
+                    Flow::Next(next) => next,
+                    Flow::Sleep(next, d) => {
+                        if !d.is_zero() {
+                            std::thread::sleep(d);
                         }
-                    }),
+                        next
+                    }
+                }),
             };
             if let (Some(t0), Some(i), Some(stats)) = (t0, cmd.stat, ctx.commands.as_deref_mut()) {
                 let s = &mut stats[i];
@@ -742,9 +780,7 @@ impl ToSql for TextParam<'_> {
         _ty: &Type,
         out: &mut postgres::types::private::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        if self.0.is_null() {
-            return Ok(IsNull::Yes);
-        }
+        // NULL too is sent as its text, the word NULL, as pgbench binds it.
         self.0.write_text(out);
         Ok(IsNull::No)
     }
@@ -861,6 +897,40 @@ fn numeric_text(raw: &[u8], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_draws_the_same_values_and_a_new_transaction_does_not() {
+        let script = Script::parse(
+            "r",
+            "r",
+            "\\set x random(1, 1000000000)\n",
+            Predefined {
+                seed: 5,
+                clients: 1,
+                ..Predefined::default()
+            },
+        )
+        .unwrap();
+        let mut st = script.client_vars(0);
+        let mut engine = crate::rng::Rng::new(9);
+        let draw = |st: &mut ClientVars, engine: &mut crate::rng::Rng| {
+            st.start_transaction(engine);
+            st.rng.next_u64()
+        };
+        let before = engine.clone();
+        let first = draw(&mut st, &mut engine);
+        // The engine retries: it restores its generator, so the script restores its own.
+        engine = before;
+        assert_eq!(draw(&mut st, &mut engine), first);
+        // A new transaction goes on from where the last one stopped.
+        let next = draw(&mut st, &mut engine);
+        assert_ne!(next, first);
+        assert_eq!(next, {
+            let mut fresh = prng::client(5, 0);
+            fresh.next_u64();
+            fresh.next_u64()
+        });
+    }
 
     #[test]
     fn numeric_binary_renders_as_decimal_text() {

@@ -177,9 +177,14 @@ impl Builder {
         match lname.as_str() {
             "set" => {
                 let args = args.trim();
-                let (var, rest) = args
-                    .split_once(|c: char| c.is_whitespace())
-                    .ok_or_else(|| err(line, "\\set needs a variable name and an expression"))?;
+                let (var, rest) =
+                    args.split_once(|c: char| c.is_whitespace())
+                        .ok_or_else(|| {
+                            err(
+                                line,
+                                "syntax error: \\set needs a variable name and an expression",
+                            )
+                        })?;
                 if !valid_name(var) {
                     return Err(err(line, format!("invalid variable name '{var}'")));
                 }
@@ -189,34 +194,57 @@ impl Builder {
                 self.push(Step::Set { slot, expr }, line, label);
             }
             "sleep" => {
-                let mut it = args.split_whitespace();
-                let amount = it
-                    .next()
-                    .ok_or_else(|| err(line, "\\sleep needs a duration"))?;
+                let args: Vec<&str> = args.split_whitespace().collect();
+                let (amount, mut unit) = match args[..] {
+                    [] => return Err(err(line, "\\sleep: missing argument")),
+                    [a] => (a, None),
+                    [a, u] => (a, Some(u)),
+                    _ => return Err(err(line, "\\sleep: too many arguments")),
+                };
                 let arg = if let Some(v) = amount.strip_prefix(':') {
                     if !valid_name(v) {
                         return Err(err(line, format!("invalid variable name '{v}'")));
                     }
                     SleepArg::Var(self.out.vars.slot(v))
                 } else {
-                    SleepArg::Const(amount.parse().map_err(|_| {
-                        err(line, format!("\\sleep: '{amount}' is not a whole number"))
-                    })?)
+                    // pgbench: an optional sign and digits, then a unit may follow directly
+                    // (`2ms`) when no separate unit is given; the number is read with atoi.
+                    let unsigned = amount.strip_prefix(['+', '-']).unwrap_or(amount);
+                    let digits = unsigned.len()
+                        - unsigned
+                            .trim_start_matches(|c: char| c.is_ascii_digit())
+                            .len();
+                    let rest = &unsigned[digits..];
+                    if !rest.is_empty() {
+                        if unit.is_some() || digits == 0 {
+                            return Err(err(
+                                line,
+                                format!(
+                                    "\\sleep: invalid sleep time, must be an integer ({amount})"
+                                ),
+                            ));
+                        }
+                        unit = Some(rest);
+                    }
+                    let n = unsigned[..digits].bytes().fold(0i64, |n, d| {
+                        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+                    });
+                    SleepArg::Const(if amount.starts_with('-') { -n } else { n })
                 };
-                let unit_us = match it.next().map(str::to_ascii_lowercase).as_deref() {
+                let unit_us = match unit.map(str::to_ascii_lowercase).as_deref() {
                     None | Some("s") => 1_000_000,
                     Some("ms") => 1_000,
                     Some("us") => 1,
-                    Some(u) => {
+                    Some(_) => {
                         return Err(err(
                             line,
-                            format!("\\sleep: unknown unit '{u}'; use us, ms or s"),
+                            format!(
+                                "\\sleep: unrecognized time unit, must be us, ms or s ({})",
+                                unit.unwrap_or_default()
+                            ),
                         ))
                     }
                 };
-                if let Some(extra) = it.next() {
-                    return Err(err(line, format!("\\sleep: unexpected argument '{extra}'")));
-                }
                 self.push(Step::Sleep { arg, unit_us }, line, label);
             }
             "if" => {
@@ -235,7 +263,7 @@ impl Builder {
                 let (_, pending, jumps, seen_else) = self
                     .blocks
                     .last_mut()
-                    .ok_or_else(|| err(line, "\\elif without a matching \\if"))?;
+                    .ok_or_else(|| err(line, "\\elif without matching \\if"))?;
                 if *seen_else {
                     return Err(err(line, "\\elif after \\else"));
                 }
@@ -252,7 +280,7 @@ impl Builder {
                 let (_, pending, jumps, seen_else) = self
                     .blocks
                     .last_mut()
-                    .ok_or_else(|| err(line, "\\else without a matching \\if"))?;
+                    .ok_or_else(|| err(line, "\\else without matching \\if"))?;
                 if *seen_else {
                     return Err(err(line, "a second \\else in the same \\if"));
                 }
@@ -266,7 +294,7 @@ impl Builder {
                 let (_, pending, jumps, _) = self
                     .blocks
                     .pop()
-                    .ok_or_else(|| err(line, "\\endif without a matching \\if"))?;
+                    .ok_or_else(|| err(line, "\\endif without matching \\if"))?;
                 let end = self.out.commands.len();
                 self.patch(pending, end);
                 for j in jumps {
@@ -303,7 +331,9 @@ impl Builder {
             _ => {
                 return Err(err(
                     line,
-                    format!("unknown meta-command \\{name}; supported: {SUPPORTED}"),
+                    format!(
+                        "invalid command \\{name}: unknown meta-command; supported: {SUPPORTED}"
+                    ),
                 ))
             }
         }
@@ -595,7 +625,7 @@ pub fn parse(src: &str) -> Result<Compiled, ParseError> {
     // The macro resets the scanner state; after the last command nothing reads it.
     let _ = (has_content, depth);
     if let Some((if_line, ..)) = b.blocks.last() {
-        return Err(err(*if_line, "\\if without a matching \\endif"));
+        return Err(err(*if_line, "\\if without matching \\endif"));
     }
     if b.out.commands.is_empty() {
         return Err(err(1, "the script has no command"));
@@ -655,6 +685,54 @@ mod tests {
         assert!(matches!(c.commands[3].step, Step::Jump(8)));
         assert!(matches!(c.commands[4].step, Step::Branch { target: 7, .. }));
         assert!(matches!(c.commands[6].step, Step::Jump(8)));
+    }
+
+    #[test]
+    fn sleep_takes_its_unit_attached_or_apart_as_pgbench() {
+        let sleeps = |src: &str| -> Vec<(i64, i64)> {
+            parse(src)
+                .unwrap()
+                .commands
+                .iter()
+                .filter_map(|c| match c.step {
+                    Step::Sleep {
+                        arg: SleepArg::Const(n),
+                        unit_us,
+                    } => Some((n, unit_us)),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            sleeps("\\sleep 2ms\n\\sleep 3 us\n\\sleep 4\n\\sleep 5s\n\\sleep -1 ms\n"),
+            [
+                (2, 1_000),
+                (3, 1),
+                (4, 1_000_000),
+                (5, 1_000_000),
+                (-1, 1_000)
+            ]
+        );
+        for (bad, msg) in [
+            (
+                "\\sleep 2 hours",
+                "unrecognized time unit, must be us, ms or s (hours)",
+            ),
+            (
+                "\\sleep 2hours",
+                "unrecognized time unit, must be us, ms or s (hours)",
+            ),
+            ("\\sleep ms", "invalid sleep time, must be an integer (ms)"),
+            (
+                "\\sleep 2ms ms",
+                "invalid sleep time, must be an integer (2ms)",
+            ),
+            ("\\sleep", "missing argument"),
+            ("\\sleep 1 ms 2", "too many arguments"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.msg.contains(msg), "{bad}: {}", e.msg);
+        }
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Tx {
     copy_requested: bool,
     /// The command was a COPY FROM STDIN, refused with CopyFail.
     copy_refused: bool,
+    /// The transaction has begun (the client's generator is marked for a retry).
+    started: bool,
 }
 
 impl Tx {
@@ -75,6 +77,7 @@ impl Tx {
     pub fn restart(&mut self) {
         self.pc = 0;
         self.pipeline = false;
+        self.started = false;
     }
 
     /// Whether the server asked for COPY data the driver must refuse (CopyFail), once.
@@ -111,6 +114,10 @@ impl Script {
         rng: &mut Rng,
         mut stats: Option<&mut Vec<CommandStat>>,
     ) -> Result<Action, ExecError> {
+        if !tx.started {
+            st.start_transaction(rng);
+            tx.started = true;
+        }
         let cmds = &self.compiled.commands;
         while let Some(cmd) = cmds.get(tx.pc) {
             match cmd.step {
@@ -130,7 +137,7 @@ impl Script {
                     tx.pipeline = true;
                     Ok(Flow::Next(tx.pc + 1))
                 }
-                _ => self.step_local(tx.pc, cmd, st, rng),
+                _ => self.step_local(tx.pc, cmd, st),
             };
             if let (Some(t0), Some(i), Some(s)) = (t0, cmd.stat, stats.as_deref_mut()) {
                 if s.len() < self.stat_len() {
@@ -243,12 +250,9 @@ impl Script {
         };
         conn.begin_bind(name, params.len() as u16);
         for &p in params {
+            // NULL too is bound as its text, the word NULL, as pgbench binds it.
             let slot = &st.slots[p];
-            if slot.is_null() {
-                conn.bind_null();
-            } else {
-                conn.bind_text(|w| slot.write_text(w));
-            }
+            conn.bind_text(|w| slot.write_text(w));
         }
         conn.end_bind();
         if gset.is_some() {

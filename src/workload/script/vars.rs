@@ -84,62 +84,136 @@ impl Slot {
         self.set
     }
 
-    /// The value for an expression: `None` when unset; text is read as pgbench does.
-    pub fn value(&self) -> Option<Result<Val, EvalError>> {
+    /// The value for an expression: `None` when unset; text is read as pgbench does, and
+    /// `name` names the variable in the error when it cannot be.
+    pub fn value(&self, name: &str) -> Option<Result<Val, EvalError>> {
         if !self.set {
             return None;
         }
         Some(match self.val {
             Some(v) => Ok(v),
-            None => parse_text(&self.text),
+            None => parse_text(&self.text)
+                .map_err(|()| format!("malformed variable \"{name}\" value: \"{}\"", self.text)),
         })
     }
 
-    /// Whether the value is SQL NULL.
-    pub fn is_null(&self) -> bool {
-        self.val == Some(Val::Null)
+    /// The length of a `\sleep :var`, read from the value's text with C's atoi as pgbench does
+    /// (leading blanks, a sign, digits; anything else ends the number).
+    pub fn sleep_amount(&self) -> i64 {
+        let atoi = |t: &str| -> i64 {
+            let t = t.trim_start();
+            let (neg, digits) = match t.as_bytes().first() {
+                Some(b'-') => (true, &t[1..]),
+                Some(b'+') => (false, &t[1..]),
+                _ => (false, t),
+            };
+            let n = digits
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .fold(0i64, |n, d| {
+                    n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+                });
+            if neg {
+                -n
+            } else {
+                n
+            }
+        };
+        match self.val {
+            None => atoi(&self.text),
+            Some(Val::Int(i)) => i,
+            Some(Val::Double(d)) => atoi(&format_double(d)),
+            Some(Val::Null | Val::Bool(_)) => 0,
+        }
     }
 
-    /// Appends the value as text (how pgbench substitutes and binds it).
+    /// Appends the value as text, as pgbench's getVariable renders it for substitution and
+    /// binding: NULL is the word `NULL`, a double is `%.15g`.
     pub fn write_text<W: std::fmt::Write>(&self, out: &mut W) {
         let _ = match self.val {
             None => out.write_str(&self.text),
-            Some(Val::Null) => Ok(()),
+            Some(Val::Null) => out.write_str("NULL"),
             Some(Val::Bool(b)) => out.write_str(if b { "true" } else { "false" }),
             Some(Val::Int(i)) => write!(out, "{i}"),
-            Some(Val::Double(d)) => write!(out, "{d}"),
+            Some(Val::Double(d)) => write!(out, "{}", format_double(d)),
         };
     }
 }
 
-/// pgbench's makeVariableValue: an integer, a double, or a boolean word; anything else is an error.
-fn parse_text(t: &str) -> Result<Val, EvalError> {
-    let s = t.trim();
-    if s.eq_ignore_ascii_case("null") {
-        return Ok(Val::Null);
+/// A double as pgbench prints it: C's `%.15g` with PostgreSQL's spellings of the special
+/// values (`NaN`, `Infinity`, `-Infinity`).
+pub fn format_double(d: f64) -> String {
+    const DIGITS: i32 = 15;
+    if d.is_nan() {
+        return "NaN".into();
     }
-    if let Some(b) = parse_bool(s) {
-        return Ok(Val::Bool(b));
+    if d.is_infinite() {
+        return if d > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    if let Ok(i) = s.parse::<i64>() {
-        return Ok(Val::Int(i));
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
     }
-    if let Ok(d) = s.parse::<f64>() {
-        return Ok(Val::Double(d));
+    // The exponent %g decides on is the one of the value rounded to 15 significant digits.
+    let sci = format!("{:.*e}", (DIGITS - 1) as usize, d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..DIGITS).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    } else {
+        trim(&format!("{:.*}", (DIGITS - 1 - exp) as usize, d))
     }
-    Err(format!("malformed variable value \"{t}\""))
 }
 
-/// The boolean words pgbench accepts (a prefix of true/false/yes/no, on/off).
+/// pgbench's makeVariableValue: NULL, a boolean word, an integer, or a double; `Err` when the
+/// text is none of them.
+fn parse_text(t: &str) -> Result<Val, ()> {
+    if t.is_empty() {
+        return Err(());
+    }
+    if t.eq_ignore_ascii_case("null") {
+        return Ok(Val::Null);
+    }
+    if let Some(b) = parse_bool(t) {
+        return Ok(Val::Bool(b));
+    }
+    if is_an_int(t) {
+        // strtoint64 allows the leading blanks is_an_int skipped.
+        return t.trim_start().parse::<i64>().map(Val::Int).map_err(|_| ());
+    }
+    // strtod: leading blanks, no trailing text, no overflow.
+    let d: f64 = t.trim_start().parse().map_err(|_| ())?;
+    if d.is_infinite() && !t.to_ascii_lowercase().contains("inf") {
+        return Err(());
+    }
+    Ok(Val::Double(d))
+}
+
+/// pgbench's is_an_int: blanks, an optional sign, digits, and nothing after.
+fn is_an_int(t: &str) -> bool {
+    let s = t.trim_start();
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The boolean words pgbench accepts: a prefix of true/yes/false/no, on, off, of.
 fn parse_bool(s: &str) -> Option<bool> {
     let l = s.len();
-    if l == 0 {
-        return None;
-    }
     let pre = |w: &str| l <= w.len() && w[..l].eq_ignore_ascii_case(s);
     if pre("true") || pre("yes") || s.eq_ignore_ascii_case("on") {
         Some(true)
-    } else if pre("false") || pre("no") || s.eq_ignore_ascii_case("off") {
+    } else if pre("false")
+        || pre("no")
+        || s.eq_ignore_ascii_case("off")
+        || s.eq_ignore_ascii_case("of")
+    {
         Some(false)
     } else {
         None
@@ -153,20 +227,52 @@ mod tests {
     #[test]
     fn text_values_read_like_pgbench() {
         let mut s = Slot::default();
-        assert!(s.value().is_none());
-        s.set_text("42");
-        assert_eq!(s.value().unwrap().unwrap(), Val::Int(42));
-        s.set_text("2.5");
-        assert_eq!(s.value().unwrap().unwrap(), Val::Double(2.5));
-        s.set_text("yes");
-        assert_eq!(s.value().unwrap().unwrap(), Val::Bool(true));
-        s.set_text("off");
-        assert_eq!(s.value().unwrap().unwrap(), Val::Bool(false));
-        s.set_text("hello");
-        assert!(s.value().unwrap().is_err());
+        assert!(s.value("v").is_none());
+        let read = |s: &mut Slot, t: &str| {
+            s.set_text(t);
+            s.value("v").unwrap()
+        };
+        assert_eq!(read(&mut s, "42"), Ok(Val::Int(42)));
+        assert_eq!(read(&mut s, "1"), Ok(Val::Int(1)));
+        assert_eq!(read(&mut s, " -7"), Ok(Val::Int(-7)));
+        assert_eq!(read(&mut s, "2.5"), Ok(Val::Double(2.5)));
+        assert_eq!(read(&mut s, "yes"), Ok(Val::Bool(true)));
+        assert_eq!(read(&mut s, "t"), Ok(Val::Bool(true)));
+        assert_eq!(read(&mut s, "off"), Ok(Val::Bool(false)));
+        assert_eq!(read(&mut s, "of"), Ok(Val::Bool(false)));
+        assert_eq!(read(&mut s, "NULL"), Ok(Val::Null));
+        let bad = read(&mut s, "hello").unwrap_err();
+        assert_eq!(bad, "malformed variable \"v\" value: \"hello\"");
+        assert!(read(&mut s, "").is_err());
+        assert!(read(&mut s, "99999999999999999999").is_err());
         s.set_val(Val::Int(-3));
         let mut out = String::new();
         s.write_text(&mut out);
         assert_eq!(out, "-3");
+        s.set_val(Val::Null);
+        out.clear();
+        s.write_text(&mut out);
+        assert_eq!(out, "NULL");
+    }
+
+    #[test]
+    fn doubles_print_as_c_percent_15g() {
+        for (d, want) in [
+            (0.1 + 0.2, "0.3"),
+            (1.0, "1"),
+            (-2.5, "-2.5"),
+            (1e15, "1e+15"),
+            (123456789012345.0, "123456789012345"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (std::f64::consts::PI, "3.14159265358979"),
+            (1.5e300, "1.5e+300"),
+            (-0.0, "-0"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(format_double(d), want, "{d}");
+        }
     }
 }

@@ -1,0 +1,1 @@
+\set a true + 1

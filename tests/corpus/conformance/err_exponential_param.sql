@@ -1,0 +1,1 @@
+\set a random_exponential(1, 10, 0)

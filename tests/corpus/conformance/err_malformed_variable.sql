@@ -1,0 +1,2 @@
+-- args: -D v=hello
+\set a :v + 1

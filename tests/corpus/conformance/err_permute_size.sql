@@ -1,0 +1,1 @@
+\set a permute(1, 0)

@@ -1,0 +1,2 @@
+\set a debug(1)
+SELECT 1 / 0;
