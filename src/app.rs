@@ -481,6 +481,7 @@ pub fn sweep_options(
         target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
+        scale: a.scale,
         mix,
         protocol: a.protocol.parse()?,
         levels,
@@ -670,6 +671,7 @@ fn suite_options(
             duration: a.time.map(Secs::duration),
             warmup: a.warmup.map(Secs::duration),
             mix: a.mix.clone(),
+            scale: a.scale,
         },
         advisor: advisor_options(a.all_schemas),
         thresholds,
@@ -703,6 +705,7 @@ fn analyze_options(
         target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
+        scale: a.scale,
         mix,
         protocol: a.protocol.parse()?,
         ..QueriesOptions::default()
@@ -758,6 +761,10 @@ mod tests {
         assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
         assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
         assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+        assert_eq!(main(&args(&["run", "-s", "0"])), 2);
+        assert_eq!(main(&args(&["queries", "-s", "100001"])), 2);
+        assert_eq!(main(&args(&["sweep", "--scale", "lots"])), 2);
+        assert_eq!(main(&args(&["analyze", "-s", "-3"])), 2);
         assert_eq!(main(&args(&["queries", "--sample-interval", "50ms"])), 2);
         assert_eq!(main(&args(&["queries", "--sample-interval", "soon"])), 2);
         assert_eq!(main(&args(&["queries", "--alert-cpu", "150"])), 2);

@@ -63,7 +63,10 @@ pub struct RunArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// dataset scale: reseed the POS dataset when the seeded scale differs (default: the profile's: quick takes the seeded one, standard 1000)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// run the suite N times, one result folder each plus a set folder for compare (default 1)
@@ -139,7 +142,10 @@ pub struct AnalyzeArgs {
     /// let the advisor judge every schema, not only pgstorm's own tables
     #[argh(switch)]
     pub all_schemas: bool,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// dataset scale: reseed the POS dataset when the seeded scale differs (default: the seeded one, else 1)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// label of the result folder (default: analyze)
@@ -213,9 +219,10 @@ pub struct QueriesArgs {
     /// report the mean latency of every script command (pgbench -r)
     #[argh(switch, short = 'r')]
     pub report_per_command: bool,
-    /// value of :scale for custom scripts (built-in scripts count pgbench_branches)
-    #[argh(option, short = 's')]
-    pub scale: Option<i64>,
+    /// dataset scale, as pgbench's -s: reseed the POS dataset when the seeded scale differs, and
+    /// :scale of custom scripts (default: the seeded dataset, else 1; :scale 1; built-in scripts count pgbench_branches)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
     /// define a script variable: -D name=value (repeatable)
     #[argh(option, short = 'D')]
     pub define: Vec<String>,
@@ -260,7 +267,7 @@ pub struct QueriesArgs {
     /// host memory % above which an alert is raised (default 95)
     #[argh(option, default = "Percent::new(95.0)", from_str_fn(args::percent))]
     pub alert_memory: Percent,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// label of the result folder (default: queries)
@@ -642,7 +649,10 @@ pub struct SweepArgs {
     /// random seed of the workers (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// dataset scale: reseed the POS dataset when the seeded scale differs (default: the seeded one, else 1)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// label of the result folder (default: sweep)
