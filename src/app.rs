@@ -219,17 +219,29 @@ fn execute(plan: Plan) -> Result<i32> {
             let scale = a.scale;
             let mut session =
                 crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
-            let marker = crate::dataset::seed(
+            let jobs = a.jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                Count::get,
+            );
+            let target = &session.target;
+            let connect = || target.connect_with(&target.config);
+            let t0 = std::time::Instant::now();
+            let marker = crate::dataset::seed_parallel(
                 &mut session.admin,
+                &connect,
+                jobs,
                 &crate::dataset::SeedOptions {
                     scale,
                     seed: a.seed,
                     progress: true,
                 },
             )?;
+            let secs = t0.elapsed().as_secs_f64();
+            let rows = marker.partners + marker.orders + marker.lines;
             println!(
-                "seeded scale {} (seed {}): {} partners, {} orders, {} order lines in schema pgstorm of {}",
-                marker.scale, marker.seed, marker.partners, marker.orders, marker.lines, session.target.display
+                "seeded scale {} (seed {}): {} partners, {} orders, {} order lines in schema pgstorm of {} in {secs:.1} s ({:.0} rows/s)",
+                marker.scale, marker.seed, marker.partners, marker.orders, marker.lines, session.target.display,
+                rows as f64 / secs.max(1e-9)
             );
             Ok(0)
         }

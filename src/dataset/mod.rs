@@ -9,8 +9,8 @@
 //!   [`DatasetError::ForeignSchema`] by every function here.
 //! - A seed is deterministic: the same `(scale, seed)` gives identical table contents whatever the
 //!   thread count or pgstorm build (see `generate`).
-//! - `seed` replaces only the dataset tables and the marker, in one transaction: readers see the
-//!   old dataset or the new one, never half of one. Other tables in the schema (e.g. those of the
+//! - `seed` replaces only the dataset tables and the marker, swapping staging tables in with one
+//!   short transaction: readers see the old dataset or the new one, never half of one. Other tables in the schema (e.g. those of the
 //!   isolation scenario) are left alone; `clean` drops the whole schema.
 //! - The data window is fixed, not "the last 30 days": [`DATA_END`] and 30 days before it, so
 //!   workload parameters drawn inside it always hit data.
@@ -23,7 +23,7 @@ pub mod size;
 
 use chrono::{DateTime, Utc};
 
-pub use load::{seed, seed_with, Progress};
+pub use load::{seed, seed_parallel, seed_with, Connect, Progress};
 pub use schema::{claim_schema, clean, status, table_counts};
 pub use size::DataSize;
 
@@ -143,6 +143,10 @@ pub enum DatasetError {
         #[source]
         source: std::io::Error,
     },
+    /// A loading stream stopped because another one failed or the user interrupted; the staging
+    /// tables it leaves are dropped by the next seed.
+    #[error("the seed stopped before it finished (interrupted, or another loading stream failed); the previous dataset is untouched and the next seed cleans up")]
+    Stopped,
     /// The loaded data does not match what was generated (a bug, or someone writing concurrently).
     #[error("{0}")]
     Inconsistent(String),
@@ -160,6 +164,7 @@ impl DatasetError {
                 ExitKind::Target
             }
             DatasetError::Inconsistent(_) => ExitKind::Internal,
+            DatasetError::Stopped => ExitKind::Interrupted,
         }
     }
 }
