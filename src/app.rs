@@ -223,6 +223,7 @@ fn execute(plan: Plan) -> Result<i32> {
                 || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
                 Count::get,
             );
+            crate::dataset::disk::check(&mut session.admin, scale, session.target.is_local())?;
             let target = &session.target;
             let connect = || target.connect_with(&target.config);
             let t0 = std::time::Instant::now();

@@ -86,9 +86,14 @@ fn a_different_scale_reseeds_and_no_seed_refuses_it() {
     c.batch_execute("DROP SCHEMA IF EXISTS pgstorm CASCADE")
         .unwrap();
     let mut said: Vec<String> = Vec::new();
+    // The sandbox is local: each seed is first checked against its data directory's free space,
+    // which the test's superuser can read.
+    let (dir, free) = dataset::disk::data_directory_free(&mut c).expect("free space readable");
+    dataset::disk::check_fits(2, &dir, free).unwrap();
     let want = |scale, no_seed| Wanted {
         scale: Some(scale),
         no_seed,
+        local: true,
     };
     let first =
         dataset::ensure_scale(&mut c, want(1, false), &mut |s| said.push(s.into())).unwrap();

@@ -15,6 +15,7 @@
 //! - The data window is fixed, not "the last 30 days": [`DATA_END`] and 30 days before it, so
 //!   workload parameters drawn inside it always hit data.
 
+pub mod disk;
 mod generate;
 mod load;
 pub mod pgbench;
@@ -143,6 +144,18 @@ pub enum DatasetError {
         #[source]
         source: std::io::Error,
     },
+    /// The seed would not fit in the free space of the server's data directory.
+    #[error("a seed at scale {scale} needs about {:.1} MB (tables and indexes) but the server's data directory {dir} has {:.1} MB free: free space there, or give a smaller scale (about {} fits)", *.estimate as f64 / 1e6, *.free as f64 / 1e6, .free / BYTES_PER_SCALE)]
+    NoRoom {
+        /// The scale asked for.
+        scale: u32,
+        /// Estimated bytes of the dataset.
+        estimate: u64,
+        /// The server's data_directory.
+        dir: String,
+        /// Free bytes there.
+        free: u64,
+    },
     /// A loading stream stopped because another one failed or the user interrupted; the staging
     /// tables it leaves are dropped by the next seed.
     #[error("the seed stopped before it finished (interrupted, or another loading stream failed); the previous dataset is untouched and the next seed cleans up")]
@@ -159,7 +172,8 @@ impl DatasetError {
         match self {
             DatasetError::InvalidScale(_)
             | DatasetError::NotSeeded
-            | DatasetError::ScaleMismatch { .. } => ExitKind::Usage,
+            | DatasetError::ScaleMismatch { .. }
+            | DatasetError::NoRoom { .. } => ExitKind::Usage,
             DatasetError::ForeignSchema | DatasetError::Db { .. } | DatasetError::Copy { .. } => {
                 ExitKind::Target
             }
@@ -217,6 +231,9 @@ pub struct Wanted {
     pub scale: Option<u32>,
     /// Fail instead of seeding (`--no-seed`).
     pub no_seed: bool,
+    /// The server runs on this machine: a seed is first checked against the free space of its
+    /// data directory (see [`disk`]).
+    pub local: bool,
 }
 
 /// The existing dataset's marker, or (unless `no_seed`) a fresh scale-1 seed-1 dataset, announced
@@ -231,6 +248,7 @@ pub fn ensure(
         Wanted {
             scale: None,
             no_seed,
+            local: false,
         },
         say,
     )
@@ -291,6 +309,7 @@ pub fn ensure_scale(
             opts
         }
     };
+    disk::check(client, opts.scale, want.local)?;
     seed(client, &opts)
 }
 

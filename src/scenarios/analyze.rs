@@ -47,7 +47,11 @@ pub fn run_with(
     extra: &mut dyn FnMut(&mut Session, &mut queries::Measured) -> Result<()>,
 ) -> Result<Outcome> {
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
-    crate::dataset::ensure_scale(&mut session.admin, opts.queries.wanted(), &mut say)?;
+    crate::dataset::ensure_scale(
+        &mut session.admin,
+        opts.queries.wanted(session.target.is_local()),
+        &mut say,
+    )?;
     let before = analysis::begin(&mut session.admin, opts.advisor).map_err(|e| {
         crate::error::target(format!(
             "cannot read the statistics views of {}: {}; the advisor needs pg_stat_* read access \

@@ -71,11 +71,12 @@ pub struct QueriesOptions {
 }
 
 impl QueriesOptions {
-    /// The POS dataset this load asks for (`-s`, `--no-seed`).
-    pub fn wanted(&self) -> crate::dataset::Wanted {
+    /// The POS dataset this load asks for (`-s`, `--no-seed`) on a server that is `local` or not.
+    pub fn wanted(&self, local: bool) -> crate::dataset::Wanted {
         crate::dataset::Wanted {
             scale: self.scale,
             no_seed: !self.seed_if_missing,
+            local,
         }
     }
 }
@@ -314,7 +315,7 @@ pub fn measure(session: &mut Session, opts: &QueriesOptions) -> Result<Measured>
     } else {
         Some(crate::dataset::ensure_scale(
             &mut session.admin,
-            opts.wanted(),
+            opts.wanted(session.target.is_local()),
             &mut say,
         )?)
     };

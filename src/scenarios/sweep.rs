@@ -205,6 +205,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         crate::dataset::Wanted {
             scale: opts.scale,
             no_seed: !opts.seed_if_missing,
+            local: session.target.is_local(),
         },
         &mut say,
     )?;
