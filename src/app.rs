@@ -241,17 +241,30 @@ fn execute(plan: Plan) -> Result<i32> {
             let scale = a.scale;
             let mut session =
                 crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
-            let marker = crate::dataset::seed(
+            let jobs = a.jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                Count::get,
+            );
+            crate::dataset::disk::check(&mut session.admin, scale, session.target.is_local())?;
+            let target = &session.target;
+            let connect = || target.connect_with(&target.config);
+            let t0 = std::time::Instant::now();
+            let marker = crate::dataset::seed_parallel(
                 &mut session.admin,
+                &connect,
+                jobs,
                 &crate::dataset::SeedOptions {
                     scale,
                     seed: a.seed,
                     progress: !a.quiet,
                 },
             )?;
+            let secs = t0.elapsed().as_secs_f64();
+            let rows = marker.partners + marker.orders + marker.lines;
             println!(
-                "seeded scale {} (seed {}): {} partners, {} orders, {} order lines in schema pgstorm of {}",
-                marker.scale, marker.seed, marker.partners, marker.orders, marker.lines, session.target.display
+                "seeded scale {} (seed {}): {} partners, {} orders, {} order lines in schema pgstorm of {} in {secs:.1} s ({:.0} rows/s)",
+                marker.scale, marker.seed, marker.partners, marker.orders, marker.lines, session.target.display,
+                rows as f64 / secs.max(1e-9)
             );
             Ok(0)
         }
@@ -737,6 +750,7 @@ pub fn sweep_options(
         target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
+        scale: a.scale,
         mix,
         protocol: a.protocol.parse()?,
         levels,
@@ -931,6 +945,7 @@ fn suite_options(
             warmup: a.warmup.map(Secs::duration),
             mix: a.mix.clone(),
             server_metrics: server_metrics(a.server_metrics.as_deref())?,
+            scale: a.scale,
         },
         advisor: advisor_options(a.all_schemas),
         thresholds,
@@ -965,6 +980,7 @@ fn analyze_options(
         target: target_options(dsn_of!(a)?),
         archive: archive(&a.results_dir, &a.label, argv),
         seed_if_missing: !a.no_seed,
+        scale: a.scale,
         mix,
         protocol: a.protocol.parse()?,
         hygiene: hygiene_options(a.no_vacuum, &a.pre_sql, &a.post_sql)?,
@@ -1024,6 +1040,10 @@ mod tests {
         assert_eq!(main(&args(&["queries", "-M", "telepathy"])), 2);
         assert_eq!(main(&args(&["queries", "-T", "5", "-t", "5"])), 2);
         assert_eq!(main(&args(&["run", "--profile", "huge"])), 2);
+        assert_eq!(main(&args(&["run", "-s", "0"])), 2);
+        assert_eq!(main(&args(&["queries", "-s", "100001"])), 2);
+        assert_eq!(main(&args(&["sweep", "--scale", "lots"])), 2);
+        assert_eq!(main(&args(&["analyze", "-s", "-3"])), 2);
         assert_eq!(main(&args(&["queries", "--sample-interval", "50ms"])), 2);
         assert_eq!(main(&args(&["queries", "--sample-interval", "soon"])), 2);
         assert_eq!(main(&args(&["queries", "--alert-cpu", "150"])), 2);

@@ -64,7 +64,10 @@ pub struct RunArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// dataset scale: reseed the POS dataset when the seeded scale differs (default: the profile's: quick takes the seeded one, standard 1000)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
@@ -157,7 +160,10 @@ pub struct AnalyzeArgs {
     /// the database host's Prometheus node_exporter, e.g. http://db1:9100/metrics: scraped every sample into resources.csv and run.json, and judged by the server CPU/memory criteria
     #[argh(option)]
     pub server_metrics: Option<String>,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// dataset scale: reseed the POS dataset when the seeded scale differs (default: the seeded one, else 1)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
@@ -285,15 +291,16 @@ pub struct QueriesArgs {
     /// pgbench -d: refused; pgstorm has no debug trace (see the server log)
     #[argh(switch, short = 'd')]
     pub debug: bool,
-    /// pgbench --exit-on-abort: refused; pgstorm never aborts a client (failures are counted)
+    /// pgbench --exit-on-abort: refused, as pgbench 15 refuses it (a client abort already exits 2)
     #[argh(switch)]
     pub exit_on_abort: bool,
-    /// pgbench --verbose-errors: refused; failures are reported by class in run.json
+    /// pgbench --verbose-errors: refused; every error is kept by SQLSTATE and message in run.json
     #[argh(switch)]
     pub verbose_errors: bool,
-    /// value of :scale for custom scripts (built-in scripts count pgbench_branches)
-    #[argh(option, short = 's')]
-    pub scale: Option<i64>,
+    /// dataset scale, as pgbench's -s: reseed the POS dataset when the seeded scale differs, and
+    /// :scale of custom scripts (default: the seeded dataset, else 1; :scale 1; built-in scripts count pgbench_branches)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
     /// define a script variable: -D name=value (repeatable)
     #[argh(option, short = 'D')]
     pub define: Vec<String>,
@@ -344,7 +351,7 @@ pub struct QueriesArgs {
     /// the database host's Prometheus node_exporter, e.g. http://db1:9100/metrics: scraped every sample into resources.csv and run.json, and judged by the server CPU/memory criteria
     #[argh(option)]
     pub server_metrics: Option<String>,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history
@@ -541,6 +548,9 @@ pub struct SeedArgs {
     /// generator seed: the same seed gives the same data (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
+    /// connections loading tables at once, one table each (default: CPUs, at most 3; the data is the same whatever N)
+    #[argh(option, short = 'j', from_str_fn(args::count))]
+    pub jobs: Option<Count>,
     /// create pgbench's tables instead (pgbench_accounts, _branches, _tellers, _history), like pgbench -i
     #[argh(switch, short = 'i')]
     pub pgbench: bool,
@@ -782,7 +792,10 @@ pub struct SweepArgs {
     /// random seed of the workers (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
-    /// fail instead of seeding when the pgstorm dataset is missing
+    /// dataset scale: reseed the POS dataset when the seeded scale differs (default: the seeded one, else 1)
+    #[argh(option, short = 's', from_str_fn(args::scale))]
+    pub scale: Option<u32>,
+    /// fail instead of seeding when the pgstorm dataset is missing or has another scale
     #[argh(switch)]
     pub no_seed: bool,
     /// skip the VACUUM (ANALYZE) of the workload's tables and the TRUNCATE of pgbench_history

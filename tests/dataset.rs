@@ -232,3 +232,61 @@ fn invalid_scales_are_refused_before_touching_the_database() {
     }
     assert!(dataset::status(&mut client).unwrap().is_none());
 }
+
+#[test]
+fn parallel_streams_give_the_same_tables_and_index_names_as_one() {
+    let Some((mut client, _guard)) = target("parallel_streams_give_the_same_tables") else {
+        return;
+    };
+    let dsn = std::env::var("PGSTORM_TEST_DSN").unwrap_or_else(|_| common::database("dataset"));
+    let connect = || Client::connect(&dsn, NoTls);
+    dataset::seed(&mut client, &opts(2, 5)).unwrap();
+    let one = digests(&mut client);
+    let indexes = |c: &mut Client| -> Vec<String> {
+        c.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'pgstorm' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let names = indexes(&mut client);
+    let marker = dataset::seed_parallel(&mut client, &connect, 3, &opts(2, 5)).unwrap();
+    assert_eq!(digests(&mut client), one);
+    assert_eq!(indexes(&mut client), names);
+    assert!(
+        names.contains(&"pos_order_create_date_idx".to_string())
+            && names.contains(&"pos_order_line_pkey".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(marker.orders, 2_000);
+    assert!(dataset::clean(&mut client).unwrap());
+}
+
+#[test]
+fn a_seed_drops_what_an_interrupted_one_left_behind() {
+    let Some((mut client, _guard)) = target("a_seed_drops_what_an_interrupted_one_left") else {
+        return;
+    };
+    dataset::seed(&mut client, &opts(1, 1)).unwrap();
+    // What a seed cut short after loading its first staging table leaves behind.
+    client
+        .batch_execute("CREATE TABLE pgstorm.seed_pos_order_line (id bigint, junk text)")
+        .unwrap();
+    assert_eq!(dataset::status(&mut client).unwrap().unwrap().scale, 1);
+    let marker = dataset::seed(&mut client, &opts(2, 1)).unwrap();
+    assert_eq!(marker.scale, 2);
+    let staging: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'pgstorm' AND c.relname LIKE 'seed\\_%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(staging, 0);
+    assert_eq!(dataset::table_counts(&mut client).unwrap().1, marker.orders);
+    assert!(dataset::clean(&mut client).unwrap());
+}

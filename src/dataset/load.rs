@@ -1,26 +1,33 @@
-//! Seeding: generate the rows in parallel and stream them to the server with COPY, in one
-//! transaction.
+//! Seeding: generate the rows in parallel and stream them to the server with COPY, one table per
+//! connection (up to `--jobs` at once), into staging tables swapped in by one short transaction.
 //!
 //! Invariants:
 //! - Memory is bounded whatever the scale: a producer thread generates a window of `WINDOW`
 //!   chunks at a time on the rayon pool and hands it over a channel of capacity one, so at most
-//!   about three windows of COPY text exist at once while the server ingests the previous one.
+//!   about three windows of COPY text per table exist at once while the server ingests the
+//!   previous one.
 //! - Chunks are written in chunk order, so the load order (and with it the physical layout) is the
-//!   same on every run; generation order across threads does not matter (see `generate`).
-//! - Line ids are contiguous 1..=lines: the orders pass records each chunk's line count and the
-//!   lines pass regenerates the chunks (cheap next to COPY) and numbers their lines from the prefix
-//!   sum, so no chunk's lines have to be kept between the two passes.
-//! - Everything up to the marker row commits atomically; `COPY ... FREEZE` is allowed because the
-//!   tables are created in the same transaction, and leaves the rows frozen and all-visible.
+//!   same on every run; generation order across threads does not matter (see `generate`). A table
+//!   is therefore never split over connections: concurrent COPYs into one table interleave their
+//!   blocks, which would change index correlation, and with it plans, with `--jobs`. The tables
+//!   (and their index builds) run in parallel instead.
+//! - Line ids are contiguous 1..=lines: the line count of every order chunk is counted first
+//!   (generation is cheap next to COPY), so the lines table can load beside the orders table.
+//! - Each staging table is created in its loading transaction, so `COPY ... FREEZE` leaves its
+//!   rows frozen and all-visible; readers keep the previous dataset until the swap commits, and a
+//!   seed cut short leaves only staging tables, dropped by the next seed.
+//! - A session-level advisory lock is held from the first step to the swap, so two seeds never
+//!   load or drop each other's staging tables.
 
-use std::io::Write;
-use std::sync::mpsc;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
 use super::generate::{write_lines, write_orders, write_partners, Plan};
-use super::schema::{self, Ownership};
+use super::schema::{self, Ownership, TableDdl, TABLES};
 use super::{
     data_end, data_start, validate_scale, DatasetError, Marker, SeedOptions, Step, DATA_END_UNIX,
     WINDOW_DAYS,
@@ -30,6 +37,13 @@ use super::{
 const WINDOW: u64 = 64;
 /// Minimum time between two progress reports.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often the coordinating thread looks at the loaders' counters.
+const POLL: Duration = Duration::from_millis(100);
+/// `pg_advisory_lock` key of schema pgstorm's writers (the same as `schema`'s transaction lock).
+const LOCK_KEY: i64 = 0x7067_7374_6f72_6d00;
+
+/// Opens one more connection to the seed's target, for a parallel loading stream.
+pub type Connect<'a> = dyn Fn() -> Result<postgres::Client, postgres::Error> + Sync + 'a;
 
 /// A progress report while seeding.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,7 +52,7 @@ pub struct Progress {
     pub step: &'static str,
     /// Rows sent to the server so far, all tables together.
     pub rows_loaded: u64,
-    /// Rows to send in total (the line count is an estimate until the orders are loaded).
+    /// Rows to send in total.
     pub rows_total: u64,
     /// Time since the seed started.
     pub elapsed: Duration,
@@ -48,6 +62,26 @@ impl Progress {
     /// Average load rate since the start.
     pub fn rows_per_sec(&self) -> f64 {
         self.rows_loaded as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Share of the rows sent, 0..=1.
+    fn fraction(&self) -> f64 {
+        (self.rows_loaded as f64 / self.rows_total.max(1) as f64).min(1.0)
+    }
+
+    /// A one-line bar for a terminal: `[#####.....]  50% ...`.
+    pub fn bar(&self) -> String {
+        const WIDTH: usize = 30;
+        let filled = (self.fraction() * WIDTH as f64).round() as usize;
+        format!(
+            "seed [{}{}] {:3.0}% {:.0} rows/s {:.1} s  {}",
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            100.0 * self.fraction(),
+            self.rows_per_sec(),
+            self.elapsed.as_secs_f64(),
+            self.step
+        )
     }
 }
 
@@ -59,46 +93,60 @@ impl std::fmt::Display for Progress {
             self.step,
             self.rows_loaded,
             self.rows_total,
-            100.0 * self.rows_loaded as f64 / self.rows_total.max(1) as f64,
+            100.0 * self.fraction(),
             self.rows_per_sec(),
             self.elapsed.as_secs_f64()
         )
     }
 }
 
-/// Counts rows and calls the progress callback at most every [`REPORT_EVERY`] (and at each step).
+/// What the loading streams share with the coordinating thread: rows sent, the latest step, and
+/// a stop flag raised by the first stream that fails (or by Ctrl-C).
+struct Shared {
+    rows: AtomicU64,
+    step: Mutex<&'static str>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn step(&self, step: &'static str) {
+        *self.step.lock().unwrap_or_else(|e| e.into_inner()) = step;
+    }
+
+    /// Whether loading must stop: another stream failed or the user interrupted.
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || crate::interrupt::requested()
+    }
+}
+
+/// Calls the progress callback with the shared counters at most every [`REPORT_EVERY`] (and at
+/// each step of the coordinating thread).
 struct Meter<'a> {
     start: Instant,
     last: Instant,
-    step: &'static str,
-    rows_loaded: u64,
     rows_total: u64,
+    shared: &'a Shared,
     report: &'a mut dyn FnMut(&Progress),
 }
 
 impl Meter<'_> {
-    fn progress(&self) -> Progress {
-        Progress {
-            step: self.step,
-            rows_loaded: self.rows_loaded,
-            rows_total: self.rows_total,
-            elapsed: self.start.elapsed(),
-        }
-    }
-
     fn emit(&mut self) {
         self.last = Instant::now();
-        let p = self.progress();
+        let p = Progress {
+            step: *self.shared.step.lock().unwrap_or_else(|e| e.into_inner()),
+            rows_loaded: self.shared.rows.load(Ordering::Relaxed),
+            rows_total: self.rows_total,
+            elapsed: self.start.elapsed(),
+        };
         (self.report)(&p);
     }
 
     fn step(&mut self, step: &'static str) {
-        self.step = step;
+        self.shared.step(step);
         self.emit();
     }
 
-    fn add(&mut self, rows: u64) {
-        self.rows_loaded += rows;
+    fn tick(&mut self) {
         if self.last.elapsed() >= REPORT_EVERY {
             self.emit();
         }
@@ -109,25 +157,20 @@ impl Meter<'_> {
 struct Piece {
     bytes: Vec<u8>,
     rows: u64,
-    /// Order chunks: how many lines the chunk's orders have.
-    lines: u64,
 }
 
 /// Streams `chunks` generated chunks into `COPY ... FROM STDIN`, in chunk order, overlapping
-/// generation of the next window with the sending of the current one. Returns the pieces' `lines`
-/// in chunk order.
+/// generation of the next window with the sending of the current one; returns the rows sent.
 fn copy_chunks(
     tx: &mut postgres::Transaction<'_>,
     step: &'static str,
     sql: &str,
     chunks: u64,
-    expected_rows: Option<u64>,
     generate: &(dyn Fn(u64) -> Piece + Sync),
-    meter: &mut Meter<'_>,
-) -> Result<Vec<u64>, DatasetError> {
-    meter.step(step);
+    shared: &Shared,
+) -> Result<u64, DatasetError> {
+    shared.step(step);
     let mut writer = tx.copy_in(sql).step(step)?;
-    let mut lines = Vec::with_capacity(chunks as usize);
     let mut rows = 0;
     std::thread::scope(|s| -> Result<(), DatasetError> {
         let (send, receive) = mpsc::sync_channel::<Vec<Piece>>(1);
@@ -136,7 +179,7 @@ fn copy_chunks(
             while k < chunks {
                 let end = (k + WINDOW).min(chunks);
                 let window: Vec<Piece> = (k..end).into_par_iter().map(generate).collect();
-                // The receiver is gone only when sending failed: stop generating.
+                // The receiver is gone only when sending failed or stopped: stop generating.
                 if send.send(window).is_err() {
                     return;
                 }
@@ -144,60 +187,253 @@ fn copy_chunks(
             }
         });
         for window in receive {
+            if shared.stopped() {
+                return Err(DatasetError::Stopped);
+            }
             for piece in window {
                 writer
                     .write_all(&piece.bytes)
                     .map_err(|source| DatasetError::Copy { step, source })?;
                 rows += piece.rows;
-                lines.push(piece.lines);
-                meter.add(piece.rows);
+                shared.rows.fetch_add(piece.rows, Ordering::Relaxed);
             }
         }
         Ok(())
     })?;
     let copied = writer.finish().step(step)?;
-    if copied != rows || expected_rows.is_some_and(|e| e != rows) {
+    if copied != rows {
         return Err(DatasetError::Inconsistent(format!(
-            "{step}: generated {rows} rows, expected {expected_rows:?}, server copied {copied}"
+            "{step}: generated {rows} rows, server copied {copied}"
         )));
     }
-    Ok(lines)
+    Ok(rows)
 }
 
-/// Seeds the dataset (see [`seed_with`]); progress goes to stderr when `opts.progress` is set.
+/// Seeds the dataset over the one connection `client` (see [`seed_with`]); progress goes to
+/// stderr when `opts.progress` is set or stderr is a terminal.
 pub fn seed(client: &mut postgres::Client, opts: &SeedOptions) -> Result<Marker, DatasetError> {
-    if opts.progress {
-        seed_with(client, opts, &mut |p| eprintln!("{p}"))
+    with_progress(opts, |report| run(client, None, 1, opts, report))
+}
+
+/// [`seed`] with up to `jobs` connections loading tables at once, the extra ones opened by
+/// `connect`.
+pub fn seed_parallel(
+    client: &mut postgres::Client,
+    connect: &Connect<'_>,
+    jobs: u32,
+    opts: &SeedOptions,
+) -> Result<Marker, DatasetError> {
+    with_progress(opts, |report| {
+        run(client, Some(connect), jobs, opts, report)
+    })
+}
+
+/// Runs `f` with the progress display: a bar redrawn in place on a terminal, one line a second
+/// with `opts.progress` elsewhere, nothing otherwise.
+fn with_progress<T>(opts: &SeedOptions, f: impl FnOnce(&mut dyn FnMut(&Progress)) -> T) -> T {
+    let tty = std::io::stderr().is_terminal();
+    if tty {
+        let out = f(&mut |p| {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[2K{}", p.bar());
+            let _ = e.flush();
+        });
+        eprintln!();
+        out
+    } else if opts.progress {
+        f(&mut |p| eprintln!("{p}"))
     } else {
-        seed_with(client, opts, &mut |_| {})
+        f(&mut |_| {})
     }
 }
 
-/// (Re)creates the dataset tables and marker in one transaction, replacing a previous pgstorm
-/// dataset, then VACUUM ANALYZEs them. `report` is called at each step and at most once a second
-/// while loading.
+/// Builds the dataset over one connection: staging tables loaded and indexed, linked, swapped
+/// in for the previous dataset, then VACUUM ANALYZEd. `report` is called at each step and at most
+/// once a second while loading.
 pub fn seed_with(
     client: &mut postgres::Client,
     opts: &SeedOptions,
     report: &mut dyn FnMut(&Progress),
 ) -> Result<Marker, DatasetError> {
+    run(client, None, 1, opts, report)
+}
+
+/// Releases the session-level advisory lock when the seed ends, however it ends.
+struct SeedLock<'a>(&'a mut postgres::Client);
+
+impl Drop for SeedLock<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    }
+}
+
+fn run(
+    client: &mut postgres::Client,
+    connect: Option<&Connect<'_>>,
+    jobs: u32,
+    opts: &SeedOptions,
+    report: &mut dyn FnMut(&Progress),
+) -> Result<Marker, DatasetError> {
     validate_scale(opts.scale)?;
     let plan = Plan::new(opts.scale, opts.seed, DATA_END_UNIX, WINDOW_DAYS);
+    let shared = Shared {
+        rows: AtomicU64::new(0),
+        step: Mutex::new("starting"),
+        stop: AtomicBool::new(false),
+    };
     let now = Instant::now();
     let mut meter = Meter {
         start: now,
         last: now,
-        step: "starting",
-        rows_loaded: 0,
         rows_total: plan.partners + plan.orders * 4,
+        shared: &shared,
         report,
     };
+    meter.step("waiting for another pgstorm process working on schema pgstorm");
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .step("waiting for another pgstorm process working on schema pgstorm")?;
+    let lock = SeedLock(client);
+    let client = &mut *lock.0;
 
-    let mut tx = client.transaction().step("starting the seed transaction")?;
-    schema::lock(&mut tx)?;
+    let mut tx = client.transaction().step("starting the seed")?;
     if schema::ownership(&mut tx)? == Ownership::Foreign {
         return Err(DatasetError::ForeignSchema);
     }
+    let dropped = schema::prepare(&mut tx)?;
+    tx.commit().step("committing the seed's preparation")?;
+    if dropped > 0 {
+        meter.step("dropped the staging tables of an interrupted seed");
+    }
+
+    // Every order chunk's line count, so the lines can load beside the orders with contiguous ids.
+    meter.step("counting order lines");
+    let line_counts: Vec<u64> = (0..plan.order_chunks())
+        .into_par_iter()
+        .map(|k| plan.order_chunk(k).lines.len() as u64)
+        .collect();
+    let first_line_ids: Vec<i64> = line_counts
+        .iter()
+        .scan(1i64, |next, n| {
+            let first = *next;
+            *next += *n as i64;
+            Some(first)
+        })
+        .collect();
+    let lines: u64 = line_counts.iter().sum();
+    meter.rows_total = plan.partners + plan.orders + lines;
+    let expected = [plan.partners, plan.orders, lines];
+
+    // The biggest table first, so the streams finish close together.
+    let queue = Mutex::new(vec![0usize, 1, 2]);
+    let load = |c: &mut postgres::Client| -> Result<(), DatasetError> {
+        loop {
+            let Some(t) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                return Ok(());
+            };
+            let rows = load_table(c, &TABLES[t], &plan, &first_line_ids, &shared)?;
+            if rows != expected[t] {
+                return Err(DatasetError::Inconsistent(format!(
+                    "loading {}: sent {rows} rows, expected {}",
+                    TABLES[t].name, expected[t]
+                )));
+            }
+        }
+    };
+    let streams = match connect {
+        Some(_) => jobs.clamp(1, TABLES.len() as u32),
+        None => 1,
+    };
+    // The queue pops from the end: put the lines table there.
+    queue.lock().unwrap_or_else(|e| e.into_inner()).reverse();
+    let result = std::thread::scope(|s| -> Result<(), DatasetError> {
+        let extra: Vec<_> = (1..streams)
+            .map(|_| {
+                let (load, shared) = (&load, &shared);
+                s.spawn(move || -> Result<(), DatasetError> {
+                    let connect = connect.expect("streams above 1 only with a connector");
+                    let mut c = connect().step("opening a loading connection")?;
+                    load(&mut c).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))
+                })
+            })
+            .collect();
+        let own =
+            s.spawn(|| load(client).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed)));
+        while !(own.is_finished() && extra.iter().all(|h| h.is_finished())) {
+            std::thread::sleep(POLL);
+            meter.tick();
+        }
+        let mut first: Option<DatasetError> = None;
+        for h in std::iter::once(own).chain(extra) {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // The stream that failed first says why; the others only stopped.
+                    if first.is_none() || matches!(first, Some(DatasetError::Stopped)) {
+                        first = Some(e);
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        first.map_or(Ok(()), Err)
+    });
+    result?;
+
+    let mut tx = client
+        .transaction()
+        .step("starting the link of the staging tables")?;
+    meter.step("adding foreign keys");
+    schema::link_staging(&mut tx)?;
+    tx.commit().step("committing the foreign keys")?;
+
+    meter.step("swapping the new dataset in");
+    let mut tx = client.transaction().step("starting the swap")?;
+    if schema::ownership(&mut tx)? == Ownership::Foreign {
+        return Err(DatasetError::ForeignSchema);
+    }
+    schema::swap_in(&mut tx)?;
+    let marker = schema::write_marker(
+        &mut tx,
+        &Marker {
+            pgstorm_version: env!("CARGO_PKG_VERSION").to_string(),
+            scale: opts.scale,
+            seed: opts.seed,
+            created_at: chrono::Utc::now(),
+            data_start: data_start(),
+            data_end: data_end(),
+            partners: plan.partners as i64,
+            orders: plan.orders as i64,
+            lines: lines as i64,
+        },
+    )?;
+    tx.commit().step("committing the seed")?;
+
+    // Outside a transaction (VACUUM cannot run in one): statistics for the planner, and the
+    // visibility map for index-only scans.
+    meter.step("vacuum analyze");
+    client
+        .batch_execute(&format!(
+            "VACUUM (ANALYZE) {}",
+            schema::DATASET_TABLES.join(", ")
+        ))
+        .step("vacuum analyze of the dataset tables")?;
+    meter.step("done");
+    drop(lock);
+    Ok(marker)
+}
+
+/// Loads and indexes one staging table in one transaction on `c`; returns the rows sent.
+fn load_table(
+    c: &mut postgres::Client,
+    table: &TableDdl,
+    plan: &Plan,
+    first_line_ids: &[i64],
+    shared: &Shared,
+) -> Result<u64, DatasetError> {
+    let mut tx = c.transaction().step("starting a loading transaction")?;
     let mwm_kb: i64 = tx
         .query_one(
             "SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem'",
@@ -216,104 +452,67 @@ pub fn seed_with(
         }
     ))
     .step("setting the seed session's timeouts")?;
-    schema::create_tables(&mut tx)?;
-
-    copy_chunks(
-        &mut tx,
-        "loading res_partner",
-        "COPY pgstorm.res_partner (id, name, email, city, create_date) FROM STDIN WITH (FREEZE)",
-        plan.partner_chunks(),
-        Some(plan.partners),
-        &|k| {
-            let partners = plan.partner_chunk(k);
-            let mut bytes = Vec::with_capacity(partners.len() * 80);
-            write_partners(&partners, &mut bytes);
-            Piece {
-                bytes,
-                rows: partners.len() as u64,
-                lines: 0,
-            }
-        },
-        &mut meter,
-    )?;
-
-    let line_counts = copy_chunks(
-        &mut tx,
-        "loading pos_order",
-        "COPY pgstorm.pos_order (id, partner_id, create_date, amount_total, state) \
-         FROM STDIN WITH (FREEZE)",
-        plan.order_chunks(),
-        Some(plan.orders),
-        &|k| {
-            let chunk = plan.order_chunk(k);
-            let mut bytes = Vec::with_capacity(chunk.orders.len() * 48);
-            write_orders(&chunk, &mut bytes);
-            Piece {
-                bytes,
-                rows: chunk.orders.len() as u64,
-                lines: chunk.lines.len() as u64,
-            }
-        },
-        &mut meter,
-    )?;
-
-    let first_line_ids: Vec<u64> = line_counts
-        .iter()
-        .scan(1, |next, n| {
-            let first = *next;
-            *next += n;
-            Some(first)
-        })
-        .collect();
-    let lines: u64 = line_counts.iter().sum();
-    meter.rows_total = plan.partners + plan.orders + lines;
-    copy_chunks(
-        &mut tx,
-        "loading pos_order_line",
-        "COPY pgstorm.pos_order_line (id, order_id, product_id, qty, price_unit, price_subtotal) \
-         FROM STDIN WITH (FREEZE)",
-        plan.order_chunks(),
-        Some(lines),
-        &|k| {
-            let chunk = plan.order_chunk(k);
-            let mut bytes = Vec::with_capacity(chunk.lines.len() * 40);
-            write_lines(&chunk, first_line_ids[k as usize] as i64, &mut bytes);
-            Piece {
-                bytes,
-                rows: chunk.lines.len() as u64,
-                lines: 0,
-            }
-        },
-        &mut meter,
-    )?;
-
-    schema::finish_tables(&mut tx, &mut |step| meter.step(step))?;
-    meter.step("writing the marker and committing");
-    let marker = schema::write_marker(
-        &mut tx,
-        &Marker {
-            pgstorm_version: env!("CARGO_PKG_VERSION").to_string(),
-            scale: opts.scale,
-            seed: opts.seed,
-            created_at: chrono::Utc::now(),
-            data_start: data_start(),
-            data_end: data_end(),
-            partners: plan.partners as i64,
-            orders: plan.orders as i64,
-            lines: lines as i64,
-        },
-    )?;
-    tx.commit().step("committing the seed")?;
-
-    // Outside the transaction (VACUUM cannot run in one): statistics for the planner, and the
-    // visibility map for index-only scans.
-    meter.step("vacuum analyze");
-    client
-        .batch_execute(&format!(
-            "VACUUM (ANALYZE) {}",
-            schema::DATASET_TABLES.join(", ")
-        ))
-        .step("vacuum analyze of the dataset tables")?;
-    meter.step("done");
-    Ok(marker)
+    table.create_staging(&mut tx)?;
+    let staging = table.staging();
+    let rows = match table.name {
+        "res_partner" => copy_chunks(
+            &mut tx,
+            "loading res_partner",
+            &format!(
+                "COPY {staging} (id, name, email, city, create_date) FROM STDIN WITH (FREEZE)"
+            ),
+            plan.partner_chunks(),
+            &|k| {
+                let partners = plan.partner_chunk(k);
+                let mut bytes = Vec::with_capacity(partners.len() * 80);
+                write_partners(&partners, &mut bytes);
+                Piece {
+                    bytes,
+                    rows: partners.len() as u64,
+                }
+            },
+            shared,
+        )?,
+        "pos_order" => copy_chunks(
+            &mut tx,
+            "loading pos_order",
+            &format!(
+                "COPY {staging} (id, partner_id, create_date, amount_total, state) \
+                 FROM STDIN WITH (FREEZE)"
+            ),
+            plan.order_chunks(),
+            &|k| {
+                let chunk = plan.order_chunk(k);
+                let mut bytes = Vec::with_capacity(chunk.orders.len() * 48);
+                write_orders(&chunk, &mut bytes);
+                Piece {
+                    bytes,
+                    rows: chunk.orders.len() as u64,
+                }
+            },
+            shared,
+        )?,
+        _ => copy_chunks(
+            &mut tx,
+            "loading pos_order_line",
+            &format!(
+                "COPY {staging} (id, order_id, product_id, qty, price_unit, price_subtotal) \
+                 FROM STDIN WITH (FREEZE)"
+            ),
+            plan.order_chunks(),
+            &|k| {
+                let chunk = plan.order_chunk(k);
+                let mut bytes = Vec::with_capacity(chunk.lines.len() * 40);
+                write_lines(&chunk, first_line_ids[k as usize], &mut bytes);
+                Piece {
+                    bytes,
+                    rows: chunk.lines.len() as u64,
+                }
+            },
+            shared,
+        )?,
+    };
+    table.index_staging(&mut tx, &mut |step| shared.step(step))?;
+    tx.commit().step("committing a loaded staging table")?;
+    Ok(rows)
 }

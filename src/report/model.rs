@@ -54,6 +54,10 @@ pub struct RunDocument {
     pub target: TargetInfo,
     /// The seeded dataset, when one was used.
     pub dataset: Option<DatasetInfo>,
+    /// Bytes of the tables (and their indexes) the load's statements name, read before the load,
+    /// with shared_buffers beside them; absent when they could not be read or no load ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_size: Option<crate::dataset::DataSize>,
     /// The query load, when one ran.
     pub load: Option<LoadResult>,
     /// The transaction isolation checks, when they ran.

@@ -112,6 +112,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             ),
         ));
     }
+    out.extend(data_size_warning(doc));
     out.extend(monitoring_warnings(doc, load));
     if let Some(sc) = &load.server_check {
         if sc.client_transactions >= 100 && !(0.95..=1.05).contains(&sc.ratio) {
@@ -167,6 +168,27 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
         ));
     }
     out
+}
+
+/// A dataset that fits in shared_buffers: every read is a buffer hit whatever the memory
+/// settings, so a study of shared_buffers, work_mem or effective_cache_size measures nothing.
+pub fn data_size_warning(doc: &RunDocument) -> Option<Warning> {
+    let size = doc
+        .data_size
+        .as_ref()
+        .filter(|s| s.fits_in_shared_buffers())?;
+    let mib = |b: i64| b as f64 / (1024.0 * 1024.0);
+    Some(w(
+        "dataset_fits_in_shared_buffers",
+        format!(
+            "the tables and indexes the load touched take {:.1} MiB, less than shared_buffers \
+             ({:.0} MiB): memory settings cannot show an effect on this dataset; seed one several \
+             times larger than shared_buffers (-s N for the POS dataset, `pgstorm seed --pgbench \
+             -s N` for pgbench's tables)",
+            mib(size.total_bytes),
+            mib(size.shared_buffers_bytes)
+        ),
+    ))
 }
 
 /// A stall of the server, said only with its evidence (many clients waiting at once, the client

@@ -47,7 +47,11 @@ pub fn run_with(
     extra: &mut dyn FnMut(&mut Session, &mut queries::Measured) -> Result<()>,
 ) -> Result<Outcome> {
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
-    crate::dataset::ensure(&mut session.admin, !opts.queries.seed_if_missing, &mut say)?;
+    crate::dataset::ensure_scale(
+        &mut session.admin,
+        opts.queries.wanted(session.target.is_local()),
+        &mut say,
+    )?;
     // The snapshot follows the run's vacuum and checkpoint, so their reads are not load.
     let mut before = None;
     let mut m = queries::measure_with(session, &opts.queries, &mut |session| {

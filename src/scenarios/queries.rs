@@ -61,8 +61,10 @@ pub struct QueriesOptions {
     pub scripts: Vec<ScriptSource>,
     /// Report per-command latencies of scripts (`-r`).
     pub per_command: bool,
-    /// `:scale` of custom scripts (`-s`); built-in scripts count pgbench_branches, as pgbench.
-    pub scale: Option<i64>,
+    /// `-s`: the POS dataset's scale (reseeded when the seeded one differs), and, as in
+    /// pgbench, `:scale` of custom scripts (1 when not given); built-in scripts count
+    /// pgbench_branches instead. `None`: the seeded dataset whatever its scale.
+    pub scale: Option<u32>,
     /// `-D name=value` script variables.
     pub defines: Vec<(String, String)>,
     /// Host and server samplers during the load (`None`: `--no-monitor`).
@@ -71,6 +73,17 @@ pub struct QueriesOptions {
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Vacuum, checkpoint and resets before each run, and the `--pre-sql`/`--post-sql` hooks.
     pub hygiene: HygieneOptions,
+}
+
+impl QueriesOptions {
+    /// The POS dataset this load asks for (`-s`, `--no-seed`) on a server that is `local` or not.
+    pub fn wanted(&self, local: bool) -> crate::dataset::Wanted {
+        crate::dataset::Wanted {
+            scale: self.scale,
+            no_seed: !self.seed_if_missing,
+            local,
+        }
+    }
 }
 
 /// What a scenario produced.
@@ -365,9 +378,9 @@ pub fn measure_with(
     let marker = if mix.is_empty() {
         None
     } else {
-        Some(crate::dataset::ensure(
+        Some(crate::dataset::ensure_scale(
             &mut session.admin,
-            !opts.seed_if_missing,
+            opts.wanted(session.target.is_local()),
             &mut say,
         )?)
     };
@@ -416,6 +429,10 @@ pub fn measure_workload(
     if let Some(at) = opts.start_at {
         wait_until(at)?;
     }
+    // Read before the load (and its connections) start: the size the load found, and a catalog
+    // query that never competes with it.
+    let statements: Vec<String> = workload.types.iter().flat_map(|t| t.statements()).collect();
+    let data_size = crate::dataset::size::measure(&mut session.admin, &statements).ok();
     let started = chrono::Utc::now();
     let host = crate::monitor::host::host_info();
     // Samplers start before the load and stop after the pool's backends exited (and so flushed
@@ -504,6 +521,7 @@ pub fn measure_workload(
     doc.load_thread_panics = out.panics.clone();
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.monitoring = monitoring;
+    doc.data_size = data_size;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
     if let Some(first) = load.aborted.first() {
         let clients: u64 = load.aborted.iter().map(|a| a.clients).sum();
@@ -638,14 +656,14 @@ fn load_scripts(
                 ))
             })?
             .get(0);
-        if opts.scale.is_some_and(|s| s != n) {
+        if opts.scale.is_some_and(|s| i64::from(s) != n) {
             eprintln!(
                 "pgstorm: -s ignored: the built-in scripts use the scale of pgbench_branches ({n})"
             );
         }
         n
     } else {
-        opts.scale.unwrap_or(1)
+        opts.scale.map_or(1, i64::from)
     };
     let predefined = Predefined {
         scale,

@@ -191,6 +191,7 @@ impl Session {
             analysis: None,
             criteria: None,
             merged_from: None,
+            data_size: None,
         }
     }
 

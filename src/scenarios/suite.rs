@@ -1,7 +1,8 @@
 //! `pgstorm run`: the whole suite with a profile, on one session, archived as one result folder.
 //!
-//! Profiles: `quick` (a smoke run of about a minute) and `standard` (the full load: 100 clients
-//! for 5 minutes after a 30 s warmup; then the isolation checks with 20 workers x 50
+//! Profiles: `quick` (a smoke run of about a minute on whatever dataset is seeded, scale 1 when
+//! none is) and `standard` (the full load on a dataset of [`STANDARD_SCALE`], larger than a
+//! default shared_buffers: 100 clients for 5 minutes after a 30 s warmup; then the isolation checks with 20 workers x 50
 //! transactions, the seed's sizes, in the query load's document; then the connection ramp to 500
 //! held for 5 minutes). The connection scenario archives its own result folder (its label ends
 //! in `-connections`). Scenarios added later plug in here, in order, on the same
@@ -21,6 +22,10 @@ use super::queries::{self, ArchiveOptions, QueriesOptions};
 use super::session::{Session, TargetOptions};
 use crate::analysis::criteria::{self, Thresholds};
 use crate::analysis::AdvisorOptions;
+
+/// Dataset scale of the `standard` profile: about 470 MB of tables and indexes (see
+/// `dataset::BYTES_PER_SCALE`), over three times PostgreSQL's default shared_buffers (128MB).
+pub const STANDARD_SCALE: u32 = 1_000;
 
 /// A named set of sizes for the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,16 @@ impl Profile {
         }
     }
 
+    /// The dataset scale of this profile. `quick` takes whatever is seeded (scale 1 when
+    /// nothing is), so a smoke run stays quick; `standard` seeds [`STANDARD_SCALE`], a dataset
+    /// larger than a default shared_buffers, so a memory setting can show an effect.
+    pub fn scale(self) -> Option<u32> {
+        match self {
+            Profile::Quick => None,
+            Profile::Standard => Some(STANDARD_SCALE),
+        }
+    }
+
     /// Options of the query load for this profile.
     pub fn queries(
         self,
@@ -64,6 +79,7 @@ impl Profile {
             target,
             archive,
             seed_if_missing,
+            scale: self.scale(),
             ..QueriesOptions::default()
         };
         let e = &mut o.engine;
@@ -172,6 +188,8 @@ pub struct LoadOverrides {
     pub mix: Option<String>,
     /// The server host's node_exporter (`--server-metrics`).
     pub server_metrics: Option<crate::monitor::MetricsUrl>,
+    /// Dataset scale (`-s`) instead of the profile's.
+    pub scale: Option<u32>,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -200,6 +218,9 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     }
     if let Some(m) = &o.mix {
         q.mix = m.clone();
+    }
+    if o.scale.is_some() {
+        q.scale = o.scale;
     }
     q.start_at = opts.start_at;
     q.hygiene = opts.hygiene.clone();
@@ -288,6 +309,14 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_dataset_outgrows_a_default_shared_buffers_and_quick_seeds_nothing_big() {
+        let default_shared_buffers = 128 * 1024 * 1024;
+        let bytes = u64::from(Profile::Standard.scale().unwrap()) * crate::dataset::BYTES_PER_SCALE;
+        assert!(bytes > 3 * default_shared_buffers, "{bytes}");
+        assert_eq!(Profile::Quick.scale(), None);
+    }
 
     #[test]
     fn standard_profile_runs_the_seeds_isolation_sizes_and_quick_a_smaller_one() {

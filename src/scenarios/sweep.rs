@@ -43,6 +43,9 @@ pub struct SweepOptions {
     pub archive: ArchiveOptions,
     /// Seed scale 1 when no dataset exists (false: error instead).
     pub seed_if_missing: bool,
+    /// `-s`: the POS dataset's scale (reseeded when the seeded one differs); `None`: the seeded
+    /// dataset whatever its scale.
+    pub scale: Option<u32>,
     /// `--mix`.
     pub mix: String,
     /// `-M`.
@@ -77,6 +80,7 @@ impl Default for SweepOptions {
                 ..q.archive
             },
             seed_if_missing: true,
+            scale: None,
             mix: q.mix,
             protocol: q.protocol,
             levels: vec![1, 2, 4, 8, 16, 32, 64, 128],
@@ -203,7 +207,15 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     )?;
 
     let mut say = |m: &str| eprintln!("pgstorm: {m}");
-    let marker = crate::dataset::ensure(&mut session.admin, !opts.seed_if_missing, &mut say)?;
+    let marker = crate::dataset::ensure_scale(
+        &mut session.admin,
+        crate::dataset::Wanted {
+            scale: opts.scale,
+            no_seed: !opts.seed_if_missing,
+            local: session.target.is_local(),
+        },
+        &mut say,
+    )?;
     let data = DataRange {
         partners: marker.partners,
         orders: marker.orders,
@@ -232,6 +244,8 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         orders: marker.orders,
         lines: marker.lines,
     });
+    let statements: Vec<String> = workload.types.iter().flat_map(|t| t.statements()).collect();
+    doc.data_size = crate::dataset::size::measure(&mut session.admin, &statements).ok();
     let hardware = Hardware {
         server_is_local: session.target.is_local(),
         host_physical_cores: sysinfo::System::physical_core_count().map(|c| c as u32),
