@@ -179,6 +179,7 @@ impl Session {
             analysis: None,
             criteria: None,
             merged_from: None,
+            study: None,
         }
     }
 
