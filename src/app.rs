@@ -107,6 +107,8 @@ pub enum Plan {
     Sweep(crate::scenarios::sweep::SweepOptions),
     /// `pgstorm sweep --fit FILE`.
     SweepFit(crate::scenarios::sweep::FitOptions),
+    /// `pgstorm study`.
+    Study(crate::scenarios::study::StudyOptions),
     /// `pgstorm seed`.
     Seed(cli::SeedArgs),
     /// `pgstorm clean`.
@@ -154,6 +156,7 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
         Command::Analyze(a) => Plan::Analyze(analyze_options(&a, &argv)?),
         Command::Sweep(a) if a.fit.is_some() => Plan::SweepFit(sweep_fit_options(&a, &argv)?),
         Command::Sweep(a) => Plan::Sweep(sweep_options(&a, &argv)?),
+        Command::Study(a) => Plan::Study(study_options(&a, &argv)?),
         Command::Seed(a) => Plan::Seed(a),
         Command::Clean(a) => Plan::Clean(a),
         Command::Sandbox(a) => Plan::Sandbox(a),
@@ -197,6 +200,10 @@ fn execute(plan: Plan) -> Result<i32> {
         }
         Plan::SweepFit(opts) => {
             crate::scenarios::sweep::run_fit(&opts)?;
+            Ok(0)
+        }
+        Plan::Study(opts) => {
+            crate::scenarios::study::run(&opts)?;
             Ok(0)
         }
         Plan::Seed(a) if a.pgbench => {
@@ -456,6 +463,51 @@ fn monitor_options(a: &cli::QueriesArgs) -> Option<MonitorConfig> {
         },
         core: None,
         announce: true,
+    })
+}
+
+/// Validates `pgstorm study` arguments: the two sides (their files read), and the load after
+/// `--` exactly as `pgstorm queries` validates it, less the flags the study sets itself.
+pub fn study_options(
+    a: &cli::StudyArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::study::StudyOptions> {
+    use crate::scenarios::study::{parse_side, StudyOptions};
+    let rest: Vec<&str> = a.queries.iter().map(String::as_str).collect();
+    let q = <cli::QueriesArgs as argh::FromArgs>::from_args(&["pgstorm", "study --"], &rest)
+        .map_err(|early| {
+            error::usage(format!(
+                "the load options after --: {}; they are those of pgstorm queries --help",
+                early
+                    .output
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        })?;
+    for (given, flag) in [
+        (q.repeat != 1, "--repeat"),
+        (q.label != "queries", "--label"),
+    ] {
+        if given {
+            return Err(error::usage(format!(
+                "study: {flag} after -- is the study's to set: use --pairs for the runs and the \
+                 labels of --a and --b"
+            )));
+        }
+    }
+    let (side_a, side_b) = (parse_side("--a", &a.a)?, parse_side("--b", &a.b)?);
+    if side_a.label == side_b.label {
+        return Err(error::usage(format!(
+            "--a and --b are both labelled '{}'; give each side its own label",
+            side_a.label
+        )));
+    }
+    Ok(StudyOptions {
+        queries: queries_options(&q, argv)?,
+        a: side_a,
+        b: side_b,
+        pairs: a.pairs,
     })
 }
 

@@ -6,5 +6,6 @@ pub mod connections;
 pub mod isolation;
 pub mod queries;
 pub mod session;
+pub mod study;
 pub mod suite;
 pub mod sweep;

@@ -66,6 +66,8 @@ pub struct QueriesOptions {
     pub monitor: Option<MonitorConfig>,
     /// Hold the load until this moment (`--start-at`), so several load machines start together.
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The run's place in an interleaved study (`pgstorm study`), recorded in its document.
+    pub study: Option<crate::report::model::StudyMark>,
 }
 
 /// What a scenario produced.
@@ -112,6 +114,7 @@ impl Default for QueriesOptions {
             defines: Vec::new(),
             monitor: Some(MonitorConfig::default()),
             start_at: None,
+            study: None,
         }
     }
 }
@@ -168,23 +171,25 @@ pub fn repeat_with(
         outcomes.push(archive_and_print(m, &o)?);
     }
     let set = if repeat > 1 {
-        let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
-        let docs: Vec<&RunDocument> = outcomes.iter().map(|o| &o.doc).collect();
-        let drift = crate::compare::drift::of_set(&opts.archive.label, &docs);
-        let dir = crate::report::set::write(
-            &opts.archive.results_dir,
-            &opts.archive.label,
-            &ids,
-            &drift,
-        )?;
-        if opts.print_summary {
-            println!("set of {repeat} runs: {}", dir.display());
-        }
-        Some(dir)
+        Some(write_set(opts, &outcomes)?)
     } else {
         None
     };
     Ok((outcomes, set))
+}
+
+/// Writes the set folder of `outcomes` (runs of `opts`), with its drift warnings, and names it
+/// on stdout when the summary is printed.
+pub fn write_set(opts: &QueriesOptions, outcomes: &[Outcome]) -> Result<PathBuf> {
+    let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
+    let docs: Vec<&RunDocument> = outcomes.iter().map(|o| &o.doc).collect();
+    let drift = crate::compare::drift::of_set(&opts.archive.label, &docs);
+    let dir =
+        crate::report::set::write(&opts.archive.results_dir, &opts.archive.label, &ids, &drift)?;
+    if opts.print_summary {
+        println!("set of {} runs: {}", outcomes.len(), dir.display());
+    }
+    Ok(dir)
 }
 
 /// Sleeps until `at` (returns at once when it has passed); Ctrl-C cuts the wait short.
@@ -406,6 +411,7 @@ pub fn measure_workload(
         }
     });
     doc.load_thread_panics = out.panics.clone();
+    doc.study = opts.study.clone();
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.monitoring = monitoring;
     doc.warnings = crate::report::warnings::load_warnings(&doc, &load);
