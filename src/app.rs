@@ -803,6 +803,33 @@ mod tests {
     }
 
     #[test]
+    fn study_input_is_checked_before_any_server_is_contacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("side.sql");
+        std::fs::write(&file, "ALTER SYSTEM SET work_mem = '8MB';").unwrap();
+        let side = |label: &str| format!("label={label},sql={}", file.display());
+        let (x, y) = (side("x"), side("y"));
+        let missing = format!("label=y,sql={}", dir.path().join("missing.sql").display());
+        for bad in [
+            vec!["study", "--a", &x, "--b", &x],
+            vec!["study", "--a", &x, "--b", &missing],
+            vec!["study", "--a", &x, "--b", &y, "--pairs", "0"],
+            vec!["study", "--a", &x, "--b", &y, "--", "--repeat", "3"],
+            vec!["study", "--a", &x, "--b", &y, "--", "--label", "z"],
+            vec!["study", "--a", &x, "--b", &y, "--", "--bogus"],
+            vec!["study", "--a", &x, "--b", &y, "--", "-T", "5", "-t", "5"],
+        ] {
+            assert_eq!(main(&bad), 2, "{bad:?}");
+        }
+        let Ok(Plan::Study(o)) = plan(&["study", "--a", &x, "--b", &y, "--", "-c", "3"]) else {
+            panic!("a valid study does not plan");
+        };
+        assert_eq!((o.pairs, o.queries.engine.clients), (3, 3));
+        assert_eq!((o.a.label.as_str(), o.b.label.as_str()), ("x", "y"));
+        assert!(o.a.reload && o.b.reload);
+    }
+
+    #[test]
     fn bad_flags_exit_2_without_contacting_a_server() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(main(&args(&["queries", "--bogus"])), 2);
