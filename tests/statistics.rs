@@ -20,11 +20,18 @@ fn s(p: &Path) -> &str {
 }
 
 /// A durable sandbox (fsync and synchronous_commit on, as a real server) with a table `tick`:
-/// every commit waits for a WAL flush to disk unless synchronous_commit is off.
+/// every commit waits for a WAL flush to disk unless synchronous_commit is off. The flush is
+/// preceded by a [`COMMIT_DELAY_US`] wait (commit_delay, for every commit: commit_siblings 0),
+/// so the cost of a synchronous commit is mostly that wait and not a fsync, whose time on a VM
+/// disk shared with other builds ranges over an order of magnitude from run to run.
 fn durable() -> Sandbox {
     let sb = common::fresh_sandbox(&SandboxOptions {
         durable: true,
         max_connections: 20,
+        settings: vec![
+            ("commit_delay".into(), COMMIT_DELAY_US.to_string()),
+            ("commit_siblings".into(), "0".into()),
+        ],
         ..SandboxOptions::default()
     });
     assert!(sb.is_durable());
@@ -34,6 +41,16 @@ fn durable() -> Sandbox {
     c.batch_execute("CREATE TABLE tick (n int)").unwrap();
     sb
 }
+
+/// commit_delay of [`durable`], µs: many times a fsync on a quiet disk, so two clients commit
+/// synchronously at most some 40 times a second, far below [`TICK_RATE`].
+const COMMIT_DELAY_US: u32 = 50_000;
+
+/// Rate of the [`ticks`] runs (transactions per second, open loop): far above what synchronous
+/// commits allow and far below what asynchronous ones do even on a loaded host, so the
+/// asynchronous side runs at this rate whatever else the host runs, and the synchronous side at
+/// its commit_delay-bound pace.
+const TICK_RATE: f64 = 200.0;
 
 /// Sets synchronous_commit server-wide and waits until a new connection sees it.
 fn set_synchronous_commit(sb: &Sandbox, value: &str) {
@@ -94,6 +111,7 @@ fn ticks(results: &Path, dsn: String, label: &str) -> QueriesOptions {
     };
     o.engine.duration = Some(Duration::from_secs(TICK_SECONDS));
     o.engine.warmup = Duration::from_secs(TICK_WARMUP);
+    o.engine.rate = Some(TICK_RATE);
     o
 }
 
@@ -201,6 +219,8 @@ fn a_study_of_three_pairs_is_compared_pair_by_pair_and_sees_synchronous_commit()
         &TICK_SECONDS.to_string(),
         "--warmup",
         &TICK_WARMUP.to_string(),
+        "-R",
+        &TICK_RATE.to_string(),
         "-f",
         s(&script),
         "--no-monitor",
