@@ -1,12 +1,13 @@
 //! The calibration table of `pgstorm compare` (README, "Calibration"): simulated pairs of sets
 //! judged by the same code as compare, at its default settings. Prints a Markdown table of the
 //! share of A/A comparisons with any significant line (the false-positive rate) and of lines
-//! that detect a true 5 % and 10 % change (the power), at 3, 5 and 10 runs per side.
+//! that detect a true 5 % and 10 % change (the power), at 2, 3, 5 and 10 runs per side, for
+//! independent sets and for the pairs of an interleaved study, with the test each row used.
 //!
 //! Run it with `scripts/calibrate-compare.sh [trials]`.
 
 use pgstorm::compare::calibrate::{simulate, Noise, Scenario};
-use pgstorm::compare::CompareOptions;
+use pgstorm::compare::{CompareOptions, Design, Test};
 
 /// Comparisons per cell unless given: the standard error of a 5 % rate is then 1 point.
 const DEFAULT_TRIALS: usize = 500;
@@ -37,36 +38,43 @@ fn main() {
         opts.level,
         opts.min_noise_pct
     );
-    println!("| scatter | runs per side | A/A: comparisons with any significant line | power, 5 % change | power, 10 % change |");
-    println!("|---|---:|---:|---:|---:|");
-    for (noise, name) in [(Noise::Normal, "normal"), (Noise::LogNormal, "log-normal")] {
-        for runs in [3, 5, 10] {
-            let rate = |effect_pct: f64, seed: u64| {
-                let sc = Scenario {
-                    runs,
-                    lines: LINES,
-                    cv_pct: CV_PCT,
-                    shared: SHARED,
-                    effect_pct,
-                    noise,
+    println!("| design | scatter | runs per side | test | A/A: comparisons with any significant line | power, 5 % change | power, 10 % change |");
+    println!("|---|---|---:|---|---:|---:|---:|");
+    for paired in [false, true] {
+        for (noise, name) in [(Noise::Normal, "normal"), (Noise::LogNormal, "log-normal")] {
+            for runs in [2, 3, 5, 10] {
+                let rate = |effect_pct: f64, seed: u64| {
+                    let sc = Scenario {
+                        runs,
+                        lines: LINES,
+                        cv_pct: CV_PCT,
+                        shared: SHARED,
+                        effect_pct,
+                        noise,
+                        paired,
+                    };
+                    simulate(&sc, trials, seed, &opts)
                 };
-                simulate(&sc, trials, seed, &opts)
-            };
-            let aa = rate(0.0, 1);
-            let cell = |r: pgstorm::compare::calibrate::Rates, share: f64| {
-                if r.too_few == 1.0 {
-                    "too few runs".to_string()
+                let (aa, p5, p10) = (rate(0.0, 1), rate(5.0, 2), rate(10.0, 3));
+                let design = if paired {
+                    Design::Paired
                 } else {
-                    format!("{:.1} %", share * 100.0)
-                }
-            };
-            let (p5, p10) = (rate(5.0, 2), rate(10.0, 3));
-            println!(
-                "| {name} | {runs} | {} | {} | {} |",
-                cell(aa, aa.any_significant),
-                cell(p5, p5.detected),
-                cell(p10, p10.detected)
-            );
+                    Design::Independent
+                };
+                let test = Test::choose(design, runs, runs, opts.level);
+                println!(
+                    "| {} | {name} | {runs} | {} | {:.1} % | {:.1} % | {:.1} % |",
+                    if paired {
+                        "study (paired)"
+                    } else {
+                        "independent sets"
+                    },
+                    test.describe(),
+                    aa.any_significant * 100.0,
+                    p5.detected * 100.0,
+                    p10.detected * 100.0
+                );
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The calibration table of `pgstorm compare` in the README: the false-positive rate of simulated
-# A/A comparisons and the power for a 5 % and a 10 % true change, at 3, 5 and 10 runs per side,
-# from the same verdict code compare runs (src/compare/calibrate.rs). Deterministic: the same
-# trials give the same table.
+# A/A comparisons and the power for a 5 % and a 10 % true change, at 2, 3, 5 and 10 runs per
+# side, for independent sets and for the pairs of a study, from the same verdict code compare
+# runs (src/compare/calibrate.rs). Deterministic: the same trials give the same table.
 #
 # Usage: scripts/calibrate-compare.sh [trials per cell=500]
 set -euo pipefail

@@ -110,6 +110,8 @@ pub enum Plan {
     Sweep(crate::scenarios::sweep::SweepOptions),
     /// `pgstorm sweep --fit FILE`.
     SweepFit(crate::scenarios::sweep::FitOptions),
+    /// `pgstorm study`.
+    Study(crate::scenarios::study::StudyOptions),
     /// `pgstorm seed`.
     Seed(cli::SeedArgs),
     /// `pgstorm seed --pgbench` (`-i`), with pgbench's init options.
@@ -164,6 +166,7 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
         Command::Analyze(a) => Plan::Analyze(analyze_options(&a, &argv)?),
         Command::Sweep(a) if a.fit.is_some() => Plan::SweepFit(sweep_fit_options(&a, &argv)?),
         Command::Sweep(a) => Plan::Sweep(sweep_options(&a, &argv)?),
+        Command::Study(a) => Plan::Study(study_options(&a, &argv)?),
         Command::Seed(a) => match pgbench_init_options(&a)? {
             Some(init) => Plan::SeedPgbench(a, init),
             None => Plan::Seed(a),
@@ -219,6 +222,10 @@ fn execute(plan: Plan) -> Result<i32> {
         }
         Plan::SweepFit(opts) => {
             crate::scenarios::sweep::run_fit(&opts)?;
+            Ok(0)
+        }
+        Plan::Study(opts) => {
+            crate::scenarios::study::run(&opts)?;
             Ok(0)
         }
         Plan::SeedPgbench(a, init) => {
@@ -728,6 +735,51 @@ fn server_metrics(given: Option<&str>) -> Result<Option<MetricsUrl>> {
     given.map(MetricsUrl::parse).transpose()
 }
 
+/// Validates `pgstorm study` arguments: the two sides (their files read), and the load after
+/// `--` exactly as `pgstorm queries` validates it, less the flags the study sets itself.
+pub fn study_options(
+    a: &cli::StudyArgs,
+    argv: &[String],
+) -> Result<crate::scenarios::study::StudyOptions> {
+    use crate::scenarios::study::{parse_side, StudyOptions};
+    let rest: Vec<&str> = a.queries.iter().map(String::as_str).collect();
+    let q = <cli::QueriesArgs as argh::FromArgs>::from_args(&["pgstorm", "study --"], &rest)
+        .map_err(|early| {
+            error::usage(format!(
+                "the load options after --: {}; they are those of pgstorm queries --help",
+                early
+                    .output
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        })?;
+    for (given, flag) in [
+        (q.repeat != 1, "--repeat"),
+        (q.label != "queries", "--label"),
+    ] {
+        if given {
+            return Err(error::usage(format!(
+                "study: {flag} after -- is the study's to set: use --pairs for the runs and the \
+                 labels of --a and --b"
+            )));
+        }
+    }
+    let (side_a, side_b) = (parse_side("--a", &a.a)?, parse_side("--b", &a.b)?);
+    if side_a.label == side_b.label {
+        return Err(error::usage(format!(
+            "--a and --b are both labelled '{}'; give each side its own label",
+            side_a.label
+        )));
+    }
+    Ok(StudyOptions {
+        queries: queries_options(&q, argv)?,
+        a: side_a,
+        b: side_b,
+        pairs: a.pairs,
+    })
+}
+
 /// Validates `pgstorm sweep` arguments into scenario options.
 pub fn sweep_options(
     a: &cli::SweepArgs,
@@ -1030,6 +1082,33 @@ mod tests {
         assert_eq!(tuned.interval, Duration::from_millis(500));
         assert_eq!(tuned.capacity, 50);
         assert_eq!(tuned.thresholds.cpu_percent, 80.0);
+    }
+
+    #[test]
+    fn study_input_is_checked_before_any_server_is_contacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("side.sql");
+        std::fs::write(&file, "ALTER SYSTEM SET work_mem = '8MB';").unwrap();
+        let side = |label: &str| format!("label={label},sql={}", file.display());
+        let (x, y) = (side("x"), side("y"));
+        let missing = format!("label=y,sql={}", dir.path().join("missing.sql").display());
+        for bad in [
+            vec!["study", "--a", &x, "--b", &x],
+            vec!["study", "--a", &x, "--b", &missing],
+            vec!["study", "--a", &x, "--b", &y, "--pairs", "0"],
+            vec!["study", "--a", &x, "--b", &y, "--", "--repeat", "3"],
+            vec!["study", "--a", &x, "--b", &y, "--", "--label", "z"],
+            vec!["study", "--a", &x, "--b", &y, "--", "--bogus"],
+            vec!["study", "--a", &x, "--b", &y, "--", "-T", "5", "-t", "5"],
+        ] {
+            assert_eq!(main(&bad), 2, "{bad:?}");
+        }
+        let Ok(Plan::Study(o)) = plan(&["study", "--a", &x, "--b", &y, "--", "-c", "3"]) else {
+            panic!("a valid study does not plan");
+        };
+        assert_eq!((o.pairs, o.queries.engine.clients), (3, 3));
+        assert_eq!((o.a.label.as_str(), o.b.label.as_str()), ("x", "y"));
+        assert!(o.a.reload && o.b.reload);
     }
 
     #[test]

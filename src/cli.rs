@@ -34,6 +34,7 @@ pub enum Command {
     Trend(TrendArgs),
     Merge(MergeArgs),
     Sweep(SweepArgs),
+    Study(StudyArgs),
 }
 
 /// Run the whole suite with a profile, evaluate it, and archive one result folder.
@@ -815,4 +816,30 @@ pub struct SweepArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+}
+
+/// Run side A and side B alternately (A B A B ...), each applied by its SQL file before each of
+/// its runs, so drift over the study hits both alike; archive every run and a set per side, and
+/// compare them pair by pair. The load of each run takes `pgstorm queries` options after `--`.
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "study",
+    example = "pgstorm study --a label=sync,sql=sync.sql --b label=async,sql=async.sql --pairs 5 -- -c 8 -T 30 -b tpcb-like"
+)]
+pub struct StudyArgs {
+    /// side A (the baseline): label=NAME,sql=FILE; FILE runs on pgstorm's own connection before
+    /// each A run (a file with ALTER SYSTEM is followed by pg_reload_conf, awaited)
+    #[argh(option)]
+    pub a: String,
+    /// side B (the candidate): label=NAME,sql=FILE, as --a
+    #[argh(option)]
+    pub b: String,
+    /// pairs of runs, A then B (default 3; 6 or more let compare use an exact test)
+    #[argh(option, default = "3", from_str_fn(args::repeat))]
+    pub pairs: u32,
+    /// after --: the load and target of every run, as `pgstorm queries` takes them (not
+    /// --label or --repeat)
+    #[argh(positional)]
+    pub queries: Vec<String>,
 }

@@ -65,28 +65,28 @@ fn a_run_compared_with_itself_shows_no_significant_change() {
     );
     assert_eq!(c.scopes[0].name, "all");
     assert_eq!(c.scopes.len(), 7, "all + six query types");
-    // Two runs per side split only 6 ways, so no p can go below 1/3: the honest verdict is "too
-    // few runs" (it used to be a bootstrap verdict, which is what cried wolf), and the output
-    // says how many runs a verdict needs.
+    // Two runs per side split only 6 ways, so no permutation p can go below 1/3: Welch's t-test
+    // answers instead (it used to be a bootstrap verdict, which is what cried wolf), and a set
+    // against itself shows no change on any line.
     for scope in &c.scopes {
         for d in &scope.metrics {
             assert_eq!(d.basis, Basis::Runs, "{} {:?}", scope.name, d.metric);
             assert_eq!(
+                d.test,
+                Some(compare::Test::Welch),
+                "{} {:?}",
+                scope.name,
+                d.metric
+            );
+            assert_eq!(
                 d.verdict,
-                Verdict::TooFewRuns,
+                Verdict::NoSignificantChange,
                 "{} {:?}",
                 scope.name,
                 d.metric
             );
         }
     }
-    assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("no line can be called significant") && w.contains("at least 4")),
-        "{:?}",
-        c.warnings
-    );
 
     // list shows both runs and names the set to give to compare.
     let list = pgstorm(&[

@@ -20,7 +20,8 @@
 //! concurrency levels with positive finite throughput.
 
 mod bootstrap;
-mod ftest;
+// Also the t distribution of compare's small-sample tests.
+pub(crate) mod ftest;
 
 pub use bootstrap::{bootstrap, Bootstrap, Bounds, Interval};
 

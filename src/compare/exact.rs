@@ -1,6 +1,7 @@
 //! Small-sample tests whose error rate holds with 2–10 runs per side: an exact permutation test of
-//! the difference of means of run-level values, the critical change it needs, the
-//! Benjamini–Hochberg adjustment across many lines, and an exact Mann–Kendall trend test.
+//! the difference of means of run-level values, an exact sign-flip test of the pair differences of
+//! an interleaved study, the critical change each needs, the Benjamini–Hochberg adjustment across
+//! many lines, and an exact Mann–Kendall trend test.
 //!
 //! Invariants: with at most [`EXACT_SPLITS`] splits every split is enumerated, so a p-value is
 //! exact and no data set can reach below [`smallest_p`]; beyond that a seeded Monte Carlo estimate
@@ -31,11 +32,6 @@ pub fn smallest_p(na: usize, nb: usize) -> f64 {
     } else {
         1.0 / splits
     }
-}
-
-/// Fewest runs per side (equal sides) at which [`smallest_p`] reaches `level`.
-pub fn runs_needed(level: f64) -> usize {
-    (2..).find(|&n| smallest_p(n, n) <= level).unwrap_or(2)
 }
 
 /// Calls `f` with the sum of the B part of every split of `pooled` into `na` A values and `nb` B
@@ -119,7 +115,87 @@ pub fn critical_difference(a: &[f64], b: &[f64], level: f64, seed: u64) -> Optio
     each_split(&pooled, nb, seed, &mut |s| {
         stats.push(spread(total, s, na, nb))
     });
-    // At most `allowed` splits may be at or beyond the critical value.
+    upper_critical(stats, level)
+}
+
+/// Largest number of pairs whose 2^n sign flips are enumerated exactly (2^17 = 131,072).
+const EXACT_FLIP_PAIRS: usize = 17;
+
+/// The smallest two-sided p a sign-flip test can give with `n` pairs: all signs as observed, or
+/// all reversed, out of 2^n.
+pub fn smallest_sign_flip_p(n: usize) -> f64 {
+    if n > EXACT_FLIP_PAIRS {
+        1.0 / (1.0 + MONTE_CARLO_SPLITS as f64)
+    } else {
+        2.0 / 2f64.powi(n as i32)
+    }
+}
+
+/// Calls `f` with |mean| of `d` under every assignment of signs (or [`MONTE_CARLO_SPLITS`]
+/// seeded random ones); returns how many were visited.
+fn each_flip(d: &[f64], seed: u64, f: &mut dyn FnMut(f64)) -> usize {
+    let n = d.len() as f64;
+    if d.len() <= EXACT_FLIP_PAIRS {
+        let all = 1usize << d.len();
+        for mask in 0..all {
+            let s: f64 = d
+                .iter()
+                .enumerate()
+                .map(|(i, x)| if mask >> i & 1 == 1 { -x } else { *x })
+                .sum();
+            f((s / n).abs());
+        }
+        return all;
+    }
+    let mut rng = Rng::new(seed);
+    for _ in 0..MONTE_CARLO_SPLITS {
+        let s: f64 = d
+            .iter()
+            .map(|x| if rng.next_u64() & 1 == 1 { -x } else { *x })
+            .sum();
+        f((s / n).abs());
+    }
+    MONTE_CARLO_SPLITS
+}
+
+/// Two-sided p of the mean pair difference `d` (B − A of each pair) when no change makes each
+/// difference as likely negative as positive; None without a pair.
+pub fn sign_flip_p(d: &[f64], seed: u64) -> Option<f64> {
+    if d.is_empty() {
+        return None;
+    }
+    let observed = (d.iter().sum::<f64>() / d.len() as f64).abs();
+    let scale = d.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let bar = observed - TIE * scale;
+    let mut hits = 0usize;
+    let n = each_flip(d, seed, &mut |m| {
+        if m >= bar {
+            hits += 1;
+        }
+    });
+    Some(if d.len() <= EXACT_FLIP_PAIRS {
+        hits as f64 / n as f64
+    } else {
+        (1 + hits) as f64 / (1 + n) as f64
+    })
+}
+
+/// The smallest |mean pair difference| the sign-flip test calls significant at `level` when the
+/// differences scatter as they did here (around their own mean); None when no assignment of
+/// signs can reach `level`.
+pub fn sign_flip_critical(d: &[f64], level: f64, seed: u64) -> Option<f64> {
+    if d.is_empty() || smallest_sign_flip_p(d.len()) > level {
+        return None;
+    }
+    let m = d.iter().sum::<f64>() / d.len() as f64;
+    let centred: Vec<f64> = d.iter().map(|x| x - m).collect();
+    let mut stats = Vec::new();
+    each_flip(&centred, seed, &mut |s| stats.push(s));
+    upper_critical(stats, level)
+}
+
+/// The value at or beyond which at most `level` of the null statistics `stats` lie.
+fn upper_critical(mut stats: Vec<f64>, level: f64) -> Option<f64> {
     let allowed = (level * stats.len() as f64).floor() as usize;
     if allowed == 0 {
         return None;
@@ -209,7 +285,7 @@ mod tests {
         let p = permutation_p(&[1.0, 2.0, 3.0], &[10.0, 11.0, 12.0], 1).unwrap();
         assert!((p - 0.1).abs() < 1e-12, "{p}");
         assert!(critical_difference(&[1.0, 2.0, 3.0], &[10.0, 11.0, 12.0], 0.05, 1).is_none());
-        assert_eq!(runs_needed(0.05), 4);
+        assert!(smallest_p(4, 4) <= 0.05);
     }
 
     #[test]
@@ -232,6 +308,25 @@ mod tests {
         assert_eq!(Some(p), permutation_p(&a, &b, 3));
         assert!(p > 0.5, "{p}");
         assert!(smallest_p(12, 12) > 0.0);
+    }
+
+    #[test]
+    fn sign_flips_are_exact_and_need_six_pairs_at_five_percent() {
+        assert!((smallest_sign_flip_p(5) - 1.0 / 16.0).abs() < 1e-12);
+        assert!((smallest_sign_flip_p(6) - 1.0 / 32.0).abs() < 1e-12);
+        // Positive control: six pairs, every B above its A.
+        let d = [1.0, 1.2, 0.9, 1.1, 1.0, 0.8];
+        let p = sign_flip_p(&d, 1).unwrap();
+        assert!((p - smallest_sign_flip_p(6)).abs() < 1e-12, "{p}");
+        let c = sign_flip_critical(&d, 0.05, 1).unwrap();
+        assert!(c > 0.0 && c < 1.0, "{c}");
+        // Negative control: differences that cancel.
+        let p = sign_flip_p(&[1.0, -1.0, 0.5, -0.5, 0.2, -0.2], 1).unwrap();
+        assert_eq!(p, 1.0);
+        assert!(sign_flip_critical(&d[..5], 0.05, 1).is_none());
+        // Beyond 17 pairs a seeded estimate, the same for the same input.
+        let many: Vec<f64> = (0..20).map(|i| f64::from(i % 3) - 0.9).collect();
+        assert_eq!(sign_flip_p(&many, 4), sign_flip_p(&many, 4));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod calibrate;
 pub mod drift;
 pub mod exact;
 pub mod load;
+pub mod parametric;
 pub mod render;
 pub mod settings;
 pub mod stats;
@@ -116,8 +117,6 @@ pub enum Verdict {
     Regressed,
     /// No change beyond the noise.
     NoSignificantChange,
-    /// Runs were compared, but too few for any split to reach the level.
-    TooFewRuns,
     /// Not enough samples to say anything.
     Unknown,
 }
@@ -150,7 +149,7 @@ pub struct MetricDelta {
     /// Run-to-run noise (MAD of the noisier side, relative except for the error rate, at least
     /// the configured minimum), same unit as `change_pct`.
     pub noise_floor_pct: f64,
-    /// Exact permutation p of the run-level values (runs basis only).
+    /// p of the run-level values by `test` (runs basis only).
     pub p_value: Option<f64>,
     /// `p_value` adjusted over every line of the comparison (Benjamini–Hochberg).
     pub q_value: Option<f64>,
@@ -162,6 +161,8 @@ pub struct MetricDelta {
     pub verdict: Verdict,
     /// What the verdict rests on.
     pub basis: Basis,
+    /// The test behind a run-based verdict (null for a hint or no verdict).
+    pub test: Option<Test>,
 }
 
 impl MetricDelta {
@@ -209,6 +210,9 @@ pub struct Comparison {
     pub level: f64,
     /// Lines tested on run-level values, over which the p-values were adjusted.
     pub lines_tested: usize,
+    /// When both sides come from one interleaved study (`pgstorm study`): its pairs, tested
+    /// pair by pair.
+    pub pairing: Option<Pairing>,
     /// Settings that differ (the change under test), grouped by category, server version and
     /// extensions included.
     pub settings_diff: Vec<SettingChange>,
@@ -322,6 +326,7 @@ fn measured(
         mde_pct: None,
         verdict: Verdict::Unknown,
         basis,
+        test: None,
     }
 }
 
@@ -382,29 +387,141 @@ fn hint(
 /// One line to judge on run-level values: the metric, A's values and B's values.
 pub type RunLine = (Metric, Vec<f64>, Vec<f64>);
 
-/// Verdicts of lines measured on run-level values, judged together: an exact permutation p per
-/// line, Benjamini–Hochberg over all lines, the noise floor, and (where nothing changed
-/// significantly) the minimum detectable change. The core of compare, which the calibration
-/// harness drives directly; bootstrap intervals are left to the caller (they are for display).
-pub fn judge(lines: &[RunLine], opts: &CompareOptions) -> Vec<MetricDelta> {
-    let ps: Vec<f64> = lines
+/// How the runs of the two sides relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// Two independent sets of runs.
+    Independent,
+    /// An interleaved study: the i-th value of A and of B form a pair, run one after the other.
+    Paired,
+}
+
+/// The test behind a run-based verdict, chosen per line by the design and the run counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    /// Exact permutation test of the difference of means: no distribution assumed.
+    Permutation,
+    /// Welch's t-test, where no split of the runs reaches the level (fewer than 4 per side).
+    Welch,
+    /// Exact sign-flip test of the pair differences of an interleaved study.
+    SignFlip,
+    /// Paired t-test, where no assignment of signs reaches the level (fewer than 6 pairs).
+    PairedT,
+}
+
+impl Test {
+    /// The test of a line of `design` with `na` and `nb` runs at `level`: the exact one when its
+    /// smallest possible p reaches the level, the t-test otherwise.
+    pub fn choose(design: Design, na: usize, nb: usize, level: f64) -> Test {
+        match design {
+            Design::Paired if exact::smallest_sign_flip_p(na.min(nb)) <= level => Test::SignFlip,
+            Design::Paired => Test::PairedT,
+            Design::Independent if exact::smallest_p(na, nb) <= level => Test::Permutation,
+            Design::Independent => Test::Welch,
+        }
+    }
+
+    /// What the test is, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Test::Permutation => "exact permutation test",
+            Test::Welch => "Welch's t-test (normal run-to-run scatter assumed)",
+            Test::SignFlip => "exact sign-flip test of the pair differences",
+            Test::PairedT => "paired t-test (normal pair differences assumed)",
+        }
+    }
+}
+
+/// One line's test: which one, its p, and the values it ran on (logarithms for a relative
+/// metric whose values are all positive, so a change is a ratio whatever the level).
+struct LineTest {
+    test: Test,
+    p: f64,
+    log: bool,
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl LineTest {
+    /// Picks the exact test when its smallest possible p reaches `level`, the t-test otherwise.
+    fn new(metric: Metric, va: &[f64], vb: &[f64], design: Design, level: f64, seed: u64) -> Self {
+        let log = metric.is_relative() && va.iter().chain(vb).all(|x| *x > 0.0 && x.is_finite());
+        let tr = |xs: &[f64]| -> Vec<f64> {
+            if log {
+                xs.iter().map(|x| x.ln()).collect()
+            } else {
+                xs.to_vec()
+            }
+        };
+        let (a, b) = (tr(va), tr(vb));
+        let test = Test::choose(design, a.len(), b.len(), level);
+        let p = match test {
+            Test::SignFlip => exact::sign_flip_p(&pair_differences(&a, &b), seed),
+            Test::PairedT => parametric::paired(&pair_differences(&a, &b)).map(|t| t.p()),
+            Test::Permutation => exact::permutation_p(&a, &b, seed),
+            Test::Welch => parametric::welch(&a, &b).map(|t| t.p()),
+        };
+        LineTest {
+            test,
+            p: p.unwrap_or(1.0),
+            log,
+            a,
+            b,
+        }
+    }
+
+    /// The smallest change this test calls significant at `level` with this scatter, in the
+    /// line's unit (% of `base` for a relative metric, points for the error rate).
+    fn detectable(&self, metric: Metric, base: f64, level: f64, seed: u64) -> Option<f64> {
+        let (a, b) = (&self.a, &self.b);
+        let c = match self.test {
+            Test::Permutation => exact::critical_difference(a, b, level, seed),
+            Test::Welch => parametric::welch(a, b).map(|t| t.critical_difference(level)),
+            Test::SignFlip => exact::sign_flip_critical(&pair_differences(a, b), level, seed),
+            Test::PairedT => {
+                parametric::paired(&pair_differences(a, b)).map(|t| t.critical_difference(level))
+            }
+        }?;
+        let pct = if self.log {
+            c.exp_m1() * 100.0
+        } else if metric.is_relative() {
+            c * 100.0 / base.abs()
+        } else {
+            c
+        };
+        pct.is_finite().then_some(pct)
+    }
+}
+
+/// B − A of each pair.
+fn pair_differences(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| y - x).collect()
+}
+
+/// Verdicts of lines measured on run-level values, judged together: per line an exact test when
+/// the runs allow one to reach the level and a t-test otherwise (see [`Test`]),
+/// Benjamini–Hochberg over all lines, the noise floor, and (where nothing changed significantly)
+/// the minimum detectable change. The core of compare, which the calibration harness drives
+/// directly; bootstrap intervals are left to the caller (they are for display). With
+/// [`Design::Paired`] every line's A and B values are in pair order, as many on each side.
+pub fn judge(lines: &[RunLine], design: Design, opts: &CompareOptions) -> Vec<MetricDelta> {
+    let tests: Vec<LineTest> = lines
         .iter()
         .enumerate()
-        .map(|(i, (_, a, b))| exact::permutation_p(a, b, i as u64).unwrap_or(1.0))
+        .map(|(i, (m, a, b))| LineTest::new(*m, a, b, design, opts.level, i as u64))
         .collect();
+    let ps: Vec<f64> = tests.iter().map(|t| t.p).collect();
     let qs = exact::benjamini_hochberg(&ps);
     lines
         .iter()
-        .zip(ps.iter().zip(qs))
+        .zip(tests.iter().zip(qs))
         .enumerate()
-        .map(|(i, ((metric, va, vb), (&p, q)))| {
+        .map(|(i, ((metric, va, vb), (t, q)))| {
             let mut d = measured(*metric, (va, vb), (va, vb), Basis::Runs, opts);
-            d.p_value = Some(p);
+            d.p_value = Some(t.p);
             d.q_value = Some(q);
-            if exact::smallest_p(va.len(), vb.len()) > opts.level {
-                d.verdict = Verdict::TooFewRuns;
-                return d;
-            }
+            d.test = Some(t.test);
             d.verdict = match d.change_pct {
                 Some(c) if q <= opts.level && c != 0.0 && c.abs() > d.noise_floor_pct => {
                     direction(*metric, c)
@@ -414,14 +531,8 @@ pub fn judge(lines: &[RunLine], opts: &CompareOptions) -> Vec<MetricDelta> {
                 None => Verdict::Unknown,
             };
             if d.verdict == Verdict::NoSignificantChange {
-                let scale = if metric.is_relative() {
-                    100.0 / d.a.abs()
-                } else {
-                    1.0
-                };
-                d.mde_pct = exact::critical_difference(va, vb, opts.level, i as u64)
-                    .map(|c| c * scale)
-                    .filter(|c| c.is_finite())
+                d.mde_pct = t
+                    .detectable(*metric, d.a, opts.level, i as u64)
                     .map(|c| c.max(d.noise_floor_pct));
             }
             d
@@ -434,7 +545,7 @@ pub fn settings_diff(a: &RunDocument, b: &RunDocument) -> Vec<SettingChange> {
     settings::diff(&a.target.server, &b.target.server)
 }
 
-fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument], level: f64) -> Vec<String> {
+fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument]) -> Vec<String> {
     let mut w = Vec::new();
     let (fa, fb) = (a[0], b[0]);
     let mut differs = |what: &str, x: String, y: String| {
@@ -532,23 +643,56 @@ fn fairness_warnings(a: &[&RunDocument], b: &[&RunDocument], level: f64) -> Vec<
              verdicts marked (hint) use per-interval samples, which are autocorrelated. \
              Repeat each side (--repeat 5) for a real test"
         ));
-    } else if exact::smallest_p(na, nb) > level {
-        w.push(format!(
-            "{na} vs {nb} runs: an exact permutation test over the {} ways to split them cannot \
-             reach p below {:.2}, above the level {level}: no line can be called significant. \
-             Run at least {} per side (5 is better)",
-            exact::binomial(na + nb, na),
-            exact::smallest_p(na, nb),
-            exact::runs_needed(level)
-        ));
     }
     w
 }
 
+/// The pairs of an interleaved study found in two sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pairing {
+    /// The study's id.
+    pub study: String,
+    /// Pairs tested (one run of each side per pair).
+    pub pairs: usize,
+}
+
+/// The pairing of `a` and `b` when both come from one study: every run marked with the same
+/// study id, all of A on one side and all of B on the other, and each pair index once on each
+/// side. Both sides are then put in pair order.
+fn pairing<'d>(a: &mut [&'d RunDocument], b: &mut [&'d RunDocument]) -> Option<Pairing> {
+    let lead: &'d RunDocument = a.first().copied()?;
+    let first = lead.study.as_ref()?;
+    let side_of = |runs: &[&RunDocument]| -> Option<(String, Vec<u32>)> {
+        let marks: Vec<&crate::report::model::StudyMark> = runs
+            .iter()
+            .map(|d| d.study.as_ref().filter(|s| s.id == first.id))
+            .collect::<Option<_>>()?;
+        let side = marks.first()?.side.clone();
+        marks.iter().all(|m| m.side == side).then_some(())?;
+        let mut pairs: Vec<u32> = marks.iter().map(|m| m.pair).collect();
+        pairs.sort_unstable();
+        Some((side, pairs))
+    };
+    let ((sa, pa), (sb, pb)) = (side_of(a)?, side_of(b)?);
+    let distinct = pa.windows(2).all(|w| w[0] < w[1]);
+    if sa == sb || pa != pb || !distinct || pa.len() < 2 {
+        return None;
+    }
+    let study = first.id.clone();
+    let key = |d: &&RunDocument| d.study.as_ref().map_or(0, |s| s.pair);
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    Some(Pairing {
+        study,
+        pairs: pa.len(),
+    })
+}
+
 /// Compares side A (baseline) with side B.
 pub fn compare(a: &Side, b: &Side, opts: &CompareOptions) -> Comparison {
-    let ar: Vec<&RunDocument> = a.runs.iter().collect();
-    let br: Vec<&RunDocument> = b.runs.iter().collect();
+    let mut ar: Vec<&RunDocument> = a.runs.iter().collect();
+    let mut br: Vec<&RunDocument> = b.runs.iter().collect();
+    let mut pairing = pairing(&mut ar, &mut br);
     let mut names = vec!["all".to_string()];
     if let (Some(la), Some(lb)) = (&ar[0].load, &br[0].load) {
         for q in &la.queries {
@@ -581,12 +725,25 @@ pub fn compare(a: &Side, b: &Side, opts: &CompareOptions) -> Comparison {
             });
         }
     }
-    let judged = judge(&run_lines, opts);
+    // A query type missing from some run would misalign the pairs: test such sides as
+    // independent sets.
+    if run_lines
+        .iter()
+        .any(|(_, va, vb)| va.len() != ar.len() || vb.len() != br.len())
+    {
+        pairing = None;
+    }
+    let design = if pairing.is_some() {
+        Design::Paired
+    } else {
+        Design::Independent
+    };
+    let judged = judge(&run_lines, design, opts);
     for (((i, j, seed), mut d), (m, va, vb)) in placed.into_iter().zip(judged).zip(&run_lines) {
         d.ci_pct = change_ci(*m, va, vb, seed);
         scopes[i].metrics[j] = d;
     }
-    let mut warnings = fairness_warnings(&ar, &br, opts.level);
+    let mut warnings = fairness_warnings(&ar, &br);
     warnings.extend(drift::warnings("A", &ar, opts.level));
     warnings.extend(drift::warnings("B", &br, opts.level));
     let info = |s: &Side| SideInfo {
@@ -601,6 +758,7 @@ pub fn compare(a: &Side, b: &Side, opts: &CompareOptions) -> Comparison {
         assessed: ar.len() >= 2 && br.len() >= 2,
         level: opts.level,
         lines_tested: run_lines.len(),
+        pairing,
         settings_diff: settings_diff(ar[0], br[0]),
         warnings,
         scopes,
@@ -642,7 +800,6 @@ pub fn headline(c: &Comparison) -> BTreeMap<&'static str, usize> {
                 Verdict::Improved => "improved",
                 Verdict::Regressed => "regressed",
                 Verdict::NoSignificantChange => "no significant change",
-                Verdict::TooFewRuns => "too few runs",
                 Verdict::Unknown => "unknown",
             };
             *m.entry(k).or_insert(0) += 1;
@@ -689,6 +846,7 @@ mod tests {
             mde_pct: None,
             verdict,
             basis,
+            test: None,
         };
         assert!(d(Verdict::Regressed, Basis::Runs, 8.0).fails(5.0));
         assert!(!d(Verdict::Regressed, Basis::Runs, 4.0).fails(5.0));

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Basis, Comparison, Metric, MetricDelta, SettingChange, Verdict};
+use super::{Basis, Comparison, Metric, MetricDelta, SettingChange, Test, Verdict};
 
 /// The verdict in words, e.g. `slower`, `more errors`, `slower (hint)`; "no significant change"
 /// on runs says the smallest change the runs could have shown, so it is not read as "the same".
@@ -14,7 +14,6 @@ pub fn verdict_text(d: &MetricDelta) -> String {
         (Verdict::Improved, _) => "faster",
         (Verdict::Regressed, _) => "slower",
         (Verdict::NoSignificantChange, _) => "no significant change",
-        (Verdict::TooFewRuns, _) => "too few runs for a verdict",
         (Verdict::Unknown, _) => "cannot be assessed",
     };
     if let (Verdict::NoSignificantChange, Basis::Runs, Some(m)) = (d.verdict, d.basis, d.mde_pct) {
@@ -80,12 +79,42 @@ fn side_line(name: &str, s: &super::SideInfo) -> String {
     )
 }
 
-/// How the run-based verdicts were reached (None when no line was tested on runs).
+/// How the run-based verdicts were reached (None when no line was tested on runs): the design
+/// (paired by a study, or independent sets), each test used and on how many lines, the
+/// adjustment and the level.
 pub fn method(c: &Comparison) -> Option<String> {
     (c.lines_tested > 0).then(|| {
+        let mut used: Vec<(Test, usize)> = Vec::new();
+        for d in c.scopes.iter().flat_map(|s| &s.metrics) {
+            if let Some(t) = d.test {
+                match used.iter_mut().find(|(u, _)| *u == t) {
+                    Some((_, n)) => *n += 1,
+                    None => used.push((t, 1)),
+                }
+            }
+        }
+        let tests = used
+            .iter()
+            .map(|(t, n)| {
+                format!(
+                    "{} on {n} line{}",
+                    t.describe(),
+                    if *n == 1 { "" } else { "s" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let design = match &c.pairing {
+            Some(p) => format!(
+                "paired: A and B ran alternately in study {} ({} pairs), each pair's B tested \
+                 against its A",
+                p.study, p.pairs
+            ),
+            None => "independent sets of runs".to_string(),
+        };
         format!(
-            "test: exact permutation of the run-level values, p adjusted over {} lines \
-             (Benjamini–Hochberg), level {}",
+            "test ({design}): {tests} on the run-level values (logarithms for relative metrics), \
+             p adjusted over {} lines (Benjamini–Hochberg), level {}",
             c.lines_tested, c.level
         )
     })

@@ -88,6 +88,23 @@ pub struct RunDocument {
     /// When this result merges runs made at the same time on several load machines: the runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<MergedRun>>,
+    /// When this run is one side of one pair of an interleaved study (`pgstorm study`): which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study: Option<StudyMark>,
+}
+
+/// The place of a run in an interleaved study: A and B run alternately, pair after pair, so
+/// drift hits both sides alike and compare can test pair by pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StudyMark {
+    /// The study's id (the same in every run of the study).
+    pub id: String,
+    /// `a` (baseline) or `b` (candidate).
+    pub side: String,
+    /// The pair's index, from 0; pair i ran A then B.
+    pub pair: u32,
+    /// Pairs planned in the study.
+    pub pairs: u32,
 }
 
 /// When and why a run lost its target.

@@ -7,5 +7,6 @@ pub mod hygiene;
 pub mod isolation;
 pub mod queries;
 pub mod session;
+pub mod study;
 pub mod suite;
 pub mod sweep;

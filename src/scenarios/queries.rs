@@ -73,6 +73,8 @@ pub struct QueriesOptions {
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Vacuum, checkpoint and resets before each run, and the `--pre-sql`/`--post-sql` hooks.
     pub hygiene: HygieneOptions,
+    /// The run's place in an interleaved study (`pgstorm study`), recorded in its document.
+    pub study: Option<crate::report::model::StudyMark>,
 }
 
 impl QueriesOptions {
@@ -135,6 +137,7 @@ impl Default for QueriesOptions {
             monitor: Some(MonitorConfig::default()),
             start_at: None,
             hygiene: HygieneOptions::default(),
+            study: None,
         }
     }
 }
@@ -191,23 +194,25 @@ pub fn repeat_with(
         outcomes.push(finish(session, m, &o)?);
     }
     let set = if repeat > 1 {
-        let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
-        let docs: Vec<&RunDocument> = outcomes.iter().map(|o| &o.doc).collect();
-        let drift = crate::compare::drift::of_set(&opts.archive.label, &docs);
-        let dir = crate::report::set::write(
-            &opts.archive.results_dir,
-            &opts.archive.label,
-            &ids,
-            &drift,
-        )?;
-        if opts.print_summary {
-            println!("set of {repeat} runs: {}", dir.display());
-        }
-        Some(dir)
+        Some(write_set(opts, &outcomes)?)
     } else {
         None
     };
     Ok((outcomes, set))
+}
+
+/// Writes the set folder of `outcomes` (runs of `opts`), with its drift warnings, and names it
+/// on stdout when the summary is printed.
+pub fn write_set(opts: &QueriesOptions, outcomes: &[Outcome]) -> Result<PathBuf> {
+    let ids: Vec<String> = outcomes.iter().map(|o| o.doc.run_id.clone()).collect();
+    let docs: Vec<&RunDocument> = outcomes.iter().map(|o| &o.doc).collect();
+    let drift = crate::compare::drift::of_set(&opts.archive.label, &docs);
+    let dir =
+        crate::report::set::write(&opts.archive.results_dir, &opts.archive.label, &ids, &drift)?;
+    if opts.print_summary {
+        println!("set of {} runs: {}", outcomes.len(), dir.display());
+    }
+    Ok(dir)
 }
 
 /// Sleeps until `at` (returns at once when it has passed); Ctrl-C cuts the wait short.
@@ -519,6 +524,7 @@ pub fn measure_workload(
         }
     });
     doc.load_thread_panics = out.panics.clone();
+    doc.study = opts.study.clone();
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.monitoring = monitoring;
     doc.data_size = data_size;

@@ -192,6 +192,7 @@ impl Session {
             criteria: None,
             merged_from: None,
             data_size: None,
+            study: None,
         }
     }
 

@@ -77,13 +77,18 @@ fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
 
 /// P(F(1, d) > f): the p-value of an F statistic on (1, d) degrees of freedom.
 pub fn upper_tail_1(f: f64, d: usize) -> f64 {
+    upper_tail_1_real(f, d as f64)
+}
+
+/// [`upper_tail_1`] for real degrees of freedom d > 0 (Welch's approximation gives fractional
+/// ones); with f = t², this is the two-sided p of Student's t on d degrees of freedom.
+pub fn upper_tail_1_real(f: f64, d: f64) -> f64 {
     if f.is_nan() || f <= 0.0 {
         return 1.0;
     }
     if f.is_infinite() {
         return 0.0;
     }
-    let d = d as f64;
     inc_beta(d / 2.0, 0.5, d / (d + f)).clamp(0.0, 1.0)
 }
 
