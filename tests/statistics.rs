@@ -19,7 +19,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A durable sandbox (fsync and synchronous_commit on, as a real server) with a table `tick`:
+/// A durable sandbox (fsync and synchronous_commit on, as a real server) with a table `tick`
+/// larger than its small shared_buffers (a tuning study's dataset must not fit in memory):
 /// every commit waits for a WAL flush to disk unless synchronous_commit is off. The flush is
 /// preceded by a [`COMMIT_DELAY_US`] wait (commit_delay, for every commit: commit_siblings 0),
 /// so the cost of a synchronous commit is mostly that wait and not a fsync, whose time on a VM
@@ -31,6 +32,7 @@ fn durable() -> Sandbox {
         settings: vec![
             ("commit_delay".into(), COMMIT_DELAY_US.to_string()),
             ("commit_siblings".into(), "0".into()),
+            ("shared_buffers".into(), SHARED_BUFFERS.into()),
         ],
         ..SandboxOptions::default()
     });
@@ -38,9 +40,13 @@ fn durable() -> Sandbox {
     let mut c = sb.pg_config().connect(postgres::NoTls).unwrap();
     let fsync: String = c.query_one("SHOW fsync", &[]).unwrap().get(0);
     assert_eq!(fsync, "on");
-    c.batch_execute("CREATE TABLE tick (n int)").unwrap();
+    c.batch_execute("CREATE TABLE tick AS SELECT g::int AS n FROM generate_series(1, 20000) g")
+        .unwrap();
     sb
 }
+
+/// shared_buffers of [`durable`]: the smallest PostgreSQL takes (16 pages), far below `tick`.
+const SHARED_BUFFERS: &str = "128kB";
 
 /// commit_delay of [`durable`], µs: many times a fsync on a quiet disk, so two clients commit
 /// synchronously at most some 40 times a second, far below [`TICK_RATE`].
@@ -136,6 +142,13 @@ fn synchronous_commit_off_is_significantly_faster_at_three_runs_per_side() {
     let sets: Vec<PathBuf> = [("on", "sync"), ("off", "async")]
         .iter()
         .map(|(value, label)| {
+            if *value == "off" {
+                // An unrelated reload-only setting changed at the same time, as happens in a
+                // real study: the settings diff must name it beside the change under test.
+                let mut c = sb.pg_config().connect(postgres::NoTls).unwrap();
+                c.batch_execute("ALTER SYSTEM SET bgwriter_delay = '50ms'")
+                    .unwrap();
+            }
             set_synchronous_commit(&sb, value);
             queries::run_repeated(&ticks(tmp.path(), sb.dsn(), label), 3)
                 .unwrap()
@@ -157,6 +170,32 @@ fn synchronous_commit_off_is_significantly_faster_at_three_runs_per_side() {
         "{:?}",
         c.settings_diff
     );
+    assert!(
+        c.settings_diff.iter().any(|d| d.name == "bgwriter_delay"),
+        "the unrelated reload-only change is named too: {:?}",
+        c.settings_diff
+    );
+    // Every run measured a dataset larger than shared_buffers, so nothing warned that memory
+    // settings cannot show an effect.
+    for run in a.runs.iter().chain(&b.runs) {
+        let size = run
+            .data_size
+            .as_ref()
+            .expect("the run records its data size");
+        assert!(
+            size.total_bytes > size.shared_buffers_bytes,
+            "{} bytes vs shared_buffers {}",
+            size.total_bytes,
+            size.shared_buffers_bytes
+        );
+        assert!(
+            !run.warnings
+                .iter()
+                .any(|w| w.code == "dataset_fits_in_shared_buffers"),
+            "{:?}",
+            run.warnings
+        );
+    }
     // No split of 3 + 3 runs reaches 5 % (smallest p 0.1): Welch's t-test decides, and finds it.
     let d = tps(&c);
     let run_tps = |side: &compare::Side| -> Vec<f64> {
