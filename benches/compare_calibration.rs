@@ -4,9 +4,12 @@
 //! that detect a true 5 % and 10 % change (the power), at 2, 3, 5 and 10 runs per side, for
 //! independent sets and for the pairs of an interleaved study, with the test each row used.
 //!
-//! Run it with `scripts/calibrate-compare.sh [trials]`.
+//! Folders among the arguments are archived sets of unchanged runs (made with `--repeat`): each
+//! adds rows whose comparisons are drawn from its real runs (`calibrate::resample`).
+//!
+//! Run it with `scripts/calibrate-compare.sh [trials] [set folder ...]`.
 
-use pgstorm::compare::calibrate::{simulate, Noise, Scenario};
+use pgstorm::compare::calibrate::{resample, run_lines, simulate, Noise, Scenario};
 use pgstorm::compare::{CompareOptions, Design, Test};
 
 /// Comparisons per cell unless given: the standard error of a 5 % rate is then 1 point.
@@ -76,5 +79,35 @@ fn main() {
                 );
             }
         }
+    }
+    for set in args.iter().filter(|a| std::path::Path::new(a).is_dir()) {
+        real_set_rows(set, trials, &opts);
+    }
+}
+
+/// Rows drawn from the real runs of the archived set `set`, at every run count it can split.
+fn real_set_rows(set: &str, trials: usize, opts: &CompareOptions) {
+    let side = match pgstorm::compare::load_side(set) {
+        Ok(side) => side,
+        Err(e) => {
+            eprintln!("{set}: {e:#}");
+            return;
+        }
+    };
+    let runs: Vec<_> = side.runs.iter().filter_map(run_lines).collect();
+    for per_side in [2, 3, 5].into_iter().filter(|n| 2 * n <= runs.len()) {
+        let rate =
+            |effect_pct: f64, seed: u64| resample(&runs, per_side, effect_pct, trials, seed, opts);
+        let (aa, p5, p10) = (rate(0.0, 1), rate(5.0, 2), rate(10.0, 3));
+        let test = Test::choose(Design::Independent, per_side, per_side, opts.level);
+        println!(
+            "| independent sets | {} real runs of {} | {per_side} | {} | {:.1} % | {:.1} % | {:.1} % |",
+            runs.len(),
+            set.trim_end_matches('/').rsplit('/').next().unwrap_or(set),
+            test.describe(),
+            aa.any_significant * 100.0,
+            p5.detected * 100.0,
+            p10.detected * 100.0
+        );
     }
 }

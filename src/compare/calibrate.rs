@@ -7,10 +7,16 @@
 //! run share part of their scatter (a slow run is slow in every query type), as real runs do. In
 //! a paired scenario (an interleaved study) that shared part is the state of the target at the
 //! time, so both runs of a pair share it.
+//!
+//! Besides the synthetic sets, [`resample`] draws comparisons from the runs of one real archived
+//! set made with nothing changed: each trial splits a random choice of its runs into A and B, so
+//! the scatter (its shape, its correlation across lines, its outliers) is the target's own, and
+//! a known change is added to B's values.
 
 use rayon::prelude::*;
 
 use super::{judge, CompareOptions, Design, Metric, RunLine, Verdict};
+use crate::report::model::RunDocument;
 use crate::rng::Rng;
 
 /// How the run-level values scatter around their true value.
@@ -125,6 +131,90 @@ pub fn simulate(sc: &Scenario, trials: usize, seed: u64, opts: &CompareOptions) 
     }
 }
 
+/// The line values of a real run, in compare's order (each query type, then the whole mix;
+/// every metric of each), or None for a run without a query load.
+pub fn run_lines(doc: &RunDocument) -> Option<Vec<(Metric, f64)>> {
+    let load = doc.load.as_ref()?;
+    Some(
+        load.queries
+            .iter()
+            .chain(std::iter::once(&load.summary))
+            .flat_map(|q| Metric::ALL.iter().map(move |m| (*m, m.of(q))))
+            .collect(),
+    )
+}
+
+/// `value` moved by a true change of `effect_pct` that improves `metric` (throughput up,
+/// latency down); the error rate, in percentage points, is left as it was.
+fn improved(metric: Metric, value: f64, effect_pct: f64) -> f64 {
+    let f = 1.0 + effect_pct / 100.0;
+    match metric {
+        Metric::ErrorRate => value,
+        m if m.higher_is_better() => value * f,
+        _ => value / f,
+    }
+}
+
+/// Simulates `trials` comparisons of `per_side` runs against `per_side` others, drawn without
+/// replacement from `runs` (the line values of real runs of one unchanged set, from
+/// [`run_lines`]; all of the same shape), with B's values improved by `effect_pct`, judged as
+/// independent sets. `detected` counts the lines that can carry the change (not the error
+/// rate). Panics if fewer than `2 × per_side` runs are given.
+pub fn resample(
+    runs: &[Vec<(Metric, f64)>],
+    per_side: usize,
+    effect_pct: f64,
+    trials: usize,
+    seed: u64,
+    opts: &CompareOptions,
+) -> Rates {
+    assert!(runs.len() >= 2 * per_side, "too few runs to resample");
+    let lines = runs[0].len();
+    let per_trial: Vec<(bool, usize, usize)> = (0..trials)
+        .into_par_iter()
+        .map(|t| {
+            let mut rng = Rng::stream(seed, t as u64);
+            // A partial Fisher–Yates shuffle: the first 2 × per_side indices are the draw.
+            let mut idx: Vec<usize> = (0..runs.len()).collect();
+            for i in 0..2 * per_side {
+                let j = i + rng.range_i64(0, (runs.len() - i - 1) as i64) as usize;
+                idx.swap(i, j);
+            }
+            let (a, b) = idx[..2 * per_side].split_at(per_side);
+            let line_set: Vec<RunLine> = (0..lines)
+                .map(|l| {
+                    let metric = runs[a[0]][l].0;
+                    let va = a.iter().map(|&r| runs[r][l].1).collect();
+                    let vb = b
+                        .iter()
+                        .map(|&r| improved(metric, runs[r][l].1, effect_pct))
+                        .collect();
+                    (metric, va, vb)
+                })
+                .collect();
+            let verdicts = judge(&line_set, Design::Independent, opts);
+            let any = verdicts
+                .iter()
+                .any(|d| matches!(d.verdict, Verdict::Improved | Verdict::Regressed));
+            let carrying = line_set
+                .iter()
+                .filter(|(m, _, _)| *m != Metric::ErrorRate)
+                .count();
+            let right = verdicts
+                .iter()
+                .filter(|d| d.metric != Metric::ErrorRate && d.verdict == Verdict::Improved)
+                .count();
+            (any, right, carrying)
+        })
+        .collect();
+    Rates {
+        trials,
+        any_significant: per_trial.iter().filter(|t| t.0).count() as f64 / trials.max(1) as f64,
+        detected: per_trial.iter().map(|t| t.1).sum::<usize>() as f64
+            / per_trial.iter().map(|t| t.2).sum::<usize>().max(1) as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +259,34 @@ mod tests {
             let gain = simulate(&scenario(3, 10.0, Noise::LogNormal, paired), 50, 18, &opts);
             assert!(gain.detected >= 0.5, "paired {paired}: {gain:?}");
         }
+    }
+
+    /// The line values of the runs of the archived A/A set in results/ (ten runs of the POS mix
+    /// on a sandbox with nothing changed, made by the command in its COMMAND file).
+    fn archived_runs() -> Vec<Vec<(Metric, f64)>> {
+        let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        let set = std::fs::read_dir(&results)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-calibration-aa-set"))
+            .expect("an archived calibration-aa set in results/");
+        let side = crate::compare::load_side(set.to_str().unwrap()).unwrap();
+        side.runs.iter().filter_map(run_lines).collect()
+    }
+
+    #[test]
+    fn comparisons_drawn_from_real_unchanged_runs_keep_the_level_and_see_a_known_change() {
+        let runs = archived_runs();
+        assert!(runs.len() >= 10, "{} runs", runs.len());
+        let opts = CompareOptions::default();
+        for per_side in [3, 5] {
+            // Negative control: both sides are real runs of one unchanged target.
+            let aa = resample(&runs, per_side, 0.0, 200, 7, &opts);
+            assert!(aa.any_significant <= 0.05, "{per_side} per side: {aa:?}");
+        }
+        // Positive control: the same runs with B improved by 20 % are told apart on most lines.
+        let gain = resample(&runs, 5, 20.0, 50, 7, &opts);
+        assert!(gain.detected >= 0.5, "{gain:?}");
     }
 }
