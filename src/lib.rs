@@ -2,7 +2,8 @@
 //! the benchmarks all drive the same code.
 //!
 //! Dependencies point one way: `cli`/`main` → `scenarios`, `analysis`, `report` → `engine`,
-//! `monitor`, `workload`, `dataset`, `target`. The engine knows nothing of scenarios or reports.
+//! `monitor`, `workload`, `dataset`, `target` → `hist`. The engine knows nothing of scenarios or
+//! reports, and report/analysis/compare read histograms through `hist`, never through the engine.
 
 pub mod analysis;
 pub mod app;
@@ -13,6 +14,7 @@ pub mod connector;
 pub mod dataset;
 pub mod engine;
 pub mod error;
+pub mod hist;
 pub mod interrupt;
 pub mod monitor;
 pub mod proc_stats;

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use pgstorm::compare::{self, Basis, CompareOptions, Metric, Verdict};
-use pgstorm::engine::stats;
+use pgstorm::hist;
 use pgstorm::report::model::RunDocument;
 use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::TargetOptions;
@@ -307,9 +307,8 @@ fn merge_of_simultaneous_runs_adds_counts_and_histograms_exactly() {
     );
     for (qm, qa, qb) in pairs {
         assert_eq!(qm.count, qa.count + qb.count, "{}", qm.name);
-        let mut h = stats::decode(&qa.latency.histogram).unwrap();
-        h.add(stats::decode(&qb.latency.histogram).unwrap())
-            .unwrap();
+        let mut h = hist::decode(&qa.latency.histogram).unwrap();
+        h.add(hist::decode(&qb.latency.histogram).unwrap()).unwrap();
         let expected = pgstorm::report::latency_summary(&h);
         let l = &qm.latency;
         assert_eq!(l.count, expected.count, "{}", qm.name);

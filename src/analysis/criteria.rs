@@ -272,7 +272,7 @@ fn within_timeout(doc: &RunDocument) -> Measurement {
         return Measurement::NotEvaluated("the load attempted no query".into());
     }
     let timeout_us = l.config.statement_timeout_ms.saturating_mul(1000);
-    let within = match crate::engine::stats::decode(&l.summary.latency.histogram) {
+    let within = match crate::hist::decode(&l.summary.latency.histogram) {
         Ok(h) => h.count_between(0, timeout_us),
         Err(e) => {
             return Measurement::NotEvaluated(format!(

@@ -311,7 +311,7 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::stats::new_hist;
+    use crate::hist::new_hist;
     use crate::report::latency_summary;
 
     fn level(clients: u32, tps: f64, meets: Option<bool>) -> SweepLevel {

@@ -299,7 +299,7 @@ fn finalize(cfg: &CollectorConfig, i: u32, acc: &Acc, log: &mut Vec<LogEntry>) -
                 start_s: rec.start_s,
                 duration_s: interval_s,
                 max_us: t.latency.max(),
-                encoded: stats::encode(&t.latency),
+                encoded: crate::hist::encode(&t.latency),
             });
         }
     }

@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
-use crate::engine::stats;
+use crate::hist;
 
 /// One interval histogram, already encoded (V2 + deflate, base64).
 pub struct Entry {
@@ -37,7 +37,7 @@ pub fn render(start_epoch_s: f64, entries: &[Entry]) -> Result<Vec<u8>> {
             .with_max_value_divisor(1000.0)
             .begin_log_with(&mut out, &mut serializer)?;
         for e in entries {
-            let h = stats::decode(&e.encoded)?;
+            let h = hist::decode(&e.encoded)?;
             let tag = Tag::new(&e.tag)
                 .ok_or_else(|| anyhow!("query type name '{}' cannot be a log tag", e.tag))?;
             writer
@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn log_round_trips_through_the_reference_reader() {
-        let mut h = stats::new_hist(3);
+        let mut h = hist::new_hist(3);
         for v in [100u64, 200, 300_000] {
             h.record(v).unwrap();
         }
@@ -69,13 +69,13 @@ mod tests {
                 tag: "point".into(),
                 start_s: 0.0,
                 duration_s: 1.0,
-                encoded: stats::encode(&h),
+                encoded: hist::encode(&h),
             },
             Entry {
                 tag: "join".into(),
                 start_s: 1.0,
                 duration_s: 1.0,
-                encoded: stats::encode(&h),
+                encoded: hist::encode(&h),
             },
         ];
         let bytes = render(1_700_000_000.0, &entries).unwrap();

@@ -18,11 +18,11 @@ use super::latency_summary;
 use super::model::{
     CommandResult, LatencySummary, LoadResult, MergedRun, QueryResult, RunDocument, Warning,
 };
-use crate::engine::stats::{self, Hist};
 use crate::error;
+use crate::hist::{self, Hist};
 
 fn add_hist(into: &mut Option<Hist>, encoded: &str, what: &str) -> Result<()> {
-    let h = stats::decode(encoded).map_err(|e| {
+    let h = hist::decode(encoded).map_err(|e| {
         error::usage(format!(
             "the {what} histogram cannot be read ({e}); the result folder is damaged"
         ))
@@ -41,7 +41,7 @@ fn merged_summary(parts: &[&LatencySummary], what: &str) -> Result<LatencySummar
     for p in parts {
         add_hist(&mut acc, &p.histogram, what)?;
     }
-    Ok(latency_summary(&acc.unwrap_or_else(|| stats::new_hist(3))))
+    Ok(latency_summary(&acc.unwrap_or_else(|| hist::new_hist(3))))
 }
 
 fn merged_query(parts: &[&QueryResult]) -> Result<QueryResult> {
@@ -177,7 +177,7 @@ fn merge_logs(
                 tag,
                 start_s,
                 duration_s,
-                encoded: stats::encode(&h),
+                encoded: hist::encode(&h),
             })
         })
         .collect();

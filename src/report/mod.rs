@@ -23,7 +23,7 @@ pub mod sweep_out;
 pub mod trend;
 pub mod warnings;
 
-use crate::engine::stats::Hist;
+use crate::hist::Hist;
 use model::LatencySummary;
 
 /// Summarizes a µs histogram into milliseconds, keeping the encoded histogram.
@@ -42,7 +42,7 @@ pub fn latency_summary(h: &Hist) -> LatencySummary {
             p999_ms: 0.0,
             p9999_ms: 0.0,
             max_ms: 0.0,
-            histogram: crate::engine::stats::encode(h),
+            histogram: crate::hist::encode(h),
         };
     }
     LatencySummary {
@@ -57,7 +57,7 @@ pub fn latency_summary(h: &Hist) -> LatencySummary {
         p999_ms: ms(h.value_at_quantile(0.999)),
         p9999_ms: ms(h.value_at_quantile(0.9999)),
         max_ms: ms(h.max()),
-        histogram: crate::engine::stats::encode(h),
+        histogram: crate::hist::encode(h),
     }
 }
 
@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn summary_percentiles_are_ordered_and_in_ms() {
-        let mut h = crate::engine::stats::new_hist(3);
+        let mut h = crate::hist::new_hist(3);
         for v in 1..=10_000u64 {
             h.record(v).unwrap();
         }

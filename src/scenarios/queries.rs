@@ -921,7 +921,7 @@ pub fn load_result(
         server_check: None,
         stalls: stalls(out, cfg.clients, &all.latency),
         co_corrected: cfg.rate.is_none().then(|| {
-            latency_summary(&engine::stats::co_corrected(
+            latency_summary(&crate::hist::co_corrected(
                 &all.latency,
                 all.latency.value_at_quantile(0.5),
             ))

@@ -7,7 +7,7 @@
 
 use plotters::prelude::*;
 
-use crate::engine::stats::Hist;
+use crate::hist::Hist;
 
 /// One named line.
 pub struct Series {
@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn spectrum_is_monotonic_and_ends_at_the_max() {
-        let mut h = crate::engine::stats::new_hist(3);
+        let mut h = crate::hist::new_hist(3);
         for v in 1..=100_000u64 {
             h.record(v).unwrap();
         }

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use super::model::{LoadResult, RunDocument};
 use crate::compare::render::{self, verdict_text};
 use crate::compare::{Comparison, Side, Verdict};
-use crate::engine::stats::{self, Hist};
+use crate::hist::{self, Hist};
 use charts::{line_chart, ChartSpec, Series};
 
 /// HTML-escapes text.
@@ -188,7 +188,7 @@ fn hists(l: &LoadResult) -> Vec<(String, Hist)> {
         .iter()
         .chain(std::iter::once(&l.summary))
         .filter_map(|q| {
-            stats::decode(&q.latency.histogram)
+            hist::decode(&q.latency.histogram)
                 .ok()
                 .map(|h| (q.name.clone(), h))
         })
@@ -291,7 +291,7 @@ fn side_hist(side: &Side, scope: &str) -> Option<Hist> {
         } else {
             l.queries.iter().find(|q| q.name == scope)
         }?;
-        let h = stats::decode(&q.latency.histogram).ok()?;
+        let h = hist::decode(&q.latency.histogram).ok()?;
         match &mut acc {
             Some(a) => a.add(&h).ok()?,
             None => acc = Some(h),
