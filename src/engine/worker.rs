@@ -398,6 +398,10 @@ impl Worker {
         let mut scratch = shared.workload.scratch(self.id);
         let mut done: u64 = 0;
         let mut backoff = Duration::ZERO;
+        // Closed loop: the previous transaction's end, when the next one starts right away (one
+        // clock read per boundary; the pool wait then includes the check-in of the previous
+        // connection and this loop's bookkeeping, well under the histograms' 1 µs floor).
+        let mut last_end: Option<Instant> = None;
         loop {
             if self.stopped() || shared.tx_limit.is_some_and(|n| done >= n) {
                 break;
@@ -416,7 +420,7 @@ impl Worker {
                     continue;
                 }
             }
-            let t0 = Instant::now();
+            let t0 = last_end.take().unwrap_or_else(Instant::now);
             let checkout = match &shared.source {
                 Source::Pool(p) => pool::checkout(p, shared.checkout_timeout, &shared.stop)
                     .map(Lease::Pooled)
@@ -432,6 +436,7 @@ impl Worker {
             }
             let mut tries: u32 = 0;
             let mut aborted = false;
+            let mut now = t1;
             let result = match checkout {
                 Ok(mut conn) => {
                     // pgbench retries with the same random draws: restore the stream each try.
@@ -459,6 +464,7 @@ impl Worker {
                         }
                     };
                     let t2 = Instant::now();
+                    now = t2;
                     if let (Lease::Own(_), Source::ConnectEach(_, counters)) =
                         (&conn, &shared.source)
                     {
@@ -466,22 +472,18 @@ impl Worker {
                     }
                     drop(conn);
                     match r {
-                        Ok(()) => Ok(t2),
+                        Ok(()) => Ok(()),
                         Err(e) => {
                             aborted = self.abort_if_pgbench_would(kind, &e, &scratch);
                             match e {
                                 // The transaction ran to its end: it counts before the abort.
-                                ExecError::Unfinished(_) => Ok(t2),
+                                ExecError::Unfinished(_) => Ok(()),
                                 e => Err(ErrorClass::of_exec(&e)),
                             }
                         }
                     }
                 }
                 Err(class) => Err(class),
-            };
-            let now = match result {
-                Ok(t2) => t2,
-                Err(_) => Instant::now(),
             };
             self.rec.maybe_flush(now);
             if matches!(shared.source, Source::Pool(_)) {
@@ -492,17 +494,19 @@ impl Worker {
                 kind,
                 intended.map(|at| t0.saturating_duration_since(at)),
                 tries,
-                result.map(|_| ()),
+                result,
                 intended.unwrap_or(t1),
                 now,
             );
             if aborted {
                 break;
             }
+            last_end = intended.is_none().then_some(now);
             match result {
-                Ok(_) => backoff = Duration::ZERO,
+                Ok(()) => backoff = Duration::ZERO,
                 Err(class) => {
                     if class.is_connection_loss() || class == ErrorClass::PoolTimeout {
+                        last_end = None;
                         // The server (or the pool) is in trouble: back off instead of spinning,
                         // and let r2d2 replace the broken connection meanwhile.
                         backoff = next_backoff(backoff);
