@@ -34,6 +34,7 @@ fn measurement_path(c: &mut Criterion) {
                 grace: interval * 2,
                 progress: None,
                 progress_epoch: None,
+                progress_json: None,
                 open_loop: false,
                 last_interval: None,
             };

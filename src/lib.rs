@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod interrupt;
 pub mod monitor;
+pub mod output;
 pub mod proc_stats;
 pub mod report;
 pub mod results_app;

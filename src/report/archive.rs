@@ -86,6 +86,7 @@ pub struct WrittenElsewhere {
 pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> Result<PathBuf> {
     let err = match write_folder(results_dir, doc, extra) {
         Ok(dir) => {
+            WRITTEN.lock().push(dir.clone());
             append_index(results_dir, doc)
                 .with_context(|| format!("the result itself is in {}", dir.display()))?;
             return Ok(dir);
@@ -95,6 +96,7 @@ pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> 
     let fallback = fallback_dir();
     match write_folder(&fallback, doc, extra) {
         Ok(written) => {
+            WRITTEN.lock().push(written.clone());
             eprintln!(
                 "pgstorm: cannot write the result to {}; written to {} instead",
                 results_dir.display(),
@@ -113,6 +115,15 @@ pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> 
             fallback.display()
         )),
     }
+}
+
+/// Result folders [`write`] wrote in this process, in order, until [`take_written`].
+static WRITTEN: parking_lot::Mutex<Vec<PathBuf>> = parking_lot::Mutex::new(Vec::new());
+
+/// The result folders [`write`] wrote (or fell back to) since the last call, in order: what
+/// `--output-format json` prints, whichever scenario, repetition or study wrote them.
+pub fn take_written() -> Vec<PathBuf> {
+    std::mem::take(&mut *WRITTEN.lock())
 }
 
 /// Writes the result folder under `results_dir` (no index line, no fallback); returns it.

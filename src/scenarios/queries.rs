@@ -127,6 +127,7 @@ impl Default for QueriesOptions {
                 latency_limit: None,
                 txlog: None,
                 progress_timestamp: false,
+                progress_ndjson: false,
                 connect_each: false,
             },
             print_summary: true,
