@@ -147,3 +147,61 @@ fn output_and_progress_formats_are_checked_before_anything_runs() {
         );
     }
 }
+
+#[test]
+fn an_interrupted_run_still_prints_its_document_and_is_indexed_as_interrupted() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dsn = common::database("output_interrupted");
+    let mut child = common::pgstorm_command()
+        .args(["queries", "--dsn", &dsn, "-c", "2", "-T", "600", "-P", "1"])
+        .args(["--mix", "point=1", "--no-pin", "--output-format", "json"])
+        .args(["--progress-format", "ndjson", "--results-dir"])
+        .arg(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let mut seen = Vec::new();
+    let mut lines = stderr.lines();
+    // Interrupt once the load is under way (its first progress line), as a user would.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.starts_with('{');
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    seen.extend(lines.map(|l| l.unwrap()));
+    let code = child.wait().unwrap().code();
+    let stderr = seen.join("\n");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code, Some(130), "{stderr}");
+    let stdout = printed.join().unwrap();
+    let doc = assert_stdout_is_the_document(&stdout, tmp.path());
+    assert_eq!(doc["interrupted"], true);
+
+    let mut r = csv::Reader::from_path(tmp.path().join("index.csv")).unwrap();
+    let col = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "verdict")
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(&rows[0][col], "interrupted");
+}
