@@ -205,3 +205,94 @@ fn an_interrupted_run_still_prints_its_document_and_is_indexed_as_interrupted() 
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(&rows[0][col], "interrupted");
 }
+
+#[test]
+fn connections_with_json_output_prints_its_document_with_the_ramp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dsn = common::database("output_connections");
+    let (code, stdout, stderr) = pgstorm(
+        &[
+            "connections",
+            "--dsn",
+            &dsn,
+            "--steps",
+            "2,4",
+            "--step-hold",
+            "200ms",
+            "-T",
+            "1",
+            "--output-format",
+            "json",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let doc = assert_stdout_is_the_document(&stdout, tmp.path());
+    assert_eq!(doc["scenario"], "connections");
+    assert_eq!(doc["connections"]["steps"].as_array().unwrap().len(), 2);
+    // Its own CSVs are stamped too.
+    let csv = std::fs::read_to_string(common::only_result(tmp.path()).join("pool_timeseries.csv"))
+        .unwrap();
+    assert!(
+        csv.lines().next().unwrap().ends_with(",run_id,unix_s"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_sweep_prints_its_document_ndjson_progress_per_level_and_indexes_its_best_tps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dsn = common::database("output_sweep");
+    let (code, stdout, stderr) = pgstorm(
+        &[
+            "sweep",
+            "--dsn",
+            &dsn,
+            "--clients",
+            "1,2,3",
+            "-T",
+            "2",
+            "--warmup",
+            "0",
+            "-P",
+            "1",
+            "--mix",
+            "point=1",
+            "--no-pin",
+            "--output-format",
+            "json",
+            "--progress-format",
+            "ndjson",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let doc = assert_stdout_is_the_document(&stdout, tmp.path());
+    let levels = doc["sweep"]["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 3);
+    let clients: std::collections::BTreeSet<u64> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["clients"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(clients, [1, 2, 3].into(), "{stderr}");
+
+    let mut r = csv::Reader::from_path(tmp.path().join("index.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let row = r.records().next().unwrap().unwrap();
+    let cell = |name: &str| row[h.iter().position(|c| c == name).unwrap()].to_string();
+    let best = levels
+        .iter()
+        .map(|l| l["tps"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(cell("best_tps"), format!("{best:.1}"));
+    let n_star = doc["sweep"]["usl"]["limit_n"]
+        .as_u64()
+        .map(|n| n.to_string());
+    assert_eq!(cell("n_star"), n_star.unwrap_or_default());
+    assert_eq!(cell("verdict"), "no criteria");
+}
