@@ -60,6 +60,7 @@ fn bench_path(b: &mut criterion::Bencher, clock: Clock, interval: Duration) {
         grace: interval * 2,
         progress: None,
         progress_epoch: None,
+        progress_json: None,
         open_loop: false,
         last_interval: None,
     };

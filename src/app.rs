@@ -19,6 +19,7 @@ use crate::engine::Arrival;
 use crate::error::{self, ExitKind};
 use crate::monitor::model::Thresholds;
 use crate::monitor::{MetricsUrl, MonitorConfig};
+use crate::output::{JsonStdout, OutputFormat, ProgressFormat};
 use crate::scenarios::hygiene::{HygieneOptions, SqlFile};
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
@@ -47,18 +48,33 @@ pub fn main<S: AsRef<OsStr>>(args: &[S]) -> i32 {
         Err(e) => return report(&e),
     };
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let plan = match plan(&strs) {
-        Ok(Plan::Help(text)) => {
+    let (plan, output) = match plan_with_output(&strs) {
+        Ok((Plan::Help(text), _)) => {
             println!("{text}");
             return 0;
         }
         Ok(p) => p,
         Err(e) => return report(&e),
     };
+    let json = match output {
+        OutputFormat::Json => match JsonStdout::capture() {
+            Ok(j) => Some(j),
+            Err(e) => return report(&e),
+        },
+        OutputFormat::Text => None,
+    };
+    // `run` also archives its connection scenario's folder; its own document is the result.
+    let only = matches!(plan, Plan::Suite(_)).then_some("run");
     crate::interrupt::install();
-    match execute(plan) {
+    let code = match execute(plan) {
         Ok(code) => code,
         Err(e) => report(&e),
+    };
+    // Whatever the outcome, the documents that were archived are the output (an interrupted
+    // or failing run still wrote its result).
+    match json.map(|j| j.emit(&crate::report::archive::take_written(), only)) {
+        Some(Err(e)) => report(&e).max(code),
+        _ => code,
     }
 }
 
@@ -137,6 +153,11 @@ pub enum Plan {
 /// Parses and validates `args` (without the program name) into a [`Plan`] without contacting
 /// any server: every input error surfaces here, as a usage error (exit 2).
 pub fn plan(args: &[&str]) -> Result<Plan> {
+    plan_with_output(args).map(|(p, _)| p)
+}
+
+/// [`plan`], and what the command prints on stdout (`--output-format`).
+fn plan_with_output(args: &[&str]) -> Result<(Plan, OutputFormat)> {
     let cli = match <cli::Cli as argh::FromArgs>::from_args(&["pgstorm"], args) {
         Ok(c) => c,
         Err(early) => {
@@ -150,12 +171,23 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
                         .collect::<Vec<_>>()
                         .join(" ")
                 ))),
-            };
+            }
+            .map(|p| (p, OutputFormat::Text));
         }
+    };
+    let output = match &cli.command {
+        Command::Queries(a) => a.output_format,
+        Command::Connections(a) => a.output_format,
+        Command::Isolation(a) => a.output_format,
+        Command::Run(a) => a.output_format,
+        Command::Analyze(a) => a.output_format,
+        Command::Sweep(a) => a.output_format,
+        Command::Study(a) => a.output_format,
+        _ => OutputFormat::Text,
     };
     let mut argv = vec!["pgstorm".to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
-    Ok(match cli.command {
+    let plan = match cli.command {
         Command::Queries(a) => match pgbench_info(&a)? {
             Some(text) => Plan::Help(text),
             None => Plan::Queries(queries_options(&a, &argv)?, a.repeat),
@@ -179,7 +211,8 @@ pub fn plan(args: &[&str]) -> Result<Plan> {
         Command::List(a) => Plan::List(a),
         Command::Trend(a) => Plan::Trend(a),
         Command::Merge(a) => Plan::Merge(a, argv),
-    })
+    };
+    Ok((plan, output))
 }
 
 /// Runs a validated plan; returns the exit code.
@@ -689,6 +722,7 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         .map(|ms| Duration::from_secs_f64(ms / 1000.0));
     e.txlog = txlog;
     e.progress_timestamp = a.progress_timestamp;
+    e.progress_ndjson = a.progress_format == ProgressFormat::Ndjson;
     e.connect_each = a.connect;
     if a.max_tries == 0 && a.transactions.is_some() {
         return Err(error::usage(
@@ -754,14 +788,22 @@ pub fn study_options(
                     .join(" ")
             ))
         })?;
-    for (given, flag) in [
-        (q.repeat != 1, "--repeat"),
-        (q.label != "queries", "--label"),
+    for (given, flag, instead) in [
+        (q.repeat != 1, "--repeat", "use --pairs for the runs"),
+        (
+            q.label != "queries",
+            "--label",
+            "use the labels of --a and --b",
+        ),
+        (
+            q.output_format != OutputFormat::Text,
+            "--output-format",
+            "give it before --",
+        ),
     ] {
         if given {
             return Err(error::usage(format!(
-                "study: {flag} after -- is the study's to set: use --pairs for the runs and the \
-                 labels of --a and --b"
+                "study: {flag} after -- is the study's to set: {instead}"
             )));
         }
     }
@@ -823,6 +865,7 @@ pub fn sweep_options(
     e.warmup = a.warmup.duration();
     e.pin = !a.no_pin;
     e.progress = progress(a.progress);
+    e.progress_ndjson = a.progress_format == ProgressFormat::Ndjson;
     e.seed = a.seed;
     e.statement_timeout = a.statement_timeout.get();
     e.checkout_timeout = a.checkout_timeout.get();
@@ -847,6 +890,10 @@ pub fn sweep_fit_options(
         (a.no_vacuum, "--no-vacuum"),
         (a.pre_sql.is_some(), "--pre-sql"),
         (a.post_sql.is_some(), "--post-sql"),
+        (
+            a.output_format == OutputFormat::Json,
+            "--output-format json (it prints a run's result document)",
+        ),
     ] {
         if given {
             return Err(error::usage(format!(
@@ -998,6 +1045,7 @@ fn suite_options(
             mix: a.mix.clone(),
             server_metrics: server_metrics(a.server_metrics.as_deref())?,
             scale: a.scale,
+            progress_ndjson: a.progress_format == ProgressFormat::Ndjson,
         },
         advisor: advisor_options(a.all_schemas),
         thresholds,

@@ -5,6 +5,7 @@
 use argh::FromArgs;
 
 use crate::args::{self, ConnectRate, Count, Percent, Rate, SampleInterval, Secs, Span};
+use crate::output::{self, OutputFormat, ProgressFormat};
 
 /// pgstorm: PostgreSQL load and behaviour testing with numbers you can trust.
 #[derive(FromArgs, Debug)]
@@ -112,6 +113,20 @@ pub struct RunArgs {
     /// the database host's Prometheus node_exporter, e.g. http://db1:9100/metrics: scraped every sample into resources.csv and run.json, and judged by the server CPU/memory criteria
     #[argh(option)]
     pub server_metrics: Option<String>,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
+    /// progress lines (stderr): text (default) or ndjson (one JSON object per line)
+    #[argh(
+        option,
+        default = "ProgressFormat::Text",
+        from_str_fn(output::progress_format)
+    )]
+    pub progress_format: ProgressFormat,
 }
 
 /// Run a query load and report what to change: index usage, missing indexes, spills, cache, settings.
@@ -184,6 +199,13 @@ pub struct AnalyzeArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
 }
 
 /// Measure latency and throughput of the query mix under load.
@@ -378,6 +400,20 @@ pub struct QueriesArgs {
     /// wait until this UTC time (RFC 3339) before the load starts, so several machines start together
     #[argh(option)]
     pub start_at: Option<String>,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
+    /// progress lines (stderr): text (default) or ndjson (one JSON object per line)
+    #[argh(
+        option,
+        default = "ProgressFormat::Text",
+        from_str_fn(output::progress_format)
+    )]
+    pub progress_format: ProgressFormat,
 }
 
 /// Hold hundreds of connections: ramp and hold, leaks, checkout timeouts, recovery, storms.
@@ -474,6 +510,13 @@ pub struct ConnectionsArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
 }
 
 /// Check isolation invariants (bank, lost update, write skew, read skew, deadlock) at each level.
@@ -522,6 +565,13 @@ pub struct IsolationArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
 }
 
 /// Create (or recreate) the pgstorm POS dataset in the target database.
@@ -816,6 +866,20 @@ pub struct SweepArgs {
     /// folder for result folders and index.csv (default: results)
     #[argh(option, default = "String::from(\"results\")")]
     pub results_dir: String,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
+    /// progress lines (stderr): text (default) or ndjson (one JSON object per line)
+    #[argh(
+        option,
+        default = "ProgressFormat::Text",
+        from_str_fn(output::progress_format)
+    )]
+    pub progress_format: ProgressFormat,
 }
 
 /// Run side A and side B alternately (A B A B ...), each applied by its SQL file before each of
@@ -842,4 +906,11 @@ pub struct StudyArgs {
     /// --label or --repeat)
     #[argh(positional)]
     pub queries: Vec<String>,
+    /// result on stdout: text (default) or json (the result document, nothing else; messages go to stderr)
+    #[argh(
+        option,
+        default = "OutputFormat::Text",
+        from_str_fn(output::output_format)
+    )]
+    pub output_format: OutputFormat,
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod hist;
 pub mod interrupt;
 pub mod monitor;
+pub mod output;
 pub mod proc_stats;
 pub mod report;
 pub mod results_app;

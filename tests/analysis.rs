@@ -291,7 +291,33 @@ fn a_sort_past_work_mem_is_reported_as_a_spill() {
         .all(|r| r.status == CriterionStatus::NotEvaluated && r.measured.is_none()));
 }
 
+/// The `verdict` cell of `run_id`'s line in `results/index.csv`.
+fn index_verdict(results: &Path, run_id: &str) -> String {
+    let mut r = csv::Reader::from_path(results.join("index.csv")).unwrap();
+    let col = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "verdict")
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    let row = rows
+        .iter()
+        .find(|r| &r[0] == run_id)
+        .unwrap_or_else(|| panic!("no index line for {run_id}: {rows:?}"));
+    row[col].to_string()
+}
+
 fn pgstorm_run(db: &str, results: &Path, extra: &[&str]) -> (i32, String, RunDocument) {
+    pgstorm_run_with_stdout(db, results, extra).0
+}
+
+/// [`pgstorm_run`], and what the binary printed on stdout.
+fn pgstorm_run_with_stdout(
+    db: &str,
+    results: &Path,
+    extra: &[&str],
+) -> ((i32, String, RunDocument), String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pgstorm"))
         .args(["run", "--dsn", &common::database(db), "--results-dir"])
         .arg(results)
@@ -323,7 +349,8 @@ fn pgstorm_run(db: &str, results: &Path, extra: &[&str]) -> (i32, String, RunDoc
     // The analysis and criteria sections match the checked-in schema.
     common::assert_run_json_matches_schema(&dir);
     let doc = serde_json::from_slice(&text).unwrap();
-    (out.status.code().unwrap_or(-1), stderr, doc)
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    ((out.status.code().unwrap_or(-1), stderr, doc), stdout)
 }
 
 #[test]
@@ -341,6 +368,7 @@ fn run_exits_1_naming_the_criterion_that_must_fail() {
     );
     let c = doc.criteria.as_ref().unwrap();
     assert_eq!(c.verdict, CriterionStatus::Fail);
+    assert_eq!(index_verdict(tmp.path(), &doc.run_id), "fail");
     let get = |id: &str| c.criteria.iter().find(|r| r.id == id).unwrap();
     assert_eq!(get("mean_latency_ms").status, CriterionStatus::Fail);
     assert_eq!(get("mean_latency_ms").threshold, 0.001);
@@ -359,14 +387,28 @@ fn run_exits_0_when_criteria_pass_and_evaluates_every_scenario_it_ran() {
     )
     .unwrap();
     let results = tmp.path().join("results");
-    let (code, stderr, doc) = pgstorm_run(
+    let ((code, stderr, doc), stdout) = pgstorm_run_with_stdout(
         "an_crit_pass",
         &results,
-        &["--criteria", file.to_str().unwrap()],
+        &[
+            "--criteria",
+            file.to_str().unwrap(),
+            "--output-format",
+            "json",
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     let c = doc.criteria.as_ref().unwrap();
     assert_eq!(c.verdict, CriterionStatus::Pass);
+    assert_eq!(index_verdict(&results, &doc.run_id), "pass");
+    // With json output stdout is the suite's document alone, not its connection scenario's.
+    let printed: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one document ({e}): {stdout}"));
+    assert_eq!(printed["run_id"], doc.run_id.as_str());
+    assert!(
+        stderr.contains("tps"),
+        "the summary went to stderr: {stderr}"
+    );
     assert!(c.source.contains("criteria.json"), "{}", c.source);
     // The suite runs every scenario (connections first, then the load with monitoring, the
     // isolation checks and the advisor) against a local server, so every criterion has a value;

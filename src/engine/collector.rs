@@ -104,11 +104,22 @@ pub struct CollectorConfig {
     /// `--progress-timestamp`: the Unix time of `start` in seconds; progress lines then show
     /// Unix time instead of seconds since the start.
     pub progress_epoch: Option<f64>,
+    /// `--progress-format ndjson`: progress lines are JSON objects (see [`JsonProgress`]).
+    pub progress_json: Option<JsonProgress>,
     /// Whether lag is meaningful.
     pub open_loop: bool,
     /// The last interval of a timed run: transactions that complete after the end (they were in
     /// flight when it came) count in it, instead of forming a misleading stub interval.
     pub last_interval: Option<u32>,
+}
+
+/// What a JSON progress line needs beyond the interval's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonProgress {
+    /// Unix time (s) of the run's start (interval 0).
+    pub start_unix_s: f64,
+    /// Clients of the run.
+    pub clients: u32,
 }
 
 struct Progress {
@@ -118,6 +129,50 @@ struct Progress {
     errors: u64,
     lat: Hist,
     lag: Hist,
+}
+
+/// The progress line of the `span` seconds ending `end` seconds after the start: pgbench's
+/// text, or one JSON object (`--progress-format ndjson`).
+fn progress_line(cfg: &CollectorConfig, p: &Progress, end: f64, span: f64, warmup: bool) -> String {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let tps = p.ok as f64 / span;
+    let (p50, p99) = (
+        ms(p.lat.value_at_quantile(0.5)),
+        ms(p.lat.value_at_quantile(0.99)),
+    );
+    let lag_p99 = cfg.open_loop.then(|| ms(p.lag.value_at_quantile(0.99)));
+    if let Some(j) = cfg.progress_json {
+        let mut o = serde_json::json!({
+            "unix_s": j.start_unix_s + end,
+            "elapsed_s": end,
+            "interval_s": span,
+            "tps": tps,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "failed": p.errors,
+            "clients": j.clients,
+            "warmup": warmup,
+        });
+        if let Some(lag) = lag_p99 {
+            o["lag_p99_ms"] = lag.into();
+        }
+        return o.to_string();
+    }
+    let mut line = format!(
+        "progress: {} s, {tps:.1} tps, lat p50 {p50:.3} ms p99 {p99:.3} ms, {} failed",
+        match cfg.progress_epoch {
+            Some(epoch) => format!("{:.3}", epoch + end),
+            None => format!("{end:.1}"),
+        },
+        p.errors
+    );
+    if let Some(lag) = lag_p99 {
+        line.push_str(&format!(", lag p99 {lag:.3} ms"));
+    }
+    if warmup {
+        line.push_str(" (warmup)");
+    }
+    line
 }
 
 /// Runs the collector until every worker sent its last batch.
@@ -209,27 +264,8 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
                 p.since_print += 1;
                 if p.since_print >= p.every || all_done {
                     let span = p.since_print as f64 * interval_s;
-                    let mut line = format!(
-                        "progress: {} s, {:.1} tps, lat p50 {:.3} ms p99 {:.3} ms, {} failed",
-                        match cfg.progress_epoch {
-                            Some(epoch) => format!("{:.3}", epoch + end),
-                            None => format!("{end:.1}"),
-                        },
-                        p.ok as f64 / span,
-                        p.lat.value_at_quantile(0.5) as f64 / 1000.0,
-                        p.lat.value_at_quantile(0.99) as f64 / 1000.0,
-                        p.errors
-                    );
-                    if cfg.open_loop {
-                        line.push_str(&format!(
-                            ", lag p99 {:.3} ms",
-                            p.lag.value_at_quantile(0.99) as f64 / 1000.0
-                        ));
-                    }
-                    if i < cfg.warmup_intervals {
-                        line.push_str(" (warmup)");
-                    }
-                    eprintln!("{line}");
+                    let warmup = i < cfg.warmup_intervals;
+                    eprintln!("{}", progress_line(&cfg, p, end, span, warmup));
                     p.since_print = 0;
                     p.ok = 0;
                     p.errors = 0;

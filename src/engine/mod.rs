@@ -90,6 +90,9 @@ pub struct EngineConfig {
     pub connect_each: bool,
     /// pgbench's `--progress-timestamp`: progress lines carry Unix time, not time since start.
     pub progress_timestamp: bool,
+    /// `--progress-format ndjson`: each progress line is one JSON object (Unix time, elapsed,
+    /// interval tps, p50/p99, failures, clients) instead of pgbench's text.
+    pub progress_ndjson: bool,
 }
 
 /// Raw measurements of one load run.
@@ -417,6 +420,14 @@ impl Collector {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs_f64()
+            }),
+            progress_json: cfg.progress_ndjson.then(|| collector::JsonProgress {
+                start_unix_s: clock
+                    .started_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                clients: cfg.clients,
             }),
             open_loop: cfg.rate.is_some(),
             last_interval: cfg.duration.map(|d| {

@@ -2,6 +2,11 @@
 //! `timeseries.csv` (one row per interval) and `resources.csv` (one row per sampling tick). Columns are fixed; per-query-type columns of the time
 //! series follow the mix order; the per-core, and the server host's per-mode and per-device,
 //! columns of `resources.csv` come last, in name order.
+//!
+//! Every CSV of a result folder ends with two more columns ([`stamp`]): `run_id`, so rows of
+//! several runs can be concatenated, and `unix_s`, the row's Unix time in (fractional) seconds, so
+//! they line up with server logs and dashboards: the interval's or sample's start for a row with
+//! a `t_s`, the run's start otherwise. They are appended, so existing column positions hold.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +17,34 @@ use crate::monitor::model::{HostSample, Monitoring, ServerHostSample, ServerSamp
 
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Appends `run_id` and `unix_s` to every row of `csv` (a header and records, as the functions
+/// here write them). `unix_s` is `unix_of(t_s)`, with the row's `t_s` cell when the file has that
+/// column; an empty cell when it gives `None`.
+pub fn stamp(
+    csv: &[u8],
+    run_id: &str,
+    unix_of: impl Fn(Option<f64>) -> Option<f64>,
+) -> Result<Vec<u8>> {
+    let mut r = csv::ReaderBuilder::new().has_headers(true).from_reader(csv);
+    let mut header = r.headers()?.clone();
+    let t_col = header.iter().position(|h| h == "t_s");
+    header.push_field("run_id");
+    header.push_field("unix_s");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header)?;
+    for rec in r.records() {
+        let mut rec = rec?;
+        let t_s = t_col
+            .and_then(|i| rec.get(i))
+            .and_then(|c| c.parse::<f64>().ok());
+        let unix = unix_of(t_s).map(|u| format!("{u:.3}")).unwrap_or_default();
+        rec.push_field(run_id);
+        rec.push_field(&unix);
+        w.write_record(&rec)?;
+    }
+    finish(w)
 }
 
 /// `summary.csv` contents.

@@ -79,6 +79,12 @@ mod tests {
             },
         ];
         let bytes = render(1_700_000_000.0, &entries).unwrap();
+        // The unit is in the header, for a reader that never saw pgstorm's docs.
+        let first = bytes.split(|b| *b == b'\n').next().unwrap();
+        assert_eq!(
+            first,
+            b"#pgstorm latency log: values in microseconds, max column in milliseconds"
+        );
         let mut seen = Vec::new();
         for item in IntervalLogIterator::new(&bytes) {
             if let Ok(LogEntry::Interval(i)) = item {

@@ -231,6 +231,10 @@ pub struct LoadResult {
     /// block or a pipeline), grouped by SQLSTATE and message, most clients first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aborted: Vec<AbortedClients>,
+    /// Unix time (s) of the time series' `t_s = 0`, so intervals line up with server logs and
+    /// dashboards; absent in documents written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_s: Option<f64>,
 }
 
 /// Clients that aborted with the same error.
@@ -484,6 +488,10 @@ fn one() -> u32 {
 pub struct ConnectionsResult {
     /// How the load was driven.
     pub config: ConnectionsConfig,
+    /// Unix time (s) of the pool time series' `t_s = 0`; absent in documents written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_s: Option<f64>,
     /// Operations that got a connection (pooled, direct fallback, or storm connect) and ran their
     /// query, over operations attempted (0..1). The success criterion compares this.
     pub connection_success_rate: f64,

@@ -331,6 +331,7 @@ pub fn connections_result(
     let cpu = (out.cpu.0 + out.cpu.1).as_secs_f64();
     let names = &out.names;
     ConnectionsResult {
+        started_unix_s: Some(crate::scenarios::queries::unix_s(out.started_at)),
         config: ConnectionsConfig {
             mode: if cfg.storm { "storm" } else { "ramp" }.into(),
             steps: cfg.steps.clone(),

@@ -127,6 +127,7 @@ impl Default for QueriesOptions {
                 latency_limit: None,
                 txlog: None,
                 progress_timestamp: false,
+                progress_ndjson: false,
                 connect_each: false,
             },
             print_summary: true,
@@ -573,12 +574,7 @@ pub fn measure_workload(
             encoded: e.encoded.clone(),
         })
         .collect();
-    let start_epoch = out
-        .started_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let log = hlog::render(start_epoch, &entries)?;
+    let log = hlog::render(unix_s(out.started_at), &entries)?;
     Ok(Measured {
         doc,
         log,
@@ -927,7 +923,14 @@ pub fn load_result(
             ))
         }),
         aborted: aborted_clients(workload),
+        started_unix_s: Some(unix_s(out.started_at)),
     }
+}
+
+/// Seconds since the Unix epoch (0 for a clock set before it).
+pub fn unix_s(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The aborted clients of every script, grouped by SQLSTATE and message, most clients first.

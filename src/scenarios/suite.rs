@@ -190,6 +190,8 @@ pub struct LoadOverrides {
     pub server_metrics: Option<crate::monitor::MetricsUrl>,
     /// Dataset scale (`-s`) instead of the profile's.
     pub scale: Option<u32>,
+    /// `--progress-format ndjson`: progress lines as JSON objects.
+    pub progress_ndjson: bool,
 }
 
 /// Runs the suite; returns the exit code (0 ok, 1 a criterion failed).
@@ -222,6 +224,7 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     if o.scale.is_some() {
         q.scale = o.scale;
     }
+    q.engine.progress_ndjson = o.progress_ndjson;
     q.start_at = opts.start_at;
     q.hygiene = opts.hygiene.clone();
     // The connection scenario runs first, once: it archives its own folder (pool time series,
