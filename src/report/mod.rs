@@ -21,6 +21,7 @@ pub mod summary;
 pub mod sweep_chart;
 pub mod sweep_model;
 pub mod sweep_out;
+pub mod warning_code;
 pub mod warnings;
 
 use crate::engine::stats::Hist;

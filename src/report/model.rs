@@ -449,11 +449,13 @@ pub struct ServerCheck {
     pub ratio: f64,
 }
 
+pub use super::warning_code::WarningCode;
+
 /// A reason to doubt (part of) a measurement.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Warning {
-    /// Stable identifier, e.g. `closed_loop_stall`.
-    pub code: String,
+    /// Stable identifier, e.g. `closed_loop_stall`: its string form never changes.
+    pub code: WarningCode,
     /// What was seen and what to do about it.
     pub message: String,
 }

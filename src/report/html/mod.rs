@@ -147,9 +147,10 @@ fn warnings(doc: &RunDocument) -> Option<String> {
     for w in &doc.warnings {
         let _ = writeln!(
             s,
-            "<div class=\"warn\"><b>{}</b>: {}</div>",
-            esc(&w.code),
-            esc(&w.message)
+            "<div class=\"warn\"><b>{}</b>: {}<br><span class=\"meta\">{}</span></div>",
+            esc(w.code.as_str()),
+            esc(&w.message),
+            esc(w.code.explanation())
         );
     }
     Some(s)
