@@ -1,6 +1,15 @@
 //! Records the git commit pgstorm is built from, so every result names the code that made it.
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=PGSTORM_GIT_COMMIT");
+    // A build outside a checkout (the container image's) is told its commit instead.
+    if let Some(commit) = std::env::var("PGSTORM_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+    {
+        println!("cargo:rustc-env=PGSTORM_GIT_COMMIT={commit}");
+        return;
+    }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

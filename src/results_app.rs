@@ -47,7 +47,7 @@ pub fn compare(a: &cli::CompareArgs) -> Result<i32> {
         _ => print!("{}", render::text(&c)),
     }
     if let Some(path) = &a.html {
-        let page = crate::report::html::comparison_page(&c, &side_a, &side_b);
+        let page = compare::html::comparison_page(&c, &side_a, &side_b);
         crate::report::html::write_atomic(Path::new(path), page.as_bytes())?;
         eprintln!("pgstorm: comparison report written to {path}");
     }
@@ -71,7 +71,7 @@ pub fn compare(a: &cli::CompareArgs) -> Result<i32> {
 /// `pgstorm report <folder>`: re-renders report.html from run.json.
 pub fn report(a: &cli::ReportArgs) -> Result<i32> {
     let dir = Path::new(&a.folder);
-    let doc = compare::load::read_run(dir)?;
+    let doc = crate::report::read::read_run(dir)?;
     let path = dir.join("report.html");
     crate::report::html::write_atomic(&path, crate::report::html::run_page(&doc).as_bytes())?;
     println!("{}", path.display());
@@ -100,7 +100,7 @@ pub fn list(a: &cli::ListArgs) -> Result<i32> {
 
 /// `pgstorm trend`: the terminal table on stdout, the page written atomically.
 pub fn trend(a: &cli::TrendArgs) -> Result<i32> {
-    use crate::report::trend;
+    use crate::compare::trend;
     let metric = trend::parse_metric(&a.metric)?;
     let dir = Path::new(&a.results_dir);
     if !dir.is_dir() {
@@ -143,7 +143,7 @@ pub fn merge(a: &cli::MergeArgs, argv: &[String]) -> Result<i32> {
     let mut runs = Vec::new();
     for f in &a.folders {
         let dir = Path::new(f);
-        let doc = compare::load::read_run(dir)?;
+        let doc = crate::report::read::read_run(dir)?;
         let log = std::fs::read(dir.join("latency.hlog")).ok();
         runs.push((doc, log));
     }

@@ -1,7 +1,8 @@
 //! Compare, merge and report.html against real short runs on the test sandbox: a run compared
 //! with itself shows no change (negative control), a deliberately slowed server shows as slower
 //! and trips `--fail-on-regression` (positive control), the settings diff names the changed
-//! setting, a merge adds histograms exactly, and report.html renders in headless Chromium.
+//! setting, a merge adds histograms exactly (also through scripts/collect-merge.sh, which takes each
+//! load machine's newest run), and report.html renders in headless Chromium.
 
 mod common;
 
@@ -395,6 +396,94 @@ fn merge_of_simultaneous_runs_adds_counts_and_histograms_exactly() {
     let index = std::fs::read_to_string(tmp.path().join("index.csv")).unwrap();
     assert!(!index.contains(&runs[0].doc.run_id), "{index}");
     assert_eq!(index.lines().count(), 1 + 2, "{index}");
+}
+
+/// Two "load machines" (one results folder each) run together as the recipe's pods do: `load-0`
+/// and `load-1`, labelled as the Kubernetes job labels them.
+fn simultaneous_pair(machines: &[PathBuf; 2], db: &str) -> Vec<PathBuf> {
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let handles: Vec<_> = machines
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let mut o = options(dir, db);
+            o.archive.label = format!("load-{i}");
+            o.start_at = Some(at);
+            std::thread::spawn(move || queries::run(&o).unwrap().dir)
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn collect_merge_script_merges_each_machines_newest_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::database("cmp_collect");
+    {
+        let mut c = common::client_of("cmp_collect");
+        pgstorm::dataset::ensure(&mut c, false, &mut |_| {}).unwrap();
+    }
+    // The job's volume: one folder per pod; an earlier job left runs there too.
+    let volume = tmp.path().join("volume");
+    let machines = [volume.join("0"), volume.join("1")];
+    let older = simultaneous_pair(&machines, "cmp_collect");
+    std::thread::sleep(Duration::from_millis(1100)); // folder names have 1 s resolution
+    let newer = simultaneous_pair(&machines, "cmp_collect");
+    let merged_dir = tmp.path().join("merged");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/collect-merge.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["--pgstorm", env!("CARGO_BIN_EXE_pgstorm")])
+        .args([
+            "--label",
+            "fleet",
+            "--results-dir",
+            s(&merged_dir),
+            s(&volume),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .trim_start_matches("result: "),
+    );
+    assert!(dir.starts_with(&merged_dir), "{stdout}");
+    let merged = read_doc(&dir);
+    let from: Vec<&str> = merged
+        .merged_from
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| r.run_id.as_str())
+        .collect();
+    let name = |p: &PathBuf| p.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(from, newer.iter().map(name).collect::<Vec<_>>(), "{stderr}");
+    assert!(older.iter().all(|o| !from.contains(&name(o).as_str())));
+
+    // A folder without a matching result is a usage error that writes nothing.
+    let before = std::fs::read_dir(&merged_dir).unwrap().count();
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["--pgstorm", env!("CARGO_BIN_EXE_pgstorm")])
+        .args([
+            "--match",
+            "*-nothing-*",
+            "--results-dir",
+            s(&merged_dir),
+            s(&volume),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("*-nothing-*"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&merged_dir).unwrap().count(), before);
 }
 
 /// Screenshot of `page` by headless Chromium (Debian package `chromium`), as RGBA rows.

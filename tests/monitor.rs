@@ -36,7 +36,7 @@ fn codes(doc: &RunDocument) -> Vec<String> {
     let load = doc.load.as_ref().unwrap();
     pgstorm::report::warnings::load_warnings(doc, load)
         .into_iter()
-        .map(|w| w.code)
+        .map(|w| w.code.to_string())
         .collect()
 }
 

@@ -9,7 +9,7 @@
 use super::usl::{self, Limit};
 use crate::report::model::{
     Bounds, CoefficientIntervals, Heuristic, KappaTest, LimitInterval, Recommendation, SloSpec,
-    SweepLevel, UslModel, Warning,
+    SweepLevel, UslModel, Warning, WarningCode,
 };
 
 /// Coverage of the bootstrap interval of the limit.
@@ -267,7 +267,7 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
     };
     if m.r2 < MIN_R2 {
         out.push(Warning {
-            code: "usl_poor_fit".into(),
+            code: WarningCode::UslPoorFit,
             message: format!(
                 "the USL fit has R² {:.3} (below {MIN_R2}): throughput varied in ways the model \
                  does not explain, so treat its limit as rough; lengthen -T, add levels, or run \
@@ -285,7 +285,7 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((n, ratio)) = worst {
             out.push(Warning {
-                code: "superlinear_scaling".into(),
+                code: WarningCode::SuperlinearScaling,
                 message: format!(
                     "at {n} clients throughput was {ratio:.2}× what {n} independent single clients \
                      gave: the single-client level was held back (client or OS scheduling, a \
@@ -297,7 +297,7 @@ pub fn model_warnings(levels: &[SweepLevel], model: Option<&UslModel>) -> Vec<Wa
     }
     if m.extrapolated {
         out.push(Warning {
-            code: "usl_extrapolated".into(),
+            code: WarningCode::UslExtrapolated,
             message: format!(
                 "the model's limit N = {} lies beyond the largest measured level: extend \
                  --clients past it to confirm",
@@ -445,13 +445,13 @@ mod tests {
             .map(|&(n, x)| level(n, x, None))
             .collect();
         let m = usl_model(&noisy, 20).unwrap();
-        let codes: Vec<String> = model_warnings(&noisy, Some(&m))
+        let codes: Vec<WarningCode> = model_warnings(&noisy, Some(&m))
             .into_iter()
             .map(|w| w.code)
             .collect();
-        assert!(codes.contains(&"usl_poor_fit".to_string()), "{codes:?}");
+        assert!(codes.contains(&WarningCode::UslPoorFit), "{codes:?}");
         assert!(
-            codes.contains(&"superlinear_scaling".to_string()),
+            codes.contains(&WarningCode::SuperlinearScaling),
             "{codes:?}"
         );
         // A plateau beyond the last level is an extrapolation.

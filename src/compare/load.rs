@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::error;
-use crate::report::model::{RunDocument, SCHEMA_VERSION};
+use crate::report::model::RunDocument;
+pub use crate::report::read::read_run;
 use crate::report::set;
 
 /// The runs of one side.
@@ -20,31 +21,6 @@ pub struct Side {
     pub runs: Vec<RunDocument>,
     /// Their folders.
     pub dirs: Vec<PathBuf>,
-}
-
-/// Reads `run.json` of a result folder.
-pub fn read_run(dir: &Path) -> Result<RunDocument> {
-    let path = dir.join("run.json");
-    let bytes = std::fs::read(&path).map_err(|e| {
-        error::usage(format!(
-            "cannot read {} ({e}); give a result folder (it holds run.json) or a set folder (set.json)",
-            path.display()
-        ))
-    })?;
-    let doc: RunDocument = serde_json::from_slice(&bytes).map_err(|e| {
-        error::usage(format!(
-            "{} is not a pgstorm result document ({e}); give a folder written by pgstorm",
-            path.display()
-        ))
-    })?;
-    if doc.schema_version > SCHEMA_VERSION {
-        return Err(error::usage(format!(
-            "{} has schema_version {} but this pgstorm reads up to {SCHEMA_VERSION}; use a newer pgstorm",
-            path.display(),
-            doc.schema_version
-        )));
-    }
-    Ok(doc)
 }
 
 /// Expands a folder into run folders: itself, or the members of a set.

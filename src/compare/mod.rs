@@ -13,11 +13,13 @@
 pub mod calibrate;
 pub mod drift;
 pub mod exact;
+pub mod html;
 pub mod load;
 pub mod parametric;
 pub mod render;
 pub mod settings;
 pub mod stats;
+pub mod trend;
 pub mod units;
 
 use std::collections::BTreeMap;

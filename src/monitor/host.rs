@@ -5,7 +5,7 @@
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use crate::report::model::HostInfo;
+use super::model::HostInfo;
 
 /// Reads host name, OS, kernel, CPU model and count, memory and the clocksource.
 pub fn host_info() -> HostInfo {

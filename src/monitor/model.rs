@@ -11,6 +11,25 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The load machine.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HostInfo {
+    /// Host name.
+    pub hostname: String,
+    /// Operating system name and version.
+    pub os: String,
+    /// Kernel version.
+    pub kernel: String,
+    /// CPU model string.
+    pub cpu_model: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Physical memory, bytes.
+    pub memory_bytes: u64,
+    /// Kernel clocksource (timing is cheapest and most precise with `tsc`).
+    pub clocksource: String,
+}
+
 /// What the machine and the server were doing during a run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Monitoring {

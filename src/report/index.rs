@@ -44,7 +44,7 @@ pub fn documents(dir: &Path) -> Result<Vec<RunDocument>> {
         if hidden || !p.join("run.json").is_file() {
             continue;
         }
-        match crate::compare::load::read_run(&p) {
+        match super::read::read_run(&p) {
             Ok(d) => docs.push(d),
             Err(e) => eprintln!("pgstorm: skipping {}: {e:#}", p.display()),
         }

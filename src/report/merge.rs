@@ -17,6 +17,7 @@ use super::hlog;
 use super::latency_summary;
 use super::model::{
     CommandResult, LatencySummary, LoadResult, MergedRun, QueryResult, RunDocument, Warning,
+    WarningCode,
 };
 use crate::error;
 use crate::hist::{self, Hist};
@@ -217,12 +218,7 @@ pub fn merge(
         }
     }
     let mut warnings = Vec::new();
-    let mut warn = |code: &str, message: String| {
-        warnings.push(Warning {
-            code: code.into(),
-            message,
-        })
-    };
+    let mut warn = |code: WarningCode, message: String| warnings.push(Warning { code, message });
     let starts: Vec<chrono::DateTime<chrono::FixedOffset>> = docs
         .iter()
         .filter_map(|d| chrono::DateTime::parse_from_rfc3339(&d.started_at).ok())
@@ -232,7 +228,7 @@ pub fn merge(
         let interval = loads[0].config.interval_s;
         if spread > interval {
             warn(
-                "merge_not_simultaneous",
+                WarningCode::MergeNotSimultaneous,
                 format!(
                     "the merged runs started {spread:.1} s apart (more than one {interval} s interval): \
                      their load did not fully overlap; start them together with --start-at"
@@ -245,7 +241,7 @@ pub fn merge(
             || d.target.dsn != docs[0].target.dsn
         {
             warn(
-                "merge_different_targets",
+                WarningCode::MergeDifferentTargets,
                 format!(
                     "run {} measured {} ({}) but {} measured {} ({}): a merge only makes sense against one server",
                     d.run_id,
@@ -269,7 +265,7 @@ pub fn merge(
         }
         None => {
             warn(
-                "merge_interval_percentiles",
+                WarningCode::MergeIntervalPercentiles,
                 "a run has no latency.hlog: per-interval p50/p99 of this merged result are the \
                  highest machine's (an upper bound); the totals' percentiles are exact"
                     .into(),
@@ -279,7 +275,7 @@ pub fn merge(
     };
     if loads.iter().any(|l| l.schedule_lag.is_some()) {
         warn(
-            "merge_interval_lag",
+            WarningCode::MergeIntervalLag,
             "per-interval schedule lag p99 of this merged result is the highest machine's (an upper \
              bound); the total schedule lag is exact"
                 .into(),
@@ -348,7 +344,7 @@ pub fn merge(
     for d in &docs {
         for w in &d.warnings {
             warn(
-                &w.code,
+                w.code,
                 format!("{} ({}): {}", d.host.hostname, d.run_id, w.message),
             );
         }

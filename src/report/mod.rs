@@ -15,12 +15,13 @@ pub mod index;
 pub mod isolation;
 pub mod merge;
 pub mod model;
+pub mod read;
 pub mod set;
 pub mod summary;
 pub mod sweep_chart;
 pub mod sweep_model;
 pub mod sweep_out;
-pub mod trend;
+pub mod warning_code;
 pub mod warnings;
 
 use crate::hist::Hist;

@@ -142,24 +142,8 @@ pub struct ToolInfo {
     pub git_commit: String,
 }
 
-/// The load machine.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct HostInfo {
-    /// Host name.
-    pub hostname: String,
-    /// Operating system name and version.
-    pub os: String,
-    /// Kernel version.
-    pub kernel: String,
-    /// CPU model string.
-    pub cpu_model: String,
-    /// Logical CPUs.
-    pub cpus: usize,
-    /// Physical memory, bytes.
-    pub memory_bytes: u64,
-    /// Kernel clocksource (timing is cheapest and most precise with `tsc`).
-    pub clocksource: String,
-}
+/// The load machine (part of the monitor's model; the document carries it).
+pub use crate::monitor::model::HostInfo;
 
 /// The server under test.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -469,11 +453,13 @@ pub struct ServerCheck {
     pub ratio: f64,
 }
 
+pub use super::warning_code::WarningCode;
+
 /// A reason to doubt (part of) a measurement.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Warning {
-    /// Stable identifier, e.g. `closed_loop_stall`.
-    pub code: String,
+    /// Stable identifier, e.g. `closed_loop_stall`: its string form never changes.
+    pub code: WarningCode,
     /// What was seen and what to do about it.
     pub message: String,
 }

@@ -4,14 +4,11 @@
 //! Invariant: each check reads only the document, so a run read back from disk gets the same
 //! warnings. Each warning names what was seen, with numbers, and what to do.
 
-use super::model::{ConnectionsResult, LoadResult, RunDocument, Warning};
+use super::model::{ConnectionsResult, LoadResult, RunDocument, Warning, WarningCode};
 use crate::monitor::model::Monitoring;
 
-fn w(code: &str, message: String) -> Warning {
-    Warning {
-        code: code.to_string(),
-        message,
-    }
+fn w(code: WarningCode, message: String) -> Warning {
+    Warning { code, message }
 }
 
 /// Warnings about a connection scenario's result.
@@ -20,7 +17,7 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
     for s in &c.steps {
         if s.time_to_reach_s.is_none() && c.config.mode == "ramp" {
             out.push(w(
-                "step_not_reached",
+                WarningCode::StepNotReached,
                 format!(
                     "the pool never reached {} connections in its step (at most {} open): its \
                      figures describe a smaller pool; see connect_failures and the server log",
@@ -31,7 +28,7 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
     }
     if let Some(i) = c.incidents.iter().find(|i| !i.recovered) {
         out.push(w(
-            "not_recovered",
+            WarningCode::NotRecovered,
             format!(
                 "service dropped at {:.2} s and had not recovered when the run ended: the server \
                  stayed unreachable; later steps measured an outage, not a load",
@@ -41,7 +38,7 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
     }
     if c.client.cpu_share_of_host > 0.9 {
         out.push(w(
-            "client_saturated",
+            WarningCode::ClientSaturated,
             format!(
                 "pgstorm used {:.0}% of the host's CPU: latencies include time waiting for the \
                  client; run pgstorm on another machine or use fewer workers",
@@ -59,7 +56,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     if let Some(lag) = &load.schedule_lag {
         if lag.p99_ms > 10.0 {
             out.push(w(
-                "schedule_lag",
+                WarningCode::ScheduleLag,
                 format!(
                     "transactions started late (schedule lag p99 {:.1} ms): the server or the \
                      client could not sustain {:.0} tx/s with {} clients; latencies include that \
@@ -87,7 +84,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             .map(|(p95, _)| format!(" (p95 of the samples {p95:.0}%)"))
             .unwrap_or_default();
         out.push(w(
-            "client_cpu_saturated",
+            WarningCode::ClientCpuSaturated,
             format!(
                 "pgstorm used {:.0}% of the host's CPU over the run{sampled}: the client may be \
                  the bottleneck; run it on a separate load machine or lower -c",
@@ -105,7 +102,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
         out.push(w(
-            "failed_transactions",
+            WarningCode::FailedTransactions,
             format!(
                 "{errors} transactions failed ({}); their latency is not in the percentiles",
                 classes.join(", ")
@@ -117,7 +114,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     if let Some(sc) = &load.server_check {
         if sc.client_transactions >= 100 && !(0.95..=1.05).contains(&sc.ratio) {
             out.push(w(
-                "server_count_mismatch",
+                WarningCode::ServerCountMismatch,
                 format!(
                     "the server counted {} transactions where pgstorm counted {} (ratio {:.3}): \
                      another client was active on this database, or statistics are stale",
@@ -130,7 +127,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     }
     if load.client.late_batches > 0 {
         out.push(w(
-            "late_batches",
+            WarningCode::LateBatches,
             format!(
                 "{} worker batches reached the collector after their interval closed (a worker \
                  was blocked longer than statement_timeout + 2 intervals); totals are exact but \
@@ -141,7 +138,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     }
     if load.config.histogram_sigfig < 3 {
         out.push(w(
-            "histogram_precision",
+            WarningCode::HistogramPrecision,
             format!(
                 "{} clients × {} query types: worker histograms use {} significant digits to \
                  bound memory, so percentiles are exact to ~1%",
@@ -153,7 +150,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     }
     if doc.host.clocksource != "tsc" && doc.host.clocksource != "unknown" {
         out.push(w(
-            "clocksource",
+            WarningCode::Clocksource,
             format!(
                 "the kernel clocksource is '{}', not tsc: reading the clock costs more and \
                  sub-10 µs latencies are less precise",
@@ -163,7 +160,7 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     }
     if doc.interrupted {
         out.push(w(
-            "interrupted",
+            WarningCode::Interrupted,
             "the run was interrupted: the figures cover only the part that ran".to_string(),
         ));
     }
@@ -179,7 +176,7 @@ pub fn data_size_warning(doc: &RunDocument) -> Option<Warning> {
         .filter(|s| s.fits_in_shared_buffers())?;
     let mib = |b: i64| b as f64 / (1024.0 * 1024.0);
     Some(w(
-        "dataset_fits_in_shared_buffers",
+        WarningCode::DatasetFitsInSharedBuffers,
         format!(
             "the tables and indexes the load touched take {:.1} MiB, less than shared_buffers \
              ({:.0} MiB): memory settings cannot show an effect on this dataset; seed one several \
@@ -218,7 +215,7 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
                 })
                 .unwrap_or_default();
             out.push(w(
-                "closed_loop_stall",
+                WarningCode::ClosedLoopStall,
                 format!(
                     "the server stalled {}: at t={:.1} s, {} of {} clients waited at once for \
                      {:.2} s, each on a transaction of at least {:.0} ms; in closed loop the work \
@@ -242,7 +239,7 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
     let pause_ms = load.client.max_pause_ms;
     if pause_ms >= 100.0 || load.stalls.iter().any(|s| s.client_side) {
         out.push(w(
-            "client_paused",
+            WarningCode::ClientPaused,
             format!(
                 "pgstorm itself was paused {} times for 10 ms or more, the longest {pause_ms:.0} ms \
                  (its CPU was taken by other processes or the hypervisor): every client waited \
@@ -272,7 +269,7 @@ fn monitoring_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
                 None => format!(" (mean: pgstorm {:.0}%)", u.client_cpu_mean_percent),
             };
             out.push(w(
-                "host_cpu_saturated",
+                WarningCode::HostCpuSaturated,
                 format!(
                     "the load machine's CPU was {:.0}% busy at p95 under load{split}: latencies \
                      include waiting for a CPU; with a local server, client and server compete, so \
@@ -283,7 +280,7 @@ fn monitoring_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
         }
         if u.memory_peak_percent > m.thresholds.memory_percent {
             out.push(w(
-                "memory_high",
+                WarningCode::MemoryHigh,
                 format!(
                     "host memory in use peaked at {:.1}% under load (threshold {:.0}%): the page \
                      cache is being squeezed, so disk reads and latencies may not be typical",
@@ -298,7 +295,7 @@ fn monitoring_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
                 .map(|h| h.summary.swap_used_bytes.peak / (1024.0 * 1024.0))
                 .unwrap_or(0.0);
             out.push(w(
-                "swap_in_use",
+                WarningCode::SwapInUse,
                 format!(
                     "the host swapped {} pages in or out during the load ({used:.0} MiB of swap in \
                      use at peak): any latency figure may include page faults; free memory or \
@@ -315,7 +312,7 @@ fn monitoring_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             let ratio = server as f64 / client.max(1) as f64;
             if client >= 100 && !(0.95..=1.05).contains(&ratio) {
                 out.push(w(
-                    "server_count_mismatch",
+                    WarningCode::ServerCountMismatch,
                     format!(
                         "the server sampler counted {server} transactions where pgstorm counted \
                          {client} (ratio {ratio:.3}): another client was active on this \
@@ -333,7 +330,7 @@ fn sampler_warnings(m: &Monitoring) -> Vec<Warning> {
     let mut out = Vec::new();
     if !m.errors.is_empty() {
         out.push(w(
-            "monitor_incomplete",
+            WarningCode::MonitorIncomplete,
             format!("resource monitoring is incomplete: {}", m.errors.join("; ")),
         ));
     }
@@ -341,7 +338,7 @@ fn sampler_warnings(m: &Monitoring) -> Vec<Warning> {
         + m.server.as_ref().map(|s| s.dropped).unwrap_or(0);
     if dropped > 0 {
         out.push(w(
-            "history_truncated",
+            WarningCode::HistoryTruncated,
             format!(
                 "{dropped} resource samples were dropped to keep the history within {} points: \
                  the summaries cover the newest ones only; raise --history or --sample-interval",

@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::queries::{self, Outcome, QueriesOptions};
 use super::session::Session;
 use crate::analysis::{self, criteria, AdvisorOptions};
-use crate::report::model::Warning;
+use crate::report::model::{Warning, WarningCode};
 
 /// Options of the analyze step.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub fn run_with(
         match analysis::finish(&mut session.admin, before, &m.doc) {
             Ok(a) => m.doc.analysis = Some(a),
             Err(e) => m.doc.warnings.push(Warning {
-                code: "analysis_failed".into(),
+                code: WarningCode::AnalysisFailed,
                 message: format!(
                     "the advisor could not read the statistics after the load: {}; the load's \
                      figures are unaffected",

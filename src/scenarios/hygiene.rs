@@ -38,7 +38,7 @@ use sha2::Digest;
 
 use super::session::Session;
 use crate::report::hygiene::{HookRun, HygieneSection, HygieneStep, StepStatus};
-use crate::report::model::{RunDocument, Warning};
+use crate::report::model::{RunDocument, Warning, WarningCode};
 
 /// pgbench's tables, as its scripts name them (unqualified, resolved by the search_path).
 const PGBENCH_TABLES: [&str; 4] = [
@@ -205,7 +205,7 @@ pub fn step_warnings(section: &HygieneSection) -> Vec<Warning> {
         .iter()
         .filter(|s| s.status == StepStatus::Failed)
         .map(|s| Warning {
-            code: "hygiene_step_failed".into(),
+            code: WarningCode::HygieneStepFailed,
             message: format!(
                 "{} before the run failed: {}; this run may not start from the same state as \
                  the others of its set",
@@ -229,7 +229,7 @@ pub fn after_run(session: &mut Session, opts: &HygieneOptions, doc: &mut RunDocu
     if let Some(e) = &run.error {
         eprintln!("pgstorm: --post-sql {} failed: {e}", f.name);
         doc.warnings.push(Warning {
-            code: "post_sql_failed".into(),
+            code: WarningCode::PostSqlFailed,
             message: format!(
                 "--post-sql {} failed: {e}; the run's results are kept, but what the file should \
                  have done after it was not (fully) done",

@@ -22,7 +22,7 @@ use crate::monitor::model::Window;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
     AbortedClients, ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult,
-    MixEntry, PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt,
+    MixEntry, PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt, WarningCode,
 };
 use crate::report::{archive, hlog, latency_summary};
 use crate::workload::script::{Predefined, Script, ScriptSource};
@@ -533,7 +533,7 @@ pub fn measure_workload(
     if let Some(first) = load.aborted.first() {
         let clients: u64 = load.aborted.iter().map(|a| a.clients).sum();
         doc.warnings.push(crate::report::model::Warning {
-            code: "clients_aborted".into(),
+            code: WarningCode::ClientsAborted,
             message: format!(
                 "{clients} of {} clients aborted as pgbench aborts them, so the load ran with \
                  fewer clients than asked; first: {}",
@@ -544,7 +544,7 @@ pub fn measure_workload(
     }
     if let Some(l) = &doc.target_lost_at {
         doc.warnings.push(crate::report::model::Warning {
-            code: "target_lost".into(),
+            code: WarningCode::TargetLost,
             message: format!(
                 "the target was lost {:.1} s into the run (no load connection open, reconnects \
                  failing for {:.0} s; last failure: {}): the run ended there and its rates cover \
@@ -555,7 +555,7 @@ pub fn measure_workload(
     }
     for p in &doc.load_thread_panics {
         doc.warnings.push(crate::report::model::Warning {
-            code: "load_thread_panicked".into(),
+            code: WarningCode::LoadThreadPanicked,
             message: format!(
                 "a load thread panicked ({p}): the run ended there and its figures are not to be \
                  trusted; please report it as a bug"

@@ -24,6 +24,7 @@ use crate::analysis::slo::Slo;
 use crate::engine::{self, EngineConfig, EngineOutput};
 use crate::report::model::{
     DatasetInfo, MixEntry, RunDocument, SloSpec, SweepConfig, SweepLevel, SweepSection, Warning,
+    WarningCode,
 };
 use crate::report::{archive, sweep_chart, sweep_out};
 use crate::workload::{self, builtin, DataRange, Protocol, Workload};
@@ -290,7 +291,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
             }
             Err(e) if !levels.is_empty() => {
                 stopped = Some(Warning {
-                    code: "sweep_stopped".into(),
+                    code: WarningCode::SweepStopped,
                     message: format!(
                         "the sweep stopped at {n} clients: {e:#}; the levels before it are kept"
                     ),
@@ -350,7 +351,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
             if let Some(e) = failure {
                 eprintln!("pgstorm: {e}");
                 rate_stopped = Some(Warning {
-                    code: "rate_search_stopped".into(),
+                    code: WarningCode::RateSearchStopped,
                     message: e,
                 });
             }
@@ -365,7 +366,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     warnings.extend(rate_stopped);
     if interrupted {
         warnings.push(Warning {
-            code: "interrupted".into(),
+            code: WarningCode::Interrupted,
             message: "the sweep was interrupted: only the levels and probes that ran are included"
                 .into(),
         });
@@ -402,7 +403,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     match sweep_chart::render(sweep) {
         Ok(svg) => extra.push(("sweep.svg".to_string(), svg.into_bytes())),
         Err(e) => warnings.push(Warning {
-            code: "chart_failed".into(),
+            code: WarningCode::ChartFailed,
             message: format!("sweep.svg could not be drawn: {e:#}"),
         }),
     }
@@ -473,7 +474,7 @@ fn merge_level_warnings(levels: &[SweepLevel]) -> Vec<Warning> {
     by_code
         .into_iter()
         .map(|(code, (ns, first))| Warning {
-            code: code.to_string(),
+            code: WarningCode::parse(code),
             message: format!(
                 "at {} clients: {first}",
                 ns.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")

@@ -27,7 +27,7 @@ use crate::engine::stats::{ErrorClass, N_CLASSES};
 use crate::report::isolation::{
     CheckLoad, Interleaving, IsolationCase, IsolationConfig, IsolationResult, Verdict,
 };
-use crate::report::model::Warning;
+use crate::report::model::{Warning, WarningCode};
 use crate::report::{archive, latency_summary};
 
 pub use kinds::{parse_list, Check, Level};
@@ -143,7 +143,7 @@ pub fn run_on(session: &mut Session, opts: &IsolationOptions) -> Result<Outcome>
 /// The warning of a run stopped by Ctrl-C during the isolation checks.
 pub fn interrupted_warning() -> Warning {
     Warning {
-        code: "interrupted".into(),
+        code: WarningCode::Interrupted,
         message: "the run was interrupted: the isolation verdicts cover only the (check, level) \
                   cases that ran, and the last one's load phase was cut short"
             .into(),
@@ -302,7 +302,7 @@ fn run_case(
     if let Some(server) = load_server {
         if server != load_deadlocks as i64 {
             warnings.push(Warning {
-                code: "deadlock_count_mismatch".into(),
+                code: WarningCode::DeadlockCountMismatch,
                 message: format!(
                     "deadlock check at {}: pgstorm classified {load_deadlocks} attempts as 40P01 but \
                      pg_stat_database.deadlocks rose by {server}; another session in this database \
@@ -354,7 +354,7 @@ fn run_case(
     );
     if check.permitted(level) && il_case.as_ref().is_some_and(|(_, f)| f.anomalies == 0) {
         warnings.push(Warning {
-            code: "positive_control_missed".into(),
+            code: WarningCode::PositiveControlMissed,
             message: format!(
                 "the {} interleaving at {} did not produce the {} this level permits: the checker \
                  could not prove it sees one; report this as a pgstorm bug",
@@ -366,7 +366,7 @@ fn run_case(
     }
     if check == Check::Deadlock && il.as_ref().is_some_and(|i| i.deadlocks == 0) {
         warnings.push(Warning {
-            code: "positive_control_missed".into(),
+            code: WarningCode::PositiveControlMissed,
             message: format!(
                 "the deadlock interleaving at {} locked two rows in opposite orders but received no \
                  40P01: the deadlock counting is unproven for this run; report this as a pgstorm bug",

@@ -5,7 +5,7 @@
 //!
 //! Invariants: built from the result folders' run.json documents only (the index is reconciled
 //! first, never trusted alone); runs are ordered by start time within a label; the settings
-//! changes come from the same diff `compare` prints ([`crate::compare::settings_diff`]), so the
+//! changes come from the same diff `compare` prints ([`super::settings_diff`]), so the
 //! two never disagree about what changed; a run without the metric (a sweep, an isolation run)
 //! is listed with a blank value but still carries its settings changes forward.
 
@@ -14,11 +14,11 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use super::html::charts::{line_chart, ChartSpec, Series};
-use super::html::esc;
-use super::model::RunDocument;
-use crate::compare::Metric;
+use super::Metric;
 use crate::error;
+use crate::report::html::charts::{line_chart, ChartSpec, Series};
+use crate::report::html::{self, esc};
+use crate::report::model::RunDocument;
 
 /// The name of each metric on the command line (`--metric`), in [`Metric::ALL`] order.
 pub const METRIC_NAMES: [(Metric, &str); 7] = [
@@ -85,7 +85,7 @@ pub fn trends(
             let mut last_value = None;
             for (i, d) in runs.iter().enumerate() {
                 let changes = match i.checked_sub(1).map(|p| runs[p]) {
-                    Some(prev) => crate::compare::settings_diff(prev, d)
+                    Some(prev) => super::settings_diff(prev, d)
                         .into_iter()
                         .map(|c| {
                             format!(
@@ -232,7 +232,7 @@ pub fn page(trends: &BTreeMap<String, Vec<Point>>, metric: Metric) -> String {
         }
         body.push_str("</table>\n");
     }
-    super::html::page(&format!("pgstorm trend: {}", metric.label()), &body)
+    html::page(&format!("pgstorm trend: {}", metric.label()), &body)
 }
 
 #[cfg(test)]
