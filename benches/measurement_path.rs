@@ -2,7 +2,7 @@
 //! latency into the worker's own histograms, the interval-boundary check, and the amortized
 //! hand-off of a batch per interval to the real collector thread (which merges it).
 //!
-//! Run: `cargo bench --bench measurement_path`. The figure in the README comes from here.
+//! Run: `cargo bench --bench measurement_path`. The figure in docs/measurements.md comes from here.
 //! Goal: ≤ 50 ns per query on the load machine.
 
 use std::hint::black_box;
