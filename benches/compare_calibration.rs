@@ -1,8 +1,9 @@
-//! The calibration table of `pgstorm compare` (README, "Calibration"): simulated pairs of sets
-//! judged by the same code as compare, at its default settings. Prints a Markdown table of the
-//! share of A/A comparisons with any significant line (the false-positive rate) and of lines
-//! that detect a true 5 % and 10 % change (the power), at 2, 3, 5 and 10 runs per side, for
-//! independent sets and for the pairs of an interleaved study, with the test each row used.
+//! The calibration table of `pgstorm compare` (docs/measurements.md, "Calibration of `pgstorm
+//! compare`"): simulated pairs of sets judged by the same code as compare, at its default
+//! settings. Prints a Markdown table of the share of A/A comparisons with any significant line
+//! (the false-positive rate) and of lines that detect a true 5 % and 10 % change (the power), at
+//! 2, 3, 5 and 10 runs per side, for independent sets and for the pairs of an interleaved study,
+//! with the test each row used.
 //!
 //! Folders among the arguments are archived sets of unchanged runs (made with `--repeat`): each
 //! adds rows whose comparisons are drawn from its real runs (`calibrate::resample`).

@@ -5,7 +5,7 @@
 //! it). `measurement_path_three_reads` is the same path with a clock read per boundary of each
 //! transaction instead (three), measured in the same run for the ratio.
 //!
-//! Run: `cargo bench --bench measurement_path`. The figure in the README comes from here.
+//! Run: `cargo bench --bench measurement_path`. The figure in docs/measurements.md comes from here.
 //! Goal: ≤ 50 ns per query on the load machine.
 
 use std::hint::black_box;
