@@ -99,7 +99,7 @@ pub fn load_health(doc: &RunDocument) -> Option<String> {
 pub fn run_context(doc: &RunDocument) -> Option<String> {
     let h = &doc.host;
     let mut s = format!(
-        "<h2>Run details</h2>\n<table><tr><td>command</td><td class=\"sql\"><code>{}</code></td></tr>\
+        "<h2>Run details</h2>\n<table class=\"kv\"><tr><td>command</td><td class=\"sql\"><code>{}</code></td></tr>\
          <tr><td>pgstorm</td><td>{} ({})</td></tr>\
          <tr><td>load host</td><td>{}, {} &middot; {} CPUs ({}) &middot; {:.0} MiB RAM &middot; clock {}</td></tr>\
          <tr><td>server</td><td>PostgreSQL {} &middot; max_connections {} &middot; target from {}</td></tr>",

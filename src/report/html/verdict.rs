@@ -30,8 +30,16 @@ pub fn section(doc: &RunDocument) -> Option<String> {
         Some(CriterionStatus::Pass) => ("pass", "PASS".to_string()),
         Some(CriterionStatus::Fail) => ("fail", "FAIL".to_string()),
         Some(CriterionStatus::NotEvaluated) => ("none", "no criterion could be evaluated".into()),
-        None if doc.sweep.is_some() => ("none", "sweep: see the recommendation below".into()),
-        None => ("none", "no success criteria for this scenario".into()),
+        None => match doc.sweep.as_ref() {
+            Some(sw) => (
+                "none",
+                crate::report::sweep_out::recommendation_lines(sw)
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| "sweep: no recommendation".into(), |l| esc(&l)),
+            ),
+            None => ("none", "no success criteria for this scenario".into()),
+        },
     };
     let mut also = Vec::new();
     if doc.interrupted {
