@@ -65,7 +65,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:16px auto;max-width:960px;color:#222;background:#fff;padding:0 12px}\
 h1{font-size:21px;margin:0 0 2px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}h3{font-size:15px;margin-top:18px}\
 table{border-collapse:collapse;font-size:13px;margin:8px 0;max-width:100%}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}\
-th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}td.note,td.sql,#criteria th:last-child,.kv td{text-align:left;color:#555;font-size:12px;overflow-wrap:anywhere}\
+th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}td.note,td.sql{text-align:left;color:#555;font-size:12px;overflow-wrap:anywhere}#criteria th:last-child,.kv td{text-align:left}\
 .meta{color:#555;font-size:13px}.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:5px 10px;margin:4px 0;font-size:13px}\
 .bad{color:#b00020;font-weight:bold}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}\
 .verdict{font-size:17px;font-weight:bold;margin:8px 0;padding:6px 12px;border-radius:4px;background:#f4f6f8}\
