@@ -271,52 +271,62 @@ fn draw_panel(
     if extras.secondary.is_some() {
         b.right_y_label_area_size(70);
     }
-    let mut chart = b
+    let chart = b
         .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
         .map_err(|e| err(&e))?;
-    {
-        let mut mesh = chart.configure_mesh();
-        mesh.x_desc(spec.x_label)
-            .y_desc(spec.y_label)
-            .light_line_style(RGBColor(235, 235, 235));
-        let f;
-        if let Some(xf) = spec.x_fmt {
-            f = xf;
-            mesh.x_label_formatter(&f);
-        }
-        mesh.draw().map_err(|e| err(&e))?;
-    }
-    // Stacked: the running totals are drawn tallest first so each band shows its own share.
-    let order: Vec<usize> = if extras.stacked {
-        (0..series.len()).rev().collect()
-    } else {
-        (0..series.len()).collect()
-    };
-    for i in order {
-        let (s, c) = (&series[i], colour(i));
-        let drawn = if extras.stacked {
-            chart.draw_series(
-                AreaSeries::new(s.points.iter().copied(), 0.0, c.mix(0.45))
-                    .border_style(c.stroke_width(1)),
-            )
-        } else {
-            chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-        };
-        drawn
-            .map_err(|e| err(&e))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(4)));
-    }
-    if let Some((name, xs)) = extras.markers.as_ref().filter(|m| !m.1.is_empty()) {
-        let grey = RGBColor(110, 110, 110);
-        chart
-            .draw_series(
-                xs.iter()
-                    .map(|x| PathElement::new(vec![(*x, yr.0), (*x, yr.1)], grey.stroke_width(1))),
-            )
-            .map_err(|e| err(&e))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x + 9, y - 6), (x + 9, y + 6)], grey));
+    // The mesh, series and markers of the primary axis. With a secondary axis they are drawn on
+    // the dual chart, whose primary no longer owns the right label area (plotters moves it to the
+    // secondary), so the right axis shows the secondary's ticks only.
+    macro_rules! primary {
+        ($chart:expr) => {{
+            {
+                let mut mesh = $chart.configure_mesh();
+                mesh.x_desc(spec.x_label)
+                    .y_desc(spec.y_label)
+                    .light_line_style(RGBColor(235, 235, 235));
+                let f;
+                if let Some(xf) = spec.x_fmt {
+                    f = xf;
+                    mesh.x_label_formatter(&f);
+                }
+                mesh.draw().map_err(|e| err(&e))?;
+            }
+            // Stacked: the running totals are drawn tallest first so each band shows its share.
+            let order: Vec<usize> = if extras.stacked {
+                (0..series.len()).rev().collect()
+            } else {
+                (0..series.len()).collect()
+            };
+            for i in order {
+                let (s, c) = (&series[i], colour(i));
+                let drawn = if extras.stacked {
+                    $chart.draw_series(
+                        AreaSeries::new(s.points.iter().copied(), 0.0, c.mix(0.45))
+                            .border_style(c.stroke_width(1)),
+                    )
+                } else {
+                    $chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                };
+                drawn
+                    .map_err(|e| err(&e))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(4))
+                    });
+            }
+            if let Some((name, xs)) = extras.markers.as_ref().filter(|m| !m.1.is_empty()) {
+                let grey = RGBColor(110, 110, 110);
+                $chart
+                    .draw_series(xs.iter().map(|x| {
+                        PathElement::new(vec![(*x, yr.0), (*x, yr.1)], grey.stroke_width(1))
+                    }))
+                    .map_err(|e| err(&e))?
+                    .label(*name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x + 9, y - 6), (x + 9, y + 6)], grey)
+                    });
+            }
+        }};
     }
     let legend = series.len() > 1
         || !series[0].name.is_empty()
@@ -339,6 +349,7 @@ fn draw_panel(
         Some((label, s2)) => {
             let y2 = range(s2.points.iter().map(|p| p.1), false);
             let mut chart = chart.set_secondary_coord(xr.0..xr.1, y2.0..y2.1);
+            primary!(chart);
             chart
                 .configure_secondary_axes()
                 .y_desc(*label)
@@ -357,7 +368,11 @@ fn draw_panel(
                 });
             legend!(chart);
         }
-        None => legend!(chart),
+        None => {
+            let mut chart = chart;
+            primary!(chart);
+            legend!(chart);
+        }
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
@@ -450,6 +465,43 @@ mod tests {
         assert!(
             svg.starts_with("<svg") && svg.contains("polyline") || svg.contains("path"),
             "{svg}"
+        );
+    }
+
+    #[test]
+    fn a_panel_overlays_a_second_axis_and_markers_and_keeps_the_right_axis_its_own() {
+        let spec = ChartSpec {
+            title: "t",
+            x_label: "time (s)",
+            y_label: "commits (tx/s)",
+            log_x: false,
+            log_y: false,
+            x_fmt: None,
+        };
+        let s = |name: &str, k: f64| Series {
+            name: name.into(),
+            points: (0..5).map(|i| (i as f64, k * i as f64)).collect(),
+        };
+        let svg = panel_chart(
+            &spec,
+            &[s("commits/s", 1000.0)],
+            &Extras {
+                secondary: Some(("WAL (MiB/s)", s("WAL written", 0.1))),
+                markers: Some(("checkpoint", vec![2.0])),
+                ..Extras::default()
+            },
+        );
+        let texts = |t: &str| svg.lines().filter(|l| l.trim() == t).count();
+        assert_eq!(texts("WAL (MiB/s)"), 1, "{svg}");
+        assert_eq!(
+            texts("commits (tx/s)"),
+            1,
+            "the primary's description is not repeated on the right"
+        );
+        assert_eq!(
+            texts("checkpoint") + texts("WAL written"),
+            2,
+            "both in the legend"
         );
     }
 }
