@@ -70,7 +70,7 @@ th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}td.note,td.s
 .bad{color:#b00020;font-weight:bold}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}\
 .verdict{font-size:17px;font-weight:bold;margin:8px 0;padding:6px 12px;border-radius:4px;background:#f4f6f8}\
 .verdict.pass{background:#e3f5e8;color:#0a6b23}.verdict.fail{background:#fde7ea;color:#9b001a}\
-.matrix td.v{text-align:center;font-weight:bold}.v.ok{background:#e3f5e8;color:#0a6b23}.v.permitted{background:#e8f0fb;color:#1f4e8c}.v.violation{background:#fde7ea;color:#9b001a}\
+.matrix td.v,.matrix th{text-align:center}.matrix td.v{font-weight:bold}.v.ok{background:#e3f5e8;color:#0a6b23}.v.permitted{background:#e8f0fb;color:#1f4e8c}.v.violation{background:#fde7ea;color:#9b001a}\
 .explain{font-size:13px;color:#333}.card{border:1px solid #ddd;border-left:5px solid #888;border-radius:4px;padding:8px 12px;margin:10px 0;font-size:13px}\
 .card.warning{border-left-color:#f0a020}.card.critical{border-left-color:#b00020}.card.info{border-left-color:#4a7fc1}.card p{margin:4px 0}\
 .sev{text-transform:uppercase;font-size:11px;font-weight:bold;color:#555}pre{background:#f6f8fa;padding:6px 8px;overflow-x:auto;white-space:pre-wrap;font-size:12px;margin:4px 0}\
