@@ -119,8 +119,8 @@ pub fn comparison_page(c: &Comparison, a: &Side, b: &Side) -> String {
     let svg = line_chart(
         &ChartSpec {
             title: "Throughput over time (first run of each side)",
-            x_label: "seconds since start",
-            y_label: "transactions/s",
+            x_label: "time since the load started (s)",
+            y_label: "throughput (tx/s)",
             log_x: false,
             log_y: false,
             x_fmt: None,

@@ -172,6 +172,20 @@ pub fn render_text(trends: &BTreeMap<String, Vec<Point>>, metric: Metric) -> Str
     s
 }
 
+/// The y axis description of `metric`, with its unit in parentheses.
+fn axis_label(metric: Metric) -> String {
+    let l = metric.label();
+    if let Some(p) = l.strip_suffix(" ms") {
+        format!("{p} latency (ms)")
+    } else if let Some(p) = l.strip_suffix(" %") {
+        format!("{p} rate (%)")
+    } else if metric == Metric::Tps {
+        "throughput (tx/s)".into()
+    } else {
+        format!("{l} (value)")
+    }
+}
+
 /// The HTML page: one chart (a series per label, x = run number within the label) and, per
 /// label, the table of runs with the settings changes that explain the steps.
 pub fn page(trends: &BTreeMap<String, Vec<Point>>, metric: Metric) -> String {
@@ -193,7 +207,7 @@ pub fn page(trends: &BTreeMap<String, Vec<Point>>, metric: Metric) -> String {
             &ChartSpec {
                 title: metric.label(),
                 x_label: "run number within the label (in start order)",
-                y_label: metric.label(),
+                y_label: &axis_label(metric),
                 log_x: false,
                 log_y: false,
                 x_fmt: Some(|x| format!("{x:.0}")),

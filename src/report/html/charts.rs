@@ -100,7 +100,11 @@ pub fn line_chart(spec: &ChartSpec, series: &[Series]) -> String {
         spec.log_y,
     );
     let mut buf = String::new();
-    let drawn = draw(&mut buf, spec, &clean, xr, yr);
+    let drawn = if spec.log_x || spec.log_y {
+        draw(&mut buf, spec, &clean, xr, yr)
+    } else {
+        draw_panel(&mut buf, spec, &clean, &Extras::default(), xr, yr)
+    };
     match drawn {
         Ok(()) => buf,
         Err(e) => format!(
@@ -163,13 +167,214 @@ fn draw(
         }};
     }
     let (x, y) = (xr.0..xr.1, yr.0..yr.1);
+    // Linear charts go through `draw_panel` (see `line_chart`).
     match (spec.log_x, spec.log_y) {
-        (false, false) => body!(b.build_cartesian_2d(x, y)),
         (true, false) => body!(b.build_cartesian_2d(x.log_scale(), y)),
         (false, true) => body!(b.build_cartesian_2d(x, y.log_scale())),
-        (true, true) => body!(b.build_cartesian_2d(x.log_scale(), y.log_scale())),
+        _ => body!(b.build_cartesian_2d(x.log_scale(), y.log_scale())),
     }
     root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// What a resource panel adds to a linear line chart (each part optional).
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// Draw the series as stacked areas, the first series at the bottom.
+    pub stacked: bool,
+    /// One line on a second y axis at the right: its axis description (with unit) and points.
+    pub secondary: Option<(&'a str, Series)>,
+    /// Instants marked by a vertical line (e.g. checkpoints): legend text and x values.
+    pub markers: Option<(&'a str, Vec<f64>)>,
+}
+
+/// A linear chart of `series` with `extras`, as an SVG element (empty when nothing to draw).
+pub fn panel_chart(spec: &ChartSpec, series: &[Series], extras: &Extras) -> String {
+    let finite = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        pts.iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    };
+    let mut clean: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            name: s.name.clone(),
+            points: finite(&s.points),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    if clean.is_empty() {
+        return String::new();
+    }
+    if extras.stacked {
+        // Each series becomes the running total up to itself, point by point.
+        for i in 1..clean.len() {
+            let below = clean[i - 1].points.clone();
+            let n = below.len().min(clean[i].points.len());
+            clean[i].points.truncate(n);
+            for (p, b) in clean[i].points.iter_mut().zip(&below) {
+                p.1 += b.1;
+            }
+        }
+    }
+    let secondary = extras.secondary.as_ref().map(|(l, s)| {
+        (
+            *l,
+            Series {
+                name: s.name.clone(),
+                points: finite(&s.points),
+            },
+        )
+    });
+    let xs = clean
+        .iter()
+        .chain(secondary.as_ref().map(|s| &s.1))
+        .flat_map(|s| s.points.iter().map(|p| p.0));
+    let xr = range(xs, false);
+    let yr = range(
+        clean.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+        false,
+    );
+    let extras = Extras {
+        stacked: extras.stacked,
+        secondary,
+        markers: extras.markers.clone(),
+    };
+    let mut buf = String::new();
+    match draw_panel(&mut buf, spec, &clean, &extras, xr, yr) {
+        Ok(()) => buf,
+        Err(e) => format!(
+            "<p class=\"err\">chart '{}' could not be drawn: {}</p>",
+            super::esc(spec.title),
+            super::esc(&e)
+        ),
+    }
+}
+
+fn draw_panel(
+    buf: &mut String,
+    spec: &ChartSpec,
+    series: &[Series],
+    extras: &Extras,
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let root = SVGBackend::with_string(buf, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.caption(spec.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(70);
+    if extras.secondary.is_some() {
+        b.right_y_label_area_size(70);
+    }
+    let chart = b
+        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+        .map_err(|e| err(&e))?;
+    // The mesh, series and markers of the primary axis. With a secondary axis they are drawn on
+    // the dual chart, whose primary no longer owns the right label area (plotters moves it to the
+    // secondary), so the right axis shows the secondary's ticks only.
+    macro_rules! primary {
+        ($chart:expr) => {{
+            {
+                let mut mesh = $chart.configure_mesh();
+                mesh.x_desc(spec.x_label)
+                    .y_desc(spec.y_label)
+                    .light_line_style(RGBColor(235, 235, 235));
+                let f;
+                if let Some(xf) = spec.x_fmt {
+                    f = xf;
+                    mesh.x_label_formatter(&f);
+                }
+                mesh.draw().map_err(|e| err(&e))?;
+            }
+            // Stacked: the running totals are drawn tallest first so each band shows its share.
+            let order: Vec<usize> = if extras.stacked {
+                (0..series.len()).rev().collect()
+            } else {
+                (0..series.len()).collect()
+            };
+            for i in order {
+                let (s, c) = (&series[i], colour(i));
+                let drawn = if extras.stacked {
+                    $chart.draw_series(
+                        AreaSeries::new(s.points.iter().copied(), 0.0, c.mix(0.45))
+                            .border_style(c.stroke_width(1)),
+                    )
+                } else {
+                    $chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                };
+                drawn
+                    .map_err(|e| err(&e))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(4))
+                    });
+            }
+            if let Some((name, xs)) = extras.markers.as_ref().filter(|m| !m.1.is_empty()) {
+                let grey = RGBColor(110, 110, 110);
+                $chart
+                    .draw_series(xs.iter().map(|x| {
+                        PathElement::new(vec![(*x, yr.0), (*x, yr.1)], grey.stroke_width(1))
+                    }))
+                    .map_err(|e| err(&e))?
+                    .label(*name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x + 9, y - 6), (x + 9, y + 6)], grey)
+                    });
+            }
+        }};
+    }
+    let legend = series.len() > 1
+        || !series[0].name.is_empty()
+        || extras.markers.is_some()
+        || extras.secondary.is_some();
+    macro_rules! legend {
+        ($chart:expr) => {
+            if legend {
+                $chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(200, 200, 200))
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+        };
+    }
+    match &extras.secondary {
+        Some((label, s2)) => {
+            let y2 = range(s2.points.iter().map(|p| p.1), false);
+            let mut chart = chart.set_secondary_coord(xr.0..xr.1, y2.0..y2.1);
+            primary!(chart);
+            chart
+                .configure_secondary_axes()
+                .y_desc(*label)
+                .draw()
+                .map_err(|e| err(&e))?;
+            let c = colour(series.len());
+            chart
+                .draw_secondary_series(LineSeries::new(
+                    s2.points.iter().copied(),
+                    c.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(s2.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(4))
+                });
+            legend!(chart);
+        }
+        None => {
+            let mut chart = chart;
+            primary!(chart);
+            legend!(chart);
+        }
+    }
+    root.present().map_err(|e| err(&e))?;
     Ok(())
 }
 
@@ -260,6 +465,43 @@ mod tests {
         assert!(
             svg.starts_with("<svg") && svg.contains("polyline") || svg.contains("path"),
             "{svg}"
+        );
+    }
+
+    #[test]
+    fn a_panel_overlays_a_second_axis_and_markers_and_keeps_the_right_axis_its_own() {
+        let spec = ChartSpec {
+            title: "t",
+            x_label: "time (s)",
+            y_label: "commits (tx/s)",
+            log_x: false,
+            log_y: false,
+            x_fmt: None,
+        };
+        let s = |name: &str, k: f64| Series {
+            name: name.into(),
+            points: (0..5).map(|i| (i as f64, k * i as f64)).collect(),
+        };
+        let svg = panel_chart(
+            &spec,
+            &[s("commits/s", 1000.0)],
+            &Extras {
+                secondary: Some(("WAL (MiB/s)", s("WAL written", 0.1))),
+                markers: Some(("checkpoint", vec![2.0])),
+                ..Extras::default()
+            },
+        );
+        let texts = |t: &str| svg.lines().filter(|l| l.trim() == t).count();
+        assert_eq!(texts("WAL (MiB/s)"), 1, "{svg}");
+        assert_eq!(
+            texts("commits (tx/s)"),
+            1,
+            "the primary's description is not repeated on the right"
+        );
+        assert_eq!(
+            texts("checkpoint") + texts("WAL written"),
+            2,
+            "both in the legend"
         );
     }
 }

@@ -40,6 +40,23 @@ pub const HANDLED: &[&str] = &[
     "/load/pool/connect",
     "/load/pool/connections_opened",
     "/load/pool/connect_failures",
+    "/load/measured_s",
+    "/load/client",
+    "/load/schedule_lag",
+    "/load/co_corrected",
+    "/load/server_check",
+    "/load/stalls",
+    "/load/aborted",
+    "/target_lost_at",
+    "/load_thread_panics",
+    "/data_size",
+    "/study",
+    "/hygiene",
+    "/criteria",
+    "/analysis",
+    "/isolation",
+    "/connections",
+    "/monitoring",
 ];
 
 /// Names of the time field in a point of a time series.
@@ -163,28 +180,49 @@ fn time_charts(title: &str, tk: &str, records: &[&Map<String, Value>], out: &mut
             }
         }
     }
+    let mut constant = Vec::new();
     for f in fields.iter().take(MAX_CHARTS) {
-        let points = records
-            .iter()
-            .filter_map(|r| Some((r.get(tk)?.as_f64()?, r.get(f.as_str())?.as_f64()?)))
-            .collect();
         let name = f.replace('_', " ");
+        let series = Series {
+            name: name.clone(),
+            points: records
+                .iter()
+                .filter_map(|r| Some((r.get(tk)?.as_f64()?, r.get(f.as_str())?.as_f64()?)))
+                .collect(),
+        };
+        if let Some(v) = super::panels::constant_value(&series) {
+            constant.push(format!(
+                "<span class=\"series\" data-series=\"{}\">{}: {}</span>",
+                esc(&name),
+                esc(&name),
+                super::panels::human(v)
+            ));
+            continue;
+        }
         let chart_title = format!("{title}: {name}");
-        out.push_str(&line_chart(
+        let y_label = format!("{name} ({})", unit_of(f));
+        let svg = line_chart(
             &ChartSpec {
                 title: &chart_title,
-                x_label: "seconds since start",
-                y_label: &name,
+                x_label: "time (s)",
+                y_label: &y_label,
                 log_x: false,
                 log_y: false,
                 x_fmt: None,
             },
             &[Series {
                 name: String::new(),
-                points,
+                points: series.points,
             }],
-        ));
-        out.push('\n');
+        );
+        out.push_str(&super::panels::figure(&svg, &name));
+    }
+    if !constant.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"constant meta\">Constant, so not drawn: {}.</p>",
+            constant.join("; ")
+        );
     }
 }
 
@@ -221,7 +259,8 @@ fn table(records: &[&Map<String, Value>], out: &mut String) {
 }
 
 /// A table cell: scalars as text, latency summaries as `p50 / p99 ms (n)`, other nested values
-/// as compact JSON without serialized histograms, cut to a readable length.
+/// flattened to `key value` text (never JSON), without serialized histograms, cut to a readable
+/// length.
 fn cell(v: &Value) -> String {
     if let Some(s) = scalar(v) {
         return s;
@@ -234,12 +273,31 @@ fn cell(v: &Value) -> String {
     if let Value::Object(m) = &mut v {
         m.remove("histogram");
     }
-    let s = v.to_string();
+    let s = super::analysis::text(&v);
     if s.chars().count() > 160 {
         format!("{}…", s.chars().take(160).collect::<String>())
     } else {
         s
     }
+}
+
+/// The unit a field's name implies (`_ms`, `_s`, `_bytes`, `_percent` ...), for an axis label.
+fn unit_of(field: &str) -> &'static str {
+    const SUFFIXES: &[(&str, &str)] = &[
+        ("_bytes_s", "bytes/s"),
+        ("_per_s", "per s"),
+        ("_ms", "ms"),
+        ("_us", "µs"),
+        ("_s", "s"),
+        ("_bytes", "bytes"),
+        ("_percent", "%"),
+        ("_pct", "%"),
+        ("_ratio", "ratio"),
+    ];
+    SUFFIXES
+        .iter()
+        .find(|(suf, _)| field.ends_with(suf))
+        .map_or("count", |(_, u)| u)
 }
 
 #[cfg(test)]
@@ -249,14 +307,26 @@ mod tests {
     #[test]
     fn unknown_time_series_become_charts_and_records_become_tables() {
         let v = serde_json::json!({
-            "monitor": {"host": [{"t_s": 0.0, "cpu_pct": 10.0}, {"t_s": 1.0, "cpu_pct": 30.0}]},
-            "criteria": [{"name": "p99 under 50 ms", "passed": true}],
+            "monitor": {"host": [
+                {"t_s": 0.0, "cpu_pct": 10.0, "swap": 0},
+                {"t_s": 1.0, "cpu_pct": 30.0, "swap": 0}
+            ]},
+            "goals": [{"name": "p99 under 50 ms", "passed": true, "detail": {"n": 3}}],
         });
         let mut out = String::new();
         walk("", &v, &mut out);
-        assert!(out.contains("<svg"), "{out}");
+        assert_eq!(out.matches("<svg").count(), 1, "{out}");
+        assert!(
+            out.contains("cpu pct (%)"),
+            "the axis names its unit: {out}"
+        );
+        assert!(
+            out.contains("swap: 0"),
+            "the constant series is noted: {out}"
+        );
         assert!(out.contains("p99 under 50 ms"));
-        assert!(out.contains("<h2>criteria</h2>"));
+        assert!(out.contains("<td>n 3</td>"), "nested values as text: {out}");
+        assert!(out.contains("<h2>goals</h2>"));
     }
 
     #[test]

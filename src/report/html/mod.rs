@@ -10,9 +10,16 @@
 //! [`generic`]). To give a new section a dedicated renderer, add a function to `RUN_SECTIONS` and
 //! its key to [`generic::HANDLED`].
 
+mod analysis;
 pub mod charts;
+mod connections;
+mod details;
 pub mod generic;
+mod isolation;
+pub mod panels;
+mod resources;
 mod sweep;
+mod verdict;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -54,12 +61,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:960px;color:#222;background:#fff}\
-h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}\
-table{border-collapse:collapse;font-size:13px;margin:8px 0;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}\
-th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}.meta{color:#555;font-size:13px}\
-.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:4px 0;font-size:13px}\
-.bad{color:#b00020;font-weight:bold}.verdict{font-size:16px;font-weight:bold;margin:8px 0}h3{font-size:15px;margin-top:18px}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}svg{display:block;margin:6px 0}";
+const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:16px auto;max-width:960px;color:#222;background:#fff;padding:0 12px}\
+h1{font-size:21px;margin:0 0 2px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}h3{font-size:15px;margin-top:18px}\
+table{border-collapse:collapse;font-size:13px;margin:8px 0;max-width:100%}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}\
+th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}td.note,td.sql{text-align:left;color:#555;font-size:12px;overflow-wrap:anywhere}#criteria th:last-child,.kv td{text-align:left}\
+.meta{color:#555;font-size:13px}.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:5px 10px;margin:4px 0;font-size:13px}\
+.bad{color:#b00020;font-weight:bold}.good{color:#0a7d28;font-weight:bold}.err{color:#b00020}\
+.verdict{font-size:17px;font-weight:bold;margin:8px 0;padding:6px 12px;border-radius:4px;background:#f4f6f8}\
+.verdict.pass{background:#e3f5e8;color:#0a6b23}.verdict.fail{background:#fde7ea;color:#9b001a}\
+.matrix td.v,.matrix th{text-align:center}.matrix td.v{font-weight:bold}.v.ok{background:#e3f5e8;color:#0a6b23}.v.permitted{background:#e8f0fb;color:#1f4e8c}.v.violation{background:#fde7ea;color:#9b001a}\
+.explain{font-size:13px;color:#333}.card{border:1px solid #ddd;border-left:5px solid #888;border-radius:4px;padding:8px 12px;margin:10px 0;font-size:13px}\
+.card.warning{border-left-color:#f0a020}.card.critical{border-left-color:#b00020}.card.info{border-left-color:#4a7fc1}.card p{margin:4px 0}\
+.sev{text-transform:uppercase;font-size:11px;font-weight:bold;color:#555}pre{background:#f6f8fa;padding:6px 8px;overflow-x:auto;white-space:pre-wrap;font-size:12px;margin:4px 0}\
+summary{cursor:pointer;font-weight:bold;font-size:14px;margin:8px 0}figure{margin:8px 0}svg{display:block;max-width:100%;height:auto}\
+@media print{body{max-width:none;margin:0}h2{break-after:avoid}figure,.card,table{break-inside:avoid}}";
 
 /// A whole page around `body`, with the shared style.
 pub(crate) fn page(title: &str, body: &str) -> String {
@@ -75,14 +90,19 @@ pub type Section = fn(&RunDocument) -> Option<String>;
 
 /// The sections of a run page, in order.
 pub const RUN_SECTIONS: &[Section] = &[
-    header,
-    warnings,
+    verdict::section,
     sweep::section,
     summary_table,
     latency_spectrum,
     throughput_over_time,
+    details::load_health,
     pool,
+    connections::section,
+    resources::section,
+    isolation::section,
+    analysis::section,
     merged_from,
+    details::run_context,
 ];
 
 /// The page of one run.
@@ -95,65 +115,6 @@ pub fn run_page(doc: &RunDocument) -> String {
     }
     body.push_str(&generic::other_sections(doc));
     page(&format!("pgstorm {}", doc.run_id), &body)
-}
-
-fn header(doc: &RunDocument) -> Option<String> {
-    let mut s = format!(
-        "<h1>pgstorm {}: {}</h1>\n",
-        esc(&doc.scenario),
-        esc(&doc.run_id)
-    );
-    let _ = write!(
-        s,
-        "<p class=\"meta\">{} &rarr; {}{}<br>target {} &middot; PostgreSQL {} &middot; load host {} ({} CPUs)",
-        esc(&doc.started_at),
-        esc(&doc.finished_at),
-        if doc.interrupted { " <span class=\"bad\">(interrupted)</span>" } else { "" },
-        esc(&doc.target.dsn),
-        esc(&doc.target.server.server_version),
-        esc(&doc.host.hostname),
-        doc.host.cpus
-    );
-    if let Some(d) = &doc.dataset {
-        let _ = write!(s, " &middot; dataset scale {} (seed {})", d.scale, d.seed);
-    }
-    if let Some(l) = &doc.load {
-        let c = &l.config;
-        let _ = write!(
-            s,
-            "<br>{} clients, {}, protocol {}, latency from {}, warmup {} s",
-            c.clients,
-            c.rate.map_or("closed loop".to_string(), |r| format!(
-                "open loop at {r:.0} tx/s"
-            )),
-            esc(&c.protocol),
-            esc(&c.latency_from.replace('_', " ")),
-            c.warmup_s
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<br>command: <code>{}</code></p>",
-        esc(&doc.command.join(" "))
-    );
-    Some(s)
-}
-
-fn warnings(doc: &RunDocument) -> Option<String> {
-    if doc.warnings.is_empty() {
-        return None;
-    }
-    let mut s = String::from("<h2>Warnings</h2>\n");
-    for w in &doc.warnings {
-        let _ = writeln!(
-            s,
-            "<div class=\"warn\"><b>{}</b>: {}<br><span class=\"meta\">{}</span></div>",
-            esc(w.code.as_str()),
-            esc(&w.message),
-            esc(w.code.explanation())
-        );
-    }
-    Some(s)
 }
 
 fn summary_table(doc: &RunDocument) -> Option<String> {
@@ -198,7 +159,8 @@ fn hists(l: &LoadResult) -> Vec<(String, Hist)> {
 fn latency_spectrum(doc: &RunDocument) -> Option<String> {
     let l = doc.load.as_ref()?;
     let svg = charts::spectrum("Latency percentile spectrum by query type", &hists(l));
-    (!svg.is_empty()).then(|| format!("<h2>Latency percentile spectrum</h2>\n{svg}\n"))
+    let names: Vec<String> = hists(l).into_iter().map(|(n, _)| n).collect();
+    (!svg.is_empty()).then(|| panels::figure(&svg, &names.join("|")))
 }
 
 fn throughput_over_time(doc: &RunDocument) -> Option<String> {
@@ -209,21 +171,21 @@ fn throughput_over_time(doc: &RunDocument) -> Option<String> {
     let ts = &l.timeseries;
     let spec = |title, y_label| ChartSpec {
         title,
-        x_label: "seconds since start",
+        x_label: "time since the load started (s)",
         y_label,
         log_x: false,
         log_y: false,
         x_fmt: None,
     };
     let tps = line_chart(
-        &spec("Throughput", "transactions/s"),
+        &spec("Throughput", "throughput (tx/s)"),
         &[Series {
             name: "tps".into(),
             points: ts.iter().map(|p| (p.t_s, p.tps)).collect(),
         }],
     );
     let lat = line_chart(
-        &spec("Latency per interval", "ms"),
+        &spec("Latency per interval", "latency (ms)"),
         &[
             Series {
                 name: "p99".into(),
@@ -241,7 +203,11 @@ fn throughput_over_time(doc: &RunDocument) -> Option<String> {
     } else {
         String::new()
     };
-    Some(format!("<h2>Over time</h2>\n{note}{tps}\n{lat}\n"))
+    Some(format!(
+        "<h3>Over time</h3>\n{note}{}{}",
+        panels::figure(&tps, "tps"),
+        panels::figure(&lat, "p99|p50")
+    ))
 }
 
 fn pool(doc: &RunDocument) -> Option<String> {
@@ -253,7 +219,7 @@ fn pool(doc: &RunDocument) -> Option<String> {
         )
     };
     Some(format!(
-        "<h2>Pool</h2>\n<p class=\"meta\">{} connections opened, {} connect failures</p>\n\
+        "<h3>Pool</h3>\n<p class=\"meta\">{} connections opened, {} connect failures</p>\n\
          <table><tr><th></th><th>count</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n{}{}</table>\n",
         p.connections_opened,
         p.connect_failures,

@@ -1,4 +1,5 @@
-//! The sweep section of report.html: the recommendation first, then the USL chart (the same SVG
+//! The sweep section of report.html: the reasons behind the recommendation (which itself is the
+//! page's verdict line, see `verdict`), then the USL chart (the same SVG
 //! as `sweep.svg`, inline), the table of levels (clients vs throughput and latency, the model's
 //! throughput beside the measured one, the SLO verdict), the model's coefficients and limit, and
 //! the open-loop rate search.
@@ -18,11 +19,12 @@ use crate::report::{sweep_chart, sweep_out};
 pub fn section(doc: &RunDocument) -> Option<String> {
     let sw = doc.sweep.as_ref()?;
     let mut s = String::from("<h2>Pool-size sweep</h2>\n");
-    let mut rec = sweep_out::recommendation_lines(sw).into_iter();
-    if let Some(first) = rec.next() {
-        let _ = writeln!(s, "<p class=\"verdict\">{}</p>", esc(&first));
-    }
-    let rest: Vec<String> = rec.map(|l| esc(&l)).collect();
+    // The first line (the recommendation) is the page's verdict line; the reasons follow here.
+    let rest: Vec<String> = sweep_out::recommendation_lines(sw)
+        .into_iter()
+        .skip(1)
+        .map(|l| esc(&l))
+        .collect();
     if !rest.is_empty() {
         let _ = writeln!(s, "<p class=\"meta\">{}</p>", rest.join("<br>"));
     }
@@ -146,7 +148,13 @@ mod tests {
         let doc = sweep_doc();
         let sw = doc.sweep.as_ref().unwrap();
         let html = section(&doc).expect("a sweep section");
-        assert!(html.contains("recommended pool size"), "{html}");
+        let page = super::super::run_page(&doc);
+        assert_eq!(
+            page.matches("recommended pool size").count(),
+            1,
+            "the recommendation is the verdict line, once"
+        );
+        assert!(page.find("recommended pool size") < page.find("<h2>Pool-size sweep"));
         assert!(html.contains("<svg"), "the chart is inline");
         assert!(!html.contains("<?xml"), "no XML declaration inside HTML");
         for l in &sw.levels {
@@ -156,7 +164,6 @@ mod tests {
                 l.clients
             );
         }
-        let page = super::super::run_page(&doc);
         assert!(
             !page.contains("<h2>sweep"),
             "the generic renderer no longer dumps the sweep section as tables"

@@ -1,0 +1,195 @@
+//! The supporting parts of report.html: the load's own health (client cost, schedule lag, stalls,
+//! aborted clients, the server's view of the transaction count) after the latency charts, and at
+//! the end the run's context (command, hosts, dataset, data size, what pgstorm did to the server
+//! before the run) with the server settings snapshot collapsed.
+//!
+//! Invariants: rendered from the document only; every figure is text with its unit, never JSON.
+
+use std::fmt::Write as _;
+
+use super::esc;
+use super::panels::{human, MIB};
+use crate::report::hygiene::StepStatus;
+use crate::report::model::RunDocument;
+
+/// The load's own health, or None without a query load.
+pub fn load_health(doc: &RunDocument) -> Option<String> {
+    let l = doc.load.as_ref()?;
+    let c = &l.client;
+    let mut rows = vec![
+        (
+            "pgstorm's CPU".to_string(),
+            format!(
+                "{:.2} s user + {:.2} s system, {:.1} µs per transaction, {:.0} % of the host",
+                c.cpu_user_s,
+                c.cpu_system_s,
+                c.cpu_us_per_tx,
+                c.cpu_share_of_host * 100.0
+            ),
+        ),
+        (
+            "pgstorm's peak memory".into(),
+            format!("{:.0} MiB", c.peak_rss_bytes as f64 / MIB),
+        ),
+        (
+            "measured".into(),
+            format!("{:.1} s, {} clients", l.measured_s, l.config.clients),
+        ),
+    ];
+    if let Some(sl) = &l.schedule_lag {
+        rows.push((
+            "schedule lag p50 / p99 / max".into(),
+            format!("{:.3} / {:.3} / {:.3} ms", sl.p50_ms, sl.p99_ms, sl.max_ms),
+        ));
+    }
+    if let Some(co) = &l.co_corrected {
+        rows.push((
+            "latency corrected for coordinated omission p50 / p99".into(),
+            format!("{:.3} / {:.3} ms", co.p50_ms, co.p99_ms),
+        ));
+    }
+    if let Some(sc) = &l.server_check {
+        rows.push((
+            "server commits + rollbacks vs client transactions".into(),
+            format!(
+                "{} + {} vs {} (ratio {:.3})",
+                sc.xact_commit, sc.xact_rollback, sc.client_transactions, sc.ratio
+            ),
+        ));
+    }
+    for st in &l.stalls {
+        rows.push((
+            format!("stall at {:.1} s", st.start_s),
+            format!(
+                "{:.2} s, {} of {} clients waiting > {:.0} ms{}",
+                st.duration_s,
+                st.clients_waiting,
+                st.clients_required,
+                st.threshold_ms,
+                if st.client_side {
+                    " (the client itself paused)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    for a in &l.aborted {
+        rows.push((
+            format!("{} client(s) aborted", a.clients),
+            format!(
+                "{}{}",
+                a.sqlstate
+                    .as_ref()
+                    .map(|s| format!("SQLSTATE {s}: "))
+                    .unwrap_or_default(),
+                a.message
+            ),
+        ));
+    }
+    let mut s = String::from("<h3>Load health</h3>\n<table>");
+    for (k, v) in rows {
+        let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&k), esc(&v));
+    }
+    s.push_str("</table>\n");
+    Some(s)
+}
+
+/// Command, hosts, dataset, hygiene and the settings snapshot.
+pub fn run_context(doc: &RunDocument) -> Option<String> {
+    let h = &doc.host;
+    let mut s = format!(
+        "<h2>Run details</h2>\n<table class=\"kv\"><tr><td>command</td><td class=\"sql\"><code>{}</code></td></tr>\
+         <tr><td>pgstorm</td><td>{} ({})</td></tr>\
+         <tr><td>load host</td><td>{}, {} &middot; {} CPUs ({}) &middot; {:.0} MiB RAM &middot; clock {}</td></tr>\
+         <tr><td>server</td><td>PostgreSQL {} &middot; max_connections {} &middot; target from {}</td></tr>",
+        esc(&doc.command.join(" ")),
+        esc(&doc.pgstorm.version),
+        esc(&doc.pgstorm.git_commit),
+        esc(&h.hostname),
+        esc(&h.os),
+        h.cpus,
+        esc(&h.cpu_model),
+        h.memory_bytes as f64 / MIB,
+        esc(&h.clocksource),
+        esc(&doc.target.server.server_version),
+        doc.target.server.max_connections,
+        esc(&format!("{:?}", doc.target.source).to_lowercase())
+    );
+    if let Some(d) = &doc.dataset {
+        let _ = write!(
+            s,
+            "<tr><td>dataset</td><td>scale {} (seed {}): {} partners, {} orders, {} lines</td></tr>",
+            d.scale, d.seed, d.partners, d.orders, d.lines
+        );
+    }
+    if let Some(ds) = &doc.data_size {
+        let tables: Vec<String> = ds
+            .tables
+            .iter()
+            .map(|t| format!("{} {} MiB", t.name, human(t.bytes as f64 / MIB)))
+            .collect();
+        let _ = write!(
+            s,
+            "<tr><td>data size</td><td>{} MiB ({}) vs shared_buffers {} MiB</td></tr>",
+            human(ds.total_bytes as f64 / MIB),
+            esc(&tables.join(", ")),
+            human(ds.shared_buffers_bytes as f64 / MIB)
+        );
+    }
+    if let Some(st) = &doc.study {
+        let _ = write!(
+            s,
+            "<tr><td>study</td><td>{} side {}, pair {} of {}</td></tr>",
+            esc(&st.id),
+            esc(&st.side),
+            st.pair,
+            st.pairs
+        );
+    }
+    s.push_str("</table>\n");
+    if let Some(hy) = &doc.hygiene {
+        s.push_str(
+            "<h3>Before the run</h3>\n<table><tr><th>action</th><th>result</th><th>ms</th></tr>",
+        );
+        for st in &hy.steps {
+            let result = match st.status {
+                StepStatus::Done => "done".to_string(),
+                StepStatus::Skipped => format!("skipped: {}", st.reason.as_deref().unwrap_or("")),
+                StepStatus::Failed => format!("failed: {}", st.reason.as_deref().unwrap_or("")),
+            };
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{:.0}</td></tr>",
+                esc(&st.action),
+                esc(&result),
+                st.duration_ms
+            );
+        }
+        for (name, hook) in [("--pre-sql", &hy.pre_sql), ("--post-sql", &hy.post_sql)] {
+            if let Some(k) = hook {
+                let _ = write!(
+                    s,
+                    "<tr><td>{name} {}</td><td>{}</td><td>{:.0}</td></tr>",
+                    esc(&k.file),
+                    esc(&k.error.clone().unwrap_or_else(|| "ok".into())),
+                    k.duration_ms
+                );
+            }
+        }
+        s.push_str("</table>\n");
+    }
+    let settings = &doc.target.server.settings;
+    if !settings.is_empty() {
+        let _ = write!(
+            s,
+            "<details><summary>Server settings snapshot ({} settings)</summary><table><tr><th>setting</th><th>value</th></tr>",
+            settings.len()
+        );
+        for (k, v) in settings {
+            let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
+        }
+        s.push_str("</table></details>\n");
+    }
+    Some(s)
+}
