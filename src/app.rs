@@ -691,12 +691,6 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
         hygiene: hygiene_options(a.no_vacuum, &a.pre_sql, &a.post_sql)?,
         ..QueriesOptions::default()
     };
-    if a.jobs.is_some() && (!o.mix.is_empty() || o.scripts.is_empty()) {
-        return Err(error::usage(
-            "-j: the multiplexed driver runs pgbench scripts (-f/-b) only; drop -j (and \
-                 --mix) to run the built-in query types with one thread per client",
-        ));
-    }
     let e = &mut o.engine;
     e.clients = a.clients.get();
     e.threads = a.jobs.map(|j| j.min(a.clients).get());
@@ -1040,6 +1034,7 @@ fn suite_options(
         start_at,
         overrides: crate::scenarios::suite::LoadOverrides {
             clients: a.clients.map(Count::get),
+            threads: a.jobs.map(Count::get),
             duration: a.time.map(Secs::duration),
             warmup: a.warmup.map(Secs::duration),
             mix: a.mix.clone(),

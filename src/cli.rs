@@ -101,6 +101,9 @@ pub struct RunArgs {
     /// clients instead of the profile's
     #[argh(option, short = 'c', from_str_fn(args::count))]
     pub clients: Option<Count>,
+    /// run the query load on N threads that share the clients' connections like pgbench -j (nonblocking, no pool) instead of one thread per client
+    #[argh(option, short = 'j', from_str_fn(args::count))]
+    pub jobs: Option<Count>,
     /// measured seconds instead of the profile's
     #[argh(option, short = 'T', from_str_fn(args::secs))]
     pub time: Option<Secs>,
@@ -235,7 +238,7 @@ pub struct QueriesArgs {
         from_str_fn(args::count)
     )]
     pub clients: Count,
-    /// threads that share the clients' connections like pgbench -j (nonblocking, no pool; -f/-b scripts only)
+    /// threads that share the clients' connections like pgbench -j (nonblocking, no pool)
     #[argh(option, short = 'j', from_str_fn(args::count))]
     pub jobs: Option<Count>,
     /// duration in seconds, after the warmup (default 10)

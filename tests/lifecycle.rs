@@ -18,9 +18,7 @@ use pgstorm::sandbox::{Sandbox, SandboxOptions};
 use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::{Session, TargetOptions};
 use pgstorm::workload::script::{Predefined, Script};
-use pgstorm::workload::{
-    ClientState, DataRange, ExecCtx, ExecError, Protocol, QueryType, Workload,
-};
+use pgstorm::workload::{ClientState, ExecCtx, ExecError, Protocol, QueryType, Workload};
 
 fn read_doc(dir: &Path) -> RunDocument {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
@@ -327,7 +325,7 @@ impl QueryType for PanicsAfter {
         if self.done.fetch_add(1, Ordering::Relaxed) + 1 == self.after {
             panic!("deliberate panic after {} executions", self.after);
         }
-        ctx.run(0, "SELECT 1", &[])?;
+        ctx.client.batch_execute("SELECT 1")?;
         Ok(())
     }
 }
@@ -361,15 +359,6 @@ impl QueryType for ScriptPanicsAfter {
             panic!("deliberate panic in a multiplexed load thread");
         }
         Some(&self.script)
-    }
-}
-
-fn no_data() -> DataRange {
-    DataRange {
-        partners: 0,
-        orders: 0,
-        start_us: 0,
-        end_us: 0,
     }
 }
 
@@ -430,7 +419,6 @@ fn a_panicking_pool_worker_is_exit_4_with_its_message_in_run_json() {
             1,
         )],
         Protocol::Prepared,
-        no_data(),
     )
     .unwrap();
     a_panic_is_exit_4_with_its_message("life_panic_pool", w, None, "deliberate panic after 200");
@@ -449,7 +437,6 @@ fn a_panicking_multiplexed_thread_is_exit_4_with_its_message_in_run_json() {
             1,
         )],
         Protocol::Prepared,
-        no_data(),
     )
     .unwrap();
     a_panic_is_exit_4_with_its_message(

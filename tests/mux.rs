@@ -5,8 +5,8 @@
 //! open-loop run measures a server stall from the intended start (coordinated omission); `-t`
 //! runs exactly that many transactions per client; a server on this host leaves the load
 //! threads unpinned; a COPY with the client is refused before the
-//! run and, if a variable smuggles one in, at run time without hanging; and `-j` refuses the
-//! built-in query types.
+//! run and, if a variable smuggles one in, at run time without hanging; and `-j` runs the
+//! built-in query types from the command line (their counts: `tests/builtin_types.rs`).
 
 mod common;
 
@@ -267,11 +267,40 @@ fn a_local_server_means_unpinned_load_threads() {
 }
 
 #[test]
-fn jobs_refuse_the_builtin_query_types_with_exit_2() {
-    let dsn = common::database("mux_usage");
-    let (code, err) = common::run_pgstorm(&["queries", "--dsn", &dsn, "-j", "2"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("-f/-b"), "{err}");
+fn jobs_run_the_builtin_query_types_from_the_command_line() {
+    // `queries --mix ... -j N` and `run -j N` plan the multiplexed driver for the built-in types.
+    match pgstorm::app::plan(&["queries", "--mix", "point=1,join=1", "-c", "4", "-j", "2"]) {
+        Ok(pgstorm::app::Plan::Queries(o, _)) => {
+            assert_eq!(
+                (o.mix.as_str(), o.engine.threads),
+                ("point=1,join=1", Some(2))
+            );
+        }
+        other => panic!("not a queries plan: {:?}", other.map(|_| ())),
+    }
+    match pgstorm::app::plan(&["run", "-j", "3"]) {
+        Ok(pgstorm::app::Plan::Suite(o)) => assert_eq!(o.overrides.threads, Some(3)),
+        other => panic!("not a suite plan: {:?}", other.map(|_| ())),
+    }
+    let dsn = common::database("mux_builtin_cli");
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().to_str().unwrap();
+    let (code, err) = common::run_pgstorm(&[
+        "queries",
+        "--dsn",
+        &dsn,
+        "--mix",
+        "point=3,transaction=1",
+        "-c",
+        "3",
+        "-j",
+        "2",
+        "-t",
+        "5",
+        "--results-dir",
+        results,
+    ]);
+    assert_eq!(code, 0, "{err}");
     let (code, err) = common::run_pgstorm(&["queries", "--dsn", &dsn, "-b", "select", "-j", "0"]);
     assert_eq!(code, 2, "{err}");
 }

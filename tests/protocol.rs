@@ -46,7 +46,7 @@ fn run(results: &Path, db: &str, mix: &str, protocol: Protocol, secs: u64) -> Ru
 
 /// The SQL of statement `idx` of built-in type `name`, as the server logs it.
 fn sql(name: &str, idx: usize) -> String {
-    builtin::by_name(name).unwrap().statements()[idx].clone()
+    builtin::statements(name).unwrap()[idx].clone()
 }
 
 #[test]

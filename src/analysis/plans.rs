@@ -151,13 +151,13 @@ pub fn explain_workload(
     let mut out = Vec::new();
     let mut buf = String::new();
     for name in types {
-        let (Some(qt), Some(params)) = (
-            builtin::by_name(name),
+        let (Some(statements), Some(params)) = (
+            builtin::statements(name),
             builtin::representative_params(name, data),
         ) else {
             continue;
         };
-        for (sql, p) in qt.statements().iter().zip(&params) {
+        for (sql, p) in statements.iter().zip(&params) {
             let Some(p) = p else { continue };
             render_simple(&mut buf, sql, p);
             out.push(explain_one(client, name, &buf));

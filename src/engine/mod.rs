@@ -51,7 +51,7 @@ use crate::workload::Workload;
 pub struct EngineConfig {
     /// Clients: connections, and worker threads unless `threads` is set.
     pub clients: u32,
-    /// Threads of the multiplexed driver (`-j`, pgbench scripts only), each serving its share of
+    /// Threads of the multiplexed driver (`-j`, every type a script), each serving its share of
     /// the clients' connections; `None`: one thread per client over the pool.
     pub threads: Option<u32>,
     /// Measured duration (after warmup); `None` with a transaction limit.

@@ -375,7 +375,8 @@ impl Worker {
     /// Whether a script's client ends here after failing with `e`, as pgbench aborts a client
     /// (see [`ErrorClass::aborts_script_client`]); if so the script keeps its message.
     fn abort_if_pgbench_would(&self, kind: usize, e: &ExecError, scratch: &Scratch) -> bool {
-        let Some(script) = self.shared.workload.types[kind].as_script() else {
+        let script = self.shared.workload.types[kind].as_script();
+        let Some(script) = script.filter(|s| s.aborts_clients()) else {
             return false;
         };
         let aborts =

@@ -197,9 +197,8 @@ pub fn run_on(session: &mut Session, opts: &ConnectionsOptions) -> Result<Outcom
         }
     };
     let workload = Arc::new(Workload::new(
-        builtin::from_mix(&mix)?,
+        builtin::from_mix(&mix, &data, cfg.seed)?,
         opts.protocol,
-        data,
     )?);
 
     let started = chrono::Utc::now();

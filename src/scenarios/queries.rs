@@ -404,9 +404,9 @@ pub fn measure_with(
             end_us: m.data_end.timestamp_micros(),
         },
     );
-    let mut entries = builtin::from_mix(&mix)?;
+    let mut entries = builtin::from_mix(&mix, &data, opts.engine.seed)?;
     entries.extend(load_scripts(session, opts)?);
-    let mut workload = Workload::new(entries, opts.protocol, data)?;
+    let mut workload = Workload::new(entries, opts.protocol)?;
     workload.per_command = opts.per_command;
     let tables = hygiene::workload_tables(!mix.is_empty(), !opts.scripts.is_empty());
     let section = hygiene::before_run(session, &opts.hygiene, &tables)?;

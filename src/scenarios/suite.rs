@@ -165,7 +165,7 @@ pub struct SuiteOptions {
     pub repeat: u32,
     /// Hold the load until this moment (`--start-at`).
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Overrides of the profile's load (`-c`, `-T`, `--warmup`, `--mix`).
+    /// Overrides of the profile's load (`-c`, `-j`, `-T`, `--warmup`, `--mix`).
     pub overrides: LoadOverrides,
     /// Advisor scope.
     pub advisor: AdvisorOptions,
@@ -180,6 +180,8 @@ pub struct SuiteOptions {
 pub struct LoadOverrides {
     /// Clients.
     pub clients: Option<u32>,
+    /// Threads of the multiplexed driver (`-j`) for the query load; `None`: the pool driver.
+    pub threads: Option<u32>,
     /// Measured duration.
     pub duration: Option<Duration>,
     /// Warmup.
@@ -211,6 +213,9 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
     }
     if let Some(c) = o.clients {
         q.engine.clients = c;
+    }
+    if let Some(j) = o.threads {
+        q.engine.threads = Some(j.min(q.engine.clients));
     }
     if let Some(d) = o.duration {
         q.engine.duration = Some(d);

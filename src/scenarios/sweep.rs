@@ -224,9 +224,8 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         end_us: marker.data_end.timestamp_micros(),
     };
     let workload = Arc::new(Workload::new(
-        builtin::from_mix(&mix)?,
+        builtin::from_mix(&mix, &data, opts.engine.seed)?,
         opts.protocol,
-        data,
     )?);
 
     let started = chrono::Utc::now();

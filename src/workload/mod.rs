@@ -2,10 +2,10 @@
 //!
 //! A [`Workload`] is a weighted set of [`QueryType`]s. Each query type declares the statements it
 //! needs; the engine prepares them once per connection (protocol `prepared`) and keeps them with
-//! the connection ([`Conn`]). Executing a query type must not allocate on the client side beyond
-//! what the driver itself does: parameters live on the stack ([`Param`]), and the simple protocol
-//! renders its SQL into a per-worker scratch buffer that is reused. Every protocol sends a
-//! statement in one round trip and drains its rows without collecting them ([`ExecCtx::run`]).
+//! the connection ([`Conn`]). Every type pgstorm builds is a pgbench script ([`script`]): the
+//! built-in POS types ([`builtin`]) are scripts built in code, so the one script executor runs
+//! every type on both drivers. [`Param`] and [`render_simple`] give the advisor the built-in
+//! statements with representative values to `EXPLAIN`.
 
 pub mod builtin;
 mod param;
@@ -15,7 +15,6 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use anyhow::Result;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Statement};
 use serde::{Deserialize, Serialize};
 
@@ -135,47 +134,12 @@ pub struct ExecCtx<'a> {
     pub rng: &'a mut Rng,
     /// Reusable text buffer for the simple protocol.
     pub buf: &'a mut String,
-    /// Where the data is.
-    pub data: &'a DataRange,
     /// The worker's index (pgbench's `:client_id`).
     pub client_id: usize,
     /// This query type's per-client state.
     pub state: &'a mut ClientState,
     /// Per-command statistics of this type, when per-command reporting is on.
     pub commands: Option<&'a mut Vec<CommandStat>>,
-}
-
-impl ExecCtx<'_> {
-    /// Runs statement `idx` (SQL `sql`) with `params` in one round trip using the configured
-    /// protocol, as pgbench's `-M` does: `prepared` binds the statement prepared on this
-    /// connection, `extended` parses the unnamed statement in the same message batch as its
-    /// bind and execute (not `Client::query(&str)`, which prepares a named statement first: a
-    /// second round trip), `simple` sends the rendered text. The rows are drained as they arrive
-    /// and never collected, so no protocol allocates rows per query.
-    pub fn run(&mut self, idx: usize, sql: &str, params: &[Param]) -> Result<(), postgres::Error> {
-        match self.protocol {
-            Protocol::Prepared => drain(
-                self.client
-                    .query_raw(&self.prepared[idx], params.iter().copied())?,
-            ),
-            Protocol::Extended => drain(
-                self.client
-                    .query_typed_raw(sql, params.iter().map(|p| (*p, p.sql_type())))?,
-            ),
-            Protocol::Simple => {
-                render_simple(self.buf, sql, params);
-                // `batch_execute` reads the replies without building the `Vec` of messages
-                // `simple_query` would; the built-in types never look at their rows.
-                self.client.batch_execute(self.buf)
-            }
-        }
-    }
-}
-
-/// Reads every row of `rows` and drops it: execution errors arrive while the rows stream in, so
-/// a query is only known to have succeeded once its stream is exhausted.
-fn drain(rows: postgres::RowIter<'_>) -> Result<(), postgres::Error> {
-    rows.count().map(drop)
 }
 
 /// Renders `sql` with `$n` placeholders replaced by literals into `buf` (cleared first).
@@ -240,19 +204,13 @@ pub struct Workload {
     cumulative: Vec<u64>,
     /// Protocol for every statement.
     pub protocol: Protocol,
-    /// Where the data is.
-    pub data: DataRange,
     /// Time each command of the types that report commands (pgbench `-r`).
     pub per_command: bool,
 }
 
 impl Workload {
     /// Builds a workload from (type, weight) pairs; weights of 0 are dropped.
-    pub fn new(
-        entries: Vec<(Box<dyn QueryType>, u32)>,
-        protocol: Protocol,
-        data: DataRange,
-    ) -> Result<Workload> {
+    pub fn new(entries: Vec<(Box<dyn QueryType>, u32)>, protocol: Protocol) -> Result<Workload> {
         let entries: Vec<_> = entries.into_iter().filter(|(_, w)| *w > 0).collect();
         if entries.is_empty() {
             return Err(error::usage(
@@ -274,7 +232,6 @@ impl Workload {
             weights,
             cumulative,
             protocol,
-            data,
             per_command: false,
         })
     }
@@ -342,7 +299,6 @@ impl Workload {
             protocol: self.protocol,
             rng,
             buf: &mut scratch.buf,
-            data: &self.data,
             client_id: scratch.client_id,
             state: &mut scratch.states[idx],
             commands: self.per_command.then_some(commands),
@@ -430,12 +386,6 @@ mod tests {
 
     #[test]
     fn pick_follows_weights() {
-        let data = DataRange {
-            partners: 1,
-            orders: 1,
-            start_us: 0,
-            end_us: 1,
-        };
         let w = Workload::new(
             vec![
                 (Box::new(Named("a")), 1),
@@ -443,7 +393,6 @@ mod tests {
                 (Box::new(Named("c")), 3),
             ],
             Protocol::Prepared,
-            data,
         )
         .unwrap();
         assert_eq!(w.names(), vec!["a", "c"]);

@@ -6,9 +6,10 @@
 //! A thread that serves several connections sends the next client's query while the server works
 //! on the previous one and finds several replies ready per wakeup.
 //!
-//! Scope: pgbench scripts (`-f`/`-b`), which run resumably ([`crate::workload::script::resume`]);
-//! connections belong to their thread for the whole run (there is no pool, so no checkout wait is
-//! recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
+//! Scope: every query type pgstorm builds, since each is a pgbench script (`-f`/`-b`, and the
+//! built-in POS types of [`crate::workload::builtin`]), run resumably
+//! ([`crate::workload::script::resume`]); connections belong to their thread for the whole run
+//! (there is no pool, so no checkout wait is recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
 //! (one batch per interval to the collector); in open loop the latency runs from the intended
 //! start and the schedule lag is recorded on its own. A completion's timestamp is read once and
 //! serves as the next transaction's start in closed loop.
@@ -107,11 +108,13 @@ impl Shared {
 /// Runs the load on `cfg.threads` multiplexing threads. Every query type must be a script.
 pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
     if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
-        return Err(crate::error::usage(format!(
-            "-j: the multiplexed driver runs pgbench scripts (-f/-b) only, and '{}' is a \
-             built-in query type; drop -j to run it with one thread per client",
+        // Every query type pgstorm builds is a script (the built-in POS types too); only a
+        // library caller's own type can lack one.
+        anyhow::bail!(
+            "-j: query type '{}' has no script form, and the multiplexed driver runs scripts \
+             only; run it without -j",
             t.name()
-        )));
+        );
     }
     let clients = cfg.clients.max(1) as usize;
     let threads = (cfg.threads.unwrap_or(1).max(1) as usize).min(clients);

@@ -508,11 +508,11 @@ impl Thread {
             self.drop_connection(i, now);
             return;
         }
-        if class.aborts_script_client() {
+        let c = &self.clients[i];
+        let script = shared.script(c.kind);
+        if class.aborts_script_client() && script.aborts_clients() {
             // As pgbench: the client ends, and its connection with it (which also ends any
             // transaction block or pipeline it left open).
-            let c = &self.clients[i];
-            let script = shared.script(c.kind);
             script.abort(c.id, script.line_at(&c.tx), &e);
             self.record(i, Err(class), now);
             self.drop_connection(i, now);

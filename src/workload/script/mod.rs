@@ -128,6 +128,8 @@ pub struct Script {
     tx_bounds: Vec<(bool, bool)>,
     predefined: Predefined,
     aborts: Mutex<Vec<Abort>>,
+    /// Whether an error pgbench aborts a client on ends the client (see [`Script::aborts_clients`]).
+    aborts_clients: bool,
 }
 
 /// Per-client state: the variables, whether a transaction block is open, the line of the
@@ -277,7 +279,21 @@ impl Script {
             tx_bounds,
             predefined,
             aborts: Mutex::new(Vec::new()),
+            aborts_clients: true,
         })
+    }
+
+    /// This script with its clients going on after any error, counting it, instead of aborting
+    /// as pgbench does: how the built-in POS types run.
+    pub fn without_client_aborts(mut self) -> Script {
+        self.aborts_clients = false;
+        self
+    }
+
+    /// Whether a client of this script stops for good after an error pgbench aborts a client on
+    /// (a pgbench script's, the default), or counts it and goes on (the built-in POS types).
+    pub fn aborts_clients(&self) -> bool {
+        self.aborts_clients
     }
 
     /// Line of the first command that is a COPY reading from or writing to the client
