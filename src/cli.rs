@@ -602,7 +602,7 @@ pub struct SeedArgs {
     /// generator seed: the same seed gives the same data (default 1)
     #[argh(option, default = "1")]
     pub seed: u64,
-    /// connections loading tables at once, one table each (default: CPUs, at most 3; the data is the same whatever N)
+    /// connections loading tables (one table each) and building indexes at once (default: CPUs, at most 8; the data is the same whatever N)
     #[argh(option, short = 'j', from_str_fn(args::count))]
     pub jobs: Option<Count>,
     /// create pgbench's tables instead (pgbench_accounts, _branches, _tellers, _history), like pgbench -i

@@ -290,3 +290,66 @@ fn a_seed_drops_what_an_interrupted_one_left_behind() {
     assert_eq!(dataset::table_counts(&mut client).unwrap().1, marker.orders);
     assert!(dataset::clean(&mut client).unwrap());
 }
+
+#[test]
+fn a_parallel_seed_leaves_validated_keys_and_vacuumed_analyzed_tables() {
+    let Some((mut client, _guard)) = target("a_parallel_seed_leaves_validated_keys") else {
+        return;
+    };
+    let dsn = std::env::var("PGSTORM_TEST_DSN").unwrap_or_else(|_| common::database("dataset"));
+    let connect = || Client::connect(&dsn, NoTls);
+    dataset::seed_parallel(&mut client, &connect, 4, &opts(2, 3)).unwrap();
+    let constraints: Vec<(String, String, bool)> = client
+        .query(
+            "SELECT conname::text, contype::text, convalidated FROM pg_constraint \
+             WHERE connamespace = 'pgstorm'::regnamespace AND contype IN ('p', 'f') \
+               AND conrelid <> 'pgstorm.pgstorm_meta'::regclass ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected = [
+        ("pos_order_line_order_id_fkey", "f"),
+        ("pos_order_line_pkey", "p"),
+        ("pos_order_partner_id_fkey", "f"),
+        ("pos_order_pkey", "p"),
+        ("res_partner_pkey", "p"),
+    ];
+    assert_eq!(
+        constraints,
+        expected.map(|(n, t)| (n.to_string(), t.to_string(), true)),
+    );
+    // Positive control: the foreign key really is enforced.
+    let err = client
+        .execute(
+            "INSERT INTO pgstorm.pos_order_line (order_id, product_id, qty, price_unit, \
+             price_subtotal) VALUES (-1, 1, 1, 1, 1)",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+    );
+    // Statistics for the planner, and every heap page all-visible (COPY FREEZE, then VACUUM) for
+    // index-only scans.
+    for r in client
+        .query(
+            "SELECT c.relname::text, c.relpages, c.relallvisible, s.last_analyze IS NOT NULL \
+             FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid \
+             WHERE c.relnamespace = 'pgstorm'::regnamespace AND c.relname <> 'pgstorm_meta'",
+            &[],
+        )
+        .unwrap()
+    {
+        let (name, pages, visible, analyzed): (String, i32, i32, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        assert!(
+            pages > 0 && visible == pages && analyzed,
+            "{name}: {pages} pages, {visible} all-visible, analyzed {analyzed}"
+        );
+    }
+    assert!(dataset::clean(&mut client).unwrap());
+}

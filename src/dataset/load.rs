@@ -1,5 +1,7 @@
 //! Seeding: generate the rows in parallel and stream them to the server with COPY, one table per
-//! connection (up to `--jobs` at once), into staging tables swapped in by one short transaction.
+//! connection, into staging tables; then build their indexes and VACUUM (ANALYZE) them, each
+//! step on whichever of the (up to `--jobs`) connections is free (see `tasks`), link them with
+//! their keys, and swap them in by one short transaction. Each phase is timed.
 //!
 //! Invariants:
 //! - Memory is bounded whatever the scale: a producer thread generates a window of `WINDOW`
@@ -9,13 +11,14 @@
 //! - Chunks are written in chunk order, so the load order (and with it the physical layout) is the
 //!   same on every run; generation order across threads does not matter (see `generate`). A table
 //!   is therefore never split over connections: concurrent COPYs into one table interleave their
-//!   blocks, which would change index correlation, and with it plans, with `--jobs`. The tables
-//!   (and their index builds) run in parallel instead.
+//!   blocks, which would change index correlation, and with it plans, with `--jobs`. The tables,
+//!   and their index builds, run in parallel instead.
 //! - Line ids are contiguous 1..=lines: the line count of every order chunk is counted first
 //!   (generation is cheap next to COPY), so the lines table can load beside the orders table.
 //! - Each staging table is created in its loading transaction, so `COPY ... FREEZE` leaves its
-//!   rows frozen and all-visible; readers keep the previous dataset until the swap commits, and a
-//!   seed cut short leaves only staging tables, dropped by the next seed.
+//!   rows frozen and all-visible (the VACUUM after it finds nothing to do in the heap); readers
+//!   keep the previous dataset until the swap commits, and a seed cut short leaves only staging
+//!   tables, dropped by the next seed.
 //! - A session-level advisory lock is held from the first step to the swap, so two seeds never
 //!   load or drop each other's staging tables.
 
@@ -28,6 +31,7 @@ use rayon::prelude::*;
 
 use super::generate::{write_lines, write_orders, write_partners, Plan};
 use super::schema::{self, Ownership, TableDdl, TABLES};
+use super::tasks::{Board, Task};
 use super::{
     data_end, data_start, validate_scale, DatasetError, Marker, SeedOptions, Step, DATA_END_UNIX,
     WINDOW_DAYS,
@@ -106,9 +110,31 @@ struct Shared {
     rows: AtomicU64,
     step: Mutex<&'static str>,
     stop: AtomicBool,
+    /// When the seed started: phases are timed from here.
+    start: Instant,
+    /// Each finished phase, in the order they finished.
+    phases: Mutex<Vec<Phase>>,
 }
 
 impl Shared {
+    /// The start of a phase, to give to [`Shared::end`].
+    fn begin(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Records phase `step`, begun at `began`, as finished now.
+    fn end(&self, step: &'static str, began: Duration) {
+        let phase = Phase {
+            step,
+            start: began,
+            end: self.start.elapsed(),
+        };
+        self.phases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(phase);
+    }
+
     fn step(&self, step: &'static str) {
         *self.step.lock().unwrap_or_else(|e| e.into_inner()) = step;
     }
@@ -150,6 +176,31 @@ impl Meter<'_> {
         if self.last.elapsed() >= REPORT_EVERY {
             self.emit();
         }
+    }
+}
+
+/// One timed phase of a seed: a table's COPY, an index build, a VACUUM, the keys, the swap.
+/// Phases on different connections overlap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    /// What was done, e.g. "loading pos_order" or "creating index pos_order_create_date_idx".
+    pub step: &'static str,
+    /// When it started, from the start of the seed.
+    pub start: Duration,
+    /// When it ended, from the start of the seed.
+    pub end: Duration,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed phase: {:6.2} s from {:6.2} to {:6.2} s  {}",
+            (self.end - self.start).as_secs_f64(),
+            self.start.as_secs_f64(),
+            self.end.as_secs_f64(),
+            self.step
+        )
     }
 }
 
@@ -210,13 +261,14 @@ fn copy_chunks(
 }
 
 /// Seeds the dataset over the one connection `client` (see [`seed_with`]); progress goes to
-/// stderr when `opts.progress` is set or stderr is a terminal.
+/// stderr when `opts.progress` is set or stderr is a terminal, and with it, at the end, the time
+/// of each phase.
 pub fn seed(client: &mut postgres::Client, opts: &SeedOptions) -> Result<Marker, DatasetError> {
     with_progress(opts, |report| run(client, None, 1, opts, report))
 }
 
-/// [`seed`] with up to `jobs` connections loading tables at once, the extra ones opened by
-/// `connect`.
+/// [`seed`] with up to `jobs` connections loading tables and building indexes at once, the
+/// extra ones opened by `connect`.
 pub fn seed_parallel(
     client: &mut postgres::Client,
     connect: &Connect<'_>,
@@ -229,10 +281,14 @@ pub fn seed_parallel(
 }
 
 /// Runs `f` with the progress display: a bar redrawn in place on a terminal, one line a second
-/// with `opts.progress` elsewhere, nothing otherwise.
-fn with_progress<T>(opts: &SeedOptions, f: impl FnOnce(&mut dyn FnMut(&Progress)) -> T) -> T {
+/// with `opts.progress` elsewhere, nothing otherwise; then the phases of a seed that succeeded,
+/// in the order they started, where the progress went.
+fn with_progress(
+    opts: &SeedOptions,
+    f: impl FnOnce(&mut dyn FnMut(&Progress)) -> Result<(Marker, Vec<Phase>), DatasetError>,
+) -> Result<Marker, DatasetError> {
     let tty = std::io::stderr().is_terminal();
-    if tty {
+    let out = if tty {
         let out = f(&mut |p| {
             let mut e = std::io::stderr().lock();
             let _ = write!(e, "\r\x1b[2K{}", p.bar());
@@ -244,18 +300,26 @@ fn with_progress<T>(opts: &SeedOptions, f: impl FnOnce(&mut dyn FnMut(&Progress)
         f(&mut |p| eprintln!("{p}"))
     } else {
         f(&mut |_| {})
+    };
+    let (marker, mut phases) = out?;
+    if tty || opts.progress {
+        phases.sort_by_key(|p| p.start);
+        for p in &phases {
+            eprintln!("{p}");
+        }
     }
+    Ok(marker)
 }
 
-/// Builds the dataset over one connection: staging tables loaded and indexed, linked, swapped
-/// in for the previous dataset, then VACUUM ANALYZEd. `report` is called at each step and at most
-/// once a second while loading.
+/// Builds the dataset over one connection: staging tables loaded, indexed, VACUUM ANALYZEd and
+/// linked, then swapped in for the previous dataset. `report` is called at each step and at
+/// most once a second while loading.
 pub fn seed_with(
     client: &mut postgres::Client,
     opts: &SeedOptions,
     report: &mut dyn FnMut(&Progress),
 ) -> Result<Marker, DatasetError> {
-    run(client, None, 1, opts, report)
+    run(client, None, 1, opts, report).map(|(marker, _)| marker)
 }
 
 /// Releases the session-level advisory lock when the seed ends, however it ends.
@@ -275,15 +339,17 @@ fn run(
     jobs: u32,
     opts: &SeedOptions,
     report: &mut dyn FnMut(&Progress),
-) -> Result<Marker, DatasetError> {
+) -> Result<(Marker, Vec<Phase>), DatasetError> {
     validate_scale(opts.scale)?;
     let plan = Plan::new(opts.scale, opts.seed, DATA_END_UNIX, WINDOW_DAYS);
+    let now = Instant::now();
     let shared = Shared {
         rows: AtomicU64::new(0),
         step: Mutex::new("starting"),
         stop: AtomicBool::new(false),
+        start: now,
+        phases: Mutex::new(Vec::new()),
     };
-    let now = Instant::now();
     let mut meter = Meter {
         start: now,
         last: now,
@@ -307,9 +373,11 @@ fn run(
     if dropped > 0 {
         meter.step("dropped the staging tables of an interrupted seed");
     }
+    let settings = task_settings(client)?;
 
     // Every order chunk's line count, so the lines can load beside the orders with contiguous ids.
     meter.step("counting order lines");
+    let counting = shared.begin();
     let line_counts: Vec<u64> = (0..plan.order_chunks())
         .into_par_iter()
         .map(|k| plan.order_chunk(k).lines.len() as u64)
@@ -323,44 +391,48 @@ fn run(
         })
         .collect();
     let lines: u64 = line_counts.iter().sum();
+    shared.end("counting order lines", counting);
     meter.rows_total = plan.partners + plan.orders + lines;
     let expected = [plan.partners, plan.orders, lines];
 
-    // The biggest table first, so the streams finish close together.
-    let queue = Mutex::new(vec![0usize, 1, 2]);
-    let load = |c: &mut postgres::Client| -> Result<(), DatasetError> {
-        loop {
-            let Some(t) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
-                return Ok(());
-            };
-            let rows = load_table(c, &TABLES[t], &plan, &first_line_ids, &shared)?;
-            if rows != expected[t] {
-                return Err(DatasetError::Inconsistent(format!(
-                    "loading {}: sent {rows} rows, expected {}",
-                    TABLES[t].name, expected[t]
-                )));
-            }
+    let board = Board::new();
+    let work = |c: &mut postgres::Client| -> Result<(), DatasetError> {
+        while let Some(task) = board.next(&|| shared.stopped()) {
+            let began = shared.begin();
+            let step = run_task(
+                c,
+                task,
+                &settings,
+                &plan,
+                &first_line_ids,
+                &expected,
+                &shared,
+            )?;
+            shared.end(step, began);
+            board.done(task);
         }
+        if shared.stopped() {
+            return Err(DatasetError::Stopped);
+        }
+        Ok(())
     };
     let streams = match connect {
-        Some(_) => jobs.clamp(1, TABLES.len() as u32),
+        Some(_) => jobs.clamp(1, MAX_STREAMS),
         None => 1,
     };
-    // The queue pops from the end: put the lines table there.
-    queue.lock().unwrap_or_else(|e| e.into_inner()).reverse();
     let result = std::thread::scope(|s| -> Result<(), DatasetError> {
         let extra: Vec<_> = (1..streams)
             .map(|_| {
-                let (load, shared) = (&load, &shared);
+                let (work, shared) = (&work, &shared);
                 s.spawn(move || -> Result<(), DatasetError> {
                     let connect = connect.expect("streams above 1 only with a connector");
                     let mut c = connect().step("opening a loading connection")?;
-                    load(&mut c).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))
+                    work(&mut c).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))
                 })
             })
             .collect();
         let own =
-            s.spawn(|| load(client).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed)));
+            s.spawn(|| work(client).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed)));
         while !(own.is_finished() && extra.iter().all(|h| h.is_finished())) {
             std::thread::sleep(POLL);
             meter.tick();
@@ -382,14 +454,19 @@ fn run(
     });
     result?;
 
+    meter.step("adding keys");
+    let linking = shared.begin();
     let mut tx = client
         .transaction()
         .step("starting the link of the staging tables")?;
-    meter.step("adding foreign keys");
+    tx.batch_execute(&settings)
+        .step("setting the seed session's timeouts")?;
     schema::link_staging(&mut tx)?;
-    tx.commit().step("committing the foreign keys")?;
+    tx.commit().step("committing the keys")?;
+    shared.end("adding keys", linking);
 
     meter.step("swapping the new dataset in");
+    let swapping = shared.begin();
     let mut tx = client.transaction().step("starting the swap")?;
     if schema::ownership(&mut tx)? == Ownership::Foreign {
         return Err(DatasetError::ForeignSchema);
@@ -410,40 +487,32 @@ fn run(
         },
     )?;
     tx.commit().step("committing the seed")?;
-
-    // Outside a transaction (VACUUM cannot run in one): statistics for the planner, and the
-    // visibility map for index-only scans.
-    meter.step("vacuum analyze");
-    client
-        .batch_execute(&format!(
-            "VACUUM (ANALYZE) {}",
-            schema::DATASET_TABLES.join(", ")
-        ))
-        .step("vacuum analyze of the dataset tables")?;
+    shared.end("swapping the new dataset in", swapping);
     meter.step("done");
     drop(lock);
-    Ok(marker)
+    let phases = shared
+        .phases
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    Ok((marker, phases))
 }
 
-/// Loads and indexes one staging table in one transaction on `c`; returns the rows sent.
-fn load_table(
-    c: &mut postgres::Client,
-    table: &TableDdl,
-    plan: &Plan,
-    first_line_ids: &[i64],
-    shared: &Shared,
-) -> Result<u64, DatasetError> {
-    let mut tx = c.transaction().step("starting a loading transaction")?;
-    let mwm_kb: i64 = tx
+/// Most connections a seed uses: one per index build of the widest table set is already more
+/// than a server's cores are likely to take.
+const MAX_STREAMS: u32 = 8;
+
+/// The `SET LOCAL` statements every seeding transaction starts with: a seed can run for hours at
+/// large scales, so no timeout of the caller's session may cut it, and index builds go much
+/// faster with more than the 64 MB default maintenance_work_mem.
+fn task_settings(client: &mut postgres::Client) -> Result<String, DatasetError> {
+    let mwm_kb: i64 = client
         .query_one(
             "SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'maintenance_work_mem'",
             &[],
         )
         .step("reading maintenance_work_mem")?
         .get(0);
-    // A seed can run for hours at large scales: no timeout of the caller's session may cut it,
-    // and index builds go much faster with more than the 64 MB default (this transaction only).
-    tx.batch_execute(&format!(
+    Ok(format!(
         "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0;{}",
         if mwm_kb < 256 * 1024 {
             " SET LOCAL maintenance_work_mem = '256MB';"
@@ -451,68 +520,140 @@ fn load_table(
             ""
         }
     ))
-    .step("setting the seed session's timeouts")?;
-    table.create_staging(&mut tx)?;
+}
+
+/// `VACUUM (ANALYZE)` steps, per table of [`TABLES`].
+const VACUUM_STEPS: [&str; 3] = [
+    "vacuum analyze res_partner",
+    "vacuum analyze pos_order",
+    "vacuum analyze pos_order_line",
+];
+
+/// Runs one task on `c`; returns its step.
+fn run_task(
+    c: &mut postgres::Client,
+    task: Task,
+    settings: &str,
+    plan: &Plan,
+    first_line_ids: &[i64],
+    expected: &[u64; 3],
+    shared: &Shared,
+) -> Result<&'static str, DatasetError> {
+    match task {
+        Task::Copy(t) => {
+            let mut tx = c.transaction().step("starting a loading transaction")?;
+            tx.batch_execute(settings)
+                .step("setting the seed session's timeouts")?;
+            let (step, rows) = copy_table(&mut tx, &TABLES[t], plan, first_line_ids, shared)?;
+            if rows != expected[t] {
+                return Err(DatasetError::Inconsistent(format!(
+                    "loading {}: sent {rows} rows, expected {}",
+                    TABLES[t].name, expected[t]
+                )));
+            }
+            tx.commit().step("committing a loaded staging table")?;
+            Ok(step)
+        }
+        Task::Index(t, i) => {
+            shared.step(TABLES[t].indexes[i].0);
+            let mut tx = c.transaction().step("starting an index build")?;
+            tx.batch_execute(settings)
+                .step("setting the seed session's timeouts")?;
+            let step = TABLES[t].build_index(&mut tx, i)?;
+            tx.commit().step(step)?;
+            Ok(step)
+        }
+        Task::Vacuum(t) => {
+            // Outside a transaction (VACUUM cannot run in one): statistics for the planner, and
+            // the visibility map for index-only scans.
+            let step = VACUUM_STEPS[t];
+            shared.step(step);
+            c.batch_execute(&format!("VACUUM (ANALYZE) {}", TABLES[t].staging()))
+                .step(step)?;
+            Ok(step)
+        }
+    }
+}
+
+/// Creates staging table `table` in `tx` and COPYs its rows in; returns the step and the rows
+/// sent.
+fn copy_table(
+    tx: &mut postgres::Transaction<'_>,
+    table: &TableDdl,
+    plan: &Plan,
+    first_line_ids: &[i64],
+    shared: &Shared,
+) -> Result<(&'static str, u64), DatasetError> {
+    table.create_staging(tx)?;
     let staging = table.staging();
-    let rows = match table.name {
-        "res_partner" => copy_chunks(
-            &mut tx,
-            "loading res_partner",
-            &format!(
-                "COPY {staging} (id, name, email, city, create_date) FROM STDIN WITH (FREEZE)"
-            ),
-            plan.partner_chunks(),
-            &|k| {
-                let partners = plan.partner_chunk(k);
-                let mut bytes = Vec::with_capacity(partners.len() * 80);
-                write_partners(&partners, &mut bytes);
-                Piece {
-                    bytes,
-                    rows: partners.len() as u64,
-                }
-            },
-            shared,
-        )?,
-        "pos_order" => copy_chunks(
-            &mut tx,
-            "loading pos_order",
-            &format!(
-                "COPY {staging} (id, partner_id, create_date, amount_total, state) \
-                 FROM STDIN WITH (FREEZE)"
-            ),
-            plan.order_chunks(),
-            &|k| {
-                let chunk = plan.order_chunk(k);
-                let mut bytes = Vec::with_capacity(chunk.orders.len() * 48);
-                write_orders(&chunk, &mut bytes);
-                Piece {
-                    bytes,
-                    rows: chunk.orders.len() as u64,
-                }
-            },
-            shared,
-        )?,
-        _ => copy_chunks(
-            &mut tx,
-            "loading pos_order_line",
-            &format!(
-                "COPY {staging} (id, order_id, product_id, qty, price_unit, price_subtotal) \
-                 FROM STDIN WITH (FREEZE)"
-            ),
-            plan.order_chunks(),
-            &|k| {
-                let chunk = plan.order_chunk(k);
-                let mut bytes = Vec::with_capacity(chunk.lines.len() * 40);
-                write_lines(&chunk, first_line_ids[k as usize], &mut bytes);
-                Piece {
-                    bytes,
-                    rows: chunk.lines.len() as u64,
-                }
-            },
-            shared,
-        )?,
-    };
-    table.index_staging(&mut tx, &mut |step| shared.step(step))?;
-    tx.commit().step("committing a loaded staging table")?;
-    Ok(rows)
+    Ok(match table.name {
+        "res_partner" => {
+            let step = "loading res_partner";
+            let rows = copy_chunks(
+                tx,
+                step,
+                &format!(
+                    "COPY {staging} (id, name, email, city, create_date) FROM STDIN WITH (FREEZE)"
+                ),
+                plan.partner_chunks(),
+                &|k| {
+                    let partners = plan.partner_chunk(k);
+                    let mut bytes = Vec::with_capacity(partners.len() * 80);
+                    write_partners(&partners, &mut bytes);
+                    Piece {
+                        bytes,
+                        rows: partners.len() as u64,
+                    }
+                },
+                shared,
+            )?;
+            (step, rows)
+        }
+        "pos_order" => {
+            let step = "loading pos_order";
+            let rows = copy_chunks(
+                tx,
+                step,
+                &format!(
+                    "COPY {staging} (id, partner_id, create_date, amount_total, state) \
+                     FROM STDIN WITH (FREEZE)"
+                ),
+                plan.order_chunks(),
+                &|k| {
+                    let chunk = plan.order_chunk(k);
+                    let mut bytes = Vec::with_capacity(chunk.orders.len() * 48);
+                    write_orders(&chunk, &mut bytes);
+                    Piece {
+                        bytes,
+                        rows: chunk.orders.len() as u64,
+                    }
+                },
+                shared,
+            )?;
+            (step, rows)
+        }
+        _ => {
+            let step = "loading pos_order_line";
+            let rows = copy_chunks(
+                tx,
+                step,
+                &format!(
+                    "COPY {staging} (id, order_id, product_id, qty, price_unit, price_subtotal) \
+                     FROM STDIN WITH (FREEZE)"
+                ),
+                plan.order_chunks(),
+                &|k| {
+                    let chunk = plan.order_chunk(k);
+                    let mut bytes = Vec::with_capacity(chunk.lines.len() * 40);
+                    write_lines(&chunk, first_line_ids[k as usize], &mut bytes);
+                    Piece {
+                        bytes,
+                        rows: chunk.lines.len() as u64,
+                    }
+                },
+                shared,
+            )?;
+            (step, rows)
+        }
+    })
 }

@@ -21,10 +21,11 @@ mod load;
 pub mod pgbench;
 mod schema;
 pub mod size;
+mod tasks;
 
 use chrono::{DateTime, Utc};
 
-pub use load::{seed, seed_parallel, seed_with, Connect, Progress};
+pub use load::{seed, seed_parallel, seed_with, Connect, Phase, Progress};
 pub(crate) use schema::DATASET_TABLES;
 pub use schema::{claim_schema, clean, status, table_counts};
 pub use size::DataSize;
