@@ -28,6 +28,7 @@ pub mod stall;
 pub mod stats;
 pub mod tracker;
 pub mod txlog;
+pub mod verbose;
 pub mod watch;
 pub mod worker;
 
@@ -90,6 +91,8 @@ pub struct EngineConfig {
     pub connect_each: bool,
     /// pgbench's `--progress-timestamp`: progress lines carry Unix time, not time since start.
     pub progress_timestamp: bool,
+    /// pgbench's `--verbose-errors`: print each failed try of a retryable failure ([`verbose`]).
+    pub verbose_errors: bool,
 }
 
 /// Raw measurements of one load run.
@@ -248,6 +251,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         sigfig,
         max_tries: cfg.max_tries,
         latency_limit: cfg.latency_limit,
+        verbose_errors: cfg.verbose_errors,
     });
     let mut txlogs = open_txlogs(cfg, clients, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;

@@ -20,6 +20,7 @@ use super::pool::{self, ConnManager};
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
 use super::txlog::{Logged, TxLog};
+use super::verbose;
 use crate::rng::Rng;
 use crate::workload::script::Script;
 use crate::workload::{ExecError, Scratch, Workload};
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     pub max_tries: u32,
     /// `-L`.
     pub latency_limit: Option<Duration>,
+    /// `--verbose-errors`.
+    pub verbose_errors: bool,
 }
 
 /// A worker's measurement path: its own batch, the interval clock, and the hand-off to the
@@ -390,6 +393,31 @@ impl Worker {
         aborts
     }
 
+    /// `--verbose-errors`: the failed try and what follows it, on stderr.
+    fn report_failed_try(
+        &self,
+        kind: usize,
+        e: &ExecError,
+        scratch: &Scratch,
+        retry: bool,
+        tries: u32,
+    ) {
+        let t = &self.shared.workload.types[kind];
+        let at = verbose::FailedAt {
+            client: self.id as u32,
+            kind,
+            name: t.name(),
+            line: t
+                .as_script()
+                .map_or(0, |_| Script::failed_line(&scratch.states[kind])),
+        };
+        eprintln!(
+            "{}\n{}",
+            verbose::error_line(at, e),
+            verbose::decision_line(at.client, retry, tries, self.shared.max_tries)
+        );
+    }
+
     /// The worker's main loop.
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
@@ -446,17 +474,20 @@ impl Worker {
                             &mut scratch,
                             commands,
                         );
-                        match r {
-                            Err(e)
-                                if ErrorClass::of_exec(&e).is_retryable()
-                                    && (shared.max_tries == 0 || tries < shared.max_tries)
-                                    && !self.stopped()
-                                    && shared.end.is_none_or(|end| Instant::now() < end) =>
-                            {
-                                rng = saved.clone();
-                            }
-                            r => break r,
+                        let Err(e) = r else { break r };
+                        if !ErrorClass::of_exec(&e).is_retryable() {
+                            break Err(e);
                         }
+                        let retry = (shared.max_tries == 0 || tries < shared.max_tries)
+                            && !self.stopped()
+                            && shared.end.is_none_or(|end| Instant::now() < end);
+                        if shared.verbose_errors {
+                            self.report_failed_try(kind, &e, &scratch, retry, tries);
+                        }
+                        if !retry {
+                            break Err(e);
+                        }
+                        rng = saved.clone();
                     };
                     let t2 = Instant::now();
                     if let (Lease::Own(_), Source::ConnectEach(_, counters)) =

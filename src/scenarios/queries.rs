@@ -127,6 +127,7 @@ impl Default for QueriesOptions {
                 latency_limit: None,
                 txlog: None,
                 progress_timestamp: false,
+                verbose_errors: false,
                 connect_each: false,
             },
             print_summary: true,
@@ -407,7 +408,10 @@ pub fn measure_with(
     entries.extend(load_scripts(session, opts)?);
     let mut workload = Workload::new(entries, opts.protocol, data)?;
     workload.per_command = opts.per_command;
-    let tables = hygiene::workload_tables(!mix.is_empty(), !opts.scripts.is_empty());
+    let tables = hygiene::workload_tables(
+        !mix.is_empty(),
+        !opts.scripts.is_empty() || opts.hygiene.vacuum_pgbench,
+    );
     let section = hygiene::before_run(session, &opts.hygiene, &tables)?;
     before_load(session)?;
     let mut m = measure_workload(session, opts, Arc::new(workload))?;

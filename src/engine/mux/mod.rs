@@ -60,6 +60,8 @@ struct Shared {
     statement_timeout: Duration,
     /// `-C`: a new connection per transaction.
     connect_each: bool,
+    /// `--verbose-errors`.
+    verbose_errors: bool,
 }
 
 impl Shared {
@@ -143,6 +145,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         max_tries: cfg.max_tries,
         statement_timeout: cfg.statement_timeout,
         connect_each: cfg.connect_each,
+        verbose_errors: cfg.verbose_errors,
     };
     let conns = open_all(&shared, clients)?;
 

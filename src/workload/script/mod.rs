@@ -319,21 +319,7 @@ impl Script {
 
     /// Keeps the abort of `client`, which failed with `e` at script line `line` (0: at the end).
     pub fn abort(&self, client: u32, line: usize, e: &ExecError) {
-        let (sqlstate, msg) = match e {
-            ExecError::Script(m) | ExecError::Unfinished(m) => (None, m.clone()),
-            ExecError::Db(d) => (
-                d.code().map(|c| c.code().to_string()),
-                d.as_db_error()
-                    .map_or_else(|| crate::target::one_line(d), |db| db.message().to_string()),
-            ),
-            ExecError::Wire(w) => (
-                w.sqlstate().map(str::to_string),
-                match w {
-                    crate::wire::WireError::Server { message, .. } => message.clone(),
-                    other => other.to_string(),
-                },
-            ),
-        };
+        let (sqlstate, msg) = e.sqlstate_and_message();
         let message = match e {
             ExecError::Script(_) | ExecError::Unfinished(_) => msg,
             _ => format!("{}:{line}: {msg}", self.name),
