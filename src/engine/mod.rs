@@ -30,6 +30,7 @@ pub mod tracker;
 pub mod txlog;
 pub mod verbose;
 pub mod watch;
+pub mod wire_pool;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,6 +197,54 @@ pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
     }
 }
 
+/// Where the pool driver's workers get their connections: the project's wire connections when
+/// every query type is a script (so scripts run on the executor the `-j` driver runs, pipeline
+/// mode included), the `postgres` crate's otherwise; pooled, or one per transaction with `-C`.
+fn pool_source(
+    target: &Target,
+    workload: &Arc<Workload>,
+    cfg: &EngineConfig,
+) -> Result<(worker::Source, Arc<pool::PoolCounters>)> {
+    let counters = Arc::new(pool::PoolCounters::new());
+    let scripts_only = workload.types.iter().all(|t| t.as_script().is_some());
+    let settings = pool::PoolSettings {
+        size: cfg.clients.max(1),
+        statement_timeout: cfg.statement_timeout,
+        ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+    };
+    let source = match (scripts_only, cfg.connect_each) {
+        (true, connect_each) => {
+            let manager = wire_pool::WireManager::new(
+                target,
+                workload.clone(),
+                cfg.statement_timeout,
+                counters.clone(),
+            );
+            if connect_each {
+                worker::Source::WireConnectEach(Box::new(manager), counters.clone())
+            } else {
+                let names = wire_pool::statement_names(workload);
+                let pool = pool::Pool::open_with(manager, counters.clone(), target, &settings)?;
+                worker::Source::WirePool(pool.pool, names)
+            }
+        }
+        (false, true) => worker::Source::ConnectEach(
+            Box::new(pool::ConnManager::new(
+                target,
+                workload.clone(),
+                cfg.statement_timeout,
+                counters.clone(),
+            )),
+            counters.clone(),
+        ),
+        (false, false) => {
+            let pool = pool::Pool::open(target, workload.clone(), &settings)?;
+            return Ok((worker::Source::Pool(pool.pool), pool.counters));
+        }
+    };
+    Ok((source, counters))
+}
+
 /// Runs the load described by `cfg` against `target`: over the pool with one thread per client,
 /// or with `cfg.threads` set on the multiplexed driver ([`mux`]).
 pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
@@ -207,30 +256,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let per_worker = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(clients * per_worker);
     limit_malloc_arenas();
-    let (source, counters) = if cfg.connect_each {
-        let counters = Arc::new(pool::PoolCounters::new());
-        let manager = pool::ConnManager::new(
-            target,
-            workload.clone(),
-            cfg.statement_timeout,
-            counters.clone(),
-        );
-        (
-            worker::Source::ConnectEach(Box::new(manager), counters.clone()),
-            counters,
-        )
-    } else {
-        let pool = pool::Pool::open(
-            target,
-            workload.clone(),
-            &pool::PoolSettings {
-                size: cfg.clients.max(1),
-                statement_timeout: cfg.statement_timeout,
-                ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
-            },
-        )?;
-        (worker::Source::Pool(pool.pool), pool.counters)
-    };
+    let (source, counters) = pool_source(target, &workload, cfg)?;
 
     let clock = RunClock::new(cfg);
     let stop = Arc::new(AtomicBool::new(false));

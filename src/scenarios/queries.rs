@@ -705,7 +705,9 @@ fn load_scripts(
             // the run says the same once.
             let why = if opts.protocol == Protocol::Simple {
                 Some(crate::workload::script::PIPELINE_SIMPLE)
-            } else if opts.engine.threads.is_none() {
+            } else if opts.engine.threads.is_none() && !opts.mix.trim().is_empty() {
+                // Built-in types beside the script: the pool driver runs them all over the
+                // `postgres` crate, which cannot pipeline.
                 Some(crate::workload::script::PIPELINE_NEEDS_MUX)
             } else {
                 None

@@ -22,6 +22,7 @@
 //! pgbench seeds its clients, not from the engine's generator: the same seed gives pgbench's
 //! values, and a retry draws the same values again.
 
+pub mod blocking;
 pub mod builtin;
 pub mod expr;
 pub mod parse;
@@ -178,9 +179,9 @@ pub struct Abort {
 
 /// pgbench's message for a script that ends inside a transaction block.
 pub const UNFINISHED: &str = "end of script reached without completing the last transaction";
-/// Why the pool driver refuses pipeline mode.
-pub const PIPELINE_NEEDS_MUX: &str = "pipeline mode (\\startpipeline) needs the multiplexed \
-     driver, which can keep several commands in flight on one connection: add -j N";
+/// Why pipeline mode is refused beside built-in query types (they run over the `postgres` crate).
+pub const PIPELINE_NEEDS_MUX: &str = "pipeline mode (\\startpipeline) runs on the project's \
+     own connection, used when every query type is a script; drop --mix";
 /// pgbench's message for pipeline mode under `-M simple`.
 pub const PIPELINE_SIMPLE: &str = "cannot use pipeline mode with the simple query protocol";
 /// pgbench's message for a script that ends inside a pipeline.
