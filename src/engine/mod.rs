@@ -6,8 +6,10 @@
 //! the duration (or transaction count, or Ctrl-C), and returns raw measurements
 //! ([`EngineOutput`]). Two drivers share that frame (`RunClock`, `Collector`,
 //! `spawn_load_threads`): one thread per client checking connections out of the r2d2 pool
-//! ([`worker`]), or `-j` threads each serving several clients' connections without blocking
-//! ([`mux`], pgbench scripts). It knows nothing of scenarios, reports or the CLI.
+//! ([`worker`]; when every query type is a script the connections are the project's own
+//! ([`wire_pool`]) and scripts run on the executor the `-j` driver runs), or `-j` threads each
+//! serving several clients' connections without blocking ([`mux`], pgbench scripts). It knows
+//! nothing of scenarios, reports or the CLI.
 //!
 //! How a run ends is decided in one place, `Collector::finish`, for both drivers: the duration
 //! (or every load thread done with `-t`), Ctrl-C, a lost target ([`lost`]: no connection open

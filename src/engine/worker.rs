@@ -7,7 +7,9 @@
 //! in the percentiles; the schedule lag (actual − intended start) is recorded on its own.
 //! pgbench's options live here too, for both drivers: `-L` (late and skipped counts, in the
 //! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
-//! per transaction instead of a checkout).
+//! per transaction instead of a checkout). Scripts run over wire connections
+//! ([`super::wire_pool`], [`Source::WirePool`]) on the blocking form of the `-j` driver's
+//! executor, built-in query types over the `postgres` crate; a `Lease` hides which.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
