@@ -5,6 +5,9 @@
 #
 #   select-only -M prepared -c 8    TPS >= 1.05x, client CPU per transaction <= 1.0x
 #   select-only -M prepared -c 500  TPS >= 1.0x,  CPU/tx <= 1.5x, pgstorm peak RSS <= 128 MiB
+#   the same two with the pool driver (c8pool, c500pool: no -j, one thread per client)
+#                                   c8: TPS >= 1.0x, CPU/tx <= 1.1x;
+#                                   c500: CPU/tx <= 1.5x, pgstorm peak RSS <= 64 MiB
 #   tpcb-like   -M prepared -c 8    TPS >= 1.0x
 #   select-only -R 2000 -c 8        pgstorm p50 and p99 within 10% of the percentiles computed
 #                                   from pgbench's own per-transaction log (-l)
@@ -13,11 +16,15 @@
 #                                   (punctual) and with -j 1 (punctualj)
 #
 # Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
-# (GNU time). Both tools pay for their connections inside the measured process.
+# (GNU time). Both tools pay for their connections inside the measured process. The server's own
+# count of committed transactions (pg_stat_database.xact_commit, read with psql before and after
+# each run, after the tool's backends have exited and flushed their counters) is printed beside
+# each tool's count, so a tool that counts what the server did not commit shows.
 #
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
-#   --cases: comma-separated subset of c8,c500,tpcb,latency,punctual,punctualj (default: all).
+#   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj
+#   (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin).
 set -euo pipefail
@@ -26,7 +33,7 @@ DSN=""
 DUR=10
 REPS=3
 SCALE=10
-CASES="c8,c500,tpcb,latency,punctual,punctualj"
+CASES="c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dsn) DSN="$2"; shift 2 ;;
@@ -40,7 +47,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 cd "$(dirname "$0")/.."
-for tool in pgbench python3 /usr/bin/time; do
+for tool in pgbench psql python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench-vs-pgbench: $tool is required" >&2; exit 2; }
 done
 JOBS="${PGBENCH_JOBS:-$(nproc)}"
@@ -72,6 +79,13 @@ TMPDIR="$WORK" "$PGSTORM" seed --pgbench -s "$SCALE" --dsn "$DSN" >/dev/null 2>&
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 TICK=$(getconf CLK_TCK)
 
+# Transactions the server committed in the benchmark database so far. Backends flush their
+# counters when they exit; the pause lets the last ones do so.
+commits() {
+    sleep 1
+    psql "$DSN" -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+}
+
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
@@ -80,11 +94,13 @@ run_pgbench() {
     local case="$1" rep="$2"; shift 2
     local dir="$WORK/pgbench-$case-$rep"
     mkdir -p "$dir"
+    local c0; c0=$(commits)
     local st0; st0=$(steal_ticks)
     (cd "$dir" && /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
         pgbench -n -j "$JOBS" -T "$DUR" "$@" "$DSN" >"$dir/out" 2>"$dir/err") || {
         echo "pgbench failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
     echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
+    echo $(( $(commits) - c0 )) >"$dir/commits"
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import glob, re, sys
 d, case, rep = sys.argv[1:4]
@@ -106,7 +122,8 @@ if lat:
     rank = lambda q: lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.5) - 1))]
     p50, p99 = rank(0.50) / 1000, rank(0.99) / 1000
 steal = open(f"{d}/steal_ms").read().strip()
-print(case, rep, "pgbench", tps, tx, float(u) + float(s), rss, p50, p99, steal, sep="\t")
+commits = open(f"{d}/commits").read().strip()
+print(case, rep, "pgbench", tps, tx, float(u) + float(s), rss, p50, p99, steal, commits, sep="\t")
 EOF
 }
 
@@ -115,11 +132,13 @@ run_pgstorm() {
     local case="$1" rep="$2"; shift 2
     local dir="$WORK/pgstorm-$case-$rep"
     mkdir -p "$dir"
+    local c0; c0=$(commits)
     local st0; st0=$(steal_ticks)
     /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
         "$PGSTORM" queries --dsn "$DSN" -T "$DUR" --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-} \
         >"$dir/out" 2>"$dir/err" || { echo "pgstorm failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
     echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
+    echo $(( $(commits) - c0 )) >"$dir/commits"
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import glob, json, sys
 d, case, rep = sys.argv[1:4]
@@ -128,8 +147,9 @@ s = doc["load"]["summary"]
 tx = s["count"] + sum(s["errors"].values())
 u, sy, rss = open(f"{d}/rusage").read().split()[-3:]
 steal = open(f"{d}/steal_ms").read().strip()
+commits = open(f"{d}/commits").read().strip()
 print(case, rep, "pgstorm", s["tps"], tx, float(u) + float(sy), rss,
-      s["latency"]["p50_ms"], s["latency"]["p99_ms"], steal, sep="\t")
+      s["latency"]["p50_ms"], s["latency"]["p99_ms"], steal, commits, sep="\t")
 EOF
 }
 
@@ -150,6 +170,9 @@ bench() {
 # Both tools get the same threads (-j): each thread serves its share of the connections.
 bench c8 "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8 -j $JOBS"
 bench c500 "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500 -j $JOBS"
+# The pool driver (one pinned thread per client, a checkout per transaction) beside pgbench's -j.
+bench c8pool "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8"
+bench c500pool "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500"
 bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8 -j $JOBS"
 # One thread per client here in both tools: this case compares measurement, and a thread serving
 # four clients would add its own queueing to the latencies.
@@ -165,10 +188,10 @@ python3 - "$RESULTS" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 runs = {}
-for case, rep, tool, tps, tx, cpu, rss, p50, p99, steal in rows:
+for case, rep, tool, tps, tx, cpu, rss, p50, p99, steal, commits in rows:
     runs.setdefault((case, rep), {})[tool] = dict(
         tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50), p99=float(p99),
-        steal=int(steal) / 1000)
+        steal=int(steal) / 1000, commits=int(commits))
 def med(case, f):
     vals = [f(r["pgstorm"], r["pgbench"]) for (c, _), r in sorted(runs.items()) if c == case]
     return statistics.median(vals) if vals else None
@@ -178,6 +201,10 @@ goals = {
     "c500": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0),
              ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.5),
              ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 128)],
+    "c8pool": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0),
+               ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.1)],
+    "c500pool": [("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.5),
+                 ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 64)],
     "tpcb": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0)],
     "latency": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
@@ -187,12 +214,12 @@ goals = {
                   ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
-print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
+print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
 for (case, rep), r in sorted(runs.items()):
     for tool in ("pgbench", "pgstorm"):
         x = r.get(tool)
         if x:
-            print(f"{case:<8} {rep:>3} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['cpu']:>7.2f} "
+            print(f"{case:<8} {rep:>3} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
                   f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f} "
                   f"{x['steal']:>7.2f}")
 print()

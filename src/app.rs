@@ -417,6 +417,7 @@ fn hygiene_options(
 ) -> Result<HygieneOptions> {
     Ok(HygieneOptions {
         vacuum: !no_vacuum,
+        vacuum_pgbench: false,
         pre_sql: pre_sql
             .as_deref()
             .map(|f| SqlFile::read("--pre-sql", f))
@@ -498,11 +499,6 @@ fn pgbench_info(a: &cli::QueriesArgs) -> Result<Option<String>> {
 fn refused_pgbench_options(a: &cli::QueriesArgs) -> Result<()> {
     let refused = [
         (
-            a.vacuum_all,
-            "-v (vacuum all four tables first): run VACUUM ANALYZE on pgbench's tables \
-             yourself, or initialize them again with pgstorm seed --pgbench",
-        ),
-        (
             a.debug,
             "-d (debug output): pgstorm has no protocol trace; read the server log \
              (log_statement) instead",
@@ -512,11 +508,6 @@ fn refused_pgbench_options(a: &cli::QueriesArgs) -> Result<()> {
             "--exit-on-abort: pgbench 15 has no such option (it came with pgbench 16), and \
              pgstorm follows pgbench 15: the other clients finish, and a run in which a client \
              aborted exits 2",
-        ),
-        (
-            a.verbose_errors,
-            "--verbose-errors: pgstorm already prints the first distinct errors with counts and \
-             keeps every one by SQLSTATE and message in run.json (load.aborted)",
         ),
     ];
     match refused.iter().find(|(on, _)| *on) {
@@ -717,12 +708,14 @@ pub fn queries_options(a: &cli::QueriesArgs, argv: &[String]) -> Result<QueriesO
     e.txlog = txlog;
     e.progress_timestamp = a.progress_timestamp;
     e.progress_ndjson = a.progress_format == ProgressFormat::Ndjson;
+    e.verbose_errors = a.verbose_errors;
     e.connect_each = a.connect;
     if a.max_tries == 0 && a.transactions.is_some() {
         return Err(error::usage(
             "--max-tries 0 (retry until the run ends) needs -T, not -t",
         ));
     }
+    o.hygiene.vacuum_pgbench = a.vacuum_all;
     o.monitor = monitor_options(a)?;
     Ok(o)
 }

@@ -311,7 +311,7 @@ pub struct QueriesArgs {
     /// pgbench -C: a new connection for every transaction (connect times in their own histogram)
     #[argh(switch, short = 'C')]
     pub connect: bool,
-    /// pgbench -v: refused; vacuum pgbench's tables yourself before the run
+    /// pgbench -v: vacuum all four pgbench tables before the run, pgbench_accounts included (pgstorm's run hygiene vacuums every workload table anyway; -n still skips it)
     #[argh(switch, short = 'v')]
     pub vacuum_all: bool,
     /// pgbench -d: refused; pgstorm has no debug trace (see the server log)
@@ -320,7 +320,7 @@ pub struct QueriesArgs {
     /// pgbench --exit-on-abort: refused, as pgbench 15 refuses it (a client abort already exits 2)
     #[argh(switch)]
     pub exit_on_abort: bool,
-    /// pgbench --verbose-errors: refused; every error is kept by SQLSTATE and message in run.json
+    /// pgbench --verbose-errors: print each failed try of a serialization or deadlock failure, and whether it is retried, on stderr
     #[argh(switch)]
     pub verbose_errors: bool,
     /// dataset scale, as pgbench's -s: reseed the POS dataset when the seeded scale differs, and

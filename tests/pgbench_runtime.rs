@@ -371,18 +371,36 @@ fn a_pipeline_is_one_sync_like_pgbench_and_needs_the_extended_protocol() {
                 &["-M", m, "-D", "tool=0", "-f", path, "-t", "5", "-c", "2"],
             );
             assert_eq!(oracle.code, 0, "{path} -M {m}: {}", oracle.stderr);
-            let results = tmp.path().join(format!("{m}{expect}"));
-            let (ran, doc) = pgstorm(
-                db,
-                &results,
-                &[
-                    "-M", m, "-D", "tool=1", "-f", path, "-t", "5", "-c", "2", "-j", "2",
-                ],
-            );
-            assert_eq!(ran.code, 0, "{path} -M {m}: {}", ran.stderr);
-            assert_eq!(load(&doc).summary.count, 10);
             assert_eq!(rows_per_xid(db, 0), vec![expect], "pgbench {path} -M {m}");
-            assert_eq!(rows_per_xid(db, 1), vec![expect], "pgstorm {path} -M {m}");
+            // Both drivers run the pipeline: the pool driver over the same executor.
+            for (k, driver) in DRIVERS.iter().enumerate() {
+                let tool = format!("tool={}", k + 1);
+                let (ran, doc) = pgstorm_with(
+                    db,
+                    tmp.path(),
+                    &format!("{m}{expect}{k}"),
+                    &["-M", m, "-D", &tool, "-f", path, "-t", "5", "-c", "2"],
+                    driver,
+                );
+                assert_eq!(ran.code, 0, "{path} -M {m} {driver:?}: {}", ran.stderr);
+                assert_eq!(load(&doc).summary.count, 10, "{driver:?}");
+                let t = k as i32 + 1;
+                assert_eq!(
+                    rows_per_xid(db, t),
+                    vec![expect],
+                    "{path} -M {m} {driver:?}"
+                );
+                // The server committed as many transactions as the tool counted (10 pipelines
+                // of one implicit transaction each, or 20 single INSERTs).
+                let xids: i64 = common::client_of(db)
+                    .query_one(
+                        "SELECT count(DISTINCT x) FROM rt_pipe WHERE tool = $1",
+                        &[&t],
+                    )
+                    .unwrap()
+                    .get(0);
+                assert_eq!(xids, 20 / expect, "{path} -M {m} {driver:?}");
+            }
         }
     }
 
@@ -409,13 +427,15 @@ fn a_pipeline_is_one_sync_like_pgbench_and_needs_the_extended_protocol() {
         ran.stderr
     );
     assert!(doc.is_none(), "a refused script wrote a result");
+    // Beside built-in query types (which the pool driver runs over the postgres crate) the
+    // script is refused before the run, saying what to do.
     let (ran, _) = pgstorm(
         db,
         &tmp.path().join("pool"),
-        &["-D", "tool=1", "-f", &piped, "-t", "1"],
+        &["-D", "tool=1", "-f", &piped, "--mix", "point=1", "-t", "1"],
     );
     assert_eq!(ran.code, 2, "{}", ran.stderr);
-    assert!(ran.stderr.contains("add -j N"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("drop --mix"), "{}", ran.stderr);
 }
 
 #[test]
@@ -455,4 +475,114 @@ fn pipeline_misuse_aborts_the_client_as_in_pgbench() {
             assert_eq!(clients, 2, "{name}");
         }
     }
+}
+
+#[test]
+fn verbose_errors_print_each_failed_try_on_both_drivers() {
+    let db = "rt_verbose_errors";
+    let tmp = tempfile::tempdir().unwrap();
+    // Repeatable read, a snapshot, a pause, then an update of the one row every client updates:
+    // a client whose row was updated since its snapshot fails with 40001 and is retried.
+    let racy = script(
+        tmp.path(),
+        "racy.sql",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ;\n\
+         SELECT v FROM rt_ser WHERE id = 1;\n\
+         \\sleep 20 ms\n\
+         UPDATE rt_ser SET v = v + 1 WHERE id = 1;\n\
+         COMMIT;\n",
+    );
+    let args = [
+        "--no-vacuum",
+        "-f",
+        &racy,
+        "-c",
+        "4",
+        "-t",
+        "10",
+        "--max-tries",
+        "1000",
+    ];
+    for (k, driver) in DRIVERS.iter().enumerate() {
+        for verbose in [false, true] {
+            common::client_of(db)
+                .batch_execute(
+                    "DROP TABLE IF EXISTS rt_ser; CREATE TABLE rt_ser (id int, v int); \
+                     INSERT INTO rt_ser VALUES (1, 0)",
+                )
+                .unwrap();
+            let mut all = args.to_vec();
+            if verbose {
+                all.push("--verbose-errors");
+            }
+            let (ran, doc) = pgstorm_with(db, tmp.path(), &format!("{k}{verbose}"), &all, driver);
+            assert_eq!(ran.code, 0, "{driver:?}: {}", ran.stderr);
+            let retried = load(&doc).summary.count;
+            assert_eq!(retried, 40, "{driver:?}");
+            let committed: i32 = common::client_of(db)
+                .query_one("SELECT v FROM rt_ser", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(committed, 40, "every transaction committed once");
+            let errors = ran
+                .stderr
+                .lines()
+                .filter(|l| {
+                    l.contains("got an error in command at line 4 of script 0")
+                        && l.contains("could not serialize access")
+                        && l.contains("40001")
+                })
+                .count();
+            let repeats = ran
+                .stderr
+                .matches("repeats the transaction after the error (try ")
+                .count();
+            if verbose {
+                // Positive control: 4 clients racing for one row do fail, each failure is
+                // reported with its retry.
+                assert!(errors > 0, "{driver:?}: {}", ran.stderr);
+                assert_eq!(errors, repeats, "{driver:?}: {}", ran.stderr);
+                assert!(ran.stderr.contains("/1000)"), "{}", ran.stderr);
+            } else {
+                assert_eq!((errors, repeats), (0, 0), "{driver:?}: {}", ran.stderr);
+            }
+        }
+    }
+}
+
+#[test]
+fn v_vacuums_pgbench_accounts_before_the_run() {
+    let db = "rt_vacuum_all";
+    let tmp = tempfile::tempdir().unwrap();
+    common::client_of(db)
+        .batch_execute(
+            "DROP TABLE IF EXISTS pgbench_accounts; CREATE TABLE pgbench_accounts (aid int); \
+             INSERT INTO pgbench_accounts SELECT generate_series(1, 100)",
+        )
+        .unwrap();
+    let last_vacuum = || -> Option<std::time::SystemTime> {
+        common::client_of(db)
+            .query_one(
+                "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'pgbench_accounts'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(last_vacuum(), None);
+    let select = script(tmp.path(), "one.sql", "SELECT 1;\n");
+    let (ran, doc) = pgstorm(db, &tmp.path().join("v"), &["-v", "-f", &select, "-t", "1"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let steps = &doc.unwrap().hygiene.unwrap().steps;
+    let vacuum = steps.iter().find(|s| s.action == "vacuum_analyze").unwrap();
+    assert!(
+        vacuum.tables.iter().any(|t| t == "pgbench_accounts"),
+        "{vacuum:?}"
+    );
+    // The server's statistics say so too (they are flushed by the next access).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while last_vacuum().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(last_vacuum().is_some(), "pgbench_accounts was not vacuumed");
 }

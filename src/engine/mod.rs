@@ -6,8 +6,10 @@
 //! the duration (or transaction count, or Ctrl-C), and returns raw measurements
 //! ([`EngineOutput`]). Two drivers share that frame (`RunClock`, `Collector`,
 //! `spawn_load_threads`): one thread per client checking connections out of the r2d2 pool
-//! ([`worker`]), or `-j` threads each serving several clients' connections without blocking
-//! ([`mux`], pgbench scripts). It knows nothing of scenarios, reports or the CLI.
+//! ([`worker`]; when every query type is a script the connections are the project's own
+//! ([`wire_pool`]) and scripts run on the executor the `-j` driver runs), or `-j` threads each
+//! serving several clients' connections without blocking ([`mux`], pgbench scripts). It knows
+//! nothing of scenarios, reports or the CLI.
 //!
 //! How a run ends is decided in one place, `Collector::finish`, for both drivers: the duration
 //! (or every load thread done with `-t`), Ctrl-C, a lost target ([`lost`]: no connection open
@@ -28,7 +30,9 @@ pub mod stall;
 pub mod stats;
 pub mod tracker;
 pub mod txlog;
+pub mod verbose;
 pub mod watch;
+pub mod wire_pool;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,6 +97,8 @@ pub struct EngineConfig {
     /// `--progress-format ndjson`: each progress line is one JSON object (Unix time, elapsed,
     /// interval tps, p50/p99, failures, clients) instead of pgbench's text.
     pub progress_ndjson: bool,
+    /// pgbench's `--verbose-errors`: print each failed try of a retryable failure ([`verbose`]).
+    pub verbose_errors: bool,
 }
 
 /// Raw measurements of one load run.
@@ -196,6 +202,54 @@ pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
     }
 }
 
+/// Where the pool driver's workers get their connections: the project's wire connections when
+/// every query type is a script (so scripts run on the executor the `-j` driver runs, pipeline
+/// mode included), the `postgres` crate's otherwise; pooled, or one per transaction with `-C`.
+fn pool_source(
+    target: &Target,
+    workload: &Arc<Workload>,
+    cfg: &EngineConfig,
+) -> Result<(worker::Source, Arc<pool::PoolCounters>)> {
+    let counters = Arc::new(pool::PoolCounters::new());
+    let scripts_only = workload.types.iter().all(|t| t.as_script().is_some());
+    let settings = pool::PoolSettings {
+        size: cfg.clients.max(1),
+        statement_timeout: cfg.statement_timeout,
+        ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+    };
+    let source = match (scripts_only, cfg.connect_each) {
+        (true, connect_each) => {
+            let manager = wire_pool::WireManager::new(
+                target,
+                workload.clone(),
+                cfg.statement_timeout,
+                counters.clone(),
+            );
+            if connect_each {
+                worker::Source::WireConnectEach(Box::new(manager), counters.clone())
+            } else {
+                let names = wire_pool::statement_names(workload);
+                let pool = pool::Pool::open_with(manager, counters.clone(), target, &settings)?;
+                worker::Source::WirePool(pool.pool, names)
+            }
+        }
+        (false, true) => worker::Source::ConnectEach(
+            Box::new(pool::ConnManager::new(
+                target,
+                workload.clone(),
+                cfg.statement_timeout,
+                counters.clone(),
+            )),
+            counters.clone(),
+        ),
+        (false, false) => {
+            let pool = pool::Pool::open(target, workload.clone(), &settings)?;
+            return Ok((worker::Source::Pool(pool.pool), pool.counters));
+        }
+    };
+    Ok((source, counters))
+}
+
 /// Runs the load described by `cfg` against `target`: over the pool with one thread per client,
 /// or with `cfg.threads` set on the multiplexed driver ([`mux`]).
 pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
@@ -207,30 +261,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let per_worker = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(clients * per_worker);
     limit_malloc_arenas();
-    let (source, counters) = if cfg.connect_each {
-        let counters = Arc::new(pool::PoolCounters::new());
-        let manager = pool::ConnManager::new(
-            target,
-            workload.clone(),
-            cfg.statement_timeout,
-            counters.clone(),
-        );
-        (
-            worker::Source::ConnectEach(Box::new(manager), counters.clone()),
-            counters,
-        )
-    } else {
-        let pool = pool::Pool::open(
-            target,
-            workload.clone(),
-            &pool::PoolSettings {
-                size: cfg.clients.max(1),
-                statement_timeout: cfg.statement_timeout,
-                ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
-            },
-        )?;
-        (worker::Source::Pool(pool.pool), pool.counters)
-    };
+    let (source, counters) = pool_source(target, &workload, cfg)?;
 
     let clock = RunClock::new(cfg);
     let stop = Arc::new(AtomicBool::new(false));
@@ -251,6 +282,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         sigfig,
         max_tries: cfg.max_tries,
         latency_limit: cfg.latency_limit,
+        verbose_errors: cfg.verbose_errors,
     });
     let mut txlogs = open_txlogs(cfg, clients, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;

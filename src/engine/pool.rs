@@ -116,8 +116,8 @@ impl ManageConnection for ConnManager {
 /// Silences r2d2's default logging of connect errors: [`ConnManager`] counts them instead.
 #[derive(Debug)]
 struct QuietErrors;
-impl r2d2::HandleError<postgres::Error> for QuietErrors {
-    fn handle_error(&self, _error: postgres::Error) {}
+impl<E> r2d2::HandleError<E> for QuietErrors {
+    fn handle_error(&self, _error: E) {}
 }
 
 /// Counts the connections r2d2 drops (found broken at checkin) into [`PoolCounters::closed`].
@@ -144,11 +144,11 @@ const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(1);
 const CHECKOUT_SLICE: Duration = Duration::from_millis(100);
 
 /// Checks a connection out of `pool`, waiting up to `timeout`, or until `stop` is set.
-pub(crate) fn checkout(
-    pool: &r2d2::Pool<ConnManager>,
+pub(crate) fn checkout<M: ManageConnection>(
+    pool: &r2d2::Pool<M>,
     timeout: Duration,
     stop: &AtomicBool,
-) -> Option<r2d2::PooledConnection<ConnManager>> {
+) -> Option<r2d2::PooledConnection<M>> {
     // The common case, a connection idle in the pool, reads no clock here.
     if let Some(c) = pool.try_get() {
         return Some(c);
@@ -184,10 +184,11 @@ pub(crate) fn session_sql(statement_timeout: Duration) -> String {
     )
 }
 
-/// The pool and its counters.
-pub struct Pool {
+/// The pool and its counters; its connections are the `postgres` crate's ([`ConnManager`]) or
+/// the project's wire connections for scripts ([`super::wire_pool::WireManager`]).
+pub struct Pool<M: ManageConnection = ConnManager> {
     /// The r2d2 pool.
-    pub pool: r2d2::Pool<ConnManager>,
+    pub pool: r2d2::Pool<M>,
     /// Connect counters.
     pub counters: Arc<PoolCounters>,
 }
@@ -203,6 +204,18 @@ impl Pool {
             settings.statement_timeout,
             counters.clone(),
         );
+        Pool::open_with(manager, counters, target, settings)
+    }
+}
+
+impl<M: ManageConnection> Pool<M> {
+    /// [`Pool::open`] with the connections `manager` opens, counted in `counters`.
+    pub fn open_with(
+        manager: M,
+        counters: Arc<PoolCounters>,
+        target: &Target,
+        settings: &PoolSettings,
+    ) -> Result<Pool<M>> {
         let connector_threads = (settings.size as usize).clamp(1, 32);
         let pool = r2d2::Pool::builder()
             .max_size(settings.size.max(1))

@@ -7,7 +7,9 @@
 //! in the percentiles; the schedule lag (actual − intended start) is recorded on its own.
 //! pgbench's options live here too, for both drivers: `-L` (late and skipped counts, in the
 //! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
-//! per transaction instead of a checkout).
+//! per transaction instead of a checkout). Scripts run over wire connections
+//! ([`super::wire_pool`], [`Source::WirePool`]) on the blocking form of the `-j` driver's
+//! executor, built-in query types over the `postgres` crate; a `Lease` hides which.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,9 +22,12 @@ use super::pool::{self, ConnManager};
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
 use super::txlog::{Logged, TxLog};
+use super::verbose;
+use super::wire_pool::{PooledWire, WireManager};
 use crate::rng::Rng;
-use crate::workload::script::Script;
-use crate::workload::{ExecError, Scratch, Workload};
+use crate::workload::script::resume::Tx;
+use crate::workload::script::{ClientVars, Script};
+use crate::workload::{CommandStat, ExecError, Scratch, Workload};
 
 /// How arrivals are spaced in open loop.
 #[derive(
@@ -36,36 +41,118 @@ pub enum Arrival {
     Poisson,
 }
 
-/// Where a worker's connections come from.
+/// Where a worker's connections come from: the `postgres` crate's connections for the built-in
+/// query types, the project's wire connections when every query type is a script
+/// ([`super::wire_pool`]).
 pub(crate) enum Source {
     /// Checked out of the pool and returned after each transaction.
     Pool(r2d2::Pool<ConnManager>),
     /// Opened for each transaction and closed after it (pgbench's `-C`); the connect time goes
     /// into the connect histogram, not into the pool wait.
     ConnectEach(Box<ConnManager>, Arc<pool::PoolCounters>),
+    /// [`Source::Pool`] of wire connections (scripts only), with the prepared statement names.
+    WirePool(r2d2::Pool<WireManager>, Vec<Vec<String>>),
+    /// [`Source::ConnectEach`] of wire connections (scripts only).
+    WireConnectEach(Box<WireManager>, Arc<pool::PoolCounters>),
 }
 
-/// A connection for one transaction, from either [`Source`].
-enum Lease {
-    Pooled(r2d2::PooledConnection<ConnManager>),
-    Own(crate::workload::Conn),
-}
+impl Source {
+    /// Whether connections are checked out of a pool (their wait is recorded).
+    fn pooled(&self) -> bool {
+        matches!(self, Source::Pool(_) | Source::WirePool(..))
+    }
 
-impl std::ops::Deref for Lease {
-    type Target = crate::workload::Conn;
-    fn deref(&self) -> &Self::Target {
+    /// The names query type `kind`'s statements are prepared under on wire connections.
+    fn wire_names(&self, kind: usize) -> &[String] {
         match self {
-            Lease::Pooled(c) => c,
-            Lease::Own(c) => c,
+            Source::WirePool(_, names) => &names[kind],
+            Source::WireConnectEach(m, _) => m.names(kind),
+            Source::Pool(_) | Source::ConnectEach(..) => &[],
+        }
+    }
+
+    /// The counters of connections opened per transaction (`-C`), which count their closes.
+    fn closes_counted(&self) -> Option<&pool::PoolCounters> {
+        match self {
+            Source::ConnectEach(_, c) | Source::WireConnectEach(_, c) => Some(c),
+            _ => None,
         }
     }
 }
 
-impl std::ops::DerefMut for Lease {
-    fn deref_mut(&mut self) -> &mut Self::Target {
+/// A connection for one transaction, from any [`Source`].
+enum Lease {
+    Pooled(r2d2::PooledConnection<ConnManager>),
+    Own(crate::workload::Conn),
+    Wire(r2d2::PooledConnection<WireManager>),
+    OwnWire(PooledWire),
+}
+
+impl Lease {
+    /// Checks a connection out of (or opens one from) `source`.
+    fn take(source: &Source, timeout: Duration, stop: &AtomicBool) -> Result<Lease, ErrorClass> {
+        match source {
+            Source::Pool(p) => pool::checkout(p, timeout, stop)
+                .map(Lease::Pooled)
+                .ok_or(ErrorClass::PoolTimeout),
+            Source::WirePool(p, _) => pool::checkout(p, timeout, stop)
+                .map(Lease::Wire)
+                .ok_or(ErrorClass::PoolTimeout),
+            Source::ConnectEach(m, _) => {
+                m.connect().map(Lease::Own).map_err(|e| ErrorClass::of(&e))
+            }
+            Source::WireConnectEach(m, _) => m.connect().map(Lease::OwnWire).map_err(|e| {
+                e.sqlstate()
+                    .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate)
+            }),
+        }
+    }
+
+    /// Runs one try of query type `kind` on the connection. A wire connection the script could
+    /// not leave idle is marked so that the pool drops it.
+    fn execute(
+        &mut self,
+        shared: &Shared,
+        kind: usize,
+        rng: &mut Rng,
+        scratch: &mut Scratch,
+        tx: &mut Tx,
+        commands: &mut Vec<CommandStat>,
+    ) -> Result<(), ExecError> {
+        let w = &shared.workload;
+        let wired = match self {
+            Lease::Pooled(c) => return w.execute(kind, c, rng, scratch, commands),
+            Lease::Own(c) => return w.execute(kind, c, rng, scratch, commands),
+            Lease::Wire(c) => &mut **c,
+            Lease::OwnWire(c) => c,
+        };
+        let (Some(script), Some(vars)) = (
+            w.types[kind].as_script(),
+            scratch.states[kind]
+                .as_mut()
+                .and_then(|s| s.downcast_mut::<ClientVars>()),
+        ) else {
+            unreachable!("wire connections serve scripts only (engine::run)")
+        };
+        let ended = script.run_blocking(
+            tx,
+            vars,
+            rng,
+            w.protocol,
+            shared.source.wire_names(kind),
+            &mut wired.conn,
+            w.per_command.then_some(commands),
+        );
+        wired.reusable &= ended.reusable;
+        ended.result
+    }
+
+    /// Marks a wire connection for dropping (the client aborts: pgbench closes its connection).
+    fn discard(&mut self) {
         match self {
-            Lease::Pooled(c) => c,
-            Lease::Own(c) => c,
+            Lease::Wire(c) => c.reusable = false,
+            Lease::OwnWire(c) => c.reusable = false,
+            Lease::Pooled(_) | Lease::Own(_) => {}
         }
     }
 }
@@ -90,6 +177,8 @@ pub(crate) struct Shared {
     pub max_tries: u32,
     /// `-L`.
     pub latency_limit: Option<Duration>,
+    /// `--verbose-errors`.
+    pub verbose_errors: bool,
 }
 
 /// A worker's measurement path: its own batch, the interval clock, and the hand-off to the
@@ -391,12 +480,38 @@ impl Worker {
         aborts
     }
 
+    /// `--verbose-errors`: the failed try and what follows it, on stderr.
+    fn report_failed_try(
+        &self,
+        kind: usize,
+        e: &ExecError,
+        scratch: &Scratch,
+        retry: bool,
+        tries: u32,
+    ) {
+        let t = &self.shared.workload.types[kind];
+        let at = verbose::FailedAt {
+            client: self.id as u32,
+            kind,
+            name: t.name(),
+            line: t
+                .as_script()
+                .map_or(0, |_| Script::failed_line(&scratch.states[kind])),
+        };
+        eprintln!(
+            "{}\n{}",
+            verbose::error_line(at, e),
+            verbose::decision_line(at.client, retry, tries, self.shared.max_tries)
+        );
+    }
+
     /// The worker's main loop.
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
         let mut rng = Rng::stream(shared.seed, 0x5EED_0000 + self.id as u64);
         let mut gaps = Rng::stream(shared.seed, ARRIVAL_STREAM + self.id as u64);
         let mut scratch = shared.workload.scratch(self.id);
+        let mut tx = Tx::default();
         let mut done: u64 = 0;
         let mut backoff = Duration::ZERO;
         // Closed loop: the previous transaction's end, when the next one starts right away (one
@@ -422,14 +537,7 @@ impl Worker {
                 }
             }
             let t0 = last_end.take().unwrap_or_else(Instant::now);
-            let checkout = match &shared.source {
-                Source::Pool(p) => pool::checkout(p, shared.checkout_timeout, &shared.stop)
-                    .map(Lease::Pooled)
-                    .ok_or(ErrorClass::PoolTimeout),
-                Source::ConnectEach(m, _) => {
-                    m.connect().map(Lease::Own).map_err(|e| ErrorClass::of(&e))
-                }
-            };
+            let checkout = Lease::take(&shared.source, shared.checkout_timeout, &shared.stop);
             let t1 = Instant::now();
             if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
@@ -445,49 +553,45 @@ impl Worker {
                     let r = loop {
                         tries += 1;
                         let commands = &mut self.rec.batch.types[kind].commands;
-                        let r = shared.workload.execute(
-                            kind,
-                            &mut conn,
-                            &mut rng,
-                            &mut scratch,
-                            commands,
-                        );
-                        match r {
-                            Err(e)
-                                if ErrorClass::of_exec(&e).is_retryable()
-                                    && (shared.max_tries == 0 || tries < shared.max_tries)
-                                    && !self.stopped()
-                                    && shared.end.is_none_or(|end| Instant::now() < end) =>
-                            {
-                                rng = saved.clone();
-                            }
-                            r => break r,
+                        let r =
+                            conn.execute(&shared, kind, &mut rng, &mut scratch, &mut tx, commands);
+                        let Err(e) = r else { break r };
+                        if !ErrorClass::of_exec(&e).is_retryable() {
+                            break Err(e);
                         }
+                        let retry = (shared.max_tries == 0 || tries < shared.max_tries)
+                            && !self.stopped()
+                            && shared.end.is_none_or(|end| Instant::now() < end);
+                        if shared.verbose_errors {
+                            self.report_failed_try(kind, &e, &scratch, retry, tries);
+                        }
+                        if !retry {
+                            break Err(e);
+                        }
+                        rng = saved.clone();
                     };
                     let t2 = Instant::now();
                     now = t2;
-                    if let (Lease::Own(_), Source::ConnectEach(_, counters)) =
-                        (&conn, &shared.source)
-                    {
+                    if let Some(counters) = shared.source.closes_counted() {
                         counters.closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Err(e) = &r {
+                        aborted = self.abort_if_pgbench_would(kind, e, &scratch);
+                        if aborted {
+                            conn.discard();
+                        }
                     }
                     drop(conn);
                     match r {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            aborted = self.abort_if_pgbench_would(kind, &e, &scratch);
-                            match e {
-                                // The transaction ran to its end: it counts before the abort.
-                                ExecError::Unfinished(_) => Ok(()),
-                                e => Err(ErrorClass::of_exec(&e)),
-                            }
-                        }
+                        // The transaction ran to its end: it counts before the abort.
+                        Ok(()) | Err(ExecError::Unfinished(_)) => Ok(()),
+                        Err(e) => Err(ErrorClass::of_exec(&e)),
                     }
                 }
                 Err(class) => Err(class),
             };
             self.rec.maybe_flush(now);
-            if matches!(shared.source, Source::Pool(_)) {
+            if shared.source.pooled() {
                 stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
             }
             self.rec.record_transaction(

@@ -59,6 +59,9 @@ const MAINTAIN_SINCE: i32 = 170_000;
 pub struct HygieneOptions {
     /// VACUUM (ANALYZE) the workload's tables and truncate pgbench_history (false: `--no-vacuum`).
     pub vacuum: bool,
+    /// pgbench's `-v`: pgbench's four tables are vacuumed (when they exist) even when no script
+    /// runs; a script run vacuums them anyway, pgbench_accounts included.
+    pub vacuum_pgbench: bool,
     /// `--pre-sql`: run after the steps, before the load.
     pub pre_sql: Option<SqlFile>,
     /// `--post-sql`: run after the load.
@@ -69,6 +72,7 @@ impl Default for HygieneOptions {
     fn default() -> Self {
         HygieneOptions {
             vacuum: true,
+            vacuum_pgbench: false,
             pre_sql: None,
             post_sql: None,
         }

@@ -128,6 +128,7 @@ impl Default for QueriesOptions {
                 txlog: None,
                 progress_timestamp: false,
                 progress_ndjson: false,
+                verbose_errors: false,
                 connect_each: false,
             },
             print_summary: true,
@@ -408,7 +409,10 @@ pub fn measure_with(
     entries.extend(load_scripts(session, opts)?);
     let mut workload = Workload::new(entries, opts.protocol)?;
     workload.per_command = opts.per_command;
-    let tables = hygiene::workload_tables(!mix.is_empty(), !opts.scripts.is_empty());
+    let tables = hygiene::workload_tables(
+        !mix.is_empty(),
+        !opts.scripts.is_empty() || opts.hygiene.vacuum_pgbench,
+    );
     let section = hygiene::before_run(session, &opts.hygiene, &tables)?;
     before_load(session)?;
     let mut m = measure_workload(session, opts, Arc::new(workload))?;
@@ -697,7 +701,9 @@ fn load_scripts(
             // the run says the same once.
             let why = if opts.protocol == Protocol::Simple {
                 Some(crate::workload::script::PIPELINE_SIMPLE)
-            } else if opts.engine.threads.is_none() {
+            } else if opts.engine.threads.is_none() && !opts.mix.trim().is_empty() {
+                // Built-in types beside the script: the pool driver runs them all over the
+                // `postgres` crate, which cannot pipeline.
                 Some(crate::workload::script::PIPELINE_NEEDS_MUX)
             } else {
                 None

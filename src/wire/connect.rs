@@ -1,10 +1,12 @@
 //! The blocking side of a [`WireConn`]: opening the socket (TCP or Unix-domain, host by host),
 //! TLS as the connector's sslmode says (libpq's order of attempts, see [`attempts`]), the startup
 //! message, authentication (cleartext, md5, SCRAM-SHA-256 and -PLUS through
-//! `postgres_protocol`), the session SQL and [`WireConn::prepare_blocking`].
+//! `postgres_protocol`), the session SQL, [`WireConn::prepare_blocking`], and the blocking
+//! exchange of the pool driver, whose thread owns its connection ([`WireConn::exchange_blocking`]).
 //!
-//! Split from the nonblocking hot path in the parent module because it runs once per connection,
-//! not per query, and is the only code here that waits on the socket.
+//! Split from the nonblocking hot path in the parent module because, but for the pool driver's
+//! blocking exchange, it runs once per connection, not per query; it is the only code here that
+//! waits on the socket.
 //!
 //! Invariants: `config.get_connect_timeout()` bounds each host's connect + authentication; the
 //! socket is left nonblocking with TCP_NODELAY; a password never reaches a [`WireError`] (the
@@ -116,6 +118,28 @@ impl WireConn {
     }
 
     /// Sends what is queued and reads up to ReadyForQuery; the first ErrorResponse is returned.
+    /// Blocking, for a thread that owns the connection (the pool driver): sends what is queued,
+    /// then waits until the socket has something to read, so that
+    /// [`read_available`](WireConn::read_available) has work.
+    pub fn await_reply(&mut self) -> Result<(), WireError> {
+        self.flush_blocking(None)?;
+        if !self.has_buffered_message() {
+            wait_fd(self.stream.fd(), libc::POLLIN, None)?;
+        }
+        Ok(())
+    }
+
+    /// Blocking: sends what is queued and reads up to ReadyForQuery, whose status it returns;
+    /// the messages before it go to `on_msg`.
+    pub fn exchange_blocking(&mut self, mut on_msg: impl FnMut(Msg<'_>)) -> Result<u8, WireError> {
+        loop {
+            self.await_reply()?;
+            if let Some(status) = self.read_available(&mut on_msg)? {
+                return Ok(status);
+            }
+        }
+    }
+
     fn roundtrip_blocking(&mut self) -> Result<(), WireError> {
         self.flush_blocking(None)?;
         let mut first_error = None;

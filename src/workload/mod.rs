@@ -112,6 +112,28 @@ pub enum ExecError {
     Unfinished(String),
 }
 
+impl ExecError {
+    /// The SQLSTATE of a server error (`None` for an error of the script's own making) and the
+    /// message without the driver's wrapping, as pgbench prints it.
+    pub fn sqlstate_and_message(&self) -> (Option<String>, String) {
+        match self {
+            ExecError::Script(m) | ExecError::Unfinished(m) => (None, m.clone()),
+            ExecError::Db(d) => (
+                d.code().map(|c| c.code().to_string()),
+                d.as_db_error()
+                    .map_or_else(|| crate::target::one_line(d), |db| db.message().to_string()),
+            ),
+            ExecError::Wire(w) => (
+                w.sqlstate().map(str::to_string),
+                match w {
+                    crate::wire::WireError::Server { message, .. } => message.clone(),
+                    other => other.to_string(),
+                },
+            ),
+        }
+    }
+}
+
 /// A worker's reusable per-client scratch space: text buffer and each type's client state.
 pub struct Scratch {
     /// Reusable text buffer for the simple protocol.

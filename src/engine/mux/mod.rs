@@ -26,7 +26,7 @@
 
 mod thread;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,13 +34,14 @@ use anyhow::Result;
 
 use self::thread::Thread;
 use super::pool::{session_sql, PoolCounters};
-use super::stats::{self, ErrorClass};
+use super::stats;
+use super::wire_pool::{open_wire, statement_names};
 use super::worker::Recorder;
 use super::{Collector, EngineConfig, EngineOutput, RunClock};
 use crate::target::Target;
 use crate::wire::{WireConn, WireError};
 use crate::workload::script::Script;
-use crate::workload::{Protocol, Workload};
+use crate::workload::Workload;
 
 /// What the threads share.
 struct Shared {
@@ -61,6 +62,8 @@ struct Shared {
     statement_timeout: Duration,
     /// `-C`: a new connection per transaction.
     connect_each: bool,
+    /// `--verbose-errors`.
+    verbose_errors: bool,
 }
 
 impl Shared {
@@ -72,36 +75,13 @@ impl Shared {
 
     /// Opens and prepares one connection, counting it.
     fn connect(&self) -> Result<WireConn, WireError> {
-        let t0 = Instant::now();
-        let r = WireConn::connect(
-            &self.target.config,
-            &self.target.connector,
+        open_wire(
+            &self.target,
             &self.session_sql,
+            &self.workload,
+            &self.names,
+            &self.counters,
         )
-        .and_then(|mut c| {
-            if self.workload.protocol == Protocol::Prepared {
-                for (kind, names) in self.names.iter().enumerate() {
-                    for (name, sql) in names.iter().zip(self.script(kind).statements_sql()) {
-                        c.prepare_blocking(name, sql)?;
-                    }
-                }
-            }
-            Ok(c)
-        });
-        match &r {
-            Ok(_) => {
-                stats::record(&mut self.counters.connect.lock(), t0.elapsed());
-                self.counters.opened.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                let class = e
-                    .sqlstate()
-                    .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
-                *self.counters.last_error.lock() = Some((class, e.to_string()));
-            }
-        }
-        r
     }
 }
 
@@ -121,14 +101,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let n_types = workload.types.len();
     let per_thread = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(threads * per_thread);
-    let names = (0..n_types)
-        .map(|k| {
-            let n = workload.types[k]
-                .as_script()
-                .map_or(0, |s| s.statements_sql().len());
-            (0..n).map(|i| format!("pgstorm_{k}_{i}")).collect()
-        })
-        .collect();
+    let names = statement_names(&workload);
     let stop = Arc::new(AtomicBool::new(false));
     let mut shared = Shared {
         workload: workload.clone(),
@@ -146,6 +119,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         max_tries: cfg.max_tries,
         statement_timeout: cfg.statement_timeout,
         connect_each: cfg.connect_each,
+        verbose_errors: cfg.verbose_errors,
     };
     let conns = open_all(&shared, clients)?;
 

@@ -19,6 +19,7 @@ use super::Shared;
 use crate::engine::pool::PoolCounters;
 use crate::engine::schedule::Arrivals;
 use crate::engine::stats::ErrorClass;
+use crate::engine::verbose;
 use crate::engine::worker::{intended_start, next_backoff, Recorder, ARRIVAL_STREAM};
 use crate::rng::Rng;
 use crate::wire::{WireConn, WireError};
@@ -519,6 +520,17 @@ impl Thread {
             self.clients[i].phase = Phase::Finished;
             return;
         }
+        if class.is_retryable() && shared.verbose_errors {
+            let c = &self.clients[i];
+            let script = shared.script(c.kind);
+            let at = verbose::FailedAt {
+                client: c.id,
+                kind: c.kind,
+                name: shared.workload.types[c.kind].name(),
+                line: script.line_at(&c.tx),
+            };
+            eprintln!("{}", verbose::error_line(at, &e));
+        }
         let c = &mut self.clients[i];
         if c.status != b'I' {
             if let Some(conn) = c.conn.as_mut() {
@@ -542,6 +554,12 @@ impl Thread {
             && (shared.max_tries == 0 || c.tries < shared.max_tries)
             && !self.stopping
             && shared.end.is_none_or(|end| now < end);
+        if class.is_retryable() && shared.verbose_errors {
+            eprintln!(
+                "{}",
+                verbose::decision_line(c.id, may_retry, c.tries, shared.max_tries)
+            );
+        }
         if may_retry {
             c.rng = c.saved_rng.clone();
             c.tries += 1;

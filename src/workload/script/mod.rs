@@ -22,6 +22,7 @@
 //! pgbench seeds its clients, not from the engine's generator: the same seed gives pgbench's
 //! values, and a retry draws the same values again.
 
+pub mod blocking;
 pub mod builtin;
 pub mod expr;
 pub mod parse;
@@ -180,9 +181,9 @@ pub struct Abort {
 
 /// pgbench's message for a script that ends inside a transaction block.
 pub const UNFINISHED: &str = "end of script reached without completing the last transaction";
-/// Why the pool driver refuses pipeline mode.
-pub const PIPELINE_NEEDS_MUX: &str = "pipeline mode (\\startpipeline) needs the multiplexed \
-     driver, which can keep several commands in flight on one connection: add -j N";
+/// Why pipeline mode is refused beside built-in query types (they run over the `postgres` crate).
+pub const PIPELINE_NEEDS_MUX: &str = "pipeline mode (\\startpipeline) runs on the project's \
+     own connection, used when every query type is a script; drop --mix";
 /// pgbench's message for pipeline mode under `-M simple`.
 pub const PIPELINE_SIMPLE: &str = "cannot use pipeline mode with the simple query protocol";
 /// pgbench's message for a script that ends inside a pipeline.
@@ -335,21 +336,7 @@ impl Script {
 
     /// Keeps the abort of `client`, which failed with `e` at script line `line` (0: at the end).
     pub fn abort(&self, client: u32, line: usize, e: &ExecError) {
-        let (sqlstate, msg) = match e {
-            ExecError::Script(m) | ExecError::Unfinished(m) => (None, m.clone()),
-            ExecError::Db(d) => (
-                d.code().map(|c| c.code().to_string()),
-                d.as_db_error()
-                    .map_or_else(|| crate::target::one_line(d), |db| db.message().to_string()),
-            ),
-            ExecError::Wire(w) => (
-                w.sqlstate().map(str::to_string),
-                match w {
-                    crate::wire::WireError::Server { message, .. } => message.clone(),
-                    other => other.to_string(),
-                },
-            ),
-        };
+        let (sqlstate, msg) = e.sqlstate_and_message();
         let message = match e {
             ExecError::Script(_) | ExecError::Unfinished(_) => msg,
             _ => format!("{}:{line}: {msg}", self.name),

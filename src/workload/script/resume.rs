@@ -73,6 +73,11 @@ pub struct Tx {
 }
 
 impl Tx {
+    /// Whether a `\startpipeline` is open.
+    pub fn in_pipeline(&self) -> bool {
+        self.pipeline
+    }
+
     /// Back to the first command (a new transaction, or a retry).
     pub fn restart(&mut self) {
         self.pc = 0;

@@ -1,0 +1,142 @@
+//! The pool driver's connections for pgbench scripts: the project's own wire connection
+//! ([`WireConn`], the one the `-j` driver uses) behind an r2d2 manager, so the pool driver runs
+//! scripts with the resumable executor both drivers share, pipeline mode included.
+//!
+//! Each connection is opened through the target's connector (TLS as configured), gets the
+//! session SQL and, with protocol `prepared`, every script statement prepared under the same
+//! names on every connection ([`statement_names`]); opens, failures and closes are counted in
+//! the run's [`PoolCounters`], as for the `postgres` connections. One thread owns a checked-out
+//! connection and blocks on it; a connection the executor could not leave idle is marked not
+//! reusable and r2d2 drops (and replaces) it at checkin.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r2d2::ManageConnection;
+
+use super::pool::{session_sql, PoolCounters};
+use super::stats::{self, ErrorClass};
+use crate::target::Target;
+use crate::wire::{WireConn, WireError};
+use crate::workload::{Protocol, Workload};
+
+/// A pooled wire connection and whether it can serve another transaction.
+#[derive(Debug)]
+pub struct PooledWire {
+    /// The connection.
+    pub conn: WireConn,
+    /// False once it was left in a state the next transaction must not see (lost, in a block).
+    pub reusable: bool,
+}
+
+/// Names of the prepared statements, `[type][statement]` (only scripts have statements here).
+pub(crate) fn statement_names(workload: &Workload) -> Vec<Vec<String>> {
+    (0..workload.types.len())
+        .map(|k| {
+            let n = workload.types[k]
+                .as_script()
+                .map_or(0, |s| s.statements_sql().len());
+            (0..n).map(|i| format!("pgstorm_{k}_{i}")).collect()
+        })
+        .collect()
+}
+
+/// Opens one connection to `target` for `workload`, prepares its statements under `names` and
+/// counts it in `counters`.
+pub(crate) fn open_wire(
+    target: &Target,
+    session_sql: &str,
+    workload: &Workload,
+    names: &[Vec<String>],
+    counters: &PoolCounters,
+) -> Result<WireConn, WireError> {
+    let t0 = Instant::now();
+    let r = WireConn::connect(&target.config, &target.connector, session_sql).and_then(|mut c| {
+        if workload.protocol == Protocol::Prepared {
+            for (kind, names) in names.iter().enumerate() {
+                let Some(script) = workload.types[kind].as_script() else {
+                    continue;
+                };
+                for (name, sql) in names.iter().zip(script.statements_sql()) {
+                    c.prepare_blocking(name, sql)?;
+                }
+            }
+        }
+        Ok(c)
+    });
+    match &r {
+        Ok(_) => {
+            stats::record(&mut counters.connect.lock(), t0.elapsed());
+            counters.opened.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            let class = e
+                .sqlstate()
+                .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
+            *counters.last_error.lock() = Some((class, e.to_string()));
+        }
+    }
+    r
+}
+
+/// r2d2 manager of [`PooledWire`] connections.
+pub struct WireManager {
+    target: Target,
+    workload: Arc<Workload>,
+    session_sql: String,
+    names: Vec<Vec<String>>,
+    counters: Arc<PoolCounters>,
+}
+
+impl WireManager {
+    /// A manager opening connections to `target` for `workload`, counting them in `counters`.
+    pub(crate) fn new(
+        target: &Target,
+        workload: Arc<Workload>,
+        statement_timeout: Duration,
+        counters: Arc<PoolCounters>,
+    ) -> WireManager {
+        WireManager {
+            target: target.clone(),
+            names: statement_names(&workload),
+            workload,
+            session_sql: session_sql(statement_timeout),
+            counters,
+        }
+    }
+
+    /// The prepared statement names of query type `kind`.
+    pub(crate) fn names(&self, kind: usize) -> &[String] {
+        &self.names[kind]
+    }
+}
+
+impl ManageConnection for WireManager {
+    type Connection = PooledWire;
+    type Error = WireError;
+
+    fn connect(&self) -> Result<PooledWire, WireError> {
+        open_wire(
+            &self.target,
+            &self.session_sql,
+            &self.workload,
+            &self.names,
+            &self.counters,
+        )
+        .map(|conn| PooledWire {
+            conn,
+            reusable: true,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PooledWire) -> Result<(), WireError> {
+        conn.conn.queue_query_with(|w| w.push_bytes(b""));
+        conn.conn.exchange_blocking(|_| {}).map(drop)
+    }
+
+    fn has_broken(&self, conn: &mut PooledWire) -> bool {
+        !conn.reusable
+    }
+}
