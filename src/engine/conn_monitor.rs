@@ -203,9 +203,7 @@ impl Monitor<'_> {
         let mut held = Vec::with_capacity(idle as usize);
         for _ in 0..idle {
             let Some(mut c) = pool.try_get() else { break };
-            if c.conn.client.simple_query("").is_err() {
-                c.broken = true;
-            }
+            let _ = super::wire_pool::ping(&mut c);
             held.push(c);
         }
     }

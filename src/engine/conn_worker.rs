@@ -1,5 +1,7 @@
 //! Workers of the connection scenario: pooled (checkout → query → return, with checkout timeout,
 //! direct fallback and back-off) or storm (connect → query → disconnect, like pgbench `-C`).
+//! Connections are the project's wire connections and every query type is a script, run by the
+//! blocking form of the executor both load drivers share ([`crate::workload::script::Script::run_blocking`]).
 //!
 //! Hot-path invariants: per operation a worker takes no lock of its own (r2d2's checkout is the
 //! only one, and storm mode takes none), allocates nothing, records into its own [`WorkerStep`],
@@ -17,9 +19,14 @@ use parking_lot::{Condvar, Mutex};
 use super::gated_pool::GatedManager;
 use super::stats::{self, ErrorClass, Hist, N_CLASSES};
 use super::tracker::{Counts, Tracker};
+use super::wire_pool;
 use crate::rng::Rng;
 use crate::target::Target;
-use crate::workload::{CommandStat, Conn, ExecError, Scratch, Workload};
+use crate::wire::WireConn;
+use crate::workload::script::blocking::Ended;
+use crate::workload::script::resume::Tx;
+use crate::workload::script::ClientVars;
+use crate::workload::{ExecError, Scratch, Workload};
 
 /// What one worker measured during one step.
 pub struct WorkerStep {
@@ -64,7 +71,10 @@ pub(crate) struct Shared {
     pub pool: Option<r2d2::Pool<GatedManager>>,
     /// The target with the load session's settings, for storm connects and the direct fallback.
     pub direct: Target,
+    /// Every query type is a script (checked by [`super::connections::run`]).
     pub workload: Arc<Workload>,
+    /// The names the statements are prepared under ([`wire_pool::statement_names`]).
+    pub names: Vec<Vec<String>>,
     pub tracker: Tracker,
     /// Stop starting operations.
     pub stop: AtomicBool,
@@ -96,8 +106,8 @@ pub(crate) struct ConnWorker {
     out: Sender<StepBatch>,
     rng: Rng,
     scratch: Scratch,
-    /// Per-command statistics the workload fills only with per-command reporting (never here).
-    commands: Vec<CommandStat>,
+    /// The script executor's transaction state.
+    tx: Tx,
     counts: Counts,
     checkouts: u64,
     backoff: Duration,
@@ -121,7 +131,7 @@ impl ConnWorker {
             out,
             rng,
             scratch,
-            commands: Vec::new(),
+            tx: Tx::default(),
             counts: Counts::default(),
             checkouts: 0,
             backoff: Duration::ZERO,
@@ -246,13 +256,9 @@ impl ConnWorker {
         };
         self.checkouts += 1;
         sh.tracker.holding(self.id, t1, kind, self.checkouts);
-        let r = sh.workload.execute(
-            kind,
-            &mut conn.conn,
-            &mut self.rng,
-            &mut self.scratch,
-            &mut self.commands,
-        );
+        let ended = self.run_script(sh, kind, &mut conn.conn);
+        conn.reusable &= ended.reusable;
+        let r = ended.result;
         let t2 = Instant::now();
         if (self.id as u32) < sh.leakers {
             // Positive control of leak detection: keep this connection out until the end.
@@ -265,13 +271,7 @@ impl ConnWorker {
                 stats::record(&mut st.latency, t2 - t1);
                 Op::Ok
             }
-            Err(e) => {
-                let class = ErrorClass::of_exec(&e);
-                if class.is_connection_loss() {
-                    conn.broken = true;
-                }
-                Op::Failed(class)
-            }
+            Err(e) => Op::Failed(ErrorClass::of_exec(&e)),
         };
         drop(conn);
         sh.tracker.idle(self.id);
@@ -309,6 +309,33 @@ impl ConnWorker {
         }
     }
 
+    /// Runs one transaction of script `kind` on `conn`, blocking.
+    fn run_script(&mut self, sh: &Shared, kind: usize, conn: &mut WireConn) -> Ended {
+        let (Some(script), Some(vars)) = (
+            sh.workload.types[kind].as_script(),
+            self.scratch.states[kind]
+                .as_mut()
+                .and_then(|s| s.downcast_mut::<ClientVars>()),
+        ) else {
+            return Ended {
+                result: Err(ExecError::Script(format!(
+                    "query type '{}' is not a pgbench script: the connection load runs scripts only",
+                    sh.workload.types[kind].name()
+                ))),
+                reusable: true,
+            };
+        };
+        script.run_blocking(
+            &mut self.tx,
+            vars,
+            &mut self.rng,
+            sh.workload.protocol,
+            &sh.names[kind],
+            conn,
+            None,
+        )
+    }
+
     /// Connects, prepares, runs query type `kind`, disconnects: (connect time, query time), or
     /// the failure's class and the connect time if the connection itself was made.
     fn connect_and_run(
@@ -317,34 +344,17 @@ impl ConnWorker {
         kind: usize,
     ) -> Result<(Duration, Duration), (ErrorClass, Option<Duration>)> {
         let t0 = Instant::now();
-        let client = sh
-            .direct
-            .connect_with(&sh.direct.config)
-            .map_err(|e| (ErrorClass::of(&e), None))?;
+        let mut conn = wire_pool::connect_wire(&sh.direct, "", &sh.workload, &sh.names)
+            .map_err(|e| (wire_pool::class_of(&e), None))?;
         let t1 = Instant::now();
         self.checkouts += 1;
         sh.tracker.holding(self.id, t1, kind, self.checkouts);
-        let mut conn = Conn {
-            prepared: Vec::new(),
-            client,
-        };
-        let r = sh
-            .workload
-            .prepare(&mut conn.client)
-            .map_err(ExecError::from)
-            .and_then(|p| {
-                conn.prepared = p;
-                sh.workload.execute(
-                    kind,
-                    &mut conn,
-                    &mut self.rng,
-                    &mut self.scratch,
-                    &mut self.commands,
-                )
-            })
+        let r = self
+            .run_script(sh, kind, &mut conn)
+            .result
             .map_err(|e| (ErrorClass::of_exec(&e), Some(t1 - t0)));
         let t2 = Instant::now();
-        // Dropping the client sends Terminate: the server ends the session cleanly.
+        // Dropping the connection closes its socket: the session ends.
         drop(conn);
         r.map(|()| (t1 - t0, t2 - t1))
     }

@@ -25,6 +25,7 @@ use super::gated_pool::{self, GatedSettings, StepConnects};
 use super::stats::{self, Hist, N_CLASSES};
 use super::tracker::Tracker;
 use super::watch::{Incident, Incidents, Leak, Leaks};
+use super::wire_pool;
 use crate::stop::StopToken;
 use crate::target::Target;
 use crate::workload::Workload;
@@ -176,6 +177,13 @@ pub fn run(
     stop: &StopToken,
 ) -> Result<ConnOutput> {
     anyhow::ensure!(!cfg.steps.is_empty(), "no connection steps");
+    if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
+        anyhow::bail!(
+            "query type '{}' is not a pgbench script: the connection load runs scripts only \
+             (build it with workload::script or the built-in types)",
+            t.name()
+        );
+    }
     let max = *cfg.steps.iter().max().expect("non-empty");
     let workers = cfg.workers.unwrap_or(max).max(1);
     let sigfig = stats::worker_sigfig(workers as usize * 3);
@@ -200,6 +208,7 @@ pub fn run(
     let shared = Arc::new(Shared {
         pool,
         direct: gated_pool::session_target(target, cfg.statement_timeout),
+        names: wire_pool::statement_names(&workload),
         workload: workload.clone(),
         tracker: Tracker::new(workers as usize, start),
         stop: AtomicBool::new(false),

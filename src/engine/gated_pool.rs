@@ -1,5 +1,6 @@
 //! A pool whose size is steered from outside: r2d2 with a connect gate that caps the connections
-//! at a target (raised step by step) and paces new connects to a rate.
+//! at a target (raised step by step) and paces new connects to a rate. Its connections are the
+//! project's wire connections ([`super::wire_pool`]), the ones both load drivers use.
 //!
 //! r2d2 fixes `max_size`/`min_idle` at build time. The pool is built at the final size with
 //! `min_idle = max_size`, so r2d2 always wants to open the missing connections (and replaces a
@@ -25,9 +26,11 @@ use parking_lot::{Condvar, Mutex};
 use r2d2::ManageConnection;
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use super::stats::{self, ErrorClass, Hist, N_CLASSES};
-use crate::target::{one_line, Target};
-use crate::workload::{Conn, Workload};
+use super::stats::{self, Hist, N_CLASSES};
+use super::wire_pool::{self, PooledWire};
+use crate::target::Target;
+use crate::wire::WireError;
+use crate::workload::Workload;
 
 /// Connect measurements of one step.
 #[derive(Clone)]
@@ -167,7 +170,7 @@ impl Gate {
 pub enum ConnectError {
     /// The server refused or the network failed.
     #[error("{0}")]
-    Server(#[from] postgres::Error),
+    Server(#[from] WireError),
     /// The run is over: the gate no longer admits connects.
     #[error("the run is over")]
     Closed,
@@ -178,42 +181,34 @@ const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
 impl GatedManager {
-    /// One connect: TCP + startup + auth, then the workload's statements prepared.
-    fn attempt(&self) -> Result<(PooledConn, Duration), postgres::Error> {
+    /// One connect: TCP + startup + auth (the connect time), then the workload's statements
+    /// prepared.
+    fn attempt(&self) -> Result<(PooledWire, Duration), WireError> {
         let t0 = Instant::now();
-        let mut client = self.target.connect_with(&self.target.config)?;
-        let connected = t0.elapsed();
-        let prepared = self.workload.prepare(&mut client)?;
-        let conn = PooledConn {
-            conn: Conn { client, prepared },
-            broken: false,
+        let conn = wire_pool::connect_wire(&self.target, "", &self.workload, &self.names)?;
+        let conn = PooledWire {
+            conn,
+            reusable: true,
         };
-        Ok((conn, connected))
+        Ok((conn, t0.elapsed()))
     }
 }
 
-/// A pooled connection and whether its user saw it fail (then the pool discards it).
-pub struct PooledConn {
-    /// The connection with its prepared statements.
-    pub conn: Conn,
-    /// Set by a worker that got a connection-loss error on it.
-    pub broken: bool,
-}
-
 /// r2d2 manager: gate, then connect (session settings travel in the startup packet) and prepare
-/// the workload's statements.
+/// the workload's statements under `names` ([`wire_pool::statement_names`]).
 pub struct GatedManager {
     /// The target with the load session's settings (see [`session_target`]).
     target: Target,
     workload: Arc<Workload>,
+    names: Vec<Vec<String>>,
     gate: Arc<Gate>,
 }
 
 impl ManageConnection for GatedManager {
-    type Connection = PooledConn;
+    type Connection = PooledWire;
     type Error = ConnectError;
 
-    fn connect(&self) -> Result<PooledConn, ConnectError> {
+    fn connect(&self) -> Result<PooledWire, ConnectError> {
         // Retry here rather than return the error: r2d2 would retry too, but doubling its delay
         // up to half the checkout timeout (15 s by default), which would make a server that is
         // back after a second look down for many more. Each attempt goes through the gate again
@@ -233,9 +228,9 @@ impl ManageConnection for GatedManager {
                     self.gate.unadmit();
                     self.gate.failed.fetch_add(1, Ordering::Relaxed);
                     if let Some(s) = self.gate.steps.lock().get_mut(step) {
-                        s.failures[ErrorClass::of(&e) as usize] += 1;
+                        s.failures[wire_pool::class_of(&e) as usize] += 1;
                     }
-                    *self.gate.last_error.lock() = Some(one_line(&e));
+                    *self.gate.last_error.lock() = Some(e.to_string().replace('\n', " "));
                     if !self.gate.sleep(backoff) {
                         return Err(ConnectError::Server(e));
                     }
@@ -245,16 +240,12 @@ impl ManageConnection for GatedManager {
         }
     }
 
-    fn is_valid(&self, c: &mut PooledConn) -> Result<(), ConnectError> {
-        let r = c.conn.client.simple_query("").map(drop);
-        if r.is_err() {
-            c.broken = true;
-        }
-        r.map_err(Into::into)
+    fn is_valid(&self, c: &mut PooledWire) -> Result<(), ConnectError> {
+        wire_pool::ping(c).map_err(Into::into)
     }
 
-    fn has_broken(&self, c: &mut PooledConn) -> bool {
-        c.broken || c.conn.client.is_closed()
+    fn has_broken(&self, c: &mut PooledWire) -> bool {
+        !c.reusable
     }
 }
 
@@ -309,6 +300,7 @@ pub fn build(
     let gate = Arc::new(Gate::new(settings.connect_rate, settings.steps));
     let manager = GatedManager {
         target: session_target(target, settings.statement_timeout),
+        names: wire_pool::statement_names(&workload),
         workload,
         gate: gate.clone(),
     };

@@ -42,6 +42,45 @@ pub(crate) fn statement_names(workload: &Workload) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Opens one connection to `target` for `workload` and prepares its statements under `names`
+/// (protocol `prepared`); counts nothing (see [`open_wire`]).
+pub(crate) fn connect_wire(
+    target: &Target,
+    session_sql: &str,
+    workload: &Workload,
+    names: &[Vec<String>],
+) -> Result<WireConn, WireError> {
+    let mut c = WireConn::connect(&target.config, &target.connector, session_sql)?;
+    if workload.protocol == Protocol::Prepared {
+        for (kind, names) in names.iter().enumerate() {
+            let Some(script) = workload.types[kind].as_script() else {
+                continue;
+            };
+            for (name, sql) in names.iter().zip(script.statements_sql()) {
+                c.prepare_blocking(name, sql)?;
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// The error class of a failed connect or query on a wire connection (no SQLSTATE: the
+/// connection itself failed).
+pub(crate) fn class_of(e: &WireError) -> ErrorClass {
+    e.sqlstate()
+        .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate)
+}
+
+/// Checks that an idle connection still answers (an empty query); marks it not reusable if not.
+pub(crate) fn ping(conn: &mut PooledWire) -> Result<(), WireError> {
+    conn.conn.queue_query_with(|w| w.push_bytes(b""));
+    let r = conn.conn.exchange_blocking(|_| {}).map(drop);
+    if r.is_err() {
+        conn.reusable = false;
+    }
+    r
+}
+
 /// Opens one connection to `target` for `workload`, prepares its statements under `names` and
 /// counts it in `counters`.
 pub(crate) fn open_wire(
@@ -52,19 +91,7 @@ pub(crate) fn open_wire(
     counters: &PoolCounters,
 ) -> Result<WireConn, WireError> {
     let t0 = Instant::now();
-    let r = WireConn::connect(&target.config, &target.connector, session_sql).and_then(|mut c| {
-        if workload.protocol == Protocol::Prepared {
-            for (kind, names) in names.iter().enumerate() {
-                let Some(script) = workload.types[kind].as_script() else {
-                    continue;
-                };
-                for (name, sql) in names.iter().zip(script.statements_sql()) {
-                    c.prepare_blocking(name, sql)?;
-                }
-            }
-        }
-        Ok(c)
-    });
+    let r = connect_wire(target, session_sql, workload, names);
     match &r {
         Ok(_) => {
             stats::record(&mut counters.connect.lock(), t0.elapsed());
@@ -72,10 +99,7 @@ pub(crate) fn open_wire(
         }
         Err(e) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
-            let class = e
-                .sqlstate()
-                .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate);
-            *counters.last_error.lock() = Some((class, e.to_string()));
+            *counters.last_error.lock() = Some((class_of(e), e.to_string()));
         }
     }
     r
@@ -132,8 +156,7 @@ impl ManageConnection for WireManager {
     }
 
     fn is_valid(&self, conn: &mut PooledWire) -> Result<(), WireError> {
-        conn.conn.queue_query_with(|w| w.push_bytes(b""));
-        conn.conn.exchange_blocking(|_| {}).map(drop)
+        ping(conn)
     }
 
     fn has_broken(&self, conn: &mut PooledWire) -> bool {
