@@ -212,7 +212,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for worker `id` of a run that started at `start`.
+    /// A recorder for worker `id` of a run that started at `start`, closed loop unless
+    /// [`Recorder::open_loop`] says otherwise.
     pub fn new(
         id: usize,
         n_types: usize,
@@ -229,11 +230,11 @@ impl Recorder {
             sigfig,
             out,
             recycle,
-            batch: Batch::new(id, n_types, sigfig, 1),
+            batch: Batch::new(id, n_types, sigfig, 1, false),
             interval: 0,
             boundary: start + interval_len,
             disconnected: false,
-            open_loop: true,
+            open_loop: false,
             clients: 1,
             latency_limit: None,
             txlog: None,
@@ -281,12 +282,15 @@ impl Recorder {
         }
     }
 
-    /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram, which
-    /// matters with hundreds of workers (500 × 20 KiB × 2 batches).
+    /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram (not even
+    /// for a moment), which matters with hundreds of workers (500 × 5 KiB × 2 batches).
     pub fn open_loop(mut self, yes: bool) -> Recorder {
-        self.open_loop = yes;
-        if !yes {
-            self.batch.lag = stats::unused_hist();
+        if yes != self.open_loop {
+            self.open_loop = yes;
+            self.batch.lag = match yes {
+                true => stats::new_worker_hist(self.sigfig),
+                false => stats::unused_hist(),
+            };
         }
         self
     }
@@ -295,9 +299,14 @@ impl Recorder {
     /// keep room for every one of them to show up slow in one interval.
     pub fn serving(mut self, clients: usize) -> Recorder {
         self.clients = clients.max(1);
-        self.batch = Batch::new(self.id, self.batch.types.len(), self.sigfig, self.clients);
-        let open_loop = self.open_loop;
-        self.open_loop(open_loop)
+        self.batch = Batch::new(
+            self.id,
+            self.batch.types.len(),
+            self.sigfig,
+            self.clients,
+            self.open_loop,
+        );
+        self
     }
 
     /// Hands the current batch over if `now` is past the interval boundary.
@@ -317,13 +326,13 @@ impl Recorder {
                 b.slow.reserve_exact(b.slow_cap);
                 b
             }
-            Err(_) => {
-                let mut b = Batch::new(self.id, self.batch.types.len(), self.sigfig, self.clients);
-                if !self.open_loop {
-                    b.lag = stats::unused_hist();
-                }
-                b
-            }
+            Err(_) => Batch::new(
+                self.id,
+                self.batch.types.len(),
+                self.sigfig,
+                self.clients,
+                self.open_loop,
+            ),
         };
         if last {
             // The worker is done: its transaction log is complete. A write error is reported,
@@ -381,6 +390,11 @@ impl Recorder {
                 start_us: began.saturating_duration_since(self.start).as_micros() as u64,
                 dur_us: elapsed.as_micros() as u64,
             });
+        }
+        if self.batch.full() {
+            // Its u16 histograms could saturate with one more: hand it over early (the collector
+            // adds any number of batches of one interval).
+            self.flush(end, false);
         }
     }
 
@@ -690,5 +704,37 @@ mod tests {
         let (x, x2, y) = (a.next_u64(), a2.next_u64(), b.next_u64());
         assert_eq!(x, x2);
         assert_ne!(x, y);
+    }
+
+    #[test]
+    fn a_recorder_hands_a_full_batch_over_before_its_counts_can_saturate() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_recycle_tx, recycle) = crossbeam_channel::bounded(2);
+        let start = Instant::now();
+        let mut rec =
+            Recorder::new(0, 1, 2, start, Duration::from_secs(3600), tx, recycle).open_loop(false);
+        let extra = 5;
+        let end = start + Duration::from_millis(1);
+        for _ in 0..stats::WORKER_HIST_MAX + extra {
+            // Every value in one bucket: the worst case for a u16 count.
+            stats::record(&mut rec.batch.pool_wait, Duration::from_micros(3));
+            rec.record_transaction(0, 0, None, 1, Ok(()), start, end);
+        }
+        let first = rx.try_recv().expect("a full batch was handed over");
+        assert!(!first.last);
+        assert_eq!(first.interval, 0);
+        assert_eq!(first.types[0].ok, stats::WORKER_HIST_MAX);
+        assert_eq!(first.types[0].latency.len(), stats::WORKER_HIST_MAX);
+        assert_eq!(first.pool_wait.len(), stats::WORKER_HIST_MAX);
+        assert!(rx.try_recv().is_err(), "one early hand-over");
+        rec.flush(end, true);
+        let second = rx.try_recv().expect("the last batch");
+        assert!(second.last);
+        assert_eq!(second.interval, 0);
+        assert_eq!(second.types[0].latency.len(), extra);
+        let mut total = stats::TypeStats::new(3);
+        total.add(&first.types[0]);
+        total.add(&second.types[0]);
+        assert_eq!(total.latency.len(), stats::WORKER_HIST_MAX + extra);
     }
 }
