@@ -23,6 +23,7 @@ use crate::output::{JsonStdout, OutputFormat, ProgressFormat};
 use crate::scenarios::hygiene::{HygieneOptions, SqlFile};
 use crate::scenarios::queries::{self, ArchiveOptions, QueriesOptions};
 use crate::scenarios::session::TargetOptions;
+use crate::stop::StopToken;
 use crate::workload::builtin;
 use crate::workload::script::{Predefined, Script, ScriptSource};
 
@@ -65,8 +66,8 @@ pub fn main<S: AsRef<OsStr>>(args: &[S]) -> i32 {
     };
     // `run` also archives its connection scenario's folder; its own document is the result.
     let only = matches!(plan, Plan::Suite(_)).then_some("run");
-    crate::interrupt::install();
-    let code = match execute(plan) {
+    let stop = crate::interrupt::install();
+    let code = match execute(plan, &stop) {
         Ok(code) => code,
         Err(e) => report(&e),
     };
@@ -215,8 +216,9 @@ fn plan_with_output(args: &[&str]) -> Result<(Plan, OutputFormat)> {
     Ok((plan, output))
 }
 
-/// Runs a validated plan; returns the exit code.
-fn execute(plan: Plan) -> Result<i32> {
+/// Runs a validated plan until it ends or `stop` is stopped (Ctrl-C); returns the exit code.
+fn execute(mut plan: Plan, stop: &StopToken) -> Result<i32> {
+    hand_in(&mut plan, stop);
     match plan {
         Plan::Help(_) => Ok(0),
         Plan::Queries(opts, repeat) => {
@@ -263,7 +265,7 @@ fn execute(plan: Plan) -> Result<i32> {
         }
         Plan::SeedPgbench(a, init) => {
             let mut session =
-                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
+                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref(), stop)?;
             let t0 = std::time::Instant::now();
             let rows = crate::dataset::pgbench::init(&mut session.admin, &init, !a.quiet)?;
             println!(
@@ -280,7 +282,7 @@ fn execute(plan: Plan) -> Result<i32> {
         Plan::Seed(a) => {
             let scale = a.scale;
             let mut session =
-                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
+                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref(), stop)?;
             let jobs = a.jobs.map_or_else(
                 || std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
                 Count::get,
@@ -297,6 +299,7 @@ fn execute(plan: Plan) -> Result<i32> {
                     scale,
                     seed: a.seed,
                     progress: !a.quiet,
+                    stop: stop.clone(),
                 },
             )?;
             let secs = t0.elapsed().as_secs_f64();
@@ -310,7 +313,7 @@ fn execute(plan: Plan) -> Result<i32> {
         }
         Plan::Clean(a) => {
             let mut session =
-                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref())?;
+                crate::scenarios::session::Session::open_existing(dsn_of!(a)?.as_deref(), stop)?;
             if crate::dataset::clean(&mut session.admin)? {
                 println!("dropped schema pgstorm in {}", session.target.display);
             } else {
@@ -391,11 +394,28 @@ pub fn parse_start_at(s: Option<&str>) -> Result<Option<chrono::DateTime<chrono:
     .transpose()
 }
 
+/// Gives the scenario of `plan` the app's stop token (through its target options, which every
+/// scenario's session is opened from).
+fn hand_in(plan: &mut Plan, stop: &StopToken) {
+    let target = match plan {
+        Plan::Queries(o, _) => &mut o.target,
+        Plan::Connections(o) => &mut o.target,
+        Plan::Isolation(o) => &mut o.target,
+        Plan::Suite(o) => &mut o.target,
+        Plan::Analyze(o) => &mut o.queries.target,
+        Plan::Sweep(o) => &mut o.target,
+        Plan::Study(o) => &mut o.queries.target,
+        _ => return,
+    };
+    target.stop = stop.clone();
+}
+
 /// Target options of a `--dsn` flag (a sandbox, when one is started, gets the default size).
 fn target_options(dsn: Option<String>) -> TargetOptions {
     TargetOptions {
         dsn,
         sandbox_max_connections: None,
+        stop: StopToken::new(),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod rng;
 pub mod sandbox;
 pub mod scenarios;
 pub mod server_snapshot;
+pub mod stop;
 pub mod target;
 pub mod wire;
 pub mod workload;

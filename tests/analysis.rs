@@ -22,6 +22,7 @@ fn options(results: &Path, db: &str, mix: &str) -> AnalyzeOptions {
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         mix: mix.into(),
         print_summary: false,
@@ -48,6 +49,7 @@ fn seed(db: &str, scale: u32) {
             scale,
             seed: 1,
             progress: false,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -230,6 +232,7 @@ fn duplicate_invalid_and_unused_indexes_are_named() {
     let mut session = Session::open(&TargetOptions {
         dsn: Some(common::database(db)),
         sandbox_max_connections: None,
+        ..Default::default()
     })
     .unwrap();
     let all = AdvisorOptions {
@@ -485,6 +488,7 @@ fn analyze_window(db: &str, work: &str) -> RunDocument {
     let mut session = Session::open(&TargetOptions {
         dsn: Some(common::database(db)),
         sandbox_max_connections: None,
+        ..Default::default()
     })
     .unwrap();
     let before = analysis::begin(&mut session.admin, AdvisorOptions::default()).unwrap();

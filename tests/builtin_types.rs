@@ -15,6 +15,7 @@ use pgstorm::engine::stats::ErrorClass;
 use pgstorm::engine::{self, EngineConfig, EngineOutput};
 use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::TargetOptions;
+use pgstorm::stop::StopToken;
 use pgstorm::target::{Target, TargetSource};
 use pgstorm::workload::{builtin, DataRange, Protocol, Workload};
 
@@ -87,7 +88,7 @@ fn load(
         seed: 7,
         ..QueriesOptions::default().engine
     };
-    engine::run(target, Arc::new(workload), &cfg).unwrap()
+    engine::run(target, Arc::new(workload), &cfg, &StopToken::new()).unwrap()
 }
 
 /// Successful transactions per type, and the failed ones of all types.
@@ -217,7 +218,7 @@ fn a_timed_out_statement_is_counted_and_rolled_back_and_the_client_goes_on() {
             statement_timeout: Duration::from_millis(100),
             ..QueriesOptions::default().engine
         };
-        let out = engine::run(&target, workload.clone(), &cfg).unwrap();
+        let out = engine::run(&target, workload.clone(), &cfg, &StopToken::new()).unwrap();
         locker.join().unwrap();
         let after = server_xacts(db);
         let timeouts: u64 = out
@@ -299,6 +300,7 @@ fn queries_with_jobs_records_its_driver_and_compare_flags_a_mix_of_drivers() {
             target: TargetOptions {
                 dsn: Some(common::database(db)),
                 sandbox_max_connections: None,
+                ..Default::default()
             },
             mix: "point=5,transaction=1".into(),
             monitor: None,

@@ -20,6 +20,7 @@ fn options(results: &Path, dsn: String, label: &str, steps: &[u32]) -> Connectio
         target: TargetOptions {
             dsn: Some(dsn),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         print_summary: false,
         ..ConnectionsOptions::default()

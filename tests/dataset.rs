@@ -29,6 +29,7 @@ fn opts(scale: u32, seed: u64) -> SeedOptions {
         scale,
         seed,
         progress: false,
+        ..Default::default()
     }
 }
 

@@ -21,6 +21,7 @@ fn options(dsn: String, results: &Path, scale: u32) -> QueriesOptions {
         target: TargetOptions {
             dsn: Some(dsn),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         scale: Some(scale),
         mix: "point=3,aggregation=1".into(),
@@ -94,6 +95,7 @@ fn a_different_scale_reseeds_and_no_seed_refuses_it() {
         scale: Some(scale),
         no_seed,
         local: true,
+        ..Default::default()
     };
     let first =
         dataset::ensure_scale(&mut c, want(1, false), &mut |s| said.push(s.into())).unwrap();

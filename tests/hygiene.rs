@@ -47,6 +47,7 @@ fn options(results: &Path, dsn: String) -> QueriesOptions {
         target: TargetOptions {
             dsn: Some(dsn),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         mix: "transaction=1".into(),
         monitor: None,

@@ -17,6 +17,7 @@ fn options(results: &Path, db: &str, checks: &[Check]) -> IsolationOptions {
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         checks: checks.to_vec(),
         workers: 4,

@@ -24,6 +24,7 @@ fn a_known_server_sleep_is_measured_just_above_itself_in_both_drivers() {
             target: TargetOptions {
                 dsn: Some(common::database("known_latency")),
                 sandbox_max_connections: None,
+                ..Default::default()
             },
             mix: String::new(),
             scripts: vec![ScriptSource {

@@ -145,6 +145,7 @@ fn options(results: &Path, dsn: String, label: &str) -> QueriesOptions {
         target: TargetOptions {
             dsn: Some(dsn),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         print_summary: false,
         monitor: None,

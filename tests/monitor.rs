@@ -52,6 +52,7 @@ fn load_options(
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         monitor,
         ..QueriesOptions::default()

@@ -23,6 +23,7 @@ fn options(results: &Path, db: &str, name: &str, text: &str) -> QueriesOptions {
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         mix: String::new(),
         scripts: vec![ScriptSource {

@@ -29,6 +29,7 @@ fn run(results: &Path, db: &str, mix: &str, protocol: Protocol, secs: u64) -> Ru
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         mix: mix.into(),
         protocol,

@@ -19,6 +19,7 @@ fn options(results: &Path, db: &str) -> QueriesOptions {
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         ..QueriesOptions::default()
     };

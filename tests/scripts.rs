@@ -23,6 +23,7 @@ fn options(results: &Path, db: &str, scripts: Vec<ScriptSource>) -> QueriesOptio
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         mix: String::new(),
         scripts,

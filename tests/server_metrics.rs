@@ -195,6 +195,7 @@ fn agent_figures_reach_run_json_resources_csv_and_the_criteria() {
         target: TargetOptions {
             dsn: Some(common::database("srvmet_fixture")),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         monitor: Some(MonitorConfig {
             interval: INTERVAL,

@@ -49,6 +49,7 @@ fn one_run(results: &Path, dsn: &str, label: &str) -> std::path::PathBuf {
         target: TargetOptions {
             dsn: Some(dsn.to_string()),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         ..QueriesOptions::default()
     };

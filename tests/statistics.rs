@@ -85,6 +85,7 @@ fn short(results: &Path, dsn: String, label: &str) -> QueriesOptions {
         target: TargetOptions {
             dsn: Some(dsn),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         monitor: None,
         ..QueriesOptions::default()

@@ -21,6 +21,7 @@ fn options(results: &Path, db: &str, levels: &[u32], slo: &str, probes: u32) -> 
         target: TargetOptions {
             dsn: Some(common::database(db)),
             sandbox_max_connections: None,
+            ..Default::default()
         },
         mix: "point=5,join=1".into(),
         levels: levels.to_vec(),

@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::stop::StopToken;
+
 use rayon::prelude::*;
 
 use super::generate::{write_lines, write_orders, write_partners, Plan};
@@ -105,11 +107,13 @@ impl std::fmt::Display for Progress {
 }
 
 /// What the loading streams share with the coordinating thread: rows sent, the latest step, and
-/// a stop flag raised by the first stream that fails (or by Ctrl-C).
+/// a stop flag raised by the first stream that fails, and the seed's [`StopToken`] (Ctrl-C).
 struct Shared {
     rows: AtomicU64,
     step: Mutex<&'static str>,
     stop: AtomicBool,
+    /// [`SeedOptions::stop`].
+    token: StopToken,
     /// When the seed started: phases are timed from here.
     start: Instant,
     /// Each finished phase, in the order they finished.
@@ -141,7 +145,7 @@ impl Shared {
 
     /// Whether loading must stop: another stream failed or the user interrupted.
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || crate::interrupt::requested()
+        self.stop.load(Ordering::Relaxed) || self.token.is_stopped()
     }
 }
 
@@ -347,6 +351,7 @@ fn run(
         rows: AtomicU64::new(0),
         step: Mutex::new("starting"),
         stop: AtomicBool::new(false),
+        token: opts.stop.clone(),
         start: now,
         phases: Mutex::new(Vec::new()),
     };

@@ -25,6 +25,8 @@ mod tasks;
 
 use chrono::{DateTime, Utc};
 
+use crate::stop::StopToken;
+
 pub use load::{seed, seed_parallel, seed_with, Connect, Phase, Progress};
 pub(crate) use schema::DATASET_TABLES;
 pub use schema::{claim_schema, clean, status, table_counts};
@@ -61,7 +63,7 @@ pub fn data_start() -> DateTime<Utc> {
 }
 
 /// What to seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SeedOptions {
     /// Size multiplier: scale 1 is 100 partners, 1,000 orders, ~3,000 lines.
     pub scale: u32,
@@ -69,6 +71,9 @@ pub struct SeedOptions {
     pub seed: u64,
     /// Print progress (rows loaded, rows/s) to stderr at most once a second.
     pub progress: bool,
+    /// What stops the seed (Ctrl-C in the app): the streams end, and the seed fails as
+    /// interrupted.
+    pub stop: StopToken,
 }
 
 impl Default for SeedOptions {
@@ -77,6 +82,7 @@ impl Default for SeedOptions {
             scale: 1,
             seed: 1,
             progress: false,
+            stop: StopToken::new(),
         }
     }
 }
@@ -226,7 +232,7 @@ pub fn validate_scale(scale: u32) -> Result<u32, DatasetError> {
 }
 
 /// The dataset a workload asks for: its scale (`-s`), or whatever is seeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Wanted {
     /// The scale asked for; `None` takes the seeded dataset whatever its scale (and seeds
     /// [`MIN_SCALE`] when there is none).
@@ -236,6 +242,8 @@ pub struct Wanted {
     /// The server runs on this machine: a seed is first checked against the free space of its
     /// data directory (see [`disk`]).
     pub local: bool,
+    /// What stops a seed this starts ([`SeedOptions::stop`]).
+    pub stop: StopToken,
 }
 
 /// The existing dataset's marker, or (unless `no_seed`) a fresh scale-1 seed-1 dataset, announced
@@ -251,6 +259,7 @@ pub fn ensure(
             scale: None,
             no_seed,
             local: false,
+            stop: StopToken::new(),
         },
         say,
     )
@@ -282,6 +291,7 @@ pub fn ensure_scale(
             let opts = SeedOptions {
                 scale: asked,
                 seed: marker.seed,
+                stop: want.stop.clone(),
                 ..SeedOptions::default()
             };
             say(&format!(
@@ -295,6 +305,7 @@ pub fn ensure_scale(
         (None, scale) => {
             let opts = SeedOptions {
                 scale: scale.unwrap_or(MIN_SCALE),
+                stop: want.stop.clone(),
                 ..SeedOptions::default()
             };
             say(&format!(

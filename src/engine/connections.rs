@@ -25,6 +25,7 @@ use super::gated_pool::{self, GatedSettings, StepConnects};
 use super::stats::{self, Hist, N_CLASSES};
 use super::tracker::Tracker;
 use super::watch::{Incident, Incidents, Leak, Leaks};
+use crate::stop::StopToken;
 use crate::target::Target;
 use crate::workload::Workload;
 
@@ -149,7 +150,7 @@ pub struct ConnOutput {
     pub started_at: SystemTime,
     /// Wall time of the load.
     pub wall: Duration,
-    /// Whether Ctrl-C stopped it.
+    /// Whether the stop token (Ctrl-C in the app) stopped it.
     pub interrupted: bool,
     /// Client CPU (user, system) during the load.
     pub cpu: (Duration, Duration),
@@ -167,8 +168,13 @@ fn set_active(shared: &Shared, n: u32) {
     shared.wake.1.notify_all();
 }
 
-/// Runs the connection load against `target`.
-pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result<ConnOutput> {
+/// Runs the connection load against `target` until its steps are done or `stop` is stopped.
+pub fn run(
+    target: &Target,
+    workload: Arc<Workload>,
+    cfg: &ConnConfig,
+    stop: &StopToken,
+) -> Result<ConnOutput> {
     anyhow::ensure!(!cfg.steps.is_empty(), "no connection steps");
     let max = *cfg.steps.iter().max().expect("non-empty");
     let workers = cfg.workers.unwrap_or(max).max(1);
@@ -299,7 +305,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &ConnConfig) -> Result
                 };
                 set_active(&shared, grown);
             }
-            if crate::interrupt::requested() {
+            if stop.is_stopped() {
                 interrupted = true;
                 break 'steps;
             }

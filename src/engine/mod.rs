@@ -3,7 +3,7 @@
 //! [`run`] opens the connections before the clock starts (so connecting never pollutes query
 //! latency), starts the load threads (pinned round robin; on hosts of 4+ cores the last core is
 //! left to the collector and the samplers: [`worker_cores`]) and the collector, stops them after
-//! the duration (or transaction count, or Ctrl-C), and returns raw measurements
+//! the duration (or transaction count, or the stop token), and returns raw measurements
 //! ([`EngineOutput`]). Two drivers share that frame (`RunClock`, `Collector`,
 //! `spawn_load_threads`): one thread per client checking connections out of the r2d2 pool
 //! ([`worker`]; when every query type is a script the connections are the project's own
@@ -12,7 +12,8 @@
 //! nothing of scenarios, reports or the CLI.
 //!
 //! How a run ends is decided in one place, `Collector::finish`, for both drivers: the duration
-//! (or every load thread done with `-t`), Ctrl-C, a lost target ([`lost`]: no connection open
+//! (or every load thread done with `-t`), the caller's [`StopToken`] (the app stops its token on
+//! Ctrl-C; the engine reads no process-wide flag, so two runs in one process stop apart), a lost target ([`lost`]: no connection open
 //! and reconnects failing for the grace period), or a load thread that panicked. Every load
 //! thread's join result is checked, and a panic's message is part of the output, never dropped.
 
@@ -47,6 +48,7 @@ use stats::{Hist, TypeStats};
 pub use worker::Arrival;
 
 use crate::rng::Rng;
+use crate::stop::StopToken;
 use crate::target::Target;
 use crate::workload::Workload;
 
@@ -133,7 +135,7 @@ pub struct EngineOutput {
     pub warmup: Duration,
     /// Wall time of the whole load, warmup included (the span the CPU time covers).
     pub wall: Duration,
-    /// Whether Ctrl-C stopped the run early.
+    /// Whether the run's stop token (Ctrl-C in the app) ended the run early.
     pub interrupted: bool,
     /// When and why the target was lost, if it was (the run then ended early).
     pub target_lost: Option<TargetLost>,
@@ -211,6 +213,7 @@ fn pool_source(
     target: &Target,
     workload: &Arc<Workload>,
     cfg: &EngineConfig,
+    stop: &StopToken,
 ) -> Result<(worker::Source, Arc<pool::PoolCounters>)> {
     let counters = Arc::new(pool::PoolCounters::new());
     let scripts_only = workload.types.iter().all(|t| t.as_script().is_some());
@@ -218,6 +221,7 @@ fn pool_source(
         size: cfg.clients.max(1),
         statement_timeout: cfg.statement_timeout,
         ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+        stop: stop.clone(),
     };
     let source = match (scripts_only, cfg.connect_each) {
         (true, connect_each) => {
@@ -253,25 +257,32 @@ fn pool_source(
 }
 
 /// Runs the load described by `cfg` against `target`: over the pool with one thread per client,
-/// or with `cfg.threads` set on the multiplexed driver ([`mux`]).
-pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
+/// or with `cfg.threads` set on the multiplexed driver ([`mux`]). Stopping `stop` ends the run
+/// early as interrupted (what was measured until then is the output); a run reads no other
+/// stop request.
+pub fn run(
+    target: &Target,
+    workload: Arc<Workload>,
+    cfg: &EngineConfig,
+    stop: &StopToken,
+) -> Result<EngineOutput> {
     if cfg.threads.is_some() {
-        return mux::run(target, workload, cfg);
+        return mux::run(target, workload, cfg, stop);
     }
     let clients = cfg.clients.max(1) as usize;
     let n_types = workload.types.len();
     let per_worker = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(clients * per_worker);
     limit_malloc_arenas();
-    let (source, counters) = pool_source(target, &workload, cfg)?;
+    let (source, counters) = pool_source(target, &workload, cfg, stop)?;
 
     let clock = RunClock::new(cfg);
-    let stop = Arc::new(AtomicBool::new(false));
+    let halt = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(worker::Shared {
         source,
         checkout_timeout: cfg.checkout_timeout,
         workload: workload.clone(),
-        stop: stop.clone(),
+        stop: halt.clone(),
         start: clock.start,
         end: clock.end,
         interval: clock.interval,
@@ -289,7 +300,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let mut txlogs = open_txlogs(cfg, clients, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
     let cpu_before = crate::proc_stats::cpu_time();
-    let handles = spawn_load_threads(cfg.pin, clients, &stop, "worker thread", |id| {
+    let handles = spawn_load_threads(cfg.pin, clients, &halt, "worker thread", |id| {
         let w = worker::Worker::new(
             id,
             shared.clone(),
@@ -299,7 +310,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         );
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
-    let finish = collector.finish(&clock, handles, &stop, &counters, cpu_before)?;
+    let finish = collector.finish(&clock, handles, &halt, stop, &counters, cpu_before)?;
     // Read after the run: r2d2 replaces broken connections while it goes on.
     Ok(finish.output(workload.names(), &counters, sigfig))
 }
@@ -491,14 +502,16 @@ impl Collector {
         })
     }
 
-    /// Waits for the end of the run (duration, Ctrl-C, every load thread done with `-t`, the
-    /// target lost according to the driver's connection `counters`, or a load thread that
-    /// panicked), stops the load threads, joins every one of them, and collects.
+    /// Waits for the end of the run (duration, the caller's `stop` token, every load thread
+    /// done with `-t`, the target lost according to the driver's connection `counters`, or a
+    /// load thread that panicked), raises `halt` to stop the load threads, joins every one of
+    /// them, and collects.
     pub(crate) fn finish(
         self,
         clock: &RunClock,
         handles: Vec<std::thread::JoinHandle<()>>,
-        stop: &AtomicBool,
+        halt: &AtomicBool,
+        stop: &StopToken,
         counters: &pool::PoolCounters,
         cpu_before: (Duration, Duration),
     ) -> Result<Finished> {
@@ -510,7 +523,7 @@ impl Collector {
         let mut lost_at = None;
         let mut interrupted = false;
         loop {
-            if crate::interrupt::requested() {
+            if stop.is_stopped() {
                 interrupted = true;
                 break;
             }
@@ -535,7 +548,7 @@ impl Collector {
             std::thread::sleep(Duration::from_millis(10));
         }
         let stopped_at = Instant::now();
-        stop.store(true, Ordering::SeqCst);
+        halt.store(true, Ordering::SeqCst);
         for slot in &mut handles {
             panics.extend(join_load_thread(slot.take()));
         }

@@ -19,6 +19,7 @@ use r2d2::ManageConnection;
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::stats::{self, ErrorClass, Hist};
+use crate::stop::StopToken;
 use crate::target::{one_line, Target};
 use crate::workload::{Conn, Workload};
 
@@ -174,6 +175,8 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
     /// How long to wait for all connections at start-up.
     pub ready_timeout: Duration,
+    /// The run's stop token: stopping it abandons the start-up as interrupted.
+    pub stop: StopToken,
 }
 
 /// The settings every load connection gets, whichever driver opens it.
@@ -234,7 +237,7 @@ impl<M: ManageConnection> Pool<M> {
             if open >= settings.size {
                 break;
             }
-            if crate::interrupt::requested() {
+            if settings.stop.is_stopped() {
                 return Err(crate::interrupt::error());
             }
             if Instant::now() >= deadline {

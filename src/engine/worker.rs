@@ -11,6 +11,12 @@
 //! ([`super::wire_pool`], [`Source::WirePool`]) on the blocking form of the `-j` driver's
 //! executor, built-in query types over the `postgres` crate; a `Lease` hides which. Transaction
 //! boundaries are read on [`crate::clock`] (a calibrated TSC where it can be trusted).
+//!
+//! The engine core both drivers share lives here too, one of each: the measurement path
+//! ([`Recorder`]), the retry policy ([`may_retry`]), the backoff after a lost connection
+//! ([`next_backoff`]), each client's random streams ([`client_rng`], [`ARRIVAL_STREAM`]) and the
+//! open-loop schedule cut-off ([`intended_start`]); the `-j` driver ([`super::mux`]) differs only
+//! in how one thread drives its connections.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -423,6 +429,32 @@ pub(crate) struct Worker {
 /// Random stream of a client's arrival gaps, apart from its workload stream.
 pub(crate) const ARRIVAL_STREAM: u64 = 0xA221_0000;
 
+/// First random stream of the clients' workloads (client `id` draws from this plus `id`).
+const CLIENT_STREAM: u64 = 0x5EED_0000;
+
+/// Client `id`'s workload random stream, the same on both drivers, so a seed gives the same
+/// draws whichever driver runs the clients.
+pub(crate) fn client_rng(seed: u64, id: usize) -> Rng {
+    Rng::stream(seed, CLIENT_STREAM + id as u64)
+}
+
+/// The retry policy of both drivers (pgbench's `--max-tries`): a failure of retryable `class`
+/// after `tries` tries is tried again when tries remain (`max_tries` 0: no limit), the run is not
+/// `stopping`, and `now` is before its `end`.
+pub(crate) fn may_retry(
+    class: ErrorClass,
+    tries: u32,
+    max_tries: u32,
+    stopping: bool,
+    end: Option<Instant>,
+    now: Instant,
+) -> bool {
+    class.is_retryable()
+        && (max_tries == 0 || tries < max_tries)
+        && !stopping
+        && end.is_none_or(|end| now < end)
+}
+
 /// The instant of an arrival `offset` after `start`, or `None` when it falls at or after the end
 /// of the run (or beyond what an `Instant` can hold): no transaction is due then.
 pub(crate) fn intended_start(
@@ -532,7 +564,7 @@ impl Worker {
     /// The worker's main loop.
     pub(crate) fn run(mut self) {
         let shared = self.shared.clone();
-        let mut rng = Rng::stream(shared.seed, 0x5EED_0000 + self.id as u64);
+        let mut rng = client_rng(shared.seed, self.id);
         let mut gaps = Rng::stream(shared.seed, ARRIVAL_STREAM + self.id as u64);
         let mut scratch = shared.workload.scratch(self.id);
         let mut tx = Tx::default();
@@ -580,12 +612,18 @@ impl Worker {
                         let r =
                             conn.execute(&shared, kind, &mut rng, &mut scratch, &mut tx, commands);
                         let Err(e) = r else { break r };
-                        if !ErrorClass::of_exec(&e).is_retryable() {
+                        let class = ErrorClass::of_exec(&e);
+                        if !class.is_retryable() {
                             break Err(e);
                         }
-                        let retry = (shared.max_tries == 0 || tries < shared.max_tries)
-                            && !self.stopped()
-                            && shared.end.is_none_or(|end| Instant::now() < end);
+                        let retry = may_retry(
+                            class,
+                            tries,
+                            shared.max_tries,
+                            self.stopped(),
+                            shared.end,
+                            Instant::now(),
+                        );
                         if shared.verbose_errors {
                             self.report_failed_try(kind, &e, &scratch, retry, tries);
                         }
@@ -649,5 +687,32 @@ impl Worker {
             done += 1;
         }
         self.rec.flush(Instant::now(), true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policy_of_both_drivers() {
+        let now = Instant::now();
+        let later = Some(now + Duration::from_secs(1));
+        let dl = ErrorClass::Deadlock;
+        assert!(may_retry(dl, 1, 2, false, later, now));
+        assert!(!may_retry(dl, 2, 2, false, later, now), "tries used up");
+        assert!(may_retry(dl, 99, 0, false, None, now), "0: no limit");
+        assert!(!may_retry(dl, 1, 2, true, later, now), "stopping");
+        assert!(!may_retry(dl, 1, 2, false, Some(now), now), "run over");
+        let timeout = ErrorClass::StatementTimeout;
+        assert!(!may_retry(timeout, 1, 0, false, None, now), "not retryable");
+    }
+
+    #[test]
+    fn clients_draw_apart_and_reproducibly() {
+        let (mut a, mut a2, mut b) = (client_rng(7, 0), client_rng(7, 0), client_rng(7, 1));
+        let (x, x2, y) = (a.next_u64(), a2.next_u64(), b.next_u64());
+        assert_eq!(x, x2);
+        assert_ne!(x, y);
     }
 }

@@ -204,7 +204,7 @@ pub fn run_on(session: &mut Session, opts: &ConnectionsOptions) -> Result<Outcom
     let started = chrono::Utc::now();
     let host = crate::monitor::host::host_info();
     let sessions_before = sessions(session);
-    let out = engine::run(&session.target, workload.clone(), cfg)?;
+    let out = engine::run(&session.target, workload.clone(), cfg, &session.stop)?;
     let _ = session.wait_pool_gone(Duration::from_secs(10));
     let sessions_after = sessions(session);
 

@@ -25,6 +25,7 @@ use crate::report::model::{
     MixEntry, PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt, WarningCode,
 };
 use crate::report::{archive, hlog, latency_summary};
+use crate::stop::StopToken;
 use crate::workload::script::{Predefined, Script, ScriptSource};
 use crate::workload::{self, builtin, DataRange, Protocol, QueryType, Workload};
 
@@ -84,6 +85,7 @@ impl QueriesOptions {
             scale: self.scale,
             no_seed: !self.seed_if_missing,
             local,
+            stop: self.target.stop.clone(),
         }
     }
 }
@@ -217,8 +219,9 @@ pub fn write_set(opts: &QueriesOptions, outcomes: &[Outcome]) -> Result<PathBuf>
     Ok(dir)
 }
 
-/// Sleeps until `at` (returns at once when it has passed); Ctrl-C cuts the wait short.
-fn wait_until(at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+/// Sleeps until `at` (returns at once when it has passed); stopping `stop` (Ctrl-C) cuts the
+/// wait short.
+fn wait_until(at: chrono::DateTime<chrono::Utc>, stop: &StopToken) -> Result<()> {
     let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
     if wait.is_zero() {
         eprintln!(
@@ -232,12 +235,8 @@ fn wait_until(at: chrono::DateTime<chrono::Utc>) -> Result<()> {
         wait.as_secs_f64(),
         at.to_rfc3339()
     );
-    let deadline = std::time::Instant::now() + wait;
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        if crate::interrupt::requested() {
-            return Err(crate::interrupt::error());
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
+    if stop.sleep(wait) {
+        return Err(crate::interrupt::error());
     }
     Ok(())
 }
@@ -437,7 +436,7 @@ pub fn measure_workload(
     workload: Arc<Workload>,
 ) -> Result<Measured> {
     if let Some(at) = opts.start_at {
-        wait_until(at)?;
+        wait_until(at, &session.stop)?;
     }
     // Read before the load (and its connections) start: the size the load found, and a catalog
     // query that never competes with it.
@@ -480,7 +479,12 @@ pub fn measure_workload(
         None => None,
     };
     let before = session.xact_counters().ok();
-    let run = engine::run(&session.target, workload.clone(), &engine_cfg);
+    let run = engine::run(
+        &session.target,
+        workload.clone(),
+        &engine_cfg,
+        &session.stop,
+    );
     let txlogs = match &txlog_dir {
         Some(dir) => engine::txlog::collect(dir)?,
         None => Vec::new(),

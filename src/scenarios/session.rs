@@ -13,6 +13,7 @@ use postgres::Client;
 use crate::connector::SessionSecurity;
 use crate::report::model::{HostInfo, RunDocument, TargetInfo, ToolInfo, SCHEMA_VERSION};
 use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::stop::StopToken;
 use crate::target::{self, ServerInfo, Target, TargetSource};
 
 /// Options shared by every subcommand that talks to a server.
@@ -22,6 +23,9 @@ pub struct TargetOptions {
     pub dsn: Option<String>,
     /// max_connections of a sandbox started for this run.
     pub sandbox_max_connections: Option<u32>,
+    /// What stops the run (the app's is stopped by Ctrl-C); the session carries it to the
+    /// scenario and the engine.
+    pub stop: StopToken,
 }
 
 /// `--dsn`, PG* variables, or the persistent sandbox; says which on stderr.
@@ -56,6 +60,8 @@ pub struct Session {
     pub server: ServerInfo,
     /// How the admin session is protected (the load's sessions use the same connector).
     pub security: SessionSecurity,
+    /// What stops this session's run ([`TargetOptions::stop`]).
+    pub stop: StopToken,
     /// The password exchange, probed once when the first document is made (after preflight,
     /// so a refused run opens no connection beyond preflight's own).
     auth_exchange: std::sync::OnceLock<Option<String>>,
@@ -66,9 +72,9 @@ pub struct Session {
 impl Session {
     /// Resolves an existing target: `--dsn`, PG* variables, or a sandbox kept running by
     /// `pgstorm sandbox start`. Never starts a throwaway one (its data would vanish at exit).
-    pub fn open_existing(dsn: Option<&str>) -> Result<Session> {
+    pub fn open_existing(dsn: Option<&str>, stop: &StopToken) -> Result<Session> {
         match existing_target(dsn)? {
-            Some(t) => Session::connect(t, None),
+            Some(t) => Session::connect(t, None, stop.clone()),
             None => Err(crate::error::usage(
                 "no target: give --dsn, set PGHOST/PGUSER/PGDATABASE, or start a sandbox with                  `pgstorm sandbox start`",
             )),
@@ -98,10 +104,10 @@ impl Session {
                 (t, Some(sb))
             }
         };
-        Session::connect(target, sandbox)
+        Session::connect(target, sandbox, opts.stop.clone())
     }
 
-    fn connect(target: Target, sandbox: Option<Sandbox>) -> Result<Session> {
+    fn connect(target: Target, sandbox: Option<Sandbox>, stop: StopToken) -> Result<Session> {
         let mut admin_cfg = target.config.clone();
         admin_cfg.application_name("pgstorm-monitor");
         let mut admin = target
@@ -133,6 +139,7 @@ impl Session {
             admin,
             server,
             security,
+            stop,
             auth_exchange: std::sync::OnceLock::new(),
             sandbox,
         })

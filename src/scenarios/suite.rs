@@ -253,7 +253,7 @@ pub fn run(opts: &SuiteOptions) -> Result<i32> {
         let (result, warnings) = isolation::measure(session, &iso)?;
         m.doc.warnings.extend(warnings);
         m.doc.isolation = Some(result);
-        m.interrupted = crate::interrupt::requested();
+        m.interrupted = session.stop.is_stopped();
         m.doc.interrupted = m.interrupted;
         if m.interrupted {
             m.doc.warnings.push(isolation::interrupted_warning());

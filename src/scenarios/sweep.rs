@@ -27,6 +27,7 @@ use crate::report::model::{
     WarningCode,
 };
 use crate::report::{archive, sweep_chart, sweep_out};
+use crate::stop::StopToken;
 use crate::workload::{self, builtin, DataRange, Protocol, Workload};
 
 mod fit_file;
@@ -160,7 +161,12 @@ impl Bench<'_> {
         };
         q.engine.clients = clients;
         q.engine.rate = rate;
-        let out = engine::run(&self.session.target, self.workload.clone(), &q.engine)?;
+        let out = engine::run(
+            &self.session.target,
+            self.workload.clone(),
+            &q.engine,
+            &self.session.stop,
+        )?;
         // A level cut short by a panic or a lost target measured nothing to model.
         if let Some(p) = out.panics.first() {
             return Err(anyhow::anyhow!(
@@ -214,6 +220,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
             scale: opts.scale,
             no_seed: !opts.seed_if_missing,
             local: session.target.is_local(),
+            stop: session.stop.clone(),
         },
         &mut say,
     )?;
@@ -265,7 +272,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     let mut interrupted = false;
     let mut stopped: Option<Warning> = None;
     for (i, &n) in opts.levels.iter().enumerate() {
-        if crate::interrupt::requested() {
+        if bench.session.stop.is_stopped() {
             interrupted = true;
             break;
         }
@@ -284,7 +291,7 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
         let prepared = hygiene::before_run(bench.session, &level_hygiene, &tables);
         let (section, (out, q)) = match prepared.and_then(|s| Ok((s, bench.load(n, None)?))) {
             Ok(r) => r,
-            Err(e) if !levels.is_empty() && was_interrupted(&e) => {
+            Err(e) if !levels.is_empty() && was_interrupted(&bench.session.stop, &e) => {
                 interrupted = true;
                 break;
             }
@@ -420,10 +427,10 @@ pub fn run_on(session: &mut Session, opts: &SweepOptions) -> Result<Outcome> {
     Ok(Outcome { doc, dir })
 }
 
-/// Whether a failed load failed because of Ctrl-C (e.g. while its pool was opening).
-pub(crate) fn was_interrupted(e: &anyhow::Error) -> bool {
-    crate::interrupt::requested()
-        || crate::error::exit_kind(e) == crate::error::ExitKind::Interrupted
+/// Whether a failed load failed because `stop` was stopped (Ctrl-C, e.g. while its pool was
+/// opening).
+pub(crate) fn was_interrupted(stop: &StopToken, e: &anyhow::Error) -> bool {
+    stop.is_stopped() || crate::error::exit_kind(e) == crate::error::ExitKind::Interrupted
 }
 
 /// One level's figures from the engine's output.

@@ -38,6 +38,7 @@ use super::stats;
 use super::wire_pool::{open_wire, statement_names};
 use super::worker::Recorder;
 use super::{Collector, EngineConfig, EngineOutput, RunClock};
+use crate::stop::StopToken;
 use crate::target::Target;
 use crate::wire::{WireConn, WireError};
 use crate::workload::script::Script;
@@ -86,7 +87,12 @@ impl Shared {
 }
 
 /// Runs the load on `cfg.threads` multiplexing threads. Every query type must be a script.
-pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Result<EngineOutput> {
+pub fn run(
+    target: &Target,
+    workload: Arc<Workload>,
+    cfg: &EngineConfig,
+    stop: &StopToken,
+) -> Result<EngineOutput> {
     if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
         // Every query type pgstorm builds is a script (the built-in POS types too); only a
         // library caller's own type can lack one.
@@ -102,14 +108,14 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
     let per_thread = n_types + 1 + usize::from(cfg.rate.is_some());
     let sigfig = stats::worker_sigfig(threads * per_thread);
     let names = statement_names(&workload);
-    let stop = Arc::new(AtomicBool::new(false));
+    let halt = Arc::new(AtomicBool::new(false));
     let mut shared = Shared {
         workload: workload.clone(),
         names,
         target: with_connect_timeout(target),
         session_sql: session_sql(cfg.statement_timeout),
         counters: Arc::new(PoolCounters::new()),
-        stop: stop.clone(),
+        stop: halt.clone(),
         start: Instant::now(),
         end: None,
         tx_limit: cfg.transactions_per_client,
@@ -121,7 +127,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         connect_each: cfg.connect_each,
         verbose_errors: cfg.verbose_errors,
     };
-    let conns = open_all(&shared, clients)?;
+    let conns = open_all(&shared, clients, stop)?;
 
     let clock = RunClock::new(cfg);
     shared.start = clock.start;
@@ -135,7 +141,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
         per_thread[id % threads].push((id, conn));
     }
     let mut per_thread = per_thread.into_iter();
-    let handles = super::spawn_load_threads(cfg.pin, threads, &stop, "load thread", |tid| {
+    let handles = super::spawn_load_threads(cfg.pin, threads, &halt, "load thread", |tid| {
         let rec = Recorder::new(
             tid,
             n_types,
@@ -153,7 +159,7 @@ pub fn run(target: &Target, workload: Arc<Workload>, cfg: &EngineConfig) -> Resu
             Thread::new(&sh, rec, mine).run(&sh)
         })
     })?;
-    let finish = collector.finish(&clock, handles, &stop, &shared.counters, cpu_before)?;
+    let finish = collector.finish(&clock, handles, &halt, stop, &shared.counters, cpu_before)?;
     Ok(finish.output(workload.names(), &shared.counters, sigfig))
 }
 
@@ -171,8 +177,9 @@ fn with_connect_timeout(target: &Target) -> Target {
 /// Connect timeout of the driver's connections when the target sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens every client's connection before the clock starts, several at a time.
-fn open_all(shared: &Shared, clients: usize) -> Result<Vec<WireConn>> {
+/// Opens every client's connection before the clock starts, several at a time; stopping `stop`
+/// abandons the opening as interrupted.
+fn open_all(shared: &Shared, clients: usize, stop: &StopToken) -> Result<Vec<WireConn>> {
     let openers = clients.clamp(1, 16);
     let mut slots: Vec<Option<Result<WireConn, WireError>>> = (0..clients).map(|_| None).collect();
     std::thread::scope(|s| {
@@ -180,7 +187,7 @@ fn open_all(shared: &Shared, clients: usize) -> Result<Vec<WireConn>> {
             let _ = i;
             s.spawn(move || {
                 for slot in chunk {
-                    if crate::interrupt::requested() {
+                    if stop.is_stopped() {
                         return;
                     }
                     *slot = Some(shared.connect());
@@ -188,7 +195,7 @@ fn open_all(shared: &Shared, clients: usize) -> Result<Vec<WireConn>> {
             });
         }
     });
-    if crate::interrupt::requested() {
+    if stop.is_stopped() {
         return Err(crate::interrupt::error());
     }
     let mut conns = Vec::with_capacity(clients);

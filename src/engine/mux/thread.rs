@@ -20,7 +20,9 @@ use crate::engine::pool::PoolCounters;
 use crate::engine::schedule::Arrivals;
 use crate::engine::stats::ErrorClass;
 use crate::engine::verbose;
-use crate::engine::worker::{intended_start, next_backoff, Recorder, ARRIVAL_STREAM};
+use crate::engine::worker::{
+    client_rng, intended_start, may_retry, next_backoff, Recorder, ARRIVAL_STREAM,
+};
 use crate::rng::Rng;
 use crate::wire::{WireConn, WireError};
 use crate::workload::script::resume::{Action, Tx};
@@ -110,7 +112,7 @@ impl Thread {
         let clients = conns
             .into_iter()
             .map(|(id, conn)| {
-                let rng = Rng::stream(shared.seed, 0x5EED_0000 + id as u64);
+                let rng = client_rng(shared.seed, id);
                 let vars = (0..shared.workload.types.len())
                     .map(|k| shared.script(k).client_vars(id))
                     .collect();
@@ -550,10 +552,14 @@ impl Thread {
     /// Leaves the client Running (retry) or Idle; the caller drives it on.
     fn end_failure(&mut self, shared: &Shared, i: usize, class: ErrorClass, now: Instant) {
         let c = &mut self.clients[i];
-        let may_retry = class.is_retryable()
-            && (shared.max_tries == 0 || c.tries < shared.max_tries)
-            && !self.stopping
-            && shared.end.is_none_or(|end| now < end);
+        let may_retry = may_retry(
+            class,
+            c.tries,
+            shared.max_tries,
+            self.stopping,
+            shared.end,
+            now,
+        );
         if class.is_retryable() && shared.verbose_errors {
             eprintln!(
                 "{}",

@@ -16,6 +16,7 @@ use super::verify::{Record, Shape};
 use super::{tables, Check, Level};
 use crate::engine::stats::{self, ErrorClass, Hist, N_CLASSES};
 use crate::rng::Rng;
+use crate::stop::StopToken;
 use crate::target::Target;
 
 /// `application_name` of the workers' and interleaving sessions' connections.
@@ -36,6 +37,8 @@ pub struct LoadSpec {
     pub deadlock_timeout: Option<String>,
     /// Random seed.
     pub seed: u64,
+    /// What stops the phase early (the session's token: Ctrl-C in the app).
+    pub stop: StopToken,
 }
 
 /// What a load phase measured.
@@ -289,7 +292,7 @@ fn worker(
             Some(n) => j < n,
             None => Instant::now() < deadline,
         };
-        if !more || crate::interrupt::requested() {
+        if !more || spec.stop.is_stopped() {
             break;
         }
         o.transactions += 1;
@@ -331,7 +334,7 @@ fn worker(
                     let _ = c.batch_execute("ROLLBACK");
                     let retryable =
                         matches!(class, ErrorClass::Serialization | ErrorClass::Deadlock);
-                    if retryable && tries < spec.max_tries && !crate::interrupt::requested() {
+                    if retryable && tries < spec.max_tries && !spec.stop.is_stopped() {
                         o.retries += 1;
                         continue;
                     }
@@ -397,7 +400,7 @@ pub fn run(
         retried_transactions: 0,
         latency: stats::new_hist(3),
         records: Vec::new(),
-        interrupted: crate::interrupt::requested(),
+        interrupted: spec.stop.is_stopped(),
     };
     for r in results {
         let w = r?;

@@ -122,7 +122,7 @@ pub fn run_on(session: &mut Session, opts: &IsolationOptions) -> Result<Outcome>
         started,
         host,
     );
-    doc.interrupted = crate::interrupt::requested();
+    doc.interrupted = session.stop.is_stopped();
     doc.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     doc.warnings = warnings;
     if doc.interrupted {
@@ -217,12 +217,13 @@ pub fn measure(
         max_tries: opts.max_tries,
         deadlock_timeout: set_timeout.clone(),
         seed: opts.seed,
+        stop: session.stop.clone(),
     };
     let mut cases = Vec::new();
     let mut warnings = Vec::new();
     'outer: for &check in &opts.checks {
         for &level in &opts.levels {
-            if crate::interrupt::requested() {
+            if session.stop.is_stopped() {
                 break 'outer;
             }
             eprintln!(

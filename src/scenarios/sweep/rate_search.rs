@@ -82,7 +82,7 @@ pub(crate) fn run(
         if probes.len() as u32 >= opts.max_probes {
             break;
         }
-        if crate::interrupt::requested() {
+        if bench.session.stop.is_stopped() {
             interrupted = true;
             break;
         }
@@ -93,7 +93,7 @@ pub(crate) fn run(
         );
         let out = match bench.load(clients, Some(r)) {
             Ok((out, _)) => out,
-            Err(e) if super::was_interrupted(&e) => {
+            Err(e) if super::was_interrupted(&bench.session.stop, &e) => {
                 interrupted = true;
                 break;
             }
