@@ -9,7 +9,8 @@
 //! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
 //! per transaction instead of a checkout). Scripts run over wire connections
 //! ([`super::wire_pool`], [`Source::WirePool`]) on the blocking form of the `-j` driver's
-//! executor, built-in query types over the `postgres` crate; a `Lease` hides which.
+//! executor, built-in query types over the `postgres` crate; a `Lease` hides which. Transaction
+//! boundaries are read on [`crate::clock`] (a calibrated TSC where it can be trusted).
 //!
 //! The engine core both drivers share lives here too, one of each: the measurement path
 //! ([`Recorder`]), the retry policy ([`may_retry`]), the backoff after a lost connection
@@ -352,6 +353,29 @@ impl Recorder {
         self.boundary = self.start + self.interval_len * (self.interval + 1);
     }
 
+    /// The measurement of one transaction as both drivers make it once it ended at `end`: the
+    /// interval check ([`Recorder::maybe_flush`]), the pool wait when the connection was checked
+    /// out of a pool, and [`Recorder::record_transaction`].
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_transaction(
+        &mut self,
+        pool_wait: Option<Duration>,
+        client: u32,
+        kind: usize,
+        lag: Option<Duration>,
+        tries: u32,
+        outcome: Result<(), ErrorClass>,
+        began: Instant,
+        end: Instant,
+    ) {
+        self.maybe_flush(end);
+        if let Some(wait) = pool_wait {
+            stats::record(&mut self.batch.pool_wait, wait);
+        }
+        self.record_transaction(client, kind, lag, tries, outcome, began, end);
+    }
+
     /// Counts one transaction of `client` that began at `began` (its intended start in open
     /// loop) and ended at `end`, as [`Batch::record_transaction`] does, and keeps a slow one,
     /// successful or not (a statement cancelled after waiting behind a lock waited all the same),
@@ -582,9 +606,9 @@ impl Worker {
                     continue;
                 }
             }
-            let t0 = last_end.take().unwrap_or_else(Instant::now);
+            let t0 = last_end.take().unwrap_or_else(crate::clock::now);
             let checkout = Lease::take(&shared.source, shared.checkout_timeout, &shared.stop);
-            let t1 = Instant::now();
+            let t1 = crate::clock::now();
             if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
                 break;
@@ -622,7 +646,7 @@ impl Worker {
                         }
                         rng = saved.clone();
                     };
-                    let t2 = Instant::now();
+                    let t2 = crate::clock::now();
                     now = t2;
                     if let Some(counters) = shared.source.closes_counted() {
                         counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -642,11 +666,11 @@ impl Worker {
                 }
                 Err(class) => Err(class),
             };
-            self.rec.maybe_flush(now);
-            if shared.source.pooled() {
-                stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
-            }
-            self.rec.record_transaction(
+            self.rec.end_transaction(
+                shared
+                    .source
+                    .pooled()
+                    .then(|| t1.saturating_duration_since(t0)),
                 self.id as u32,
                 kind,
                 intended.map(|at| t0.saturating_duration_since(at)),
