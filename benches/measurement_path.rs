@@ -1,11 +1,16 @@
-//! Cost per query of pgstorm's measurement path in closed loop: the clock reads at the transaction's
-//! boundaries (two per transaction, the end of one being the start of the next), recording pool
-//! wait and the transaction through the workers' own [`Recorder`], the interval-boundary check,
-//! and the amortized hand-off of a batch per interval to the real collector thread (which merges
-//! it). `measurement_path_three_reads` is the same path with a clock read per boundary of each
-//! transaction instead (three), measured in the same run for the ratio.
+//! Cost per query of pgstorm's measurement path in closed loop, as both drivers run it: two clock
+//! reads per transaction on the drivers' clock ([`pgstorm::clock::now`]: the end of one transaction
+//! is the start of the next), then [`Recorder::end_transaction`] (the interval-boundary check, the
+//! pool wait and the transaction recorded into the worker's histograms, the slow-transaction
+//! check), with the amortized hand-off of a batch per interval to the real collector thread (which
+//! merges it).
 //!
-//! Run: `cargo bench --bench measurement_path`. The figure in docs/measurements.md comes from here.
+//! Beside it, in the same run for the ratios: `measurement_path_monotonic`, the same path on
+//! `Instant::now` (the path before the TSC clock), and `measurement_path_three_reads`, on
+//! `Instant::now` with a clock read at each of the transaction's three boundaries (before the
+//! boundaries were shared). `clock_read/*` is one read of each clock.
+//!
+//! Run: `cargo bench --bench measurement_path`. The figures in docs/measurements.md come from here.
 //! Goal: ≤ 50 ns per query on the load machine.
 
 use std::hint::black_box;
@@ -13,40 +18,37 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pgstorm::engine::collector::{self, CollectorConfig};
-use pgstorm::engine::stats;
 use pgstorm::engine::worker::Recorder;
 
-/// How a worker reads the clock around one closed-loop transaction.
-#[derive(Clone, Copy)]
-enum Clock {
-    /// One read per boundary: the previous transaction's end is this one's checkout start, then
-    /// one read when the connection is in hand and one at completion (the workers' path).
-    PerBoundary,
-    /// Three reads per transaction: before checkout, after checkout, at completion (the path
-    /// before the boundaries were shared), kept for a side-by-side ratio in one run.
-    ThreeReads,
-}
-
 fn measurement_path(c: &mut Criterion) {
-    for (group_name, clock) in [
-        ("measurement_path", Clock::PerBoundary),
-        ("measurement_path_three_reads", Clock::ThreeReads),
-    ] {
-        let mut group = c.benchmark_group(group_name);
-        group.throughput(Throughput::Elements(1));
-        for (label, interval) in [
-            ("interval_1ms", Duration::from_millis(1)),
-            ("interval_1s", Duration::from_secs(1)),
-        ] {
-            group.bench_function(label, |b| bench_path(b, clock, interval));
-        }
-        group.finish();
-    }
+    // Calibrated before measuring, as a run does before it starts.
+    eprintln!("drivers' clock: {:?}", pgstorm::clock::global().check());
+    group(c, "measurement_path", pgstorm::clock::now, false);
+    group(c, "measurement_path_monotonic", Instant::now, false);
+    group(c, "measurement_path_three_reads", Instant::now, true);
 }
 
-/// One closed-loop transaction's measurement: clock reads per `clock`, the interval check, the
-/// pool wait and the transaction recorded exactly as the pool driver's workers record them.
-fn bench_path(b: &mut criterion::Bencher, clock: Clock, interval: Duration) {
+/// The path on clock `now` (a direct call, inlined as in the drivers) at two interval lengths.
+fn group(c: &mut Criterion, name: &str, now: impl Fn() -> Instant + Copy, three_reads: bool) {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    for (label, interval) in [
+        ("interval_1ms", Duration::from_millis(1)),
+        ("interval_1s", Duration::from_secs(1)),
+    ] {
+        group.bench_function(label, |b| bench_path(b, now, three_reads, interval));
+    }
+    group.finish();
+}
+
+/// One closed-loop transaction's measurement on clock `now`: the reads (per boundary, or three
+/// with `three_reads`), then what the workers call once a transaction ended.
+fn bench_path(
+    b: &mut criterion::Bencher,
+    now: impl Fn() -> Instant,
+    three_reads: bool,
+    interval: Duration,
+) {
     let names: Vec<String> = (0..6).map(|i| format!("q{i}")).collect();
     let (tx, rx) = crossbeam_channel::unbounded();
     let (rtx, rrx) = crossbeam_channel::bounded(4);
@@ -67,18 +69,23 @@ fn bench_path(b: &mut criterion::Bencher, clock: Clock, interval: Duration) {
     let collector = std::thread::spawn(move || collector::run(cfg, rx, rtx));
     let mut rec = Recorder::new(0, names.len(), 3, start, interval, tx, rrx).open_loop(false);
     let mut kind = 0usize;
-    let mut last_end = Instant::now();
+    let mut last_end = now();
     b.iter(|| {
-        let t0 = match clock {
-            Clock::PerBoundary => last_end,
-            Clock::ThreeReads => Instant::now(),
-        };
-        let t1 = Instant::now();
+        let t0 = if three_reads { now() } else { last_end };
+        // The checkout would happen here.
+        let t1 = now();
         // The query itself would run here.
-        let t2 = Instant::now();
-        rec.maybe_flush(t2);
-        stats::record(&mut rec.batch.pool_wait, t1 - t0);
-        rec.record_transaction(0, kind, None, 1, Ok(()), t1, t2);
+        let t2 = now();
+        rec.end_transaction(
+            Some(t1.saturating_duration_since(t0)),
+            0,
+            kind,
+            None,
+            1,
+            Ok(()),
+            t1,
+            t2,
+        );
         last_end = t2;
         kind = if kind == 5 { 0 } else { kind + 1 };
         black_box(&rec.batch);
@@ -89,10 +96,14 @@ fn bench_path(b: &mut criterion::Bencher, clock: Clock, interval: Duration) {
     black_box(collected.totals.len());
 }
 
-/// The floor under the path above: one monotonic clock read (the path makes two per query: after
-/// checkout and at completion, the previous completion serving as the checkout start).
+/// The floor under the paths above: one read of each clock (the paths make two per query).
 fn clock_read(c: &mut Criterion) {
-    c.bench_function("clock_read", |b| b.iter(|| black_box(Instant::now())));
+    let mut group = c.benchmark_group("clock_read");
+    group.bench_function("drivers_clock", |b| {
+        b.iter(|| black_box(pgstorm::clock::now()))
+    });
+    group.bench_function("monotonic", |b| b.iter(|| black_box(Instant::now())));
+    group.finish();
 }
 
 criterion_group!(benches, measurement_path, clock_read);

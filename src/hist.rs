@@ -10,15 +10,26 @@
 //!   two can be added, whatever their precision. Values are microseconds; anything above the
 //!   bound saturates just under 60 s.
 //! - Histograms travel encoded ([`encode`]/[`decode`]), never as percentiles.
+//! - A load thread's per-interval histograms ([`WorkerHist`]) count in `u16`, a quarter of the
+//!   memory of the totals' `u64` (hundreds of them are alive at once with hundreds of clients):
+//!   their owner hands a batch over before any of its histograms holds [`WORKER_HIST_MAX`]
+//!   values, so no count saturates. They are added into `u64` totals with [`add_into`], which
+//!   gives what `Histogram::add` gives.
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-use hdrhistogram::Histogram;
+use hdrhistogram::{Counter, Histogram};
 
 /// Latency histogram: microseconds, u64 counts.
 pub type Hist = Histogram<u64>;
+
+/// A load thread's histogram of one interval: the same bounds, u16 counts.
+pub type WorkerHist = Histogram<u16>;
+
+/// Values a [`WorkerHist`] may hold: below this no bucket can saturate.
+pub const WORKER_HIST_MAX: u64 = u16::MAX as u64;
 
 /// Lowest value tracked (µs).
 pub const HIST_LOW_US: u64 = 1;
@@ -33,15 +44,33 @@ pub fn new_hist(sigfig: u8) -> Hist {
     Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, sigfig).expect("static bounds are valid")
 }
 
+/// A [`WorkerHist`] with the standard bounds at `sigfig` significant digits.
+pub fn new_worker_hist(sigfig: u8) -> WorkerHist {
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, sigfig).expect("static bounds are valid")
+}
+
 /// A histogram that holds nothing useful and costs a few bytes: the schedule lag of a closed-loop
 /// batch, which is never recorded (it still adds into full-size totals).
-pub fn unused_hist() -> Hist {
+pub fn unused_hist<C: Counter>() -> Histogram<C> {
     Histogram::new_with_bounds(1, 2, 0).expect("static bounds are valid")
+}
+
+/// Adds `src` (any counter type, any precision, the standard bounds) into `dst`: every recorded
+/// bucket at its lowest equivalent value, as `Histogram::add` does for histograms of another
+/// precision. Counts saturate instead of failing.
+pub fn add_into<C: Counter>(dst: &mut Hist, src: &Histogram<C>) {
+    if src.is_empty() {
+        return;
+    }
+    for v in src.iter_recorded() {
+        let value = src.lowest_equivalent(v.value_iterated_to());
+        dst.saturating_record_n(value, v.count_at_value().as_u64());
+    }
 }
 
 /// Records a duration, saturating above the bound (never allocates, never panics).
 #[inline]
-pub fn record(h: &mut Hist, d: Duration) {
+pub fn record<C: Counter>(h: &mut Histogram<C>, d: Duration) {
     let us = d.as_micros().min(SATURATE_US as u128) as u64;
     h.saturating_record(us.max(HIST_LOW_US));
 }
@@ -111,6 +140,36 @@ mod tests {
         assert_eq!(back.len(), 4);
         assert_eq!(h.len(), 4);
         assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+
+    #[test]
+    fn a_worker_histogram_adds_into_totals_as_add_would() {
+        let mut w = new_worker_hist(2);
+        let mut same = new_hist(2);
+        for v in [1u64, 7, 150, 1_234, 98_765, 2_000_000, 3_600_000_000] {
+            for _ in 0..v % 5 + 1 {
+                record(&mut w, Duration::from_micros(v));
+                record(&mut same, Duration::from_micros(v));
+            }
+        }
+        let (mut via_add, mut via_into) = (new_hist(3), new_hist(3));
+        record(&mut via_add, Duration::from_micros(42));
+        record(&mut via_into, Duration::from_micros(42));
+        via_add.add(&same).unwrap();
+        add_into(&mut via_into, &w);
+        assert_eq!(via_into.len(), via_add.len());
+        assert_eq!(via_into.max(), via_add.max());
+        assert_eq!(via_into.min(), via_add.min());
+        for q in [0.1, 0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(
+                via_into.value_at_quantile(q),
+                via_add.value_at_quantile(q),
+                "q {q}"
+            );
+        }
+        // Nothing recorded adds nothing.
+        add_into(&mut via_into, &new_worker_hist(2));
+        assert_eq!(via_into.len(), via_add.len());
     }
 
     #[test]

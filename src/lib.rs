@@ -2,13 +2,15 @@
 //! the benchmarks all drive the same code.
 //!
 //! Dependencies point one way: `cli`/`main` → `scenarios`, `analysis`, `report` → `engine`,
-//! `monitor`, `workload`, `dataset`, `target` → `hist`. The engine knows nothing of scenarios or
-//! reports, and report/analysis/compare read histograms through `hist`, never through the engine.
+//! `monitor`, `workload`, `dataset`, `target` → `hist` and `clock` (the load threads' clock). The
+//! engine knows nothing of scenarios or reports, and report/analysis/compare read histograms
+//! through `hist`, never through the engine.
 
 pub mod analysis;
 pub mod app;
 pub mod args;
 pub mod cli;
+pub mod clock;
 pub mod compare;
 pub mod connector;
 pub mod dataset;

@@ -2,8 +2,8 @@
 //! load (server-side TPS agrees with the client's count), the statistics backends flush as the
 //! load's connections close counted in no summary or peak, a CPU burn raises the CPU alerts while a
 //! calm span raises none, a forced deadlock is counted, and the warnings built on the samples
-//! fire on doctored documents and stay quiet on a clean one; an unreachable server leaves an
-//! error (no password) and the host samples.
+//! fire on doctored documents and stay quiet on a clean one (the clock check's too, with a TSC
+//! calibrated wrong); an unreachable server leaves an error (no password) and the host samples.
 
 mod common;
 
@@ -315,6 +315,20 @@ fn warnings_follow_the_samples(doc: &RunDocument) {
         u.cpu_p95_percent = 99.0;
     });
     assert!(got.iter().any(|c| c == "host_cpu_saturated"), "{got:?}");
+    // The load threads' clock: checked over the real run, and a TSC calibrated 1 % wrong (the
+    // process's own calibration, injected off) fails the check and raises the warning.
+    let clock = doc.load.as_ref().unwrap().client.clock.as_ref();
+    let clock = clock.expect("the clock check is recorded");
+    assert!(clock.passed, "{clock:?}");
+    assert!(!clean.iter().any(|c| c == "clock_drift"), "{clean:?}");
+    assert_eq!(clock.source, pgstorm::clock::global().source());
+    if clock.source == pgstorm::clock::ClockSource::Tsc {
+        assert!(clock.checked_over_s > 1.0, "{clock:?}");
+        let wrong = pgstorm::clock::global().miscalibrated(1.01).check();
+        assert!(!wrong.passed, "{wrong:?}");
+        let got = doctor(&|d| d.load.as_mut().unwrap().client.clock = Some(wrong.clone()));
+        assert!(got.iter().any(|c| c == "clock_drift"), "{got:?}");
+    }
 }
 
 fn mon(d: &mut RunDocument) -> &mut Monitoring {

@@ -1,4 +1,4 @@
-//! Deterministic generation of the POS rows, and their COPY text encoding. No database here.
+//! Deterministic generation of the POS rows, and their binary COPY encoding. No database here.
 //!
 //! Invariants:
 //! - A row depends only on `(seed, scale)` and on the fixed-size chunk it belongs to: chunk `k` of
@@ -11,8 +11,12 @@
 //! - Order ids follow `create_date` (ids grow with time, as in a real shop): order `i` of `N` is
 //!   placed by stratified inverse-CDF sampling at quantile `(i + u) / N` of the time-of-day and
 //!   day-of-week weighted density over the data window.
-//! - The COPY text never needs escaping: every generated string is plain ASCII without tabs,
-//!   newlines or backslashes.
+//! - Rows are encoded in COPY's binary format (`FORMAT binary`), so the server parses no text:
+//!   `bigint`/`integer` as big-endian integers, `timestamptz` as microseconds since 2000-01-01
+//!   UTC, `numeric` as base-10000 digits with display scale 2 (what the columns' typmod keeps),
+//!   `text` as its bytes. The values are exactly those the text format gave (`12.34`, `3.00`,
+//!   whole seconds in UTC); a stream is [`COPY_BINARY_HEADER`], the tuples, then
+//!   [`COPY_BINARY_TRAILER`].
 
 use std::io::Write;
 
@@ -306,85 +310,152 @@ fn skewed_pick(rng: &mut Rng, n: u64) -> i64 {
     ((rank * 1_000_003) % n) as i64 + 1
 }
 
-/// Appends `cents` as a decimal with two places (`1234` → `12.34`).
-fn put_money(buf: &mut Vec<u8>, cents: i64) {
-    let _ = write!(buf, "{}.{:02}", cents / 100, cents % 100);
+/// Signature, flags and header-extension length that open a binary COPY stream.
+pub(crate) const COPY_BINARY_HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The field count -1 that ends a binary COPY stream.
+pub(crate) const COPY_BINARY_TRAILER: &[u8; 2] = &[0xff, 0xff];
+/// Seconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00:00 UTC.
+const PG_EPOCH_UNIX: i64 = 946_684_800;
+
+/// Starts a tuple of `fields` fields.
+fn put_tuple(buf: &mut Vec<u8>, fields: i16) {
+    buf.extend_from_slice(&fields.to_be_bytes());
 }
 
-/// Appends a Unix time as a UTC timestamptz literal (`2025-12-02 13:45:12+00`).
+/// A NULL field.
+fn put_null(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+}
+
+/// A `bigint` field.
+fn put_i64(buf: &mut Vec<u8>, v: i64) {
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+/// An `integer` field.
+fn put_i32(buf: &mut Vec<u8>, v: i32) {
+    buf.extend_from_slice(&4i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+/// A `text` field of the concatenated `parts`.
+fn put_text(buf: &mut Vec<u8>, parts: &[&str]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    buf.extend_from_slice(&(len as i32).to_be_bytes());
+    for p in parts {
+        buf.extend_from_slice(p.as_bytes());
+    }
+}
+
+/// A `text` field written by `f`: its length is patched in afterwards.
+fn put_text_with(buf: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    f(buf);
+    let len = (buf.len() - at - 4) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A `timestamptz` field at Unix time `unix` (whole seconds): microseconds since 2000-01-01 UTC.
 pub(crate) fn put_timestamp(buf: &mut Vec<u8>, unix: i64) {
-    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-    let s = unix.rem_euclid(86_400);
-    let _ = write!(
-        buf,
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}+00",
-        s / 3_600,
-        s / 60 % 60,
-        s % 60
-    );
+    put_i64(buf, (unix - PG_EPOCH_UNIX) * 1_000_000);
 }
 
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// A `numeric` field worth `cents / 100` with display scale 2 (`1234` is `12.34`): base-10000
+/// digits, most significant first, without leading or trailing zero digits, as PostgreSQL stores
+/// them.
+pub(crate) fn put_money(buf: &mut Vec<u8>, cents: i64) {
+    // i64::MAX cents has 17 integer digits: 5 base-10000 digits, and one for the cents.
+    let mut digits = [0u16; 6];
+    let mut n = 0;
+    let abs = cents.unsigned_abs();
+    let (mut int, frac) = (abs / 100, (abs % 100) as u16);
+    let mut groups = [0u16; 5];
+    let mut g = 0;
+    while int > 0 {
+        groups[g] = (int % 10_000) as u16;
+        int /= 10_000;
+        g += 1;
+    }
+    for i in (0..g).rev() {
+        digits[n] = groups[i];
+        n += 1;
+    }
+    let weight = g as i16 - 1;
+    if frac != 0 {
+        digits[n] = frac * 100;
+        n += 1;
+    } else {
+        while n > 0 && digits[n - 1] == 0 {
+            n -= 1;
+        }
+    }
+    let (weight, sign) = match (n, cents < 0) {
+        (0, _) => (0, 0x0000u16),
+        (_, true) => (weight, 0x4000),
+        (_, false) => (weight, 0x0000),
+    };
+    buf.extend_from_slice(&(8 + 2 * n as i32).to_be_bytes());
+    buf.extend_from_slice(&(n as i16).to_be_bytes());
+    buf.extend_from_slice(&weight.to_be_bytes());
+    buf.extend_from_slice(&sign.to_be_bytes());
+    buf.extend_from_slice(&2i16.to_be_bytes());
+    for d in &digits[..n] {
+        buf.extend_from_slice(&d.to_be_bytes());
+    }
 }
 
-/// COPY text rows for `res_partner(id, name, email, city, create_date)`.
+/// Binary COPY tuples for `res_partner(id, name, email, city, create_date)`.
 pub(crate) fn write_partners(partners: &[Partner], buf: &mut Vec<u8>) {
     for p in partners {
-        let _ = write!(buf, "{}\t{} {}\t", p.id, p.first, p.last);
+        put_tuple(buf, 5);
+        put_i64(buf, p.id);
+        put_text(buf, &[p.first, " ", p.last]);
         if p.has_email {
-            for part in [p.first, p.last] {
-                buf.extend(part.bytes().map(|b| b.to_ascii_lowercase()));
-                buf.push(b'.');
-            }
-            let _ = write!(buf, "{}@example.com", p.id);
+            put_text_with(buf, |buf| {
+                for part in [p.first, p.last] {
+                    buf.extend(part.bytes().map(|b| b.to_ascii_lowercase()));
+                    buf.push(b'.');
+                }
+                let _ = write!(buf, "{}@example.com", p.id);
+            });
         } else {
-            buf.extend_from_slice(b"\\N");
+            put_null(buf);
         }
-        let _ = write!(buf, "\t{}\t", p.city);
+        put_text(buf, &[p.city]);
         put_timestamp(buf, p.create_date);
-        buf.push(b'\n');
     }
 }
 
-/// COPY text rows for `pos_order(id, partner_id, create_date, amount_total, state)`.
+/// Binary COPY tuples for `pos_order(id, partner_id, create_date, amount_total, state)`.
 pub(crate) fn write_orders(chunk: &OrderChunk, buf: &mut Vec<u8>) {
     for o in &chunk.orders {
-        let _ = write!(buf, "{}\t", o.id);
+        put_tuple(buf, 5);
+        put_i64(buf, o.id);
         match o.partner_id {
-            Some(p) => {
-                let _ = write!(buf, "{p}\t");
-            }
-            None => buf.extend_from_slice(b"\\N\t"),
+            Some(p) => put_i64(buf, p),
+            None => put_null(buf),
         }
         put_timestamp(buf, o.create_date);
-        buf.push(b'\t');
         put_money(buf, o.amount_cents);
-        let _ = writeln!(buf, "\t{}", o.state);
+        put_text(buf, &[o.state]);
     }
 }
 
-/// COPY text rows for `pos_order_line(id, order_id, product_id, qty, price_unit, price_subtotal)`;
-/// the chunk's first line gets id `first_line_id`.
+/// Binary COPY tuples for `pos_order_line(id, order_id, product_id, qty, price_unit,
+/// price_subtotal)`; the chunk's first line gets id `first_line_id`.
 pub(crate) fn write_lines(chunk: &OrderChunk, first_line_id: i64, buf: &mut Vec<u8>) {
     let mut id = first_line_id;
     for o in &chunk.orders {
         for l in &chunk.lines[o.first_line..o.first_line + o.line_count] {
-            let _ = write!(buf, "{id}\t{}\t{}\t{}.00\t", o.id, l.product_id, l.qty);
+            put_tuple(buf, 6);
+            put_i64(buf, id);
+            put_i64(buf, o.id);
+            put_i32(buf, l.product_id);
+            put_money(buf, l.qty * 100);
             put_money(buf, l.price_cents);
-            buf.push(b'\t');
             put_money(buf, l.subtotal_cents());
-            buf.push(b'\n');
             id += 1;
         }
     }
@@ -398,7 +469,7 @@ mod tests {
     const END: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
     const DAYS: i64 = 30;
 
-    /// All three tables' COPY text for a plan, generated in parallel on the current rayon pool.
+    /// All three tables' binary COPY tuples for a plan, generated in parallel on the current rayon pool.
     fn all_text(plan: &Plan) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let partners: Vec<Vec<u8>> = (0..plan.partner_chunks())
             .into_par_iter()
@@ -531,30 +602,122 @@ mod tests {
         );
     }
 
+    /// The fields of one binary COPY tuple at `buf[*at..]`, `None` for NULL; moves `at` past it.
+    fn tuple<'a>(buf: &'a [u8], at: &mut usize) -> Vec<Option<&'a [u8]>> {
+        let n = i16::from_be_bytes([buf[*at], buf[*at + 1]]);
+        *at += 2;
+        (0..n)
+            .map(|_| {
+                let len = i32::from_be_bytes(buf[*at..*at + 4].try_into().unwrap());
+                *at += 4;
+                (len >= 0).then(|| {
+                    let f = &buf[*at..*at + len as usize];
+                    *at += len as usize;
+                    f
+                })
+            })
+            .collect()
+    }
+
+    /// `(ndigits, weight, sign, dscale, digits)` of a binary numeric field.
+    fn numeric(cents: i64) -> (i16, i16, u16, i16, Vec<u16>) {
+        let mut b = Vec::new();
+        put_money(&mut b, cents);
+        let mut at = 0;
+        b.splice(0..0, 1i16.to_be_bytes());
+        let f = tuple(&b, &mut at)[0].unwrap().to_vec();
+        let w = |i: usize| [f[2 * i], f[2 * i + 1]];
+        let n = i16::from_be_bytes(w(0));
+        let digits = (0..n as usize)
+            .map(|i| u16::from_be_bytes(w(4 + i)))
+            .collect();
+        assert_eq!(f.len(), 8 + 2 * n as usize);
+        (
+            n,
+            i16::from_be_bytes(w(1)),
+            u16::from_be_bytes(w(2)),
+            i16::from_be_bytes(w(3)),
+            digits,
+        )
+    }
+
     #[test]
-    fn text_encoding_is_what_copy_expects() {
+    fn numeric_is_encoded_as_postgresql_stores_it() {
+        // 123.45: digit 0123 at weight 0, then .4500.
+        assert_eq!(numeric(12_345), (2, 0, 0, 2, vec![123, 4_500]));
+        // 0.05: one digit .0500 at weight -1.
+        assert_eq!(numeric(5), (1, -1, 0, 2, vec![500]));
+        // 3.00: no trailing zero digit.
+        assert_eq!(numeric(300), (1, 0, 0, 2, vec![3]));
+        // 10000.00 is 1 at weight 1, the zero digit after it dropped.
+        assert_eq!(numeric(1_000_000), (1, 1, 0, 2, vec![1]));
+        // 12345678.90: 1234 5678 . 9000.
+        assert_eq!(
+            numeric(1_234_567_890),
+            (3, 1, 0, 2, vec![1_234, 5_678, 9_000])
+        );
+        assert_eq!(numeric(0), (0, 0, 0, 2, vec![]));
+        assert_eq!(numeric(-250), (2, 0, 0x4000, 2, vec![2, 5_000]));
+        assert_eq!(numeric(i64::MAX).0, 6);
+    }
+
+    #[test]
+    fn binary_tuples_carry_every_generated_value() {
+        assert_eq!(COPY_BINARY_HEADER.len(), 19);
         let mut b = Vec::new();
         put_timestamp(&mut b, END);
-        put_timestamp(&mut b, 951_782_400); // 2000-02-29, a leap day
-        assert_eq!(b, b"2026-01-01 00:00:00+002000-02-29 00:00:00+00");
+        // 2026-01-01 is 9,497 days after 2000-01-01.
+        assert_eq!(b[4..], (9_497i64 * 86_400 * 1_000_000).to_be_bytes());
+
         let plan = Plan::new(1, 1, END, DAYS);
-        let mut p = Vec::new();
-        write_partners(&plan.partner_chunk(0), &mut p);
-        let text = String::from_utf8(p).unwrap();
-        assert_eq!(text.lines().count(), 100);
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split('\t').collect();
-            assert_eq!(fields.len(), 5, "{line}");
-            let email = fields[2];
-            assert!(
-                email == "\\N" || email == email.to_ascii_lowercase(),
-                "{email}"
-            );
-            assert!(email == "\\N" || email.ends_with("@example.com"), "{email}");
+        let partners = plan.partner_chunk(0);
+        let mut b = Vec::new();
+        write_partners(&partners, &mut b);
+        let mut at = 0;
+        for p in &partners {
+            let f = tuple(&b, &mut at);
+            assert_eq!(f.len(), 5);
+            assert_eq!(f[0].unwrap(), p.id.to_be_bytes());
+            assert_eq!(f[1].unwrap(), format!("{} {}", p.first, p.last).as_bytes());
+            let email = format!("{}.{}.{}@example.com", p.first, p.last, p.id).to_lowercase();
+            assert_eq!(f[2], p.has_email.then_some(email.as_bytes()));
+            assert_eq!(f[3].unwrap(), p.city.as_bytes());
+            let micros = (p.create_date - PG_EPOCH_UNIX) * 1_000_000;
+            assert_eq!(f[4].unwrap(), micros.to_be_bytes());
         }
-        let mut money = Vec::new();
-        put_money(&mut money, 5);
-        put_money(&mut money, 12_345);
-        assert_eq!(money, b"0.05123.45");
+        assert_eq!(at, b.len());
+
+        let chunk = plan.order_chunk(0);
+        let (mut orders, mut lines) = (Vec::new(), Vec::new());
+        write_orders(&chunk, &mut orders);
+        write_lines(&chunk, 7, &mut lines);
+        let money = |cents: i64| {
+            let mut m = Vec::new();
+            put_money(&mut m, cents);
+            m[4..].to_vec()
+        };
+        let (mut at, mut line_at, mut id) = (0, 0, 7i64);
+        for o in &chunk.orders {
+            let f = tuple(&orders, &mut at);
+            assert_eq!(f[0].unwrap(), o.id.to_be_bytes());
+            assert_eq!(
+                f[1].map(<[u8]>::to_vec),
+                o.partner_id.map(|p| p.to_be_bytes().to_vec())
+            );
+            assert_eq!(f[3].unwrap(), money(o.amount_cents));
+            assert_eq!(f[4].unwrap(), o.state.as_bytes());
+            for l in &chunk.lines[o.first_line..o.first_line + o.line_count] {
+                let f = tuple(&lines, &mut line_at);
+                assert_eq!(f.len(), 6);
+                assert_eq!(f[0].unwrap(), id.to_be_bytes());
+                assert_eq!(f[1].unwrap(), o.id.to_be_bytes());
+                assert_eq!(f[2].unwrap(), l.product_id.to_be_bytes());
+                assert_eq!(f[3].unwrap(), money(l.qty * 100));
+                assert_eq!(f[4].unwrap(), money(l.price_cents));
+                assert_eq!(f[5].unwrap(), money(l.subtotal_cents()));
+                id += 1;
+            }
+        }
+        assert_eq!((at, line_at), (orders.len(), lines.len()));
     }
 }

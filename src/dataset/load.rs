@@ -1,4 +1,5 @@
-//! Seeding: generate the rows in parallel and stream them to the server with COPY, one table per
+//! Seeding: generate the rows in parallel and stream them to the server with binary COPY (no text
+//! for the server to parse; see `generate`), one table per
 //! connection, into staging tables; then build their indexes and VACUUM (ANALYZE) them, each
 //! step on whichever of the (up to `--jobs`) connections is free (see `tasks`), link them with
 //! their keys, and swap them in by one short transaction. Each phase is timed.
@@ -6,7 +7,7 @@
 //! Invariants:
 //! - Memory is bounded whatever the scale: a producer thread generates a window of `WINDOW`
 //!   chunks at a time on the rayon pool and hands it over a channel of capacity one, so at most
-//!   about three windows of COPY text per table exist at once while the server ingests the
+//!   about three windows of COPY data per table exist at once while the server ingests the
 //!   previous one.
 //! - Chunks are written in chunk order, so the load order (and with it the physical layout) is the
 //!   same on every run; generation order across threads does not matter (see `generate`). A table
@@ -31,7 +32,9 @@ use crate::stop::StopToken;
 
 use rayon::prelude::*;
 
-use super::generate::{write_lines, write_orders, write_partners, Plan};
+use super::generate::{
+    write_lines, write_orders, write_partners, Plan, COPY_BINARY_HEADER, COPY_BINARY_TRAILER,
+};
 use super::schema::{self, Ownership, TableDdl, TABLES};
 use super::tasks::{Board, Task};
 use super::{
@@ -208,7 +211,7 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// One generated chunk of COPY text.
+/// One generated chunk of binary COPY tuples.
 struct Piece {
     bytes: Vec<u8>,
     rows: u64,
@@ -226,6 +229,9 @@ fn copy_chunks(
 ) -> Result<u64, DatasetError> {
     shared.step(step);
     let mut writer = tx.copy_in(sql).step(step)?;
+    writer
+        .write_all(COPY_BINARY_HEADER)
+        .map_err(|source| DatasetError::Copy { step, source })?;
     let mut rows = 0;
     std::thread::scope(|s| -> Result<(), DatasetError> {
         let (send, receive) = mpsc::sync_channel::<Vec<Piece>>(1);
@@ -255,6 +261,9 @@ fn copy_chunks(
         }
         Ok(())
     })?;
+    writer
+        .write_all(COPY_BINARY_TRAILER)
+        .map_err(|source| DatasetError::Copy { step, source })?;
     let copied = writer.finish().step(step)?;
     if copied != rows {
         return Err(DatasetError::Inconsistent(format!(
@@ -598,7 +607,8 @@ fn copy_table(
                 tx,
                 step,
                 &format!(
-                    "COPY {staging} (id, name, email, city, create_date) FROM STDIN WITH (FREEZE)"
+                    "COPY {staging} (id, name, email, city, create_date) \
+                     FROM STDIN WITH (FORMAT binary, FREEZE)"
                 ),
                 plan.partner_chunks(),
                 &|k| {
@@ -621,7 +631,7 @@ fn copy_table(
                 step,
                 &format!(
                     "COPY {staging} (id, partner_id, create_date, amount_total, state) \
-                     FROM STDIN WITH (FREEZE)"
+                     FROM STDIN WITH (FORMAT binary, FREEZE)"
                 ),
                 plan.order_chunks(),
                 &|k| {
@@ -644,7 +654,7 @@ fn copy_table(
                 step,
                 &format!(
                     "COPY {staging} (id, order_id, product_id, qty, price_unit, price_subtotal) \
-                     FROM STDIN WITH (FREEZE)"
+                     FROM STDIN WITH (FORMAT binary, FREEZE)"
                 ),
                 plan.order_chunks(),
                 &|k| {

@@ -210,8 +210,8 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
                     for (t, b) in totals.iter_mut().zip(&batch.types) {
                         t.add(b);
                     }
-                    pool_wait.add(&batch.pool_wait).expect("same bounds");
-                    lag_total.add(&batch.lag).expect("same bounds");
+                    stats::add_into(&mut pool_wait, &batch.pool_wait);
+                    stats::add_into(&mut lag_total, &batch.lag);
                     let room = MAX_SLOW.saturating_sub(slow.len());
                     slow.extend(batch.slow.iter().take(room));
                 }
@@ -232,7 +232,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
                     for (t, b) in acc.types.iter_mut().zip(&batch.types) {
                         t.add(b);
                     }
-                    acc.lag.add(&batch.lag).expect("same bounds");
+                    stats::add_into(&mut acc.lag, &batch.lag);
                 }
                 if batch.last {
                     finished += 1;

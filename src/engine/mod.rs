@@ -125,6 +125,8 @@ pub struct EngineOutput {
     pub log: Vec<LogEntry>,
     /// Batches that arrived after their interval closed.
     pub late_batches: u64,
+    /// The load threads' clock, checked against the monotonic clock at the end of the run.
+    pub clock: crate::clock::ClockCheck,
     /// Wall-clock start of the load (after the pool was ready).
     pub started_at: SystemTime,
     /// Measured (post-warmup) wall time.
@@ -404,6 +406,8 @@ impl RunClock {
         let interval = cfg.interval.max(Duration::from_millis(10));
         let warmup_intervals = (cfg.warmup.as_secs_f64() / interval.as_secs_f64()).ceil() as u32;
         let warmup = interval * warmup_intervals;
+        // The load threads' clock is calibrated before the run, not by the first transaction.
+        crate::clock::global();
         let start = Instant::now() + Duration::from_millis(20);
         RunClock {
             start,
@@ -624,6 +628,7 @@ impl Finished {
             intervals: c.intervals,
             log: c.log,
             late_batches: c.late_batches,
+            clock: crate::clock::global().check(),
             started_at: self.started_at,
             measured: self.measured,
             warmup: self.clock_warmup,

@@ -12,12 +12,15 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use serde::{Deserialize, Serialize};
 
-pub use crate::hist::{new_hist, record, unused_hist, Hist};
+pub use crate::hist::{
+    add_into, new_hist, new_worker_hist, record, unused_hist, Hist, WorkerHist, WORKER_HIST_MAX,
+};
 pub use crate::workload::CommandStat;
+use hdrhistogram::{Counter, Histogram};
 
 /// Precision of the per-worker histograms: 3 digits unless `histograms` (all workers' histograms
-/// of one interval: types, pool wait, and lag in open loop) is so large that 3 digits (136 KiB
-/// each) would exceed ~64 MiB; then 2 digits (20 KiB each).
+/// of one interval: types, pool wait, and lag in open loop) is so large that 3 digits (34 KiB
+/// each with u16 counts) would exceed ~16 MiB; then 2 digits (5 KiB each).
 pub fn worker_sigfig(histograms: usize) -> u8 {
     if histograms <= 480 {
         3
@@ -138,11 +141,12 @@ impl ErrorClass {
     }
 }
 
-/// Counts per query type within one interval.
+/// Counts per query type: a load thread's of one interval (`TypeStats<u16>`, see
+/// [`WorkerHist`]), or totals (`u64` counts).
 #[derive(Clone)]
-pub struct TypeStats {
+pub struct TypeStats<C: Counter = u64> {
     /// Latency of successful executions.
-    pub latency: Hist,
+    pub latency: Histogram<C>,
     /// Successful executions.
     pub ok: u64,
     /// Failures by [`ErrorClass`] index (transactions that failed after all their tries).
@@ -160,25 +164,14 @@ pub struct TypeStats {
 }
 
 impl TypeStats {
-    /// Empty stats at `sigfig` precision.
+    /// Empty totals at `sigfig` precision.
     pub fn new(sigfig: u8) -> TypeStats {
-        TypeStats {
-            latency: new_hist(sigfig),
-            ok: 0,
-            errors: [0; N_CLASSES],
-            retried: 0,
-            retries: 0,
-            late: 0,
-            skipped: 0,
-            commands: Vec::new(),
-        }
+        TypeStats::with_hist(new_hist(sigfig))
     }
 
-    /// Adds `other` into `self`.
-    pub fn add(&mut self, other: &TypeStats) {
-        self.latency
-            .add(&other.latency)
-            .expect("same bounds everywhere");
+    /// Adds `other` (totals, or a load thread's interval) into `self`.
+    pub fn add<D: Counter>(&mut self, other: &TypeStats<D>) {
+        add_into(&mut self.latency, &other.latency);
         self.ok += other.ok;
         for (a, b) in self.errors.iter_mut().zip(other.errors.iter()) {
             *a += *b;
@@ -195,6 +188,28 @@ impl TypeStats {
             a.count += b.count;
             a.sum_ns += b.sum_ns;
             a.failures += b.failures;
+        }
+    }
+}
+
+impl TypeStats<u16> {
+    /// Empty stats of a load thread's interval at `sigfig` precision.
+    pub fn for_worker(sigfig: u8) -> TypeStats<u16> {
+        TypeStats::with_hist(new_worker_hist(sigfig))
+    }
+}
+
+impl<C: Counter> TypeStats<C> {
+    fn with_hist(latency: Histogram<C>) -> TypeStats<C> {
+        TypeStats {
+            latency,
+            ok: 0,
+            errors: [0; N_CLASSES],
+            retried: 0,
+            retries: 0,
+            late: 0,
+            skipped: 0,
+            commands: Vec::new(),
         }
     }
 
@@ -244,11 +259,11 @@ pub struct Batch {
     /// Interval index (0 = the first interval after the start).
     pub interval: u32,
     /// Per query type.
-    pub types: Vec<TypeStats>,
+    pub types: Vec<TypeStats<u16>>,
     /// Pool checkout wait.
-    pub pool_wait: Hist,
+    pub pool_wait: WorkerHist,
     /// Schedule lag (open loop only; empty otherwise).
-    pub lag: Hist,
+    pub lag: WorkerHist,
     /// The longest transactions of at least [`SLOW_FLOOR`] (at most `slow_cap`; the capacity is
     /// reserved, so keeping them never allocates).
     pub slow: Vec<SlowTx>,
@@ -256,21 +271,36 @@ pub struct Batch {
     pub slow_cap: usize,
     /// Whether this is the worker's last batch.
     pub last: bool,
+    /// Transactions recorded: no histogram of the batch holds more values than this.
+    recorded: u64,
 }
 
 impl Batch {
-    /// An empty batch of a worker serving `clients` clients.
-    pub fn new(worker: usize, n_types: usize, sigfig: u8, clients: usize) -> Batch {
+    /// An empty batch of a worker serving `clients` clients; its lag histogram is allocated only
+    /// in open loop (`open_loop`), the only case it is recorded.
+    pub fn new(
+        worker: usize,
+        n_types: usize,
+        sigfig: u8,
+        clients: usize,
+        open_loop: bool,
+    ) -> Batch {
         let slow_cap = SLOW_PER_CLIENT * clients.max(1);
         Batch {
             worker,
             interval: 0,
-            types: (0..n_types).map(|_| TypeStats::new(sigfig)).collect(),
-            pool_wait: new_hist(sigfig),
-            lag: new_hist(sigfig),
+            types: (0..n_types)
+                .map(|_| TypeStats::for_worker(sigfig))
+                .collect(),
+            pool_wait: new_worker_hist(sigfig),
+            lag: match open_loop {
+                true => new_worker_hist(sigfig),
+                false => unused_hist(),
+            },
             slow: Vec::with_capacity(slow_cap),
             slow_cap,
             last: false,
+            recorded: 0,
         }
     }
 
@@ -297,6 +327,7 @@ impl Batch {
         tries: u32,
         outcome: Result<Duration, ErrorClass>,
     ) {
+        self.recorded += 1;
         if let Some(lag) = lag {
             record(&mut self.lag, lag);
         }
@@ -314,8 +345,17 @@ impl Batch {
         }
     }
 
+    /// Whether the batch must be handed over before it records another transaction: one more
+    /// could saturate a bucket of its u16 histograms ([`WORKER_HIST_MAX`]). Each transaction
+    /// records at most one value per histogram (its latency, lag and pool wait).
+    #[inline]
+    pub fn full(&self) -> bool {
+        self.recorded >= WORKER_HIST_MAX
+    }
+
     /// Clears for reuse.
     pub fn reset(&mut self) {
+        self.recorded = 0;
         for t in &mut self.types {
             t.reset();
         }
@@ -352,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_only_its_longest_slow_transactions() {
-        let mut b = Batch::new(0, 1, 3, 1);
+        let mut b = Batch::new(0, 1, 3, 1, false);
         for d in 0..20u64 {
             b.record_slow(SlowTx {
                 client: 0,
@@ -367,9 +407,35 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_full_before_a_u16_count_can_saturate() {
+        let mut b = Batch::new(0, 1, 2, 1, true);
+        let mut n = 0u64;
+        while !b.full() {
+            // The worst case: every value in one bucket.
+            record(&mut b.pool_wait, Duration::from_micros(100));
+            b.record_transaction(
+                0,
+                Some(Duration::from_micros(5)),
+                1,
+                Ok(Duration::from_micros(100)),
+            );
+            n += 1;
+        }
+        assert_eq!(n, WORKER_HIST_MAX);
+        let mut total = TypeStats::new(3);
+        total.add(&b.types[0]);
+        assert_eq!(total.latency.len(), n);
+        assert_eq!(total.latency.count_at(100), n);
+        assert_eq!(b.pool_wait.len(), n);
+        assert_eq!(b.lag.len(), n);
+        b.reset();
+        assert!(!b.full());
+    }
+
+    #[test]
     fn two_digit_worker_histograms_merge_into_three_digit_totals() {
         let mut total = TypeStats::new(3);
-        let mut w = TypeStats::new(2);
+        let mut w = TypeStats::for_worker(2);
         for v in 1..=1000u64 {
             record(&mut w.latency, Duration::from_micros(v * 10));
         }

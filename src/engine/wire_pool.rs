@@ -6,8 +6,9 @@
 //! session SQL and, with protocol `prepared`, every script statement prepared under the same
 //! names on every connection ([`statement_names`]); opens, failures and closes are counted in
 //! the run's [`PoolCounters`], as for the `postgres` connections. One thread owns a checked-out
-//! connection and blocks on it; a connection the executor could not leave idle is marked not
-//! reusable and r2d2 drops (and replaces) it at checkin.
+//! connection and blocks on it (its plain socket in blocking mode: one read per reply, no poll);
+//! a connection the executor could not leave idle is marked not reusable and r2d2 drops (and
+//! replaces) it at checkin.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -149,9 +150,13 @@ impl ManageConnection for WireManager {
             &self.names,
             &self.counters,
         )
-        .map(|conn| PooledWire {
-            conn,
-            reusable: true,
+        .and_then(|mut conn| {
+            // Its owner only blocks on it: the wait for a reply is the read, no poll first.
+            conn.block_on_reads()?;
+            Ok(PooledWire {
+                conn,
+                reusable: true,
+            })
         })
     }
 

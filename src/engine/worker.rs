@@ -9,7 +9,8 @@
 //! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
 //! per transaction instead of a checkout). Scripts run over wire connections
 //! ([`super::wire_pool`], [`Source::WirePool`]) on the blocking form of the `-j` driver's
-//! executor, built-in query types over the `postgres` crate; a `Lease` hides which.
+//! executor, built-in query types over the `postgres` crate; a `Lease` hides which. Transaction
+//! boundaries are read on [`crate::clock`] (a calibrated TSC where it can be trusted).
 //!
 //! The engine core both drivers share lives here too, one of each: the measurement path
 //! ([`Recorder`]), the retry policy ([`may_retry`]), the backoff after a lost connection
@@ -212,7 +213,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for worker `id` of a run that started at `start`.
+    /// A recorder for worker `id` of a run that started at `start`, closed loop unless
+    /// [`Recorder::open_loop`] says otherwise.
     pub fn new(
         id: usize,
         n_types: usize,
@@ -229,11 +231,11 @@ impl Recorder {
             sigfig,
             out,
             recycle,
-            batch: Batch::new(id, n_types, sigfig, 1),
+            batch: Batch::new(id, n_types, sigfig, 1, false),
             interval: 0,
             boundary: start + interval_len,
             disconnected: false,
-            open_loop: true,
+            open_loop: false,
             clients: 1,
             latency_limit: None,
             txlog: None,
@@ -281,12 +283,15 @@ impl Recorder {
         }
     }
 
-    /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram, which
-    /// matters with hundreds of workers (500 × 20 KiB × 2 batches).
+    /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram (not even
+    /// for a moment), which matters with hundreds of workers (500 × 5 KiB × 2 batches).
     pub fn open_loop(mut self, yes: bool) -> Recorder {
-        self.open_loop = yes;
-        if !yes {
-            self.batch.lag = stats::unused_hist();
+        if yes != self.open_loop {
+            self.open_loop = yes;
+            self.batch.lag = match yes {
+                true => stats::new_worker_hist(self.sigfig),
+                false => stats::unused_hist(),
+            };
         }
         self
     }
@@ -295,9 +300,14 @@ impl Recorder {
     /// keep room for every one of them to show up slow in one interval.
     pub fn serving(mut self, clients: usize) -> Recorder {
         self.clients = clients.max(1);
-        self.batch = Batch::new(self.id, self.batch.types.len(), self.sigfig, self.clients);
-        let open_loop = self.open_loop;
-        self.open_loop(open_loop)
+        self.batch = Batch::new(
+            self.id,
+            self.batch.types.len(),
+            self.sigfig,
+            self.clients,
+            self.open_loop,
+        );
+        self
     }
 
     /// Hands the current batch over if `now` is past the interval boundary.
@@ -317,13 +327,13 @@ impl Recorder {
                 b.slow.reserve_exact(b.slow_cap);
                 b
             }
-            Err(_) => {
-                let mut b = Batch::new(self.id, self.batch.types.len(), self.sigfig, self.clients);
-                if !self.open_loop {
-                    b.lag = stats::unused_hist();
-                }
-                b
-            }
+            Err(_) => Batch::new(
+                self.id,
+                self.batch.types.len(),
+                self.sigfig,
+                self.clients,
+                self.open_loop,
+            ),
         };
         if last {
             // The worker is done: its transaction log is complete. A write error is reported,
@@ -341,6 +351,29 @@ impl Recorder {
         let since = now.saturating_duration_since(self.start);
         self.interval = (since.as_nanos() / self.interval_len.as_nanos()) as u32;
         self.boundary = self.start + self.interval_len * (self.interval + 1);
+    }
+
+    /// The measurement of one transaction as both drivers make it once it ended at `end`: the
+    /// interval check ([`Recorder::maybe_flush`]), the pool wait when the connection was checked
+    /// out of a pool, and [`Recorder::record_transaction`].
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_transaction(
+        &mut self,
+        pool_wait: Option<Duration>,
+        client: u32,
+        kind: usize,
+        lag: Option<Duration>,
+        tries: u32,
+        outcome: Result<(), ErrorClass>,
+        began: Instant,
+        end: Instant,
+    ) {
+        self.maybe_flush(end);
+        if let Some(wait) = pool_wait {
+            stats::record(&mut self.batch.pool_wait, wait);
+        }
+        self.record_transaction(client, kind, lag, tries, outcome, began, end);
     }
 
     /// Counts one transaction of `client` that began at `began` (its intended start in open
@@ -381,6 +414,11 @@ impl Recorder {
                 start_us: began.saturating_duration_since(self.start).as_micros() as u64,
                 dur_us: elapsed.as_micros() as u64,
             });
+        }
+        if self.batch.full() {
+            // Its u16 histograms could saturate with one more: hand it over early (the collector
+            // adds any number of batches of one interval).
+            self.flush(end, false);
         }
     }
 
@@ -568,9 +606,9 @@ impl Worker {
                     continue;
                 }
             }
-            let t0 = last_end.take().unwrap_or_else(Instant::now);
+            let t0 = last_end.take().unwrap_or_else(crate::clock::now);
             let checkout = Lease::take(&shared.source, shared.checkout_timeout, &shared.stop);
-            let t1 = Instant::now();
+            let t1 = crate::clock::now();
             if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
                 break;
@@ -608,7 +646,7 @@ impl Worker {
                         }
                         rng = saved.clone();
                     };
-                    let t2 = Instant::now();
+                    let t2 = crate::clock::now();
                     now = t2;
                     if let Some(counters) = shared.source.closes_counted() {
                         counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -628,11 +666,11 @@ impl Worker {
                 }
                 Err(class) => Err(class),
             };
-            self.rec.maybe_flush(now);
-            if shared.source.pooled() {
-                stats::record(&mut self.rec.batch.pool_wait, t1 - t0);
-            }
-            self.rec.record_transaction(
+            self.rec.end_transaction(
+                shared
+                    .source
+                    .pooled()
+                    .then(|| t1.saturating_duration_since(t0)),
                 self.id as u32,
                 kind,
                 intended.map(|at| t0.saturating_duration_since(at)),
@@ -690,5 +728,37 @@ mod tests {
         let (x, x2, y) = (a.next_u64(), a2.next_u64(), b.next_u64());
         assert_eq!(x, x2);
         assert_ne!(x, y);
+    }
+
+    #[test]
+    fn a_recorder_hands_a_full_batch_over_before_its_counts_can_saturate() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (_recycle_tx, recycle) = crossbeam_channel::bounded(2);
+        let start = Instant::now();
+        let mut rec =
+            Recorder::new(0, 1, 2, start, Duration::from_secs(3600), tx, recycle).open_loop(false);
+        let extra = 5;
+        let end = start + Duration::from_millis(1);
+        for _ in 0..stats::WORKER_HIST_MAX + extra {
+            // Every value in one bucket: the worst case for a u16 count.
+            stats::record(&mut rec.batch.pool_wait, Duration::from_micros(3));
+            rec.record_transaction(0, 0, None, 1, Ok(()), start, end);
+        }
+        let first = rx.try_recv().expect("a full batch was handed over");
+        assert!(!first.last);
+        assert_eq!(first.interval, 0);
+        assert_eq!(first.types[0].ok, stats::WORKER_HIST_MAX);
+        assert_eq!(first.types[0].latency.len(), stats::WORKER_HIST_MAX);
+        assert_eq!(first.pool_wait.len(), stats::WORKER_HIST_MAX);
+        assert!(rx.try_recv().is_err(), "one early hand-over");
+        rec.flush(end, true);
+        let second = rx.try_recv().expect("the last batch");
+        assert!(second.last);
+        assert_eq!(second.interval, 0);
+        assert_eq!(second.types[0].latency.len(), extra);
+        let mut total = stats::TypeStats::new(3);
+        total.add(&first.types[0]);
+        total.add(&second.types[0]);
+        assert_eq!(total.latency.len(), stats::WORKER_HIST_MAX + extra);
     }
 }

@@ -32,9 +32,7 @@ pub fn host_info() -> HostInfo {
 
 /// The kernel's current clocksource (`tsc`, `hpet`, `kvm-clock`, ...), or "unknown".
 pub fn clocksource() -> String {
-    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    crate::clock::kernel_clocksource()
 }
 
 #[cfg(test)]

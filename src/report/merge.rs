@@ -418,6 +418,16 @@ fn merge_client(load: &mut LoadResult, loads: &[&LoadResult]) {
         .max()
         .unwrap_or(0);
     c.late_batches = loads.iter().map(|l| l.client.late_batches).sum();
+    // The machine whose clock kept worst with its monotonic clock speaks for the merge.
+    c.clock = loads
+        .iter()
+        .filter_map(|l| l.client.clock.clone())
+        .max_by(|a, b| {
+            let drift = |c: &crate::clock::ClockCheck| c.drift_ppm.unwrap_or(0.0).abs();
+            (!a.passed, drift(a))
+                .partial_cmp(&(!b.passed, drift(b)))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
     // Each machine's server-side delta already covers every machine's load (one server):
     // the largest delta spans the whole merged load; the client counts add up.
     let checks: Option<Vec<_>> = loads.iter().map(|l| l.server_check.as_ref()).collect();

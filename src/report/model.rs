@@ -438,6 +438,11 @@ pub struct ClientCost {
     /// The longest of those pauses (ms).
     #[serde(default)]
     pub max_pause_ms: f64,
+    /// The clock the load threads timed transactions with, and how far it kept with the
+    /// monotonic clock over the run; absent in documents written before it was recorded and in
+    /// connection scenarios, which time with the monotonic clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<crate::clock::ClockCheck>,
 }
 
 /// The server's own transaction counters against the client's count.

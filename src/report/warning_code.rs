@@ -83,6 +83,10 @@ warning_codes! {
     /// The kernel clocksource is not tsc: reading the clock costs more and very short latencies
     /// are less precise.
     Clocksource = "clocksource",
+    /// The TSC clock the load threads timed transactions with drifted from the monotonic clock
+    /// beyond the limit over the run: every latency is off by that ratio (a wrong calibration,
+    /// or a TSC that changed rate or jumped).
+    ClockDrift = "clock_drift",
     /// The run was interrupted: the figures cover only the part that ran.
     Interrupted = "interrupted",
     /// The data the load touched fits in shared_buffers: every read is a buffer hit, so memory

@@ -148,6 +148,20 @@ pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
             ),
         ));
     }
+    if let Some(c) = load.client.clock.as_ref().filter(|c| !c.passed) {
+        out.push(w(
+            WarningCode::ClockDrift,
+            format!(
+                "the TSC clock ({:.0} Hz as calibrated) drifted {:+.0} ppm from the monotonic \
+                 clock over {:.1} s (limit ±{:.0} ppm): latencies are off by that much; check \
+                 the host's TSC (dmesg 'tsc') and rerun",
+                c.frequency_hz.unwrap_or(0.0),
+                c.drift_ppm.unwrap_or(0.0),
+                c.checked_over_s,
+                c.limit_ppm
+            ),
+        ));
+    }
     if doc.host.clocksource != "tsc" && doc.host.clocksource != "unknown" {
         out.push(w(
             WarningCode::Clocksource,

@@ -441,6 +441,7 @@ pub fn connections_result(
             late_batches: 0,
             pauses: 0,
             max_pause_ms: 0.0,
+            clock: None,
         },
         server_check: None,
     }

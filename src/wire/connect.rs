@@ -9,7 +9,8 @@
 //! waits on the socket.
 //!
 //! Invariants: `config.get_connect_timeout()` bounds each host's connect + authentication; the
-//! socket is left nonblocking with TCP_NODELAY; a password never reaches a [`WireError`] (the
+//! socket is left nonblocking with TCP_NODELAY (a pool connection's owner may then make a plain
+//! socket blocking with [`WireConn::block_on_reads`]); a password never reaches a [`WireError`] (the
 //! errors built here carry only server messages, user names and our own texts).
 
 use std::io;
@@ -117,13 +118,24 @@ impl WireConn {
         Ok(())
     }
 
-    /// Sends what is queued and reads up to ReadyForQuery; the first ErrorResponse is returned.
+    /// For a thread that owns the connection and only exchanges blocking (the pool driver):
+    /// puts a plain (TCP or Unix) socket into blocking mode, so that waiting for a reply is the
+    /// read itself, one system call per reply instead of poll + read. Over TLS the socket stays
+    /// nonblocking and the wait stays a poll (rustls may hold plaintext poll cannot see).
+    /// Returns whether reads now block. After this, [`read_available`](WireConn::read_available)
+    /// blocks when no complete message is buffered: call it only when a reply is due.
+    pub fn block_on_reads(&mut self) -> Result<bool, WireError> {
+        self.blocking = self.stream.set_blocking()?;
+        Ok(self.blocking)
+    }
+
     /// Blocking, for a thread that owns the connection (the pool driver): sends what is queued,
     /// then waits until the socket has something to read, so that
     /// [`read_available`](WireConn::read_available) has work.
     pub fn await_reply(&mut self) -> Result<(), WireError> {
         self.flush_blocking(None)?;
-        if !self.has_buffered_message() {
+        // A blocking socket waits inside the read itself: no poll before it.
+        if !self.blocking && !self.has_buffered_message() {
             wait_fd(self.stream.fd(), libc::POLLIN, None)?;
         }
         Ok(())

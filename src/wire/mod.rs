@@ -5,7 +5,9 @@
 //! calling thread; everything after is nonblocking: the caller encodes messages into the output
 //! buffer (`queue_*`, `begin_bind`..`end_bind`), pushes them with [`WireConn::flush`] when poll
 //! says writable, and hands replies to a closure with [`WireConn::read_available`] when poll says
-//! readable.
+//! readable. A connection one thread owns and only exchanges on blocking (the pool driver's) may
+//! make a plain socket blocking ([`WireConn::block_on_reads`]): the wait for a reply is then the
+//! read itself, without a poll before it.
 //!
 //! Invariants:
 //! - No allocation per query once connected: one output and one input `Vec<u8>` per connection,
@@ -158,6 +160,15 @@ impl Stream {
         }
     }
 
+    /// Puts a plain socket into blocking mode; `Ok(false)` for TLS, which stays nonblocking.
+    fn set_blocking(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(false).map(|()| true),
+            Stream::Unix(s) => s.set_nonblocking(false).map(|()| true),
+            Stream::Tls(_) => Ok(false),
+        }
+    }
+
     /// Whether the TLS session holds decrypted bytes not yet read.
     fn has_plaintext(&mut self) -> bool {
         match self {
@@ -212,6 +223,8 @@ pub struct WireConn {
     backend_pid: i32,
     /// What the server asked for during authentication.
     auth: AuthExchange,
+    /// The socket blocks ([`WireConn::block_on_reads`]): reads wait for data, no poll first.
+    blocking: bool,
 }
 
 impl fmt::Debug for WireConn {
@@ -232,6 +245,7 @@ impl WireConn {
             in_end: 0,
             backend_pid: 0,
             auth: AuthExchange::None,
+            blocking: false,
         }
     }
 
@@ -347,7 +361,8 @@ impl WireConn {
     }
 
     /// Nonblocking: unless a complete message is already buffered, does one read() (WouldBlock
-    /// is not an error; EOF is `Err(Io(UnexpectedEof))`). Then hands every complete message to
+    /// is not an error; EOF is `Err(Io(UnexpectedEof))`; after
+    /// [`block_on_reads`](Self::block_on_reads) that read waits for data). Then hands every complete message to
     /// `on_msg` in order, **stopping after the first ReadyForQuery**, whose status (`b'I'`,
     /// `b'T'`, `b'E'`) is returned; what follows it stays buffered for the next call (see
     /// [`has_buffered_message`](Self::has_buffered_message)). `Ok(None)`: no ReadyForQuery yet.
@@ -664,6 +679,40 @@ mod tests {
         }
         writer.join().unwrap().unwrap();
         assert_eq!(len, Some(big.len()));
+    }
+
+    #[test]
+    fn block_on_reads_makes_the_exchange_wait_in_the_read() {
+        let (mut c, mut server) = pair();
+        let nonblocking = |c: &WireConn| {
+            // SAFETY: F_GETFL on a socket this connection owns.
+            let flags = unsafe { libc::fcntl(c.as_raw_fd(), libc::F_GETFL) };
+            flags & libc::O_NONBLOCK != 0
+        };
+        assert!(nonblocking(&c));
+        assert!(c.block_on_reads().unwrap());
+        assert!(!nonblocking(&c));
+        // The reply arrives late and in two pieces: the exchange waits for each inside read().
+        c.queue_sync();
+        let mut reply = msg(b'C', b"SELECT 1\0");
+        reply.extend(msg(b'Z', b"I"));
+        let server = std::thread::spawn(move || {
+            let mut got = [0u8; 5];
+            server.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"S\0\0\0\x04");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            server.write_all(&reply[..3]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            server.write_all(&reply[3..]).unwrap();
+            server
+        });
+        let mut seen = Vec::new();
+        let status = c
+            .exchange_blocking(|m| seen.push(format!("{m:?}")))
+            .unwrap();
+        assert_eq!(status, b'I');
+        assert_eq!(seen, [r#"CommandComplete("SELECT 1")"#, "Ready(73)"]);
+        drop(server.join().unwrap());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! before the client goes on; a lost connection is replaced with backoff (blocking the thread for
 //! the connect, which is rare); at the end in-flight transactions finish (up to the statement
 //! timeout) and are counted; a completion's timestamp is read once and serves as the next
-//! transaction's start in closed loop.
+//! transaction's start in closed loop (read on [`crate::clock`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -168,7 +168,7 @@ impl Thread {
         let wait = shared.start.saturating_duration_since(Instant::now());
         std::thread::sleep(wait);
         loop {
-            let mut now = Instant::now();
+            let mut now = crate::clock::now();
             if !self.stopping && (shared.stop.load(Ordering::Relaxed) || self.rec.disconnected()) {
                 self.stopping = true;
                 // In-flight transactions get the statement timeout (at least DRAIN) to finish.
@@ -186,7 +186,7 @@ impl Thread {
                     Phase::Idle | Phase::Sleeping | Phase::Down | Phase::Running => {
                         if c.wake <= now || self.stopping || c.phase == Phase::Running {
                             self.drive(shared, i, now);
-                            now = Instant::now();
+                            now = crate::clock::now();
                         }
                         let c = &self.clients[i];
                         if matches!(c.phase, Phase::Idle | Phase::Sleeping | Phase::Down) {
@@ -293,7 +293,7 @@ impl Thread {
             }
             match r {
                 Ok(Some(status)) => {
-                    let now = Instant::now();
+                    let now = crate::clock::now();
                     c.status = status;
                     match c.phase {
                         Phase::Waiting => {
@@ -619,9 +619,9 @@ impl Thread {
 
     /// Counts client `i`'s transaction (success or final failure) and makes it idle.
     fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Instant) {
-        self.rec.maybe_flush(now);
         let c = &mut self.clients[i];
-        self.rec.record_transaction(
+        self.rec.end_transaction(
+            None,
             c.id,
             c.kind,
             c.intended.map(|at| c.started.saturating_duration_since(at)),
