@@ -169,6 +169,15 @@ impl Stream {
         }
     }
 
+    /// Puts a plain socket back into nonblocking mode (TLS sockets never leave it).
+    fn set_nonblocking(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(true),
+            Stream::Unix(s) => s.set_nonblocking(true),
+            Stream::Tls(_) => Ok(()),
+        }
+    }
+
     /// Whether the TLS session holds decrypted bytes not yet read.
     fn has_plaintext(&mut self) -> bool {
         match self {
@@ -230,6 +239,20 @@ pub struct WireConn {
 impl fmt::Debug for WireConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "WireConn(pid {})", self.backend_pid)
+    }
+}
+
+/// Closing sends Terminate first, as libpq's `PQfinish` does, so the server ends the session as
+/// a clean logout rather than an unexpected end of file. Never waits: the socket is made
+/// nonblocking and a server that stopped reading just sees the socket close. Skipped in the
+/// middle of a Bind being built (the output is not at a message boundary).
+impl Drop for WireConn {
+    fn drop(&mut self) {
+        if self.bind_start.is_some() || self.stream.set_nonblocking().is_err() {
+            return;
+        }
+        self.out.extend_from_slice(b"X\0\0\0\x04");
+        let _ = self.flush();
     }
 }
 
@@ -679,6 +702,15 @@ mod tests {
         }
         writer.join().unwrap().unwrap();
         assert_eq!(len, Some(big.len()));
+    }
+
+    #[test]
+    fn dropping_a_connection_sends_terminate() {
+        let (c, mut server) = pair();
+        drop(c);
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"X\0\0\0\x04");
     }
 
     #[test]
