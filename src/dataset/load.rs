@@ -1,21 +1,25 @@
 //! Seeding: generate the rows in parallel and stream them to the server with binary COPY (no text
 //! for the server to parse; see `generate`), one table per
-//! connection, into staging tables; then build their indexes and VACUUM (ANALYZE) them, each
-//! step on whichever of the (up to `--jobs`) connections is free (see `tasks`), link them with
-//! their keys, and swap them in by one short transaction. Each phase is timed.
+//! connection, into staging tables; then build their indexes, VACUUM (ANALYZE) them and add
+//! their keys, each step on whichever of the (up to `--jobs`) connections is free (see `tasks`),
+//! and swap them in by one short transaction. Each phase is timed.
 //!
 //! Invariants:
 //! - Memory is bounded whatever the scale: a producer thread generates a window of `WINDOW`
-//!   chunks at a time on the rayon pool and hands it over a channel of capacity one, so at most
-//!   about three windows of COPY data per table exist at once while the server ingests the
-//!   previous one.
+//!   chunks at a time on the rayon pool and hands each table it feeds its part of the window over
+//!   a channel of capacity one, so at most about three windows of COPY data per table exist at
+//!   once while the server ingests the previous one.
+//! - Each COPY table is described once: its statement by `TableDdl::copy_in`, its chunk writer
+//!   by `FEEDS`. With two streams or more, one producer generates each order chunk once for both
+//!   the orders and the lines streams (the two then advance together, at the pace of the slower);
+//!   one stream loads them one after the other, each from a generation of its own.
 //! - Chunks are written in chunk order, so the load order (and with it the physical layout) is the
 //!   same on every run; generation order across threads does not matter (see `generate`). A table
 //!   is therefore never split over connections: concurrent COPYs into one table interleave their
 //!   blocks, which would change index correlation, and with it plans, with `--jobs`. The tables,
 //!   and their index builds, run in parallel instead.
-//! - Line ids are contiguous 1..=lines: the line count of every order chunk is counted first
-//!   (generation is cheap next to COPY), so the lines table can load beside the orders table.
+//! - Line ids are contiguous 1..=lines: the producer numbers each window's lines in chunk order
+//!   once the window is generated, before encoding it, so no counting pass is needed.
 //! - Each staging table is created in its loading transaction, so `COPY ... FREEZE` leaves its
 //!   rows frozen and all-visible (the VACUUM after it finds nothing to do in the heap); readers
 //!   keep the previous dataset until the swap commits, and a seed cut short leaves only staging
@@ -33,9 +37,10 @@ use crate::stop::StopToken;
 use rayon::prelude::*;
 
 use super::generate::{
-    write_lines, write_orders, write_partners, Plan, COPY_BINARY_HEADER, COPY_BINARY_TRAILER,
+    write_lines, write_orders, write_partners, OrderChunk, Plan, COPY_BINARY_HEADER,
+    COPY_BINARY_TRAILER,
 };
-use super::schema::{self, Ownership, TableDdl, TABLES};
+use super::schema::{self, Ownership, TABLES};
 use super::tasks::{Board, Task};
 use super::{
     data_end, data_start, validate_scale, DatasetError, Marker, SeedOptions, Step, DATA_END_UNIX,
@@ -121,6 +126,8 @@ struct Shared {
     start: Instant,
     /// Each finished phase, in the order they finished.
     phases: Mutex<Vec<Phase>>,
+    /// Rows loaded per table of [`TABLES`], once its COPY has committed.
+    loaded: [AtomicU64; 3],
 }
 
 impl Shared {
@@ -217,50 +224,166 @@ struct Piece {
     rows: u64,
 }
 
-/// Streams `chunks` generated chunks into `COPY ... FROM STDIN`, in chunk order, overlapping
-/// generation of the next window with the sending of the current one; returns the rows sent.
-fn copy_chunks(
+/// The window-sized pieces of one table, handed from a producer to the COPY stream of the table.
+type Windows = mpsc::Receiver<Vec<Piece>>;
+
+/// Which chunk sequence a table's rows are cut from, and how one chunk becomes COPY tuples.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// The partner chunks.
+    Partners,
+    /// The order chunks (shared by the orders and their lines): writes a chunk's tuples, given
+    /// the id of its first line.
+    Orders(fn(&OrderChunk, i64) -> Piece),
+}
+
+/// How each table of [`TABLES`] (same order) is fed; its COPY statement is
+/// [`schema::TableDdl::copy_in`].
+const FEEDS: [Feed; 3] = [
+    Feed::Partners,
+    Feed::Orders(|chunk, _| {
+        let mut bytes = Vec::with_capacity(chunk.orders.len() * 48);
+        write_orders(chunk, &mut bytes);
+        Piece {
+            bytes,
+            rows: chunk.orders.len() as u64,
+        }
+    }),
+    Feed::Orders(|chunk, first_line| {
+        let mut bytes = Vec::with_capacity(chunk.lines.len() * 40);
+        write_lines(chunk, first_line, &mut bytes);
+        Piece {
+            bytes,
+            rows: chunk.lines.len() as u64,
+        }
+    }),
+];
+
+/// Index of `pos_order` in [`TABLES`].
+const ORDERS: usize = 1;
+/// Index of `pos_order_line` in [`TABLES`].
+const LINES: usize = 2;
+
+/// Generates the COPY data of the tables in `outputs` (the partners alone, or tables cut from the
+/// order chunks) a window of `WINDOW` chunks at a time, in chunk order, and hands each table's
+/// pieces of the window to its sender: one generation of a chunk feeds every table cut from it.
+/// Line ids are numbered here, in chunk order, so they are contiguous without a counting pass.
+/// Returns when done, when a receiver is gone (its stream failed), or when the seed stops.
+fn produce(plan: &Plan, outputs: &[(usize, mpsc::SyncSender<Vec<Piece>>)], shared: &Shared) {
+    let partners = outputs
+        .iter()
+        .all(|&(t, _)| matches!(FEEDS[t], Feed::Partners));
+    let chunks = if partners {
+        plan.partner_chunks()
+    } else {
+        plan.order_chunks()
+    };
+    let mut next_line = 1i64;
+    let mut k = 0;
+    while k < chunks {
+        let end = (k + WINDOW).min(chunks);
+        let windows: Vec<Vec<Piece>> = if partners {
+            let window = (k..end)
+                .into_par_iter()
+                .map(|k| {
+                    let partners = plan.partner_chunk(k);
+                    let mut bytes = Vec::with_capacity(partners.len() * 80);
+                    write_partners(&partners, &mut bytes);
+                    Piece {
+                        bytes,
+                        rows: partners.len() as u64,
+                    }
+                })
+                .collect();
+            vec![window]
+        } else {
+            let generated: Vec<OrderChunk> = (k..end)
+                .into_par_iter()
+                .map(|k| plan.order_chunk(k))
+                .collect();
+            let first_lines: Vec<i64> = generated
+                .iter()
+                .map(|c| {
+                    let first = next_line;
+                    next_line += c.lines.len() as i64;
+                    first
+                })
+                .collect();
+            outputs
+                .iter()
+                .map(|&(t, _)| match FEEDS[t] {
+                    Feed::Orders(write) => generated
+                        .par_iter()
+                        .zip(&first_lines)
+                        .map(|(c, &first)| write(c, first))
+                        .collect(),
+                    // Not cut from the order chunks: nothing, which its stream reports.
+                    Feed::Partners => Vec::new(),
+                })
+                .collect()
+        };
+        for ((_, send), window) in outputs.iter().zip(windows) {
+            if !hand_over(send, window, shared) {
+                return;
+            }
+        }
+        k = end;
+    }
+}
+
+/// Sends `window` once its stream has room; `false` when the stream is gone or the seed stops
+/// (so a producer feeding two streams never waits forever on one that failed or never started).
+fn hand_over(send: &mpsc::SyncSender<Vec<Piece>>, window: Vec<Piece>, shared: &Shared) -> bool {
+    let mut window = window;
+    loop {
+        match send.try_send(window) {
+            Ok(()) => return true,
+            Err(mpsc::TrySendError::Disconnected(_)) => return false,
+            Err(mpsc::TrySendError::Full(back)) => {
+                if shared.stopped() {
+                    return false;
+                }
+                window = back;
+                std::thread::sleep(HAND_OVER_WAIT);
+            }
+        }
+    }
+}
+
+/// How long a producer whose stream is full waits before trying again.
+const HAND_OVER_WAIT: Duration = Duration::from_millis(1);
+
+/// Streams the windows of `receive` into table `t`'s `COPY ... FROM STDIN`, in chunk order;
+/// returns the rows sent.
+fn copy_windows(
     tx: &mut postgres::Transaction<'_>,
-    step: &'static str,
-    sql: &str,
-    chunks: u64,
-    generate: &(dyn Fn(u64) -> Piece + Sync),
+    t: usize,
+    receive: Windows,
     shared: &Shared,
 ) -> Result<u64, DatasetError> {
+    let step = COPY_STEPS[t];
     shared.step(step);
-    let mut writer = tx.copy_in(sql).step(step)?;
+    let mut writer = tx.copy_in(&TABLES[t].copy_in()).step(step)?;
     writer
         .write_all(COPY_BINARY_HEADER)
         .map_err(|source| DatasetError::Copy { step, source })?;
     let mut rows = 0;
-    std::thread::scope(|s| -> Result<(), DatasetError> {
-        let (send, receive) = mpsc::sync_channel::<Vec<Piece>>(1);
-        s.spawn(move || {
-            let mut k = 0;
-            while k < chunks {
-                let end = (k + WINDOW).min(chunks);
-                let window: Vec<Piece> = (k..end).into_par_iter().map(generate).collect();
-                // The receiver is gone only when sending failed or stopped: stop generating.
-                if send.send(window).is_err() {
-                    return;
-                }
-                k = end;
-            }
-        });
-        for window in receive {
-            if shared.stopped() {
-                return Err(DatasetError::Stopped);
-            }
-            for piece in window {
-                writer
-                    .write_all(&piece.bytes)
-                    .map_err(|source| DatasetError::Copy { step, source })?;
-                rows += piece.rows;
-                shared.rows.fetch_add(piece.rows, Ordering::Relaxed);
-            }
+    for window in receive {
+        if shared.stopped() {
+            return Err(DatasetError::Stopped);
         }
-        Ok(())
-    })?;
+        for piece in window {
+            writer
+                .write_all(&piece.bytes)
+                .map_err(|source| DatasetError::Copy { step, source })?;
+            rows += piece.rows;
+            shared.rows.fetch_add(piece.rows, Ordering::Relaxed);
+        }
+    }
+    // The producer also ends early when the seed stops: never commit a partial table.
+    if shared.stopped() {
+        return Err(DatasetError::Stopped);
+    }
     writer
         .write_all(COPY_BINARY_TRAILER)
         .map_err(|source| DatasetError::Copy { step, source })?;
@@ -272,6 +395,13 @@ fn copy_chunks(
     }
     Ok(rows)
 }
+
+/// COPY steps, per table of [`TABLES`].
+const COPY_STEPS: [&str; 3] = [
+    "loading res_partner",
+    "loading pos_order",
+    "loading pos_order_line",
+];
 
 /// Seeds the dataset over the one connection `client` (see [`seed_with`]); progress goes to
 /// stderr when `opts.progress` is set or stderr is a terminal, and with it, at the end, the time
@@ -363,10 +493,12 @@ fn run(
         token: opts.stop.clone(),
         start: now,
         phases: Mutex::new(Vec::new()),
+        loaded: [0, 0, 0].map(AtomicU64::new),
     };
     let mut meter = Meter {
         start: now,
         last: now,
+        // Three lines an order, their mean, until the lines are loaded and counted.
         rows_total: plan.partners + plan.orders * 4,
         shared: &shared,
         report,
@@ -389,39 +521,30 @@ fn run(
     }
     let settings = task_settings(client)?;
 
-    // Every order chunk's line count, so the lines can load beside the orders with contiguous ids.
-    meter.step("counting order lines");
-    let counting = shared.begin();
-    let line_counts: Vec<u64> = (0..plan.order_chunks())
-        .into_par_iter()
-        .map(|k| plan.order_chunk(k).lines.len() as u64)
-        .collect();
-    let first_line_ids: Vec<i64> = line_counts
-        .iter()
-        .scan(1i64, |next, n| {
-            let first = *next;
-            *next += *n as i64;
-            Some(first)
-        })
-        .collect();
-    let lines: u64 = line_counts.iter().sum();
-    shared.end("counting order lines", counting);
-    meter.rows_total = plan.partners + plan.orders + lines;
-    let expected = [plan.partners, plan.orders, lines];
+    // The order lines are counted as they are generated.
+    let expected = [Some(plan.partners), Some(plan.orders), None];
+
+    let streams = match connect {
+        Some(_) => jobs.clamp(1, MAX_STREAMS),
+        None => 1,
+    };
+    // With two streams or more, the orders and the lines load side by side from one generation
+    // of each order chunk: the board hands their COPYs out first, so two connections take them
+    // at once. One stream loads them one after the other, each generating its own.
+    let (orders_send, orders_feed) = mpsc::sync_channel(1);
+    let (lines_send, lines_feed) = mpsc::sync_channel(1);
+    let shared_feed = streams >= 2;
+    let feeds: Mutex<[Option<Windows>; 3]> = Mutex::new(if shared_feed {
+        [None, Some(orders_feed), Some(lines_feed)]
+    } else {
+        [None, None, None]
+    });
 
     let board = Board::new();
     let work = |c: &mut postgres::Client| -> Result<(), DatasetError> {
         while let Some(task) = board.next(&|| shared.stopped()) {
             let began = shared.begin();
-            let step = run_task(
-                c,
-                task,
-                &settings,
-                &plan,
-                &first_line_ids,
-                &expected,
-                &shared,
-            )?;
+            let step = run_task(c, task, &settings, &plan, &feeds, &expected, &shared)?;
             shared.end(step, began);
             board.done(task);
         }
@@ -430,11 +553,13 @@ fn run(
         }
         Ok(())
     };
-    let streams = match connect {
-        Some(_) => jobs.clamp(1, MAX_STREAMS),
-        None => 1,
-    };
     let result = std::thread::scope(|s| -> Result<(), DatasetError> {
+        if shared_feed {
+            let (plan, shared) = (&plan, &shared);
+            s.spawn(move || produce(plan, &[(ORDERS, orders_send), (LINES, lines_send)], shared));
+        } else {
+            drop((orders_send, lines_send));
+        }
         let extra: Vec<_> = (1..streams)
             .map(|_| {
                 let (work, shared) = (&work, &shared);
@@ -449,6 +574,10 @@ fn run(
             s.spawn(|| work(client).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed)));
         while !(own.is_finished() && extra.iter().all(|h| h.is_finished())) {
             std::thread::sleep(POLL);
+            let lines = shared.loaded[LINES].load(Ordering::Relaxed);
+            if lines > 0 {
+                meter.rows_total = plan.partners + plan.orders + lines;
+            }
             meter.tick();
         }
         let mut first: Option<DatasetError> = None;
@@ -467,17 +596,7 @@ fn run(
         first.map_or(Ok(()), Err)
     });
     result?;
-
-    meter.step("adding keys");
-    let linking = shared.begin();
-    let mut tx = client
-        .transaction()
-        .step("starting the link of the staging tables")?;
-    tx.batch_execute(&settings)
-        .step("setting the seed session's timeouts")?;
-    schema::link_staging(&mut tx)?;
-    tx.commit().step("committing the keys")?;
-    shared.end("adding keys", linking);
+    let lines = shared.loaded[LINES].load(Ordering::Relaxed);
 
     meter.step("swapping the new dataset in");
     let swapping = shared.begin();
@@ -543,14 +662,21 @@ const VACUUM_STEPS: [&str; 3] = [
     "vacuum analyze pos_order_line",
 ];
 
+/// Key steps, per table of [`TABLES`].
+const LINK_STEPS: [&str; 3] = [
+    "adding the keys of res_partner",
+    "adding the keys of pos_order",
+    "adding the keys of pos_order_line",
+];
+
 /// Runs one task on `c`; returns its step.
 fn run_task(
     c: &mut postgres::Client,
     task: Task,
     settings: &str,
     plan: &Plan,
-    first_line_ids: &[i64],
-    expected: &[u64; 3],
+    feeds: &Mutex<[Option<Windows>; 3]>,
+    expected: &[Option<u64>; 3],
     shared: &Shared,
 ) -> Result<&'static str, DatasetError> {
     match task {
@@ -558,14 +684,16 @@ fn run_task(
             let mut tx = c.transaction().step("starting a loading transaction")?;
             tx.batch_execute(settings)
                 .step("setting the seed session's timeouts")?;
-            let (step, rows) = copy_table(&mut tx, &TABLES[t], plan, first_line_ids, shared)?;
-            if rows != expected[t] {
+            let feed = feeds.lock().unwrap_or_else(|e| e.into_inner())[t].take();
+            let (step, rows) = copy_table(&mut tx, t, plan, feed, shared)?;
+            if let Some(want) = expected[t].filter(|&want| want != rows) {
                 return Err(DatasetError::Inconsistent(format!(
-                    "loading {}: sent {rows} rows, expected {}",
-                    TABLES[t].name, expected[t]
+                    "loading {}: sent {rows} rows, expected {want}",
+                    TABLES[t].name
                 )));
             }
             tx.commit().step("committing a loaded staging table")?;
+            shared.loaded[t].store(rows, Ordering::Relaxed);
             Ok(step)
         }
         Task::Index(t, i) => {
@@ -586,89 +714,37 @@ fn run_task(
                 .step(step)?;
             Ok(step)
         }
+        Task::Link(t) => {
+            let step = LINK_STEPS[t];
+            shared.step(step);
+            let mut tx = c.transaction().step(step)?;
+            tx.batch_execute(settings)
+                .step("setting the seed session's timeouts")?;
+            schema::link_staging(&mut tx, t)?;
+            tx.commit().step(step)?;
+            Ok(step)
+        }
     }
 }
 
-/// Creates staging table `table` in `tx` and COPYs its rows in; returns the step and the rows
-/// sent.
+/// Creates staging table `TABLES[t]` in `tx` and COPYs its rows in, from `feed` when a
+/// producer already feeds it (see [`produce`]), else from a producer of its own; returns the step
+/// and the rows sent.
 fn copy_table(
     tx: &mut postgres::Transaction<'_>,
-    table: &TableDdl,
+    t: usize,
     plan: &Plan,
-    first_line_ids: &[i64],
+    feed: Option<Windows>,
     shared: &Shared,
 ) -> Result<(&'static str, u64), DatasetError> {
-    table.create_staging(tx)?;
-    let staging = table.staging();
-    Ok(match table.name {
-        "res_partner" => {
-            let step = "loading res_partner";
-            let rows = copy_chunks(
-                tx,
-                step,
-                &format!(
-                    "COPY {staging} (id, name, email, city, create_date) \
-                     FROM STDIN WITH (FORMAT binary, FREEZE)"
-                ),
-                plan.partner_chunks(),
-                &|k| {
-                    let partners = plan.partner_chunk(k);
-                    let mut bytes = Vec::with_capacity(partners.len() * 80);
-                    write_partners(&partners, &mut bytes);
-                    Piece {
-                        bytes,
-                        rows: partners.len() as u64,
-                    }
-                },
-                shared,
-            )?;
-            (step, rows)
-        }
-        "pos_order" => {
-            let step = "loading pos_order";
-            let rows = copy_chunks(
-                tx,
-                step,
-                &format!(
-                    "COPY {staging} (id, partner_id, create_date, amount_total, state) \
-                     FROM STDIN WITH (FORMAT binary, FREEZE)"
-                ),
-                plan.order_chunks(),
-                &|k| {
-                    let chunk = plan.order_chunk(k);
-                    let mut bytes = Vec::with_capacity(chunk.orders.len() * 48);
-                    write_orders(&chunk, &mut bytes);
-                    Piece {
-                        bytes,
-                        rows: chunk.orders.len() as u64,
-                    }
-                },
-                shared,
-            )?;
-            (step, rows)
-        }
-        _ => {
-            let step = "loading pos_order_line";
-            let rows = copy_chunks(
-                tx,
-                step,
-                &format!(
-                    "COPY {staging} (id, order_id, product_id, qty, price_unit, price_subtotal) \
-                     FROM STDIN WITH (FORMAT binary, FREEZE)"
-                ),
-                plan.order_chunks(),
-                &|k| {
-                    let chunk = plan.order_chunk(k);
-                    let mut bytes = Vec::with_capacity(chunk.lines.len() * 40);
-                    write_lines(&chunk, first_line_ids[k as usize], &mut bytes);
-                    Piece {
-                        bytes,
-                        rows: chunk.lines.len() as u64,
-                    }
-                },
-                shared,
-            )?;
-            (step, rows)
-        }
-    })
+    TABLES[t].create_staging(tx)?;
+    let rows = match feed {
+        Some(receive) => copy_windows(tx, t, receive, shared)?,
+        None => std::thread::scope(|s| {
+            let (send, receive) = mpsc::sync_channel(1);
+            s.spawn(move || produce(plan, &[(t, send)], shared));
+            copy_windows(tx, t, receive, shared)
+        })?,
+    };
+    Ok((COPY_STEPS[t], rows))
 }

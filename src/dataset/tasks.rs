@@ -6,8 +6,13 @@
 //!   when all its index builds have (its lock conflicts with CREATE INDEX's, so earlier it would
 //!   only hold a connection waiting). Index builds of one table run side by side: CREATE INDEX takes a
 //!   SHARE lock, which does not conflict with itself.
-//! - Priority: the COPYs first, biggest table first (the lines table's COPY is the critical path),
-//!   then the index builds of the biggest table, the other index builds, the VACUUMs.
+//! - A table's keys (primary key, foreign key validation) are added when its VACUUM is done and
+//!   the table its foreign key references has its keys: so the small tables are linked while the
+//!   big one still loads or builds, and no key step waits on another step's lock (adding a foreign
+//!   key locks both tables against CREATE INDEX and VACUUM, which by then are done on both).
+//! - Priority: the COPYs first, biggest table first (the lines table's COPY is the critical path,
+//!   and with two streams or more the orders' COPY shares its generation, so the two go first),
+//!   then the index builds of the biggest table, the other index builds, the VACUUMs, the keys.
 //! - [`Board::next`] returns `None` only when every task is done or the seed is stopping: a
 //!   worker never leaves while work may still become ready.
 
@@ -26,6 +31,8 @@ pub(crate) enum Task {
     /// VACUUM (ANALYZE) the loaded and indexed staging table: statistics for the planner, and
     /// the table's insert count reset so autovacuum does not redo it during a load test.
     Vacuum(usize),
+    /// Add the staging table's primary key and foreign key (see `schema::link_staging`).
+    Link(usize),
 }
 
 /// Index of the biggest table (the order lines) in [`TABLES`].
@@ -39,6 +46,7 @@ impl Task {
             Task::Index(BIGGEST, _) => TABLES.len(),
             Task::Index(..) => TABLES.len() + 1,
             Task::Vacuum(_) => TABLES.len() + 2,
+            Task::Link(_) => TABLES.len() + 3,
         }
     }
 }
@@ -52,6 +60,10 @@ struct State {
     left: usize,
     /// Index builds not yet finished, per table.
     indexes_left: [usize; 3],
+    /// Per table: VACUUMed, linked, its link handed out.
+    vacuumed: [bool; 3],
+    linked: [bool; 3],
+    link_ready: [bool; 3],
 }
 
 /// The tasks of one seed and what is ready to run.
@@ -67,8 +79,11 @@ impl Board {
         Board {
             state: Mutex::new(State {
                 ready: (0..TABLES.len()).map(Task::Copy).collect(),
-                left: 2 * TABLES.len() + indexes_left.iter().sum::<usize>(),
+                left: 3 * TABLES.len() + indexes_left.iter().sum::<usize>(),
                 indexes_left,
+                vacuumed: [false; 3],
+                linked: [false; 3],
+                link_ready: [false; 3],
             }),
             wake: Condvar::new(),
         }
@@ -115,7 +130,15 @@ impl Board {
                     s.ready.push(Task::Vacuum(t));
                 }
             }
-            Task::Vacuum(_) => {}
+            Task::Vacuum(t) => s.vacuumed[t] = true,
+            Task::Link(t) => s.linked[t] = true,
+        }
+        for (t, table) in TABLES.iter().enumerate() {
+            let referenced_linked = table.references.is_none_or(|(_, _, p)| s.linked[p]);
+            if s.vacuumed[t] && referenced_linked && !s.link_ready[t] {
+                s.link_ready[t] = true;
+                s.ready.push(Task::Link(t));
+            }
         }
         drop(s);
         self.wake.notify_all();
@@ -139,13 +162,17 @@ mod tests {
     #[test]
     fn every_task_runs_once_after_what_it_needs() {
         let order = drain(&Board::new());
-        let total = 2 * TABLES.len() + TABLES.iter().map(|t| t.indexes.len()).sum::<usize>();
+        let total = 3 * TABLES.len() + TABLES.iter().map(|t| t.indexes.len()).sum::<usize>();
         assert_eq!(order.len(), total, "{order:?}");
         let at = |task: Task| order.iter().position(|&t| t == task).unwrap();
         for (t, table) in TABLES.iter().enumerate() {
             for i in 0..table.indexes.len() {
                 assert!(at(Task::Copy(t)) < at(Task::Index(t, i)), "{order:?}");
                 assert!(at(Task::Index(t, i)) < at(Task::Vacuum(t)), "{order:?}");
+            }
+            assert!(at(Task::Vacuum(t)) < at(Task::Link(t)), "{order:?}");
+            if let Some((_, _, p)) = table.references {
+                assert!(at(Task::Link(p)) < at(Task::Link(t)), "{order:?}");
             }
         }
         // The lines table's COPY, the critical path, starts first.
