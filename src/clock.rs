@@ -2,8 +2,11 @@
 //! where that is safe, and the monotonic clock itself elsewhere.
 //!
 //! Both drivers read the clock at every transaction boundary; a vDSO `clock_gettime` costs
-//! 20-35 ns on a VM, a TSC read a fraction of it. [`now`] returns an [`Instant`] either way, so
-//! everything downstream (intervals, deadlines, histograms) is unchanged.
+//! 20-35 ns on a VM, a TSC read a fraction of it. The load threads read it as a [`Stamp`]
+//! ([`stamp`]): nanoseconds since the clock's base, one multiply-shift from the TSC, so comparing
+//! and subtracting boundaries on the measurement path is integer arithmetic. [`now`] gives an
+//! [`Instant`] on the same clock, and [`Clock::instant`] / [`Clock::stamp_of`] convert at the edges
+//! (the run's start, deadlines, the transaction log).
 //!
 //! Invariants:
 //! - The TSC is used only on x86_64 when the CPU reports an invariant TSC (constant rate, not
@@ -13,9 +16,12 @@
 //! - The calibration is made once per process, the first time [`global`] is called, by timing
 //!   the TSC against the monotonic clock over [`CALIBRATION`]; each pair of readings is the
 //!   tightest of a few tries, so a preemption between the two reads cannot skew it.
+//! - A [`Stamp`] and the [`Instant`] it converts to are the same moment: both count from the
+//!   clock's base, an `Instant` read when the clock was made (the calibration's first reading).
 //! - Every result carries a [`ClockCheck`]: the TSC against the monotonic clock over the whole
 //!   run. A drift beyond [`DRIFT_LIMIT_PPM`] fails the check (the result warns about it).
 
+use std::ops::Add;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -65,10 +71,10 @@ pub struct ClockCheck {
     pub passed: bool,
 }
 
-/// A TSC calibrated against the monotonic clock: `base + (tsc - base_tsc) · ns_per_tick`.
+/// A TSC calibrated against the monotonic clock: `(tsc - base_tsc) · ns_per_tick` nanoseconds
+/// after the clock's base.
 #[derive(Debug, Clone, Copy)]
 struct Tsc {
-    base: Instant,
     base_tsc: u64,
     /// Nanoseconds per tick, 32.32 fixed point.
     ns_per_tick_q32: u64,
@@ -78,6 +84,8 @@ struct Tsc {
 /// A clock for the load threads: see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Clock {
+    /// The moment stamps count from.
+    base: Instant,
     tsc: Option<Tsc>,
     fallback_reason: Option<String>,
 }
@@ -94,12 +102,51 @@ pub fn now() -> Instant {
     global().now()
 }
 
+/// The current time on the process's clock as a [`Stamp`]: the measurement path's read.
+#[inline]
+pub fn stamp() -> Stamp {
+    global().stamp()
+}
+
+/// A reading of a [`Clock`]: nanoseconds since its base (u64: 584 years). Cheap to take, compare
+/// and subtract; readings of one clock only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Stamp(u64);
+
+impl Stamp {
+    /// Nanoseconds from `earlier` to this stamp, 0 if `earlier` is later.
+    #[inline]
+    pub fn nanos_since(self, earlier: Stamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// [`Stamp::nanos_since`] as a duration (as [`Instant::saturating_duration_since`]).
+    #[inline]
+    pub fn saturating_duration_since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.nanos_since(earlier))
+    }
+}
+
+impl Add<Duration> for Stamp {
+    type Output = Stamp;
+
+    /// `d` later (saturating at the end of time rather than overflowing).
+    #[inline]
+    fn add(self, d: Duration) -> Stamp {
+        Stamp(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
 impl Clock {
     /// The TSC calibrated now over [`CALIBRATION`] if it can be trusted, else the monotonic
     /// clock.
     pub fn calibrated() -> Clock {
         match tsc_unusable() {
             Some(reason) => Clock {
+                base: Instant::now(),
                 tsc: None,
                 fallback_reason: Some(reason),
             },
@@ -117,6 +164,7 @@ impl Clock {
     /// The monotonic clock.
     pub fn monotonic() -> Clock {
         Clock {
+            base: Instant::now(),
             tsc: None,
             fallback_reason: Some("chosen".into()),
         }
@@ -126,15 +174,15 @@ impl Clock {
     /// wrongly calibrated, for the check's positive control); the monotonic clock unchanged.
     pub fn miscalibrated(&self, factor: f64) -> Clock {
         match self.tsc {
-            Some(t) => Clock::tsc_at(t.base, t.base_tsc, t.hz * factor),
+            Some(t) => Clock::tsc_at(self.base, t.base_tsc, t.hz * factor),
             None => self.clone(),
         }
     }
 
     fn tsc_at(base: Instant, base_tsc: u64, hz: f64) -> Clock {
         Clock {
+            base,
             tsc: Some(Tsc {
-                base,
                 base_tsc,
                 ns_per_tick_q32: (1e9 / hz * 4_294_967_296.0).round() as u64,
                 hz,
@@ -156,9 +204,30 @@ impl Clock {
     #[inline]
     pub fn now(&self) -> Instant {
         match &self.tsc {
-            Some(t) => t.at(read_tsc()),
+            Some(t) => self.instant(Stamp(t.nanos(read_tsc()))),
             None => Instant::now(),
         }
+    }
+
+    /// The current time as a [`Stamp`]: on the TSC a read and one multiply-shift.
+    #[inline]
+    pub fn stamp(&self) -> Stamp {
+        match &self.tsc {
+            Some(t) => Stamp(t.nanos(read_tsc())),
+            None => self.stamp_of(Instant::now()),
+        }
+    }
+
+    /// The instant of `stamp`.
+    pub fn instant(&self, stamp: Stamp) -> Instant {
+        self.base + Duration::from_nanos(stamp.0)
+    }
+
+    /// The stamp of `at` (an instant before the clock's base maps to the base).
+    #[inline]
+    pub fn stamp_of(&self, at: Instant) -> Stamp {
+        let ns = at.saturating_duration_since(self.base).as_nanos();
+        Stamp(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 
     /// How far this clock kept with the monotonic clock since its calibration, now.
@@ -175,8 +244,8 @@ impl Clock {
             },
             Some(t) => {
                 let (mono, tsc) = reading_pair();
-                let real = mono.saturating_duration_since(t.base).as_nanos() as f64;
-                let ours = t.at(tsc).saturating_duration_since(t.base).as_nanos() as f64;
+                let real = mono.saturating_duration_since(self.base).as_nanos() as f64;
+                let ours = t.nanos(tsc) as f64;
                 let drift_ppm = if real > 0.0 {
                     (ours - real) / real * 1e6
                 } else {
@@ -197,12 +266,12 @@ impl Clock {
 }
 
 impl Tsc {
-    /// The instant of TSC reading `tsc` (readings before the calibration map to its start).
+    /// Nanoseconds from the calibration's start to TSC reading `tsc` (readings before it map to
+    /// its start).
     #[inline]
-    fn at(&self, tsc: u64) -> Instant {
+    fn nanos(&self, tsc: u64) -> u64 {
         let ticks = tsc.saturating_sub(self.base_tsc);
-        let ns = ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64;
-        self.base + Duration::from_nanos(ns)
+        ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32) as u64
     }
 }
 
@@ -316,6 +385,31 @@ mod tests {
         assert!(!check.passed, "{check:?}");
         let drift = check.drift_ppm.unwrap();
         assert!((-11_000.0..=-9_000.0).contains(&drift), "drift {drift} ppm");
+    }
+
+    #[test]
+    fn stamps_and_instants_of_one_clock_are_the_same_moments() {
+        for clock in [Clock::calibrated(), Clock::monotonic()] {
+            let (a, sa) = (Instant::now(), clock.stamp());
+            std::thread::sleep(Duration::from_millis(5));
+            let (sb, b) = (clock.stamp(), Instant::now());
+            assert!(sb > sa, "{:?}: {sb:?} after {sa:?}", clock.source());
+            // The stamps' span lies within the monotonic reads around them (1 % for the TSC's
+            // calibration, 1 ms for a preemption between paired reads on a loaded VM).
+            let ours = sb.nanos_since(sa) as f64;
+            let real = b.duration_since(a).as_nanos() as f64;
+            assert!(ours <= real * 1.01 + 1e6, "{ours} ns in {real} ns");
+            assert_eq!(sa.nanos_since(sb), 0, "saturates");
+            // Round trips at the edges: instant -> stamp -> instant is exact to the nanosecond.
+            let s = clock.stamp_of(b);
+            assert_eq!(clock.stamp_of(clock.instant(s)), s);
+            assert_eq!(clock.instant(s), b);
+            let later = s + Duration::from_millis(3);
+            assert_eq!(later.saturating_duration_since(s), Duration::from_millis(3));
+            // An instant before the clock was made maps to its base.
+            let before = clock.instant(Stamp::default()) - Duration::from_millis(1);
+            assert_eq!(clock.stamp_of(before), Stamp::default());
+        }
     }
 
     #[test]

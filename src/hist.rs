@@ -71,8 +71,14 @@ pub fn add_into<C: Counter>(dst: &mut Hist, src: &Histogram<C>) {
 /// Records a duration, saturating above the bound (never allocates, never panics).
 #[inline]
 pub fn record<C: Counter>(h: &mut Histogram<C>, d: Duration) {
-    let us = d.as_micros().min(SATURATE_US as u128) as u64;
-    h.saturating_record(us.max(HIST_LOW_US));
+    record_ns(h, u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+}
+
+/// [`record`] of `ns` nanoseconds: what the measurement path records, its clock's stamps being
+/// nanoseconds (one division by a constant, no `Duration`).
+#[inline]
+pub fn record_ns<C: Counter>(h: &mut Histogram<C>, ns: u64) {
+    h.saturating_record((ns / 1000).clamp(HIST_LOW_US, SATURATE_US));
 }
 
 /// Serializes a histogram as HdrHistogram V2 + deflate, base64: the exchange format.
@@ -124,6 +130,28 @@ pub fn co_corrected(h: &Hist, interval_us: u64) -> Hist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanoseconds_record_as_their_duration_does() {
+        let (mut a, mut b) = (new_hist(3), new_hist(3));
+        for ns in [
+            0,
+            999,
+            1_000,
+            1_999,
+            2_500_000,
+            123_456_789,
+            3_600_000_000_000,
+            u64::MAX,
+        ] {
+            record(&mut a, Duration::from_nanos(ns));
+            record_ns(&mut b, ns);
+        }
+        assert_eq!(a, b);
+        assert_eq!(b.len(), 8);
+        assert_eq!(b.count_at(HIST_LOW_US), 4, "below 2 µs: the 1 µs floor");
+        assert!(b.max() >= SATURATE_US && b.max() < HIST_HIGH_US);
+    }
 
     #[test]
     fn record_saturates_and_encoding_round_trips() {

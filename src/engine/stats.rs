@@ -7,13 +7,12 @@
 //!   histograms that 3 digits would cost hundreds of MiB); the collector's totals use 3 digits.
 //! - Latency of a failed query is not recorded (as pgbench); the failure is counted by class.
 
-use std::time::Duration;
-
 use postgres::error::SqlState;
 use serde::{Deserialize, Serialize};
 
 pub use crate::hist::{
-    add_into, new_hist, new_worker_hist, record, unused_hist, Hist, WorkerHist, WORKER_HIST_MAX,
+    add_into, new_hist, new_worker_hist, record, record_ns, unused_hist, Hist, WorkerHist,
+    WORKER_HIST_MAX,
 };
 pub use crate::workload::CommandStat;
 use hdrhistogram::{Counter, Histogram};
@@ -233,7 +232,7 @@ impl<C: Counter> TypeStats<C> {
 
 /// Shortest transaction kept as a [`SlowTx`]: the stall detector's own floor
 /// ([`super::stall::threshold_us`] is never below it), so nothing kept is noise by construction.
-pub const SLOW_FLOOR: Duration = Duration::from_micros(super::stall::THRESHOLD_FLOOR_US);
+pub const SLOW_FLOOR_NS: u64 = super::stall::THRESHOLD_FLOOR_US * 1_000;
 /// Slow transactions a batch keeps per client it serves (the longest of its interval): a
 /// multiplexing thread serving 125 clients must be able to show all of them stuck at once.
 pub const SLOW_PER_CLIENT: usize = 8;
@@ -263,7 +262,7 @@ pub struct Batch {
     pub pool_wait: WorkerHist,
     /// Schedule lag (open loop only; empty otherwise).
     pub lag: WorkerHist,
-    /// The longest transactions of at least [`SLOW_FLOOR`] (at most `slow_cap`; the capacity is
+    /// The longest transactions of at least [`SLOW_FLOOR_NS`] (at most `slow_cap`; the capacity is
     /// reserved, so keeping them never allocates).
     pub slow: Vec<SlowTx>,
     /// How many slow transactions the batch keeps: [`SLOW_PER_CLIENT`] per client served.
@@ -317,18 +316,19 @@ impl Batch {
 
     /// Counts one transaction of type `kind` that ended (success or final failure) after
     /// `tries` tries: its schedule lag (open loop), its latency when it succeeded, its failure
-    /// class otherwise, and the retries. The one place both drivers count a transaction.
+    /// class otherwise, and the retries (lag and latency in nanoseconds, as the measurement
+    /// path's clock gives them). The one place both drivers count a transaction.
     #[inline]
     pub fn record_transaction(
         &mut self,
         kind: usize,
-        lag: Option<Duration>,
+        lag_ns: Option<u64>,
         tries: u32,
-        outcome: Result<Duration, ErrorClass>,
+        outcome: Result<u64, ErrorClass>,
     ) {
         self.recorded += 1;
-        if let Some(lag) = lag {
-            record(&mut self.lag, lag);
+        if let Some(lag) = lag_ns {
+            record_ns(&mut self.lag, lag);
         }
         let ts = &mut self.types[kind];
         if tries > 1 {
@@ -337,7 +337,7 @@ impl Batch {
         }
         match outcome {
             Ok(latency) => {
-                record(&mut ts.latency, latency);
+                record_ns(&mut ts.latency, latency);
                 ts.ok += 1;
             }
             Err(class) => ts.errors[class as usize] += 1,
@@ -368,6 +368,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn sqlstates_map_to_named_classes() {
@@ -412,12 +413,7 @@ mod tests {
         while !b.full() {
             // The worst case: every value in one bucket.
             record(&mut b.pool_wait, Duration::from_micros(100));
-            b.record_transaction(
-                0,
-                Some(Duration::from_micros(5)),
-                1,
-                Ok(Duration::from_micros(100)),
-            );
+            b.record_transaction(0, Some(5_000), 1, Ok(100_000));
             n += 1;
         }
         assert_eq!(n, WORKER_HIST_MAX);

@@ -10,7 +10,9 @@
 //! per transaction instead of a checkout); a `Lease` hides which. Every query type runs over wire
 //! connections ([`super::wire_pool`]) on the blocking form of the `-j` driver's executor.
 //! Transaction boundaries are read on [`crate::clock`] (a calibrated TSC where it can be
-//! trusted).
+//! trusted) as [`Stamp`]s, and the measurement path works in their nanoseconds: no `Instant` or
+//! `Duration` arithmetic per transaction; `Instant`s only at the edges (the run's start, the
+//! transaction log).
 //!
 //! The engine core both drivers share lives here too, one of each: the measurement path
 //! ([`Recorder`]), the retry policy ([`may_retry`]), the backoff after a lost connection
@@ -31,6 +33,7 @@ use super::stats::{self, Batch, ErrorClass};
 use super::txlog::{Logged, TxLog};
 use super::verbose;
 use super::wire_pool::{PooledWire, WireManager};
+use crate::clock::{self, Stamp};
 use crate::rng::Rng;
 use crate::workload::script::resume::Tx;
 use crate::workload::{CommandStat, ExecError, Scratch, Workload};
@@ -167,22 +170,23 @@ pub(crate) struct Shared {
 /// collector. Public so the benchmark measures exactly the code the workers run.
 pub struct Recorder {
     id: usize,
-    start: Instant,
-    interval_len: Duration,
+    start: Stamp,
+    /// The interval length (ns, at least 1).
+    interval_ns: u64,
     sigfig: u8,
     out: Sender<Batch>,
     recycle: Receiver<Batch>,
     /// The batch being filled.
     pub batch: Batch,
     interval: u32,
-    boundary: Instant,
+    boundary: Stamp,
     disconnected: bool,
     open_loop: bool,
     /// Clients this recorder's thread serves (sizes the batches' slow lists).
     clients: usize,
-    /// `-L`: a successful transaction slower than this is late; in open loop one due longer
+    /// `-L` (ns): a successful transaction slower than this is late; in open loop one due longer
     /// ago than this is skipped.
-    latency_limit: Option<Duration>,
+    latency_limit: Option<u64>,
     /// `-l`: this thread's transaction log.
     txlog: Option<TxLog>,
 }
@@ -199,10 +203,11 @@ impl Recorder {
         out: Sender<Batch>,
         recycle: Receiver<Batch>,
     ) -> Recorder {
+        let start = clock::global().stamp_of(start);
         Recorder {
             id,
             start,
-            interval_len,
+            interval_ns: nanos(interval_len).max(1),
             sigfig,
             out,
             recycle,
@@ -220,7 +225,7 @@ impl Recorder {
     /// A recorder that counts transactions slower than `limit` as late (`-L`) and writes the
     /// transaction log `txlog` (`-l`).
     pub fn pgbench_options(mut self, limit: Option<Duration>, txlog: Option<TxLog>) -> Recorder {
-        self.latency_limit = limit;
+        self.latency_limit = limit.map(nanos);
         self.txlog = txlog;
         self
     }
@@ -229,11 +234,11 @@ impl Recorder {
     /// more than `-L` (pgbench's rule under `-R`: even an instant reply would be late). A
     /// skipped transaction is counted (and logged) here, for query type `kind`.
     #[inline]
-    pub fn skip_late(&mut self, client: u32, kind: usize, intended: Instant, now: Instant) -> bool {
+    pub fn skip_late(&mut self, client: u32, kind: usize, intended: Stamp, now: Stamp) -> bool {
         let Some(limit) = self.latency_limit else {
             return false;
         };
-        if now.saturating_duration_since(intended) <= limit {
+        if now.nanos_since(intended) <= limit {
             return false;
         }
         self.batch.types[kind].skipped += 1;
@@ -244,16 +249,16 @@ impl Recorder {
                 outcome: None,
                 lag: Duration::ZERO,
                 tries: 1,
-                end: now,
+                end: clock::global().instant(now),
             });
         }
         true
     }
 
     /// Finishes the transaction log, if any: the first write error, if one happened.
-    fn finish_txlog(&mut self, end: Instant) -> anyhow::Result<()> {
+    fn finish_txlog(&mut self, end: Stamp) -> anyhow::Result<()> {
         match self.txlog.take() {
-            Some(log) => log.finish(end).map(drop),
+            Some(log) => log.finish(clock::global().instant(end)).map(drop),
             None => Ok(()),
         }
     }
@@ -287,14 +292,14 @@ impl Recorder {
 
     /// Hands the current batch over if `now` is past the interval boundary.
     #[inline]
-    pub fn maybe_flush(&mut self, now: Instant) {
+    pub fn maybe_flush(&mut self, now: Stamp) {
         if now >= self.boundary {
             self.flush(now, false);
         }
     }
 
     /// Hands the current batch over now (`last`: the worker is done).
-    pub fn flush(&mut self, now: Instant, last: bool) {
+    pub fn flush(&mut self, now: Stamp, last: bool) {
         let fresh = match self.recycle.try_recv() {
             Ok(mut b) => {
                 b.worker = self.id;
@@ -323,32 +328,32 @@ impl Recorder {
         if self.out.send(full).is_err() {
             self.disconnected = true;
         }
-        let since = now.saturating_duration_since(self.start);
-        self.interval = (since.as_nanos() / self.interval_len.as_nanos()) as u32;
-        self.boundary = self.start + self.interval_len * (self.interval + 1);
+        self.interval = (now.nanos_since(self.start) / self.interval_ns) as u32;
+        let next = (self.interval as u64 + 1).saturating_mul(self.interval_ns);
+        self.boundary = self.start + Duration::from_nanos(next);
     }
 
     /// The measurement of one transaction as both drivers make it once it ended at `end`: the
-    /// interval check ([`Recorder::maybe_flush`]), the pool wait when the connection was checked
-    /// out of a pool, and [`Recorder::record_transaction`].
+    /// interval check ([`Recorder::maybe_flush`]), the pool wait (ns) when the connection was
+    /// checked out of a pool, and [`Recorder::record_transaction`].
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub fn end_transaction(
         &mut self,
-        pool_wait: Option<Duration>,
+        pool_wait_ns: Option<u64>,
         client: u32,
         kind: usize,
-        lag: Option<Duration>,
+        lag_ns: Option<u64>,
         tries: u32,
         outcome: Result<(), ErrorClass>,
-        began: Instant,
-        end: Instant,
+        began: Stamp,
+        end: Stamp,
     ) {
         self.maybe_flush(end);
-        if let Some(wait) = pool_wait {
-            stats::record(&mut self.batch.pool_wait, wait);
+        if let Some(wait) = pool_wait_ns {
+            stats::record_ns(&mut self.batch.pool_wait, wait);
         }
-        self.record_transaction(client, kind, lag, tries, outcome, began, end);
+        self.record_transaction(client, kind, lag_ns, tries, outcome, began, end);
     }
 
     /// Counts one transaction of `client` that began at `began` (its intended start in open
@@ -361,15 +366,15 @@ impl Recorder {
         &mut self,
         client: u32,
         kind: usize,
-        lag: Option<Duration>,
+        lag_ns: Option<u64>,
         tries: u32,
         outcome: Result<(), ErrorClass>,
-        began: Instant,
-        end: Instant,
+        began: Stamp,
+        end: Stamp,
     ) {
-        let elapsed = end.saturating_duration_since(began);
+        let elapsed = end.nanos_since(began);
         self.batch
-            .record_transaction(kind, lag, tries, outcome.map(|()| elapsed));
+            .record_transaction(kind, lag_ns, tries, outcome.map(|()| elapsed));
         if outcome.is_ok() && self.latency_limit.is_some_and(|l| elapsed > l) {
             self.batch.types[kind].late += 1;
         }
@@ -377,17 +382,17 @@ impl Recorder {
             log.log(Logged {
                 client,
                 script: kind,
-                outcome: Some(outcome.map(|()| elapsed)),
-                lag: lag.unwrap_or_default(),
+                outcome: Some(outcome.map(|()| Duration::from_nanos(elapsed))),
+                lag: Duration::from_nanos(lag_ns.unwrap_or_default()),
                 tries,
-                end,
+                end: clock::global().instant(end),
             });
         }
-        if elapsed >= stats::SLOW_FLOOR {
+        if elapsed >= stats::SLOW_FLOOR_NS {
             self.batch.record_slow(stats::SlowTx {
                 client,
-                start_us: began.saturating_duration_since(self.start).as_micros() as u64,
-                dur_us: elapsed.as_micros() as u64,
+                start_us: began.nanos_since(self.start) / 1_000,
+                dur_us: elapsed / 1_000,
             });
         }
         if self.batch.full() {
@@ -398,7 +403,7 @@ impl Recorder {
     }
 
     /// The next interval boundary.
-    pub fn boundary(&self) -> Instant {
+    pub fn boundary(&self) -> Stamp {
         self.boundary
     }
 
@@ -406,6 +411,11 @@ impl Recorder {
     pub fn disconnected(&self) -> bool {
         self.disconnected
     }
+}
+
+/// `d` in nanoseconds, saturating (584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Per-worker state.
@@ -430,13 +440,13 @@ pub(crate) fn client_rng(seed: u64, id: usize) -> Rng {
 /// The retry policy of both drivers (pgbench's `--max-tries`): a failure of retryable `class`
 /// after `tries` tries is tried again when tries remain (`max_tries` 0: no limit), the run is not
 /// `stopping`, and `now` is before its `end`.
-pub(crate) fn may_retry(
+pub(crate) fn may_retry<T: PartialOrd>(
     class: ErrorClass,
     tries: u32,
     max_tries: u32,
     stopping: bool,
-    end: Option<Instant>,
-    now: Instant,
+    end: Option<T>,
+    now: T,
 ) -> bool {
     class.is_retryable()
         && (max_tries == 0 || tries < max_tries)
@@ -489,9 +499,9 @@ impl Worker {
     }
 
     /// Sleeps until `until`, flushing at boundaries; false if stopped meanwhile.
-    fn wait_until(&mut self, until: Instant) -> bool {
+    fn wait_until(&mut self, until: Stamp) -> bool {
         loop {
-            let now = Instant::now();
+            let now = clock::stamp();
             self.rec.maybe_flush(now);
             if now >= until {
                 return true;
@@ -556,28 +566,29 @@ impl Worker {
         // Closed loop: the previous transaction's end, when the next one starts right away (one
         // clock read per boundary; the pool wait then includes the check-in of the previous
         // connection and this loop's bookkeeping, well under the histograms' 1 µs floor).
-        let mut last_end: Option<Instant> = None;
+        let mut last_end: Option<Stamp> = None;
+        let clock = clock::global();
         loop {
             if self.stopped() || shared.tx_limit.is_some_and(|n| done >= n) {
                 break;
             }
             let intended = match shared.arrivals.as_ref() {
                 Some(a) => match intended_start(shared.start, shared.end, a.take(&mut gaps)) {
-                    Some(at) if self.wait_until(at) => Some(at),
+                    Some(at) if self.wait_until(clock.stamp_of(at)) => Some(clock.stamp_of(at)),
                     _ => break,
                 },
                 None => None,
             };
             let kind = shared.workload.pick(&mut rng);
             if let Some(at) = intended {
-                if self.rec.skip_late(self.id as u32, kind, at, Instant::now()) {
+                if self.rec.skip_late(self.id as u32, kind, at, clock.stamp()) {
                     done += 1;
                     continue;
                 }
             }
-            let t0 = last_end.take().unwrap_or_else(crate::clock::now);
+            let t0 = last_end.take().unwrap_or_else(|| clock.stamp());
             let checkout = Lease::take(&shared.source, shared.checkout_timeout, &shared.stop);
-            let t1 = crate::clock::now();
+            let t1 = clock.stamp();
             if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
                 break;
@@ -615,7 +626,7 @@ impl Worker {
                         }
                         rng = saved.clone();
                     };
-                    let t2 = crate::clock::now();
+                    let t2 = clock.stamp();
                     now = t2;
                     if let Some(counters) = shared.source.closes_counted() {
                         counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -636,13 +647,10 @@ impl Worker {
                 Err(class) => Err(class),
             };
             self.rec.end_transaction(
-                shared
-                    .source
-                    .pooled()
-                    .then(|| t1.saturating_duration_since(t0)),
+                shared.source.pooled().then(|| t1.nanos_since(t0)),
                 self.id as u32,
                 kind,
-                intended.map(|at| t0.saturating_duration_since(at)),
+                intended.map(|at| t0.nanos_since(at)),
                 tries,
                 result,
                 intended.unwrap_or(t1),
@@ -660,7 +668,7 @@ impl Worker {
                         // The server (or the pool) is in trouble: back off instead of spinning,
                         // and let r2d2 replace the broken connection meanwhile.
                         backoff = next_backoff(backoff);
-                        let until = Instant::now() + backoff;
+                        let until = clock.stamp() + backoff;
                         if !self.wait_until(until) {
                             break;
                         }
@@ -669,7 +677,7 @@ impl Worker {
             }
             done += 1;
         }
-        self.rec.flush(Instant::now(), true);
+        self.rec.flush(clock.stamp(), true);
     }
 }
 
@@ -707,11 +715,12 @@ mod tests {
         let mut rec =
             Recorder::new(0, 1, 2, start, Duration::from_secs(3600), tx, recycle).open_loop(false);
         let extra = 5;
-        let end = start + Duration::from_millis(1);
+        let began = clock::global().stamp_of(start);
+        let end = began + Duration::from_millis(1);
         for _ in 0..stats::WORKER_HIST_MAX + extra {
             // Every value in one bucket: the worst case for a u16 count.
             stats::record(&mut rec.batch.pool_wait, Duration::from_micros(3));
-            rec.record_transaction(0, 0, None, 1, Ok(()), start, end);
+            rec.record_transaction(0, 0, None, 1, Ok(()), began, end);
         }
         let first = rx.try_recv().expect("a full batch was handed over");
         assert!(!first.last);

@@ -13,9 +13,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Shared;
+use crate::clock::{self, Stamp};
 use crate::engine::pool::PoolCounters;
 use crate::engine::schedule::Arrivals;
 use crate::engine::stats::ErrorClass;
@@ -61,21 +62,21 @@ struct Client {
     rng: Rng,
     saved_rng: Rng,
     /// The next intended start (open loop), once drawn.
-    next_at: Option<Instant>,
+    next_at: Option<Stamp>,
     vars: Vec<ClientVars>,
     tx: Tx,
     phase: Phase,
     kind: usize,
-    intended: Option<Instant>,
-    started: Instant,
-    cmd_started: Instant,
+    intended: Option<Stamp>,
+    started: Stamp,
+    cmd_started: Stamp,
     /// Statistics index of the SQL command in flight (`-r`).
     answered_stat: Option<usize>,
     tries: u32,
     done: u64,
     /// Transaction status of the last ReadyForQuery ('I' idle, 'T' in a block, 'E' failed block).
     status: u8,
-    wake: Instant,
+    wake: Stamp,
     /// The failure being rolled back.
     failure: Option<ErrorClass>,
     backoff: Duration,
@@ -101,11 +102,13 @@ pub(super) struct Thread {
     /// new one (synchronously, as pgbench does) before the next.
     connect_each: bool,
     stopping: bool,
+    /// The run's end (`-T`), on the clock's stamps.
+    end: Option<Stamp>,
 }
 
 impl Thread {
     pub(super) fn new(shared: &Shared, rec: Recorder, conns: Vec<(usize, WireConn)>) -> Thread {
-        let now = Instant::now();
+        let now = clock::stamp();
         // The thread's share of the rate follows its share of the clients.
         let share = conns.len() as f64 / shared.clients.max(1) as f64;
         let first = conns.first().map_or(0, |(id, _)| *id);
@@ -133,7 +136,7 @@ impl Thread {
                     tries: 0,
                     done: 0,
                     status: b'I',
-                    wake: shared.start,
+                    wake: clock::global().stamp_of(shared.start),
                     failure: None,
                     backoff: Duration::ZERO,
                 }
@@ -157,18 +160,21 @@ impl Thread {
             arrivals,
             gaps,
             stopping: false,
+            end: shared.end.map(|e| clock::global().stamp_of(e)),
         }
     }
 
     pub(super) fn run(mut self, shared: &Shared) {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.clients.len());
         let mut owners: Vec<usize> = Vec::with_capacity(self.clients.len());
-        let mut drain_until: Option<Instant> = None;
+        let mut drain_until: Option<Stamp> = None;
         // Nothing starts before the run's start.
-        let wait = shared.start.saturating_duration_since(Instant::now());
+        let wait = shared
+            .start
+            .saturating_duration_since(std::time::Instant::now());
         std::thread::sleep(wait);
         loop {
-            let mut now = crate::clock::now();
+            let mut now = clock::stamp();
             if !self.stopping && (shared.stop.load(Ordering::Relaxed) || self.rec.disconnected()) {
                 self.stopping = true;
                 // In-flight transactions get the statement timeout (at least DRAIN) to finish.
@@ -186,7 +192,7 @@ impl Thread {
                     Phase::Idle | Phase::Sleeping | Phase::Down | Phase::Running => {
                         if c.wake <= now || self.stopping || c.phase == Phase::Running {
                             self.drive(shared, i, now);
-                            now = crate::clock::now();
+                            now = clock::stamp();
                         }
                         let c = &self.clients[i];
                         if matches!(c.phase, Phase::Idle | Phase::Sleeping | Phase::Down) {
@@ -221,7 +227,7 @@ impl Thread {
                 if self.clients.iter().all(|c| c.phase == Phase::Finished) {
                     break;
                 }
-                let d = next_wake.saturating_duration_since(Instant::now());
+                let d = next_wake.saturating_duration_since(clock::stamp());
                 if !d.is_zero() {
                     std::thread::sleep(d);
                 }
@@ -262,7 +268,7 @@ impl Thread {
                 }
             }
         }
-        self.rec.flush(Instant::now(), true);
+        self.rec.flush(clock::stamp(), true);
     }
 
     /// Reads what a client's socket has and advances it.
@@ -272,7 +278,7 @@ impl Thread {
             let Some(conn) = c.conn.as_mut() else { return };
             if conn.wants_write() {
                 if let Err(e) = conn.flush() {
-                    self.lost(i, e, Instant::now());
+                    self.lost(i, e, clock::stamp());
                     return;
                 }
             }
@@ -287,13 +293,13 @@ impl Thread {
             if c.tx.take_copy_request() {
                 conn.queue_copy_fail("pgstorm scripts cannot send COPY data");
                 if let Err(e) = conn.flush() {
-                    self.lost(i, e, Instant::now());
+                    self.lost(i, e, clock::stamp());
                     return;
                 }
             }
             match r {
                 Ok(Some(status)) => {
-                    let now = crate::clock::now();
+                    let now = clock::stamp();
                     c.status = status;
                     match c.phase {
                         Phase::Waiting => {
@@ -322,7 +328,7 @@ impl Thread {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    self.lost(i, e, Instant::now());
+                    self.lost(i, e, clock::stamp());
                     return;
                 }
             }
@@ -330,7 +336,7 @@ impl Thread {
     }
 
     /// Per-command time of the SQL command just answered (`-r`).
-    fn command_stat(&mut self, i: usize, now: Instant, ok: bool) {
+    fn command_stat(&mut self, i: usize, now: Stamp, ok: bool) {
         let c = &self.clients[i];
         let Some(idx) = c.answered_stat else { return };
         let stats = &mut self.rec.batch.types[c.kind].commands;
@@ -340,7 +346,7 @@ impl Thread {
         let s = &mut stats[idx];
         if ok {
             s.count += 1;
-            s.sum_ns += now.saturating_duration_since(c.cmd_started).as_nanos() as u64;
+            s.sum_ns += now.nanos_since(c.cmd_started);
         } else {
             s.failures += 1;
         }
@@ -350,7 +356,7 @@ impl Thread {
     /// end the transaction in flight and start the next one at once (as pgbench does), but a
     /// client whose transactions end without waiting (a failing or SQL-free script) yields to
     /// the others and to the stop flag after its second.
-    fn drive(&mut self, shared: &Shared, i: usize, mut now: Instant) {
+    fn drive(&mut self, shared: &Shared, i: usize, mut now: Stamp) {
         let done_before = self.clients[i].done;
         loop {
             let c = &mut self.clients[i];
@@ -369,8 +375,8 @@ impl Thread {
                             Some(at) => at,
                             None => {
                                 let offset = a.take(&mut self.gaps);
-                                let Some(at) = intended_start(shared.start, shared.end, offset)
-                                else {
+                                let at = intended_start(shared.start, shared.end, offset);
+                                let Some(at) = at.map(|at| clock::global().stamp_of(at)) else {
                                     c.phase = Phase::Finished;
                                     return;
                                 };
@@ -446,7 +452,7 @@ impl Thread {
                             }
                             c.answered_stat = stat;
                             if self.per_command {
-                                c.cmd_started = Instant::now();
+                                c.cmd_started = clock::stamp();
                             }
                             c.phase = Phase::Waiting;
                             if let Err(e) = conn.flush() {
@@ -488,11 +494,11 @@ impl Thread {
                             c.conn = Some(conn);
                             c.status = b'I';
                             c.phase = Phase::Idle;
-                            now = Instant::now();
+                            now = clock::stamp();
                         }
                         Err(_) => {
                             c.backoff = next_backoff(c.backoff);
-                            c.wake = Instant::now() + c.backoff;
+                            c.wake = clock::stamp() + c.backoff;
                             return;
                         }
                     }
@@ -504,7 +510,7 @@ impl Thread {
 
     /// A command of client `i`'s transaction failed: roll back if a block is open, then retry
     /// or count the failure. Only sets the client's state; the caller drives it on.
-    fn fail(&mut self, shared: &Shared, i: usize, e: ExecError, now: Instant) {
+    fn fail(&mut self, shared: &Shared, i: usize, e: ExecError, now: Stamp) {
         let class = ErrorClass::of_exec(&e);
         if class.is_connection_loss() {
             self.record(i, Err(class), now);
@@ -550,14 +556,14 @@ impl Thread {
 
     /// After a failure (and its ROLLBACK): retry like pgbench (same random draws), or count it.
     /// Leaves the client Running (retry) or Idle; the caller drives it on.
-    fn end_failure(&mut self, shared: &Shared, i: usize, class: ErrorClass, now: Instant) {
+    fn end_failure(&mut self, shared: &Shared, i: usize, class: ErrorClass, now: Stamp) {
         let c = &mut self.clients[i];
         let may_retry = may_retry(
             class,
             c.tries,
             shared.max_tries,
             self.stopping,
-            shared.end,
+            self.end,
             now,
         );
         if class.is_retryable() && shared.verbose_errors {
@@ -577,7 +583,7 @@ impl Thread {
     }
 
     /// The connection of client `i` broke while it was busy.
-    fn lost(&mut self, i: usize, e: WireError, now: Instant) {
+    fn lost(&mut self, i: usize, e: WireError, now: Stamp) {
         let c = &self.clients[i];
         if matches!(
             c.phase,
@@ -602,7 +608,7 @@ impl Thread {
         self.drop_connection(i, now);
     }
 
-    fn drop_connection(&mut self, i: usize, now: Instant) {
+    fn drop_connection(&mut self, i: usize, now: Stamp) {
         let c = &mut self.clients[i];
         if c.conn.take().is_some() {
             self.counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -618,13 +624,13 @@ impl Thread {
     }
 
     /// Counts client `i`'s transaction (success or final failure) and makes it idle.
-    fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Instant) {
+    fn record(&mut self, i: usize, outcome: Result<(), ErrorClass>, now: Stamp) {
         let c = &mut self.clients[i];
         self.rec.end_transaction(
             None,
             c.id,
             c.kind,
-            c.intended.map(|at| c.started.saturating_duration_since(at)),
+            c.intended.map(|at| c.started.nanos_since(at)),
             c.tries,
             outcome,
             c.intended.unwrap_or(c.started),
