@@ -241,7 +241,7 @@ fn a_timed_out_statement_is_counted_and_rolled_back_and_the_client_goes_on() {
             "-j {threads:?}: nothing succeeded after the lock went"
         );
         for t in &workload.types {
-            assert!(t.as_script().unwrap().aborts().is_empty(), "{}", t.name());
+            assert!(t.script().aborts().is_empty(), "{}", t.name());
         }
         // Each transaction-type execution ended in exactly one rollback (its own ROLLBACK, or
         // the executor's after the error), each failed point query aborted its implicit

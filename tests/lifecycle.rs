@@ -18,7 +18,7 @@ use pgstorm::sandbox::{Sandbox, SandboxOptions};
 use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::{Session, TargetOptions};
 use pgstorm::workload::script::{Predefined, Script};
-use pgstorm::workload::{ClientState, ExecCtx, ExecError, Protocol, QueryType, Workload};
+use pgstorm::workload::{Protocol, QueryType, Workload};
 
 fn read_doc(dir: &Path) -> RunDocument {
     serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
@@ -309,57 +309,45 @@ fn a_result_that_cannot_be_written_goes_to_the_fallback_folder_with_exit_4() {
     assert!(doc.load.unwrap().summary.count > 0);
 }
 
-/// A query type that runs `SELECT 1` and panics on its `after`-th execution.
+/// The script `SELECT 1` as a query type that panics when a load thread whose name starts with
+/// `thread` (`pgstorm-w`: a pool worker, `pgstorm-j`: a multiplexed thread) asks for the script
+/// the `after`-th time, once the load runs; setup on other threads is served normally.
 struct PanicsAfter {
-    after: u64,
-    done: AtomicU64,
-}
-
-impl QueryType for PanicsAfter {
-    fn name(&self) -> &str {
-        "panics"
-    }
-    fn statements(&self) -> Vec<String> {
-        vec!["SELECT 1".into()]
-    }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
-        if self.done.fetch_add(1, Ordering::Relaxed) + 1 == self.after {
-            panic!("deliberate panic after {} executions", self.after);
-        }
-        ctx.client.batch_execute("SELECT 1")?;
-        Ok(())
-    }
-}
-
-/// A pgbench script that panics when a multiplexed load thread (`pgstorm-j*`) asks for it the
-/// `after`-th time, once the load runs; setup on other threads is served normally.
-struct ScriptPanicsAfter {
     script: Script,
+    thread: &'static str,
     after: u64,
     asked: AtomicU64,
 }
 
-impl QueryType for ScriptPanicsAfter {
-    fn name(&self) -> &str {
-        self.script.name()
+impl PanicsAfter {
+    fn workload(thread: &'static str, after: u64) -> Workload {
+        let script = Script::parse("one", "one", "SELECT 1;\n", Predefined::default()).unwrap();
+        let t = PanicsAfter {
+            script,
+            thread,
+            after,
+            asked: AtomicU64::new(0),
+        };
+        Workload::new(
+            vec![(Box::new(t) as Box<dyn QueryType>, 1)],
+            Protocol::Prepared,
+        )
+        .unwrap()
     }
-    fn statements(&self) -> Vec<String> {
-        self.script.statements()
-    }
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError> {
-        self.script.execute(ctx)
-    }
-    fn client_state(&self, client_id: usize) -> ClientState {
-        self.script.client_state(client_id)
-    }
-    fn as_script(&self) -> Option<&Script> {
+}
+
+impl QueryType for PanicsAfter {
+    fn script(&self) -> &Script {
         let load_thread = std::thread::current()
             .name()
-            .is_some_and(|n| n.starts_with("pgstorm-j"));
+            .is_some_and(|n| n.starts_with(self.thread));
         if load_thread && self.asked.fetch_add(1, Ordering::Relaxed) + 1 == self.after {
-            panic!("deliberate panic in a multiplexed load thread");
+            panic!(
+                "deliberate panic after {} asks on {}",
+                self.after, self.thread
+            );
         }
-        Some(&self.script)
+        &self.script
     }
 }
 
@@ -411,39 +399,22 @@ fn a_panic_is_exit_4_with_its_message(
 
 #[test]
 fn a_panicking_pool_worker_is_exit_4_with_its_message_in_run_json() {
-    let w = Workload::new(
-        vec![(
-            Box::new(PanicsAfter {
-                after: 200,
-                done: AtomicU64::new(0),
-            }) as Box<dyn QueryType>,
-            1,
-        )],
-        Protocol::Prepared,
-    )
-    .unwrap();
-    a_panic_is_exit_4_with_its_message("life_panic_pool", w, None, "deliberate panic after 200");
+    let w = PanicsAfter::workload("pgstorm-w", 200);
+    a_panic_is_exit_4_with_its_message(
+        "life_panic_pool",
+        w,
+        None,
+        "deliberate panic after 200 asks on pgstorm-w",
+    );
 }
 
 #[test]
 fn a_panicking_multiplexed_thread_is_exit_4_with_its_message_in_run_json() {
-    let script = Script::parse("one", "one", "SELECT 1;\n", Predefined::default()).unwrap();
-    let w = Workload::new(
-        vec![(
-            Box::new(ScriptPanicsAfter {
-                script,
-                after: 500,
-                asked: AtomicU64::new(0),
-            }) as Box<dyn QueryType>,
-            1,
-        )],
-        Protocol::Prepared,
-    )
-    .unwrap();
+    let w = PanicsAfter::workload("pgstorm-j", 500);
     a_panic_is_exit_4_with_its_message(
         "life_panic_mux",
         w,
         Some(2),
-        "deliberate panic in a multiplexed load thread",
+        "deliberate panic after 500 asks on pgstorm-j",
     );
 }

@@ -920,3 +920,20 @@ fn the_authentication_exchange_is_recorded_on_every_server_version() {
         (Some("none"), None)
     );
 }
+
+#[test]
+fn the_blocking_connector_keeps_a_tls_connection_polling() {
+    let t = tls();
+    let target = pgstorm::target::resolve(Some(&dsn(t, "verify-full", "")))
+        .unwrap()
+        .unwrap();
+    let (w, names) = common::select_one_workload();
+    let mut conn = pgstorm::engine::wire_pool::connect_wire(&target, "", &w, &names).unwrap();
+    // rustls may hold decrypted bytes a blocking read would sleep past: the socket stays
+    // nonblocking and the wait stays a poll (tests/wire.rs has the plain socket's case).
+    // SAFETY: F_GETFL on a socket this connection owns.
+    let flags = unsafe { libc::fcntl(conn.as_raw_fd(), libc::F_GETFL) };
+    assert!(flags & libc::O_NONBLOCK != 0);
+    conn.queue_query_with(|b| b.push_bytes(b"SELECT 1"));
+    assert_eq!(conn.exchange_blocking(|_| {}).unwrap(), b'I');
+}

@@ -337,3 +337,37 @@ fn read_write_target_session_attrs_refuse_a_read_only_session() {
     // The pool driver refuses it the same way.
     assert!(config.connect(postgres::NoTls).is_err());
 }
+
+fn nonblocking(c: &WireConn) -> bool {
+    // SAFETY: F_GETFL on a socket this connection owns.
+    let flags = unsafe { libc::fcntl(c.as_raw_fd(), libc::F_GETFL) };
+    flags & libc::O_NONBLOCK != 0
+}
+
+#[test]
+fn the_blocking_connector_blocks_plain_reads_and_the_polled_one_does_not() {
+    use pgstorm::engine::wire_pool::{connect_polled, connect_wire};
+    let target = pgstorm::target::Target::new(
+        common::sandbox().pg_config(),
+        pgstorm::target::TargetSource::Sandbox,
+    );
+    let (w, names) = common::select_one_workload();
+    // The -j driver's connection stays nonblocking: the control.
+    let polled = connect_polled(&target, "", &w, &names).unwrap();
+    assert!(nonblocking(&polled));
+    // Every blocking owner's connection reads blocking, and serves the script.
+    let mut conn = connect_wire(&target, "", &w, &names).unwrap();
+    assert!(!nonblocking(&conn));
+    let script = w.types[0].script();
+    let ended = script.run_blocking(
+        &mut Default::default(),
+        &mut script.client_vars(0),
+        &mut pgstorm::rng::Rng::new(1),
+        w.protocol,
+        &names[0],
+        &mut conn,
+        None,
+    );
+    ended.result.unwrap();
+    assert!(ended.reusable);
+}

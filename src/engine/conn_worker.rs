@@ -1,7 +1,8 @@
 //! Workers of the connection scenario: pooled (checkout → query → return, with checkout timeout,
 //! direct fallback and back-off) or storm (connect → query → disconnect, like pgbench `-C`).
-//! Connections are the project's wire connections and every query type is a script, run by the
-//! blocking form of the executor both load drivers share ([`crate::workload::script::Script::run_blocking`]).
+//! Connections are the project's wire connections, opened for a blocking owner
+//! ([`wire_pool::connect_wire`]), and every query type is a script, run by the blocking form of
+//! the executor both load drivers share ([`crate::workload::script::Script::run_blocking`]).
 //!
 //! Hot-path invariants: per operation a worker takes no lock of its own (r2d2's checkout is the
 //! only one, and storm mode takes none), allocates nothing, records into its own [`WorkerStep`],
@@ -25,8 +26,7 @@ use crate::target::Target;
 use crate::wire::WireConn;
 use crate::workload::script::blocking::Ended;
 use crate::workload::script::resume::Tx;
-use crate::workload::script::ClientVars;
-use crate::workload::{ExecError, Scratch, Workload};
+use crate::workload::{Scratch, Workload};
 
 /// What one worker measured during one step.
 pub struct WorkerStep {
@@ -311,23 +311,10 @@ impl ConnWorker {
 
     /// Runs one transaction of script `kind` on `conn`, blocking.
     fn run_script(&mut self, sh: &Shared, kind: usize, conn: &mut WireConn) -> Ended {
-        let (Some(script), Some(vars)) = (
-            sh.workload.types[kind].as_script(),
-            self.scratch.states[kind]
-                .as_mut()
-                .and_then(|s| s.downcast_mut::<ClientVars>()),
-        ) else {
-            return Ended {
-                result: Err(ExecError::Script(format!(
-                    "query type '{}' is not a pgbench script: the connection load runs scripts only",
-                    sh.workload.types[kind].name()
-                ))),
-                reusable: true,
-            };
-        };
+        let script = sh.workload.types[kind].script();
         script.run_blocking(
             &mut self.tx,
-            vars,
+            &mut self.scratch.states[kind],
             &mut self.rng,
             sh.workload.protocol,
             &sh.names[kind],

@@ -177,13 +177,6 @@ pub fn run(
     stop: &StopToken,
 ) -> Result<ConnOutput> {
     anyhow::ensure!(!cfg.steps.is_empty(), "no connection steps");
-    if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
-        anyhow::bail!(
-            "query type '{}' is not a pgbench script: the connection load runs scripts only \
-             (build it with workload::script or the built-in types)",
-            t.name()
-        );
-    }
     let max = *cfg.steps.iter().max().expect("non-empty");
     let workers = cfg.workers.unwrap_or(max).max(1);
     let sigfig = stats::worker_sigfig(workers as usize * 3);

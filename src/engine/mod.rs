@@ -5,11 +5,11 @@
 //! left to the collector and the samplers: [`worker_cores`]) and the collector, stops them after
 //! the duration (or transaction count, or the stop token), and returns raw measurements
 //! ([`EngineOutput`]). Two drivers share that frame (`RunClock`, `Collector`,
-//! `spawn_load_threads`): one thread per client checking connections out of the r2d2 pool
-//! ([`worker`]; when every query type is a script the connections are the project's own
-//! ([`wire_pool`]) and scripts run on the executor the `-j` driver runs), or `-j` threads each
-//! serving several clients' connections without blocking ([`mux`], pgbench scripts). It knows
-//! nothing of scenarios, reports or the CLI.
+//! `spawn_load_threads`): one thread per client checking the project's wire connections
+//! ([`wire_pool`]) out of the r2d2 pool and running scripts on the executor the `-j` driver runs
+//! ([`worker`]), or `-j` threads each serving several clients' connections without blocking
+//! ([`mux`]). Every query type is a pgbench script on both. It knows nothing of scenarios,
+//! reports or the CLI.
 //!
 //! How a run ends is decided in one place, `Collector::finish`, for both drivers: the duration
 //! (or every load thread done with `-t`), the caller's [`StopToken`] (the app stops its token on
@@ -57,7 +57,7 @@ use crate::workload::Workload;
 pub struct EngineConfig {
     /// Clients: connections, and worker threads unless `threads` is set.
     pub clients: u32,
-    /// Threads of the multiplexed driver (`-j`, every type a script), each serving its share of
+    /// Threads of the multiplexed driver (`-j`), each serving its share of
     /// the clients' connections; `None`: one thread per client over the pool.
     pub threads: Option<u32>,
     /// Measured duration (after warmup); `None` with a transaction limit.
@@ -206,9 +206,9 @@ pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
     }
 }
 
-/// Where the pool driver's workers get their connections: the project's wire connections when
-/// every query type is a script (so scripts run on the executor the `-j` driver runs, pipeline
-/// mode included), the `postgres` crate's otherwise; pooled, or one per transaction with `-C`.
+/// Where the pool driver's workers get their connections: the project's wire connections (so
+/// scripts run on the executor the `-j` driver runs, pipeline mode included), pooled, or one per
+/// transaction with `-C`.
 fn pool_source(
     target: &Target,
     workload: &Arc<Workload>,
@@ -216,42 +216,24 @@ fn pool_source(
     stop: &StopToken,
 ) -> Result<(worker::Source, Arc<pool::PoolCounters>)> {
     let counters = Arc::new(pool::PoolCounters::new());
-    let scripts_only = workload.types.iter().all(|t| t.as_script().is_some());
-    let settings = pool::PoolSettings {
-        size: cfg.clients.max(1),
-        statement_timeout: cfg.statement_timeout,
-        ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
-        stop: stop.clone(),
-    };
-    let source = match (scripts_only, cfg.connect_each) {
-        (true, connect_each) => {
-            let manager = wire_pool::WireManager::new(
-                target,
-                workload.clone(),
-                cfg.statement_timeout,
-                counters.clone(),
-            );
-            if connect_each {
-                worker::Source::WireConnectEach(Box::new(manager), counters.clone())
-            } else {
-                let names = wire_pool::statement_names(workload);
-                let pool = pool::Pool::open_with(manager, counters.clone(), target, &settings)?;
-                worker::Source::WirePool(pool.pool, names)
-            }
-        }
-        (false, true) => worker::Source::ConnectEach(
-            Box::new(pool::ConnManager::new(
-                target,
-                workload.clone(),
-                cfg.statement_timeout,
-                counters.clone(),
-            )),
-            counters.clone(),
-        ),
-        (false, false) => {
-            let pool = pool::Pool::open(target, workload.clone(), &settings)?;
-            return Ok((worker::Source::Pool(pool.pool), pool.counters));
-        }
+    let manager = wire_pool::WireManager::new(
+        target,
+        workload.clone(),
+        cfg.statement_timeout,
+        counters.clone(),
+    );
+    let source = if cfg.connect_each {
+        worker::Source::ConnectEach(Box::new(manager), counters.clone())
+    } else {
+        let settings = pool::PoolSettings {
+            size: cfg.clients.max(1),
+            statement_timeout: cfg.statement_timeout,
+            ready_timeout: Duration::from_secs(60).max(Duration::from_millis(50) * cfg.clients),
+            stop: stop.clone(),
+        };
+        let names = wire_pool::statement_names(workload);
+        let pool = pool::Pool::open(manager, counters.clone(), target, &settings)?;
+        worker::Source::Pool(pool.pool, names)
     };
     Ok((source, counters))
 }

@@ -1,5 +1,6 @@
-//! The connection pool: r2d2 with settings chosen for a load tool, and a manager that keeps each
-//! connection's prepared statements with it.
+//! The connection pool: r2d2 with settings chosen for a load tool, around a manager of wire
+//! connections ([`super::wire_pool::WireManager`] for the pool driver,
+//! [`super::gated_pool::GatedManager`] for the connection scenario).
 //!
 //! r2d2's defaults suit a web app, not a benchmark (DESIGN.md, known traps): no test query on
 //! checkout (an extra round trip per query), no idle timeout or max lifetime (they would recycle
@@ -20,8 +21,7 @@ use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::stats::{self, ErrorClass, Hist};
 use crate::stop::StopToken;
-use crate::target::{one_line, Target};
-use crate::workload::{Conn, Workload};
+use crate::target::Target;
 
 /// Counters the pool updates from its connector threads (never on a worker's hot path).
 pub struct PoolCounters {
@@ -50,71 +50,7 @@ impl PoolCounters {
     }
 }
 
-/// r2d2 manager producing [`Conn`]s with the workload's statements prepared, connecting through
-/// the target's connector (TLS as configured).
-pub struct ConnManager {
-    target: Target,
-    workload: Arc<Workload>,
-    session_sql: String,
-    counters: Arc<PoolCounters>,
-}
-
-impl ConnManager {
-    /// A manager opening connections to `target` for `workload`, counting them in `counters`.
-    pub(crate) fn new(
-        target: &Target,
-        workload: Arc<Workload>,
-        statement_timeout: Duration,
-        counters: Arc<PoolCounters>,
-    ) -> ConnManager {
-        ConnManager {
-            target: target.clone(),
-            workload,
-            session_sql: session_sql(statement_timeout),
-            counters,
-        }
-    }
-}
-
-impl ManageConnection for ConnManager {
-    type Connection = Conn;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> Result<Conn, postgres::Error> {
-        let t0 = Instant::now();
-        let result = self
-            .target
-            .connect_with(&self.target.config)
-            .and_then(|mut client| {
-                let connected = t0.elapsed();
-                client.batch_execute(&self.session_sql)?;
-                let prepared = self.workload.prepare(&mut client)?;
-                Ok((Conn { client, prepared }, connected))
-            });
-        match result {
-            Ok((conn, connected)) => {
-                stats::record(&mut self.counters.connect.lock(), connected);
-                self.counters.opened.fetch_add(1, Ordering::Relaxed);
-                Ok(conn)
-            }
-            Err(e) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                *self.counters.last_error.lock() = Some((ErrorClass::of(&e), one_line(&e)));
-                Err(e)
-            }
-        }
-    }
-
-    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
-        conn.client.simple_query("").map(drop)
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.client.is_closed()
-    }
-}
-
-/// Silences r2d2's default logging of connect errors: [`ConnManager`] counts them instead.
+/// Silences r2d2's default logging of connect errors: the manager counts them instead.
 #[derive(Debug)]
 struct QuietErrors;
 impl<E> r2d2::HandleError<E> for QuietErrors {
@@ -187,33 +123,19 @@ pub(crate) fn session_sql(statement_timeout: Duration) -> String {
     )
 }
 
-/// The pool and its counters; its connections are the `postgres` crate's ([`ConnManager`]) or
-/// the project's wire connections for scripts ([`super::wire_pool::WireManager`]).
-pub struct Pool<M: ManageConnection = ConnManager> {
+/// The pool and its counters.
+pub struct Pool<M: ManageConnection> {
     /// The r2d2 pool.
     pub pool: r2d2::Pool<M>,
     /// Connect counters.
     pub counters: Arc<PoolCounters>,
 }
 
-impl Pool {
-    /// Builds the pool and waits until all `size` connections are open (or fails with the last
-    /// connect error, classified as a target error).
-    pub fn open(target: &Target, workload: Arc<Workload>, settings: &PoolSettings) -> Result<Pool> {
-        let counters = Arc::new(PoolCounters::new());
-        let manager = ConnManager::new(
-            target,
-            workload,
-            settings.statement_timeout,
-            counters.clone(),
-        );
-        Pool::open_with(manager, counters, target, settings)
-    }
-}
-
 impl<M: ManageConnection> Pool<M> {
-    /// [`Pool::open`] with the connections `manager` opens, counted in `counters`.
-    pub fn open_with(
+    /// Builds the pool of the connections `manager` opens, counted in `counters`, and waits
+    /// until all `settings.size` are open (or fails with the last connect error, classified as a
+    /// target error).
+    pub fn open(
         manager: M,
         counters: Arc<PoolCounters>,
         target: &Target,

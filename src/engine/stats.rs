@@ -94,7 +94,6 @@ impl ErrorClass {
     /// Classifies a failed execution: a query type's own failure counts as `Other`.
     pub fn of_exec(e: &crate::workload::ExecError) -> ErrorClass {
         match e {
-            crate::workload::ExecError::Db(e) => ErrorClass::of(e),
             crate::workload::ExecError::Script(_) | crate::workload::ExecError::Unfinished(_) => {
                 ErrorClass::Other
             }

@@ -1,14 +1,18 @@
-//! The pool driver's connections for pgbench scripts: the project's own wire connection
-//! ([`WireConn`], the one the `-j` driver uses) behind an r2d2 manager, so the pool driver runs
-//! scripts with the resumable executor both drivers share, pipeline mode included.
+//! The load's connections: the project's own wire connection ([`WireConn`]) opened and prepared
+//! for a workload, and the pool driver's r2d2 manager of them, so every driver runs scripts with
+//! the resumable executor they share, pipeline mode included.
 //!
 //! Each connection is opened through the target's connector (TLS as configured), gets the
 //! session SQL and, with protocol `prepared`, every script statement prepared under the same
-//! names on every connection ([`statement_names`]); opens, failures and closes are counted in
-//! the run's [`PoolCounters`], as for the `postgres` connections. One thread owns a checked-out
-//! connection and blocks on it (its plain socket in blocking mode: one read per reply, no poll);
-//! a connection the executor could not leave idle is marked not reusable and r2d2 drops (and
-//! replaces) it at checkin.
+//! names on every connection ([`statement_names`]). There are two ways to open one, by who waits
+//! on it: [`connect_wire`] for a thread that owns the connection and blocks on it (the pool
+//! driver, the connection scenario's pool, its storm connections and its direct fallback), which
+//! puts a plain socket in blocking mode so that the wait for a reply is the read itself, one
+//! system call, no poll (TLS stays polling: see [`WireConn::block_on_reads`]); and
+//! [`connect_polled`] for the `-j` driver, whose threads poll many nonblocking connections. No
+//! caller sets the mode itself. [`counted`] counts opens and failures in the run's
+//! [`PoolCounters`]. A connection the executor could not leave idle is marked not reusable and
+//! r2d2 drops (and replaces) it at checkin.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,21 +35,20 @@ pub struct PooledWire {
     pub reusable: bool,
 }
 
-/// Names of the prepared statements, `[type][statement]` (only scripts have statements here).
-pub(crate) fn statement_names(workload: &Workload) -> Vec<Vec<String>> {
+/// Names of the prepared statements, `[type][statement]`.
+pub fn statement_names(workload: &Workload) -> Vec<Vec<String>> {
     (0..workload.types.len())
         .map(|k| {
-            let n = workload.types[k]
-                .as_script()
-                .map_or(0, |s| s.statements_sql().len());
+            let n = workload.types[k].script().statements_sql().len();
             (0..n).map(|i| format!("pgstorm_{k}_{i}")).collect()
         })
         .collect()
 }
 
 /// Opens one connection to `target` for `workload` and prepares its statements under `names`
-/// (protocol `prepared`); counts nothing (see [`open_wire`]).
-pub(crate) fn connect_wire(
+/// (protocol `prepared`), for a thread that polls it among others (the `-j` driver): the socket
+/// stays nonblocking. Counts nothing (see [`counted`]).
+pub fn connect_polled(
     target: &Target,
     session_sql: &str,
     workload: &Workload,
@@ -54,14 +57,26 @@ pub(crate) fn connect_wire(
     let mut c = WireConn::connect(&target.config, &target.connector, session_sql)?;
     if workload.protocol == Protocol::Prepared {
         for (kind, names) in names.iter().enumerate() {
-            let Some(script) = workload.types[kind].as_script() else {
-                continue;
-            };
+            let script = workload.types[kind].script();
             for (name, sql) in names.iter().zip(script.statements_sql()) {
                 c.prepare_blocking(name, sql)?;
             }
         }
     }
+    Ok(c)
+}
+
+/// [`connect_polled`] for a thread that owns the connection and only blocks on it: a plain
+/// socket is put in blocking mode, so the wait for a reply is the read itself (a TLS one keeps
+/// polling). Every blocking user opens its connections here.
+pub fn connect_wire(
+    target: &Target,
+    session_sql: &str,
+    workload: &Workload,
+    names: &[Vec<String>],
+) -> Result<WireConn, WireError> {
+    let mut c = connect_polled(target, session_sql, workload, names)?;
+    c.block_on_reads()?;
     Ok(c)
 }
 
@@ -82,17 +97,14 @@ pub(crate) fn ping(conn: &mut PooledWire) -> Result<(), WireError> {
     r
 }
 
-/// Opens one connection to `target` for `workload`, prepares its statements under `names` and
-/// counts it in `counters`.
-pub(crate) fn open_wire(
-    target: &Target,
-    session_sql: &str,
-    workload: &Workload,
-    names: &[Vec<String>],
+/// Runs `connect` (timing it) and counts the connection it opens, or its failure, in
+/// `counters`.
+pub(crate) fn counted(
     counters: &PoolCounters,
+    connect: impl FnOnce() -> Result<WireConn, WireError>,
 ) -> Result<WireConn, WireError> {
     let t0 = Instant::now();
-    let r = connect_wire(target, session_sql, workload, names);
+    let r = connect();
     match &r {
         Ok(_) => {
             stats::record(&mut counters.connect.lock(), t0.elapsed());
@@ -143,20 +155,12 @@ impl ManageConnection for WireManager {
     type Error = WireError;
 
     fn connect(&self) -> Result<PooledWire, WireError> {
-        open_wire(
-            &self.target,
-            &self.session_sql,
-            &self.workload,
-            &self.names,
-            &self.counters,
-        )
-        .and_then(|mut conn| {
-            // Its owner only blocks on it: the wait for a reply is the read, no poll first.
-            conn.block_on_reads()?;
-            Ok(PooledWire {
-                conn,
-                reusable: true,
-            })
+        let conn = counted(&self.counters, || {
+            connect_wire(&self.target, &self.session_sql, &self.workload, &self.names)
+        })?;
+        Ok(PooledWire {
+            conn,
+            reusable: true,
         })
     }
 

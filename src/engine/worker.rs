@@ -7,10 +7,10 @@
 //! in the percentiles; the schedule lag (actual − intended start) is recorded on its own.
 //! pgbench's options live here too, for both drivers: `-L` (late and skipped counts, in the
 //! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
-//! per transaction instead of a checkout). Scripts run over wire connections
-//! ([`super::wire_pool`], [`Source::WirePool`]) on the blocking form of the `-j` driver's
-//! executor, built-in query types over the `postgres` crate; a `Lease` hides which. Transaction
-//! boundaries are read on [`crate::clock`] (a calibrated TSC where it can be trusted).
+//! per transaction instead of a checkout); a `Lease` hides which. Every query type runs over wire
+//! connections ([`super::wire_pool`]) on the blocking form of the `-j` driver's executor.
+//! Transaction boundaries are read on [`crate::clock`] (a calibrated TSC where it can be
+//! trusted).
 //!
 //! The engine core both drivers share lives here too, one of each: the measurement path
 //! ([`Recorder`]), the retry policy ([`may_retry`]), the backoff after a lost connection
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use r2d2::ManageConnection;
 
-use super::pool::{self, ConnManager};
+use super::pool;
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
 use super::txlog::{Logged, TxLog};
@@ -33,7 +33,6 @@ use super::verbose;
 use super::wire_pool::{PooledWire, WireManager};
 use crate::rng::Rng;
 use crate::workload::script::resume::Tx;
-use crate::workload::script::{ClientVars, Script};
 use crate::workload::{CommandStat, ExecError, Scratch, Workload};
 
 /// How arrivals are spaced in open loop.
@@ -48,75 +47,68 @@ pub enum Arrival {
     Poisson,
 }
 
-/// Where a worker's connections come from: the `postgres` crate's connections for the built-in
-/// query types, the project's wire connections when every query type is a script
-/// ([`super::wire_pool`]).
+/// Where a worker's wire connections ([`super::wire_pool`]) come from.
 pub(crate) enum Source {
-    /// Checked out of the pool and returned after each transaction.
-    Pool(r2d2::Pool<ConnManager>),
+    /// Checked out of the pool and returned after each transaction, with the prepared statement
+    /// names.
+    Pool(r2d2::Pool<WireManager>, Vec<Vec<String>>),
     /// Opened for each transaction and closed after it (pgbench's `-C`); the connect time goes
     /// into the connect histogram, not into the pool wait.
-    ConnectEach(Box<ConnManager>, Arc<pool::PoolCounters>),
-    /// [`Source::Pool`] of wire connections (scripts only), with the prepared statement names.
-    WirePool(r2d2::Pool<WireManager>, Vec<Vec<String>>),
-    /// [`Source::ConnectEach`] of wire connections (scripts only).
-    WireConnectEach(Box<WireManager>, Arc<pool::PoolCounters>),
+    ConnectEach(Box<WireManager>, Arc<pool::PoolCounters>),
 }
 
 impl Source {
     /// Whether connections are checked out of a pool (their wait is recorded).
     fn pooled(&self) -> bool {
-        matches!(self, Source::Pool(_) | Source::WirePool(..))
+        matches!(self, Source::Pool(..))
     }
 
-    /// The names query type `kind`'s statements are prepared under on wire connections.
-    fn wire_names(&self, kind: usize) -> &[String] {
+    /// The names query type `kind`'s statements are prepared under.
+    fn names(&self, kind: usize) -> &[String] {
         match self {
-            Source::WirePool(_, names) => &names[kind],
-            Source::WireConnectEach(m, _) => m.names(kind),
-            Source::Pool(_) | Source::ConnectEach(..) => &[],
+            Source::Pool(_, names) => &names[kind],
+            Source::ConnectEach(m, _) => m.names(kind),
         }
     }
 
     /// The counters of connections opened per transaction (`-C`), which count their closes.
     fn closes_counted(&self) -> Option<&pool::PoolCounters> {
         match self {
-            Source::ConnectEach(_, c) | Source::WireConnectEach(_, c) => Some(c),
-            _ => None,
+            Source::ConnectEach(_, c) => Some(c),
+            Source::Pool(..) => None,
         }
     }
 }
 
 /// A connection for one transaction, from any [`Source`].
 enum Lease {
-    Pooled(r2d2::PooledConnection<ConnManager>),
-    Own(crate::workload::Conn),
-    Wire(r2d2::PooledConnection<WireManager>),
-    OwnWire(PooledWire),
+    Pooled(r2d2::PooledConnection<WireManager>),
+    Own(PooledWire),
 }
 
 impl Lease {
     /// Checks a connection out of (or opens one from) `source`.
     fn take(source: &Source, timeout: Duration, stop: &AtomicBool) -> Result<Lease, ErrorClass> {
         match source {
-            Source::Pool(p) => pool::checkout(p, timeout, stop)
+            Source::Pool(p, _) => pool::checkout(p, timeout, stop)
                 .map(Lease::Pooled)
                 .ok_or(ErrorClass::PoolTimeout),
-            Source::WirePool(p, _) => pool::checkout(p, timeout, stop)
-                .map(Lease::Wire)
-                .ok_or(ErrorClass::PoolTimeout),
-            Source::ConnectEach(m, _) => {
-                m.connect().map(Lease::Own).map_err(|e| ErrorClass::of(&e))
-            }
-            Source::WireConnectEach(m, _) => m.connect().map(Lease::OwnWire).map_err(|e| {
-                e.sqlstate()
-                    .map_or(ErrorClass::Connection, ErrorClass::of_sqlstate)
-            }),
+            Source::ConnectEach(m, _) => m
+                .connect()
+                .map(Lease::Own)
+                .map_err(|e| super::wire_pool::class_of(&e)),
         }
     }
 
-    /// Runs one try of query type `kind` on the connection. A wire connection the script could
-    /// not leave idle is marked so that the pool drops it.
+    fn conn(&mut self) -> &mut PooledWire {
+        match self {
+            Lease::Pooled(c) => c,
+            Lease::Own(c) => c,
+        }
+    }
+
+    /// Runs one try of query type `kind` on the connection. A connection the script could not
+    /// leave idle is marked so that the pool drops it.
     fn execute(
         &mut self,
         shared: &Shared,
@@ -127,26 +119,13 @@ impl Lease {
         commands: &mut Vec<CommandStat>,
     ) -> Result<(), ExecError> {
         let w = &shared.workload;
-        let wired = match self {
-            Lease::Pooled(c) => return w.execute(kind, c, rng, scratch, commands),
-            Lease::Own(c) => return w.execute(kind, c, rng, scratch, commands),
-            Lease::Wire(c) => &mut **c,
-            Lease::OwnWire(c) => c,
-        };
-        let (Some(script), Some(vars)) = (
-            w.types[kind].as_script(),
-            scratch.states[kind]
-                .as_mut()
-                .and_then(|s| s.downcast_mut::<ClientVars>()),
-        ) else {
-            unreachable!("wire connections serve scripts only (engine::run)")
-        };
-        let ended = script.run_blocking(
+        let wired = self.conn();
+        let ended = w.types[kind].script().run_blocking(
             tx,
-            vars,
+            &mut scratch.states[kind],
             rng,
             w.protocol,
-            shared.source.wire_names(kind),
+            shared.source.names(kind),
             &mut wired.conn,
             w.per_command.then_some(commands),
         );
@@ -154,13 +133,9 @@ impl Lease {
         ended.result
     }
 
-    /// Marks a wire connection for dropping (the client aborts: pgbench closes its connection).
+    /// Marks the connection for dropping (the client aborts: pgbench closes its connection).
     fn discard(&mut self) {
-        match self {
-            Lease::Wire(c) => c.reusable = false,
-            Lease::OwnWire(c) => c.reusable = false,
-            Lease::Pooled(_) | Lease::Own(_) => {}
-        }
+        self.conn().reusable = false;
     }
 }
 
@@ -534,18 +509,14 @@ impl Worker {
     /// Whether a script's client ends here after failing with `e`, as pgbench aborts a client
     /// (see [`ErrorClass::aborts_script_client`]); if so the script keeps its message.
     fn abort_if_pgbench_would(&self, kind: usize, e: &ExecError, scratch: &Scratch) -> bool {
-        let script = self.shared.workload.types[kind].as_script();
-        let Some(script) = script.filter(|s| s.aborts_clients()) else {
+        let script = self.shared.workload.types[kind].script();
+        if !script.aborts_clients() {
             return false;
-        };
+        }
         let aborts =
             matches!(e, ExecError::Unfinished(_)) || ErrorClass::of_exec(e).aborts_script_client();
         if aborts {
-            script.abort(
-                self.id as u32,
-                Script::failed_line(&scratch.states[kind]),
-                e,
-            );
+            script.abort(self.id as u32, scratch.states[kind].failed_line(), e);
         }
         aborts
     }
@@ -564,9 +535,7 @@ impl Worker {
             client: self.id as u32,
             kind,
             name: t.name(),
-            line: t
-                .as_script()
-                .map_or(0, |_| Script::failed_line(&scratch.states[kind])),
+            line: scratch.states[kind].failed_line(),
         };
         eprintln!(
             "{}\n{}",

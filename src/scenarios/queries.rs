@@ -703,19 +703,11 @@ fn load_scripts(
         if let Some(line) = script.pipeline_line() {
             // pgbench aborts every client at the \startpipeline under -M simple; refusing before
             // the run says the same once.
-            let why = if opts.protocol == Protocol::Simple {
-                Some(crate::workload::script::PIPELINE_SIMPLE)
-            } else if opts.engine.threads.is_none() && !opts.mix.trim().is_empty() {
-                // Built-in types beside the script: the pool driver runs them all over the
-                // `postgres` crate, which cannot pipeline.
-                Some(crate::workload::script::PIPELINE_NEEDS_MUX)
-            } else {
-                None
-            };
-            if let Some(why) = why {
+            if opts.protocol == Protocol::Simple {
                 return Err(crate::error::usage(format!(
-                    "{}:{line}: {why}",
-                    src.source_name
+                    "{}:{line}: {}",
+                    src.source_name,
+                    crate::workload::script::PIPELINE_SIMPLE
                 )));
             }
         }
@@ -947,12 +939,7 @@ pub fn unix_s(t: std::time::SystemTime) -> f64 {
 /// The aborted clients of every script, grouped by SQLSTATE and message, most clients first.
 fn aborted_clients(workload: &Workload) -> Vec<AbortedClients> {
     let mut groups: Vec<AbortedClients> = Vec::new();
-    for a in workload
-        .types
-        .iter()
-        .filter_map(|t| t.as_script())
-        .flat_map(|s| s.aborts())
-    {
+    for a in workload.types.iter().flat_map(|t| t.script().aborts()) {
         match groups
             .iter_mut()
             .find(|g| g.sqlstate == a.sqlstate && g.message == a.message)

@@ -2,15 +2,15 @@
 //! TLS as the connector's sslmode says (libpq's order of attempts, see [`attempts`]), the startup
 //! message, authentication (cleartext, md5, SCRAM-SHA-256 and -PLUS through
 //! `postgres_protocol`), the session SQL, [`WireConn::prepare_blocking`], and the blocking
-//! exchange of the pool driver, whose thread owns its connection ([`WireConn::exchange_blocking`]).
+//! exchange of a thread that owns its connection ([`WireConn::exchange_blocking`]).
 //!
-//! Split from the nonblocking hot path in the parent module because, but for the pool driver's
-//! blocking exchange, it runs once per connection, not per query; it is the only code here that
+//! Split from the nonblocking hot path in the parent module because, but for the blocking
+//! exchange, it runs once per connection, not per query; it is the only code here that
 //! waits on the socket.
 //!
 //! Invariants: `config.get_connect_timeout()` bounds each host's connect + authentication; the
-//! socket is left nonblocking with TCP_NODELAY (a pool connection's owner may then make a plain
-//! socket blocking with [`WireConn::block_on_reads`]); a password never reaches a [`WireError`] (the
+//! socket is left nonblocking with TCP_NODELAY (a blocking owner then makes a plain socket
+//! blocking with [`WireConn::block_on_reads`]); a password never reaches a [`WireError`] (the
 //! errors built here carry only server messages, user names and our own texts).
 
 use std::io;
@@ -118,7 +118,8 @@ impl WireConn {
         Ok(())
     }
 
-    /// For a thread that owns the connection and only exchanges blocking (the pool driver):
+    /// For a thread that owns the connection and only exchanges blocking (the engine's connector
+    /// for blocking owners calls it):
     /// puts a plain (TCP or Unix) socket into blocking mode, so that waiting for a reply is the
     /// read itself, one system call per reply instead of poll + read. Over TLS the socket stays
     /// nonblocking and the wait stays a poll (rustls may hold plaintext poll cannot see).
@@ -129,7 +130,7 @@ impl WireConn {
         Ok(self.blocking)
     }
 
-    /// Blocking, for a thread that owns the connection (the pool driver): sends what is queued,
+    /// Blocking, for a thread that owns the connection: sends what is queued,
     /// then waits until the socket has something to read, so that
     /// [`read_available`](WireConn::read_available) has work.
     pub fn await_reply(&mut self) -> Result<(), WireError> {

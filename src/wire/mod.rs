@@ -1,13 +1,14 @@
-//! A lean PostgreSQL wire-protocol (v3) connection for the multiplexed driver: one thread drives
-//! many of these over nonblocking sockets and poll(2), as pgbench does.
+//! A lean PostgreSQL wire-protocol (v3) connection, the load's only one: the multiplexed driver's
+//! threads drive many of these each over nonblocking sockets and poll(2), as pgbench does; the
+//! pool driver and the connection scenario exchange on one per thread, blocking.
 //!
 //! Connecting (startup, authentication, session SQL) and [`WireConn::prepare_blocking`] block the
 //! calling thread; everything after is nonblocking: the caller encodes messages into the output
 //! buffer (`queue_*`, `begin_bind`..`end_bind`), pushes them with [`WireConn::flush`] when poll
 //! says writable, and hands replies to a closure with [`WireConn::read_available`] when poll says
-//! readable. A connection one thread owns and only exchanges on blocking (the pool driver's) may
-//! make a plain socket blocking ([`WireConn::block_on_reads`]): the wait for a reply is then the
-//! read itself, without a poll before it.
+//! readable. A connection one thread owns and only exchanges on blocking (opened by the engine's
+//! `wire_pool::connect_wire`) makes a plain socket blocking ([`WireConn::block_on_reads`]): the
+//! wait for a reply is then the read itself, without a poll before it.
 //!
 //! Invariants:
 //! - No allocation per query once connected: one output and one input `Vec<u8>` per connection,

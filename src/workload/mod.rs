@@ -1,11 +1,18 @@
 //! Query types, mixes and protocols: *what* a worker sends, never *how it is measured*.
 //!
-//! A [`Workload`] is a weighted set of [`QueryType`]s. Each query type declares the statements it
-//! needs; the engine prepares them once per connection (protocol `prepared`) and keeps them with
-//! the connection ([`Conn`]). Every type pgstorm builds is a pgbench script ([`script`]): the
-//! built-in POS types ([`builtin`]) are scripts built in code, so the one script executor runs
-//! every type on both drivers. [`Param`] and [`render_simple`] give the advisor the built-in
-//! statements with representative values to `EXPLAIN`.
+//! A [`Workload`] is a weighted set of [`QueryType`]s. Every query type is a pgbench script
+//! ([`script`]): the built-in POS types ([`builtin`]) are scripts built in code, `-f`/`-b` scripts
+//! are parsed, and the one script executor runs every type on the project's wire connections, on
+//! both drivers and in the connection scenario. The engine prepares a type's statements once per
+//! connection (protocol `prepared`).
+//!
+//! A library caller's own query type is a [`Script`] (`Script::parse` of its SQL and
+//! meta-commands), or a type of its own that wraps one and hands it out from
+//! [`QueryType::script`]: the drivers ask for the script on their load threads as they run it, so
+//! a wrapper can observe the load there (the tests make a load thread panic that way). There is
+//! no other way to run a query: a type cannot send queries of its own. [`Param`] and
+//! [`render_simple`] give the advisor the built-in statements with representative values to
+//! `EXPLAIN`.
 
 pub mod builtin;
 mod param;
@@ -15,12 +22,12 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use anyhow::Result;
-use postgres::{Client, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::error;
 use crate::rng::Rng;
 pub use param::Param;
+use script::{ClientVars, Script};
 
 /// The wire protocol used for queries (pgbench's `-M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -72,17 +79,6 @@ pub struct DataRange {
     pub end_us: i64,
 }
 
-/// One connection with the statements prepared on it: index `[query_type][statement]`.
-pub struct Conn {
-    /// The driver connection.
-    pub client: Client,
-    /// Prepared statements per query type (empty unless the protocol is `prepared`).
-    pub prepared: Vec<Vec<Statement>>,
-}
-
-/// State a query type keeps per client between its executions (a script's variables).
-pub type ClientState = Option<Box<dyn std::any::Any + Send>>;
-
 /// Time and outcome of one command of a query type (pgbench `-r`), summed over executions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommandStat {
@@ -97,13 +93,10 @@ pub struct CommandStat {
 /// Why an execution failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    /// The server or the connection reported an error.
-    #[error(transparent)]
-    Db(#[from] postgres::Error),
     /// The query type itself failed (a script's expression error, a bad `\gset` result).
     #[error("{0}")]
     Script(String),
-    /// The multiplexed driver's connection reported an error.
+    /// The server or the connection reported an error.
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),
     /// The transaction completed but left a block open (a script without its COMMIT): it
@@ -118,11 +111,6 @@ impl ExecError {
     pub fn sqlstate_and_message(&self) -> (Option<String>, String) {
         match self {
             ExecError::Script(m) | ExecError::Unfinished(m) => (None, m.clone()),
-            ExecError::Db(d) => (
-                d.code().map(|c| c.code().to_string()),
-                d.as_db_error()
-                    .map_or_else(|| crate::target::one_line(d), |db| db.message().to_string()),
-            ),
             ExecError::Wire(w) => (
                 w.sqlstate().map(str::to_string),
                 match w {
@@ -134,34 +122,10 @@ impl ExecError {
     }
 }
 
-/// A worker's reusable per-client scratch space: text buffer and each type's client state.
+/// A worker's per-client state: each type's script variables for this client.
 pub struct Scratch {
-    /// Reusable text buffer for the simple protocol.
-    pub buf: String,
-    /// The worker's index (pgbench's `:client_id`).
-    pub client_id: usize,
     /// Client state of each query type.
-    pub states: Vec<ClientState>,
-}
-
-/// Everything a query type needs to run one execution.
-pub struct ExecCtx<'a> {
-    /// The connection.
-    pub client: &'a mut Client,
-    /// This query type's prepared statements (empty unless `prepared`).
-    pub prepared: &'a [Statement],
-    /// The protocol.
-    pub protocol: Protocol,
-    /// The worker's random stream.
-    pub rng: &'a mut Rng,
-    /// Reusable text buffer for the simple protocol.
-    pub buf: &'a mut String,
-    /// The worker's index (pgbench's `:client_id`).
-    pub client_id: usize,
-    /// This query type's per-client state.
-    pub state: &'a mut ClientState,
-    /// Per-command statistics of this type, when per-command reporting is on.
-    pub commands: Option<&'a mut Vec<CommandStat>>,
+    pub states: Vec<ClientVars>,
 }
 
 /// Renders `sql` with `$n` placeholders replaced by literals into `buf` (cleared first).
@@ -194,26 +158,26 @@ pub fn render_simple(buf: &mut String, sql: &str, params: &[Param]) {
     buf.push_str(&sql[last..]);
 }
 
-/// A kind of transaction a worker can run; one line in the results.
+/// A kind of transaction a worker can run; one line in the results. Every query type is a
+/// pgbench script: a [`Script`] itself, or a caller's type wrapping one (see the module doc).
 pub trait QueryType: Send + Sync {
+    /// The script the drivers run for this type, asked for on the load threads as they run it.
+    fn script(&self) -> &Script;
     /// The name used in `--mix` and in results.
-    fn name(&self) -> &str;
-    /// SQL of each statement, in the order [`ExecCtx::run`] indexes them.
-    fn statements(&self) -> Vec<String>;
-    /// Runs one transaction of this type.
-    fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<(), ExecError>;
-    /// A fresh per-client state for worker `client_id` (none by default).
-    fn client_state(&self, _client_id: usize) -> ClientState {
-        None
+    fn name(&self) -> &str {
+        self.script().name()
     }
-    /// Labels of the commands [`ExecCtx::commands`] counts, in order (none by default).
+    /// SQL of each statement, as it is prepared.
+    fn statements(&self) -> Vec<String> {
+        self.script().statements_sql().to_vec()
+    }
+    /// A fresh per-client state for worker `client_id`.
+    fn client_state(&self, client_id: usize) -> ClientVars {
+        self.script().client_vars(client_id)
+    }
+    /// Labels of the commands the per-command statistics (`-r`) count, in order.
     fn command_labels(&self) -> Vec<String> {
-        Vec::new()
-    }
-    /// The pgbench script behind this type, for drivers that run scripts resumably (the
-    /// multiplexed engine); `None` for other types.
-    fn as_script(&self) -> Option<&script::Script> {
-        None
+        self.script().compiled().labels.clone()
     }
 }
 
@@ -261,8 +225,6 @@ impl Workload {
     /// A worker's scratch space, with every type's client state for worker `client_id`.
     pub fn scratch(&self, client_id: usize) -> Scratch {
         Scratch {
-            buf: String::with_capacity(512),
-            client_id,
             states: self
                 .types
                 .iter()
@@ -285,47 +247,6 @@ impl Workload {
     /// Names of the query types, in index order.
     pub fn names(&self) -> Vec<String> {
         self.types.iter().map(|t| t.name().to_string()).collect()
-    }
-
-    /// Prepares every statement on a fresh connection (protocol `prepared` only).
-    pub fn prepare(&self, client: &mut Client) -> Result<Vec<Vec<Statement>>, postgres::Error> {
-        if self.protocol != Protocol::Prepared {
-            return Ok(vec![Vec::new(); self.types.len()]);
-        }
-        self.types
-            .iter()
-            .map(|t| {
-                t.statements()
-                    .iter()
-                    .map(|sql| client.prepare(sql))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect()
-    }
-
-    /// Runs query type `idx` on `conn`; `commands` receives per-command statistics when
-    /// [`Workload::per_command`] is on.
-    #[inline]
-    pub fn execute(
-        &self,
-        idx: usize,
-        conn: &mut Conn,
-        rng: &mut Rng,
-        scratch: &mut Scratch,
-        commands: &mut Vec<CommandStat>,
-    ) -> Result<(), ExecError> {
-        let Conn { client, prepared } = conn;
-        let mut ctx = ExecCtx {
-            client,
-            prepared: prepared.get(idx).map(Vec::as_slice).unwrap_or(&[]),
-            protocol: self.protocol,
-            rng,
-            buf: &mut scratch.buf,
-            client_id: scratch.client_id,
-            state: &mut scratch.states[idx],
-            commands: self.per_command.then_some(commands),
-        };
-        self.types[idx].execute(&mut ctx)
     }
 }
 
@@ -393,27 +314,15 @@ mod tests {
         assert_eq!(buf, "SELECT -5, 2.5, $10x");
     }
 
-    struct Named(&'static str);
-    impl QueryType for Named {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn statements(&self) -> Vec<String> {
-            Vec::new()
-        }
-        fn execute(&self, _: &mut ExecCtx<'_>) -> Result<(), ExecError> {
-            Ok(())
-        }
+    fn named(name: &str) -> Box<dyn QueryType> {
+        let predefined = script::Predefined::default();
+        Box::new(Script::parse(name, name, "SELECT 1;\n", predefined).unwrap())
     }
 
     #[test]
     fn pick_follows_weights() {
         let w = Workload::new(
-            vec![
-                (Box::new(Named("a")), 1),
-                (Box::new(Named("b")), 0),
-                (Box::new(Named("c")), 3),
-            ],
+            vec![(named("a"), 1), (named("b"), 0), (named("c"), 3)],
             Protocol::Prepared,
         )
         .unwrap();

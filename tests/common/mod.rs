@@ -138,3 +138,18 @@ pub fn warning<'a>(
         .find(|w| w.code == code)
         .unwrap_or_else(|| panic!("no {code} warning in {:?}", doc.warnings))
 }
+
+/// A workload of one pgbench script, `SELECT 1` (protocol `prepared`), with the names the load's
+/// connections prepare its statement under.
+pub fn select_one_workload() -> (pgstorm::workload::Workload, Vec<Vec<String>>) {
+    use pgstorm::workload::script::{Predefined, Script};
+    use pgstorm::workload::{Protocol, QueryType, Workload};
+    let script = Script::parse("one", "one", "SELECT 1;\n", Predefined::default()).unwrap();
+    let w = Workload::new(
+        vec![(Box::new(script) as Box<dyn QueryType>, 1)],
+        Protocol::Prepared,
+    )
+    .unwrap();
+    let names = pgstorm::engine::wire_pool::statement_names(&w);
+    (w, names)
+}

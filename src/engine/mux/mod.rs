@@ -6,10 +6,10 @@
 //! A thread that serves several connections sends the next client's query while the server works
 //! on the previous one and finds several replies ready per wakeup.
 //!
-//! Scope: every query type pgstorm builds, since each is a pgbench script (`-f`/`-b`, and the
-//! built-in POS types of [`crate::workload::builtin`]), run resumably
-//! ([`crate::workload::script::resume`]); connections belong to their thread for the whole run
-//! (there is no pool, so no checkout wait is recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
+//! Scope: every query type, since each is a pgbench script (`-f`/`-b`, and the built-in POS types
+//! of [`crate::workload::builtin`]), run resumably ([`crate::workload::script::resume`]);
+//! connections are opened nonblocking ([`super::wire_pool::connect_polled`]) and belong to their
+//! thread for the whole run (there is no pool, so no checkout wait is recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
 //! (one batch per interval to the collector); in open loop the latency runs from the intended
 //! start and the schedule lag is recorded on its own. A completion's timestamp is read once and
 //! serves as the next transaction's start in closed loop.
@@ -35,7 +35,7 @@ use anyhow::Result;
 use self::thread::Thread;
 use super::pool::{session_sql, PoolCounters};
 use super::stats;
-use super::wire_pool::{open_wire, statement_names};
+use super::wire_pool::{connect_polled, counted, statement_names};
 use super::worker::Recorder;
 use super::{Collector, EngineConfig, EngineOutput, RunClock};
 use crate::stop::StopToken;
@@ -69,39 +69,24 @@ struct Shared {
 
 impl Shared {
     fn script(&self, kind: usize) -> &Script {
-        self.workload.types[kind]
-            .as_script()
-            .expect("checked by mux::run: every type is a script")
+        self.workload.types[kind].script()
     }
 
-    /// Opens and prepares one connection, counting it.
+    /// Opens and prepares one nonblocking connection, counting it.
     fn connect(&self) -> Result<WireConn, WireError> {
-        open_wire(
-            &self.target,
-            &self.session_sql,
-            &self.workload,
-            &self.names,
-            &self.counters,
-        )
+        counted(&self.counters, || {
+            connect_polled(&self.target, &self.session_sql, &self.workload, &self.names)
+        })
     }
 }
 
-/// Runs the load on `cfg.threads` multiplexing threads. Every query type must be a script.
+/// Runs the load on `cfg.threads` multiplexing threads.
 pub fn run(
     target: &Target,
     workload: Arc<Workload>,
     cfg: &EngineConfig,
     stop: &StopToken,
 ) -> Result<EngineOutput> {
-    if let Some(t) = workload.types.iter().find(|t| t.as_script().is_none()) {
-        // Every query type pgstorm builds is a script (the built-in POS types too); only a
-        // library caller's own type can lack one.
-        anyhow::bail!(
-            "-j: query type '{}' has no script form, and the multiplexed driver runs scripts \
-             only; run it without -j",
-            t.name()
-        );
-    }
     let clients = cfg.clients.max(1) as usize;
     let threads = (cfg.threads.unwrap_or(1).max(1) as usize).min(clients);
     let n_types = workload.types.len();
