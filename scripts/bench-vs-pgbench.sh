@@ -14,6 +14,11 @@
 #   pg_sleep(2 ms) -R 200 -c 4      open loop well under capacity: pgstorm's p50 within 10% and
 #                                   its p99 no worse than 1.1x pgbench's, with the pool driver
 #                                   (punctual) and with -j 1 (punctualj)
+#   c8floor (no goals: where the pool driver's cost comes from): select-only -M prepared -c 8
+#   run by four clients in turn, the order reversed every repetition: pgbench -j <cpus>, pgbench
+#   -j 8 (one thread per connection: pgbench's own thread-per-connection floor), the design's
+#   floor (examples/floor.rs: one blocking thread per connection on pgstorm's wire layer, nothing
+#   else) and pgstorm's pool driver; TPS and CPU/tx ratios between them are printed.
 #
 # Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
 # (GNU time). Both tools pay for their connections inside the measured process. The server's own
@@ -23,18 +28,19 @@
 #
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
-#   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj
-#   (default: all).
+#   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj,
+#   c8floor (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin). PGSTORM=path runs that pgstorm binary (e.g. one
-#   built from an older commit, to tell a regression from noise) instead of building this tree's.
+#   built from an older commit, to tell a regression from noise) instead of building this tree's;
+#   FLOOR=path likewise for the floor client (default: this tree's examples/floor.rs).
 set -euo pipefail
 
 DSN=""
 DUR=10
 REPS=3
 SCALE=10
-CASES="c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj"
+CASES="c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj,c8floor"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dsn) DSN="$2"; shift 2 ;;
@@ -42,7 +48,7 @@ while [[ $# -gt 0 ]]; do
         --reps) REPS="$2"; shift 2 ;;
         --scale) SCALE="$2"; shift 2 ;;
         --cases) CASES="$2"; shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "bench-vs-pgbench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,6 +63,13 @@ if [[ -z "${PGSTORM:-}" ]]; then
     PGSTORM="$PWD/target/release/pgstorm"
 fi
 [[ -x "$PGSTORM" ]] || { echo "bench-vs-pgbench: PGSTORM=$PGSTORM is not an executable" >&2; exit 2; }
+if [[ ",$CASES," == *",c8floor,"* ]]; then
+    if [[ -z "${FLOOR:-}" ]]; then
+        cargo build --release --quiet --example floor
+        FLOOR="$PWD/target/release/examples/floor"
+    fi
+    [[ -x "$FLOOR" ]] || { echo "bench-vs-pgbench: FLOOR=$FLOOR is not an executable" >&2; exit 2; }
+fi
 WORK="$(mktemp -d)"
 chmod 755 "$WORK"
 
@@ -93,10 +106,12 @@ commits() {
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
-# run_pgbench CASE REP ARGS... : appends "case rep pgbench tps tx cpu_s rss_kib p50_ms p99_ms"
+# run_pgbench CASE REP ARGS... : appends "case rep TOOL tps tx cpu_s rss_kib p50_ms p99_ms steal
+# commits", TOOL being $PGBENCH_TOOL (default pgbench: the name the goals compare against).
 run_pgbench() {
     local case="$1" rep="$2"; shift 2
-    local dir="$WORK/pgbench-$case-$rep"
+    local tool="${PGBENCH_TOOL:-pgbench}"
+    local dir="$WORK/$tool-$case-$rep"
     mkdir -p "$dir"
     local c0; c0=$(commits)
     local st0; st0=$(steal_ticks)
@@ -105,9 +120,9 @@ run_pgbench() {
         echo "pgbench failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
     echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
     echo $(( $(commits) - c0 )) >"$dir/commits"
-    python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
+    python3 - "$dir" "$case" "$rep" "$tool" >>"$RESULTS" <<'EOF'
 import glob, re, sys
-d, case, rep = sys.argv[1:4]
+d, case, rep, tool = sys.argv[1:5]
 out = open(f"{d}/out").read()
 tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
 tx = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
@@ -127,7 +142,31 @@ if lat:
     p50, p99 = rank(0.50) / 1000, rank(0.99) / 1000
 steal = open(f"{d}/steal_ms").read().strip()
 commits = open(f"{d}/commits").read().strip()
-print(case, rep, "pgbench", tps, tx, float(u) + float(s), rss, p50, p99, steal, commits, sep="\t")
+print(case, rep, tool, tps, tx, float(u) + float(s), rss, p50, p99, steal, commits, sep="\t")
+EOF
+}
+
+# run_floor CASE REP ARGS... : the floor client (examples/floor.rs), tool "floor".
+run_floor() {
+    local case="$1" rep="$2"; shift 2
+    local dir="$WORK/floor-$case-$rep"
+    mkdir -p "$dir"
+    local c0; c0=$(commits)
+    local st0; st0=$(steal_ticks)
+    /usr/bin/time -f "%U %S %M" -o "$dir/rusage" "$FLOOR" --dsn "$DSN" -T "$DUR" "$@" \
+        >"$dir/out" 2>"$dir/err" || { echo "floor failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
+    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
+    echo $(( $(commits) - c0 )) >"$dir/commits"
+    python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
+import re, sys
+d, case, rep = sys.argv[1:4]
+out = open(f"{d}/out").read()
+m = re.search(r"floor: clients \d+ tx (\d+) errors (\d+) seconds \S+ tps ([0-9.]+)", out)
+u, s, rss = open(f"{d}/rusage").read().split()[-3:]
+steal = open(f"{d}/steal_ms").read().strip()
+commits = open(f"{d}/commits").read().strip()
+print(case, rep, "floor", float(m.group(3)), int(m.group(1)) + int(m.group(2)), float(u) + float(s),
+      rss, float("nan"), float("nan"), steal, commits, sep="\t")
 EOF
 }
 
@@ -188,6 +227,27 @@ echo "SELECT pg_sleep(0.002);" >"$SLEEP_SQL"
 bench punctual "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -R 200"
 bench punctualj "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -j 1 -R 200"
 
+# Where the pool driver's cost at -c 8 comes from: pgbench -j <cpus>, pgbench -j 8 (pgbench's
+# last -j counts), the design's floor and the pool driver, in turn, the order reversed every
+# repetition.
+c8floor_run() {
+    local rep="$1" select_only="-b select-only -M prepared -c 8"
+    case "$2" in
+        0) run_pgbench c8floor "$rep" $select_only ;;
+        1) PGBENCH_TOOL=pgbench8 run_pgbench c8floor "$rep" $select_only -j 8 ;;
+        2) run_floor c8floor "$rep" -c 8 --scale "$SCALE" ;;
+        3) run_pgstorm c8floor "$rep" $select_only ;;
+    esac
+}
+if [[ ",$CASES," == *",c8floor,"* ]]; then
+    echo "case c8floor: pgbench -j $JOBS | pgbench -j 8 | floor | pgstorm pool driver, -c 8" >&2
+    for rep in $(seq 1 "$REPS"); do
+        order="0 1 2 3"
+        (( rep % 2 )) || order="3 2 1 0"
+        for i in $order; do c8floor_run "$rep" "$i"; done
+    done
+fi
+
 python3 - "$RESULTS" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
@@ -196,9 +256,14 @@ for case, rep, tool, tps, tx, cpu, rss, p50, p99, steal, commits in rows:
     runs.setdefault((case, rep), {})[tool] = dict(
         tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50), p99=float(p99),
         steal=int(steal) / 1000, commits=int(commits))
-def med(case, f):
-    vals = [f(r["pgstorm"], r["pgbench"]) for (c, _), r in sorted(runs.items()) if c == case]
+def med(case, f, a="pgstorm", b="pgbench"):
+    vals = [f(r[a], r[b]) for (c, _), r in sorted(runs.items()) if c == case and a in r and b in r]
     return statistics.median(vals) if vals else None
+tps_ratio = lambda s, b: s["tps"] / b["tps"]
+cpu_ratio = lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"])
+# c8floor: no goals, the ratios between its four clients (numerator / denominator).
+floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbench8", "pgbench"),
+               ("pgstorm", "floor"), ("floor", "pgbench8"), ("pgstorm", "pgbench8")]
 goals = {
     "c8": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.05),
            ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.0)],
@@ -219,9 +284,10 @@ goals = {
                   ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
+tools = ("pgbench", "pgbench8", "floor", "pgstorm")
 print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
 for (case, rep), r in sorted(runs.items()):
-    for tool in ("pgbench", "pgstorm"):
+    for tool in tools:
         x = r.get(tool)
         if x:
             print(f"{case:<8} {rep:>3} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
@@ -239,6 +305,14 @@ for case, checks in goals.items():
         failed += not ok
         shown = f"{op} {goal}" if op != "within10%" else "0.90..1.10"
         print(f"{case:<8} {name:<28} {v:>8.3f}  {shown:<10} {'ok' if ok else 'MISSED'}")
+if any(c == "c8floor" for c, _ in runs):
+    print()
+    print(f"{'c8floor':<8} {'ratio (median over reps)':<28} {'TPS':>8} {'CPU/tx':>8}")
+    for a, b in floor_pairs:
+        t, c = med("c8floor", tps_ratio, a, b), med("c8floor", cpu_ratio, a, b)
+        if t is not None:
+            print(f"{'c8floor':<8} {a + ' / ' + b:<28} {t:>8.3f} {c:>8.3f}")
 print()
-print("all goals met" if not failed else f"{failed} goal(s) missed")
+checked = any(c in goals for c, _ in runs)
+print("no goals in these cases" if not checked else "all goals met" if not failed else f"{failed} goal(s) missed")
 EOF

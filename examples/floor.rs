@@ -1,0 +1,182 @@
+//! The design's floor: the least a blocking thread-per-connection client can do on pgstorm's own
+//! wire layer, to tell what the pool driver's design costs (one thread per connection, a context
+//! switch per query on a host with fewer cores than clients) from what pgstorm adds to it (the
+//! pool checkout, the recorder, the collector, the samplers, the pause meter).
+//!
+//! One thread per connection, each running pgbench's built-in `select-only` with `-M prepared`:
+//! a statement prepared once, then Bind/Execute/Sync of a random `aid` per transaction, read up to
+//! ReadyForQuery on a blocking socket. Two clock reads per transaction (before the send, after
+//! the reply), nothing else: no pool, no histogram, no collector, no pinning. The threads start
+//! together once every connection is open and prepared; the measured window is `-T` seconds from
+//! then. The last line printed is the result, `floor: clients C tx N errors E seconds S tps X
+//! mean_latency_ms L`, which `scripts/bench-vs-pgbench.sh` (case `c8floor`) reads.
+//!
+//! Usage: `cargo run --release --example floor -- --dsn CONNINFO [-c 8] [-T 10] [--scale 1]`
+//! (without `--dsn`, the PG* environment variables name the server).
+
+use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use pgstorm::rng::Rng;
+use pgstorm::target::{self, Target};
+use pgstorm::wire::{Msg, WireConn, WireError};
+
+/// pgbench's select-only statement; `aid` is drawn from `1..=100000 * scale`, as pgbench does.
+const SELECT_ONLY: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+
+/// The command line.
+struct Args {
+    dsn: Option<String>,
+    clients: usize,
+    seconds: u64,
+    scale: i64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        dsn: None,
+        clients: 8,
+        seconds: 10,
+        scale: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{flag} wants a positive integer, got {v:?}"))
+        };
+        match flag.as_str() {
+            "--dsn" => args.dsn = Some(value()?),
+            "-c" => args.clients = number(value()?)? as usize,
+            "-T" => args.seconds = number(value()?)?,
+            "--scale" | "-s" => {
+                args.scale = i64::try_from(number(value()?)?).map_err(|e| e.to_string())?
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+/// What one client did in the measured window.
+#[derive(Default)]
+struct Tally {
+    tx: u64,
+    errors: u64,
+    busy: Duration,
+}
+
+/// Opens and prepares one client's connection; its socket blocks on reads (one read per reply).
+fn open(target: &Target) -> Result<WireConn, WireError> {
+    let mut conn = WireConn::connect(&target.config, &target.connector, "")?;
+    conn.prepare_blocking("floor", SELECT_ONLY)?;
+    conn.block_on_reads()?;
+    Ok(conn)
+}
+
+/// One client's loop until `end`: a transaction is one Bind/Execute/Sync exchange.
+fn client(mut conn: WireConn, id: u64, scale: i64, start: &Barrier, seconds: u64) -> Tally {
+    let mut rng = Rng::stream(0xF1_00, id);
+    let mut tally = Tally::default();
+    start.wait();
+    let end = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let aid = rng.range_i64(1, 100_000 * scale);
+        let t0 = Instant::now();
+        conn.begin_bind("floor", 1);
+        conn.bind_text(|w| w.push_i64(aid));
+        conn.end_bind();
+        conn.queue_execute();
+        conn.queue_sync();
+        let mut failed = false;
+        let r = conn.exchange_blocking(|m| failed |= matches!(m, Msg::Error { .. }));
+        let t1 = Instant::now();
+        tally.busy += t1 - t0;
+        match r {
+            Ok(_) if !failed => tally.tx += 1,
+            Ok(_) => tally.errors += 1,
+            Err(e) => {
+                eprintln!("floor: client {id}: {e}");
+                tally.errors += 1;
+                return tally;
+            }
+        }
+        if t1 >= end {
+            return tally;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "floor: {e}\nusage: floor [--dsn CONNINFO] [-c CLIENTS] [-T SECONDS] [--scale N]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let target = match target::resolve(args.dsn.as_deref()) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            eprintln!("floor: no server: give --dsn or set the PG* environment variables");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("floor: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut conns = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        match open(&target) {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                eprintln!("floor: cannot connect to {}: {e}", target.display);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let start = Arc::new(Barrier::new(args.clients + 1));
+    let threads: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(id, conn)| {
+            let start = start.clone();
+            let (scale, seconds) = (args.scale, args.seconds);
+            std::thread::spawn(move || client(conn, id as u64, scale, &start, seconds))
+        })
+        .collect();
+    start.wait();
+    let t0 = Instant::now();
+    let mut total = Tally::default();
+    for t in threads {
+        let Ok(one) = t.join() else {
+            eprintln!("floor: a client thread panicked");
+            return ExitCode::FAILURE;
+        };
+        total.tx += one.tx;
+        total.errors += one.errors;
+        total.busy += one.busy;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let done = (total.tx + total.errors).max(1);
+    println!(
+        "floor: clients {} tx {} errors {} seconds {:.3} tps {:.1} mean_latency_ms {:.4}",
+        args.clients,
+        total.tx,
+        total.errors,
+        secs,
+        total.tx as f64 / secs,
+        total.busy.as_secs_f64() * 1e3 / done as f64
+    );
+    if total.errors > 0 {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
