@@ -1,15 +1,39 @@
 //! The hiccup meter against a real pause of the process: SIGSTOP, then SIGCONT from a child.
 //!
 //! In a test binary of its own because stopping the process stops every test running in it.
+//! The meter is pinned as the engine pins it, so the control covers the configuration that runs.
 
 use std::time::{Duration, Instant};
 
-use pgstorm::engine::hiccup::Meter;
+use pgstorm::engine::hiccup::{Meter, THREAD_NAME};
+
+/// The CPUs the kernel lets this process's thread named `name` run on, as in /proc.
+fn allowed_cpus(name: &str) -> Option<String> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim_end() == name {
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string());
+        }
+    }
+    None
+}
 
 #[test]
 fn a_stopped_process_is_seen_as_one_pause_of_about_that_length() {
-    let meter = Meter::start(Instant::now()).unwrap();
+    let core = *core_affinity::get_core_ids().unwrap().last().unwrap();
+    let meter = Meter::start(Instant::now(), Some(core)).unwrap();
     std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        allowed_cpus(THREAD_NAME).as_deref(),
+        Some(core.id.to_string().as_str()),
+        "the meter thread is not pinned to core {}",
+        core.id
+    );
     // A stopped process cannot continue itself: a child sends SIGCONT after 300 ms.
     let pid = std::process::id().to_string();
     let mut cont = std::process::Command::new("sh")

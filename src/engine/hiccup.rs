@@ -7,7 +7,10 @@
 //! the two apart, and every result reports the longest one.
 //!
 //! Invariants: the meter costs one short wakeup per millisecond and allocates only when it records
-//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to.
+//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to. The engine
+//! pins it to one core ([`super::meter_core`]): left to float, its 1 kHz wakeups cost the pool
+//! driver a quarter of its CPU per transaction at `-c 8` on a 2-core VM, pinned next to nothing
+//! (docs/performance.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +21,8 @@ use anyhow::{Context, Result};
 
 /// The meter's sleep.
 const PERIOD: Duration = Duration::from_millis(1);
+/// The meter thread's name, as the kernel shows it.
+pub const THREAD_NAME: &str = "pgstorm-hiccup";
 /// Shortest oversleep recorded as a pause.
 pub const PAUSE_FLOOR: Duration = Duration::from_millis(10);
 
@@ -37,14 +42,19 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Starts measuring; offsets are taken from `start`.
-    pub fn start(start: Instant) -> Result<Meter> {
+    /// Starts measuring on `core` (any core when `None`); offsets are taken from `start`.
+    pub fn start(start: Instant, core: Option<core_affinity::CoreId>) -> Result<Meter> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
-            .name("pgstorm-hiccup".into())
+            .name(THREAD_NAME.into())
             .stack_size(64 * 1024)
-            .spawn(move || measure(start, &flag))
+            .spawn(move || {
+                if let Some(c) = core {
+                    core_affinity::set_for_current(c);
+                }
+                measure(start, &flag)
+            })
             .context("cannot start the hiccup meter thread")?;
         Ok(Meter { stop, handle })
     }
