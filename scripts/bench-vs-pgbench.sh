@@ -53,6 +53,9 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+# Binaries given as relative paths are the caller's: resolve them before moving to the repository.
+[[ -n "${PGSTORM:-}" ]] && PGSTORM="$(realpath -m "$PGSTORM")"
+[[ -n "${FLOOR:-}" ]] && FLOOR="$(realpath -m "$FLOOR")"
 cd "$(dirname "$0")/.."
 for tool in pgbench psql python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench-vs-pgbench: $tool is required" >&2; exit 2; }
@@ -106,20 +109,27 @@ commits() {
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
+# measured DIR LABEL CMD... : runs CMD in DIR (its output in DIR/out and DIR/err) under GNU time
+# (DIR/rusage: user s, system s, peak RSS KiB), and records the steal time (DIR/steal_ms) and the
+# server's commits (DIR/commits) around it; a failing CMD ends the script with its last errors.
+measured() {
+    local dir="$1" label="$2"; shift 2
+    mkdir -p "$dir"
+    local c0; c0=$(commits)
+    local st0; st0=$(steal_ticks)
+    (cd "$dir" && /usr/bin/time -f "%U %S %M" -o "$dir/rusage" "$@" >"$dir/out" 2>"$dir/err") || {
+        echo "$label failed:" >&2; tail -5 "$dir/err" >&2; exit 1; }
+    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
+    echo $(( $(commits) - c0 )) >"$dir/commits"
+}
+
 # run_pgbench CASE REP ARGS... : appends "case rep TOOL tps tx cpu_s rss_kib p50_ms p99_ms steal
 # commits", TOOL being $PGBENCH_TOOL (default pgbench: the name the goals compare against).
 run_pgbench() {
     local case="$1" rep="$2"; shift 2
     local tool="${PGBENCH_TOOL:-pgbench}"
     local dir="$WORK/$tool-$case-$rep"
-    mkdir -p "$dir"
-    local c0; c0=$(commits)
-    local st0; st0=$(steal_ticks)
-    (cd "$dir" && /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
-        pgbench -n -j "$JOBS" -T "$DUR" "$@" "$DSN" >"$dir/out" 2>"$dir/err") || {
-        echo "pgbench failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
-    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
-    echo $(( $(commits) - c0 )) >"$dir/commits"
+    measured "$dir" "pgbench ($case)" pgbench -n -j "$JOBS" -T "$DUR" "$@" "$DSN"
     python3 - "$dir" "$case" "$rep" "$tool" >>"$RESULTS" <<'EOF'
 import glob, re, sys
 d, case, rep, tool = sys.argv[1:5]
@@ -150,13 +160,7 @@ EOF
 run_floor() {
     local case="$1" rep="$2"; shift 2
     local dir="$WORK/floor-$case-$rep"
-    mkdir -p "$dir"
-    local c0; c0=$(commits)
-    local st0; st0=$(steal_ticks)
-    /usr/bin/time -f "%U %S %M" -o "$dir/rusage" "$FLOOR" --dsn "$DSN" -T "$DUR" "$@" \
-        >"$dir/out" 2>"$dir/err" || { echo "floor failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
-    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
-    echo $(( $(commits) - c0 )) >"$dir/commits"
+    measured "$dir" "floor ($case)" "$FLOOR" --dsn "$DSN" -T "$DUR" "$@"
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import re, sys
 d, case, rep = sys.argv[1:4]
@@ -174,14 +178,9 @@ EOF
 run_pgstorm() {
     local case="$1" rep="$2"; shift 2
     local dir="$WORK/pgstorm-$case-$rep"
-    mkdir -p "$dir"
-    local c0; c0=$(commits)
-    local st0; st0=$(steal_ticks)
-    /usr/bin/time -f "%U %S %M" -o "$dir/rusage" \
-        "$PGSTORM" queries --dsn "$DSN" -T "$DUR" --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-} \
-        >"$dir/out" 2>"$dir/err" || { echo "pgstorm failed ($case):" >&2; tail -5 "$dir/err" >&2; exit 1; }
-    echo $(( ($(steal_ticks) - st0) * 1000 / TICK )) >"$dir/steal_ms"
-    echo $(( $(commits) - c0 )) >"$dir/commits"
+    # shellcheck disable=SC2086 # PGSTORM_ARGS is a list of words
+    measured "$dir" "pgstorm ($case)" "$PGSTORM" queries --dsn "$DSN" -T "$DUR" \
+        --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-}
     python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
 import glob, json, sys
 d, case, rep = sys.argv[1:4]
