@@ -4,6 +4,10 @@
 # rows), run alternately REPS times. Prints each run's seconds, rows/s and MB/s (MB = 10^6 bytes
 # of tables and indexes afterwards, pg_total_relation_size), then the median ratio pgstorm /
 # pgbench of rows/s and of MB/s for each --jobs value.
+# Each run also gets the CPU seconds of the whole machine while it ran (/proc/stat: user, nice,
+# system, irq, softirq) and the tool's own (GNU time). With the server on this machine and
+# nothing else running, their difference per row is the server's work per row ("srv us/row"),
+# and busy seconds near nproc times the run's seconds mean the seed was CPU-bound.
 #
 # Usage: scripts/bench-seed.sh --dsn CONNINFO [--pgbench-scale P] [--scale S] [--jobs 1,3] [--reps N]
 #   PGSTORM (default target/release/pgstorm) is the binary measured. The target database gets
@@ -32,36 +36,60 @@ done
 
 sql() { psql "$DSN" -XAtq -c "$1"; }
 now() { date +%s.%N; }
+# Busy CPU seconds of the whole machine so far.
+busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
+# timed OUTVAR CMD... : runs CMD quietly; sets OUTVAR to "seconds busy_s client_s".
+timed() {
+    local var="$1" t0 t1 b0 b1 rus; shift
+    rus=$(mktemp)
+    b0=$(busy); t0=$(now)
+    /usr/bin/time -f "%U %S" -o "$rus" "$@" >/dev/null 2>&1
+    t1=$(now); b1=$(busy)
+    printf -v "$var" '%s %s %s' "$(echo "$t1 - $t0" | bc -l)" "$(echo "$b1 - $b0" | bc -l)" \
+        "$(awk 'END {print $1 + $2}' "$rus")"
+    rm -f "$rus"
+}
+# report TOOL ROWS BYTES "seconds busy_s client_s" : prints one line; sets RPS, MBS and SRV.
+report() {
+    local secs busy_s client_s; read -r secs busy_s client_s <<< "$4"
+    RPS=$(echo "$2 / $secs" | bc -l); MBS=$(echo "$3 / 1000000 / $secs" | bc -l)
+    SRV=$(echo "($busy_s - $client_s) * 1000000 / $2" | bc -l)
+    printf '%-22s %8.2f %10d %12.0f %8.1f %8.2f %8.2f %10.2f\n' "$1" "$secs" "$2" "$RPS" "$MBS" \
+        "$busy_s" "$client_s" "$SRV"
+}
 bytes() { sql "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE c.relkind = 'r' AND $1"; }
 cleanup() { sql "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers" || true
-            "$PGSTORM" clean --dsn "$DSN" >/dev/null || true; }
+            "$PGSTORM" clean --dsn "$DSN" >/dev/null 2>&1 || true; }
+# Drops pgstorm's schema quietly; its errors are shown only if it fails.
+drop_pgstorm() { local e; e=$("$PGSTORM" clean --dsn "$DSN" 2>&1 >/dev/null) || { echo "$e" >&2; return 1; }; }
 trap cleanup EXIT
 
-declare -A RATIO_ROWS RATIO_MB
+declare -A RATIO_ROWS RATIO_MB RATIO_SRV
+m=
 IFS=, read -ra JOB_LIST <<< "$JOBS"
-printf '%-22s %8s %10s %12s %8s\n' tool seconds rows rows/s MB/s
-for rep in $(seq 1 "$REPS"); do
-    t0=$(now); pgbench -i -q -s "$PSCALE" "$DSN" >/dev/null 2>&1; t1=$(now)
+printf '%-22s %8s %10s %12s %8s %8s %8s %10s\n' tool seconds rows rows/s MB/s "busy s" "tool s" "srv us/row"
+for _ in $(seq 1 "$REPS"); do
+    timed m pgbench -i -q -s "$PSCALE" "$DSN"
     b=$(bytes "c.relname LIKE 'pgbench\\_%'")
     rows=$(sql "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_tellers) + (SELECT count(*) FROM pgbench_branches)")
-    pg_rps=$(echo "$rows / ($t1 - $t0)" | bc -l); pg_mbs=$(echo "$b / 1000000 / ($t1 - $t0)" | bc -l)
-    printf '%-22s %8.2f %10d %12.0f %8.1f\n' "pgbench -i -s $PSCALE" "$(echo "$t1 - $t0" | bc -l)" "$rows" "$pg_rps" "$pg_mbs"
+    report "pgbench -i -s $PSCALE" "$rows" "$b" "$m"; pg_rps=$RPS; pg_mbs=$MBS; pg_srv=$SRV
     sql "DROP TABLE pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers"
     for j in "${JOB_LIST[@]}"; do
-        "$PGSTORM" clean --dsn "$DSN" >/dev/null
-        t0=$(now); "$PGSTORM" seed --dsn "$DSN" --scale "$SCALE" -j "$j" >/dev/null 2>&1; t1=$(now)
+        drop_pgstorm
+        timed m "$PGSTORM" seed --dsn "$DSN" --scale "$SCALE" -j "$j"
         b=$(bytes "n.nspname = 'pgstorm' AND c.relname <> 'pgstorm_meta'")
         rows=$(sql "SELECT partners + orders + lines FROM pgstorm.pgstorm_meta")
-        ps_rps=$(echo "$rows / ($t1 - $t0)" | bc -l); ps_mbs=$(echo "$b / 1000000 / ($t1 - $t0)" | bc -l)
-        printf '%-22s %8.2f %10d %12.0f %8.1f\n' "pgstorm seed -s $SCALE -j $j" "$(echo "$t1 - $t0" | bc -l)" "$rows" "$ps_rps" "$ps_mbs"
-        RATIO_ROWS[$j]+="$(echo "$ps_rps / $pg_rps" | bc -l) "
-        RATIO_MB[$j]+="$(echo "$ps_mbs / $pg_mbs" | bc -l) "
+        report "pgstorm seed -s $SCALE -j $j" "$rows" "$b" "$m"
+        RATIO_ROWS[$j]+="$(echo "$RPS / $pg_rps" | bc -l) "
+        RATIO_MB[$j]+="$(echo "$MBS / $pg_mbs" | bc -l) "
+        RATIO_SRV[$j]+="$(echo "$SRV / $pg_srv" | bc -l) "
     done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for j in "${JOB_LIST[@]}"; do
-    printf 'pgstorm -j %s / pgbench -i: rows/s %.2fx, MB/s %.2fx (median of %d)\n' "$j" \
-        "$(echo "${RATIO_ROWS[$j]}" | median)" "$(echo "${RATIO_MB[$j]}" | median)" "$REPS"
+    printf 'pgstorm -j %s / pgbench -i: rows/s %.2fx, MB/s %.2fx, server CPU per row %.2fx (median of %d)\n' \
+        "$j" "$(echo "${RATIO_ROWS[$j]}" | median)" "$(echo "${RATIO_MB[$j]}" | median)" \
+        "$(echo "${RATIO_SRV[$j]}" | median)" "$REPS"
 done
