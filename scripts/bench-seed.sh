@@ -38,15 +38,14 @@ sql() { psql "$DSN" -XAtq -c "$1"; }
 now() { date +%s.%N; }
 # Busy CPU seconds of the whole machine so far.
 busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
-# timed OUTVAR CMD... : runs CMD quietly; sets OUTVAR to "seconds busy_s client_s".
+# timed CMD... : runs CMD quietly; prints "seconds busy_s client_s" (fails if CMD does).
 timed() {
-    local var="$1" t0 t1 b0 b1 rus; shift
+    local t0 t1 b0 b1 rus
     rus=$(mktemp)
     b0=$(busy); t0=$(now)
-    /usr/bin/time -f "%U %S" -o "$rus" "$@" >/dev/null 2>&1
+    /usr/bin/time -f "%U %S" -o "$rus" "$@" >/dev/null 2>&1 || { rm -f "$rus"; return 1; }
     t1=$(now); b1=$(busy)
-    printf -v "$var" '%s %s %s' "$(echo "$t1 - $t0" | bc -l)" "$(echo "$b1 - $b0" | bc -l)" \
-        "$(awk 'END {print $1 + $2}' "$rus")"
+    echo "$(echo "$t1 - $t0" | bc -l) $(echo "$b1 - $b0" | bc -l) $(awk 'END {print $1 + $2}' "$rus")"
     rm -f "$rus"
 }
 # report TOOL ROWS BYTES "seconds busy_s client_s" : prints one line; sets RPS, MBS and SRV.
@@ -67,18 +66,17 @@ drop_pgstorm() { local e; e=$("$PGSTORM" clean --dsn "$DSN" 2>&1 >/dev/null) || 
 trap cleanup EXIT
 
 declare -A RATIO_ROWS RATIO_MB RATIO_SRV
-m=
 IFS=, read -ra JOB_LIST <<< "$JOBS"
 printf '%-22s %8s %10s %12s %8s %8s %8s %10s\n' tool seconds rows rows/s MB/s "busy s" "tool s" "srv us/row"
 for _ in $(seq 1 "$REPS"); do
-    timed m pgbench -i -q -s "$PSCALE" "$DSN"
+    m=$(timed pgbench -i -q -s "$PSCALE" "$DSN")
     b=$(bytes "c.relname LIKE 'pgbench\\_%'")
     rows=$(sql "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_tellers) + (SELECT count(*) FROM pgbench_branches)")
     report "pgbench -i -s $PSCALE" "$rows" "$b" "$m"; pg_rps=$RPS; pg_mbs=$MBS; pg_srv=$SRV
     sql "DROP TABLE pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers"
     for j in "${JOB_LIST[@]}"; do
         drop_pgstorm
-        timed m "$PGSTORM" seed --dsn "$DSN" --scale "$SCALE" -j "$j"
+        m=$(timed "$PGSTORM" seed --dsn "$DSN" --scale "$SCALE" -j "$j")
         b=$(bytes "n.nspname = 'pgstorm' AND c.relname <> 'pgstorm_meta'")
         rows=$(sql "SELECT partners + orders + lines FROM pgstorm.pgstorm_meta")
         report "pgstorm seed -s $SCALE -j $j" "$rows" "$b" "$m"

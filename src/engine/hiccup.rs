@@ -7,10 +7,11 @@
 //! the two apart, and every result reports the longest one.
 //!
 //! Invariants: the meter costs one short wakeup per millisecond and allocates only when it records
-//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to. The engine
-//! pins it to one core ([`super::meter_core`]): left to float, its 1 kHz wakeups cost the pool
+//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to. It pins
+//! itself to one core, the last this process may run on (the monitor core on hosts that keep one),
+//! whether or not the load threads are pinned: left to float, its 1 kHz wakeups cost the pool
 //! driver a quarter of its CPU per transaction at `-c 8` on a 2-core VM, pinned next to nothing
-//! (docs/performance.md).
+//! (docs/performance.md). Pinned, it constrains neither the load threads nor the server's backends.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,8 +43,10 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Starts measuring on `core` (any core when `None`); offsets are taken from `start`.
-    pub fn start(start: Instant, core: Option<core_affinity::CoreId>) -> Result<Meter> {
+    /// Starts measuring, pinned to the last core this process may run on; offsets are taken
+    /// from `start`.
+    pub fn start(start: Instant) -> Result<Meter> {
+        let core = core_affinity::get_core_ids().and_then(|ids| ids.last().copied());
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()

@@ -206,14 +206,6 @@ pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
     }
 }
 
-/// The core the hiccup meter is pinned to, with or without pinning of the load threads: the last
-/// core this process may run on (the monitor core on hosts that keep one). Left to float, its
-/// 1 kHz wakeups cost the load threads far more than the wakeups themselves ([`hiccup`]); pinned,
-/// it constrains neither the load threads nor the server's backends.
-pub fn meter_core() -> Option<core_affinity::CoreId> {
-    core_affinity::get_core_ids()?.last().copied()
-}
-
 /// Where the pool driver's workers get their connections: the project's wire connections (so
 /// scripts run on the executor the `-j` driver runs, pipeline mode included), pooled, or one per
 /// transaction with `-C`.
@@ -488,7 +480,7 @@ impl Collector {
             tx,
             recycle,
             handle,
-            hiccups: hiccup::Meter::start(clock.start, meter_core())?,
+            hiccups: hiccup::Meter::start(clock.start)?,
         })
     }
 
