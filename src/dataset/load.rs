@@ -218,6 +218,16 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// Tells the seed's coordinator that a loader's thread is ending, however it ends (an error or a
+/// panic included), by sending on drop.
+struct Finished(mpsc::Sender<()>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
 /// One generated chunk of binary COPY tuples.
 struct Piece {
     bytes: Vec<u8>,
@@ -560,20 +570,33 @@ fn run(
         } else {
             drop((orders_send, lines_send));
         }
+        // Each loader says when it is done, so the swap starts at once rather than at the
+        // coordinator's next progress tick (up to `POLL` later).
+        let (finished, wake) = mpsc::channel::<()>();
         let extra: Vec<_> = (1..streams)
             .map(|_| {
-                let (work, shared) = (&work, &shared);
+                let (work, shared, finished) = (&work, &shared, finished.clone());
                 s.spawn(move || -> Result<(), DatasetError> {
+                    let _done = Finished(finished);
                     let connect = connect.expect("streams above 1 only with a connector");
                     let mut c = connect().step("opening a loading connection")?;
                     work(&mut c).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))
                 })
             })
             .collect();
-        let own =
-            s.spawn(|| work(client).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed)));
+        let own = {
+            let (work, shared, client) = (&work, &shared, &mut *client);
+            s.spawn(move || {
+                let _done = Finished(finished);
+                work(client).inspect_err(|_| shared.stop.store(true, Ordering::Relaxed))
+            })
+        };
         while !(own.is_finished() && extra.iter().all(|h| h.is_finished())) {
-            std::thread::sleep(POLL);
+            match wake.recv_timeout(POLL) {
+                // A loader's thread ends just after its guard's message: wait for that.
+                Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::yield_now(),
+            }
             let lines = shared.loaded[LINES].load(Ordering::Relaxed);
             if lines > 0 {
                 meter.rows_total = plan.partners + plan.orders + lines;
