@@ -8,9 +8,10 @@
 #   the same two with the pool driver (c8pool, c500pool: no -j, one thread per client)
 #                                   c8: TPS >= 1.0x, CPU/tx <= 1.1x;
 #                                   c500: CPU/tx <= 1.5x, pgstorm peak RSS <= 64 MiB
-#   tpcb-like   -M prepared -c 8    TPS >= 1.0x
+#   tpcb-like   -M prepared -c 8    TPS >= 1.0x, with -j (tpcb) and with the pool driver (tpcbpool)
 #   select-only -R 2000 -c 8        pgstorm p50 and p99 within 10% of the percentiles computed
-#                                   from pgbench's own per-transaction log (-l)
+#                                   from pgbench's own per-transaction log (-l), with -j 8
+#                                   (latency) and with the pool driver (latencypool)
 #   pg_sleep(2 ms) -R 200 -c 4      open loop well under capacity: pgstorm's p50 within 10% and
 #                                   its p99 no worse than 1.1x pgbench's, with the pool driver
 #                                   (punctual) and with -j 1 (punctualj)
@@ -28,8 +29,8 @@
 #
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
-#   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj,
-#   c8floor (default: all).
+#   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,
+#   punctual,punctualj,c8floor (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin). PGSTORM=path runs that pgstorm binary (e.g. one
 #   built from an older commit, to tell a regression from noise) instead of building this tree's;
@@ -40,7 +41,7 @@ DSN=""
 DUR=10
 REPS=3
 SCALE=10
-CASES="c8,c500,c8pool,c500pool,tpcb,latency,punctual,punctualj,c8floor"
+CASES="c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,punctual,punctualj,c8floor"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dsn) DSN="$2"; shift 2 ;;
@@ -216,9 +217,11 @@ bench c500 "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 50
 bench c8pool "-b select-only -M prepared -c 8" "-b select-only -M prepared -c 8"
 bench c500pool "-b select-only -M prepared -c 500" "-b select-only -M prepared -c 500"
 bench tpcb "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8 -j $JOBS"
+bench tpcbpool "-b tpcb-like -M prepared -c 8" "-b tpcb-like -M prepared -c 8"
 # One thread per client here in both tools: this case compares measurement, and a thread serving
 # four clients would add its own queueing to the latencies.
 bench latency "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -j 8 -R 2000"
+bench latencypool "-b select-only -M prepared -c 8 -j 8 -R 2000 -l" "-b select-only -M prepared -c 8 -R 2000"
 # Open loop well under capacity: a transaction that sleeps 2 ms on the server, 200 tx/s over 4
 # clients. Any schedule lag the client adds shows in the tail.
 SLEEP_SQL="$WORK/sleep-2ms.sql"
@@ -275,8 +278,11 @@ goals = {
                  ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.5),
                  ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 64)],
     "tpcb": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0)],
+    "tpcbpool": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0)],
     "latency": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
+    "latencypool": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                    ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
     "punctual": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
                  ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
     "punctualj": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
