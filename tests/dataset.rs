@@ -423,3 +423,33 @@ fn a_parallel_seed_leaves_validated_keys_and_vacuumed_analyzed_tables() {
     }
     assert!(dataset::clean(&mut client).unwrap());
 }
+
+/// A parallel seed whose extra loading connections cannot be opened fails with the step that
+/// failed, promptly, and loses nothing: the previous dataset stays in place and the next seed
+/// cleans up what the failed one left.
+#[test]
+fn a_parallel_seed_whose_loaders_cannot_connect_fails_and_keeps_the_previous_dataset() {
+    let Some((mut client, _guard)) = target("a_parallel_seed_whose_loaders_cannot_connect") else {
+        return;
+    };
+    dataset::seed(&mut client, &opts(1, 1)).unwrap();
+    let before = digests(&mut client);
+    // Port 1 on loopback: nothing listens there, so each connect is refused at once.
+    let refused = || Client::connect("host=127.0.0.1 port=1 user=x dbname=x", NoTls);
+    let started = std::time::Instant::now();
+    let err = dataset::seed_parallel(&mut client, &refused, 3, &opts(2, 1))
+        .expect_err("loaders that cannot connect fail the seed");
+    let took = started.elapsed();
+    assert!(
+        err.to_string().contains("opening a loading connection"),
+        "the error names the failed step: {err}"
+    );
+    // Generous for a loaded 2-core VM: a scale-2 seed is a fraction of a second of work; what
+    // this rules out is a coordinator left waiting on a loader that is gone.
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    assert_eq!(dataset::status(&mut client).unwrap().unwrap().scale, 1);
+    assert_eq!(digests(&mut client), before);
+    let marker = dataset::seed(&mut client, &opts(2, 1)).unwrap();
+    assert_eq!(marker.scale, 2);
+    assert!(dataset::clean(&mut client).unwrap());
+}
