@@ -187,15 +187,34 @@ fn the_disconnect_flush_after_the_load_counts_in_no_summary_or_peak() {
     let server = m.server.as_ref().unwrap();
 
     // Which samples lie inside the load, from their times alone: each covers the span since the
-    // previous one.
-    let mut from = 0.0;
-    let mut inside = Vec::new();
-    for s in &server.samples {
-        if from >= w.start_s && s.t_s <= w.end_s {
-            inside.push(s.tps);
+    // previous one of its sampler, and the host and server samples of one tick share a phase, so
+    // a tick is inside when both its spans are (the two samplers read their sources a moment
+    // apart, and the load can end between them).
+    let host = m.host.as_ref().unwrap();
+    let mut spans: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
+    for series in [
+        host.samples
+            .iter()
+            .map(|s| (s.tick, s.t_s))
+            .collect::<Vec<_>>(),
+        server.samples.iter().map(|s| (s.tick, s.t_s)).collect(),
+    ] {
+        let mut from = 0.0;
+        for (tick, t) in series {
+            let e = spans.entry(tick).or_insert((from, t));
+            *e = (e.0.min(from), e.1.max(t));
+            from = t;
         }
-        from = s.t_s;
     }
+    let inside: Vec<f64> = server
+        .samples
+        .iter()
+        .filter(|s| {
+            let (from, to) = spans[&s.tick];
+            from >= w.start_s && to <= w.end_s
+        })
+        .map(|s| s.tps)
+        .collect();
     assert!(inside.len() >= 3, "{} samples inside {w:?}", inside.len());
     let mut sorted = inside.clone();
     sorted.sort_by(f64::total_cmp);
@@ -230,7 +249,6 @@ fn the_disconnect_flush_after_the_load_counts_in_no_summary_or_peak() {
         server.summary.tps.peak
     );
     // Host samples of one tick share its phase, and the under-load summary counts the same ticks.
-    let host = m.host.as_ref().unwrap();
     let load_ticks = |v: Vec<(u64, Phase)>| -> Vec<u64> {
         v.into_iter()
             .filter(|(_, p)| *p == Phase::Load)
