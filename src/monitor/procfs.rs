@@ -143,6 +143,9 @@ pub struct TreeUsage {
     pub processes: u32,
 }
 
+/// The most of one `/proc/<pid>/<file>` read: `stat` and `statm` are a few hundred bytes.
+const READ_LIMIT: u64 = 64 * 1024;
+
 /// Reads small `/proc` files into one reused buffer: no allocation per file once the buffer has
 /// grown, and no `statx` for a size hint (`fs::read_to_string` makes one per file). At 500
 /// backends a sample reads a thousand files.
@@ -165,21 +168,12 @@ impl ProcReader {
         use std::io::Read;
         self.path.clear();
         let _ = write!(self.path, "/proc/{pid}/{file}");
-        let mut f = fs::File::open(&self.path).ok()?;
+        // Through `Take`, `read_to_end` reads into the buffer's spare capacity until EOF; a
+        // plain `File::read_to_end` would first ask the file's size, one more system call
+        // per file for a size procfs reports as 0.
+        let f = fs::File::open(&self.path).ok()?;
         self.buf.clear();
-        loop {
-            if self.buf.len() == self.buf.capacity() {
-                self.buf.reserve(1024);
-            }
-            let len = self.buf.len();
-            let spare = self.buf.capacity() - len;
-            self.buf.resize(len + spare, 0);
-            let n = f.read(&mut self.buf[len..]).ok()?;
-            self.buf.truncate(len + n);
-            if n == 0 {
-                break;
-            }
-        }
+        f.take(READ_LIMIT).read_to_end(&mut self.buf).ok()?;
         std::str::from_utf8(&self.buf).ok()
     }
 
