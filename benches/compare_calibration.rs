@@ -56,6 +56,8 @@ fn main() {
                         effect_pct,
                         noise,
                         paired,
+                        drift_pct: 0.0,
+                        a_always_first: false,
                     };
                     simulate(&sc, trials, seed, &opts)
                 };

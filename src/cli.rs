@@ -885,9 +885,9 @@ pub struct SweepArgs {
     pub progress_format: ProgressFormat,
 }
 
-/// Run side A and side B alternately (A B A B ...), each applied by its SQL file before each of
-/// its runs, so drift over the study hits both alike; archive every run and a set per side, and
-/// compare them pair by pair. The load of each run takes `pgstorm queries` options after `--`.
+/// Run side A and side B alternately, the order flipped every pair (A B, B A, A B, ...), each
+/// applied by its SQL file before each of its runs, so drift over the study hits both alike;
+/// archive every run and a set per side, and compare them pair by pair. The load of each run takes `pgstorm queries` options after `--`.
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,

@@ -128,6 +128,35 @@ const TICK_SECONDS: u64 = 4;
 /// Warmup seconds of each run of [`ticks`] (also the study's `--warmup`).
 const TICK_WARMUP: u64 = 1;
 
+/// Runs `pgstorm study` of 3 pairs into `results`: side A applies `a`'s SQL file and side B
+/// `b`'s (each given as label and file), every run with `load` as its arguments and no monitor.
+/// Asserts that it exited 0 and returns the two sets' directories, A's first.
+fn study(
+    a: (&str, &Path),
+    b: (&str, &Path),
+    dsn: &str,
+    results: &Path,
+    load: &[&str],
+) -> [PathBuf; 2] {
+    let side = |(label, sql): (&str, &Path)| format!("label={label},sql={}", sql.display());
+    let (side_a, side_b) = (side(a), side(b));
+    let mut args = vec![
+        "study", "--a", &side_a, "--b", &side_b, "--pairs", "3", "--", "--dsn", dsn,
+    ];
+    args.extend_from_slice(load);
+    args.extend_from_slice(&["--no-monitor", "--results-dir", s(results)]);
+    let (code, err) = common::run_pgstorm(&args);
+    assert_eq!(code, 0, "{err}");
+    let set = |label: &str| {
+        std::fs::read_dir(results)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|d| d.join("set.json").is_file() && s(d).ends_with(&format!("-{label}-set")))
+            .unwrap_or_else(|| panic!("no set {label} in {results:?}"))
+    };
+    [set(a.0), set(b.0)]
+}
+
 /// The tps line of scope `all`.
 fn tps(c: &compare::Comparison) -> &compare::MetricDelta {
     c.scopes[0]
@@ -243,43 +272,37 @@ fn a_study_of_three_pairs_is_compared_pair_by_pair_and_sees_synchronous_commit()
     .unwrap();
     std::fs::write(&off, "ALTER SYSTEM SET synchronous_commit = off;").unwrap();
     let dsn = sb.dsn();
-    let (code, err) = common::run_pgstorm(&[
-        "study",
-        "--a",
-        &format!("label=sync,sql={}", on.display()),
-        "--b",
-        &format!("label=async,sql={}", off.display()),
-        "--pairs",
-        "3",
-        "--",
-        "--dsn",
+    let rate = TICK_RATE.to_string();
+    let (seconds, warmup) = (TICK_SECONDS.to_string(), TICK_WARMUP.to_string());
+    let [a, b] = study(
+        ("sync", &on),
+        ("async", &off),
         &dsn,
-        "-c",
-        "2",
-        "-T",
-        &TICK_SECONDS.to_string(),
-        "--warmup",
-        &TICK_WARMUP.to_string(),
-        "-R",
-        &TICK_RATE.to_string(),
-        "-f",
-        s(&script),
-        "--no-monitor",
-        "--results-dir",
-        s(&results),
-    ]);
-    assert_eq!(code, 0, "{err}");
+        &results,
+        &[
+            "-c",
+            "2",
+            "-T",
+            &seconds,
+            "--warmup",
+            &warmup,
+            "-R",
+            &rate,
+            "-f",
+            s(&script),
+        ],
+    );
 
-    // Six runs, alternating, each marked with the study, its side and its pair; two sets.
+    // Six runs, each marked with the study, its side and its pair; two sets.
     let mut runs = Vec::new();
-    let mut sets = Vec::new();
+    let mut sets = 0;
     for e in std::fs::read_dir(&results).unwrap() {
         let dir = e.unwrap().path();
         if dir.join("run.json").is_file() {
             common::assert_run_json_matches_schema(&dir);
             runs.push(compare::load::read_run(&dir).unwrap());
         } else if dir.join("set.json").is_file() {
-            sets.push(dir);
+            sets += 1;
         }
     }
     runs.sort_by(|x, y| x.started_at.cmp(&y.started_at));
@@ -291,18 +314,20 @@ fn a_study_of_three_pairs_is_compared_pair_by_pair_and_sees_synchronous_commit()
             (m.side.clone(), m.pair, sc.clone())
         })
         .collect();
-    let want: Vec<(String, u32, String)> = (0..3)
-        .flat_map(|p| [("a".into(), p, "on".into()), ("b".into(), p, "off".into())])
-        .collect();
+    // The order flips every pair (A B, B A, A B), so a steady drift does not favour B.
+    let want: Vec<(String, u32, String)> = [
+        ("a", 0, "on"),
+        ("b", 0, "off"),
+        ("b", 1, "off"),
+        ("a", 1, "on"),
+        ("a", 2, "on"),
+        ("b", 2, "off"),
+    ]
+    .into_iter()
+    .map(|(side, pair, sc)| (side.into(), pair, sc.into()))
+    .collect();
     assert_eq!(order, want);
-    assert_eq!(sets.len(), 2, "{sets:?}");
-    let set_of = |label: &str| {
-        sets.iter()
-            .find(|d| s(d).ends_with(&format!("-{label}-set")))
-            .unwrap()
-            .clone()
-    };
-    let (a, b) = (set_of("sync"), set_of("async"));
+    assert_eq!(sets, 2, "two sets in {results:?}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
         .args(["compare", s(&a), s(&b), "--format", "json"])
@@ -335,7 +360,8 @@ fn a_study_of_three_pairs_is_compared_pair_by_pair_and_sees_synchronous_commit()
 /// after the other met different loads on a shared host (other tests of this binary run beside
 /// it), and a fresh clone once saw one query type's mean latency 15 % lower in the second set,
 /// a real difference between the two minutes and not a false positive of the test. Alternating,
-/// drift hits both sides alike and compare tests pair by pair.
+/// drift hits both sides alike and compare tests pair by pair; the order flips every pair, so a
+/// load that eases while the study runs does not make every pair's second run the faster.
 #[test]
 fn two_sides_with_nothing_changed_pass_the_gate_with_no_significant_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -345,35 +371,13 @@ fn two_sides_with_nothing_changed_pass_the_gate_with_no_significant_line() {
     // Both sides apply the same no-op: nothing changes between A and B.
     let noop = tmp.path().join("noop.sql");
     std::fs::write(&noop, "SELECT 1;\n").unwrap();
-    let (code, err) = common::run_pgstorm(&[
-        "study",
-        "--a",
-        &format!("label=first,sql={}", noop.display()),
-        "--b",
-        &format!("label=second,sql={}", noop.display()),
-        "--pairs",
-        "3",
-        "--",
-        "--dsn",
+    let sets = study(
+        ("first", &noop),
+        ("second", &noop),
         &dsn,
-        "-c",
-        "2",
-        "-T",
-        "2",
-        "--no-pin",
-        "--no-monitor",
-        "--results-dir",
-        s(&results),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let set_of = |label: &str| {
-        std::fs::read_dir(&results)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|d| d.join("set.json").is_file() && s(d).ends_with(&format!("-{label}-set")))
-            .unwrap_or_else(|| panic!("no set {label} in {results:?}"))
-    };
-    let sets = [set_of("first"), set_of("second")];
+        &results,
+        &["-c", "2", "-T", "2", "--no-pin"],
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgstorm"))
         .args([
             "compare",

@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::{judge, CompareOptions, Design, Metric, RunLine, Verdict};
-use crate::report::model::RunDocument;
+use crate::report::model::{RunDocument, StudyMark};
 use crate::rng::Rng;
 
 /// How the run-level values scatter around their true value.
@@ -45,6 +45,13 @@ pub struct Scenario {
     pub noise: Noise,
     /// Judged as an interleaved study (pair by pair) instead of two independent sets.
     pub paired: bool,
+    /// Drift: every line's true value changes by this much (in %) from one run to the next, in
+    /// the order the runs were made (a host whose load changes over the study). Independent
+    /// sets run all of A, then all of B; a study runs its pairs in its own order.
+    pub drift_pct: f64,
+    /// A study whose every pair ran A first, instead of `pgstorm study`'s counterbalanced order
+    /// ([`StudyMark::a_runs_first`]). Only for showing what that order is for.
+    pub a_always_first: bool,
 }
 
 /// What the simulated comparisons concluded.
@@ -67,15 +74,23 @@ fn normal(rng: &mut Rng) -> f64 {
 }
 
 /// One side's lines: `runs` values per line around `level`, the i-th run sharing `run_effects[i]`
-/// across its lines.
-fn side(sc: &Scenario, level: f64, run_effects: &[f64], rng: &mut Rng) -> Vec<Vec<f64>> {
+/// across its lines and made `slots[i]`-th in the comparison's time order.
+fn side(
+    sc: &Scenario,
+    level: f64,
+    run_effects: &[f64],
+    slots: &[usize],
+    rng: &mut Rng,
+) -> Vec<Vec<f64>> {
     let cv = sc.cv_pct / 100.0;
     (0..sc.lines)
         .map(|_| {
             run_effects
                 .iter()
-                .map(|r| {
+                .zip(slots)
+                .map(|(r, &slot)| {
                     let z = sc.shared.sqrt() * r + (1.0 - sc.shared).sqrt() * normal(rng);
+                    let level = level * (1.0 + sc.drift_pct / 100.0).powi(slot as i32);
                     match sc.noise {
                         Noise::Normal => level * (1.0 + cv * z),
                         Noise::LogNormal => level * (cv * z - cv * cv / 2.0).exp(),
@@ -84,6 +99,24 @@ fn side(sc: &Scenario, level: f64, run_effects: &[f64], rng: &mut Rng) -> Vec<Ve
                 .collect()
         })
         .collect()
+}
+
+/// When each run of A and of B was made (its index in the comparison's time order).
+fn slots(sc: &Scenario) -> (Vec<usize>, Vec<usize>) {
+    if !sc.paired {
+        return ((0..sc.runs).collect(), (sc.runs..2 * sc.runs).collect());
+    }
+    (0..sc.runs)
+        .map(|pair| {
+            let a_first = sc.a_always_first || StudyMark::a_runs_first(pair as u32);
+            let (first, second) = (2 * pair, 2 * pair + 1);
+            if a_first {
+                (first, second)
+            } else {
+                (second, first)
+            }
+        })
+        .unzip()
 }
 
 /// Simulates `trials` comparisons of `sc` and judges them with `opts`.
@@ -104,8 +137,15 @@ pub fn simulate(sc: &Scenario, trials: usize, seed: u64, opts: &CompareOptions) 
             } else {
                 effects(&mut rng)
             };
-            let a = side(sc, 100.0, &ea, &mut rng);
-            let b = side(sc, 100.0 * (1.0 + sc.effect_pct / 100.0), &eb, &mut rng);
+            let (sa, sb) = slots(sc);
+            let a = side(sc, 100.0, &ea, &sa, &mut rng);
+            let b = side(
+                sc,
+                100.0 * (1.0 + sc.effect_pct / 100.0),
+                &eb,
+                &sb,
+                &mut rng,
+            );
             let lines: Vec<RunLine> = a
                 .into_iter()
                 .zip(b)
@@ -228,6 +268,8 @@ mod tests {
             effect_pct,
             noise,
             paired,
+            drift_pct: 0.0,
+            a_always_first: false,
         }
     }
 
@@ -258,6 +300,30 @@ mod tests {
             // Positive control: a 10 % gain (four times the run-to-run scatter) is seen.
             let gain = simulate(&scenario(3, 10.0, Noise::LogNormal, paired), 50, 18, &opts);
             assert!(gain.detected >= 0.5, "paired {paired}: {gain:?}");
+        }
+    }
+
+    /// The drift the study's order is for: a host getting faster by 5 % per run (a fresh
+    /// clone's tests once met 15 % over a few runs, when the tests beside them ended). A study
+    /// running A first in every pair reads it as B being faster; the counterbalanced order
+    /// keeps the A/A level.
+    #[test]
+    fn a_study_in_counterbalanced_order_keeps_the_level_under_a_steady_drift() {
+        let opts = CompareOptions::default();
+        for pairs in [3, 4] {
+            let drifting = |a_always_first: bool| Scenario {
+                drift_pct: 5.0,
+                a_always_first,
+                ..scenario(pairs, 0.0, Noise::LogNormal, true)
+            };
+            // Positive control: with A first in every pair, the drift is called a change.
+            let fixed = simulate(&drifting(true), 200, 18, &opts);
+            assert!(fixed.any_significant >= 0.2, "{pairs} pairs: {fixed:?}");
+            let balanced = simulate(&drifting(false), 200, 18, &opts);
+            assert!(
+                balanced.any_significant <= 0.05,
+                "{pairs} pairs: {balanced:?}"
+            );
         }
     }
 

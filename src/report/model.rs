@@ -93,18 +93,30 @@ pub struct RunDocument {
     pub study: Option<StudyMark>,
 }
 
-/// The place of a run in an interleaved study: A and B run alternately, pair after pair, so
-/// drift hits both sides alike and compare can test pair by pair.
+/// The place of a run in an interleaved study: A and B run alternately, pair after pair, in a
+/// counterbalanced order (A B, B A, A B, ...; see [`StudyMark::a_runs_first`]), so drift hits
+/// both sides alike and compare can test pair by pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StudyMark {
     /// The study's id (the same in every run of the study).
     pub id: String,
     /// `a` (baseline) or `b` (candidate).
     pub side: String,
-    /// The pair's index, from 0; pair i ran A then B.
+    /// The pair's index, from 0; an even pair ran A then B, an odd one B then A.
     pub pair: u32,
     /// Pairs planned in the study.
     pub pairs: u32,
+}
+
+impl StudyMark {
+    /// Whether pair `pair` of a study runs A before B: even pairs do, odd pairs run B first.
+    /// With one order in every pair, a drift over the study (a host whose load changes, a
+    /// server that warms up or bloats) would add the same difference to every pair's B − A and
+    /// read as an effect of B; counterbalanced, a drift linear in time adds +d to one pair and
+    /// −d to the next, and cancels over every two pairs.
+    pub fn a_runs_first(pair: u32) -> bool {
+        pair.is_multiple_of(2)
+    }
 }
 
 /// When and why a run lost its target.

@@ -1,6 +1,8 @@
-//! `pgstorm study`: an interleaved A/B study. Side A and side B run alternately, pair after pair
-//! (A B A B ...), each applied by its own SQL file just before each of its runs, so whatever
-//! drifts over the study (dead rows, caches, the host) hits both sides alike. Every run is
+//! `pgstorm study`: an interleaved A/B study. Side A and side B run alternately, pair after pair,
+//! in a counterbalanced order (A B, B A, A B, ...: [`StudyMark::a_runs_first`]), each applied by
+//! its own SQL file just before each of its runs, so whatever drifts over the study (dead rows,
+//! caches, the host) hits both sides alike, and a steady drift does not favour the side that
+//! runs second. Every run is
 //! archived as `pgstorm queries` archives it, marked with the study's id, its side and its pair;
 //! each side gets a set folder; and the two sets are compared pair by pair.
 //!
@@ -275,7 +277,13 @@ pub fn run_on(session: &mut Session, opts: &StudyOptions) -> Result<StudyOutcome
         ..opts.queries.clone()
     };
     for pair in 0..opts.pairs {
-        for (k, (name, side)) in sides.iter().enumerate() {
+        let order = if StudyMark::a_runs_first(pair) {
+            [0, 1]
+        } else {
+            [1, 0]
+        };
+        for (i, k) in order.into_iter().enumerate() {
+            let (name, side) = sides[k];
             eprintln!(
                 "pgstorm: study {id}: pair {} of {}, side {} ({}): applying {}",
                 pair + 1,
@@ -290,7 +298,7 @@ pub fn run_on(session: &mut Session, opts: &StudyOptions) -> Result<StudyOutcome
                 mark.pair = pair;
             }
             // Only the first run waits for --start-at.
-            if pair > 0 || k > 0 {
+            if pair > 0 || i > 0 {
                 o.start_at = None;
             }
             let (runs, _) = queries::repeat_on(session, &o, 1)?;
