@@ -297,8 +297,14 @@ pub(crate) fn link_staging(
     ))
     .step("adding a primary key")?;
     if let Some((constraint, column, parent)) = table.references {
+        // The server validates the new key with one anti-join of the two tables, planned with
+        // this transaction's settings. By now both key columns have their btree index and both
+        // tables are all-visible (VACUUM ran), so a merge anti-join of two index-only scans reads
+        // them in key order with no hash table to build: at scale 500 the order lines' key took
+        // 0.19-0.24 s that way against 0.33-0.52 s by the hash join the planner picks itself.
         tx.batch_execute(&format!(
-            "ALTER TABLE {staging} ADD CONSTRAINT {constraint} \
+            "SET LOCAL enable_hashjoin = off; \
+             ALTER TABLE {staging} ADD CONSTRAINT {constraint} \
                  FOREIGN KEY ({column}) REFERENCES {} (id)",
             TABLES[parent].staging()
         ))
