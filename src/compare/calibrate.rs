@@ -304,9 +304,9 @@ mod tests {
     }
 
     /// The drift the study's order is for: a host getting faster by 5 % per run (a fresh
-    /// clone's tests once met 15 % over a few runs, when the tests beside them ended). A study
-    /// running A first in every pair reads it as B being faster; the counterbalanced order
-    /// keeps the A/A level.
+    /// clone's tests once met a 15 % difference between two sets of runs made one after the
+    /// other). A study running A first in every pair reads it as B being faster; the
+    /// counterbalanced order keeps the A/A level.
     #[test]
     fn a_study_in_counterbalanced_order_keeps_the_level_under_a_steady_drift() {
         let opts = CompareOptions::default();

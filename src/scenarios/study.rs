@@ -11,7 +11,8 @@
 //! opens (ALTER SYSTEM, an index, a table's storage parameters). A file with ALTER SYSTEM is
 //! followed by `pg_reload_conf()`, and the run waits until the reload took effect (the
 //! connection's `pg_conf_load_time()` moves), because new backends read the configuration the
-//! postmaster holds. The server is left as the last side's file set it.
+//! postmaster holds. The server is left as the last run's side set it: B after an odd number of
+//! pairs, A after an even number.
 //!
 //! Invariants: the side files are read and split before a server is contacted (a missing or
 //! empty file is exit 2); each run goes through the queries scenario's own per-run path
