@@ -82,7 +82,6 @@ cleanup() { sql "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbenc
             "$PGSTORM" clean --dsn "$DSN" >/dev/null 2>&1 || true; }
 # Drops pgstorm's schema quietly; its errors are shown only if it fails.
 drop_pgstorm() { local e; e=$("$PGSTORM" clean --dsn "$DSN" 2>&1 >/dev/null) || { echo "$e" >&2; return 1; }; }
-trap cleanup EXIT
 
 declare -A RATIO_ROWS RATIO_MB RATIO_SRV RATIO_LOAD
 IFS=, read -ra JOB_LIST <<< "$JOBS"

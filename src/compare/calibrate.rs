@@ -126,6 +126,7 @@ pub fn simulate(sc: &Scenario, trials: usize, seed: u64, opts: &CompareOptions) 
     } else {
         Design::Independent
     };
+    let (sa, sb) = slots(sc);
     let per_trial: Vec<(bool, usize)> = (0..trials)
         .into_par_iter()
         .map(|t| {
@@ -137,7 +138,6 @@ pub fn simulate(sc: &Scenario, trials: usize, seed: u64, opts: &CompareOptions) 
             } else {
                 effects(&mut rng)
             };
-            let (sa, sb) = slots(sc);
             let a = side(sc, 100.0, &ea, &sa, &mut rng);
             let b = side(
                 sc,
