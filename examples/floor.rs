@@ -11,8 +11,15 @@
 //! then. The last line printed is the result, `floor: clients C tx N errors E seconds S tps X
 //! mean_latency_ms L`, which `scripts/bench-vs-pgbench.sh` (case `c8floor`) reads.
 //!
-//! Usage: `cargo run --release --example floor -- --dsn CONNINFO [-c 8] [-T 10] [--scale 1]`
-//! (without `--dsn`, the PG* environment variables name the server).
+//! With `--postgres-crate` the same loop runs through the `postgres` crate instead of the wire
+//! layer: `Client::query_one` of the prepared statement, whose synchronous client hands each query
+//! to tokio-postgres's connection future and drives both on the calling thread (a nonblocking
+//! socket, a readiness wait in the runtime's reactor, a `Row` per reply). The two floors side by
+//! side are the evidence for the load running on its own wire connection (case `c8floor`); the
+//! result line then starts `floor-postgres:`.
+//!
+//! Usage: `cargo run --release --example floor -- --dsn CONNINFO [-c 8] [-T 10] [--scale 1]
+//! [--postgres-crate]` (without `--dsn`, the PG* environment variables name the server).
 
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
@@ -31,6 +38,7 @@ struct Args {
     clients: usize,
     seconds: u64,
     scale: i64,
+    postgres_crate: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         clients: 8,
         seconds: 10,
         scale: 1,
+        postgres_crate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--scale" | "-s" => {
                 args.scale = i64::try_from(number(value()?)?).map_err(|e| e.to_string())?
             }
+            "--postgres-crate" => args.postgres_crate = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -70,16 +80,60 @@ struct Tally {
     busy: Duration,
 }
 
-/// Opens and prepares one client's connection; its socket blocks on reads (one read per reply).
-fn open(target: &Target) -> Result<WireConn, WireError> {
-    let mut conn = WireConn::connect(&target.config, &target.connector, "")?;
-    conn.prepare_blocking("floor", SELECT_ONLY)?;
-    conn.block_on_reads()?;
-    Ok(conn)
+/// One client's connection, prepared: the wire layer's or the `postgres` crate's.
+enum Conn {
+    Wire(WireConn),
+    Crate(postgres::Client, postgres::Statement),
+}
+
+/// Opens and prepares one client's connection. A wire socket blocks on reads (one read per
+/// reply); the `postgres` crate's stays as the crate keeps it.
+fn open(target: &Target, postgres_crate: bool) -> Result<Conn, String> {
+    if postgres_crate {
+        let mut client = target.connect().map_err(|e| format!("{e:#}"))?;
+        let statement = client.prepare(SELECT_ONLY).map_err(|e| e.to_string())?;
+        return Ok(Conn::Crate(client, statement));
+    }
+    let open = || -> Result<WireConn, WireError> {
+        let mut conn = WireConn::connect(&target.config, &target.connector, "")?;
+        conn.prepare_blocking("floor", SELECT_ONLY)?;
+        conn.block_on_reads()?;
+        Ok(conn)
+    };
+    open().map(Conn::Wire).map_err(|e| e.to_string())
+}
+
+impl Conn {
+    /// One transaction: the statement with `aid` bound, its row read. Ok(false) is an error the
+    /// server reported; Err ends the client.
+    fn select(&mut self, aid: i64) -> Result<bool, String> {
+        match self {
+            Conn::Wire(conn) => {
+                conn.begin_bind("floor", 1);
+                conn.bind_text(|w| w.push_i64(aid));
+                conn.end_bind();
+                conn.queue_execute();
+                conn.queue_sync();
+                let mut failed = false;
+                conn.exchange_blocking(|m| failed |= matches!(m, Msg::Error { .. }))
+                    .map(|_| !failed)
+                    .map_err(|e| e.to_string())
+            }
+            Conn::Crate(client, statement) => {
+                // pgbench's aid is an integer column: the statement's parameter is int4.
+                let aid = i32::try_from(aid).map_err(|_| format!("aid {aid} is not an int4"))?;
+                match client.query_one(&*statement, &[&aid]) {
+                    Ok(row) => Ok(row.try_get::<_, i32>(0).is_ok()),
+                    Err(e) if e.as_db_error().is_some() => Ok(false),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
 }
 
 /// One client's loop until `end`: a transaction is one Bind/Execute/Sync exchange.
-fn client(mut conn: WireConn, id: u64, scale: i64, start: &Barrier, seconds: u64) -> Tally {
+fn client(mut conn: Conn, id: u64, scale: i64, start: &Barrier, seconds: u64) -> Tally {
     let mut rng = Rng::stream(0xF1_00, id);
     let mut tally = Tally::default();
     start.wait();
@@ -87,18 +141,12 @@ fn client(mut conn: WireConn, id: u64, scale: i64, start: &Barrier, seconds: u64
     loop {
         let aid = rng.range_i64(1, 100_000 * scale);
         let t0 = Instant::now();
-        conn.begin_bind("floor", 1);
-        conn.bind_text(|w| w.push_i64(aid));
-        conn.end_bind();
-        conn.queue_execute();
-        conn.queue_sync();
-        let mut failed = false;
-        let r = conn.exchange_blocking(|m| failed |= matches!(m, Msg::Error { .. }));
+        let r = conn.select(aid);
         let t1 = Instant::now();
         tally.busy += t1 - t0;
         match r {
-            Ok(_) if !failed => tally.tx += 1,
-            Ok(_) => tally.errors += 1,
+            Ok(true) => tally.tx += 1,
+            Ok(false) => tally.errors += 1,
             Err(e) => {
                 eprintln!("floor: client {id}: {e}");
                 tally.errors += 1;
@@ -116,7 +164,8 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "floor: {e}\nusage: floor [--dsn CONNINFO] [-c CLIENTS] [-T SECONDS] [--scale N]"
+                "floor: {e}\nusage: floor [--dsn CONNINFO] [-c CLIENTS] [-T SECONDS] [--scale N] \
+                 [--postgres-crate]"
             );
             return ExitCode::from(2);
         }
@@ -134,7 +183,7 @@ fn main() -> ExitCode {
     };
     let mut conns = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
-        match open(&target) {
+        match open(&target, args.postgres_crate) {
             Ok(c) => conns.push(c),
             Err(e) => {
                 eprintln!("floor: cannot connect to {}: {e}", target.display);
@@ -167,7 +216,12 @@ fn main() -> ExitCode {
     let secs = t0.elapsed().as_secs_f64();
     let done = (total.tx + total.errors).max(1);
     println!(
-        "floor: clients {} tx {} errors {} seconds {:.3} tps {:.1} mean_latency_ms {:.4}",
+        "{}: clients {} tx {} errors {} seconds {:.3} tps {:.1} mean_latency_ms {:.4}",
+        if args.postgres_crate {
+            "floor-postgres"
+        } else {
+            "floor"
+        },
         args.clients,
         total.tx,
         total.errors,

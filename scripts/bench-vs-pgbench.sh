@@ -17,10 +17,11 @@
 #                                   its p99 no worse than 1.1x pgbench's, with the pool driver
 #                                   (punctual) and with -j 1 (punctualj)
 #   c8floor (no goals: where the pool driver's cost comes from): select-only -M prepared -c 8
-#   run by four clients in turn, the order reversed every repetition: pgbench -j <cpus>, pgbench
+#   run by five clients in turn, the order reversed every repetition: pgbench -j <cpus>, pgbench
 #   -j 8 (one thread per connection: pgbench's own thread-per-connection floor), the design's
 #   floor (examples/floor.rs: one blocking thread per connection on pgstorm's wire layer, nothing
-#   else) and pgstorm's pool driver; TPS and CPU/tx ratios between them are printed.
+#   else), the same floor on the postgres crate (floorpg: what the crate's query path costs against
+#   the wire layer) and pgstorm's pool driver; TPS and CPU/tx ratios between them are printed.
 #
 # Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
 # (GNU time). Both tools pay for their connections inside the measured process. The server's own
@@ -158,20 +159,21 @@ print(case, rep, tool, tps, tx, float(u) + float(s), rss, p50, p99, steal, commi
 EOF
 }
 
-# run_floor CASE REP ARGS... : the floor client (examples/floor.rs), tool "floor".
+# run_floor CASE REP TOOL ARGS... : the floor client (examples/floor.rs), as tool TOOL ("floor" on
+# the wire layer, "floorpg" with --postgres-crate).
 run_floor() {
-    local case="$1" rep="$2"; shift 2
-    local dir="$WORK/floor-$case-$rep"
-    measured "$dir" "floor ($case)" "$FLOOR" --dsn "$DSN" -T "$DUR" "$@"
-    python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
+    local case="$1" rep="$2" tool="$3"; shift 3
+    local dir="$WORK/$tool-$case-$rep"
+    measured "$dir" "$tool ($case)" "$FLOOR" --dsn "$DSN" -T "$DUR" "$@"
+    python3 - "$dir" "$case" "$rep" "$tool" >>"$RESULTS" <<'EOF'
 import re, sys
-d, case, rep = sys.argv[1:4]
+d, case, rep, tool = sys.argv[1:5]
 out = open(f"{d}/out").read()
-m = re.search(r"floor: clients \d+ tx (\d+) errors (\d+) seconds \S+ tps ([0-9.]+)", out)
+m = re.search(r"floor(?:-postgres)?: clients \d+ tx (\d+) errors (\d+) seconds \S+ tps ([0-9.]+)", out)
 u, s, rss = open(f"{d}/rusage").read().split()[-3:]
 steal = open(f"{d}/steal_ms").read().strip()
 commits = open(f"{d}/commits").read().strip()
-print(case, rep, "floor", float(m.group(3)), int(m.group(1)) + int(m.group(2)), float(u) + float(s),
+print(case, rep, tool, float(m.group(3)), int(m.group(1)) + int(m.group(2)), float(u) + float(s),
       rss, float("nan"), float("nan"), steal, commits, sep="\t")
 EOF
 }
@@ -231,22 +233,23 @@ bench punctual "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -R 200"
 bench punctualj "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -j 1 -R 200"
 
 # Where the pool driver's cost at -c 8 comes from: pgbench -j <cpus>, pgbench -j 8 (pgbench's
-# last -j counts), the design's floor and the pool driver, in turn, the order reversed every
-# repetition.
+# last -j counts), the design's floor on the wire layer and on the postgres crate, and the pool
+# driver, in turn, the order reversed every repetition.
 c8floor_run() {
     local rep="$1" select_only="-b select-only -M prepared -c 8"
     case "$2" in
         0) run_pgbench c8floor "$rep" $select_only ;;
         1) PGBENCH_TOOL=pgbench8 run_pgbench c8floor "$rep" $select_only -j 8 ;;
-        2) run_floor c8floor "$rep" -c 8 --scale "$SCALE" ;;
-        3) run_pgstorm c8floor "$rep" $select_only ;;
+        2) run_floor c8floor "$rep" floor -c 8 --scale "$SCALE" ;;
+        3) run_floor c8floor "$rep" floorpg -c 8 --scale "$SCALE" --postgres-crate ;;
+        4) run_pgstorm c8floor "$rep" $select_only ;;
     esac
 }
 if [[ ",$CASES," == *",c8floor,"* ]]; then
-    echo "case c8floor: pgbench -j $JOBS | pgbench -j 8 | floor | pgstorm pool driver, -c 8" >&2
+    echo "case c8floor: pgbench -j $JOBS | pgbench -j 8 | floor | floor on the postgres crate | pgstorm pool driver, -c 8" >&2
     for rep in $(seq 1 "$REPS"); do
-        order="0 1 2 3"
-        (( rep % 2 )) || order="3 2 1 0"
+        order="0 1 2 3 4"
+        (( rep % 2 )) || order="4 3 2 1 0"
         for i in $order; do c8floor_run "$rep" "$i"; done
     done
 fi
@@ -268,7 +271,8 @@ tps_ratio = lambda s, b: s["tps"] / b["tps"]
 cpu_ratio = lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"])
 # c8floor: no goals, the ratios between its four clients (numerator / denominator).
 floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbench8", "pgbench"),
-               ("pgstorm", "floor"), ("floor", "pgbench8"), ("pgstorm", "pgbench8")]
+               ("pgstorm", "floor"), ("floor", "pgbench8"), ("pgstorm", "pgbench8"),
+               ("floorpg", "floor"), ("floorpg", "pgbench8"), ("pgstorm", "floorpg")]
 goals = {
     "c8": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.05),
            ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.0)],
@@ -292,7 +296,7 @@ goals = {
                   ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
-tools = ("pgbench", "pgbench8", "floor", "pgstorm")
+tools = ("pgbench", "pgbench8", "floor", "floorpg", "pgstorm")
 print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
 for (case, rep), r in sorted(runs.items()):
     for tool in tools:
