@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use r2d2::ManageConnection;
 
-use super::collector::{self, Sink};
 use super::pool;
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
@@ -177,9 +176,6 @@ pub struct Recorder {
     sigfig: u8,
     out: Sender<Batch>,
     recycle: Receiver<Batch>,
-    /// Where the batch is merged in place when its lock can be had (see [`collector`]'s
-    /// invariants); without one, every batch goes through `out`.
-    sink: Option<Sink>,
     /// The batch being filled.
     pub batch: Batch,
     interval: u32,
@@ -215,7 +211,6 @@ impl Recorder {
             sigfig,
             out,
             recycle,
-            sink: None,
             batch: Batch::new(id, n_types, sigfig, 1, false),
             interval: 0,
             boundary: start + interval_len,
@@ -232,14 +227,6 @@ impl Recorder {
     pub fn pgbench_options(mut self, limit: Option<Duration>, txlog: Option<TxLog>) -> Recorder {
         self.latency_limit = limit.map(nanos);
         self.txlog = txlog;
-        self
-    }
-
-    /// A recorder that merges its own batches into `sink` (the collector's) when it can take
-    /// the lock within [`collector::ABSORB_WAIT`], and hands them over through the channel
-    /// otherwise.
-    pub fn absorbing(mut self, sink: Sink) -> Recorder {
-        self.sink = Some(sink);
         self
     }
 
@@ -311,41 +298,8 @@ impl Recorder {
         }
     }
 
-    /// Hands the current batch over now (`last`: the worker is done): merges it into the sink
-    /// and keeps it, or sends it to the collector and goes on with a recycled (or new) one.
+    /// Hands the current batch over now (`last`: the worker is done).
     pub fn flush(&mut self, now: Stamp, last: bool) {
-        if last {
-            // The worker is done: its transaction log is complete. A write error is reported,
-            // not fatal: the measurement itself is intact.
-            if let Err(e) = self.finish_txlog(now) {
-                eprintln!("pgstorm: warning: {e:#}");
-            }
-        }
-        self.batch.interval = self.interval;
-        self.batch.last = last;
-        let merged = match &self.sink {
-            Some(sink) => match sink.try_lock_for(collector::ABSORB_WAIT) {
-                Some(mut m) => {
-                    m.absorb(&self.batch);
-                    true
-                }
-                None => false,
-            },
-            None => false,
-        };
-        if merged {
-            self.batch.reset();
-        } else {
-            self.hand_over();
-        }
-        self.interval = (now.nanos_since(self.start) / self.interval_ns) as u32;
-        let next = (self.interval as u64 + 1).saturating_mul(self.interval_ns);
-        self.boundary = self.start + Duration::from_nanos(next);
-    }
-
-    /// Sends the current batch (its interval and `last` set) to the collector thread and goes on
-    /// with a recycled batch, or a new one when none is free.
-    fn hand_over(&mut self) {
         let fresh = match self.recycle.try_recv() {
             Ok(mut b) => {
                 b.worker = self.id;
@@ -361,10 +315,22 @@ impl Recorder {
                 self.open_loop,
             ),
         };
-        let full = std::mem::replace(&mut self.batch, fresh);
+        if last {
+            // The worker is done: its transaction log is complete. A write error is reported,
+            // not fatal: the measurement itself is intact.
+            if let Err(e) = self.finish_txlog(now) {
+                eprintln!("pgstorm: warning: {e:#}");
+            }
+        }
+        let mut full = std::mem::replace(&mut self.batch, fresh);
+        full.interval = self.interval;
+        full.last = last;
         if self.out.send(full).is_err() {
             self.disconnected = true;
         }
+        self.interval = (now.nanos_since(self.start) / self.interval_ns) as u32;
+        let next = (self.interval as u64 + 1).saturating_mul(self.interval_ns);
+        self.boundary = self.start + Duration::from_nanos(next);
     }
 
     /// The measurement of one transaction as both drivers make it once it ended at `end`: the
@@ -512,7 +478,6 @@ impl Worker {
         shared: Arc<Shared>,
         out: Sender<Batch>,
         recycle: Receiver<Batch>,
-        sink: Sink,
         txlog: Option<TxLog>,
     ) -> Worker {
         let rec = Recorder::new(
@@ -524,7 +489,6 @@ impl Worker {
             out,
             recycle,
         )
-        .absorbing(sink)
         .open_loop(shared.arrivals.is_some())
         .pgbench_options(shared.latency_limit, txlog);
         Worker { id, shared, rec }
@@ -774,117 +738,5 @@ mod tests {
         total.add(&first.types[0]);
         total.add(&second.types[0]);
         assert_eq!(total.latency.len(), stats::WORKER_HIST_MAX + extra);
-    }
-
-    /// A one-type, one-worker collector configuration with 1 s intervals from `start`.
-    fn collector_cfg(start: Instant) -> collector::CollectorConfig {
-        collector::CollectorConfig {
-            names: vec!["q".into()],
-            workers: 1,
-            start,
-            interval: Duration::from_secs(1),
-            warmup_intervals: 0,
-            grace: Duration::from_secs(2),
-            progress: None,
-            progress_epoch: None,
-            progress_json: None,
-            open_loop: false,
-            last_interval: None,
-        }
-    }
-
-    /// Records `n` transactions of 1 ms ending `end_ms` after `t0`.
-    fn record(rec: &mut Recorder, n: u64, t0: Stamp, end_ms: u64) {
-        let (began, end) = (
-            t0 + Duration::from_millis(end_ms - 1),
-            t0 + Duration::from_millis(end_ms),
-        );
-        for _ in 0..n {
-            rec.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
-        }
-    }
-
-    /// A recorder merging into a collector's sink whose thread has not started, and what that
-    /// thread will take: its configuration, the sink, the channel's receiving end.
-    struct Rig {
-        cfg: collector::CollectorConfig,
-        sink: Sink,
-        rx: Receiver<Batch>,
-        recycle_tx: Sender<Batch>,
-        rec: Recorder,
-        t0: Stamp,
-    }
-
-    fn rig() -> Rig {
-        let start = Instant::now();
-        let cfg = collector_cfg(start);
-        let sink = collector::Merged::sink(&cfg);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (recycle_tx, recycle) = crossbeam_channel::bounded(2);
-        let rec = Recorder::new(0, 1, 2, start, cfg.interval, tx, recycle)
-            .absorbing(sink.clone())
-            .open_loop(false);
-        let t0 = clock::global().stamp_of(start);
-        Rig {
-            cfg,
-            sink,
-            rx,
-            recycle_tx,
-            rec,
-            t0,
-        }
-    }
-
-    impl Rig {
-        /// Ends the load (the recorder's last batch at `end_ms`) and runs the collector to the
-        /// end: its totals' count and each interval's.
-        fn collect(mut self, end_ms: u64) -> (collector::Collected, Vec<(u32, u64)>) {
-            self.rec
-                .flush(self.t0 + Duration::from_millis(end_ms), true);
-            drop(self.rec);
-            let got = collector::run_with(self.cfg, self.rx, self.recycle_tx, self.sink);
-            let per_interval = got.intervals.iter().map(|r| (r.index, r.ok[0])).collect();
-            (got, per_interval)
-        }
-    }
-
-    #[test]
-    fn a_recorder_merges_its_own_batches_when_the_collector_thread_gets_no_cpu() {
-        // The collector thread starts only after the load is over: the extreme of a collector
-        // the scheduler starves. Every batch must be merged by the worker, none left queued.
-        let mut r = rig();
-        record(&mut r.rec, 3, r.t0, 500);
-        record(&mut r.rec, 2, r.t0, 1500);
-        record(&mut r.rec, 4, r.t0, 2500);
-        assert!(
-            r.rx.try_recv().is_err(),
-            "no batch went through the channel"
-        );
-        let (got, per_interval) = r.collect(2600);
-        assert_eq!(got.totals[0].ok, 9);
-        assert_eq!(got.totals[0].latency.len(), 9);
-        assert_eq!(per_interval, [(0, 3), (1, 2), (2, 4)]);
-        assert_eq!(got.late_batches, 0);
-    }
-
-    #[test]
-    fn a_batch_goes_to_the_collector_thread_when_the_sink_is_busy_and_counts_once() {
-        let mut r = rig();
-        record(&mut r.rec, 3, r.t0, 500);
-        {
-            // Another holder (a preempted worker, the collector finalizing) keeps the lock.
-            let _held = r.sink.lock();
-            record(&mut r.rec, 2, r.t0, 1500);
-        }
-        let sent =
-            r.rx.try_recv()
-                .expect("interval 0's batch went through the channel");
-        assert_eq!((sent.interval, sent.types[0].ok), (0, 3));
-        assert!(r.rx.try_recv().is_err());
-        // The sent batch goes back into the channel for the collector to merge.
-        r.rec.out.send(sent).expect("the receiver is alive");
-        let (got, per_interval) = r.collect(1600);
-        assert_eq!(got.totals[0].ok, 5, "each transaction counted once");
-        assert_eq!(per_interval, [(0, 3), (1, 2)]);
     }
 }
