@@ -3,7 +3,8 @@
 //! transaction is the start of the next), then [`Recorder::end_transaction`] (the interval-boundary
 //! check, the pool wait and the transaction recorded into the worker's histograms, the
 //! slow-transaction check), with the amortized hand-off of a batch per interval to the real
-//! collector thread (which merges it).
+//! collector thread, wired to its sink as the drivers are (the worker merges a batch itself only
+//! while the collector is behind).
 //!
 //! Beside it, in the same run for the ratios: `measurement_path_monotonic`, the same path on the
 //! monotonic clock (the stamps the drivers' clock gives where it falls back to `Instant::now`),
@@ -69,8 +70,12 @@ fn bench_path(
         open_loop: false,
         last_interval: None,
     };
-    let collector = std::thread::spawn(move || collector::run(cfg, rx, rtx));
-    let mut rec = Recorder::new(0, names.len(), 3, start, interval, tx, rrx).open_loop(false);
+    let sink = collector::Merged::sink(&cfg);
+    let collector_sink = sink.clone();
+    let collector = std::thread::spawn(move || collector::run_with(cfg, rx, rtx, collector_sink));
+    let mut rec = Recorder::new(0, names.len(), 3, start, interval, tx, rrx)
+        .absorbing(sink)
+        .open_loop(false);
     let mut kind = 0usize;
     let mut last_end = now();
     b.iter(|| {

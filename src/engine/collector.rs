@@ -3,17 +3,35 @@
 //!
 //! Invariants:
 //! - Totals are exact: every batch is added to them (unless its interval is in the warmup), even
-//!   one that arrives after its interval was finalized (counted in `late_batches`).
+//!   one that arrives after its interval was finalized (counted in `late_batches`). A batch is
+//!   walked once: into its interval's accumulator, which is added to the totals when the interval
+//!   is finalized, or, if late, straight into the totals.
 //! - An interval is finalized (percentiles computed, histograms encoded for the log, memory
 //!   released) once `grace` has passed after its end, so a worker stuck in a long query can still
 //!   deliver; a progress line is printed shortly after the end, from what has arrived by then.
 //! - Emptied batches go back to the workers through the recycle channel: no steady-state
 //!   allocation.
+//! - Everything merged lives in one [`Merged`] behind a mutex (the [`Sink`]), shared with the
+//!   workers. A worker sends its batch through the channel while the collector thread keeps up;
+//!   once [`super::worker::MERGE_BACKLOG`] batches wait in the channel, it merges its batch into
+//!   the sink itself if the lock is free at that instant, and otherwise keeps it aside and tries
+//!   again after each transaction; a batch still unmerged at the next boundary (or a worker's
+//!   last one) is sent. With hundreds of load threads on two cores the scheduler gives one
+//!   collector thread about one thread's share, too little to merge a batch per worker and
+//!   interval (at `-c 500` it fell seconds behind, its memory grew with the run, progress lines
+//!   came out wrong and interval percentiles missed the late batches); the load threads then
+//!   take over. No worker waits for the lock: a holder is often preempted there, and a waiting
+//!   worker would pay its run-queue wait in the next transaction's pool wait. Workers that merge
+//!   all the time cost about a tenth of the throughput at `-c 500` (docs/performance.md), so
+//!   they do only while the collector is behind. A batch is merged exactly once, by whichever
+//!   side got it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
 
 use super::stats::{self, Batch, Hist, TypeStats};
 
@@ -81,8 +99,113 @@ pub const MAX_SLOW: usize = 100_000;
 
 struct Acc {
     types: Vec<TypeStats>,
+    pool_wait: Hist,
     lag: Hist,
     printed: bool,
+}
+
+/// The merged state the workers and the collector thread share (see the module's invariants).
+pub type Sink = Arc<Mutex<Merged>>;
+
+/// Everything merged so far: the run's totals, the open intervals and the finalized ones.
+pub struct Merged {
+    n_types: usize,
+    warmup_intervals: u32,
+    last_interval: Option<u32>,
+    totals: Vec<TypeStats>,
+    pool_wait: Hist,
+    lag: Hist,
+    open: BTreeMap<u32, Acc>,
+    intervals: Vec<IntervalRecord>,
+    late: u64,
+    slow: Vec<stats::SlowTx>,
+    finalized_below: u32,
+    finished: usize,
+}
+
+impl Merged {
+    /// An empty state for the run `cfg` describes.
+    pub fn new(cfg: &CollectorConfig) -> Merged {
+        let n = cfg.names.len();
+        Merged {
+            n_types: n,
+            warmup_intervals: cfg.warmup_intervals,
+            last_interval: cfg.last_interval,
+            totals: (0..n).map(|_| TypeStats::new(3)).collect(),
+            pool_wait: stats::new_hist(3),
+            lag: stats::new_hist(3),
+            open: BTreeMap::new(),
+            intervals: Vec::new(),
+            late: 0,
+            slow: Vec::new(),
+            finalized_below: 0,
+            finished: 0,
+        }
+    }
+
+    /// A [`Sink`] holding [`Merged::new`].
+    pub fn sink(cfg: &CollectorConfig) -> Sink {
+        Arc::new(Mutex::new(Merged::new(cfg)))
+    }
+
+    /// Adds one worker's batch into its interval, or, when that interval was already finalized
+    /// (a late batch), into its record's counts and straight into the totals (outside the
+    /// warmup). An interval reaches the totals once, when it is finalized (`Merged::fold`), so
+    /// a batch is walked once.
+    pub fn absorb(&mut self, batch: &Batch) {
+        let i = self
+            .last_interval
+            .map_or(batch.interval, |l| batch.interval.min(l));
+        let counted = i >= self.warmup_intervals;
+        if counted {
+            let room = MAX_SLOW.saturating_sub(self.slow.len());
+            self.slow.extend(batch.slow.iter().take(room));
+        }
+        if i < self.finalized_below {
+            self.late += 1;
+            if let Some(rec) = self.intervals.iter_mut().find(|r| r.index == i) {
+                for (k, b) in batch.types.iter().enumerate() {
+                    rec.ok[k] += b.ok;
+                    rec.errors[k] += b.error_total();
+                }
+            }
+            if counted {
+                for (t, b) in self.totals.iter_mut().zip(&batch.types) {
+                    t.add(b);
+                }
+                stats::add_into(&mut self.pool_wait, &batch.pool_wait);
+                stats::add_into(&mut self.lag, &batch.lag);
+            }
+        } else {
+            let n = self.n_types;
+            let acc = self.open.entry(i).or_insert_with(|| Acc {
+                types: (0..n).map(|_| TypeStats::new(3)).collect(),
+                pool_wait: stats::new_hist(3),
+                lag: stats::new_hist(3),
+                printed: false,
+            });
+            for (t, b) in acc.types.iter_mut().zip(&batch.types) {
+                t.add(b);
+            }
+            stats::add_into(&mut acc.pool_wait, &batch.pool_wait);
+            stats::add_into(&mut acc.lag, &batch.lag);
+        }
+        if batch.last {
+            self.finished += 1;
+        }
+    }
+
+    /// Adds a finalized interval's accumulator into the totals, unless it lies in the warmup.
+    fn fold(&mut self, i: u32, acc: &Acc) {
+        if i < self.warmup_intervals {
+            return;
+        }
+        for (t, a) in self.totals.iter_mut().zip(&acc.types) {
+            t.add(a);
+        }
+        stats::add_into(&mut self.pool_wait, &acc.pool_wait);
+        stats::add_into(&mut self.lag, &acc.lag);
+    }
 }
 
 /// Collector configuration.
@@ -175,19 +298,22 @@ fn progress_line(cfg: &CollectorConfig, p: &Progress, end: f64, span: f64, warmu
     line
 }
 
-/// Runs the collector until every worker sent its last batch.
+/// Runs the collector until every worker sent its last batch, with a [`Sink`] of its own (the
+/// workers then hand every batch over through `rx`).
 pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) -> Collected {
-    let n = cfg.names.len();
-    let mut totals: Vec<TypeStats> = (0..n).map(|_| TypeStats::new(3)).collect();
-    let mut pool_wait = stats::new_hist(3);
-    let mut lag_total = stats::new_hist(3);
-    let mut open: BTreeMap<u32, Acc> = BTreeMap::new();
-    let mut intervals: Vec<IntervalRecord> = Vec::new();
+    let sink = Merged::sink(&cfg);
+    run_with(cfg, rx, recycle, sink)
+}
+
+/// Runs the collector until every worker's last batch was merged, into `sink` (shared with the
+/// workers, see the module's invariants), or until every worker's sender is gone.
+pub fn run_with(
+    cfg: CollectorConfig,
+    rx: Receiver<Batch>,
+    recycle: Sender<Batch>,
+    sink: Sink,
+) -> Collected {
     let mut log = Vec::new();
-    let mut late = 0u64;
-    let mut slow = Vec::new();
-    let mut finalized_below = 0u32;
-    let mut finished = 0usize;
     let mut progress = cfg.progress.map(|p| Progress {
         every: ((p.as_secs_f64() / cfg.interval.as_secs_f64()).round() as u32).max(1),
         since_print: 0,
@@ -200,56 +326,34 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
 
     loop {
         let msg = rx.recv_timeout(Duration::from_millis(50));
+        let mut guard = sink.lock();
+        let m = &mut *guard;
+        let mut merge = |mut batch: Batch| {
+            m.absorb(&batch);
+            batch.reset();
+            let _ = recycle.try_send(batch);
+        };
         match msg {
-            Ok(mut batch) => {
-                let i = cfg
-                    .last_interval
-                    .map_or(batch.interval, |l| batch.interval.min(l));
-                let in_warmup = i < cfg.warmup_intervals;
-                if !in_warmup {
-                    for (t, b) in totals.iter_mut().zip(&batch.types) {
-                        t.add(b);
-                    }
-                    stats::add_into(&mut pool_wait, &batch.pool_wait);
-                    stats::add_into(&mut lag_total, &batch.lag);
-                    let room = MAX_SLOW.saturating_sub(slow.len());
-                    slow.extend(batch.slow.iter().take(room));
+            Ok(batch) => {
+                merge(batch);
+                // Everything else already queued too, so a progress line or an interval
+                // finalized below counts it.
+                while let Ok(batch) = rx.try_recv() {
+                    merge(batch);
                 }
-                if i < finalized_below {
-                    late += 1;
-                    if let Some(rec) = intervals.iter_mut().find(|r| r.index == i) {
-                        for (k, b) in batch.types.iter().enumerate() {
-                            rec.ok[k] += b.ok;
-                            rec.errors[k] += b.error_total();
-                        }
-                    }
-                } else {
-                    let acc = open.entry(i).or_insert_with(|| Acc {
-                        types: (0..n).map(|_| TypeStats::new(3)).collect(),
-                        lag: stats::new_hist(3),
-                        printed: false,
-                    });
-                    for (t, b) in acc.types.iter_mut().zip(&batch.types) {
-                        t.add(b);
-                    }
-                    stats::add_into(&mut acc.lag, &batch.lag);
-                }
-                if batch.last {
-                    finished += 1;
-                }
-                batch.reset();
-                let _ = recycle.try_send(batch);
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => finished = cfg.workers,
+            Err(RecvTimeoutError::Disconnected) => m.finished = cfg.workers,
         }
-        let all_done = finished >= cfg.workers;
+        // Printed once the lock is released: a slow stderr must not hold the workers' merges.
+        let mut lines = Vec::new();
+        let all_done = m.finished >= cfg.workers;
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(cfg.start).as_secs_f64();
 
         // Progress: print each interval shortly after its end, from what has arrived.
         if let Some(p) = progress.as_mut() {
-            for (&i, acc) in open.iter_mut() {
+            for (&i, acc) in m.open.iter_mut() {
                 let end = (i + 1) as f64 * interval_s;
                 if acc.printed || (elapsed < end + 0.1 && !all_done) {
                     continue;
@@ -265,7 +369,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
                 if p.since_print >= p.every || all_done {
                     let span = p.since_print as f64 * interval_s;
                     let warmup = i < cfg.warmup_intervals;
-                    eprintln!("{}", progress_line(&cfg, p, end, span, warmup));
+                    lines.push(progress_line(&cfg, p, end, span, warmup));
                     p.since_print = 0;
                     p.ok = 0;
                     p.errors = 0;
@@ -276,7 +380,8 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
         }
 
         // Finalize intervals whose grace period has passed (all of them at the end).
-        let ready: Vec<u32> = open
+        let ready: Vec<u32> = m
+            .open
             .keys()
             .copied()
             .filter(|&i| {
@@ -284,24 +389,31 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
             })
             .collect();
         for i in ready {
-            let acc = open.remove(&i).expect("key listed above");
+            let acc = m.open.remove(&i).expect("key listed above");
             let rec = finalize(&cfg, i, &acc, &mut log);
-            intervals.push(rec);
-            finalized_below = finalized_below.max(i + 1);
+            m.fold(i, &acc);
+            m.intervals.push(rec);
+            m.finalized_below = m.finalized_below.max(i + 1);
+        }
+        drop(guard);
+        for line in lines {
+            eprintln!("{line}");
         }
         if all_done {
             break;
         }
     }
+    let mut m = sink.lock();
+    let mut intervals = std::mem::take(&mut m.intervals);
     intervals.sort_by_key(|r| r.index);
     Collected {
-        totals,
-        pool_wait,
-        lag: lag_total,
+        totals: std::mem::take(&mut m.totals),
+        pool_wait: std::mem::replace(&mut m.pool_wait, stats::new_hist(1)),
+        lag: std::mem::replace(&mut m.lag, stats::new_hist(1)),
         intervals,
         log,
-        late_batches: late,
-        slow,
+        late_batches: m.late,
+        slow: std::mem::take(&mut m.slow),
     }
 }
 
@@ -345,4 +457,76 @@ fn finalize(cfg: &CollectorConfig, i: u32, acc: &Acc, log: &mut Vec<LogEntry>) -
         rec.all_max_us = all.max();
     }
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+    use crate::engine::worker::Recorder;
+
+    /// Records `n` transactions of 1 ms on `rec`, ending `end_ms` after `t0`.
+    fn record(rec: &mut Recorder, n: u64, t0: clock::Stamp, end_ms: u64) {
+        let began = t0 + Duration::from_millis(end_ms - 1);
+        let end = t0 + Duration::from_millis(end_ms);
+        for _ in 0..n {
+            rec.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
+        }
+    }
+
+    #[test]
+    fn a_late_batch_and_the_warmup_reach_the_totals_as_before_workers_merged_their_own() {
+        // 10 s intervals, the first in the warmup, the run started 25 s ago with no grace: the
+        // collector finalizes intervals 0 and 1 at once, and interval 2 ends 5 s from now.
+        let start = Instant::now() - Duration::from_secs(25);
+        let cfg = CollectorConfig {
+            names: vec!["q".into()],
+            workers: 2,
+            start,
+            interval: Duration::from_secs(10),
+            warmup_intervals: 1,
+            grace: Duration::ZERO,
+            progress: None,
+            progress_epoch: None,
+            progress_json: None,
+            open_loop: false,
+            last_interval: None,
+        };
+        let sink = Merged::sink(&cfg);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (recycle_tx, recycle) = crossbeam_channel::bounded(4);
+        let recorder = |id| {
+            Recorder::new(id, 1, 2, start, cfg.interval, tx.clone(), recycle.clone())
+                .absorbing(sink.clone())
+                .open_loop(false)
+        };
+        let (mut early, mut late) = (recorder(0), recorder(1));
+        drop((tx, recycle));
+        let t0 = clock::global().stamp_of(start);
+        record(&mut early, 3, t0, 5_000); // interval 0: the warmup
+        record(&mut early, 2, t0, 15_000); // interval 1
+        record(&mut early, 1, t0, 25_000); // interval 2: hands interval 1 over
+        let collector_sink = sink.clone();
+        let collector = std::thread::spawn(move || run_with(cfg, rx, recycle_tx, collector_sink));
+        let waited = Instant::now();
+        while sink.lock().finalized_below < 2 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(4),
+                "intervals 0 and 1 finalized"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        record(&mut late, 4, t0, 16_000); // interval 1, after it was finalized
+        late.flush(t0 + Duration::from_millis(16_000), true);
+        early.flush(t0 + Duration::from_millis(25_000), true);
+        drop((early, late));
+        let got = collector.join().expect("the collector ends");
+        // Both of the late worker's batches: its empty one of interval 0, then interval 1's.
+        assert_eq!(got.late_batches, 2);
+        assert_eq!(got.totals[0].ok, 2 + 4 + 1, "all but the warmup's 3");
+        assert_eq!(got.totals[0].latency.len(), 7);
+        let per_interval: Vec<(u32, u64)> =
+            got.intervals.iter().map(|r| (r.index, r.ok[0])).collect();
+        assert_eq!(per_interval, [(0, 3), (1, 2 + 4), (2, 1)]);
+    }
 }

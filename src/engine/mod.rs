@@ -288,6 +288,7 @@ pub fn run(
             shared.clone(),
             collector.tx.clone(),
             collector.recycle.clone(),
+            collector.sink.clone(),
             txlogs[id].take(),
         );
         (format!("pgstorm-w{id}"), move || w.run())
@@ -407,6 +408,8 @@ impl RunClock {
 pub(crate) struct Collector {
     pub tx: crossbeam_channel::Sender<stats::Batch>,
     pub recycle: crossbeam_channel::Receiver<stats::Batch>,
+    /// Where the load threads merge their own batches when they can (see [`collector`]).
+    pub sink: collector::Sink,
     handle: std::thread::JoinHandle<collector::Collected>,
     hiccups: hiccup::Meter,
 }
@@ -467,18 +470,21 @@ impl Collector {
             }),
         };
         let collector_core = monitor_core(cfg.pin);
+        let sink = collector::Merged::sink(&collector_cfg);
+        let collector_sink = sink.clone();
         let handle = std::thread::Builder::new()
             .name("pgstorm-collector".into())
             .spawn(move || {
                 if let Some(c) = collector_core {
                     core_affinity::set_for_current(c);
                 }
-                collector::run(collector_cfg, rx, recycle_tx)
+                collector::run_with(collector_cfg, rx, recycle_tx, collector_sink)
             })
             .context("cannot start the collector thread")?;
         Ok(Collector {
             tx,
             recycle,
+            sink,
             handle,
             hiccups: hiccup::Meter::start(clock.start)?,
         })

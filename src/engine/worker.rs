@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use r2d2::ManageConnection;
 
+use super::collector::Sink;
+
+/// Batches waiting in the collector thread's channel from which on a worker merges its own
+/// batch into the collector's sink instead of adding to them (see [`super::collector`]).
+pub const MERGE_BACKLOG: usize = 16;
 use super::pool;
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
@@ -176,6 +181,14 @@ pub struct Recorder {
     sigfig: u8,
     out: Sender<Batch>,
     recycle: Receiver<Batch>,
+    /// Where the batch is merged in place when its lock can be had (see [`collector`]'s
+    /// invariants); without one, every batch goes through `out`.
+    sink: Option<Sink>,
+    /// A finished batch the sink was too busy to take: tried again after each transaction, sent
+    /// to the collector thread at the next boundary at the latest.
+    pending: Option<Batch>,
+    /// An emptied batch to go on with when the current one becomes pending.
+    spare: Option<Batch>,
     /// The batch being filled.
     pub batch: Batch,
     interval: u32,
@@ -211,6 +224,9 @@ impl Recorder {
             sigfig,
             out,
             recycle,
+            sink: None,
+            pending: None,
+            spare: None,
             batch: Batch::new(id, n_types, sigfig, 1, false),
             interval: 0,
             boundary: start + interval_len,
@@ -227,6 +243,14 @@ impl Recorder {
     pub fn pgbench_options(mut self, limit: Option<Duration>, txlog: Option<TxLog>) -> Recorder {
         self.latency_limit = limit.map(nanos);
         self.txlog = txlog;
+        self
+    }
+
+    /// A recorder that merges its own batches into `sink` (the collector's) while the collector
+    /// thread is behind, when the lock is free, never waiting for it (see [`super::collector`]'s
+    /// invariants), and hands them over through the channel otherwise.
+    pub fn absorbing(mut self, sink: Sink) -> Recorder {
+        self.sink = Some(sink);
         self
     }
 
@@ -298,9 +322,85 @@ impl Recorder {
         }
     }
 
-    /// Hands the current batch over now (`last`: the worker is done).
+    /// Hands the current batch over now (`last`: the worker is done): merges it into the sink
+    /// and keeps it, or sends it to the collector and goes on with a recycled (or new) one.
     pub fn flush(&mut self, now: Stamp, last: bool) {
-        let fresh = match self.recycle.try_recv() {
+        if last {
+            // The worker is done: its transaction log is complete. A write error is reported,
+            // not fatal: the measurement itself is intact.
+            if let Err(e) = self.finish_txlog(now) {
+                eprintln!("pgstorm: warning: {e:#}");
+            }
+        }
+        // The previous interval's batch waits no longer: merged now, or sent.
+        if let Some(pending) = self.pending.take() {
+            if !self.try_merge(&pending) {
+                self.send(pending);
+            } else {
+                self.keep_spare(pending);
+            }
+        }
+        self.batch.interval = self.interval;
+        self.batch.last = last;
+        if self.out.len() >= MERGE_BACKLOG && self.try_merge(&self.batch) {
+            self.batch.reset();
+        } else if self.sink.is_none() || last || self.out.len() < MERGE_BACKLOG {
+            let fresh = self.fresh_batch();
+            let full = std::mem::replace(&mut self.batch, fresh);
+            self.send(full);
+        } else {
+            let fresh = self.fresh_batch();
+            self.pending = Some(std::mem::replace(&mut self.batch, fresh));
+        }
+        self.interval = (now.nanos_since(self.start) / self.interval_ns) as u32;
+        let next = (self.interval as u64 + 1).saturating_mul(self.interval_ns);
+        self.boundary = self.start + Duration::from_nanos(next);
+    }
+
+    /// Merges `batch` into the sink if its lock is free this instant (never waits: a lock
+    /// holder the scheduler preempted must not stall the load threads or lengthen the next
+    /// transaction's pool wait).
+    fn try_merge(&self, batch: &Batch) -> bool {
+        match self.sink.as_ref().and_then(|sink| sink.try_lock()) {
+            Some(mut m) => {
+                m.absorb(batch);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tries the pending batch again (after a transaction).
+    #[cold]
+    fn retry_pending(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            if self.try_merge(&pending) {
+                self.keep_spare(pending);
+            } else {
+                self.pending = Some(pending);
+            }
+        }
+    }
+
+    /// Keeps a merged batch, emptied, to go on with next time.
+    fn keep_spare(&mut self, mut batch: Batch) {
+        batch.reset();
+        self.spare = Some(batch);
+    }
+
+    /// Sends a finished batch to the collector thread.
+    fn send(&mut self, batch: Batch) {
+        if self.out.send(batch).is_err() {
+            self.disconnected = true;
+        }
+    }
+
+    /// An empty batch to go on with: the spare, a recycled one, or a new one when none is free.
+    fn fresh_batch(&mut self) -> Batch {
+        if let Some(b) = self.spare.take() {
+            return b;
+        }
+        match self.recycle.try_recv() {
             Ok(mut b) => {
                 b.worker = self.id;
                 b.slow_cap = self.batch.slow_cap;
@@ -314,23 +414,7 @@ impl Recorder {
                 self.clients,
                 self.open_loop,
             ),
-        };
-        if last {
-            // The worker is done: its transaction log is complete. A write error is reported,
-            // not fatal: the measurement itself is intact.
-            if let Err(e) = self.finish_txlog(now) {
-                eprintln!("pgstorm: warning: {e:#}");
-            }
         }
-        let mut full = std::mem::replace(&mut self.batch, fresh);
-        full.interval = self.interval;
-        full.last = last;
-        if self.out.send(full).is_err() {
-            self.disconnected = true;
-        }
-        self.interval = (now.nanos_since(self.start) / self.interval_ns) as u32;
-        let next = (self.interval as u64 + 1).saturating_mul(self.interval_ns);
-        self.boundary = self.start + Duration::from_nanos(next);
     }
 
     /// The measurement of one transaction as both drivers make it once it ended at `end`: the
@@ -350,6 +434,9 @@ impl Recorder {
         end: Stamp,
     ) {
         self.maybe_flush(end);
+        if self.pending.is_some() {
+            self.retry_pending();
+        }
         if let Some(wait) = pool_wait_ns {
             stats::record_ns(&mut self.batch.pool_wait, wait);
         }
@@ -478,6 +565,7 @@ impl Worker {
         shared: Arc<Shared>,
         out: Sender<Batch>,
         recycle: Receiver<Batch>,
+        sink: Sink,
         txlog: Option<TxLog>,
     ) -> Worker {
         let rec = Recorder::new(
@@ -489,6 +577,7 @@ impl Worker {
             out,
             recycle,
         )
+        .absorbing(sink)
         .open_loop(shared.arrivals.is_some())
         .pgbench_options(shared.latency_limit, txlog);
         Worker { id, shared, rec }
@@ -684,6 +773,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::collector;
 
     #[test]
     fn retry_policy_of_both_drivers() {
@@ -738,5 +828,141 @@ mod tests {
         total.add(&first.types[0]);
         total.add(&second.types[0]);
         assert_eq!(total.latency.len(), stats::WORKER_HIST_MAX + extra);
+    }
+
+    /// A one-type, one-worker collector configuration with 1 s intervals from `start`.
+    fn collector_cfg(start: Instant) -> collector::CollectorConfig {
+        collector::CollectorConfig {
+            names: vec!["q".into()],
+            workers: 1,
+            start,
+            interval: Duration::from_secs(1),
+            warmup_intervals: 0,
+            grace: Duration::from_secs(2),
+            progress: None,
+            progress_epoch: None,
+            progress_json: None,
+            open_loop: false,
+            last_interval: None,
+        }
+    }
+
+    /// Records `n` transactions of 1 ms ending `end_ms` after `t0`.
+    fn record(rec: &mut Recorder, n: u64, t0: Stamp, end_ms: u64) {
+        let (began, end) = (
+            t0 + Duration::from_millis(end_ms - 1),
+            t0 + Duration::from_millis(end_ms),
+        );
+        for _ in 0..n {
+            rec.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
+        }
+    }
+
+    /// A recorder merging into a collector's sink whose thread has not started, and what that
+    /// thread will take: its configuration, the sink, the channel's receiving end. With
+    /// `behind`, [`MERGE_BACKLOG`] empty batches already wait in the channel: the collector
+    /// thread is behind.
+    struct Rig {
+        cfg: collector::CollectorConfig,
+        sink: Sink,
+        rx: Receiver<Batch>,
+        recycle_tx: Sender<Batch>,
+        rec: Recorder,
+        t0: Stamp,
+    }
+
+    fn rig(behind: bool) -> Rig {
+        let start = Instant::now();
+        let cfg = collector_cfg(start);
+        let sink = collector::Merged::sink(&cfg);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for _ in 0..if behind { MERGE_BACKLOG } else { 0 } {
+            tx.send(Batch::new(1, 1, 2, 1, false))
+                .expect("the receiver is alive");
+        }
+        let (recycle_tx, recycle) = crossbeam_channel::bounded(2);
+        let rec = Recorder::new(0, 1, 2, start, cfg.interval, tx, recycle)
+            .absorbing(sink.clone())
+            .open_loop(false);
+        let t0 = clock::global().stamp_of(start);
+        Rig {
+            cfg,
+            sink,
+            rx,
+            recycle_tx,
+            rec,
+            t0,
+        }
+    }
+
+    impl Rig {
+        /// Ends the load (the recorder's last batch at `end_ms`) and runs the collector to the
+        /// end: its totals' count and each interval's.
+        fn collect(mut self, end_ms: u64) -> (collector::Collected, Vec<(u32, u64)>) {
+            self.rec
+                .flush(self.t0 + Duration::from_millis(end_ms), true);
+            drop(self.rec);
+            let got = collector::run_with(self.cfg, self.rx, self.recycle_tx, self.sink);
+            let per_interval = got.intervals.iter().map(|r| (r.index, r.ok[0])).collect();
+            (got, per_interval)
+        }
+    }
+
+    #[test]
+    fn a_recorder_merges_its_own_batches_while_the_collector_thread_is_behind() {
+        // The collector thread starts only after the load is over: the extreme of a collector
+        // the scheduler starves. Once its queue is long, every batch is merged by the worker.
+        let mut r = rig(true);
+        record(&mut r.rec, 3, r.t0, 500);
+        record(&mut r.rec, 2, r.t0, 1500);
+        record(&mut r.rec, 4, r.t0, 2500);
+        assert_eq!(
+            r.rx.len(),
+            MERGE_BACKLOG,
+            "no batch went through the channel"
+        );
+        let (got, per_interval) = r.collect(2600);
+        assert_eq!(got.totals[0].ok, 9);
+        assert_eq!(got.totals[0].latency.len(), 9);
+        assert_eq!(per_interval, [(0, 3), (1, 2), (2, 4)]);
+        assert_eq!(got.late_batches, 0);
+    }
+
+    #[test]
+    fn a_recorder_sends_its_batches_while_the_collector_thread_keeps_up() {
+        let mut r = rig(false);
+        record(&mut r.rec, 3, r.t0, 500);
+        record(&mut r.rec, 2, r.t0, 1500);
+        assert_eq!(r.rx.len(), 1, "interval 0's batch went through the channel");
+        let (got, per_interval) = r.collect(1600);
+        assert_eq!(got.totals[0].ok, 5);
+        assert_eq!(per_interval, [(0, 3), (1, 2)]);
+    }
+
+    #[test]
+    fn a_batch_the_sink_is_busy_for_waits_for_a_later_transaction_or_the_next_boundary() {
+        let mut r = rig(true);
+        record(&mut r.rec, 3, r.t0, 500);
+        {
+            // Another holder (a preempted worker, the collector finalizing) keeps the lock.
+            let _held = r.sink.lock();
+            record(&mut r.rec, 2, r.t0, 1500); // interval 0's batch: kept aside
+        }
+        record(&mut r.rec, 1, r.t0, 1600); // the lock is free: interval 0 merged after this one
+        assert_eq!(
+            r.rx.len(),
+            MERGE_BACKLOG,
+            "merged by the worker, nothing sent"
+        );
+        {
+            let _held = r.sink.lock();
+            record(&mut r.rec, 1, r.t0, 2500); // interval 1's batch (3 transactions): kept aside
+            record(&mut r.rec, 1, r.t0, 2600); // tried again, still held
+            record(&mut r.rec, 1, r.t0, 3500); // the next boundary: interval 1's is sent
+        }
+        assert_eq!(r.rx.len(), MERGE_BACKLOG + 1);
+        let (got, per_interval) = r.collect(3600);
+        assert_eq!(got.totals[0].ok, 9, "each transaction counted once");
+        assert_eq!(per_interval, [(0, 3), (1, 3), (2, 2), (3, 1)]);
     }
 }

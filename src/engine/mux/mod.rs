@@ -136,6 +136,7 @@ pub fn run(
             collector.tx.clone(),
             collector.recycle.clone(),
         )
+        .absorbing(collector.sink.clone())
         .open_loop(cfg.rate.is_some())
         .pgbench_options(cfg.latency_limit, txlogs[tid].take());
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
