@@ -267,30 +267,21 @@ pub fn run(
         stop: halt.clone(),
         start: clock.start,
         end: clock.end,
-        interval: clock.interval,
         tx_limit: cfg.transactions_per_client,
         arrivals: cfg.rate.map(|r| {
             let mut rng = Rng::stream(cfg.seed, worker::ARRIVAL_STREAM.wrapping_sub(1));
             schedule::Arrivals::new(r, cfg.arrival, Duration::ZERO, &mut rng)
         }),
         seed: cfg.seed,
-        sigfig,
         max_tries: cfg.max_tries,
-        latency_limit: cfg.latency_limit,
         verbose_errors: cfg.verbose_errors,
     });
     let mut txlogs = open_txlogs(cfg, clients, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
     let cpu_before = crate::proc_stats::cpu_time();
     let handles = spawn_load_threads(cfg.pin, clients, &halt, "worker thread", |id| {
-        let w = worker::Worker::new(
-            id,
-            shared.clone(),
-            collector.tx.clone(),
-            collector.recycle.clone(),
-            collector.sink.clone(),
-            txlogs[id].take(),
-        );
+        let rec = collector.recorder(id, n_types, sigfig, &clock, cfg, txlogs[id].take());
+        let w = worker::Worker::new(id, shared.clone(), rec);
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
     let finish = collector.finish(&clock, handles, &halt, stop, &counters, cpu_before)?;
@@ -490,6 +481,33 @@ impl Collector {
         })
     }
 
+    /// The measurement path of load thread `id` (closed or open loop and `-L` as `cfg` says,
+    /// `txlog` its `-l` log): it hands its batches to this collector, and merges them into the
+    /// sink itself while the collector thread is behind. Both drivers take their recorders
+    /// here, so neither can leave that out.
+    pub(crate) fn recorder(
+        &self,
+        id: usize,
+        n_types: usize,
+        sigfig: u8,
+        clock: &RunClock,
+        cfg: &EngineConfig,
+        txlog: Option<txlog::TxLog>,
+    ) -> worker::Recorder {
+        worker::Recorder::new(
+            id,
+            n_types,
+            sigfig,
+            clock.start,
+            clock.interval,
+            self.tx.clone(),
+            self.recycle.clone(),
+        )
+        .absorbing(self.sink.clone())
+        .open_loop(cfg.rate.is_some())
+        .pgbench_options(cfg.latency_limit, txlog)
+    }
+
     /// Waits for the end of the run (duration, the caller's `stop` token, every load thread
     /// done with `-t`, the target lost according to the driver's connection `counters`, or a
     /// load thread that panicked), raises `halt` to stop the load threads, joins every one of
@@ -628,6 +646,38 @@ impl Finished {
             worker_sigfig,
             slow: c.slow,
             pauses: self.pauses,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::script::{Predefined, Script};
+    use crate::workload::{Protocol, QueryType};
+
+    /// Both drivers take their load threads' recorders from `Collector::recorder`; the
+    /// recorder's unit tests show what one with a sink does while the collector thread is behind
+    /// (it merges its own batches). This pins that every recorder handed out has the sink: it
+    /// fails if `recorder` leaves `absorbing` out, for either driver.
+    #[test]
+    fn every_recorder_the_collector_hands_out_can_merge_into_its_sink() {
+        let script = Script::parse("t", "t", "SELECT 1;\n", Predefined::default()).unwrap();
+        let workload = Workload::new(
+            vec![(Box::new(script) as Box<dyn QueryType>, 1)],
+            Protocol::Prepared,
+        )
+        .unwrap();
+        let cfg = crate::scenarios::queries::QueriesOptions::default().engine;
+        let clock = RunClock::new(&cfg);
+        let collector = Collector::spawn(&workload, &cfg, &clock, 2).unwrap();
+        for (id, open_loop) in [(0, false), (1, true)] {
+            let cfg = EngineConfig {
+                rate: open_loop.then_some(100.0),
+                ..cfg.clone()
+            };
+            let rec = collector.recorder(id, 1, 2, &clock, &cfg, None);
+            assert!(rec.absorbs(), "recorder {id} has no sink");
         }
     }
 }

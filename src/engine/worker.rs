@@ -28,10 +28,6 @@ use crossbeam_channel::{Receiver, Sender};
 use r2d2::ManageConnection;
 
 use super::collector::Sink;
-
-/// Batches waiting in the collector thread's channel from which on a worker merges its own
-/// batch into the collector's sink instead of adding to them (see [`super::collector`]).
-pub const MERGE_BACKLOG: usize = 16;
 use super::pool;
 use super::schedule::Arrivals;
 use super::stats::{self, Batch, ErrorClass};
@@ -42,6 +38,10 @@ use crate::clock::{self, Stamp};
 use crate::rng::Rng;
 use crate::workload::script::resume::Tx;
 use crate::workload::{CommandStat, ExecError, Scratch, Workload};
+
+/// Batches waiting in the collector thread's channel from which on a worker merges its own
+/// batch into the collector's sink instead of adding to them (see [`super::collector`]).
+pub const MERGE_BACKLOG: usize = 16;
 
 /// How arrivals are spaced in open loop.
 #[derive(
@@ -157,16 +157,12 @@ pub(crate) struct Shared {
     pub start: Instant,
     /// No intended start at or after this instant is scheduled.
     pub end: Option<Instant>,
-    pub interval: Duration,
     pub tx_limit: Option<u64>,
     /// Open loop: the arrivals all workers draw from (closed loop: `None`).
     pub arrivals: Option<Arrivals>,
     pub seed: u64,
-    pub sigfig: u8,
     /// Tries per transaction on serialization/deadlock failures (0: until the run ends).
     pub max_tries: u32,
-    /// `-L`.
-    pub latency_limit: Option<Duration>,
     /// `--verbose-errors`.
     pub verbose_errors: bool,
 }
@@ -181,8 +177,9 @@ pub struct Recorder {
     sigfig: u8,
     out: Sender<Batch>,
     recycle: Receiver<Batch>,
-    /// Where the batch is merged in place when its lock can be had (see [`collector`]'s
-    /// invariants); without one, every batch goes through `out`.
+    /// The collector's merged state: while [`MERGE_BACKLOG`] or more batches wait in `out`, a
+    /// batch is merged into it in place if its lock is free at that instant (see [`super::collector`]'s
+    /// invariants); without one, or while the collector keeps up, every batch goes through `out`.
     sink: Option<Sink>,
     /// A finished batch the sink was too busy to take: tried again after each transaction, sent
     /// to the collector thread at the next boundary at the latest.
@@ -287,6 +284,12 @@ impl Recorder {
         }
     }
 
+    /// Whether this recorder merges into a collector's sink while the collector is behind.
+    #[cfg(test)]
+    pub(crate) fn absorbs(&self) -> bool {
+        self.sink.is_some()
+    }
+
     /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram (not even
     /// for a moment), which matters with hundreds of workers (500 × 5 KiB × 2 batches).
     pub fn open_loop(mut self, yes: bool) -> Recorder {
@@ -334,23 +337,27 @@ impl Recorder {
         }
         // The previous interval's batch waits no longer: merged now, or sent.
         if let Some(pending) = self.pending.take() {
-            if !self.try_merge(&pending) {
-                self.send(pending);
-            } else {
+            if self.try_merge(&pending) {
                 self.keep_spare(pending);
+            } else {
+                self.send(pending);
             }
         }
         self.batch.interval = self.interval;
         self.batch.last = last;
-        if self.out.len() >= MERGE_BACKLOG && self.try_merge(&self.batch) {
+        // The collector thread is behind when this many batches wait for it: then the worker
+        // merges the batch itself if the lock is free, or keeps it for a later try (never the
+        // last one: nothing would try it again).
+        let behind = self.sink.is_some() && self.out.len() >= MERGE_BACKLOG;
+        if behind && self.try_merge(&self.batch) {
             self.batch.reset();
-        } else if self.sink.is_none() || last || self.out.len() < MERGE_BACKLOG {
+        } else if behind && !last {
+            let fresh = self.fresh_batch();
+            self.pending = Some(std::mem::replace(&mut self.batch, fresh));
+        } else {
             let fresh = self.fresh_batch();
             let full = std::mem::replace(&mut self.batch, fresh);
             self.send(full);
-        } else {
-            let fresh = self.fresh_batch();
-            self.pending = Some(std::mem::replace(&mut self.batch, fresh));
         }
         self.interval = (now.nanos_since(self.start) / self.interval_ns) as u32;
         let next = (self.interval as u64 + 1).saturating_mul(self.interval_ns);
@@ -560,26 +567,8 @@ pub(crate) fn next_backoff(previous: Duration) -> Duration {
 }
 
 impl Worker {
-    pub(crate) fn new(
-        id: usize,
-        shared: Arc<Shared>,
-        out: Sender<Batch>,
-        recycle: Receiver<Batch>,
-        sink: Sink,
-        txlog: Option<TxLog>,
-    ) -> Worker {
-        let rec = Recorder::new(
-            id,
-            shared.workload.types.len(),
-            shared.sigfig,
-            shared.start,
-            shared.interval,
-            out,
-            recycle,
-        )
-        .absorbing(sink)
-        .open_loop(shared.arrivals.is_some())
-        .pgbench_options(shared.latency_limit, txlog);
+    /// Worker `id`, measuring through `rec` (the collector's: `Collector::recorder`).
+    pub(crate) fn new(id: usize, shared: Arc<Shared>, rec: Recorder) -> Worker {
         Worker { id, shared, rec }
     }
 

@@ -9,10 +9,12 @@
 //! Scope: every query type, since each is a pgbench script (`-f`/`-b`, and the built-in POS types
 //! of [`crate::workload::builtin`]), run resumably ([`crate::workload::script::resume`]);
 //! connections are opened nonblocking ([`super::wire_pool::connect_polled`]) and belong to their
-//! thread for the whole run (there is no pool, so no checkout wait is recorded). Measurement is the pool engine's: each thread records into its own [`Recorder`]
-//! (one batch per interval to the collector); in open loop the latency runs from the intended
-//! start and the schedule lag is recorded on its own. A completion's timestamp is read once and
-//! serves as the next transaction's start in closed loop.
+//! thread for the whole run (there is no pool, so no checkout wait is recorded). Measurement is
+//! the pool engine's: each thread records into its own [`super::worker::Recorder`], taken from
+//! the collector as the pool driver's workers take theirs (one batch per interval to the
+//! collector); in open loop the latency runs from the intended start and the schedule lag is
+//! recorded on its own. A completion's timestamp is read once and serves as the next
+//! transaction's start in closed loop.
 //!
 //! Invariants: nothing allocates per query (wire buffers, `Tx` and the pollfd array are reused);
 //! a transaction that fails inside a transaction block is followed by a ROLLBACK before the
@@ -36,7 +38,6 @@ use self::thread::Thread;
 use super::pool::{session_sql, PoolCounters};
 use super::stats;
 use super::wire_pool::{connect_polled, counted, statement_names};
-use super::worker::Recorder;
 use super::{Collector, EngineConfig, EngineOutput, RunClock};
 use crate::stop::StopToken;
 use crate::target::Target;
@@ -127,20 +128,10 @@ pub fn run(
     }
     let mut per_thread = per_thread.into_iter();
     let handles = super::spawn_load_threads(cfg.pin, threads, &halt, "load thread", |tid| {
-        let rec = Recorder::new(
-            tid,
-            n_types,
-            sigfig,
-            clock.start,
-            clock.interval,
-            collector.tx.clone(),
-            collector.recycle.clone(),
-        )
-        .absorbing(collector.sink.clone())
-        .open_loop(cfg.rate.is_some())
-        .pgbench_options(cfg.latency_limit, txlogs[tid].take());
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
-        let rec = rec.serving(mine.len());
+        let rec = collector
+            .recorder(tid, n_types, sigfig, &clock, cfg, txlogs[tid].take())
+            .serving(mine.len());
         (format!("pgstorm-j{tid}"), move || {
             Thread::new(&sh, rec, mine).run(&sh)
         })
