@@ -233,7 +233,7 @@ fn pool_source(
         };
         let names = wire_pool::statement_names(workload);
         let pool = pool::Pool::open(manager, counters.clone(), target, &settings)?;
-        worker::Source::Pool(pool.pool, names)
+        worker::Source::Pool(pool.shards, names)
     };
     Ok((source, counters))
 }

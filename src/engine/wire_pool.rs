@@ -118,7 +118,9 @@ pub(crate) fn counted(
     r
 }
 
-/// r2d2 manager of [`PooledWire`] connections.
+/// r2d2 manager of [`PooledWire`] connections (cloned into every shard of the pool driver's
+/// pool: [`super::pool::Pool`]).
+#[derive(Clone)]
 pub struct WireManager {
     target: Target,
     workload: Arc<Workload>,

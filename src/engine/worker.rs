@@ -57,9 +57,9 @@ pub enum Arrival {
 
 /// Where a worker's wire connections ([`super::wire_pool`]) come from.
 pub(crate) enum Source {
-    /// Checked out of the pool and returned after each transaction, with the prepared statement
-    /// names.
-    Pool(r2d2::Pool<WireManager>, Vec<Vec<String>>),
+    /// Checked out of the pool's shards (client `i` out of shard `i % shards`: [`pool::Pool`])
+    /// and returned after each transaction, with the prepared statement names.
+    Pool(Vec<r2d2::Pool<WireManager>>, Vec<Vec<String>>),
     /// Opened for each transaction and closed after it (pgbench's `-C`); the connect time goes
     /// into the connect histogram, not into the pool wait.
     ConnectEach(Box<WireManager>, Arc<pool::PoolCounters>),
@@ -95,12 +95,19 @@ enum Lease {
 }
 
 impl Lease {
-    /// Checks a connection out of (or opens one from) `source`.
-    fn take(source: &Source, timeout: Duration, stop: &AtomicBool) -> Result<Lease, ErrorClass> {
+    /// Checks a connection out of (or opens one from) `source` for client `client`.
+    fn take(
+        source: &Source,
+        client: usize,
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> Result<Lease, ErrorClass> {
         match source {
-            Source::Pool(p, _) => pool::checkout(p, timeout, stop)
-                .map(Lease::Pooled)
-                .ok_or(ErrorClass::PoolTimeout),
+            Source::Pool(shards, _) => {
+                pool::checkout(&shards[client % shards.len()], timeout, stop)
+                    .map(Lease::Pooled)
+                    .ok_or(ErrorClass::PoolTimeout)
+            }
             Source::ConnectEach(m, _) => m
                 .connect()
                 .map(Lease::Own)
@@ -665,7 +672,12 @@ impl Worker {
                 }
             }
             let t0 = last_end.take().unwrap_or_else(|| clock.stamp());
-            let checkout = Lease::take(&shared.source, shared.checkout_timeout, &shared.stop);
+            let checkout = Lease::take(
+                &shared.source,
+                self.id,
+                shared.checkout_timeout,
+                &shared.stop,
+            );
             let t1 = clock.stamp();
             if checkout.is_err() && self.stopped() {
                 // The run ended while this worker waited: nothing was attempted.
