@@ -7,7 +7,8 @@
 //! the two apart, and every result reports the longest one.
 //!
 //! Invariants: the meter costs one short wakeup per millisecond and allocates only when it records
-//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to. It pins
+//! a pause (at least [`PAUSE_FLOOR`]); it stops within one period of being told to, and a meter
+//! dropped without [`Meter::finish`] (a run that ended in an error) tells it to. It pins
 //! itself to one core, the last this process may run on (the monitor core on hosts that keep one),
 //! whether or not the load threads are pinned: left to float, its 1 kHz wakeups cost the pool
 //! driver a quarter of its CPU per transaction at `-c 8` on a 2-core VM, pinned next to nothing
@@ -39,7 +40,8 @@ pub struct Pause {
 /// A running meter.
 pub struct Meter {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<Pause>>,
+    /// The meter thread; taken by [`Meter::finish`].
+    handle: Option<JoinHandle<Vec<Pause>>>,
 }
 
 impl Meter {
@@ -59,13 +61,24 @@ impl Meter {
                 measure(start, &flag)
             })
             .context("cannot start the hiccup meter thread")?;
-        Ok(Meter { stop, handle })
+        Ok(Meter {
+            stop,
+            handle: Some(handle),
+        })
     }
 
     /// Stops the meter and returns the pauses it saw, in time order.
-    pub fn finish(self) -> Vec<Pause> {
+    pub fn finish(mut self) -> Vec<Pause> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
+        let handle = self.handle.take().expect("only finish takes the thread");
+        handle.join().unwrap_or_default()
+    }
+}
+
+impl Drop for Meter {
+    /// Tells the thread to stop without waiting for it: it ends at its next wakeup.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -86,4 +99,25 @@ fn measure(start: Instant, stop: &AtomicBool) -> Vec<Pause> {
         }
     }
     pauses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meter_dropped_without_finish_stops_its_thread() {
+        let mut meter = Meter::start(Instant::now()).expect("the meter starts");
+        let handle = meter.handle.take().expect("a started meter has its thread");
+        drop(meter);
+        // Without the drop's stop, the thread would sleep-loop until the test binary exits.
+        let waited = Instant::now();
+        while !handle.is_finished() {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "the meter thread still runs 30 s after its meter was dropped"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
