@@ -465,25 +465,19 @@ mod tests {
     use crate::clock;
     use crate::engine::worker::Recorder;
 
-    /// Records `n` transactions of 1 ms on `rec`, ending `end_ms` after `t0`.
-    fn record(rec: &mut Recorder, n: u64, t0: clock::Stamp, end_ms: u64) {
-        let began = t0 + Duration::from_millis(end_ms - 1);
-        let end = t0 + Duration::from_millis(end_ms);
-        for _ in 0..n {
-            rec.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
-        }
-    }
-
     #[test]
     fn a_late_batch_and_the_warmup_reach_the_totals_as_before_workers_merged_their_own() {
-        // 10 s intervals, the first in the warmup, the run started 25 s ago with no grace: the
-        // collector finalizes intervals 0 and 1 at once, and interval 2 ends 5 s from now.
-        let start = Instant::now() - Duration::from_secs(25);
+        // 100 s intervals, the first in the warmup, the run started 250 s ago with no grace: the
+        // collector finalizes intervals 0 and 1 at once, and interval 2 ends 50 s from now, a
+        // margin that a loaded 2-core VM does not use up before the last flush.
+        let start = Instant::now()
+            .checked_sub(Duration::from_secs(250))
+            .expect("the monotonic clock is more than 250 s past its origin");
         let cfg = CollectorConfig {
             names: vec!["q".into()],
             workers: 2,
             start,
-            interval: Duration::from_secs(10),
+            interval: Duration::from_secs(100),
             warmup_intervals: 1,
             grace: Duration::ZERO,
             progress: None,
@@ -503,22 +497,22 @@ mod tests {
         let (mut early, mut late) = (recorder(0), recorder(1));
         drop((tx, recycle));
         let t0 = clock::global().stamp_of(start);
-        record(&mut early, 3, t0, 5_000); // interval 0: the warmup
-        record(&mut early, 2, t0, 15_000); // interval 1
-        record(&mut early, 1, t0, 25_000); // interval 2: hands interval 1 over
+        early.record_ms(3, t0, 50_000); // interval 0: the warmup
+        early.record_ms(2, t0, 150_000); // interval 1
+        early.record_ms(1, t0, 250_000); // interval 2: hands interval 1 over
         let collector_sink = sink.clone();
         let collector = std::thread::spawn(move || run_with(cfg, rx, recycle_tx, collector_sink));
         let waited = Instant::now();
         while sink.lock().finalized_below < 2 {
             assert!(
-                waited.elapsed() < Duration::from_secs(4),
+                waited.elapsed() < Duration::from_secs(40),
                 "intervals 0 and 1 finalized"
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        record(&mut late, 4, t0, 16_000); // interval 1, after it was finalized
-        late.flush(t0 + Duration::from_millis(16_000), true);
-        early.flush(t0 + Duration::from_millis(25_000), true);
+        late.record_ms(4, t0, 160_000); // interval 1, after it was finalized
+        late.flush(t0 + Duration::from_millis(160_000), true);
+        early.flush(t0 + Duration::from_millis(250_000), true);
         drop((early, late));
         let got = collector.join().expect("the collector ends");
         // Both of the late worker's batches: its empty one of interval 0, then interval 1's.

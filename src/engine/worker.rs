@@ -297,6 +297,19 @@ impl Recorder {
         self.sink.is_some()
     }
 
+    /// Records `n` successful transactions of query type 0, each of 1 ms and ending `end_ms`
+    /// after `t0`: the tests' way to put transactions into chosen intervals.
+    #[cfg(test)]
+    pub(crate) fn record_ms(&mut self, n: u64, t0: Stamp, end_ms: u64) {
+        let (began, end) = (
+            t0 + Duration::from_millis(end_ms - 1),
+            t0 + Duration::from_millis(end_ms),
+        );
+        for _ in 0..n {
+            self.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
+        }
+    }
+
     /// Whether schedule lag is recorded; a closed-loop recorder keeps no lag histogram (not even
     /// for a moment), which matters with hundreds of workers (500 × 5 KiB × 2 batches).
     pub fn open_loop(mut self, yes: bool) -> Recorder {
@@ -848,17 +861,6 @@ mod tests {
         }
     }
 
-    /// Records `n` transactions of 1 ms ending `end_ms` after `t0`.
-    fn record(rec: &mut Recorder, n: u64, t0: Stamp, end_ms: u64) {
-        let (began, end) = (
-            t0 + Duration::from_millis(end_ms - 1),
-            t0 + Duration::from_millis(end_ms),
-        );
-        for _ in 0..n {
-            rec.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
-        }
-    }
-
     /// A recorder merging into a collector's sink whose thread has not started, and what that
     /// thread will take: its configuration, the sink, the channel's receiving end. With
     /// `behind`, [`MERGE_BACKLOG`] empty batches already wait in the channel: the collector
@@ -914,9 +916,9 @@ mod tests {
         // The collector thread starts only after the load is over: the extreme of a collector
         // the scheduler starves. Once its queue is long, every batch is merged by the worker.
         let mut r = rig(true);
-        record(&mut r.rec, 3, r.t0, 500);
-        record(&mut r.rec, 2, r.t0, 1500);
-        record(&mut r.rec, 4, r.t0, 2500);
+        r.rec.record_ms(3, r.t0, 500);
+        r.rec.record_ms(2, r.t0, 1500);
+        r.rec.record_ms(4, r.t0, 2500);
         assert_eq!(
             r.rx.len(),
             MERGE_BACKLOG,
@@ -932,8 +934,8 @@ mod tests {
     #[test]
     fn a_recorder_sends_its_batches_while_the_collector_thread_keeps_up() {
         let mut r = rig(false);
-        record(&mut r.rec, 3, r.t0, 500);
-        record(&mut r.rec, 2, r.t0, 1500);
+        r.rec.record_ms(3, r.t0, 500);
+        r.rec.record_ms(2, r.t0, 1500);
         assert_eq!(r.rx.len(), 1, "interval 0's batch went through the channel");
         let (got, per_interval) = r.collect(1600);
         assert_eq!(got.totals[0].ok, 5);
@@ -943,13 +945,13 @@ mod tests {
     #[test]
     fn a_batch_the_sink_is_busy_for_waits_for_a_later_transaction_or_the_next_boundary() {
         let mut r = rig(true);
-        record(&mut r.rec, 3, r.t0, 500);
+        r.rec.record_ms(3, r.t0, 500);
         {
             // Another holder (a preempted worker, the collector finalizing) keeps the lock.
             let _held = r.sink.lock();
-            record(&mut r.rec, 2, r.t0, 1500); // interval 0's batch: kept aside
+            r.rec.record_ms(2, r.t0, 1500); // interval 0's batch: kept aside
         }
-        record(&mut r.rec, 1, r.t0, 1600); // the lock is free: interval 0 merged after this one
+        r.rec.record_ms(1, r.t0, 1600); // the lock is free: interval 0 merged after this one
         assert_eq!(
             r.rx.len(),
             MERGE_BACKLOG,
@@ -957,9 +959,9 @@ mod tests {
         );
         {
             let _held = r.sink.lock();
-            record(&mut r.rec, 1, r.t0, 2500); // interval 1's batch (3 transactions): kept aside
-            record(&mut r.rec, 1, r.t0, 2600); // tried again, still held
-            record(&mut r.rec, 1, r.t0, 3500); // the next boundary: interval 1's is sent
+            r.rec.record_ms(1, r.t0, 2500); // interval 1's batch (3 transactions): kept aside
+            r.rec.record_ms(1, r.t0, 2600); // tried again, still held
+            r.rec.record_ms(1, r.t0, 3500); // the next boundary: interval 1's is sent
         }
         assert_eq!(r.rx.len(), MERGE_BACKLOG + 1);
         let (got, per_interval) = r.collect(3600);
