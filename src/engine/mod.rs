@@ -281,7 +281,7 @@ pub fn run(
     let cpu_before = crate::proc_stats::cpu_time();
     let handles = spawn_load_threads(cfg.pin, clients, &halt, "worker thread", |id| {
         let rec = collector.recorder(id, n_types, sigfig, &clock, cfg, txlogs[id].take());
-        let w = worker::Worker::new(id, shared.clone(), rec);
+        let w = worker::Worker::new(shared.clone(), rec);
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
     let finish = collector.finish(&clock, handles, &halt, stop, &counters, cpu_before)?;

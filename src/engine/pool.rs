@@ -136,8 +136,13 @@ pub(crate) fn session_sql(statement_timeout: Duration) -> String {
 /// Clients served by one shard of the pool (the last shards may serve one fewer).
 pub const SHARD_SIZE: u32 = 8;
 
+/// The shard of a pool of `shards` shards that client `client` checks out of.
+pub fn shard_of(client: usize, shards: usize) -> usize {
+    client % shards
+}
+
 /// The sizes of the shards of a pool of `size` connections: shard `s` serves the clients `i`
-/// with `i % shards == s`, so the sizes differ by at most one and add up to `size`.
+/// with [`shard_of`]`(i, shards) == s`, so the sizes differ by at most one and add up to `size`.
 pub fn shard_sizes(size: u32) -> Vec<u32> {
     let size = size.max(1);
     let shards = size.div_ceil(SHARD_SIZE);
@@ -146,7 +151,7 @@ pub fn shard_sizes(size: u32) -> Vec<u32> {
 
 /// The pool, as its shards, and its counters.
 pub struct Pool<M: ManageConnection> {
-    /// The r2d2 pools, one per shard: client `i` checks out of `shards[i % shards.len()]`.
+    /// The r2d2 pools, one per shard: client `i` checks out of `shards[shard_of(i, shards.len())]`.
     pub shards: Vec<r2d2::Pool<M>>,
     /// Connect counters.
     pub counters: Arc<PoolCounters>,
@@ -218,7 +223,9 @@ mod tests {
             assert_eq!(sizes.len() as u32, size.div_ceil(SHARD_SIZE), "size {size}");
             assert_eq!(sizes.iter().sum::<u32>(), size, "size {size}");
             for (s, &n) in sizes.iter().enumerate() {
-                let served = (0..size as usize).filter(|i| i % sizes.len() == s).count();
+                let served = (0..size as usize)
+                    .filter(|&i| shard_of(i, sizes.len()) == s)
+                    .count();
                 assert_eq!(n as usize, served, "size {size}, shard {s}");
                 assert!(n <= SHARD_SIZE, "size {size}, shard {s}: {n}");
             }

@@ -79,6 +79,15 @@ impl Source {
         }
     }
 
+    /// The pool shard client `client` checks out of (0 without a pool): picked once per worker,
+    /// so a checkout indexes its shard and divides nothing.
+    fn shard_of(&self, client: usize) -> usize {
+        match self {
+            Source::Pool(shards, _) => pool::shard_of(client, shards.len()),
+            Source::ConnectEach(..) => 0,
+        }
+    }
+
     /// The counters of connections opened per transaction (`-C`), which count their closes.
     fn closes_counted(&self) -> Option<&pool::PoolCounters> {
         match self {
@@ -95,19 +104,18 @@ enum Lease {
 }
 
 impl Lease {
-    /// Checks a connection out of (or opens one from) `source` for client `client`.
+    /// Checks a connection out of `source`'s shard `shard` ([`Source::shard_of`]), or opens
+    /// one from it.
     fn take(
         source: &Source,
-        client: usize,
+        shard: usize,
         timeout: Duration,
         stop: &AtomicBool,
     ) -> Result<Lease, ErrorClass> {
         match source {
-            Source::Pool(shards, _) => {
-                pool::checkout(&shards[client % shards.len()], timeout, stop)
-                    .map(Lease::Pooled)
-                    .ok_or(ErrorClass::PoolTimeout)
-            }
+            Source::Pool(shards, _) => pool::checkout(&shards[shard], timeout, stop)
+                .map(Lease::Pooled)
+                .ok_or(ErrorClass::PoolTimeout),
             Source::ConnectEach(m, _) => m
                 .connect()
                 .map(Lease::Own)
@@ -525,6 +533,11 @@ impl Recorder {
     pub fn disconnected(&self) -> bool {
         self.disconnected
     }
+
+    /// The worker (and client) this recorder measures.
+    pub fn id(&self) -> usize {
+        self.id
+    }
 }
 
 /// `d` in nanoseconds, saturating (584 years).
@@ -534,7 +547,10 @@ fn nanos(d: Duration) -> u64 {
 
 /// Per-worker state.
 pub(crate) struct Worker {
+    /// The client this worker runs: its recorder's id.
     id: usize,
+    /// The pool shard it checks out of ([`Source::shard_of`]).
+    shard: usize,
     shared: Arc<Shared>,
     rec: Recorder,
 }
@@ -587,9 +603,17 @@ pub(crate) fn next_backoff(previous: Duration) -> Duration {
 }
 
 impl Worker {
-    /// Worker `id`, measuring through `rec` (the collector's: `Collector::recorder`).
-    pub(crate) fn new(id: usize, shared: Arc<Shared>, rec: Recorder) -> Worker {
-        Worker { id, shared, rec }
+    /// The worker of `rec`'s client, measuring through `rec` (the collector's:
+    /// `Collector::recorder`).
+    pub(crate) fn new(shared: Arc<Shared>, rec: Recorder) -> Worker {
+        let id = rec.id();
+        let shard = shared.source.shard_of(id);
+        Worker {
+            id,
+            shard,
+            shared,
+            rec,
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -687,7 +711,7 @@ impl Worker {
             let t0 = last_end.take().unwrap_or_else(|| clock.stamp());
             let checkout = Lease::take(
                 &shared.source,
-                self.id,
+                self.shard,
                 shared.checkout_timeout,
                 &shared.stop,
             );
