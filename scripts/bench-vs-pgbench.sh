@@ -4,8 +4,10 @@
 # median of the per-repetition ratios (pgstorm / pgbench) against the goals of the suite, with the
 # number of repetitions that met each goal on their own and the repetitions' range:
 #
-#   select-only -M prepared -c 8    TPS >= 1.05x, client CPU per transaction <= 1.0x
-#   select-only -M prepared -c 500  TPS >= 1.0x,  CPU/tx <= 1.5x, pgstorm peak RSS <= 128 MiB
+#   select-only -M prepared -c 8    TPS >= 1.05x and >= 1.0x, client CPU per transaction <= 1.0x
+#   select-only -M prepared -c 500  TPS >= 1.0x,  CPU/tx <= 1.5x and <= 1.0x, pgstorm peak RSS
+#                                   <= 128 MiB (the -j driver: 1.05x and 1.5x are its own issue's
+#                                   goals, 1.0x and 1.0x the engine issue's, which it must keep)
 #   the same two with the pool driver (c8pool, c500pool: no -j, one thread per client)
 #                                   c8: TPS >= 1.0x, CPU/tx <= 1.1x;
 #                                   c500: CPU/tx <= 1.5x, pgstorm peak RSS <= 64 MiB
@@ -275,9 +277,11 @@ floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbench8", "pgben
                ("floorpg", "floor"), ("floorpg", "pgbench8"), ("pgstorm", "floorpg")]
 goals = {
     "c8": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.05),
+           ("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0),
            ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.0)],
     "c500": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0),
              ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.5),
+             ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.0),
              ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 128)],
     "c8pool": [("TPS ratio", lambda s, b: s["tps"] / b["tps"], ">=", 1.0),
                ("CPU/tx ratio", lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"]), "<=", 1.1)],
