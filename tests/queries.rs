@@ -11,6 +11,7 @@ use pgstorm::engine::Arrival;
 use pgstorm::report::model::RunDocument;
 use pgstorm::scenarios::queries::{self, QueriesOptions};
 use pgstorm::scenarios::session::TargetOptions;
+use pgstorm::workload::script::ScriptSource;
 
 /// Options for a short load on the test's own database `db`.
 fn options(results: &Path, db: &str) -> QueriesOptions {
@@ -463,4 +464,31 @@ fn every_protocol_runs_every_query_type_without_errors() {
             );
         }
     }
+}
+
+/// The pool driver's shards, with a positive control built in: 17 clients make three shards
+/// (6, 6 and 5 connections), each client's one transaction holds its connection for 2 s, and a
+/// checkout gives up after 1 s. A client finds an idle connection at once only in the shard sized
+/// for it; clients routed to a shard that serves others would wait behind them and fail with pool
+/// timeouts.
+#[test]
+fn every_client_finds_its_own_idle_connection_in_the_sharded_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), "pool_shards");
+    o.mix = String::new();
+    o.scripts = vec![ScriptSource {
+        name: "hold.sql".into(),
+        source_name: "hold.sql".into(),
+        text: "SELECT pg_sleep(2);\n".into(),
+        weight: 1,
+        builtin: false,
+    }];
+    o.engine.clients = 17;
+    o.engine.duration = None;
+    o.engine.transactions_per_client = Some(1);
+    o.engine.checkout_timeout = Duration::from_secs(1);
+    let out = queries::run(&o).unwrap();
+    let q = &out.doc.load.as_ref().unwrap().queries[0];
+    assert!(q.errors.is_empty(), "{:?}", q.errors);
+    assert_eq!(q.count, 17);
 }
