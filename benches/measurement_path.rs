@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pgstorm::clock::{self, Stamp};
 use pgstorm::engine::collector::{self, CollectorConfig};
-use pgstorm::engine::worker::Recorder;
+use pgstorm::engine::worker::{Recorder, SPARE_BATCHES};
 
 fn measurement_path(c: &mut Criterion) {
     // Calibrated before measuring, as a run does before it starts.
@@ -55,7 +55,7 @@ fn bench_path(
 ) {
     let names: Vec<String> = (0..6).map(|i| format!("q{i}")).collect();
     let (tx, rx) = crossbeam_channel::unbounded();
-    let (rtx, rrx) = crossbeam_channel::bounded(4);
+    let (returns, mut returned) = collector::Returns::new(1);
     let start = Instant::now();
     let cfg = CollectorConfig {
         names: names.clone(),
@@ -72,10 +72,12 @@ fn bench_path(
     };
     let sink = collector::Merged::sink(&cfg);
     let collector_sink = sink.clone();
-    let collector = std::thread::spawn(move || collector::run_with(cfg, rx, rtx, collector_sink));
-    let mut rec = Recorder::new(0, names.len(), 3, start, interval, tx, rrx)
+    let collector =
+        std::thread::spawn(move || collector::run_with(cfg, rx, returns, collector_sink));
+    let mut rec = Recorder::new(0, names.len(), 3, start, interval, tx, returned.remove(0))
         .absorbing(sink)
-        .open_loop(false);
+        .open_loop(false)
+        .stocked(SPARE_BATCHES);
     let mut kind = 0usize;
     let mut last_end = now();
     b.iter(|| {

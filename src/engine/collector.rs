@@ -9,8 +9,8 @@
 //! - An interval is finalized (percentiles computed, histograms encoded for the log, memory
 //!   released) once `grace` has passed after its end, so a worker stuck in a long query can still
 //!   deliver; a progress line is printed shortly after the end, from what has arrived by then.
-//! - Emptied batches go back to the workers through the recycle channel: no steady-state
-//!   allocation.
+//! - Emptied batches go back to the worker that filled them ([`Returns`]): in the steady state
+//!   a batch circulates between its worker and the collector, and nobody allocates or frees one.
 //! - Everything merged lives in one [`Merged`] behind a mutex (the [`Sink`]), shared with the
 //!   workers. A worker sends its batch through the channel while the collector thread keeps up;
 //!   once [`super::worker::MERGE_BACKLOG`] batches wait in the channel, it merges its batch into
@@ -298,11 +298,39 @@ fn progress_line(cfg: &CollectorConfig, p: &Progress, end: f64, span: f64, warmu
     line
 }
 
+/// Where the collector gives emptied batches back: a channel per worker, to the worker that
+/// filled the batch ([`Batch::worker`]). A batch that finds its worker's channel full (the
+/// worker allocated more while the collector was behind) is dropped here, on the collector's
+/// thread, not at a load thread's boundary.
+pub struct Returns(Vec<Sender<Batch>>);
+
+/// Batches a worker's return channel holds: every batch a stocked recorder owns
+/// ([`super::worker::SPARE_BATCHES`] and the one it fills), and one more.
+pub const RETURN_DEPTH: usize = super::worker::SPARE_BATCHES + 2;
+
+impl Returns {
+    /// Return channels for `workers` workers: the collector's side, and each worker's receiving
+    /// end (index = worker id).
+    pub fn new(workers: usize) -> (Returns, Vec<Receiver<Batch>>) {
+        let (senders, receivers) = (0..workers)
+            .map(|_| crossbeam_channel::bounded(RETURN_DEPTH))
+            .unzip();
+        (Returns(senders), receivers)
+    }
+
+    /// Gives an emptied batch back to its worker, or drops it.
+    fn give_back(&self, batch: Batch) {
+        if let Some(to) = self.0.get(batch.worker) {
+            let _ = to.try_send(batch);
+        }
+    }
+}
+
 /// Runs the collector until every worker sent its last batch, with a [`Sink`] of its own (the
 /// workers then hand every batch over through `rx`).
-pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) -> Collected {
+pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, returns: Returns) -> Collected {
     let sink = Merged::sink(&cfg);
-    run_with(cfg, rx, recycle, sink)
+    run_with(cfg, rx, returns, sink)
 }
 
 /// Runs the collector until every worker's last batch was merged, into `sink` (shared with the
@@ -310,7 +338,7 @@ pub fn run(cfg: CollectorConfig, rx: Receiver<Batch>, recycle: Sender<Batch>) ->
 pub fn run_with(
     cfg: CollectorConfig,
     rx: Receiver<Batch>,
-    recycle: Sender<Batch>,
+    returns: Returns,
     sink: Sink,
 ) -> Collected {
     let mut log = Vec::new();
@@ -331,7 +359,7 @@ pub fn run_with(
         let mut merge = |mut batch: Batch| {
             m.absorb(&batch);
             batch.reset();
-            let _ = recycle.try_send(batch);
+            returns.give_back(batch);
         };
         match msg {
             Ok(batch) => {
@@ -488,20 +516,28 @@ mod tests {
         };
         let sink = Merged::sink(&cfg);
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (recycle_tx, recycle) = crossbeam_channel::bounded(4);
-        let recorder = |id| {
-            Recorder::new(id, 1, 2, start, cfg.interval, tx.clone(), recycle.clone())
-                .absorbing(sink.clone())
-                .open_loop(false)
+        let (returns, returned) = Returns::new(2);
+        let recorder = |id: usize| {
+            Recorder::new(
+                id,
+                1,
+                2,
+                start,
+                cfg.interval,
+                tx.clone(),
+                returned[id].clone(),
+            )
+            .absorbing(sink.clone())
+            .open_loop(false)
         };
         let (mut early, mut late) = (recorder(0), recorder(1));
-        drop((tx, recycle));
+        drop((tx, returned));
         let t0 = clock::global().stamp_of(start);
         early.record_ms(3, t0, 50_000); // interval 0: the warmup
         early.record_ms(2, t0, 150_000); // interval 1
         early.record_ms(1, t0, 250_000); // interval 2: hands interval 1 over
         let collector_sink = sink.clone();
-        let collector = std::thread::spawn(move || run_with(cfg, rx, recycle_tx, collector_sink));
+        let collector = std::thread::spawn(move || run_with(cfg, rx, returns, collector_sink));
         let waited = Instant::now();
         while sink.lock().finalized_below < 2 {
             assert!(

@@ -280,7 +280,7 @@ pub fn run(
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
     let cpu_before = crate::proc_stats::cpu_time();
     let handles = spawn_load_threads(cfg.pin, clients, &halt, "worker thread", |id| {
-        let rec = collector.recorder(id, n_types, sigfig, &clock, cfg, txlogs[id].take());
+        let rec = collector.recorder(id, 1, n_types, sigfig, &clock, cfg, txlogs[id].take());
         let w = worker::Worker::new(shared.clone(), rec);
         (format!("pgstorm-w{id}"), move || w.run())
     })?;
@@ -398,7 +398,8 @@ impl RunClock {
 /// The collector thread and the channels the load threads hand their batches through.
 pub(crate) struct Collector {
     pub tx: crossbeam_channel::Sender<stats::Batch>,
-    pub recycle: crossbeam_channel::Receiver<stats::Batch>,
+    /// Each load thread's return channel (index = its id, see [`collector::Returns`]).
+    pub returned: Vec<crossbeam_channel::Receiver<stats::Batch>>,
     /// Where the load threads merge their own batches when they can (see [`collector`]).
     pub sink: collector::Sink,
     handle: std::thread::JoinHandle<collector::Collected>,
@@ -428,7 +429,7 @@ impl Collector {
         workers: usize,
     ) -> Result<Collector> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (recycle_tx, recycle) = crossbeam_channel::bounded(workers * 2);
+        let (returns, returned) = collector::Returns::new(workers);
         let collector_cfg = collector::CollectorConfig {
             names: workload.names(),
             workers,
@@ -469,25 +470,29 @@ impl Collector {
                 if let Some(c) = collector_core {
                     core_affinity::set_for_current(c);
                 }
-                collector::run_with(collector_cfg, rx, recycle_tx, collector_sink)
+                collector::run_with(collector_cfg, rx, returns, collector_sink)
             })
             .context("cannot start the collector thread")?;
         Ok(Collector {
             tx,
-            recycle,
+            returned,
             sink,
             handle,
             hiccups: hiccup::Meter::start(clock.start)?,
         })
     }
 
-    /// The measurement path of load thread `id` (closed or open loop and `-L` as `cfg` says,
-    /// `txlog` its `-l` log): it hands its batches to this collector, and merges them into the
-    /// sink itself while the collector thread is behind. Both drivers take their recorders
-    /// here, so neither can leave that out.
+    /// The measurement path of load thread `id` serving `clients` clients (closed or open loop
+    /// and `-L` as `cfg` says, `txlog` its `-l` log): it hands its batches to this collector,
+    /// merges them into the sink itself while the collector thread is behind, and owns
+    /// [`worker::SPARE_BATCHES`] emptied batches, allocated here (while the load threads are
+    /// spawned) and given back to it by the collector. Both drivers take their recorders here,
+    /// so neither can leave that out.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn recorder(
         &self,
         id: usize,
+        clients: usize,
         n_types: usize,
         sigfig: u8,
         clock: &RunClock,
@@ -501,11 +506,13 @@ impl Collector {
             clock.start,
             clock.interval,
             self.tx.clone(),
-            self.recycle.clone(),
+            self.returned[id].clone(),
         )
         .absorbing(self.sink.clone())
         .open_loop(cfg.rate.is_some())
         .pgbench_options(cfg.latency_limit, txlog)
+        .serving(clients)
+        .stocked(worker::SPARE_BATCHES)
     }
 
     /// Waits for the end of the run (duration, the caller's `stop` token, every load thread
@@ -676,7 +683,7 @@ mod tests {
                 rate: open_loop.then_some(100.0),
                 ..cfg.clone()
             };
-            let rec = collector.recorder(id, 1, 2, &clock, &cfg, None);
+            let rec = collector.recorder(id, 1, 1, 2, &clock, &cfg, None);
             assert!(rec.absorbs(), "recorder {id} has no sink");
         }
     }

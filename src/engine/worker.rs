@@ -43,6 +43,14 @@ use crate::workload::{CommandStat, ExecError, Scratch, Workload};
 /// batch into the collector's sink instead of adding to them (see [`super::collector`]).
 pub const MERGE_BACKLOG: usize = 16;
 
+/// Emptied batches a recorder owns besides the one it fills: one the collector may still hold
+/// from the last boundary, and one kept aside while the sink was busy. Allocated up front and
+/// given back by the collector to the worker that filled them ([`super::collector::Returns`]),
+/// so an interval boundary neither allocates nor frees in the steady state: at `-c 500` every
+/// worker reaches the boundary at the same instant, and a malloc there stalled on the few
+/// arenas glibc shares among 500 threads (docs/performance.md).
+pub const SPARE_BATCHES: usize = 2;
+
 /// How arrivals are spaced in open loop.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
@@ -191,7 +199,8 @@ pub struct Recorder {
     interval_ns: u64,
     sigfig: u8,
     out: Sender<Batch>,
-    recycle: Receiver<Batch>,
+    /// This worker's own batches, emptied by the collector and given back.
+    returned: Receiver<Batch>,
     /// The collector's merged state: while [`MERGE_BACKLOG`] or more batches wait in `out`, a
     /// batch is merged into it in place if its lock is free at that instant (see [`super::collector`]'s
     /// invariants); without one, or while the collector keeps up, every batch goes through `out`.
@@ -199,8 +208,11 @@ pub struct Recorder {
     /// A finished batch the sink was too busy to take: tried again after each transaction, sent
     /// to the collector thread at the next boundary at the latest.
     pending: Option<Batch>,
-    /// An emptied batch to go on with when the current one becomes pending.
-    spare: Option<Batch>,
+    /// Emptied batches to go on with ([`SPARE_BATCHES`] at the start, see
+    /// [`Recorder::stocked`]; the capacity is reserved, so keeping one never allocates).
+    free: Vec<Batch>,
+    /// Batches allocated at a boundary because none of this recorder's own was free.
+    allocated: u64,
     /// The batch being filled.
     pub batch: Batch,
     interval: u32,
@@ -226,7 +238,7 @@ impl Recorder {
         start: Instant,
         interval_len: Duration,
         out: Sender<Batch>,
-        recycle: Receiver<Batch>,
+        returned: Receiver<Batch>,
     ) -> Recorder {
         let start = clock::global().stamp_of(start);
         Recorder {
@@ -235,10 +247,11 @@ impl Recorder {
             interval_ns: nanos(interval_len).max(1),
             sigfig,
             out,
-            recycle,
+            returned,
             sink: None,
             pending: None,
-            spare: None,
+            free: Vec::new(),
+            allocated: 0,
             batch: Batch::new(id, n_types, sigfig, 1, false),
             interval: 0,
             boundary: start + interval_len,
@@ -335,14 +348,41 @@ impl Recorder {
     /// keep room for every one of them to show up slow in one interval.
     pub fn serving(mut self, clients: usize) -> Recorder {
         self.clients = clients.max(1);
-        self.batch = Batch::new(
+        self.batch = self.blank_batch();
+        self
+    }
+
+    /// A recorder that owns `spares` emptied batches besides the one it fills, shaped like it:
+    /// the last step of building one ([`Recorder::serving`] and [`Recorder::open_loop`] change
+    /// the shape), taken while the load threads are being spawned, not at their first boundary.
+    pub fn stocked(mut self, spares: usize) -> Recorder {
+        self.free = Vec::with_capacity(spares + 1);
+        for _ in 0..spares {
+            self.free.push(self.blank_batch());
+        }
+        self
+    }
+
+    /// A new empty batch shaped like the current one.
+    fn blank_batch(&self) -> Batch {
+        Batch::new(
             self.id,
             self.batch.types.len(),
             self.sigfig,
             self.clients,
             self.open_loop,
-        );
-        self
+        )
+    }
+
+    /// Batches allocated at a boundary because none of this recorder's own was free.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
+    }
+
+    /// This recorder's emptied batches ready to go on with, its own or given back.
+    #[cfg(test)]
+    pub(crate) fn idle_batches(&self) -> usize {
+        self.free.len() + self.returned.len()
     }
 
     /// Hands the current batch over if `now` is past the interval boundary.
@@ -354,7 +394,7 @@ impl Recorder {
     }
 
     /// Hands the current batch over now (`last`: the worker is done): merges it into the sink
-    /// and keeps it, or sends it to the collector and goes on with a recycled (or new) one.
+    /// and keeps it, or sends it to the collector and goes on with one of its own emptied ones.
     pub fn flush(&mut self, now: Stamp, last: bool) {
         if last {
             // The worker is done: its transaction log is complete. A write error is reported,
@@ -420,7 +460,7 @@ impl Recorder {
     /// Keeps a merged batch, emptied, to go on with next time.
     fn keep_spare(&mut self, mut batch: Batch) {
         batch.reset();
-        self.spare = Some(batch);
+        self.free.push(batch);
     }
 
     /// Sends a finished batch to the collector thread.
@@ -430,25 +470,19 @@ impl Recorder {
         }
     }
 
-    /// An empty batch to go on with: the spare, a recycled one, or a new one when none is free.
+    /// An empty batch to go on with: one of this recorder's own, kept or given back by the
+    /// collector, or a new one when none is free (the collector is more than
+    /// [`SPARE_BATCHES`] boundaries behind, or the recorder was not [`Recorder::stocked`]).
     fn fresh_batch(&mut self) -> Batch {
-        if let Some(b) = self.spare.take() {
+        if let Some(b) = self.free.pop() {
             return b;
         }
-        match self.recycle.try_recv() {
-            Ok(mut b) => {
-                b.worker = self.id;
-                b.slow_cap = self.batch.slow_cap;
-                b.slow.reserve_exact(b.slow_cap);
-                b
+        match self.returned.try_recv() {
+            Ok(b) => b,
+            Err(_) => {
+                self.allocated += 1;
+                self.blank_batch()
             }
-            Err(_) => Batch::new(
-                self.id,
-                self.batch.types.len(),
-                self.sigfig,
-                self.clients,
-                self.open_loop,
-            ),
         }
     }
 
@@ -841,10 +875,18 @@ mod tests {
     #[test]
     fn a_recorder_hands_a_full_batch_over_before_its_counts_can_saturate() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let (_recycle_tx, recycle) = crossbeam_channel::bounded(2);
+        let (_returns, mut returned) = collector::Returns::new(1);
         let start = Instant::now();
-        let mut rec =
-            Recorder::new(0, 1, 2, start, Duration::from_secs(3600), tx, recycle).open_loop(false);
+        let mut rec = Recorder::new(
+            0,
+            1,
+            2,
+            start,
+            Duration::from_secs(3600),
+            tx,
+            returned.remove(0),
+        )
+        .open_loop(false);
         let extra = 5;
         let began = clock::global().stamp_of(start);
         let end = began + Duration::from_millis(1);
@@ -896,7 +938,7 @@ mod tests {
         cfg: collector::CollectorConfig,
         sink: Sink,
         rx: Receiver<Batch>,
-        recycle_tx: Sender<Batch>,
+        returns: collector::Returns,
         rec: Recorder,
         t0: Stamp,
     }
@@ -910,16 +952,17 @@ mod tests {
             tx.send(Batch::new(1, 1, 2, 1, false))
                 .expect("the receiver is alive");
         }
-        let (recycle_tx, recycle) = crossbeam_channel::bounded(2);
-        let rec = Recorder::new(0, 1, 2, start, cfg.interval, tx, recycle)
+        let (returns, mut returned) = collector::Returns::new(1);
+        let rec = Recorder::new(0, 1, 2, start, cfg.interval, tx, returned.remove(0))
             .absorbing(sink.clone())
-            .open_loop(false);
+            .open_loop(false)
+            .stocked(SPARE_BATCHES);
         let t0 = clock::global().stamp_of(start);
         Rig {
             cfg,
             sink,
             rx,
-            recycle_tx,
+            returns,
             rec,
             t0,
         }
@@ -932,7 +975,7 @@ mod tests {
             self.rec
                 .flush(self.t0 + Duration::from_millis(end_ms), true);
             drop(self.rec);
-            let got = collector::run_with(self.cfg, self.rx, self.recycle_tx, self.sink);
+            let got = collector::run_with(self.cfg, self.rx, self.returns, self.sink);
             let per_interval = got.intervals.iter().map(|r| (r.index, r.ok[0])).collect();
             (got, per_interval)
         }
@@ -967,6 +1010,51 @@ mod tests {
         let (got, per_interval) = r.collect(1600);
         assert_eq!(got.totals[0].ok, 5);
         assert_eq!(per_interval, [(0, 3), (1, 2)]);
+    }
+
+    #[test]
+    fn a_workers_batches_come_back_to_it_and_its_boundaries_allocate_none() {
+        let r = rig(false);
+        let (mut rec, t0) = (r.rec, r.t0);
+        let (cfg, rx, returns, sink) = (r.cfg, r.rx, r.returns, r.sink);
+        let collector = std::thread::spawn(move || collector::run_with(cfg, rx, returns, sink));
+        for i in 0..20 {
+            // Interval i's transaction; from i = 1 on, it hands interval i - 1's batch over.
+            rec.record_ms(1, t0, i * 1000 + 500);
+            // The collector thread gives it back: every batch but the one being filled is idle.
+            let waited = Instant::now();
+            while rec.idle_batches() < SPARE_BATCHES {
+                assert!(
+                    waited.elapsed() < Duration::from_secs(60),
+                    "interval {i}'s batch given back"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        assert_eq!(
+            rec.allocated(),
+            0,
+            "20 boundaries on the recorder's own batches"
+        );
+        rec.flush(t0 + Duration::from_millis(19_600), true);
+        drop(rec);
+        let got = collector.join().expect("the collector ends");
+        assert_eq!(got.totals[0].ok, 20);
+        assert_eq!(got.intervals.len(), 20);
+    }
+
+    #[test]
+    fn a_recorder_allocates_a_batch_once_its_own_are_all_away() {
+        // No collector thread: nothing comes back. The stock lasts SPARE_BATCHES boundaries.
+        let mut r = rig(false);
+        for i in 0..=SPARE_BATCHES as u64 {
+            r.rec.record_ms(1, r.t0, i * 1000 + 500);
+        }
+        assert_eq!(r.rec.allocated(), 0, "the stock lasted");
+        r.rec
+            .record_ms(1, r.t0, (SPARE_BATCHES as u64 + 1) * 1000 + 500);
+        assert_eq!(r.rec.allocated(), 1, "one boundary past the stock");
+        assert_eq!(r.rx.len(), SPARE_BATCHES + 1, "every full batch was sent");
     }
 
     #[test]

@@ -129,9 +129,15 @@ pub fn run(
     let mut per_thread = per_thread.into_iter();
     let handles = super::spawn_load_threads(cfg.pin, threads, &halt, "load thread", |tid| {
         let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
-        let rec = collector
-            .recorder(tid, n_types, sigfig, &clock, cfg, txlogs[tid].take())
-            .serving(mine.len());
+        let rec = collector.recorder(
+            tid,
+            mine.len(),
+            n_types,
+            sigfig,
+            &clock,
+            cfg,
+            txlogs[tid].take(),
+        );
         (format!("pgstorm-j{tid}"), move || {
             Thread::new(&sh, rec, mine).run(&sh)
         })
