@@ -258,7 +258,7 @@ pub fn run(
     limit_malloc_arenas();
     let (source, counters) = pool_source(target, &workload, cfg, stop)?;
 
-    let clock = RunClock::new(cfg);
+    let clock = RunClock::new(cfg, clients);
     let halt = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(worker::Shared {
         source,
@@ -279,11 +279,18 @@ pub fn run(
     let mut txlogs = open_txlogs(cfg, clients, clients, &clock)?;
     let collector = Collector::spawn(&workload, cfg, &clock, clients)?;
     let cpu_before = crate::proc_stats::cpu_time();
-    let handles = spawn_load_threads(cfg.pin, clients, &halt, "worker thread", |id| {
-        let rec = collector.recorder(id, 1, n_types, sigfig, &clock, cfg, txlogs[id].take());
-        let w = worker::Worker::new(shared.clone(), rec);
-        (format!("pgstorm-w{id}"), move || w.run())
-    })?;
+    let handles = spawn_load_threads(
+        cfg.pin,
+        clients,
+        &halt,
+        "worker thread",
+        clock.start,
+        |id| {
+            let rec = collector.recorder(id, 1, n_types, sigfig, &clock, cfg, txlogs[id].take());
+            let w = worker::Worker::new(shared.clone(), rec);
+            (format!("pgstorm-w{id}"), move || w.run())
+        },
+    )?;
     let finish = collector.finish(&clock, handles, &halt, stop, &counters, cpu_before)?;
     // Read after the run: r2d2 replaces broken connections while it goes on.
     Ok(finish.output(workload.names(), &counters, sigfig))
@@ -308,12 +315,17 @@ pub(crate) fn open_txlogs(
 }
 
 /// Starts `n` load threads made by `make` (name, body), pinned round robin to
-/// [`worker_cores`]; if one cannot start, stops and joins those already running.
+/// [`worker_cores`], each held until `start` (the run clock's, set to leave time to spawn them
+/// all); if one cannot start, stops and joins those already running. Without the gate each
+/// thread began its load as soon as it was spawned, and at `-c 500` on 2 cores the running ones
+/// took the CPU from the thread spawning the rest: the last workers began 11-17 s after the
+/// first, so a 10 s run had a tenth of its clients idle or missing (docs/performance.md).
 pub(crate) fn spawn_load_threads<F>(
     pin: bool,
     n: usize,
     stop: &AtomicBool,
     what: &str,
+    start: Instant,
     mut make: impl FnMut(usize) -> (String, F),
 ) -> Result<Vec<std::thread::JoinHandle<()>>>
 where
@@ -332,6 +344,11 @@ where
                     core_affinity::set_for_current(c);
                 }
                 tight_timer_slack();
+                // The gate: each thread sleeps on its own timer, so 500 threads share no lock
+                // to pass it (one they all had to take at once convoyed them over seconds).
+                if let Some(wait) = start.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
                 body()
             });
         match spawned {
@@ -348,6 +365,14 @@ where
             }
         }
     }
+    let now = Instant::now();
+    if now > start {
+        eprintln!(
+            "pgstorm: warning: the last of the {n} {what}s started {:.0} ms after the run's \
+             start: the first interval is short of load (a busy load machine?)",
+            now.duration_since(start).as_secs_f64() * 1e3
+        );
+    }
     Ok(handles)
 }
 
@@ -362,6 +387,11 @@ pub(crate) fn tight_timer_slack() {
     }
 }
 
+/// Time allowed per load thread between the run clock's creation and its start, for its
+/// recorder and its spawn: 500 threads took 45-47 ms on the 2-core VM (docs/performance.md), a
+/// fifth of what this allows; a host slower than that gets a warning, not a wrong clock.
+const SPAWN_ALLOWANCE: Duration = Duration::from_micros(500);
+
 /// Start, warmup and end of a run, fixed before any worker starts.
 pub(crate) struct RunClock {
     pub start: Instant,
@@ -374,15 +404,15 @@ pub(crate) struct RunClock {
 }
 
 impl RunClock {
-    /// The clock of a run starting now (plus a moment for the threads to start, so interval 0
-    /// is not short).
-    pub(crate) fn new(cfg: &EngineConfig) -> RunClock {
+    /// The clock of a run on `threads` load threads, starting once they can all have been
+    /// spawned ([`spawn_load_threads`] holds them until then), so interval 0 is not short.
+    pub(crate) fn new(cfg: &EngineConfig, threads: usize) -> RunClock {
         let interval = cfg.interval.max(Duration::from_millis(10));
         let warmup_intervals = (cfg.warmup.as_secs_f64() / interval.as_secs_f64()).ceil() as u32;
         let warmup = interval * warmup_intervals;
         // The load threads' clock is calibrated before the run, not by the first transaction.
         crate::clock::global();
-        let start = Instant::now() + Duration::from_millis(20);
+        let start = Instant::now() + Duration::from_millis(20) + SPAWN_ALLOWANCE * threads as u32;
         RunClock {
             start,
             end: cfg.duration.map(|d| start + warmup + d),
@@ -663,6 +693,25 @@ mod tests {
     use crate::workload::script::{Predefined, Script};
     use crate::workload::{Protocol, QueryType};
 
+    #[test]
+    fn no_load_thread_begins_before_the_runs_start() {
+        let n = 40;
+        let start = Instant::now() + Duration::from_millis(300);
+        let began = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let stop = AtomicBool::new(false);
+        let handles = spawn_load_threads(false, n, &stop, "test thread", start, |id| {
+            let began = began.clone();
+            (format!("t{id}"), move || began.lock().push(Instant::now()))
+        })
+        .expect("40 threads start");
+        for h in handles {
+            h.join().expect("the thread ends");
+        }
+        let began = began.lock();
+        assert_eq!(began.len(), n);
+        assert!(began.iter().all(|&t| t >= start), "a thread began early");
+    }
+
     /// Both drivers take their load threads' recorders from `Collector::recorder`; the
     /// recorder's unit tests show what one with a sink does while the collector thread is behind
     /// (it merges its own batches). This pins that every recorder handed out has the sink: it
@@ -676,7 +725,7 @@ mod tests {
         )
         .unwrap();
         let cfg = crate::scenarios::queries::QueriesOptions::default().engine;
-        let clock = RunClock::new(&cfg);
+        let clock = RunClock::new(&cfg, 2);
         let collector = Collector::spawn(&workload, &cfg, &clock, 2).unwrap();
         for (id, open_loop) in [(0, false), (1, true)] {
             let cfg = EngineConfig {

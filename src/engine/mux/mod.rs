@@ -115,7 +115,7 @@ pub fn run(
     };
     let conns = open_all(&shared, clients, stop)?;
 
-    let clock = RunClock::new(cfg);
+    let clock = RunClock::new(cfg, threads);
     shared.start = clock.start;
     shared.end = clock.end;
     let shared = Arc::new(shared);
@@ -127,21 +127,22 @@ pub fn run(
         per_thread[id % threads].push((id, conn));
     }
     let mut per_thread = per_thread.into_iter();
-    let handles = super::spawn_load_threads(cfg.pin, threads, &halt, "load thread", |tid| {
-        let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
-        let rec = collector.recorder(
-            tid,
-            mine.len(),
-            n_types,
-            sigfig,
-            &clock,
-            cfg,
-            txlogs[tid].take(),
-        );
-        (format!("pgstorm-j{tid}"), move || {
-            Thread::new(&sh, rec, mine).run(&sh)
-        })
-    })?;
+    let handles =
+        super::spawn_load_threads(cfg.pin, threads, &halt, "load thread", clock.start, |tid| {
+            let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
+            let rec = collector.recorder(
+                tid,
+                mine.len(),
+                n_types,
+                sigfig,
+                &clock,
+                cfg,
+                txlogs[tid].take(),
+            );
+            (format!("pgstorm-j{tid}"), move || {
+                Thread::new(&sh, rec, mine).run(&sh)
+            })
+        })?;
     let finish = collector.finish(&clock, handles, &halt, stop, &shared.counters, cpu_before)?;
     Ok(finish.output(workload.names(), &shared.counters, sigfig))
 }
