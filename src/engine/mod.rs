@@ -318,8 +318,8 @@ pub(crate) fn open_txlogs(
 /// [`worker_cores`], each held until `start` (the run clock's, set to leave time to spawn them
 /// all); if one cannot start, stops and joins those already running. Without the gate each
 /// thread began its load as soon as it was spawned, and at `-c 500` on 2 cores the running ones
-/// took the CPU from the thread spawning the rest: the last workers began 11-17 s after the
-/// first, so a 10 s run had a tenth of its clients idle or missing (docs/performance.md).
+/// took the CPU from the thread spawning the rest: the workers' loops began over 7.9-20.5 s, so
+/// a 10 s run had a tenth of its clients idle or missing (docs/performance.md).
 pub(crate) fn spawn_load_threads<F>(
     pin: bool,
     n: usize,
@@ -345,7 +345,7 @@ where
                 }
                 tight_timer_slack();
                 // The gate: each thread sleeps on its own timer, so 500 threads share no lock
-                // to pass it (one they all had to take at once convoyed them over seconds).
+                // to pass it (behind one channel they still began over 6-10 s).
                 if let Some(wait) = start.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }

@@ -722,9 +722,9 @@ impl Worker {
         // Closed loop: the previous transaction's end, when the next one starts right away (one
         // clock read per boundary). The pool wait then includes the check-in of the previous
         // connection and this loop's bookkeeping: under 1 µs per transaction, but at an interval
-        // boundary the recorder's flush, which on an oversubscribed host took up to seconds
-        // (docs/performance.md, "The checkout wait's tail at `-c 500`"). So the pool wait is the
-        // client's whole dead time between two transactions, the checkout's wait included.
+        // boundary the recorder's flush, which on an oversubscribed host took up to seconds while
+        // it allocated (docs/performance.md, "The checkout wait's tail at `-c 500`"). So the pool
+        // wait is the client's whole dead time between two transactions, the checkout's included.
         let mut last_end: Option<Stamp> = None;
         let clock = clock::global();
         loop {
