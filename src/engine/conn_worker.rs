@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex};
 
 use super::gated_pool::GatedManager;
 use super::stats::{self, ErrorClass, Hist, N_CLASSES};
@@ -82,10 +81,9 @@ pub(crate) struct Shared {
     pub release: AtomicBool,
     /// Current step index.
     pub step: AtomicU32,
-    /// Workers with an id below this run; the others wait on `wake`.
+    /// Workers with an id below this run; the others are parked, each on its own thread, until
+    /// the monitor unparks the ones `active` grows over (or the stop).
     pub active: AtomicU32,
-    /// Where inactive workers wait for `active` to grow (or the stop).
-    pub wake: (Mutex<()>, Condvar),
     pub checkout_timeout: Duration,
     pub think: Duration,
     pub fallback_direct: bool,
@@ -169,13 +167,13 @@ impl ConnWorker {
                 let _ = self.out.send((cur, done));
                 cur = step;
             }
-            if self.id as u32 >= sh.active.load(Ordering::Relaxed) {
+            if self.id as u32 >= sh.active.load(Ordering::Acquire) {
                 // Parked, not polling: hundreds of idle workers waking every few ms would eat
-                // the CPU the ramp's connects need.
-                let mut g = sh.wake.0.lock();
-                if self.id as u32 >= sh.active.load(Ordering::Relaxed) && !self.stopped() {
-                    sh.wake.1.wait_for(&mut g, Duration::from_millis(500));
-                }
+                // the CPU the ramp's connects need. Each parks on its own thread and is unparked
+                // alone when `active` grows over it (`connections::set_active`): no lock shared by
+                // hundreds, and a step wakes only the workers it starts. An unpark that comes
+                // before the park is kept, so none is lost; the timeout is a backstop.
+                std::thread::park_timeout(Duration::from_millis(500));
                 continue;
             }
             let kind = sh.workload.pick(&mut self.rng);

@@ -159,14 +159,13 @@ pub struct ConnOutput {
     pub worker_sigfig: u8,
 }
 
-/// Lets workers below `n` run, waking the parked ones when `n` grew.
-fn set_active(shared: &Shared, n: u32) {
-    if shared.active.load(Ordering::Acquire) == n {
-        return;
+/// Lets workers below `n` run (`active`, the workers' [`Shared::active`]), unparking the ones it
+/// grew over, and only those (a worker parks on its own thread while its id is not below it).
+fn set_active(active: &AtomicU32, workers: &[std::thread::JoinHandle<()>], n: u32) {
+    let was = active.swap(n, Ordering::AcqRel);
+    for h in workers.iter().take(n as usize).skip(was as usize) {
+        h.thread().unpark();
     }
-    let _g = shared.wake.0.lock();
-    shared.active.store(n, Ordering::Release);
-    shared.wake.1.notify_all();
 }
 
 /// Runs the connection load against `target` until its steps are done or `stop` is stopped.
@@ -208,7 +207,6 @@ pub fn run(
         release: AtomicBool::new(false),
         step: AtomicU32::new(0),
         active: AtomicU32::new(0),
-        wake: (parking_lot::Mutex::new(()), parking_lot::Condvar::new()),
         checkout_timeout: cfg.checkout_timeout,
         think: cfg.think,
         fallback_direct: cfg.fallback_direct,
@@ -287,7 +285,7 @@ pub fn run(
         if let Some(g) = &gate {
             g.set_target(size, i);
         } else {
-            set_active(&shared, active);
+            set_active(&shared.active, &handles, active);
             mon.accs[i].out.reached_s = Some(mon.now_s());
         }
         let hold = if i + 1 == cfg.steps.len() {
@@ -305,7 +303,7 @@ pub fn run(
                 } else {
                     active.min(running.max(mon.last_open))
                 };
-                set_active(&shared, grown);
+                set_active(&shared.active, &handles, grown);
             }
             if stop.is_stopped() {
                 interrupted = true;
@@ -345,9 +343,8 @@ pub fn run(
 
     // Stop; whatever is still checked out after a grace period is a leak.
     shared.stop.store(true, Ordering::SeqCst);
-    {
-        let _g = shared.wake.0.lock();
-        shared.wake.1.notify_all();
+    for h in &handles {
+        h.thread().unpark();
     }
     let grace_end = Instant::now() + cfg.statement_timeout.min(Duration::from_secs(5)) + TICK * 4;
     while Instant::now() < grace_end && !shared.tracker.holders().is_empty() {
@@ -418,4 +415,44 @@ pub fn run(
         ),
         worker_sigfig: sigfig,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_unparks_the_workers_it_starts() {
+        // Parked as the workers park, with a timeout far past the test's bound: a thread that
+        // runs within the bound was unparked.
+        let active = Arc::new(AtomicU32::new(0));
+        let (ran_tx, ran) = crossbeam_channel::unbounded();
+        let workers: Vec<_> = (0..6u32)
+            .map(|id| {
+                let (active, ran_tx) = (active.clone(), ran_tx.clone());
+                std::thread::spawn(move || {
+                    while id >= active.load(Ordering::Acquire) {
+                        std::thread::park_timeout(Duration::from_secs(600));
+                    }
+                    let _ = ran_tx.send(id);
+                })
+            })
+            .collect();
+        let bound = Duration::from_secs(60);
+        set_active(&active, &workers, 2);
+        let mut first: Vec<u32> = (0..2)
+            .map(|_| ran.recv_timeout(bound).expect("woken"))
+            .collect();
+        first.sort_unstable();
+        assert_eq!(first, [0, 1]);
+        set_active(&active, &workers, 6);
+        let mut rest: Vec<u32> = (0..4)
+            .map(|_| ran.recv_timeout(bound).expect("woken"))
+            .collect();
+        rest.sort_unstable();
+        assert_eq!(rest, [2, 3, 4, 5]);
+        for w in workers {
+            w.join().expect("the worker ends");
+        }
+    }
 }
