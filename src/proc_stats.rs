@@ -1,8 +1,16 @@
-//! The client measuring itself: its own CPU time and peak memory (getrusage).
+//! The client measuring itself: its own CPU time and peak memory (getrusage), and how long its
+//! load threads waited for a CPU (the kernel's per-thread schedstat).
 //!
-//! Cheap enough to call around a run (two syscalls); never called per query.
+//! Cheap enough to call around a run or a load thread's life (a syscall or two, one small file
+//! read); never called per query.
+//!
+//! Invariants: a load thread's run-queue wait is the time it was runnable but not running, as
+//! the kernel counts it (`/proc/thread-self/schedstat`, the second field); on a host that does
+//! not count it (no such file), [`RunQueueMeter::result`] is `None`, never a zero that would
+//! read as "no wait".
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 fn rusage() -> libc::rusage {
     // SAFETY: getrusage fills the zeroed struct we pass; RUSAGE_SELF is always valid.
@@ -29,9 +37,141 @@ pub fn peak_rss_bytes() -> u64 {
     rusage().ru_maxrss.max(0) as u64 * 1024
 }
 
+/// A thread's scheduling so far, as the kernel counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadSched {
+    /// Time on a CPU.
+    pub on_cpu: Duration,
+    /// Time runnable but waiting for a CPU (the run queue).
+    pub run_queue: Duration,
+}
+
+/// The calling thread's [`ThreadSched`], or `None` where the kernel does not count it.
+pub fn thread_sched() -> Option<ThreadSched> {
+    parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+}
+
+/// Parses schedstat's "on-CPU ns, run-queue ns, timeslices" line.
+fn parse_schedstat(text: &str) -> Option<ThreadSched> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let on_cpu = Duration::from_nanos(fields.next()??);
+    let run_queue = Duration::from_nanos(fields.next()??);
+    Some(ThreadSched { on_cpu, run_queue })
+}
+
+/// How long a run's load threads waited for a CPU, summed over them: what waiting for the load
+/// machine's CPU added to the transactions those threads were in the middle of.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct RunQueueWait {
+    /// Load threads measured.
+    pub threads: u32,
+    /// Their time runnable but without a CPU, summed (s).
+    pub wait_s: f64,
+    /// That wait over their lifetimes summed (0..1): in closed loop, the share of every
+    /// client's time spent waiting for the client machine's CPU.
+    pub share: f64,
+    /// The largest share of one thread.
+    pub max_thread_share: f64,
+}
+
+/// Sums the run-queue wait of load threads, each measuring its own life ([`RunQueueMeter::thread`]).
+#[derive(Debug, Default)]
+pub struct RunQueueMeter {
+    threads: AtomicU64,
+    lived_ns: AtomicU64,
+    waited_ns: AtomicU64,
+    /// The largest share of one thread, in millionths.
+    max_share_ppm: AtomicU64,
+    /// A thread could not read its schedstat: the sums are incomplete.
+    unavailable: AtomicBool,
+}
+
+impl RunQueueMeter {
+    /// Runs `body` on the calling thread and adds how long it waited for a CPU meanwhile.
+    pub fn thread<R>(&self, body: impl FnOnce() -> R) -> R {
+        let (began, before) = (Instant::now(), thread_sched());
+        let r = body();
+        let (lived, after) = (began.elapsed(), thread_sched());
+        match (before, after) {
+            (Some(b), Some(a)) => self.add(lived, a.run_queue.saturating_sub(b.run_queue)),
+            _ => self.unavailable.store(true, Ordering::Relaxed),
+        }
+        r
+    }
+
+    /// Adds one thread that lived `lived` and waited `waited` for a CPU.
+    fn add(&self, lived: Duration, waited: Duration) {
+        let (lived, waited) = (lived.as_nanos() as u64, waited.as_nanos() as u64);
+        self.threads.fetch_add(1, Ordering::Relaxed);
+        self.lived_ns.fetch_add(lived, Ordering::Relaxed);
+        self.waited_ns.fetch_add(waited, Ordering::Relaxed);
+        let ppm = (waited as u128 * 1_000_000 / lived.max(1) as u128).min(1_000_000) as u64;
+        self.max_share_ppm.fetch_max(ppm, Ordering::Relaxed);
+    }
+
+    /// The sums, once every thread measured is done; `None` if none was, or if one could not
+    /// read its schedstat.
+    pub fn result(&self) -> Option<RunQueueWait> {
+        let threads = self.threads.load(Ordering::Relaxed);
+        if threads == 0 || self.unavailable.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (lived, waited) = (
+            self.lived_ns.load(Ordering::Relaxed),
+            self.waited_ns.load(Ordering::Relaxed),
+        );
+        Some(RunQueueWait {
+            threads: threads as u32,
+            wait_s: waited as f64 / 1e9,
+            share: (waited as f64 / lived.max(1) as f64).min(1.0),
+            max_thread_share: self.max_share_ppm.load(Ordering::Relaxed) as f64 / 1e6,
+        })
+    }
+}
+
+/// The positive control of the run-queue measure (`engine`'s
+/// `load_threads_that_share_a_core_are_reported_waiting_for_a_cpu`), run by each of four threads: pinned to the
+/// first core, it spins for 300 ms of wall time. Four of them can each have the core a quarter
+/// of that time and wait runnable the rest; on a host busy with other work they wait more,
+/// never less.
+#[cfg(test)]
+pub(crate) fn crowd_first_core() {
+    let core = core_affinity::get_core_ids()
+        .and_then(|c| c.first().copied())
+        .expect("this host lists a core");
+    assert!(core_affinity::set_for_current(core), "pinned");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(300) {
+        std::hint::spin_loop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedstat_lines_parse_and_garbage_does_not() {
+        let s = parse_schedstat("2500000 750000000 12\n").expect("three fields");
+        assert_eq!(s.on_cpu, Duration::from_micros(2500));
+        assert_eq!(s.run_queue, Duration::from_millis(750));
+        assert_eq!(parse_schedstat(""), None);
+        assert_eq!(parse_schedstat("12 x 3"), None);
+    }
+
+    #[test]
+    fn a_meter_without_threads_or_with_an_unreadable_one_has_no_result() {
+        let m = RunQueueMeter::default();
+        assert_eq!(m.result(), None);
+        m.add(Duration::from_secs(1), Duration::from_millis(250));
+        m.add(Duration::from_secs(3), Duration::from_millis(750));
+        let got = m.result().expect("two threads");
+        assert_eq!(got.threads, 2);
+        assert!((got.share - 0.25).abs() < 1e-9 && (got.wait_s - 1.0).abs() < 1e-9);
+        assert!((got.max_thread_share - 0.25).abs() < 1e-6);
+        m.unavailable.store(true, Ordering::Relaxed);
+        assert_eq!(m.result(), None);
+    }
 
     #[test]
     fn cpu_time_grows_with_work() {

@@ -326,6 +326,13 @@ fn queries_with_jobs_records_its_driver_and_compare_flags_a_mix_of_drivers() {
         assert_eq!(names, ["point", "transaction"]);
         assert_eq!(load.summary.count, 20 * CLIENTS as u64);
     }
+    // Each driver's load threads measured their wait for a CPU: one per client, or the -j ones.
+    let measured = |o: &queries::Outcome| {
+        let rq = o.doc.load.as_ref().unwrap().client.run_queue.clone();
+        rq.expect("this Linux host counts the run-queue wait")
+            .threads
+    };
+    assert_eq!((measured(&pool), measured(&mux)), (CLIENTS, 2));
     let side = |o: &queries::Outcome| compare::load_side(o.dir.to_str().unwrap()).unwrap();
     let c = compare::compare(&side(&pool), &side(&mux), &CompareOptions::default());
     assert!(

@@ -105,6 +105,9 @@ fn five_hundred_connections_are_held_without_a_failure() {
         .pool_timeseries
         .iter()
         .any(|p| p.open == 500 && p.target == 500));
+    // Every worker thread measured its wait for a CPU.
+    let rq = c.client.run_queue.as_ref().expect("run-queue wait");
+    assert_eq!(rq.threads, 500);
 }
 
 #[test]

@@ -100,6 +100,13 @@ fn end_to_end_result_is_complete_valid_and_agrees_with_the_server() {
     assert!(doc.target.server.settings.contains_key("shared_buffers"));
     assert!(doc.dataset.is_some());
     assert!(load.client.cpu_us_per_tx > 0.0);
+    // One load thread per client measured its wait for a CPU, a share of its life.
+    let rq = load.client.run_queue.as_ref().expect("run-queue wait");
+    assert_eq!(rq.threads, load.config.clients);
+    assert!(
+        (0.0..=1.0).contains(&rq.share) && rq.max_thread_share >= rq.share,
+        "{rq:?}"
+    );
 }
 
 #[test]

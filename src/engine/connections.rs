@@ -157,6 +157,8 @@ pub struct ConnOutput {
     pub cpu: (Duration, Duration),
     /// Precision of the workers' histograms.
     pub worker_sigfig: u8,
+    /// How long the worker threads waited for a CPU; `None` where the kernel does not count it.
+    pub run_queue: Option<crate::proc_stats::RunQueueWait>,
 }
 
 /// Lets workers below `n` run (`active`, the workers' [`Shared::active`]), unparking the ones it
@@ -218,12 +220,14 @@ pub fn run(
     let mut handles = Vec::with_capacity(workers as usize);
     let cpu_before = crate::proc_stats::cpu_time();
     let started_at = SystemTime::now() + start.saturating_duration_since(Instant::now());
+    let run_queue = Arc::new(crate::proc_stats::RunQueueMeter::default());
     for id in 0..workers as usize {
         let w = ConnWorker::new(id, shared.clone(), tx.clone());
+        let meter = run_queue.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("pgstorm-c{id}"))
             .stack_size(256 * 1024)
-            .spawn(move || w.run());
+            .spawn(move || meter.thread(|| w.run()));
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
@@ -414,6 +418,7 @@ pub fn run(
             cpu_after.1.saturating_sub(cpu_before.1),
         ),
         worker_sigfig: sigfig,
+        run_queue: run_queue.result(),
     })
 }
 

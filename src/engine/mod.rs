@@ -47,6 +47,7 @@ pub use lost::TargetLost;
 use stats::{Hist, TypeStats};
 pub use worker::Arrival;
 
+use crate::proc_stats::{RunQueueMeter, RunQueueWait};
 use crate::rng::Rng;
 use crate::stop::StopToken;
 use crate::target::Target;
@@ -149,6 +150,9 @@ pub struct EngineOutput {
     pub slow: Vec<stats::SlowTx>,
     /// Pauses of pgstorm itself during the load, warmup included (the hiccup meter).
     pub pauses: Vec<hiccup::Pause>,
+    /// How long the load threads waited for a CPU, warmup included; `None` where the kernel
+    /// does not count it.
+    pub run_queue: Option<RunQueueWait>,
 }
 
 impl EngineOutput {
@@ -285,6 +289,7 @@ pub fn run(
         &halt,
         "worker thread",
         clock.start,
+        &collector.run_queue,
         |id| {
             let rec = collector.recorder(id, 1, n_types, sigfig, &clock, cfg, txlogs[id].take());
             let w = worker::Worker::new(shared.clone(), rec);
@@ -316,7 +321,8 @@ pub(crate) fn open_txlogs(
 
 /// Starts `n` load threads made by `make` (name, body), pinned round robin to
 /// [`worker_cores`], each held until `start` (the run clock's, set to leave time to spawn them
-/// all); if one cannot start, stops and joins those already running. Without the gate each
+/// all) and adding its wait for a CPU from then on to `meter`; if one cannot start, stops and
+/// joins those already running. Without the gate each
 /// thread began its load as soon as it was spawned, and at `-c 500` on 2 cores the running ones
 /// took the CPU from the thread spawning the rest: the workers' loops began over 7.9-20.5 s, so
 /// a 10 s run had a tenth of its clients idle or missing (docs/performance.md).
@@ -326,6 +332,7 @@ pub(crate) fn spawn_load_threads<F>(
     stop: &AtomicBool,
     what: &str,
     start: Instant,
+    meter: &Arc<RunQueueMeter>,
     mut make: impl FnMut(usize) -> (String, F),
 ) -> Result<Vec<std::thread::JoinHandle<()>>>
 where
@@ -336,6 +343,7 @@ where
     for id in 0..n {
         let (name, body) = make(id);
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let meter = meter.clone();
         let spawned = std::thread::Builder::new()
             .name(name)
             .stack_size(512 * 1024)
@@ -349,7 +357,7 @@ where
                 if let Some(wait) = start.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                body()
+                meter.thread(body)
             });
         match spawned {
             Ok(h) => handles.push(h),
@@ -434,6 +442,8 @@ pub(crate) struct Collector {
     pub sink: collector::Sink,
     handle: std::thread::JoinHandle<collector::Collected>,
     hiccups: hiccup::Meter,
+    /// The load threads' wait for a CPU ([`spawn_load_threads`] hands it to each).
+    pub run_queue: Arc<RunQueueMeter>,
 }
 
 /// What a finished run measured, before the connection counters are added.
@@ -448,6 +458,7 @@ pub(crate) struct Finished {
     panics: Vec<String>,
     cpu: (Duration, Duration),
     pauses: Vec<hiccup::Pause>,
+    run_queue: Option<RunQueueWait>,
 }
 
 impl Collector {
@@ -509,6 +520,7 @@ impl Collector {
             sink,
             handle,
             hiccups: hiccup::Meter::start(clock.start)?,
+            run_queue: Arc::default(),
         })
     }
 
@@ -625,6 +637,8 @@ impl Collector {
                 cpu_after.1.saturating_sub(cpu_before.1),
             ),
             pauses,
+            // Every load thread was joined above: each has added its wait.
+            run_queue: self.run_queue.result(),
         })
     }
 }
@@ -683,6 +697,7 @@ impl Finished {
             worker_sigfig,
             slow: c.slow,
             pauses: self.pauses,
+            run_queue: self.run_queue,
         }
     }
 }
@@ -690,6 +705,7 @@ impl Finished {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::warning_code::WarningCode;
     use crate::workload::script::{Predefined, Script};
     use crate::workload::{Protocol, QueryType};
 
@@ -699,7 +715,8 @@ mod tests {
         let start = Instant::now() + Duration::from_millis(300);
         let began = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let stop = AtomicBool::new(false);
-        let handles = spawn_load_threads(false, n, &stop, "test thread", start, |id| {
+        let meter = Arc::new(RunQueueMeter::default());
+        let handles = spawn_load_threads(false, n, &stop, "test thread", start, &meter, |id| {
             let began = began.clone();
             (format!("t{id}"), move || began.lock().push(Instant::now()))
         })
@@ -710,6 +727,33 @@ mod tests {
         let began = began.lock();
         assert_eq!(began.len(), n);
         assert!(began.iter().all(|&t| t >= start), "a thread began early");
+    }
+
+    #[test]
+    fn load_threads_that_share_a_core_are_reported_waiting_for_a_cpu() {
+        // The run-queue measure's positive control through the spawn path both drivers use:
+        // four load threads crowd one core; they wait, are measured, and warned about.
+        let meter = Arc::new(RunQueueMeter::default());
+        let stop = AtomicBool::new(false);
+        let start = Instant::now() + Duration::from_millis(50);
+        let handles = spawn_load_threads(false, 4, &stop, "test thread", start, &meter, |id| {
+            (format!("t{id}"), crate::proc_stats::crowd_first_core)
+        })
+        .expect("4 threads start");
+        for h in handles {
+            h.join().expect("the thread ends");
+        }
+        let rq = meter
+            .result()
+            .expect("this Linux host counts the run-queue wait");
+        assert_eq!(rq.threads, 4);
+        assert!(
+            rq.share > 0.3 && rq.wait_s > 0.3,
+            "four threads on one core: {rq:?}"
+        );
+        assert!(rq.max_thread_share >= rq.share, "{rq:?}");
+        let w = crate::report::warnings::run_queue_warning(&rq, "load threads").expect("warned");
+        assert_eq!(w.code, WarningCode::ClientRunQueue);
     }
 
     /// Both drivers take their load threads' recorders from `Collector::recorder`; the

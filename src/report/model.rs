@@ -455,6 +455,11 @@ pub struct ClientCost {
     /// connection scenarios, which time with the monotonic clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<crate::clock::ClockCheck>,
+    /// How long pgstorm's load threads were runnable but without a CPU (the kernel's count):
+    /// latency the load machine added, as pauses are for the whole process. Absent where the
+    /// kernel does not count it, and in documents written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_queue: Option<crate::proc_stats::RunQueueWait>,
 }
 
 /// The server's own transaction counters against the client's count.

@@ -137,6 +137,7 @@ pub fn render(doc: &RunDocument) -> String {
         cl.cpu_share_of_host * 100.0,
         cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
     );
+    run_queue_line(&mut s, cl.run_queue.as_ref(), "load threads");
     if let Some(sc) = &load.server_check {
         let _ = writeln!(
             s,
@@ -341,6 +342,7 @@ fn connections(s: &mut String, doc: &RunDocument, c: &ConnectionsResult) {
         cl.cpu_share_of_host * 100.0,
         cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
     );
+    run_queue_line(s, cl.run_queue.as_ref(), "connection workers");
     if let Some(sc) = &c.server_check {
         let _ = writeln!(
             s,
@@ -430,6 +432,21 @@ fn resources(s: &mut String, m: &Monitoring) {
         .collect();
     if !raised.is_empty() {
         let _ = writeln!(s, "alerts: {}", raised.join(", "));
+    }
+}
+
+/// The client's `threads` waiting for a CPU, when the kernel counted it.
+fn run_queue_line(s: &mut String, rq: Option<&crate::proc_stats::RunQueueWait>, threads: &str) {
+    if let Some(rq) = rq {
+        let _ = writeln!(
+            s,
+            "client run queue: {} {threads} waited for a CPU {:.1}% of their time ({:.1} s in \
+             all, at most {:.1}% for one)",
+            rq.threads,
+            rq.share * 100.0,
+            rq.wait_s,
+            rq.max_thread_share * 100.0
+        );
     }
 }
 

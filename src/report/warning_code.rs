@@ -52,6 +52,12 @@ warning_codes! {
     /// pgstorm itself was paused (no CPU for it): every client's latency includes a wait the
     /// server did not cause.
     ClientPaused = "client_paused",
+    /// pgstorm's load threads spent a large share of their time runnable but without a CPU (the
+    /// load machine's run queue, as its kernel counts it): a transaction waited that long for the
+    /// load machine whenever its thread did, so latencies and the pool's checkout wait include
+    /// it. The CPU went to pgstorm's other threads or to other processes (a local server's
+    /// backends among them).
+    ClientRunQueue = "client_run_queue",
     /// In open loop, transactions started later than scheduled: the server or the client could
     /// not sustain the rate, and latencies include that queueing.
     ScheduleLag = "schedule_lag",

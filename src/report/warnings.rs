@@ -36,6 +36,12 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
             ),
         ));
     }
+    out.extend(
+        c.client
+            .run_queue
+            .as_ref()
+            .and_then(|rq| run_queue_warning(rq, "connection workers")),
+    );
     if c.client.cpu_share_of_host > 0.9 {
         out.push(w(
             WarningCode::ClientSaturated,
@@ -53,6 +59,12 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
 pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     let mut out = Vec::new();
     out.extend(stall_warnings(load));
+    out.extend(
+        load.client
+            .run_queue
+            .as_ref()
+            .and_then(|rq| run_queue_warning(rq, "load threads")),
+    );
     if let Some(lag) = &load.schedule_lag {
         if lag.p99_ms > 10.0 {
             out.push(w(
@@ -266,6 +278,31 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
     out
 }
 
+/// The share of their time pgstorm's `threads` may wait for a CPU before it is worth a warning:
+/// a tenth of every transaction's time is beyond what a reader would put down to noise.
+pub const RUN_QUEUE_SHARE: f64 = 0.10;
+
+/// A warning when the client's `threads` (load threads, connection workers) waited for a CPU
+/// [`RUN_QUEUE_SHARE`] of their time or more.
+pub fn run_queue_warning(rq: &crate::proc_stats::RunQueueWait, threads: &str) -> Option<Warning> {
+    (rq.share >= RUN_QUEUE_SHARE).then(|| {
+        w(
+            WarningCode::ClientRunQueue,
+            format!(
+                "pgstorm's {} {threads} were runnable but without a CPU {:.0}% of their time ({:.1} s \
+                 in all, one of them {:.0}%): every transaction they were in waited that long for \
+                 the load machine's CPU, and that wait is in the latencies and the pool's checkout \
+                 wait; on a machine shared with the server its backends take those CPUs, otherwise \
+                 use fewer threads per core (-j N drives many connections per thread) or more cores",
+                rq.threads,
+                rq.share * 100.0,
+                rq.wait_s,
+                rq.max_thread_share * 100.0
+            ),
+        )
+    })
+}
+
 /// Warnings from the resource samples: a saturated or swapping host, memory near its limit, a
 /// server count that disagrees with the client's, and samplers that did not see everything.
 fn monitoring_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
@@ -361,4 +398,27 @@ fn sampler_warnings(m: &Monitoring) -> Vec<Warning> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc_stats::RunQueueWait;
+
+    #[test]
+    fn the_run_queue_warning_starts_at_its_share_and_names_the_threads() {
+        let rq = |share| RunQueueWait {
+            threads: 8,
+            wait_s: 4.0,
+            share,
+            max_thread_share: share,
+        };
+        assert_eq!(
+            run_queue_warning(&rq(RUN_QUEUE_SHARE * 0.99), "load threads"),
+            None
+        );
+        let w = run_queue_warning(&rq(RUN_QUEUE_SHARE), "load threads").expect("at the share");
+        assert_eq!(w.code, WarningCode::ClientRunQueue);
+        assert!(w.message.contains("8 load threads"), "{}", w.message);
+    }
 }

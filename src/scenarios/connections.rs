@@ -442,6 +442,7 @@ pub fn connections_result(
             pauses: 0,
             max_pause_ms: 0.0,
             clock: None,
+            run_queue: out.run_queue.clone(),
         },
         server_check: None,
     }

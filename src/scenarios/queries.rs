@@ -916,6 +916,7 @@ pub fn load_result(
             pauses: out.pauses.len() as u64,
             max_pause_ms: out.pauses.iter().map(|p| p.dur_us).max().unwrap_or(0) as f64 / 1000.0,
             clock: Some(out.clock.clone()),
+            run_queue: out.run_queue.clone(),
         },
         server_check: None,
         stalls: stalls(out, cfg.clients, &all.latency),

@@ -127,8 +127,14 @@ pub fn run(
         per_thread[id % threads].push((id, conn));
     }
     let mut per_thread = per_thread.into_iter();
-    let handles =
-        super::spawn_load_threads(cfg.pin, threads, &halt, "load thread", clock.start, |tid| {
+    let handles = super::spawn_load_threads(
+        cfg.pin,
+        threads,
+        &halt,
+        "load thread",
+        clock.start,
+        &collector.run_queue,
+        |tid| {
             let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
             let rec = collector.recorder(
                 tid,
@@ -142,7 +148,8 @@ pub fn run(
             (format!("pgstorm-j{tid}"), move || {
                 Thread::new(&sh, rec, mine).run(&sh)
             })
-        })?;
+        },
+    )?;
     let finish = collector.finish(&clock, handles, &halt, stop, &shared.counters, cpu_before)?;
     Ok(finish.output(workload.names(), &shared.counters, sigfig))
 }
