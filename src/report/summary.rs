@@ -13,8 +13,8 @@ pub fn render(doc: &RunDocument) -> String {
         connections(&mut s, doc, c);
     }
     let Some(load) = &doc.load else {
-        let mut s = isolation(doc);
-        s.push_str(&super::advice::render(doc));
+        // The connection section above stays; isolation() adds the warnings and the advice.
+        s.push_str(&isolation(doc));
         return s;
     };
     let c = &load.config;
@@ -350,11 +350,6 @@ fn connections(s: &mut String, doc: &RunDocument, c: &ConnectionsResult) {
             sc.sessions, sc.client_connections, sc.ratio
         );
     }
-    if doc.load.is_none() {
-        for w in &doc.warnings {
-            let _ = writeln!(s, "WARNING [{}]: {}", w.code, w.message);
-        }
-    }
 }
 
 fn resources(s: &mut String, m: &Monitoring) {
@@ -464,5 +459,33 @@ fn percent(part: u64, whole: u64) -> f64 {
         0.0
     } else {
         part as f64 * 100.0 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_run_prints_its_steps_and_client() {
+        // An archived run of the connection scenario alone (no load section).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results/20261126T223202Z-quick-connections");
+        let mut doc = crate::report::read::read_run(&dir).expect("the archived run reads");
+        assert!(doc.load.is_none() && doc.connections.is_some());
+        doc.warnings.push(crate::report::model::Warning {
+            code: crate::report::warning_code::WarningCode::ClientRunQueue,
+            message: "added by the test".into(),
+        });
+        let text = render(&doc);
+        for line in ["\nconnections (", "reach s", "client: "] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+        // Each warning once: the connection section and the closing one both printed them.
+        assert_eq!(
+            text.matches("WARNING [").count(),
+            doc.warnings.len(),
+            "{text}"
+        );
     }
 }
