@@ -6,8 +6,10 @@
 //!
 //! Invariants: a load thread's run-queue wait is the time it was runnable but not running, as
 //! the kernel counts it (`/proc/thread-self/schedstat`, the second field); on a host that does
-//! not count it (no such file), [`RunQueueMeter::result`] is `None`, never a zero that would
-//! read as "no wait".
+//! not count it (no such file, or "0 0 0": a kernel without schedstats or delay accounting),
+//! [`RunQueueMeter::result`] is `None`, never a zero that would read as "no wait". A thread's
+//! share is over its whole life, idle time included (parked, think time, open-loop gaps): for
+//! its busy time it is a lower bound.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -51,12 +53,16 @@ pub fn thread_sched() -> Option<ThreadSched> {
     parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
 }
 
-/// Parses schedstat's "on-CPU ns, run-queue ns, timeslices" line.
+/// Parses schedstat's "on-CPU ns, run-queue ns, timeslices" line. A thread reading it is on a
+/// CPU, so it has had a timeslice where the kernel counts them; none means it does not count
+/// (it then writes "0 0 0"): `None`. (The time on a CPU can still read 0 in a new thread: the
+/// running slice is added when it ends.)
 fn parse_schedstat(text: &str) -> Option<ThreadSched> {
     let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
     let on_cpu = Duration::from_nanos(fields.next()??);
     let run_queue = Duration::from_nanos(fields.next()??);
-    Some(ThreadSched { on_cpu, run_queue })
+    let timeslices = fields.next()??;
+    (timeslices > 0).then_some(ThreadSched { on_cpu, run_queue })
 }
 
 /// How long a run's load threads waited for a CPU, summed over them: what waiting for the load
@@ -67,11 +73,26 @@ pub struct RunQueueWait {
     pub threads: u32,
     /// Their time runnable but without a CPU, summed (s).
     pub wait_s: f64,
-    /// That wait over their lifetimes summed (0..1): in closed loop, the share of every
-    /// client's time spent waiting for the client machine's CPU.
+    /// That wait over their lifetimes summed (0..1), idle time included (parked, think time,
+    /// open-loop gaps), so for their busy time a lower bound; in closed loop, about the share of
+    /// every client's time spent waiting for the client machine's CPU.
     pub share: f64,
     /// The largest share of one thread.
     pub max_thread_share: f64,
+}
+
+impl RunQueueWait {
+    /// "N `threads` waited for a CPU x% of their lifetime (y s in all, at most z% for one)".
+    pub fn describe(&self, threads: &str) -> String {
+        format!(
+            "{} {threads} waited for a CPU {:.1}% of their lifetime ({:.1} s in all, at most {:.1}% \
+             for one)",
+            self.threads,
+            self.share * 100.0,
+            self.wait_s,
+            self.max_thread_share * 100.0
+        )
+    }
 }
 
 /// Sums the run-queue wait of load threads, each measuring its own life ([`RunQueueMeter::thread`]).
@@ -80,23 +101,23 @@ pub struct RunQueueMeter {
     threads: AtomicU64,
     lived_ns: AtomicU64,
     waited_ns: AtomicU64,
-    /// The largest share of one thread, in millionths.
-    max_share_ppm: AtomicU64,
+    /// The largest share of one thread, as the bits of a non-negative f64 (whose order is the
+    /// numbers' order).
+    max_share_bits: AtomicU64,
     /// A thread could not read its schedstat: the sums are incomplete.
     unavailable: AtomicBool,
 }
 
 impl RunQueueMeter {
-    /// Runs `body` on the calling thread and adds how long it waited for a CPU meanwhile.
+    /// Runs `body` on the calling thread and adds how long it waited for a CPU meanwhile, also
+    /// when `body` panics (the run reports the panic; its thread's wait still counts).
     pub fn thread<R>(&self, body: impl FnOnce() -> R) -> R {
-        let (began, before) = (Instant::now(), thread_sched());
-        let r = body();
-        let (lived, after) = (began.elapsed(), thread_sched());
-        match (before, after) {
-            (Some(b), Some(a)) => self.add(lived, a.run_queue.saturating_sub(b.run_queue)),
-            _ => self.unavailable.store(true, Ordering::Relaxed),
-        }
-        r
+        let _measured = Measured {
+            meter: self,
+            began: Instant::now(),
+            before: thread_sched(),
+        };
+        body()
     }
 
     /// Adds one thread that lived `lived` and waited `waited` for a CPU.
@@ -105,8 +126,9 @@ impl RunQueueMeter {
         self.threads.fetch_add(1, Ordering::Relaxed);
         self.lived_ns.fetch_add(lived, Ordering::Relaxed);
         self.waited_ns.fetch_add(waited, Ordering::Relaxed);
-        let ppm = (waited as u128 * 1_000_000 / lived.max(1) as u128).min(1_000_000) as u64;
-        self.max_share_ppm.fetch_max(ppm, Ordering::Relaxed);
+        let share = (waited as f64 / lived.max(1) as f64).min(1.0);
+        self.max_share_bits
+            .fetch_max(share.to_bits(), Ordering::Relaxed);
     }
 
     /// The sums, once every thread measured is done; `None` if none was, or if one could not
@@ -124,8 +146,28 @@ impl RunQueueMeter {
             threads: threads as u32,
             wait_s: waited as f64 / 1e9,
             share: (waited as f64 / lived.max(1) as f64).min(1.0),
-            max_thread_share: self.max_share_ppm.load(Ordering::Relaxed) as f64 / 1e6,
+            max_thread_share: f64::from_bits(self.max_share_bits.load(Ordering::Relaxed)),
         })
+    }
+}
+
+/// One thread's measurement, taken when it ends: dropped at the end of [`RunQueueMeter::thread`]
+/// or while its body unwinds.
+struct Measured<'a> {
+    meter: &'a RunQueueMeter,
+    began: Instant,
+    before: Option<ThreadSched>,
+}
+
+impl Drop for Measured<'_> {
+    fn drop(&mut self) {
+        let (lived, after) = (self.began.elapsed(), thread_sched());
+        match (self.before, after) {
+            (Some(b), Some(a)) => self
+                .meter
+                .add(lived, a.run_queue.saturating_sub(b.run_queue)),
+            _ => self.meter.unavailable.store(true, Ordering::Relaxed),
+        }
     }
 }
 
@@ -157,6 +199,24 @@ mod tests {
         assert_eq!(s.run_queue, Duration::from_millis(750));
         assert_eq!(parse_schedstat(""), None);
         assert_eq!(parse_schedstat("12 x 3"), None);
+        assert_eq!(parse_schedstat("12 3"), None);
+        assert_eq!(
+            parse_schedstat("0 0 0\n"),
+            None,
+            "a kernel that does not count"
+        );
+        let new_thread = parse_schedstat("0 1200 1\n").expect("a new thread's first slice");
+        assert_eq!(new_thread.run_queue, Duration::from_nanos(1200));
+    }
+
+    #[test]
+    fn a_thread_whose_body_panics_is_still_measured() {
+        let meter = RunQueueMeter::default();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            meter.thread(|| panic!("the body fails"))
+        }));
+        assert!(r.is_err());
+        assert_eq!(meter.result().map(|rq| rq.threads), Some(1));
     }
 
     #[test]
@@ -168,7 +228,7 @@ mod tests {
         let got = m.result().expect("two threads");
         assert_eq!(got.threads, 2);
         assert!((got.share - 0.25).abs() < 1e-9 && (got.wait_s - 1.0).abs() < 1e-9);
-        assert!((got.max_thread_share - 0.25).abs() < 1e-6);
+        assert_eq!(got.max_thread_share, 0.25);
         m.unavailable.store(true, Ordering::Relaxed);
         assert_eq!(m.result(), None);
     }

@@ -428,34 +428,37 @@ mod tests {
 
     #[test]
     fn a_step_unparks_the_workers_it_starts() {
-        // Parked as the workers park, with a timeout far past the test's bound: a thread that
-        // runs within the bound was unparked.
+        // Each thread parks before it looks at `active`, with a timeout far past the test's
+        // bound: one that runs within the bound was unparked (a thread unparked before it parks
+        // keeps the token, so none is lost however late it starts).
         let active = Arc::new(AtomicU32::new(0));
         let (ran_tx, ran) = crossbeam_channel::unbounded();
         let workers: Vec<_> = (0..6u32)
             .map(|id| {
                 let (active, ran_tx) = (active.clone(), ran_tx.clone());
-                std::thread::spawn(move || {
-                    while id >= active.load(Ordering::Acquire) {
-                        std::thread::park_timeout(Duration::from_secs(600));
+                std::thread::spawn(move || loop {
+                    std::thread::park_timeout(Duration::from_secs(600));
+                    if id < active.load(Ordering::Acquire) {
+                        let _ = ran_tx.send(id);
+                        break;
                     }
-                    let _ = ran_tx.send(id);
                 })
             })
             .collect();
         let bound = Duration::from_secs(60);
+        let woken = |n: usize| {
+            let mut ids: Vec<u32> = (0..n)
+                .map(|_| ran.recv_timeout(bound).expect("woken"))
+                .collect();
+            ids.sort_unstable();
+            ids
+        };
         set_active(&active, &workers, 2);
-        let mut first: Vec<u32> = (0..2)
-            .map(|_| ran.recv_timeout(bound).expect("woken"))
-            .collect();
-        first.sort_unstable();
-        assert_eq!(first, [0, 1]);
+        assert_eq!(woken(2), [0, 1]);
+        // Shrinking unparks nobody; growing again unparks the ones above the old value.
+        set_active(&active, &workers, 1);
         set_active(&active, &workers, 6);
-        let mut rest: Vec<u32> = (0..4)
-            .map(|_| ran.recv_timeout(bound).expect("woken"))
-            .collect();
-        rest.sort_unstable();
-        assert_eq!(rest, [2, 3, 4, 5]);
+        assert_eq!(woken(4), [2, 3, 4, 5]);
         for w in workers {
             w.join().expect("the worker ends");
         }

@@ -752,7 +752,8 @@ mod tests {
             "four threads on one core: {rq:?}"
         );
         assert!(rq.max_thread_share >= rq.share, "{rq:?}");
-        let w = crate::report::warnings::run_queue_warning(&rq, "load threads").expect("warned");
+        let pool = crate::report::warnings::ClientThreads::PoolWorkers;
+        let w = crate::report::warnings::run_queue_warning(&rq, pool).expect("warned");
         assert_eq!(w.code, WarningCode::ClientRunQueue);
     }
 

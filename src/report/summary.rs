@@ -137,7 +137,11 @@ pub fn render(doc: &RunDocument) -> String {
         cl.cpu_share_of_host * 100.0,
         cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
     );
-    run_queue_line(&mut s, cl.run_queue.as_ref(), "load threads");
+    let threads = match c.threads {
+        Some(_) => "-j threads",
+        None => "load threads",
+    };
+    run_queue_line(&mut s, cl.run_queue.as_ref(), threads);
     if let Some(sc) = &load.server_check {
         let _ = writeln!(
             s,
@@ -433,15 +437,7 @@ fn resources(s: &mut String, m: &Monitoring) {
 /// The client's `threads` waiting for a CPU, when the kernel counted it.
 fn run_queue_line(s: &mut String, rq: Option<&crate::proc_stats::RunQueueWait>, threads: &str) {
     if let Some(rq) = rq {
-        let _ = writeln!(
-            s,
-            "client run queue: {} {threads} waited for a CPU {:.1}% of their time ({:.1} s in \
-             all, at most {:.1}% for one)",
-            rq.threads,
-            rq.share * 100.0,
-            rq.wait_s,
-            rq.max_thread_share * 100.0
-        );
+        let _ = writeln!(s, "client run queue: {}", rq.describe(threads));
     }
 }
 

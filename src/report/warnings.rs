@@ -40,7 +40,7 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
         c.client
             .run_queue
             .as_ref()
-            .and_then(|rq| run_queue_warning(rq, "connection workers")),
+            .and_then(|rq| run_queue_warning(rq, ClientThreads::ConnectionWorkers)),
     );
     if c.client.cpu_share_of_host > 0.9 {
         out.push(w(
@@ -59,11 +59,15 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
 pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     let mut out = Vec::new();
     out.extend(stall_warnings(load));
+    let threads = match load.config.threads {
+        Some(_) => ClientThreads::MuxThreads,
+        None => ClientThreads::PoolWorkers,
+    };
     out.extend(
         load.client
             .run_queue
             .as_ref()
-            .and_then(|rq| run_queue_warning(rq, "load threads")),
+            .and_then(|rq| run_queue_warning(rq, threads)),
     );
     if let Some(lag) = &load.schedule_lag {
         if lag.p99_ms > 10.0 {
@@ -278,22 +282,61 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
     out
 }
 
-/// The share of their time pgstorm's `threads` may wait for a CPU before it is worth a warning:
+/// The share of their time pgstorm's threads may wait for a CPU before it is worth a warning:
 /// a tenth of every transaction's time is beyond what a reader would put down to noise.
 pub const RUN_QUEUE_SHARE: f64 = 0.10;
 
-/// A warning when the client's `threads` (load threads, connection workers) waited for a CPU
-/// [`RUN_QUEUE_SHARE`] of their time or more.
-pub fn run_queue_warning(rq: &crate::proc_stats::RunQueueWait, threads: &str) -> Option<Warning> {
+/// Whose wait for a CPU a [`run_queue_warning`] is about: it decides what the wait is in and
+/// what would shorten it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientThreads {
+    /// The pool driver's workers, one per client.
+    PoolWorkers,
+    /// The `-j` driver's threads, each serving several clients.
+    MuxThreads,
+    /// The connection scenario's workers.
+    ConnectionWorkers,
+}
+
+impl ClientThreads {
+    /// (what they are, where their wait shows, what would shorten it on a dedicated machine).
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ClientThreads::PoolWorkers => (
+                "load threads",
+                "the latencies and the pool's checkout wait",
+                "run fewer threads per core (-j N drives many connections per thread) or use more \
+                 cores",
+            ),
+            ClientThreads::MuxThreads => (
+                "-j threads",
+                "the latencies of all the clients they serve",
+                "use a load machine with more cores",
+            ),
+            ClientThreads::ConnectionWorkers => (
+                "connection workers",
+                "the connect, checkout and operation times",
+                "run fewer --workers or use more cores",
+            ),
+        }
+    }
+}
+
+/// A warning when the client's `threads` waited for a CPU [`RUN_QUEUE_SHARE`] of their lifetime
+/// or more.
+pub fn run_queue_warning(
+    rq: &crate::proc_stats::RunQueueWait,
+    threads: ClientThreads,
+) -> Option<Warning> {
+    let (what, shows, remedy) = threads.words();
     (rq.share >= RUN_QUEUE_SHARE).then(|| {
         w(
             WarningCode::ClientRunQueue,
             format!(
-                "pgstorm's {} {threads} were runnable but without a CPU {:.0}% of their time ({:.1} s \
-                 in all, one of them {:.0}%): every transaction they were in waited that long for \
-                 the load machine's CPU, and that wait is in the latencies and the pool's checkout \
-                 wait; on a machine shared with the server its backends take those CPUs, otherwise \
-                 use fewer threads per core (-j N drives many connections per thread) or more cores",
+                "pgstorm's {} {what} were runnable but without a CPU {:.0}% of their lifetime \
+                 ({:.1} s in all, one of them {:.0}%): the work they were in the middle of waited \
+                 that long for the load machine's CPU, and that wait is in {shows}; on a machine \
+                 shared with the server its backends take those CPUs, otherwise {remedy}",
                 rq.threads,
                 rq.share * 100.0,
                 rq.wait_s,
@@ -413,12 +456,16 @@ mod tests {
             share,
             max_thread_share: share,
         };
-        assert_eq!(
-            run_queue_warning(&rq(RUN_QUEUE_SHARE * 0.99), "load threads"),
-            None
-        );
-        let w = run_queue_warning(&rq(RUN_QUEUE_SHARE), "load threads").expect("at the share");
+        let pool = ClientThreads::PoolWorkers;
+        assert_eq!(run_queue_warning(&rq(RUN_QUEUE_SHARE * 0.99), pool), None);
+        let w = run_queue_warning(&rq(RUN_QUEUE_SHARE), pool).expect("at the share");
         assert_eq!(w.code, WarningCode::ClientRunQueue);
         assert!(w.message.contains("8 load threads"), "{}", w.message);
+        assert!(w.message.contains("-j N"), "{}", w.message);
+        // Advice that fits: the connection scenario has no -j, the -j driver no pool.
+        let conn = run_queue_warning(&rq(0.5), ClientThreads::ConnectionWorkers).unwrap();
+        assert!(conn.message.contains("--workers") && !conn.message.contains("-j"));
+        let mux = run_queue_warning(&rq(0.5), ClientThreads::MuxThreads).unwrap();
+        assert!(!mux.message.contains("pool"), "{}", mux.message);
     }
 }

@@ -36,6 +36,14 @@ pub fn load_health(doc: &RunDocument) -> Option<String> {
             format!("{:.1} s, {} clients", l.measured_s, l.config.clients),
         ),
     ];
+    if let Some(rq) = &c.run_queue {
+        let threads = if l.config.threads.is_some() {
+            "-j threads"
+        } else {
+            "load threads"
+        };
+        rows.push(("pgstorm's wait for a CPU".into(), rq.describe(threads)));
+    }
     if let Some(sl) = &l.schedule_lag {
         rows.push((
             "schedule lag p50 / p99 / max".into(),
