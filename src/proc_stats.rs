@@ -39,30 +39,22 @@ pub fn peak_rss_bytes() -> u64 {
     rusage().ru_maxrss.max(0) as u64 * 1024
 }
 
-/// A thread's scheduling so far, as the kernel counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadSched {
-    /// Time on a CPU.
-    pub on_cpu: Duration,
-    /// Time runnable but waiting for a CPU (the run queue).
-    pub run_queue: Duration,
-}
-
-/// The calling thread's [`ThreadSched`], or `None` where the kernel does not count it.
-pub fn thread_sched() -> Option<ThreadSched> {
+/// How long the calling thread has been runnable but without a CPU (the run queue) so far, or
+/// `None` where the kernel does not count it.
+pub fn thread_run_queue() -> Option<Duration> {
     parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
 }
 
-/// Parses schedstat's "on-CPU ns, run-queue ns, timeslices" line. A thread reading it is on a
-/// CPU, so it has had a timeslice where the kernel counts them; none means it does not count
-/// (it then writes "0 0 0"): `None`. (The time on a CPU can still read 0 in a new thread: the
-/// running slice is added when it ends.)
-fn parse_schedstat(text: &str) -> Option<ThreadSched> {
+/// The run-queue time of schedstat's "on-CPU ns, run-queue ns, timeslices" line. A thread
+/// reading it is on a CPU, so it has had a timeslice where the kernel counts them; none means it
+/// does not count (it then writes "0 0 0"): `None`. (Not the time on a CPU: that can still read
+/// 0 in a new thread, whose running slice is added when it ends.)
+fn parse_schedstat(text: &str) -> Option<Duration> {
     let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
-    let on_cpu = Duration::from_nanos(fields.next()??);
+    let _on_cpu = fields.next()??;
     let run_queue = Duration::from_nanos(fields.next()??);
     let timeslices = fields.next()??;
-    (timeslices > 0).then_some(ThreadSched { on_cpu, run_queue })
+    (timeslices > 0).then_some(run_queue)
 }
 
 /// How long a run's load threads waited for a CPU, summed over them: what waiting for the load
@@ -115,7 +107,7 @@ impl RunQueueMeter {
         let _measured = Measured {
             meter: self,
             began: Instant::now(),
-            before: thread_sched(),
+            before: thread_run_queue(),
         };
         body()
     }
@@ -156,35 +148,16 @@ impl RunQueueMeter {
 struct Measured<'a> {
     meter: &'a RunQueueMeter,
     began: Instant,
-    before: Option<ThreadSched>,
+    before: Option<Duration>,
 }
 
 impl Drop for Measured<'_> {
     fn drop(&mut self) {
-        let (lived, after) = (self.began.elapsed(), thread_sched());
+        let (lived, after) = (self.began.elapsed(), thread_run_queue());
         match (self.before, after) {
-            (Some(b), Some(a)) => self
-                .meter
-                .add(lived, a.run_queue.saturating_sub(b.run_queue)),
+            (Some(b), Some(a)) => self.meter.add(lived, a.saturating_sub(b)),
             _ => self.meter.unavailable.store(true, Ordering::Relaxed),
         }
-    }
-}
-
-/// The positive control of the run-queue measure (`engine`'s
-/// `load_threads_that_share_a_core_are_reported_waiting_for_a_cpu`), run by each of four threads: pinned to the
-/// first core, it spins for 300 ms of wall time. Four of them can each have the core a quarter
-/// of that time and wait runnable the rest; on a host busy with other work they wait more,
-/// never less.
-#[cfg(test)]
-pub(crate) fn crowd_first_core() {
-    let core = core_affinity::get_core_ids()
-        .and_then(|c| c.first().copied())
-        .expect("this host lists a core");
-    assert!(core_affinity::set_for_current(core), "pinned");
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_millis(300) {
-        std::hint::spin_loop();
     }
 }
 
@@ -195,8 +168,7 @@ mod tests {
     #[test]
     fn schedstat_lines_parse_and_garbage_does_not() {
         let s = parse_schedstat("2500000 750000000 12\n").expect("three fields");
-        assert_eq!(s.on_cpu, Duration::from_micros(2500));
-        assert_eq!(s.run_queue, Duration::from_millis(750));
+        assert_eq!(s, Duration::from_millis(750));
         assert_eq!(parse_schedstat(""), None);
         assert_eq!(parse_schedstat("12 x 3"), None);
         assert_eq!(parse_schedstat("12 3"), None);
@@ -206,7 +178,7 @@ mod tests {
             "a kernel that does not count"
         );
         let new_thread = parse_schedstat("0 1200 1\n").expect("a new thread's first slice");
-        assert_eq!(new_thread.run_queue, Duration::from_nanos(1200));
+        assert_eq!(new_thread, Duration::from_nanos(1200));
     }
 
     #[test]

@@ -737,7 +737,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let start = Instant::now() + Duration::from_millis(50);
         let handles = spawn_load_threads(false, 4, &stop, "test thread", start, &meter, |id| {
-            (format!("t{id}"), crate::proc_stats::crowd_first_core)
+            (format!("t{id}"), crowd_first_core)
         })
         .expect("4 threads start");
         for h in handles {
@@ -755,6 +755,21 @@ mod tests {
         let pool = crate::report::warnings::ClientThreads::PoolWorkers;
         let w = crate::report::warnings::run_queue_warning(&rq, pool).expect("warned");
         assert_eq!(w.code, WarningCode::ClientRunQueue);
+    }
+
+    /// Run by each of the four threads of the positive control above: pinned to the first
+    /// core, it spins for 300 ms of wall time. Four of them can each have the core a quarter of
+    /// that time and wait runnable the rest; on a host busy with other work they wait more,
+    /// never less.
+    fn crowd_first_core() {
+        let core = core_affinity::get_core_ids()
+            .and_then(|c| c.first().copied())
+            .expect("this host lists a core");
+        assert!(core_affinity::set_for_current(core), "pinned");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(300) {
+            std::hint::spin_loop();
+        }
     }
 
     /// Both drivers take their load threads' recorders from `Collector::recorder`; the

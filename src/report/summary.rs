@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::model::{ConnectionsResult, QueryResult, RunDocument};
+use super::warnings::ClientThreads;
 use crate::monitor::model::Monitoring;
 
 /// Renders the summary table of a document.
@@ -137,11 +138,7 @@ pub fn render(doc: &RunDocument) -> String {
         cl.cpu_share_of_host * 100.0,
         cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
     );
-    let threads = match c.threads {
-        Some(_) => "-j threads",
-        None => "load threads",
-    };
-    run_queue_line(&mut s, cl.run_queue.as_ref(), threads);
+    run_queue_line(&mut s, cl.run_queue.as_ref(), ClientThreads::of_load(c));
     if let Some(sc) = &load.server_check {
         let _ = writeln!(
             s,
@@ -346,7 +343,7 @@ fn connections(s: &mut String, doc: &RunDocument, c: &ConnectionsResult) {
         cl.cpu_share_of_host * 100.0,
         cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
     );
-    run_queue_line(s, cl.run_queue.as_ref(), "connection workers");
+    run_queue_line(s, cl.run_queue.as_ref(), ClientThreads::ConnectionWorkers);
     if let Some(sc) = &c.server_check {
         let _ = writeln!(
             s,
@@ -435,9 +432,13 @@ fn resources(s: &mut String, m: &Monitoring) {
 }
 
 /// The client's `threads` waiting for a CPU, when the kernel counted it.
-fn run_queue_line(s: &mut String, rq: Option<&crate::proc_stats::RunQueueWait>, threads: &str) {
+fn run_queue_line(
+    s: &mut String,
+    rq: Option<&crate::proc_stats::RunQueueWait>,
+    threads: ClientThreads,
+) {
     if let Some(rq) = rq {
-        let _ = writeln!(s, "client run queue: {}", rq.describe(threads));
+        let _ = writeln!(s, "client run queue: {}", rq.describe(threads.name()));
     }
 }
 

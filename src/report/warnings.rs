@@ -59,15 +59,11 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
 pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     let mut out = Vec::new();
     out.extend(stall_warnings(load));
-    let threads = match load.config.threads {
-        Some(_) => ClientThreads::MuxThreads,
-        None => ClientThreads::PoolWorkers,
-    };
     out.extend(
         load.client
             .run_queue
             .as_ref()
-            .and_then(|rq| run_queue_warning(rq, threads)),
+            .and_then(|rq| run_queue_warning(rq, ClientThreads::of_load(&load.config))),
     );
     if let Some(lag) = &load.schedule_lag {
         if lag.p99_ms > 10.0 {
@@ -299,6 +295,19 @@ pub enum ClientThreads {
 }
 
 impl ClientThreads {
+    /// The load threads of a run with `config`: the pool driver's, or the `-j` driver's.
+    pub fn of_load(config: &crate::report::model::LoadConfig) -> ClientThreads {
+        match config.threads {
+            Some(_) => ClientThreads::MuxThreads,
+            None => ClientThreads::PoolWorkers,
+        }
+    }
+
+    /// What they are called in the summary, the report and the warning.
+    pub fn name(self) -> &'static str {
+        self.words().0
+    }
+
     /// (what they are, where their wait shows, what would shorten it on a dedicated machine).
     fn words(self) -> (&'static str, &'static str, &'static str) {
         match self {

@@ -11,6 +11,7 @@ use super::esc;
 use super::panels::{human, MIB};
 use crate::report::hygiene::StepStatus;
 use crate::report::model::RunDocument;
+use crate::report::warnings::ClientThreads;
 
 /// The load's own health, or None without a query load.
 pub fn load_health(doc: &RunDocument) -> Option<String> {
@@ -37,11 +38,7 @@ pub fn load_health(doc: &RunDocument) -> Option<String> {
         ),
     ];
     if let Some(rq) = &c.run_queue {
-        let threads = if l.config.threads.is_some() {
-            "-j threads"
-        } else {
-            "load threads"
-        };
+        let threads = ClientThreads::of_load(&l.config).name();
         rows.push(("pgstorm's wait for a CPU".into(), rq.describe(threads)));
     }
     if let Some(sl) = &l.schedule_lag {
@@ -200,4 +197,31 @@ pub fn run_context(doc: &RunDocument) -> Option<String> {
         s.push_str("</table></details>\n");
     }
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_health_shows_the_threads_wait_for_a_cpu() {
+        // An archived pool-driver run, given the figure it was written without.
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/20261126T223209Z-quick");
+        let mut doc = crate::report::read::read_run(&dir).expect("the archived run reads");
+        let without = load_health(&doc).expect("a load");
+        assert!(!without.contains("wait for a CPU"), "{without}");
+        doc.load.as_mut().expect("a load").client.run_queue =
+            Some(crate::proc_stats::RunQueueWait {
+                threads: 4,
+                wait_s: 2.5,
+                share: 0.25,
+                max_thread_share: 0.3,
+            });
+        let with = load_health(&doc).expect("a load");
+        assert!(
+            with.contains("4 load threads waited for a CPU 25.0% of their lifetime"),
+            "{with}"
+        );
+    }
 }
