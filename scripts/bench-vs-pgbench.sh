@@ -2,7 +2,8 @@
 # pgstorm vs pgbench on the same server, the same pgbench script, the same clients and duration,
 # run alternately (the order flips every repetition so drift hits both tools alike), printing the
 # median of the per-repetition ratios (pgstorm / pgbench) against the goals of the suite, with the
-# number of repetitions that met each goal on their own and the repetitions' range:
+# number of repetitions that met each goal on their own, the repetitions' range, and a verdict at
+# stated confidence (met, missed or open) from the interval in which the ratio's median lies:
 #
 #   select-only -M prepared -c 8    TPS >= 1.05x and >= 1.0x, client CPU per transaction <= 1.0x
 #   select-only -M prepared -c 500  TPS >= 1.0x,  CPU/tx <= 1.5x and <= 1.0x, pgstorm peak RSS
@@ -32,7 +33,12 @@
 # each tool's count, so a tool that counts what the server did not commit shows.
 #
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
+#                                     [--save FILE]
+#        scripts/bench-vs-pgbench.sh --summarize FILE...
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
+#   --save FILE keeps the measured rounds (also those of a run that failed part way); --summarize
+#   prints the tables and verdicts again from such files, pooling their rounds (several runs of one
+#   build: more rounds narrow the interval an open verdict needs).
 #   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,
 #   punctual,punctualj,c8floor (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
@@ -46,6 +52,8 @@ DUR=10
 REPS=3
 SCALE=10
 CASES="c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,punctual,punctualj,c8floor"
+SAVE=""
+SUMMARIZE=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dsn) DSN="$2"; shift 2 ;;
@@ -53,12 +61,161 @@ while [[ $# -gt 0 ]]; do
         --reps) REPS="$2"; shift 2 ;;
         --scale) SCALE="$2"; shift 2 ;;
         --cases) CASES="$2"; shift 2 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        --save) SAVE="$2"; shift 2 ;;
+        --summarize) shift; SUMMARIZE=("$@"); [[ $# -gt 0 ]] || {
+            echo "bench-vs-pgbench: --summarize needs the files --save wrote" >&2; exit 2; }; break ;;
+        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
         *) echo "bench-vs-pgbench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
-# Binaries given as relative paths are the caller's: resolve them before moving to the repository.
+# summarize FILE... : the table of rounds and the goals' verdicts, from the rounds recorded in the
+# given files (one line per tool and round, as run_pgbench and run_pgstorm append them). Rounds of
+# several files (runs of the same build, saved with --save) are pooled, each file's rounds kept
+# apart.
+summarize() {
+    python3 - "$@" <<'EOF'
+import math, statistics, sys
+runs = {}
+for i, path in enumerate(sys.argv[1:]):
+    try:
+        lines = [l.rstrip("\n") for l in open(path) if l.strip()]
+    except OSError as e:
+        sys.exit(f"bench-vs-pgbench: cannot read {path}: {e.strerror} (give a file written by --save)")
+    for n, line in enumerate(lines, 1):
+        f = line.split("\t")
+        try:
+            case, rep, tool, tps, tx, cpu, rss, p50, p99, steal, commits = f
+            row = dict(tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50),
+                       p99=float(p99), steal=int(steal) / 1000, commits=int(commits))
+            key = (case, i + 1, int(rep))
+        except ValueError:
+            sys.exit(f"bench-vs-pgbench: {path}, line {n}: not a round of this script "
+                     f"(11 tab-separated fields: case rep tool tps tx cpu rss p50 p99 steal commits)")
+        runs.setdefault(key, {})[tool] = row
+if not runs:
+    sys.exit(f"bench-vs-pgbench: no rounds in {', '.join(sys.argv[1:])} (nothing was measured yet?)")
+files = len(sys.argv) - 1
+def each(case, f, a="pgstorm", b="pgbench"):
+    return [f(r[a], r[b]) for (c, _, _), r in sorted(runs.items()) if c == case and a in r and b in r]
+def med(case, f, a="pgstorm", b="pgbench"):
+    vals = each(case, f, a, b)
+    return statistics.median(vals) if vals else None
+def median_interval(xs, level=0.95):
+    """The distribution-free interval for the median of the rounds' population: the k-th smallest
+    and k-th largest of n rounds, k the largest whose coverage 1 - 2 P(Binomial(n, 1/2) < k) is at
+    least `level` (k = 1, the whole range, when no k reaches it). Returns (low, high, coverage)."""
+    xs, n = sorted(xs), len(xs)
+    coverage = lambda k: 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+    k = 1
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= level:
+        k += 1
+    return xs[k - 1], xs[n - k], coverage(k)
+tps_ratio = lambda s, b: s["tps"] / b["tps"]
+cpu_ratio = lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"])
+# c8floor: no goals, the ratios between its four clients (numerator / denominator).
+floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbench8", "pgbench"),
+               ("pgstorm", "floor"), ("floor", "pgbench8"), ("pgstorm", "pgbench8"),
+               ("floorpg", "floor"), ("floorpg", "pgbench8"), ("pgstorm", "floorpg")]
+goals = {
+    "c8": [("TPS ratio", tps_ratio, ">=", 1.05),
+           ("TPS ratio", tps_ratio, ">=", 1.0),
+           ("CPU/tx ratio", cpu_ratio, "<=", 1.0)],
+    "c500": [("TPS ratio", tps_ratio, ">=", 1.0),
+             ("CPU/tx ratio", cpu_ratio, "<=", 1.5),
+             ("CPU/tx ratio", cpu_ratio, "<=", 1.0),
+             ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 128)],
+    "c8pool": [("TPS ratio", tps_ratio, ">=", 1.0),
+               ("CPU/tx ratio", cpu_ratio, "<=", 1.1)],
+    "c500pool": [("TPS ratio", tps_ratio, ">=", 1.0),
+                 ("CPU/tx ratio", cpu_ratio, "<=", 1.5),
+                 ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 64)],
+    "tpcb": [("TPS ratio", tps_ratio, ">=", 1.0)],
+    "tpcbpool": [("TPS ratio", tps_ratio, ">=", 1.0)],
+    "latency": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
+    "latencypool": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                    ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
+    "punctual": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
+    "punctualj": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
+                  ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
+}
+print()
+tools = ("pgbench", "pgbench8", "floor", "floorpg", "pgstorm")
+rep_w = 5 if files > 1 else 3
+print(f"{'case':<8} {'rep':>{rep_w}} {'tool':<8} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
+for (case, fi, rep), r in sorted(runs.items()):
+    shown_rep = f"{fi}.{rep}" if files > 1 else str(rep)
+    for tool in tools:
+        x = r.get(tool)
+        if x:
+            print(f"{case:<8} {shown_rep:>{rep_w}} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
+                  f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f} "
+                  f"{x['steal']:>7.2f}")
+print()
+# Beside each median: how many rounds met the goal on their own, the rounds' range, and the
+# verdict of the interval in which the median of such rounds lies with the coverage printed (the
+# order statistics of the rounds, as a sign test reads them: no assumption about the ratios'
+# distribution, only that rounds are independent draws, which the alternating order approaches).
+# "met" or "missed" holds at that confidence; "open" means the interval straddles the goal, and
+# the median's side of it may flip on the next run. Five rounds give the whole range at 93.8 %,
+# so a 5-round verdict needs every round on one side; 15 give the 4th..12th at 96.5 %.
+checked = any(c in goals for c, _, _ in runs)
+if checked:
+    print(f"{'case':<8} {'measure (median over reps)':<28} {'value':>8}  {'goal':<10} {'':<6} {'rounds':>6}  "
+          f"{'range':<13}  {'median lies in':<13} {'at':>6}  verdict")
+failed = 0
+verdicts = {"met": 0, "missed": 0, "open": 0}
+for case, checks in goals.items():
+    if not any(c == case for c, _, _ in runs):
+        continue
+    for name, f, op, goal in checks:
+        rounds = each(case, f)
+        if not rounds:
+            continue
+        v = med(case, f)
+        meets = lambda x: x >= goal if op == ">=" else x <= goal if op == "<=" else abs(x - 1) <= 0.10
+        ok = meets(v)
+        failed += not ok
+        lo, hi, coverage = median_interval(rounds)
+        if meets(lo) and meets(hi):
+            verdict = "met"
+        elif op == "within10%":
+            verdict = "missed" if hi < 0.9 or lo > 1.1 else "open"
+        else:
+            verdict = "missed" if not meets(lo) and not meets(hi) else "open"
+        verdicts[verdict] += 1
+        shown = f"{op} {goal}" if op != "within10%" else "0.90..1.10"
+        span = f"{min(rounds):.3f}..{max(rounds):.3f}"
+        inside = f"{lo:.3f}..{hi:.3f}"
+        print(f"{case:<8} {name:<28} {v:>8.3f}  {shown:<10} {'ok' if ok else 'MISSED':<6} "
+              f"{sum(map(meets, rounds)):>2}/{len(rounds):<3}  {span:<13}  {inside:<13} {coverage:>6.1%}  {verdict}")
+if any(c == "c8floor" for c, _, _ in runs):
+    print()
+    print(f"{'c8floor':<8} {'ratio (median over reps)':<28} {'TPS':>8} {'CPU/tx':>8}")
+    for a, b in floor_pairs:
+        t, c = med("c8floor", tps_ratio, a, b), med("c8floor", cpu_ratio, a, b)
+        if t is not None:
+            print(f"{'c8floor':<8} {a + ' / ' + b:<28} {t:>8.3f} {c:>8.3f}")
+print()
+if not checked:
+    print("no goals in these cases")
+else:
+    print(("all goals met" if not failed else f"{failed} goal(s) missed") + " on the medians; "
+          f"on the intervals: {verdicts['met']} met, {verdicts['missed']} missed, "
+          f"{verdicts['open']} open (more rounds decide an open one)")
+EOF
+}
+
+if [[ ${#SUMMARIZE[@]} -gt 0 ]]; then
+    command -v python3 >/dev/null || { echo "bench-vs-pgbench: python3 is required" >&2; exit 2; }
+    summarize "${SUMMARIZE[@]}"
+    exit
+fi
+
+# Paths given relative are the caller's: resolve them before moving to the repository.
+[[ -n "$SAVE" ]] && SAVE="$(realpath -m "$SAVE")"
 [[ -n "${PGSTORM:-}" ]] && PGSTORM="$(realpath -m "$PGSTORM")"
 [[ -n "${FLOOR:-}" ]] && FLOOR="$(realpath -m "$FLOOR")"
 cd "$(dirname "$0")/.."
@@ -82,6 +239,10 @@ WORK="$(mktemp -d)"
 chmod 755 "$WORK"
 
 cleanup() {
+    # The rounds measured so far, even when a run failed: --summarize reads them back.
+    if [[ -n "$SAVE" && -s "${RESULTS:-}" ]]; then
+        cp "$RESULTS" "$SAVE" && echo "rounds saved to $SAVE" >&2
+    fi
     if [[ -z "${DSN_GIVEN:-}" ]]; then
         TMPDIR="$WORK" "$PGSTORM" sandbox stop >/dev/null 2>&1 || true
     fi
@@ -256,87 +417,4 @@ if [[ ",$CASES," == *",c8floor,"* ]]; then
     done
 fi
 
-python3 - "$RESULTS" <<'EOF'
-import statistics, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-runs = {}
-for case, rep, tool, tps, tx, cpu, rss, p50, p99, steal, commits in rows:
-    runs.setdefault((case, rep), {})[tool] = dict(
-        tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50), p99=float(p99),
-        steal=int(steal) / 1000, commits=int(commits))
-def each(case, f, a="pgstorm", b="pgbench"):
-    return [f(r[a], r[b]) for (c, _), r in sorted(runs.items()) if c == case and a in r and b in r]
-def med(case, f, a="pgstorm", b="pgbench"):
-    vals = each(case, f, a, b)
-    return statistics.median(vals) if vals else None
-tps_ratio = lambda s, b: s["tps"] / b["tps"]
-cpu_ratio = lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"])
-# c8floor: no goals, the ratios between its four clients (numerator / denominator).
-floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbench8", "pgbench"),
-               ("pgstorm", "floor"), ("floor", "pgbench8"), ("pgstorm", "pgbench8"),
-               ("floorpg", "floor"), ("floorpg", "pgbench8"), ("pgstorm", "floorpg")]
-goals = {
-    "c8": [("TPS ratio", tps_ratio, ">=", 1.05),
-           ("TPS ratio", tps_ratio, ">=", 1.0),
-           ("CPU/tx ratio", cpu_ratio, "<=", 1.0)],
-    "c500": [("TPS ratio", tps_ratio, ">=", 1.0),
-             ("CPU/tx ratio", cpu_ratio, "<=", 1.5),
-             ("CPU/tx ratio", cpu_ratio, "<=", 1.0),
-             ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 128)],
-    "c8pool": [("TPS ratio", tps_ratio, ">=", 1.0),
-               ("CPU/tx ratio", cpu_ratio, "<=", 1.1)],
-    "c500pool": [("TPS ratio", tps_ratio, ">=", 1.0),
-                 ("CPU/tx ratio", cpu_ratio, "<=", 1.5),
-                 ("pgstorm peak RSS MiB", lambda s, b: s["rss"] / 1024, "<=", 64)],
-    "tpcb": [("TPS ratio", tps_ratio, ">=", 1.0)],
-    "tpcbpool": [("TPS ratio", tps_ratio, ">=", 1.0)],
-    "latency": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
-                ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
-    "latencypool": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
-                    ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "within10%", 1.0)],
-    "punctual": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
-                 ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
-    "punctualj": [("p50 ratio", lambda s, b: s["p50"] / b["p50"], "within10%", 1.0),
-                  ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
-}
-print()
-tools = ("pgbench", "pgbench8", "floor", "floorpg", "pgstorm")
-print(f"{'case':<8} {'rep':>3} {'tool':<8} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
-for (case, rep), r in sorted(runs.items()):
-    for tool in tools:
-        x = r.get(tool)
-        if x:
-            print(f"{case:<8} {rep:>3} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
-                  f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f} "
-                  f"{x['steal']:>7.2f}")
-print()
-# Beside each median: how many rounds met the goal on their own, and the rounds' range. A goal
-# met (or missed) in every round is a clear verdict; one inside the rounds' spread is not: five
-# rounds all on one side of it happen by chance in 2 of 32 draws of a ratio whose median is on the
-# goal, so "k/5" with 0 < k < 5 says the median's verdict may flip on the next run.
-checked = any(c in goals for c, _ in runs)
-if checked:
-    print(f"{'case':<8} {'measure (median over reps)':<28} {'value':>8}  {'goal':<10} {'':<6} {'rounds':>6}  range")
-failed = 0
-for case, checks in goals.items():
-    if not any(c == case for c, _ in runs):
-        continue
-    for name, f, op, goal in checks:
-        v = med(case, f)
-        meets = lambda x: x >= goal if op == ">=" else x <= goal if op == "<=" else abs(x - 1) <= 0.10
-        ok = meets(v)
-        failed += not ok
-        rounds = each(case, f)
-        shown = f"{op} {goal}" if op != "within10%" else "0.90..1.10"
-        print(f"{case:<8} {name:<28} {v:>8.3f}  {shown:<10} {'ok' if ok else 'MISSED':<6} "
-              f"{sum(map(meets, rounds)):>2}/{len(rounds):<3}  {min(rounds):.3f}..{max(rounds):.3f}")
-if any(c == "c8floor" for c, _ in runs):
-    print()
-    print(f"{'c8floor':<8} {'ratio (median over reps)':<28} {'TPS':>8} {'CPU/tx':>8}")
-    for a, b in floor_pairs:
-        t, c = med("c8floor", tps_ratio, a, b), med("c8floor", cpu_ratio, a, b)
-        if t is not None:
-            print(f"{'c8floor':<8} {a + ' / ' + b:<28} {t:>8.3f} {c:>8.3f}")
-print()
-print("no goals in these cases" if not checked else "all goals met" if not failed else f"{failed} goal(s) missed")
-EOF
+summarize "$RESULTS"

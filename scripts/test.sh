@@ -50,6 +50,13 @@ if ! command -v pgbench >/dev/null; then
 fi
 say "pgbench: $(command -v pgbench)"
 
+# The bench script's summary (tests/bench_script.rs) is python3, as the script itself is.
+if ! command -v python3 >/dev/null; then
+  install_or_ask python3
+  command -v python3 >/dev/null || { say "still no python3 after installing"; exit 1; }
+fi
+say "python3: $(command -v python3)"
+
 # The report.html test loads the page in headless Chromium and checks the screenshot.
 if ! command -v chromium >/dev/null; then
   install_or_ask chromium

@@ -1,0 +1,178 @@
+//! `scripts/bench-vs-pgbench.sh --summarize`: the verdicts it prints from recorded rounds.
+//!
+//! The script's runs need a server and minutes, but its reading of the rounds is what a closing
+//! note quotes, so it is tested here on rounds written by hand: a goal missed in every round is
+//! "missed" (the positive control), one met in every round is "met", one the rounds straddle is
+//! "open", and the interval's order statistics and coverage are the sign test's. Bad input names
+//! the file and fails.
+//!
+//! Invariant: these tests start no server; they need bash and python3 (the script's own needs).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-vs-pgbench.sh")
+}
+
+/// One round of a case: pgbench at 1000 TPS and 0.5 ms CPU per transaction, pgstorm at
+/// `tps_ratio` of its TPS and `cpu_ratio` of its CPU per transaction.
+fn round(case: &str, rep: u32, tps_ratio: f64, cpu_ratio: f64) -> String {
+    let tx = 10_000.0;
+    let cpu = 5.0;
+    let s_tx = (tx * tps_ratio).round();
+    let s_cpu = cpu / tx * cpu_ratio * s_tx;
+    format!(
+        "{case}\t{rep}\tpgbench\t1000\t{tx}\t{cpu}\t9000\tnan\tnan\t10\t{tx}\n\
+         {case}\t{rep}\tpgstorm\t{}\t{s_tx}\t{s_cpu}\t40000\t0.1\t0.2\t10\t{s_tx}\n",
+        1000.0 * tps_ratio
+    )
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    p
+}
+
+fn summarize(files: &[&PathBuf]) -> Output {
+    Command::new("bash")
+        .arg(script())
+        .arg("--summarize")
+        .args(files)
+        .output()
+        .expect("bash runs the script")
+}
+
+/// The verdict line of `case`'s `measure` whose goal column is `goal`.
+fn verdict<'a>(out: &'a str, case: &str, measure: &str, goal: &str) -> &'a str {
+    let line = out
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("{case} "))
+                && l.contains(measure)
+                && l.contains(&format!(" {goal} "))
+        })
+        .unwrap_or_else(|| panic!("no {case} {measure} {goal} line in:\n{out}"));
+    line.split_whitespace().last().unwrap()
+}
+
+#[test]
+fn a_goal_missed_in_every_round_is_missed_one_met_is_met_and_a_straddled_one_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for rep in 1..=15 {
+        // c8pool: TPS 0.80-0.87x in every round (goal >= 1.0), CPU/tx 0.90-0.97x (goal <= 1.1).
+        let wobble = f64::from(rep % 8) / 100.0;
+        text += &round("c8pool", rep, 0.80 + wobble, 0.90 + wobble);
+        // c8: TPS alternating 0.92 and 1.08x around the goal 1.0, CPU/tx 0.95x.
+        let tps = if rep % 2 == 0 { 0.92 } else { 1.08 };
+        text += &round("c8", rep, tps, 0.95);
+    }
+    let file = write(&dir, "rounds.tsv", &text);
+    let out = summarize(&[&file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        verdict(&stdout, "c8pool", "TPS ratio", ">= 1.0"),
+        "missed",
+        "{stdout}"
+    );
+    assert_eq!(
+        verdict(&stdout, "c8pool", "CPU/tx ratio", "<= 1.1"),
+        "met",
+        "{stdout}"
+    );
+    assert_eq!(
+        verdict(&stdout, "c8", "TPS ratio", ">= 1.0"),
+        "open",
+        "{stdout}"
+    );
+    // 15 rounds: the 4th smallest to the 4th largest, at 1 - 2 P(Binomial(15, 1/2) <= 3) = 96.5 %.
+    let c8pool_tps = stdout
+        .lines()
+        .find(|l| l.starts_with("c8pool ") && l.contains("TPS ratio"))
+        .unwrap();
+    assert!(
+        c8pool_tps.contains("0.820..0.860") && c8pool_tps.contains("96.5%"),
+        "{c8pool_tps}"
+    );
+    // c8's TPS goals (>= 1.05 and >= 1.0) are both open, its CPU/tx (<= 1.0) met.
+    assert!(
+        stdout.contains("on the intervals: 2 met, 1 missed, 2 open"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn five_rounds_decide_only_when_every_round_agrees_and_saved_runs_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four rounds below the goal and one above: the median misses, the interval (the whole
+    // range at five rounds) straddles the goal.
+    let mut first = String::new();
+    for (rep, tps) in [(1, 0.90), (2, 0.92), (3, 1.02), (4, 0.94), (5, 0.91)] {
+        first += &round("c8pool", rep, tps, 1.0);
+    }
+    let a = write(&dir, "first.tsv", &first);
+    let out = summarize(&[&a]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("c8pool ") && l.contains("TPS"))
+        .unwrap();
+    assert!(line.contains("MISSED") && line.contains("93.8%"), "{line}");
+    assert_eq!(
+        verdict(&stdout, "c8pool", "TPS ratio", ">= 1.0"),
+        "open",
+        "{stdout}"
+    );
+    // A second run of ten rounds all below the goal: pooled, fifteen rounds, and the interval
+    // (4th..12th of 0.80-0.94) lies below the goal.
+    let mut second = String::new();
+    for rep in 1..=10 {
+        second += &round("c8pool", rep, 0.80 + f64::from(rep) / 100.0, 1.0);
+    }
+    let b = write(&dir, "second.tsv", &second);
+    let out = summarize(&[&a, &b]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        verdict(&stdout, "c8pool", "TPS ratio", ">= 1.0"),
+        "missed",
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" 2.10 pgstorm "),
+        "rounds of the second file are 2.N: {stdout}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_rounds_is_named_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "notes.txt", "c8pool 1 pgstorm\n");
+    let out = summarize(&[&bad]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("notes.txt, line 1") && stderr.contains("11 tab-separated"),
+        "{stderr}"
+    );
+    let empty = write(&dir, "empty.tsv", "");
+    let out = summarize(&[&empty]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no rounds in"));
+    let missing = dir.path().join("missing.tsv");
+    let out = summarize(&[&missing]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.tsv"));
+}
