@@ -1,5 +1,5 @@
-//! The connections scenario in report.html: its key figures, the ramp steps, incidents and
-//! leaks as tables, and the pool over time as two curated panels (connections, operations).
+//! The connections scenario in report.html: its key figures (pgstorm's own cost among them), the
+//! ramp steps, incidents and leaks as tables, and the pool over time as two curated panels (connections, operations).
 //!
 //! Invariants: rendered from `connections` only; latency cells show `p50 / p99 ms`, never a
 //! serialized summary; constant pool series go to the note of [`panels::render`].
@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use super::charts::Extras;
 use super::esc;
-use super::panels::{self, series, Panel};
-use crate::report::model::{LatencySummary, RunDocument};
+use super::panels::{self, series, Panel, MIB};
+use crate::report::model::{ClientCost, LatencySummary, RunDocument};
+use crate::report::warnings::ClientThreads;
 
 fn lat(l: &LatencySummary) -> String {
     if l.count == 0 {
@@ -29,6 +30,29 @@ fn errors(e: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", "))
 }
 
+/// pgstorm's own cost in the scenario: its CPU per operation, its memory, and its workers' wait
+/// for a CPU when the kernel counted it.
+fn client_rows(cl: &ClientCost) -> String {
+    let mut s = format!(
+        "<tr><td>pgstorm's CPU</td><td>{:.2} s user + {:.2} s system, {:.1} µs per operation, \
+         {:.0} % of the host</td></tr>\
+         <tr><td>pgstorm's peak memory</td><td>{:.0} MiB</td></tr>",
+        cl.cpu_user_s,
+        cl.cpu_system_s,
+        cl.cpu_us_per_tx,
+        cl.cpu_share_of_host * 100.0,
+        cl.peak_rss_bytes as f64 / MIB
+    );
+    if let Some(rq) = &cl.run_queue {
+        let _ = write!(
+            s,
+            "<tr><td>pgstorm's wait for a CPU</td><td>{}</td></tr>",
+            esc(&rq.describe(ClientThreads::ConnectionWorkers.name()))
+        );
+    }
+    s
+}
+
 /// The section, or None without the connections scenario.
 pub fn section(doc: &RunDocument) -> Option<String> {
     let c = doc.connections.as_ref()?;
@@ -41,7 +65,7 @@ pub fn section(doc: &RunDocument) -> Option<String> {
          <tr><td>connections opened / failed / discarded</td><td>{} / {} / {}</td></tr>\
          <tr><td>most open at once</td><td>{}</td></tr>\
          <tr><td>connect time p50 / p99 (ms)</td><td>{}</td></tr>\
-         <tr><td>leaks / checkout timeouts</td><td>{} / {}</td></tr></table>\n",
+         <tr><td>leaks / checkout timeouts</td><td>{} / {}</td></tr>{}</table>\n",
         esc(&cfg.mode),
         cfg.steps,
         cfg.workers,
@@ -55,7 +79,8 @@ pub fn section(doc: &RunDocument) -> Option<String> {
         c.peak_open,
         lat(&c.connect),
         c.leaks,
-        c.checkout_timeouts
+        c.checkout_timeouts,
+        client_rows(&c.client)
     );
     if !c.steps.is_empty() {
         s.push_str("<table><tr><th>step (pool size)</th><th>time to reach (s)</th><th>peak open</th><th>connect p50 / p99 ms</th><th>checkout wait p50 / p99 ms</th><th>query p50 / p99 ms</th><th>ops/s</th><th>errors</th></tr>\n");
@@ -141,4 +166,40 @@ pub fn section(doc: &RunDocument) -> Option<String> {
         "time since the load started (s)",
     ));
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_shows_pgstorms_cost_and_its_workers_wait_for_a_cpu() {
+        // An archived connections run, given the figure it was written without.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results/20261126T223202Z-quick-connections");
+        let mut doc = crate::report::read::read_run(&dir).expect("the archived run reads");
+        let without = section(&doc).expect("a connections section");
+        assert!(without.contains("pgstorm's CPU</td><td>"), "{without}");
+        assert!(without.contains("µs per operation"), "{without}");
+        assert!(
+            without.contains("pgstorm's peak memory</td><td>"),
+            "{without}"
+        );
+        assert!(!without.contains("wait for a CPU"), "{without}");
+        doc.connections
+            .as_mut()
+            .expect("connections")
+            .client
+            .run_queue = Some(crate::proc_stats::RunQueueWait {
+            threads: 50,
+            wait_s: 30.0,
+            share: 0.6,
+            max_thread_share: 0.7,
+        });
+        let with = section(&doc).expect("a connections section");
+        assert!(
+            with.contains("50 connection workers waited for a CPU 60.0% of their lifetime"),
+            "{with}"
+        );
+    }
 }
