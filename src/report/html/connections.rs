@@ -1,5 +1,6 @@
 //! The connections scenario in report.html: its key figures (pgstorm's own cost among them), the
-//! ramp steps, incidents and leaks as tables, and the pool over time as two curated panels (connections, operations).
+//! ramp steps, incidents and leaks as tables, and the pool over time as two curated panels
+//! (connections, operations).
 //!
 //! Invariants: rendered from `connections` only; latency cells show `p50 / p99 ms`, never a
 //! serialized summary; constant pool series go to the note of [`panels::render`].
@@ -7,8 +8,9 @@
 use std::fmt::Write as _;
 
 use super::charts::Extras;
+use super::details::client_cost_rows;
 use super::esc;
-use super::panels::{self, series, Panel, MIB};
+use super::panels::{self, series, Panel};
 use crate::report::model::{ClientCost, LatencySummary, RunDocument};
 use crate::report::warnings::ClientThreads;
 
@@ -30,25 +32,12 @@ fn errors(e: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", "))
 }
 
-/// pgstorm's own cost in the scenario: its CPU per operation, its memory, and its workers' wait
-/// for a CPU when the kernel counted it.
+/// pgstorm's own cost in the scenario as table rows: its CPU per operation, its memory, and its
+/// workers' wait for a CPU when the kernel counted it.
 fn client_rows(cl: &ClientCost) -> String {
-    let mut s = format!(
-        "<tr><td>pgstorm's CPU</td><td>{:.2} s user + {:.2} s system, {:.1} µs per operation, \
-         {:.0} % of the host</td></tr>\
-         <tr><td>pgstorm's peak memory</td><td>{:.0} MiB</td></tr>",
-        cl.cpu_user_s,
-        cl.cpu_system_s,
-        cl.cpu_us_per_tx,
-        cl.cpu_share_of_host * 100.0,
-        cl.peak_rss_bytes as f64 / MIB
-    );
-    if let Some(rq) = &cl.run_queue {
-        let _ = write!(
-            s,
-            "<tr><td>pgstorm's wait for a CPU</td><td>{}</td></tr>",
-            esc(&rq.describe(ClientThreads::ConnectionWorkers.name()))
-        );
+    let mut s = String::new();
+    for (k, v) in client_cost_rows(cl, "operation", ClientThreads::ConnectionWorkers) {
+        let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&k), esc(&v));
     }
     s
 }
@@ -179,10 +168,10 @@ mod tests {
             .join("results/20261126T223202Z-quick-connections");
         let mut doc = crate::report::read::read_run(&dir).expect("the archived run reads");
         let without = section(&doc).expect("a connections section");
-        assert!(without.contains("pgstorm's CPU</td><td>"), "{without}");
+        assert!(without.contains("pgstorm&#39;s CPU</td><td>"), "{without}");
         assert!(without.contains("µs per operation"), "{without}");
         assert!(
-            without.contains("pgstorm's peak memory</td><td>"),
+            without.contains("pgstorm&#39;s peak memory</td><td>"),
             "{without}"
         );
         assert!(!without.contains("wait for a CPU"), "{without}");

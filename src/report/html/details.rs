@@ -10,18 +10,22 @@ use std::fmt::Write as _;
 use super::esc;
 use super::panels::{human, MIB};
 use crate::report::hygiene::StepStatus;
-use crate::report::model::RunDocument;
+use crate::report::model::{ClientCost, RunDocument};
 use crate::report::warnings::ClientThreads;
 
-/// The load's own health, or None without a query load.
-pub fn load_health(doc: &RunDocument) -> Option<String> {
-    let l = doc.load.as_ref()?;
-    let c = &l.client;
+/// pgstorm's own cost as (figure, value) rows: its CPU per `unit` of work, its peak memory and,
+/// when the kernel counted it, the wait of its `threads` for a CPU. The load's health and the
+/// connection scenario's key figures both show these rows.
+pub fn client_cost_rows(
+    c: &ClientCost,
+    unit: &str,
+    threads: ClientThreads,
+) -> Vec<(String, String)> {
     let mut rows = vec![
         (
             "pgstorm's CPU".to_string(),
             format!(
-                "{:.2} s user + {:.2} s system, {:.1} µs per transaction, {:.0} % of the host",
+                "{:.2} s user + {:.2} s system, {:.1} µs per {unit}, {:.0} % of the host",
                 c.cpu_user_s,
                 c.cpu_system_s,
                 c.cpu_us_per_tx,
@@ -32,15 +36,28 @@ pub fn load_health(doc: &RunDocument) -> Option<String> {
             "pgstorm's peak memory".into(),
             format!("{:.0} MiB", c.peak_rss_bytes as f64 / MIB),
         ),
+    ];
+    if let Some(rq) = &c.run_queue {
+        rows.push((
+            "pgstorm's wait for a CPU".into(),
+            rq.describe(threads.name()),
+        ));
+    }
+    rows
+}
+
+/// The load's own health, or None without a query load.
+pub fn load_health(doc: &RunDocument) -> Option<String> {
+    let l = doc.load.as_ref()?;
+    let c = &l.client;
+    let mut rows = client_cost_rows(c, "transaction", ClientThreads::of_load(&l.config));
+    rows.insert(
+        2,
         (
             "measured".into(),
             format!("{:.1} s, {} clients", l.measured_s, l.config.clients),
         ),
-    ];
-    if let Some(rq) = &c.run_queue {
-        let threads = ClientThreads::of_load(&l.config).name();
-        rows.push(("pgstorm's wait for a CPU".into(), rq.describe(threads)));
-    }
+    );
     if let Some(sl) = &l.schedule_lag {
         rows.push((
             "schedule lag p50 / p99 / max".into(),
