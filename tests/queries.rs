@@ -473,13 +473,13 @@ fn every_protocol_runs_every_query_type_without_errors() {
     }
 }
 
-/// The pool driver's shards, with a positive control built in: 17 clients make three shards
-/// (6, 6 and 5 connections), each client's one transaction holds its connection for 2 s, and a
-/// checkout gives up after 1 s. A client finds an idle connection at once only in the shard sized
-/// for it; clients routed to a shard that serves others would wait behind them and fail with pool
-/// timeouts.
+/// The pool driver's pool, one r2d2 pool per client: 17 clients start at once, each client's one
+/// transaction holds its connection for 2 s, and a checkout gives up after 1 s. Every client
+/// finds an idle connection at once only when the pool holds one for each (its own, or one it
+/// borrows): a pool of fewer, or a client sent to wait for one another client holds, fails with
+/// pool timeouts.
 #[test]
-fn every_client_finds_its_own_idle_connection_in_the_sharded_pool() {
+fn every_client_finds_its_own_idle_connection_in_the_pool() {
     let tmp = tempfile::tempdir().unwrap();
     let mut o = options(tmp.path(), "pool_shards");
     o.mix = String::new();

@@ -237,7 +237,7 @@ fn pool_source(
         };
         let names = wire_pool::statement_names(workload);
         let pool = pool::Pool::open(manager, counters.clone(), target, &settings)?;
-        worker::Source::Pool(pool.shards, names)
+        worker::Source::Pool(pool.homes, names)
     };
     Ok((source, counters))
 }

@@ -7,15 +7,22 @@
 //! connections mid-run), enough connector threads to open hundreds of connections quickly, and a
 //! non-blocking `build_unchecked` followed by an explicit, bounded wait for the connections.
 //!
-//! The pool is sharded: [`Pool::open`] builds one r2d2 pool per [`SHARD_SIZE`] clients (one
-//! connector thread pool shared by all), and client `i` checks out of shard `i % shards`, whose
-//! size is the number of clients it serves, so a checkout finds an idle connection exactly when
-//! it would in one pool of all of them. r2d2 guards each pool with one mutex, taken at every
-//! checkout and check-in: at `-c 500` on two cores, one pool's mutex became a convoy (its holder
-//! preempted, the others parked behind it): checkout waits of 18-112 ms at p99 with a connection
-//! idle for every client, and 1/1.44 of the throughput with shards (docs/performance.md). A
-//! shard's mutex is shared by at most [`SHARD_SIZE`] threads. A checkout is still made, and its
-//! wait measured, per transaction.
+//! Each client has a pool of its own, holding its connection (its home): [`Pool::open`] builds
+//! one r2d2 pool of one connection per client (one connector thread pool shared by all), and a
+//! [`checkout`] takes the client's own connection when it is idle, and otherwise borrows one idle
+//! in another client's pool, so a checkout finds an idle connection exactly when it would in one
+//! pool of all of them. A checkout is still made, and its wait measured, per transaction.
+//!
+//! Why a home per client (docs/performance.md): r2d2 hands out the connection checked in last,
+//! usually by another client, so in one shared pool a server backend served a different client
+//! thread at every transaction, and the kernel could not keep a backend and its client on one
+//! core. On a 2-core host with the server beside pgstorm, a backend's reply then woke its client
+//! through an inter-processor interrupt 0.07-0.17 times per transaction (a pgbench-like client
+//! that keeps its connection: 0.005-0.04), and that was all of the pool driver's CPU per
+//! transaction over the design's floor. Application pools keep the same affinity for the same
+//! reason (HikariCP first offers a thread the connection it used last). With one pool per client
+//! no mutex is shared either: at `-c 500` one pool's mutex had become a convoy (its holder
+//! preempted, the others parked behind it), which shards of 8 clients had only shortened.
 //!
 //! [`PoolCounters`] are the driver-neutral record of connections opened, closed and failed that
 //! the engine's lost-target watch reads ([`super::lost`]); the `-j` driver keeps the same ones.
@@ -90,23 +97,53 @@ const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(1);
 /// A checkout waits in slices this long, so a stopped run is noticed promptly.
 const CHECKOUT_SLICE: Duration = Duration::from_millis(100);
 
-/// Checks a connection out of `pool`, waiting up to `timeout`, or until `stop` is set.
+/// A checkout that found no connection idle in any pool waits for its own in slices this long,
+/// looking for one to borrow between them, so a connection checked in elsewhere is taken within
+/// about this long, as one shared pool would hand it out.
+const BORROW_SLICE: Duration = Duration::from_millis(1);
+
+/// An idle connection of another client's pool than `home`'s, looking from the next one on.
+fn borrow<M: ManageConnection>(
+    pools: &[r2d2::Pool<M>],
+    home: usize,
+) -> Option<r2d2::PooledConnection<M>> {
+    let n = pools.len();
+    (1..n).find_map(|k| pools[(home + k) % n].try_get())
+}
+
+/// Checks a connection out for client `home`: its own from `pools[home]` when idle, else one
+/// idle in another client's pool, else the first of either to become idle, waiting up to
+/// `timeout` or until `stop` is set. A borrowed connection goes back to its own pool.
 pub(crate) fn checkout<M: ManageConnection>(
-    pool: &r2d2::Pool<M>,
+    pools: &[r2d2::Pool<M>],
+    home: usize,
     timeout: Duration,
     stop: &AtomicBool,
 ) -> Option<r2d2::PooledConnection<M>> {
-    // The common case, a connection idle in the pool, reads no clock here.
-    if let Some(c) = pool.try_get() {
+    // The common case, the client's own connection idle, takes an uncontended mutex and reads no
+    // clock here.
+    if let Some(c) = pools[home].try_get() {
         return Some(c);
     }
+    // Its own connection is out: lent to another client, or broken and being reopened.
+    if let Some(c) = borrow(pools, home) {
+        return Some(c);
+    }
+    let slice = if pools.len() > 1 {
+        BORROW_SLICE
+    } else {
+        CHECKOUT_SLICE
+    };
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || stop.load(Ordering::Relaxed) {
             return None;
         }
-        if let Ok(c) = pool.get_timeout(left.min(CHECKOUT_SLICE)) {
+        if let Ok(c) = pools[home].get_timeout(left.min(slice)) {
+            return Some(c);
+        }
+        if let Some(c) = borrow(pools, home) {
             return Some(c);
         }
     }
@@ -133,26 +170,15 @@ pub(crate) fn session_sql(statement_timeout: Duration) -> String {
     )
 }
 
-/// Clients served by one shard of the pool (the last shards may serve one fewer).
-pub const SHARD_SIZE: u32 = 8;
-
-/// The shard of a pool of `shards` shards that client `client` checks out of.
-pub fn shard_of(client: usize, shards: usize) -> usize {
-    client % shards
+/// The pool a client checks out of first, its home, of a pool of `pools` pools.
+pub fn home_of(client: usize, pools: usize) -> usize {
+    client % pools
 }
 
-/// The sizes of the shards of a pool of `size` connections: shard `s` serves the clients `i`
-/// with [`shard_of`]`(i, shards) == s`, so the sizes differ by at most one and add up to `size`.
-pub fn shard_sizes(size: u32) -> Vec<u32> {
-    let size = size.max(1);
-    let shards = size.div_ceil(SHARD_SIZE);
-    (0..shards).map(|s| (size - s).div_ceil(shards)).collect()
-}
-
-/// The pool, as its shards, and its counters.
+/// The pool, as one r2d2 pool of one connection per client, and its counters.
 pub struct Pool<M: ManageConnection> {
-    /// The r2d2 pools, one per shard: client `i` checks out of `shards[shard_of(i, shards.len())]`.
-    pub shards: Vec<r2d2::Pool<M>>,
+    /// The r2d2 pools: client `i`'s own connection is in `homes[home_of(i, homes.len())]`.
+    pub homes: Vec<r2d2::Pool<M>>,
     /// Connect counters.
     pub counters: Arc<PoolCounters>,
 }
@@ -169,12 +195,11 @@ impl<M: ManageConnection + Clone> Pool<M> {
     ) -> Result<Pool<M>> {
         let connector_threads = (settings.size as usize).clamp(1, 32);
         let connectors = Arc::new(ScheduledThreadPool::new(connector_threads));
-        let shards: Vec<r2d2::Pool<M>> = shard_sizes(settings.size)
-            .into_iter()
-            .map(|size| {
+        let homes: Vec<r2d2::Pool<M>> = (0..settings.size.max(1))
+            .map(|_| {
                 r2d2::Pool::builder()
-                    .max_size(size)
-                    .min_idle(Some(size))
+                    .max_size(1)
+                    .min_idle(Some(1))
                     .test_on_check_out(false)
                     .idle_timeout(None)
                     .max_lifetime(None)
@@ -187,7 +212,7 @@ impl<M: ManageConnection + Clone> Pool<M> {
             .collect();
         let deadline = Instant::now() + settings.ready_timeout;
         loop {
-            let open: u32 = shards.iter().map(|p| p.state().connections).sum();
+            let open: u32 = homes.iter().map(|p| p.state().connections).sum();
             if open >= settings.size.max(1) {
                 break;
             }
@@ -208,7 +233,7 @@ impl<M: ManageConnection + Clone> Pool<M> {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Pool { shards, counters })
+        Ok(Pool { homes, counters })
     }
 }
 
@@ -216,20 +241,74 @@ impl<M: ManageConnection + Clone> Pool<M> {
 mod tests {
     use super::*;
 
+    /// A connection that is only a number, for pools that need no server.
+    #[derive(Clone)]
+    struct Numbers(Arc<AtomicU64>);
+    impl ManageConnection for Numbers {
+        type Connection = u64;
+        type Error = std::io::Error;
+        fn connect(&self) -> Result<u64, std::io::Error> {
+            Ok(self.0.fetch_add(1, Ordering::Relaxed))
+        }
+        fn is_valid(&self, _: &mut u64) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+        fn has_broken(&self, _: &mut u64) -> bool {
+            false
+        }
+    }
+
+    fn pools(n: u32) -> Vec<r2d2::Pool<Numbers>> {
+        let manager = Numbers(Arc::new(AtomicU64::new(0)));
+        let config = "host=127.0.0.1 port=1 user=x dbname=x"
+            .parse()
+            .expect("a config");
+        let target = Target::new(config, crate::target::TargetSource::Dsn);
+        let settings = PoolSettings {
+            size: n,
+            statement_timeout: Duration::from_secs(1),
+            ready_timeout: Duration::from_secs(10),
+            stop: StopToken::new(),
+        };
+        Pool::open(manager, Arc::new(PoolCounters::new()), &target, &settings)
+            .expect("the pool opens")
+            .homes
+    }
+
     #[test]
-    fn each_shard_holds_one_connection_per_client_it_serves() {
-        for size in [1, 2, 7, 8, 9, 16, 17, 100, 500, 501] {
-            let sizes = shard_sizes(size);
-            assert_eq!(sizes.len() as u32, size.div_ceil(SHARD_SIZE), "size {size}");
-            assert_eq!(sizes.iter().sum::<u32>(), size, "size {size}");
-            for (s, &n) in sizes.iter().enumerate() {
-                let served = (0..size as usize)
-                    .filter(|&i| shard_of(i, sizes.len()) == s)
-                    .count();
-                assert_eq!(n as usize, served, "size {size}, shard {s}");
-                assert!(n <= SHARD_SIZE, "size {size}, shard {s}: {n}");
+    fn a_client_gets_its_own_connection_back_and_borrows_only_when_it_is_out() {
+        let pools = pools(3);
+        let stop = AtomicBool::new(false);
+        let wait = Duration::from_millis(200);
+        let own: Vec<u64> = (0..3)
+            .map(|i| *checkout(&pools, i, wait, &stop).expect("its own"))
+            .collect();
+        // Checked in and out in turn, each client gets its own connection back (r2d2 alone
+        // would hand each the one checked in last).
+        for round in 0..3 {
+            for (i, own) in own.iter().enumerate() {
+                let c = checkout(&pools, i, wait, &stop).expect("a connection");
+                assert_eq!(*c, *own, "round {round}, client {i}");
             }
         }
-        assert_eq!(shard_sizes(0), vec![1]);
+        // Client 0's connection is out: client 0 borrows client 1's, and client 1 then
+        // borrows client 2's; the third checkout finds none idle and times out.
+        let held = checkout(&pools, 0, wait, &stop).expect("its own");
+        let borrowed = checkout(&pools, 0, wait, &stop).expect("a borrowed one");
+        assert_eq!(*borrowed, own[1]);
+        let next = checkout(&pools, 1, wait, &stop).expect("a borrowed one");
+        assert_eq!(*next, own[2]);
+        assert!(
+            checkout(&pools, 2, wait, &stop).is_none(),
+            "none idle: a timeout"
+        );
+        // A connection checked in while a client waits is taken, wherever it lives.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| checkout(&pools, 2, Duration::from_secs(5), &stop).map(|c| *c));
+            std::thread::sleep(Duration::from_millis(50));
+            drop(borrowed);
+            assert_eq!(waiter.join().expect("the waiter"), Some(own[1]));
+        });
+        drop((held, next));
     }
 }

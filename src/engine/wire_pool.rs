@@ -118,8 +118,8 @@ pub(crate) fn counted(
     r
 }
 
-/// r2d2 manager of [`PooledWire`] connections (cloned into every shard of the pool driver's
-/// pool: [`super::pool::Pool`]).
+/// r2d2 manager of [`PooledWire`] connections (cloned into the pool of every client of the pool
+/// driver: [`super::pool::Pool`]).
 #[derive(Clone)]
 pub struct WireManager {
     target: Target,

@@ -65,8 +65,9 @@ pub enum Arrival {
 
 /// Where a worker's wire connections ([`super::wire_pool`]) come from.
 pub(crate) enum Source {
-    /// Checked out of the pool's shards (client `i` out of shard `i % shards`: [`pool::Pool`])
-    /// and returned after each transaction, with the prepared statement names.
+    /// Checked out of the pool, one r2d2 pool per client (client `i`'s own connection is in
+    /// `pools[pool::home_of(i, pools.len())]`: [`pool::Pool`]) and returned after each
+    /// transaction, with the prepared statement names.
     Pool(Vec<r2d2::Pool<WireManager>>, Vec<Vec<String>>),
     /// Opened for each transaction and closed after it (pgbench's `-C`); the connect time goes
     /// into the connect histogram, not into the pool wait.
@@ -87,11 +88,11 @@ impl Source {
         }
     }
 
-    /// The pool shard client `client` checks out of (0 without a pool): picked once per worker,
-    /// so a checkout indexes its shard and divides nothing.
-    fn shard_of(&self, client: usize) -> usize {
+    /// The pool holding client `client`'s own connection (0 without a pool): picked once per
+    /// worker, so a checkout indexes its pool and divides nothing.
+    fn home_of(&self, client: usize) -> usize {
         match self {
-            Source::Pool(shards, _) => pool::shard_of(client, shards.len()),
+            Source::Pool(pools, _) => pool::home_of(client, pools.len()),
             Source::ConnectEach(..) => 0,
         }
     }
@@ -112,16 +113,16 @@ enum Lease {
 }
 
 impl Lease {
-    /// Checks a connection out of `source`'s shard `shard` ([`Source::shard_of`]), or opens
-    /// one from it.
+    /// Checks a connection out of `source` for the client whose own pool is `home`
+    /// ([`Source::home_of`]), or opens one from it.
     fn take(
         source: &Source,
-        shard: usize,
+        home: usize,
         timeout: Duration,
         stop: &AtomicBool,
     ) -> Result<Lease, ErrorClass> {
         match source {
-            Source::Pool(shards, _) => pool::checkout(&shards[shard], timeout, stop)
+            Source::Pool(pools, _) => pool::checkout(pools, home, timeout, stop)
                 .map(Lease::Pooled)
                 .ok_or(ErrorClass::PoolTimeout),
             Source::ConnectEach(m, _) => m
@@ -583,8 +584,8 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) struct Worker {
     /// The client this worker runs: its recorder's id.
     id: usize,
-    /// The pool shard it checks out of ([`Source::shard_of`]).
-    shard: usize,
+    /// The pool holding its own connection ([`Source::home_of`]).
+    home: usize,
     shared: Arc<Shared>,
     rec: Recorder,
 }
@@ -641,10 +642,10 @@ impl Worker {
     /// `Collector::recorder`).
     pub(crate) fn new(shared: Arc<Shared>, rec: Recorder) -> Worker {
         let id = rec.id();
-        let shard = shared.source.shard_of(id);
+        let home = shared.source.home_of(id);
         Worker {
             id,
-            shard,
+            home,
             shared,
             rec,
         }
@@ -748,7 +749,7 @@ impl Worker {
             let t0 = last_end.take().unwrap_or_else(|| clock.stamp());
             let checkout = Lease::take(
                 &shared.source,
-                self.shard,
+                self.home,
                 shared.checkout_timeout,
                 &shared.stop,
             );
