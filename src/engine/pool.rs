@@ -16,13 +16,13 @@
 //! Why a home per client (docs/performance.md): r2d2 hands out the connection checked in last,
 //! usually by another client, so in one shared pool a server backend served a different client
 //! thread at every transaction, and the kernel could not keep a backend and its client on one
-//! core. On a 2-core host with the server beside pgstorm, a backend's reply then woke its client
-//! through an inter-processor interrupt 0.07-0.17 times per transaction (a pgbench-like client
-//! that keeps its connection: 0.005-0.04), and that was all of the pool driver's CPU per
-//! transaction over the design's floor. Application pools keep the same affinity for the same
-//! reason (HikariCP first offers a thread the connection it used last). With one pool per client
-//! no mutex is shared either: at `-c 500` one pool's mutex had become a convoy (its holder
-//! preempted, the others parked behind it), which shards of 8 clients had only shortened.
+//! core. On a 2-core host with the server beside pgstorm, client and backend then woke each other
+//! across the cores by inter-processor interrupts, 0.03-0.16 times per transaction (the design's
+//! floor, whose threads keep their connections: 0.005-0.05), and that was most of the pool
+//! driver's CPU per transaction over the floor. Application pools keep the same affinity for the
+//! same reason (HikariCP first offers a thread the connection it used last). With one pool per
+//! client no mutex is shared by workers either: at `-c 500` one pool's mutex had become a convoy
+//! (its holder preempted, the others parked behind it), which shards of 8 clients had broken up.
 //!
 //! [`PoolCounters`] are the driver-neutral record of connections opened, closed and failed that
 //! the engine's lost-target watch reads ([`super::lost`]); the `-j` driver keeps the same ones.
