@@ -10,8 +10,9 @@
 //! Each client has a pool of its own, holding its connection (its home): [`Pool::open`] builds
 //! one r2d2 pool of one connection per client (one connector thread pool shared by all), and a
 //! [`checkout`] takes the client's own connection when it is idle, and otherwise borrows one idle
-//! in another client's pool, so a checkout finds an idle connection exactly when it would in one
-//! pool of all of them. A checkout is still made, and its wait measured, per transaction.
+//! in another client's pool, so a checkout finds an idle connection when it would in one pool of
+//! all of them (while it waits, within its current wait: `BORROW_SLICE`). A checkout is still
+//! made, and its wait measured, per transaction.
 //!
 //! Why a home per client (docs/performance.md): r2d2 hands out the connection checked in last,
 //! usually by another client, so in one shared pool a server backend served a different client
