@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use super::charts::Extras;
 use super::details::client_cost_rows;
-use super::esc;
 use super::panels::{self, series, Panel};
+use super::{esc, kv_rows};
 use crate::report::model::{ClientCost, LatencySummary, RunDocument};
 use crate::report::warnings::ClientThreads;
 
@@ -36,9 +36,10 @@ fn errors(e: &std::collections::BTreeMap<String, u64>) -> String {
 /// workers' wait for a CPU when the kernel counted it.
 fn client_rows(cl: &ClientCost) -> String {
     let mut s = String::new();
-    for (k, v) in client_cost_rows(cl, "operation", ClientThreads::ConnectionWorkers) {
-        let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&k), esc(&v));
-    }
+    kv_rows(
+        &mut s,
+        client_cost_rows(cl, "operation", ClientThreads::ConnectionWorkers),
+    );
     s
 }
 

@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use super::esc;
 use super::panels::{human, MIB};
+use super::{esc, kv_rows};
 use crate::report::hygiene::StepStatus;
 use crate::report::model::{ClientCost, RunDocument};
 use crate::report::warnings::ClientThreads;
@@ -110,9 +110,7 @@ pub fn load_health(doc: &RunDocument) -> Option<String> {
         ));
     }
     let mut s = String::from("<h3>Load health</h3>\n<table>");
-    for (k, v) in rows {
-        let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&k), esc(&v));
-    }
+    kv_rows(&mut s, rows);
     s.push_str("</table>\n");
     Some(s)
 }
@@ -208,9 +206,7 @@ pub fn run_context(doc: &RunDocument) -> Option<String> {
             "<details><summary>Server settings snapshot ({} settings)</summary><table><tr><th>setting</th><th>value</th></tr>",
             settings.len()
         );
-        for (k, v) in settings {
-            let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(v));
-        }
+        kv_rows(&mut s, settings);
         s.push_str("</table></details>\n");
     }
     Some(s)

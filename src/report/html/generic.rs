@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::charts::{line_chart, ChartSpec, Series};
-use super::esc;
+use super::{esc, kv_rows};
 use crate::report::model::RunDocument;
 
 /// JSON pointers of the parts that dedicated renderers (or the page header) already show.
@@ -134,9 +134,7 @@ fn render(title: &str, v: &Value, out: &mut String, depth: usize) {
                 .collect();
             if !scalars.is_empty() {
                 out.push_str("<table>");
-                for (k, s) in scalars {
-                    let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&s));
-                }
+                kv_rows(out, scalars);
                 out.push_str("</table>\n");
             }
             for (k, x) in m.iter().filter(|(_, x)| scalar(x).is_none()) {

@@ -46,6 +46,21 @@ pub fn esc(s: &str) -> String {
     o
 }
 
+/// Appends one two-cell table row per (key, value), both HTML-escaped: the key/value tables of
+/// the run page (load health, the settings snapshot, the connection section, generic records).
+pub fn kv_rows<K: AsRef<str>, V: AsRef<str>>(
+    out: &mut String,
+    rows: impl IntoIterator<Item = (K, V)>,
+) {
+    for (k, v) in rows {
+        out.push_str("<tr><td>");
+        out.push_str(&esc(k.as_ref()));
+        out.push_str("</td><td>");
+        out.push_str(&esc(v.as_ref()));
+        out.push_str("</td></tr>");
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
@@ -245,4 +260,23 @@ fn merged_from(doc: &RunDocument) -> Option<String> {
     }
     s.push_str("</table>\n");
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_rows_escape_both_cells_and_keep_their_order() {
+        let mut s = String::from("<table>");
+        kv_rows(&mut s, [("a<b", "x & y"), ("pgstorm's CPU", "1 µs")]);
+        assert_eq!(
+            s,
+            "<table><tr><td>a&lt;b</td><td>x &amp; y</td></tr>\
+             <tr><td>pgstorm&#39;s CPU</td><td>1 µs</td></tr>"
+        );
+        let before = s.clone();
+        kv_rows(&mut s, Vec::<(String, String)>::new());
+        assert_eq!(s, before, "no rows, nothing written");
+    }
 }
