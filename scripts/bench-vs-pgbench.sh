@@ -25,6 +25,8 @@
 #   floor (examples/floor.rs: one blocking thread per connection on pgstorm's wire layer, nothing
 #   else), the same floor on the postgres crate (floorpg: what the crate's query path costs against
 #   the wire layer) and pgstorm's pool driver; TPS and CPU/tx ratios between them are printed.
+#   c500floor (no goals: what one thread per connection costs at -c 500): the same without the
+#   postgres-crate floor, at -c 500: pgbench -j <cpus>, pgbench -j 500, the floor, the pool driver.
 #
 # Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
 # (GNU time). Both tools pay for their connections inside the measured process. The server's own
@@ -40,7 +42,7 @@
 #   prints the tables and verdicts again from such files, pooling their rounds (several runs of one
 #   build: more rounds narrow the interval an open verdict needs).
 #   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,
-#   punctual,punctualj,c8floor (default: all).
+#   punctual,punctualj,c8floor,c500floor (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin). PGSTORM=path runs that pgstorm binary (e.g. one
 #   built from an older commit, to tell a regression from noise) instead of building this tree's;
@@ -51,7 +53,7 @@ DSN=""
 DUR=10
 REPS=3
 SCALE=10
-CASES="c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,punctual,punctualj,c8floor"
+CASES="c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,punctual,punctualj,c8floor,c500floor"
 SAVE=""
 SUMMARIZE=()
 while [[ $# -gt 0 ]]; do
@@ -113,10 +115,12 @@ def median_interval(xs, level=0.95):
     return xs[k - 1], xs[n - k], coverage(k)
 tps_ratio = lambda s, b: s["tps"] / b["tps"]
 cpu_ratio = lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"])
-# c8floor: no goals, the ratios between its four clients (numerator / denominator).
-floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbench8", "pgbench"),
-               ("pgstorm", "floor"), ("floor", "pgbench8"), ("pgstorm", "pgbench8"),
-               ("floorpg", "floor"), ("floorpg", "pgbench8"), ("pgstorm", "floorpg")]
+# c8floor and c500floor: no goals, the ratios between their clients (numerator / denominator);
+# pgbenchN is pgbench with a thread per client (pgbench8, pgbench500).
+floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbenchN", "pgbench"),
+               ("pgstorm", "floor"), ("floor", "pgbenchN"), ("pgstorm", "pgbenchN"),
+               ("floorpg", "floor"), ("floorpg", "pgbenchN"), ("pgstorm", "floorpg")]
+floor_cases = [("c8floor", "pgbench8"), ("c500floor", "pgbench500")]
 goals = {
     "c8": [("TPS ratio", tps_ratio, ">=", 1.05),
            ("TPS ratio", tps_ratio, ">=", 1.0),
@@ -142,15 +146,15 @@ goals = {
                   ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
-tools = ("pgbench", "pgbench8", "floor", "floorpg", "pgstorm")
+tools = ("pgbench", "pgbench8", "pgbench500", "floor", "floorpg", "pgstorm")
 rep_w = 5 if files > 1 else 3
-print(f"{'case':<8} {'rep':>{rep_w}} {'tool':<8} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
+print(f"{'case':<9} {'rep':>{rep_w}} {'tool':<10} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
 for (case, fi, rep), r in sorted(runs.items()):
     shown_rep = f"{fi}.{rep}" if files > 1 else str(rep)
     for tool in tools:
         x = r.get(tool)
         if x:
-            print(f"{case:<8} {shown_rep:>{rep_w}} {tool:<8} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
+            print(f"{case:<9} {shown_rep:>{rep_w}} {tool:<10} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
                   f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f} "
                   f"{x['steal']:>7.2f}")
 print()
@@ -191,13 +195,16 @@ for case, checks in goals.items():
         inside = f"{lo:.3f}..{hi:.3f}"
         print(f"{case:<8} {name:<28} {v:>8.3f}  {shown:<10} {'ok' if ok else 'MISSED':<6} "
               f"{sum(map(meets, rounds)):>2}/{len(rounds):<3}  {span:<13}  {inside:<13} {coverage:>6.1%}  {verdict}")
-if any(c == "c8floor" for c, _, _ in runs):
+for fcase, per_client in floor_cases:
+    if not any(c == fcase for c, _, _ in runs):
+        continue
     print()
-    print(f"{'c8floor':<8} {'ratio (median over reps)':<28} {'TPS':>8} {'CPU/tx':>8}")
+    print(f"{fcase:<9} {'ratio (median over reps)':<28} {'TPS':>8} {'CPU/tx':>8}")
     for a, b in floor_pairs:
-        t, c = med("c8floor", tps_ratio, a, b), med("c8floor", cpu_ratio, a, b)
+        a, b = (per_client if x == "pgbenchN" else x for x in (a, b))
+        t, c = med(fcase, tps_ratio, a, b), med(fcase, cpu_ratio, a, b)
         if t is not None:
-            print(f"{'c8floor':<8} {a + ' / ' + b:<28} {t:>8.3f} {c:>8.3f}")
+            print(f"{fcase:<9} {a + ' / ' + b:<28} {t:>8.3f} {c:>8.3f}")
 print()
 if not checked:
     print("no goals in these cases")
@@ -228,7 +235,7 @@ if [[ -z "${PGSTORM:-}" ]]; then
     PGSTORM="$PWD/target/release/pgstorm"
 fi
 [[ -x "$PGSTORM" ]] || { echo "bench-vs-pgbench: PGSTORM=$PGSTORM is not an executable" >&2; exit 2; }
-if [[ ",$CASES," == *",c8floor,"* ]]; then
+if [[ ",$CASES," == *",c8floor,"* || ",$CASES," == *",c500floor,"* ]]; then
     if [[ -z "${FLOOR:-}" ]]; then
         cargo build --release --quiet --example floor
         FLOOR="$PWD/target/release/examples/floor"
@@ -395,26 +402,38 @@ echo "SELECT pg_sleep(0.002);" >"$SLEEP_SQL"
 bench punctual "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -R 200"
 bench punctualj "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -j 1 -R 200"
 
-# Where the pool driver's cost at -c 8 comes from: pgbench -j <cpus>, pgbench -j 8 (pgbench's
-# last -j counts), the design's floor on the wire layer and on the postgres crate, and the pool
-# driver, in turn, the order reversed every repetition.
-c8floor_run() {
-    local rep="$1" select_only="-b select-only -M prepared -c 8"
-    case "$2" in
-        0) run_pgbench c8floor "$rep" $select_only ;;
-        1) PGBENCH_TOOL=pgbench8 run_pgbench c8floor "$rep" $select_only -j 8 ;;
-        2) run_floor c8floor "$rep" floor -c 8 --scale "$SCALE" ;;
-        3) run_floor c8floor "$rep" floorpg -c 8 --scale "$SCALE" --postgres-crate ;;
-        4) run_pgstorm c8floor "$rep" $select_only ;;
+# Where the pool driver's cost comes from, at -c 8 and at -c 500: pgbench -j <cpus>, pgbench with
+# a thread per client (pgbench's last -j counts), the design's floor on the wire layer (and, at
+# -c 8, on the postgres crate) and the pool driver, in turn, the order reversed every repetition.
+# floor_run CASE CLIENTS REP I runs the I-th of them.
+floor_run() {
+    local case="$1" n="$2" rep="$3" select_only="-b select-only -M prepared -c $2"
+    case "$4" in
+        0) run_pgbench "$case" "$rep" $select_only ;;
+        1) PGBENCH_TOOL="pgbench$n" run_pgbench "$case" "$rep" $select_only -j "$n" ;;
+        2) run_floor "$case" "$rep" floor -c "$n" --scale "$SCALE" ;;
+        3) run_floor "$case" "$rep" floorpg -c "$n" --scale "$SCALE" --postgres-crate ;;
+        4) run_pgstorm "$case" "$rep" $select_only ;;
     esac
 }
-if [[ ",$CASES," == *",c8floor,"* ]]; then
-    echo "case c8floor: pgbench -j $JOBS | pgbench -j 8 | floor | floor on the postgres crate | pgstorm pool driver, -c 8" >&2
+# floor_case CASE CLIENTS "I..." "DESCRIPTION"
+floor_case() {
+    local case="$1" n="$2" order="$3" reversed rep i
+    [[ ",$CASES," == *",$case,"* ]] || return 0
+    echo "case $case: $4, -c $n" >&2
+    reversed="$(tr ' ' '\n' <<<"$order" | tac | tr '\n' ' ')"
     for rep in $(seq 1 "$REPS"); do
-        order="0 1 2 3 4"
-        (( rep % 2 )) || order="4 3 2 1 0"
-        for i in $order; do c8floor_run "$rep" "$i"; done
+        if (( rep % 2 )); then
+            for i in $order; do floor_run "$case" "$n" "$rep" "$i"; done
+        else
+            for i in $reversed; do floor_run "$case" "$n" "$rep" "$i"; done
+        fi
     done
-fi
+}
+floor_case c8floor 8 "0 1 2 3 4" \
+    "pgbench -j $JOBS | pgbench -j 8 | floor | floor on the postgres crate | pgstorm pool driver"
+# At -c 500, where the pool driver misses its goals by the most: does a thread per connection
+# (pgbench's own, and the floor's) cost what the pool driver costs?
+floor_case c500floor 500 "0 1 2 4" "pgbench -j $JOBS | pgbench -j 500 | floor | pgstorm pool driver"
 
 summarize "$RESULTS"

@@ -176,3 +176,73 @@ fn a_file_that_is_not_rounds_is_named_and_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.tsv"));
 }
+
+/// One tool's run in a floor case: `tps`, `tx` transactions and `cpu_ms_per_tx` of CPU each.
+fn tool_run(case: &str, rep: u32, tool: &str, tps: f64, tx: f64, cpu_ms_per_tx: f64) -> String {
+    let cpu = tx * cpu_ms_per_tx / 1000.0;
+    format!("{case}\t{rep}\t{tool}\t{tps}\t{tx}\t{cpu}\t9000\tnan\tnan\t10\t{tx}\n")
+}
+
+/// The TPS and CPU/tx ratios printed for `case`'s `pair` ("a / b").
+fn floor_ratio(out: &str, case: &str, pair: &str) -> (f64, f64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{case} ")) && l.contains(&format!(" {pair} ")))
+        .unwrap_or_else(|| panic!("no {case} {pair} line in:\n{out}"));
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .rev()
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[1], v[0])
+}
+
+#[test]
+fn the_floor_cases_print_each_client_against_the_others_with_pgbench_per_client_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for rep in 1..=3 {
+        // c500floor: pgbench -j 2 at 1000 TPS and 0.5 ms/tx, pgbench -j 500 at 900 and 1.0,
+        // the floor at 800 and 0.8, the pool driver at 700 and 1.0.
+        text += &tool_run("c500floor", rep, "pgbench", 1000.0, 10_000.0, 0.5);
+        text += &tool_run("c500floor", rep, "pgbench500", 900.0, 9_000.0, 1.0);
+        text += &tool_run("c500floor", rep, "floor", 800.0, 8_000.0, 0.8);
+        text += &tool_run("c500floor", rep, "pgstorm", 700.0, 7_000.0, 1.0);
+        // c8floor keeps its pgbench8.
+        text += &tool_run("c8floor", rep, "pgbench", 1000.0, 10_000.0, 0.5);
+        text += &tool_run("c8floor", rep, "pgbench8", 500.0, 5_000.0, 0.6);
+    }
+    let file = write(&dir, "floors.tsv", &text);
+    let out = summarize(&[&file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let close = |(t, c): (f64, f64), (et, ec): (f64, f64)| {
+        assert!(
+            (t - et).abs() < 0.002 && (c - ec).abs() < 0.002,
+            "{t} {c}, expected {et} {ec}:\n{stdout}"
+        )
+    };
+    for (case, pair, expected) in [
+        ("c500floor", "pgstorm / floor", (0.875, 1.25)),
+        ("c500floor", "floor / pgbench500", (0.889, 0.8)),
+        ("c500floor", "pgbench500 / pgbench", (0.9, 2.0)),
+        ("c500floor", "pgstorm / pgbench", (0.7, 2.0)),
+        ("c8floor", "pgbench8 / pgbench", (0.5, 1.2)),
+    ] {
+        close(floor_ratio(&stdout, case, pair), expected);
+    }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("c500floor ")
+            && l.contains(" pgbench500 ")
+            && l.contains(" 900.0 ")),
+        "every tool's runs are printed, pgbench500's too: {stdout}"
+    );
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("c8floor ") && l.contains("pgstorm /")),
+        "no pgstorm rounds in c8floor, no pgstorm ratios: {stdout}"
+    );
+    assert!(stdout.contains("no goals in these cases"), "{stdout}");
+}
