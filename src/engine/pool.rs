@@ -110,6 +110,8 @@ fn borrow<M: ManageConnection>(
     pools: &[r2d2::Pool<M>],
     home: usize,
 ) -> Option<r2d2::PooledConnection<M>> {
+    #[cfg(test)]
+    tests::SCANS.with(|c| c.set(c.get() + 1));
     let n = pools.len();
     (1..n).find_map(|k| pools[(home + k) % n].try_get())
 }
@@ -246,6 +248,11 @@ impl<M: ManageConnection + Clone> Pool<M> {
 mod tests {
     use super::*;
 
+    std::thread_local! {
+        /// Looks through the other clients' pools ([`borrow`]) made by this thread.
+        pub(super) static SCANS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
     /// A connection that is only a number, for pools that need no server.
     #[derive(Clone)]
     struct Numbers(Arc<AtomicU64>);
@@ -315,5 +322,32 @@ mod tests {
             assert_eq!(waiter.join().expect("the waiter"), Some(own[1]));
         });
         drop((held, next));
+    }
+
+    #[test]
+    fn a_long_wait_looks_through_the_other_pools_a_few_times_a_second_not_every_millisecond() {
+        // The positive control is c172250's wait, which looked every millisecond: 500 clients
+        // waiting through a server restart took both cores (docs/performance.md). With every
+        // connection out, a checkout waits out its second and looks elsewhere about 17 times
+        // (after 1, 2, 4 ... 64 ms, then every 100 ms); a slow host only makes it fewer.
+        let pools = pools(3);
+        let stop = AtomicBool::new(false);
+        let wait = Duration::from_millis(200);
+        let held: Vec<_> = (0..3)
+            .map(|i| checkout(&pools, i, wait, &stop).expect("its own"))
+            .collect();
+        SCANS.with(|c| c.set(0));
+        let began = Instant::now();
+        assert!(checkout(&pools, 0, Duration::from_secs(1), &stop).is_none());
+        assert!(
+            began.elapsed() >= Duration::from_secs(1),
+            "it waited its whole timeout"
+        );
+        let scans = SCANS.with(|c| c.get());
+        assert!(
+            (2..=20).contains(&scans),
+            "{scans} looks through the other pools in a 1 s wait"
+        );
+        drop(held);
     }
 }
