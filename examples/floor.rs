@@ -7,9 +7,12 @@
 //! a statement prepared once, then Bind/Execute/Sync of a random `aid` per transaction, read up to
 //! ReadyForQuery on a blocking socket. Two clock reads per transaction (before the send, after
 //! the reply), nothing else: no pool, no histogram, no collector, no pinning. The threads start
-//! together once every connection is open and prepared; the measured window is `-T` seconds from
-//! then. The last line printed is the result, `floor: clients C tx N errors E seconds S tps X
-//! mean_latency_ms L`, which `scripts/bench-vs-pgbench.sh` (case `c8floor`) reads.
+//! together once every connection is open and prepared, and stop together `-T` seconds after that
+//! start (one end for all: with an end of its own per thread, the threads woke from the start
+//! over seconds at `-c 500`, and `-T 10` windows ran 10.4-13.7 s with fewer clients at their
+//! edges). The last line
+//! printed is the result, `floor: clients C tx N errors E seconds S tps X mean_latency_ms L`,
+//! which `scripts/bench-vs-pgbench.sh` (cases `c8floor` and `c500floor`) reads.
 //!
 //! With `--postgres-crate` the same loop runs through the `postgres` crate instead of the wire
 //! layer: `Client::query_one` of the prepared statement, whose synchronous client hands each query
@@ -18,13 +21,24 @@
 //! side are the evidence for the load running on its own wire connection (case `c8floor`); the
 //! result line then starts `floor-postgres:`.
 //!
+//! Two options add one part of what pgstorm's pool driver does per transaction, to split its cost
+//! over the floor (case `c500floor` and docs/performance.md): `--hist` records each transaction's
+//! latency and the gap before it (where the pool driver records the checkout wait) into the
+//! client's own two histograms, as the pool driver's recorder does (u16 counts, the precision its
+//! workers use for that many clients); `--r2d2` checks the client's connection out of an r2d2 pool
+//! of one, its own, for every transaction and back in after it, as the pool driver's checkout does
+//! on its common path.
+//!
 //! Usage: `cargo run --release --example floor -- --dsn CONNINFO [-c 8] [-T 10] [--scale 1]
-//! [--postgres-crate]` (without `--dsn`, the PG* environment variables name the server).
+//! [--postgres-crate] [--hist] [--r2d2]` (without `--dsn`, the PG* environment variables name the
+//! server).
 
 use std::process::ExitCode;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
+use pgstorm::engine::stats::worker_sigfig;
+use pgstorm::hist::{new_worker_hist, record_ns, WorkerHist};
 use pgstorm::rng::Rng;
 use pgstorm::target::{self, Target};
 use pgstorm::wire::{Msg, WireConn, WireError};
@@ -39,6 +53,8 @@ struct Args {
     seconds: u64,
     scale: i64,
     postgres_crate: bool,
+    hist: bool,
+    r2d2: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +64,8 @@ fn parse_args() -> Result<Args, String> {
         seconds: 10,
         scale: 1,
         postgres_crate: false,
+        hist: false,
+        r2d2: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,8 +84,13 @@ fn parse_args() -> Result<Args, String> {
                 args.scale = i64::try_from(number(value()?)?).map_err(|e| e.to_string())?
             }
             "--postgres-crate" => args.postgres_crate = true,
+            "--hist" => args.hist = true,
+            "--r2d2" => args.r2d2 = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.r2d2 && args.postgres_crate {
+        return Err("--r2d2 pools the wire layer's connections: leave out --postgres-crate".into());
     }
     Ok(args)
 }
@@ -132,18 +155,66 @@ impl Conn {
     }
 }
 
+/// `--r2d2`: opens the floor's wire connections for r2d2 (a pool of one per client).
+struct Manager(Target);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = std::io::Error;
+    fn connect(&self) -> Result<Conn, std::io::Error> {
+        open(&self.0, false).map_err(std::io::Error::other)
+    }
+    fn is_valid(&self, _: &mut Conn) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+    fn has_broken(&self, _: &mut Conn) -> bool {
+        false
+    }
+}
+
+/// Where a client's connection is between transactions.
+enum Home {
+    Owned(Box<Conn>),
+    Pooled(r2d2::Pool<Manager>),
+}
+
+/// `--hist`: a client's two histograms.
+struct Hists {
+    latency: WorkerHist,
+    gap: WorkerHist,
+}
+
 /// One client's loop until `end`: a transaction is one Bind/Execute/Sync exchange.
-fn client(mut conn: Conn, id: u64, scale: i64, start: &Barrier, seconds: u64) -> Tally {
+fn client(
+    mut home: Home,
+    mut hists: Option<Hists>,
+    id: u64,
+    scale: i64,
+    start: &Barrier,
+    end: &OnceLock<Instant>,
+) -> Tally {
     let mut rng = Rng::stream(0xF1_00, id);
     let mut tally = Tally::default();
     start.wait();
-    let end = Instant::now() + Duration::from_secs(seconds);
+    let end = *end.get().expect("set before the start");
+    let mut last = Instant::now();
     loop {
         let aid = rng.range_i64(1, 100_000 * scale);
         let t0 = Instant::now();
-        let r = conn.select(aid);
+        let r = match &mut home {
+            Home::Owned(conn) => conn.select(aid),
+            Home::Pooled(pool) => match pool.get() {
+                Ok(mut conn) => conn.select(aid),
+                Err(e) => Err(e.to_string()),
+            },
+        };
         let t1 = Instant::now();
         tally.busy += t1 - t0;
+        if let Some(h) = hists.as_mut() {
+            record_ns(&mut h.latency, (t1 - t0).as_nanos() as u64);
+            record_ns(&mut h.gap, (t0 - last).as_nanos() as u64);
+            last = t1;
+        }
         match r {
             Ok(true) => tally.tx += 1,
             Ok(false) => tally.errors += 1,
@@ -165,7 +236,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "floor: {e}\nusage: floor [--dsn CONNINFO] [-c CLIENTS] [-T SECONDS] [--scale N] \
-                 [--postgres-crate]"
+                 [--postgres-crate] [--hist] [--r2d2]"
             );
             return ExitCode::from(2);
         }
@@ -182,7 +253,7 @@ fn main() -> ExitCode {
         }
     };
     let mut conns = Vec::with_capacity(args.clients);
-    for _ in 0..args.clients {
+    for _ in 0..if args.r2d2 { 0 } else { args.clients } {
         match open(&target, args.postgres_crate) {
             Ok(c) => conns.push(c),
             Err(e) => {
@@ -191,18 +262,51 @@ fn main() -> ExitCode {
             }
         }
     }
+    let mut homes = Vec::with_capacity(args.clients);
+    if args.r2d2 {
+        // One connector pool for all clients' pools, as the pool driver has.
+        let connectors = Arc::new(scheduled_thread_pool::ScheduledThreadPool::new(2));
+        for _ in 0..args.clients {
+            let pool = r2d2::Pool::builder()
+                .max_size(1)
+                .min_idle(Some(1))
+                .test_on_check_out(false)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .thread_pool(connectors.clone())
+                .build(Manager(target.clone()));
+            match pool {
+                Ok(p) => homes.push(Home::Pooled(p)),
+                Err(e) => {
+                    eprintln!("floor: cannot connect to {}: {e}", target.display);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    } else {
+        homes.extend(conns.into_iter().map(|c| Home::Owned(Box::new(c))));
+    }
+    // The pool driver's workers record at this precision for that many histograms.
+    let sigfig = worker_sigfig(2 * args.clients);
     let start = Arc::new(Barrier::new(args.clients + 1));
-    let threads: Vec<_> = conns
+    let end = Arc::new(OnceLock::new());
+    let threads: Vec<_> = homes
         .into_iter()
         .enumerate()
-        .map(|(id, conn)| {
+        .map(|(id, home)| {
             let start = start.clone();
-            let (scale, seconds) = (args.scale, args.seconds);
-            std::thread::spawn(move || client(conn, id as u64, scale, &start, seconds))
+            let (scale, end) = (args.scale, end.clone());
+            let hists = args.hist.then(|| Hists {
+                latency: new_worker_hist(sigfig),
+                gap: new_worker_hist(sigfig),
+            });
+            std::thread::spawn(move || client(home, hists, id as u64, scale, &start, &end))
         })
         .collect();
-    start.wait();
+    // One end for every client, so they stop together however late the start wakes each.
     let t0 = Instant::now();
+    let _ = end.set(t0 + Duration::from_secs(args.seconds));
+    start.wait();
     let mut total = Tally::default();
     for t in threads {
         let Ok(one) = t.join() else {
