@@ -10,9 +10,9 @@
 //! together once every connection is open and prepared, and stop together `-T` seconds after that
 //! start (one end for all: with an end of its own per thread, the threads woke from the start
 //! over seconds at `-c 500`, and `-T 10` windows ran 10.4-13.7 s with fewer clients at their
-//! edges). The last line
-//! printed is the result, `floor: clients C tx N errors E seconds S tps X mean_latency_ms L`,
-//! which `scripts/bench-vs-pgbench.sh` (cases `c8floor` and `c500floor`) reads.
+//! edges). The last line printed is the result, `floor: clients C tx N errors E seconds S tps X
+//! mean_latency_ms L`, which `scripts/bench-vs-pgbench.sh` (cases `c8floor` and `c500floor`)
+//! reads.
 //!
 //! With `--postgres-crate` the same loop runs through the `postgres` crate instead of the wire
 //! layer: `Client::query_one` of the prepared statement, whose synchronous client hands each query
