@@ -27,7 +27,7 @@
 //! client's own two histograms, as the pool driver's recorder does (u16 counts, the precision its
 //! workers use for that many clients); `--r2d2` checks the client's connection out of an r2d2 pool
 //! of one, its own, for every transaction and back in after it, as the pool driver's checkout does
-//! on its common path.
+//! on its common path (the pools are the pool driver's own, built by its `Pool::open`).
 //!
 //! Usage: `cargo run --release --example floor -- --dsn CONNINFO [-c 8] [-T 10] [--scale 1]
 //! [--postgres-crate] [--hist] [--r2d2]` (without `--dsn`, the PG* environment variables name the
@@ -37,9 +37,11 @@ use std::process::ExitCode;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
-use pgstorm::engine::stats::worker_sigfig;
+use pgstorm::engine::pool::{Pool, PoolCounters, PoolSettings};
+use pgstorm::engine::stats::{worker_sigfig, ErrorClass};
 use pgstorm::hist::{new_worker_hist, record_ns, WorkerHist};
 use pgstorm::rng::Rng;
+use pgstorm::stop::StopToken;
 use pgstorm::target::{self, Target};
 use pgstorm::wire::{Msg, WireConn, WireError};
 
@@ -155,14 +157,20 @@ impl Conn {
     }
 }
 
-/// `--r2d2`: opens the floor's wire connections for r2d2 (a pool of one per client).
-struct Manager(Target);
+/// `--r2d2`: opens the floor's wire connections for the pool driver's own pools
+/// ([`Pool::open`]: one pool of one per client), and leaves a failed connect's message where
+/// `Pool::open` reports it from.
+#[derive(Clone)]
+struct Manager(Target, Arc<PoolCounters>);
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
     type Error = std::io::Error;
     fn connect(&self) -> Result<Conn, std::io::Error> {
-        open(&self.0, false).map_err(std::io::Error::other)
+        open(&self.0, false).map_err(|e| {
+            *self.1.last_error.lock() = Some((ErrorClass::Other, e.clone()));
+            std::io::Error::other(e)
+        })
     }
     fn is_valid(&self, _: &mut Conn) -> Result<(), std::io::Error> {
         Ok(())
@@ -252,39 +260,34 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut conns = Vec::with_capacity(args.clients);
-    for _ in 0..if args.r2d2 { 0 } else { args.clients } {
-        match open(&target, args.postgres_crate) {
-            Ok(c) => conns.push(c),
+    let mut homes = Vec::with_capacity(args.clients);
+    if args.r2d2 {
+        // The pool driver's own pools: one of one connection per client.
+        let settings = PoolSettings {
+            size: args.clients as u32,
+            statement_timeout: Duration::ZERO,
+            ready_timeout: Duration::from_secs(30),
+            stop: StopToken::new(),
+        };
+        let counters = Arc::new(PoolCounters::new());
+        let manager = Manager(target.clone(), counters.clone());
+        match Pool::open(manager, counters, &target, &settings) {
+            Ok(pool) => homes.extend(pool.homes.into_iter().map(Home::Pooled)),
             Err(e) => {
-                eprintln!("floor: cannot connect to {}: {e}", target.display);
+                eprintln!("floor: {e:#}");
                 return ExitCode::FAILURE;
             }
         }
-    }
-    let mut homes = Vec::with_capacity(args.clients);
-    if args.r2d2 {
-        // One connector pool for all clients' pools, as the pool driver has.
-        let connectors = Arc::new(scheduled_thread_pool::ScheduledThreadPool::new(2));
+    } else {
         for _ in 0..args.clients {
-            let pool = r2d2::Pool::builder()
-                .max_size(1)
-                .min_idle(Some(1))
-                .test_on_check_out(false)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .thread_pool(connectors.clone())
-                .build(Manager(target.clone()));
-            match pool {
-                Ok(p) => homes.push(Home::Pooled(p)),
+            match open(&target, args.postgres_crate) {
+                Ok(c) => homes.push(Home::Owned(Box::new(c))),
                 Err(e) => {
                     eprintln!("floor: cannot connect to {}: {e}", target.display);
                     return ExitCode::FAILURE;
                 }
             }
         }
-    } else {
-        homes.extend(conns.into_iter().map(|c| Home::Owned(Box::new(c))));
     }
     // The pool driver's workers record at this precision for that many histograms.
     let sigfig = worker_sigfig(2 * args.clients);

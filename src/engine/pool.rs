@@ -57,7 +57,7 @@ pub struct PoolCounters {
 
 impl PoolCounters {
     /// Zeroed counters.
-    pub(crate) fn new() -> PoolCounters {
+    pub fn new() -> PoolCounters {
         PoolCounters {
             connect: Mutex::new(stats::new_hist(3)),
             opened: AtomicU64::new(0),
@@ -65,6 +65,12 @@ impl PoolCounters {
             closed: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
+    }
+}
+
+impl Default for PoolCounters {
+    fn default() -> PoolCounters {
+        PoolCounters::new()
     }
 }
 
