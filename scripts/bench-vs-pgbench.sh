@@ -146,7 +146,7 @@ goals = {
                   ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
-tools = ("pgbench", "pgbench8", "pgbench500", "floor", "floorpg", "pgstorm")
+tools = ("pgbench", *(per_client for _, per_client in floor_cases), "floor", "floorpg", "pgstorm")
 rep_w = 5 if files > 1 else 3
 print(f"{'case':<9} {'rep':>{rep_w}} {'tool':<10} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
 for (case, fi, rep), r in sorted(runs.items()):
