@@ -27,6 +27,12 @@
 #   the wire layer) and pgstorm's pool driver; TPS and CPU/tx ratios between them are printed.
 #   c500floor (no goals: what one thread per connection costs at -c 500): the same without the
 #   postgres-crate floor, at -c 500: pgbench -j <cpus>, pgbench -j 500, the floor, the pool driver.
+#   c500spread (no goals: how evenly each client serves its 500 connections): select-only
+#   -M prepared -c 500 with -l, in turn: pgbench -j <cpus>, pgstorm -j <cpus> (pgstorm-j), pgbench
+#   -j 500 and the pool driver. From each run's per-transaction log: the effective number of
+#   clients (the inverse Simpson index of the per-client transaction counts, (sum n)^2 / sum n^2:
+#   500 when every connection carries the same load, fewer when some carry more) and the ratio of
+#   the 90th to the 10th percentile of the per-client counts.
 #
 # Client CPU (user + system) and peak RSS of each tool come from getrusage of the child process
 # (GNU time). Both tools pay for their connections inside the measured process. The server's own
@@ -37,12 +43,14 @@
 # Usage: scripts/bench-vs-pgbench.sh [--dsn CONNINFO] [-T seconds] [--reps N] [--scale N] [--cases LIST]
 #                                     [--save FILE]
 #        scripts/bench-vs-pgbench.sh --summarize FILE...
+#        scripts/bench-vs-pgbench.sh --spread DIR
 #   Without --dsn a sandbox is started (pgstorm sandbox code) and removed at exit.
 #   --save FILE keeps the measured rounds (also those of a run that failed part way); --summarize
 #   prints the tables and verdicts again from such files, pooling their rounds (several runs of one
-#   build: more rounds narrow the interval an open verdict needs).
+#   build: more rounds narrow the interval an open verdict needs). --spread prints the effective
+#   clients and p90/p10 (c500spread) of the per-transaction logs (pgbench_log.*) in DIR.
 #   --cases: comma-separated subset of c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,
-#   punctual,punctualj,c8floor,c500floor (default: all).
+#   punctual,punctualj,c8floor,c500floor,c500spread (default: all).
 #   PGBENCH_JOBS (default: number of CPUs) is both tools' -j; PGSTORM_ARGS is appended to every
 #   pgstorm command (e.g. PGSTORM_ARGS=--no-pin). PGSTORM=path runs that pgstorm binary (e.g. one
 #   built from an older commit, to tell a regression from noise) instead of building this tree's;
@@ -53,9 +61,10 @@ DSN=""
 DUR=10
 REPS=3
 SCALE=10
-CASES="c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,punctual,punctualj,c8floor,c500floor"
+CASES="c8,c500,c8pool,c500pool,tpcb,tpcbpool,latency,latencypool,punctual,punctualj,c8floor,c500floor,c500spread"
 SAVE=""
 SUMMARIZE=()
+SPREAD=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dsn) DSN="$2"; shift 2 ;;
@@ -66,10 +75,33 @@ while [[ $# -gt 0 ]]; do
         --save) SAVE="$2"; shift 2 ;;
         --summarize) shift; SUMMARIZE=("$@"); [[ $# -gt 0 ]] || {
             echo "bench-vs-pgbench: --summarize needs the files --save wrote" >&2; exit 2; }; break ;;
-        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+        --spread) SPREAD="${2:?--spread needs a directory}"; shift 2 ;;
+        -h|--help) sed -n '2,57p' "$0"; exit 0 ;;
         *) echo "bench-vs-pgbench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+
+# client_spread DIR : "EFFECTIVE_CLIENTS P90/P10" of the per-client transaction counts in the
+# pgbench-format per-transaction logs (-l) under DIR (pgbench's in DIR, pgstorm's in its results
+# directory), or "nan nan" when the run kept none. The effective number of clients is the inverse
+# Simpson index (sum n)^2 / sum n^2: the client count when all carry the same load.
+client_spread() {
+    python3 - "$1" <<'EOF'
+import collections, glob, sys
+n = collections.Counter()
+for f in glob.glob(f"{sys.argv[1]}/pgbench_log.*") + glob.glob(f"{sys.argv[1]}/results/*/pgbench_log.*"):
+    for line in open(f):
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].isdigit():
+            n[int(parts[0])] += 1
+v = sorted(n.values())
+if not v:
+    print("nan nan")
+else:
+    k = len(v)
+    print(f"{sum(v) ** 2 / sum(x * x for x in v):.1f} {v[k * 9 // 10] / max(v[k // 10], 1):.3f}")
+EOF
+}
 
 # summarize FILE... : the table of rounds and the goals' verdicts, from the rounds recorded in the
 # given files (one line per tool and round, as run_pgbench and run_pgstorm append them). Rounds of
@@ -87,13 +119,17 @@ for i, path in enumerate(sys.argv[1:]):
     for n, line in enumerate(lines, 1):
         f = line.split("\t")
         try:
-            case, rep, tool, tps, tx, cpu, rss, p50, p99, steal, commits = f
+            # Rounds saved before the spread columns have 11 fields.
+            case, rep, tool, tps, tx, cpu, rss, p50, p99, steal, commits, *spread = f
+            eff, p90p10 = spread if len(spread) == 2 else ("nan", "nan") if not spread else ()
             row = dict(tps=float(tps), tx=int(tx), cpu=float(cpu), rss=int(rss), p50=float(p50),
-                       p99=float(p99), steal=int(steal) / 1000, commits=int(commits))
+                       p99=float(p99), steal=int(steal) / 1000, commits=int(commits),
+                       eff=float(eff), p90p10=float(p90p10))
             key = (case, i + 1, int(rep))
         except ValueError:
-            sys.exit(f"bench-vs-pgbench: {path}, line {n}: not a round of this script "
-                     f"(11 tab-separated fields: case rep tool tps tx cpu rss p50 p99 steal commits)")
+            sys.exit(f"bench-vs-pgbench: {path}, line {n}: not a round of this script (11 or 13 "
+                     f"tab-separated fields: case rep tool tps tx cpu rss p50 p99 steal commits "
+                     f"[effective_clients p90/p10])")
         runs.setdefault(key, {})[tool] = row
 if not runs:
     sys.exit(f"bench-vs-pgbench: no rounds in {', '.join(sys.argv[1:])} (nothing was measured yet?)")
@@ -116,11 +152,13 @@ def median_interval(xs, level=0.95):
 tps_ratio = lambda s, b: s["tps"] / b["tps"]
 cpu_ratio = lambda s, b: (s["cpu"] / s["tx"]) / (b["cpu"] / b["tx"])
 # c8floor and c500floor: no goals, the ratios between their clients (numerator / denominator);
-# pgbenchN is pgbench with a thread per client (pgbench8, pgbench500).
+# pgbenchN is pgbench with a thread per client (pgbench8, pgbench500); in c500spread pgstorm-j is
+# pgstorm's -j driver beside its pool driver (pgstorm). A pair whose tools a case lacks is skipped.
 floor_pairs = [("pgstorm", "pgbench"), ("floor", "pgbench"), ("pgbenchN", "pgbench"),
                ("pgstorm", "floor"), ("floor", "pgbenchN"), ("pgstorm", "pgbenchN"),
-               ("floorpg", "floor"), ("floorpg", "pgbenchN"), ("pgstorm", "floorpg")]
-floor_cases = [("c8floor", "pgbench8"), ("c500floor", "pgbench500")]
+               ("floorpg", "floor"), ("floorpg", "pgbenchN"), ("pgstorm", "floorpg"),
+               ("pgstorm-j", "pgbench"), ("pgstorm-j", "pgbenchN"), ("pgstorm", "pgstorm-j")]
+floor_cases = [("c8floor", "pgbench8"), ("c500floor", "pgbench500"), ("c500spread", "pgbench500")]
 goals = {
     "c8": [("TPS ratio", tps_ratio, ">=", 1.05),
            ("TPS ratio", tps_ratio, ">=", 1.0),
@@ -146,9 +184,12 @@ goals = {
                   ("p99 ratio", lambda s, b: s["p99"] / b["p99"], "<=", 1.1)],
 }
 print()
-tools = ("pgbench", *(per_client for _, per_client in floor_cases), "floor", "floorpg", "pgstorm")
+tools = ("pgbench", *dict.fromkeys(per_client for _, per_client in floor_cases), "floor", "floorpg",
+         "pgstorm-j", "pgstorm")
 rep_w = 5 if files > 1 else 3
-print(f"{'case':<9} {'rep':>{rep_w}} {'tool':<10} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}")
+spread_shown = any(not math.isnan(x["eff"]) for r in runs.values() for x in r.values())
+print(f"{'case':<9} {'rep':>{rep_w}} {'tool':<10} {'tps':>10} {'tx':>9} {'server tx':>9} {'cpu s':>7} {'us cpu/tx':>9} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8} {'steal s':>7}"
+      + (f" {'eff cl':>6} {'p90/p10':>7}" if spread_shown else ""))
 for (case, fi, rep), r in sorted(runs.items()):
     shown_rep = f"{fi}.{rep}" if files > 1 else str(rep)
     for tool in tools:
@@ -156,7 +197,7 @@ for (case, fi, rep), r in sorted(runs.items()):
         if x:
             print(f"{case:<9} {shown_rep:>{rep_w}} {tool:<10} {x['tps']:>10.1f} {x['tx']:>9} {x['commits']:>9} {x['cpu']:>7.2f} "
                   f"{x['cpu'] / max(x['tx'], 1) * 1e6:>9.1f} {x['rss'] / 1024:>8.1f} {x['p50']:>8.3f} {x['p99']:>8.3f} "
-                  f"{x['steal']:>7.2f}")
+                  f"{x['steal']:>7.2f}" + (f" {x['eff']:>6.0f} {x['p90p10']:>7.2f}" if spread_shown else ""))
 print()
 # Beside each median: how many rounds met the goal on their own, the rounds' range, and the
 # verdict of the interval in which the median of such rounds lies with the coverage printed (the
@@ -205,6 +246,21 @@ for fcase, per_client in floor_cases:
         t, c = med(fcase, tps_ratio, a, b), med(fcase, cpu_ratio, a, b)
         if t is not None:
             print(f"{fcase:<9} {a + ' / ' + b:<28} {t:>8.3f} {c:>8.3f}")
+# How evenly each tool served its connections, from the per-transaction logs (-l): the median
+# over the rounds of the effective number of clients and of the p90/p10 of per-client counts.
+for case in sorted({c for c, _, _ in runs}):
+    rows = [r for (c, _, _), r in sorted(runs.items()) if c == case]
+    shown = [t for t in tools if any(t in r and not math.isnan(r[t]["eff"]) for r in rows)]
+    if not shown:
+        continue
+    print()
+    print(f"{case:<10} {'tool':<10} {'effective clients (range)':<26} {'p90/p10 of per-client tx (range)'}")
+    for t in shown:
+        eff = [r[t]["eff"] for r in rows if t in r and not math.isnan(r[t]["eff"])]
+        spr = [r[t]["p90p10"] for r in rows if t in r and not math.isnan(r[t]["p90p10"])]
+        e = f"{statistics.median(eff):.0f} ({min(eff):.0f}-{max(eff):.0f})"
+        p = f"{statistics.median(spr):.2f} ({min(spr):.2f}-{max(spr):.2f})"
+        print(f"{case:<10} {t:<10} {e:<26} {p}")
 print()
 if not checked:
     print("no goals in these cases")
@@ -215,6 +271,11 @@ else:
 EOF
 }
 
+if [[ -n "$SPREAD" ]]; then
+    [[ -d "$SPREAD" ]] || { echo "bench-vs-pgbench: --spread $SPREAD: not a directory" >&2; exit 2; }
+    client_spread "$SPREAD"
+    exit
+fi
 if [[ ${#SUMMARIZE[@]} -gt 0 ]]; then
     command -v python3 >/dev/null || { echo "bench-vs-pgbench: python3 is required" >&2; exit 2; }
     summarize "${SUMMARIZE[@]}"
@@ -303,9 +364,10 @@ run_pgbench() {
     local tool="${PGBENCH_TOOL:-pgbench}"
     local dir="$WORK/$tool-$case-$rep"
     measured "$dir" "pgbench ($case)" pgbench -n -j "$JOBS" -T "$DUR" "$@" "$DSN"
-    python3 - "$dir" "$case" "$rep" "$tool" >>"$RESULTS" <<'EOF'
+    # shellcheck disable=SC2046 # two numbers
+    python3 - "$dir" "$case" "$rep" "$tool" $(client_spread "$dir") >>"$RESULTS" <<'EOF'
 import glob, re, sys
-d, case, rep, tool = sys.argv[1:5]
+d, case, rep, tool, eff, spread = sys.argv[1:7]
 out = open(f"{d}/out").read()
 tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
 tx = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
@@ -325,7 +387,8 @@ if lat:
     p50, p99 = rank(0.50) / 1000, rank(0.99) / 1000
 steal = open(f"{d}/steal_ms").read().strip()
 commits = open(f"{d}/commits").read().strip()
-print(case, rep, tool, tps, tx, float(u) + float(s), rss, p50, p99, steal, commits, sep="\t")
+print(case, rep, tool, tps, tx, float(u) + float(s), rss, p50, p99, steal, commits, eff, spread,
+      sep="\t")
 EOF
 }
 
@@ -344,28 +407,30 @@ u, s, rss = open(f"{d}/rusage").read().split()[-3:]
 steal = open(f"{d}/steal_ms").read().strip()
 commits = open(f"{d}/commits").read().strip()
 print(case, rep, tool, float(m.group(3)), int(m.group(1)) + int(m.group(2)), float(u) + float(s),
-      rss, float("nan"), float("nan"), steal, commits, sep="\t")
+      rss, float("nan"), float("nan"), steal, commits, float("nan"), float("nan"), sep="\t")
 EOF
 }
 
-# run_pgstorm CASE REP ARGS...
+# run_pgstorm CASE REP ARGS... : as run_pgbench, TOOL being $PGSTORM_TOOL (default pgstorm).
 run_pgstorm() {
     local case="$1" rep="$2"; shift 2
-    local dir="$WORK/pgstorm-$case-$rep"
+    local tool="${PGSTORM_TOOL:-pgstorm}"
+    local dir="$WORK/$tool-$case-$rep"
     # shellcheck disable=SC2086 # PGSTORM_ARGS is a list of words
     measured "$dir" "pgstorm ($case)" "$PGSTORM" queries --dsn "$DSN" -T "$DUR" \
         --results-dir "$dir/results" --label "$case" "$@" ${PGSTORM_ARGS:-}
-    python3 - "$dir" "$case" "$rep" >>"$RESULTS" <<'EOF'
+    # shellcheck disable=SC2046 # two numbers
+    python3 - "$dir" "$case" "$rep" "$tool" $(client_spread "$dir") >>"$RESULTS" <<'EOF'
 import glob, json, sys
-d, case, rep = sys.argv[1:4]
+d, case, rep, tool, eff, spread = sys.argv[1:7]
 doc = json.load(open(glob.glob(f"{d}/results/*/run.json")[0]))
 s = doc["load"]["summary"]
 tx = s["count"] + sum(s["errors"].values())
 u, sy, rss = open(f"{d}/rusage").read().split()[-3:]
 steal = open(f"{d}/steal_ms").read().strip()
 commits = open(f"{d}/commits").read().strip()
-print(case, rep, "pgstorm", s["tps"], tx, float(u) + float(sy), rss,
-      s["latency"]["p50_ms"], s["latency"]["p99_ms"], steal, commits, sep="\t")
+print(case, rep, tool, s["tps"], tx, float(u) + float(sy), rss,
+      s["latency"]["p50_ms"], s["latency"]["p99_ms"], steal, commits, eff, spread, sep="\t")
 EOF
 }
 
@@ -408,12 +473,15 @@ bench punctualj "-f $SLEEP_SQL -c 4 -j 1 -R 200 -l" "-f $SLEEP_SQL -c 4 -j 1 -R 
 # floor_run CASE CLIENTS REP I runs the I-th of them.
 floor_run() {
     local case="$1" n="$2" rep="$3" select_only="-b select-only -M prepared -c $2"
+    # The spread case reads each run's per-transaction log.
+    [[ "$case" == *spread ]] && select_only+=" -l"
     case "$4" in
         0) run_pgbench "$case" "$rep" $select_only ;;
         1) PGBENCH_TOOL="pgbench$n" run_pgbench "$case" "$rep" $select_only -j "$n" ;;
         2) run_floor "$case" "$rep" floor -c "$n" --scale "$SCALE" ;;
         3) run_floor "$case" "$rep" floorpg -c "$n" --scale "$SCALE" --postgres-crate ;;
         4) run_pgstorm "$case" "$rep" $select_only ;;
+        5) PGSTORM_TOOL="pgstorm-j" run_pgstorm "$case" "$rep" $select_only -j "$JOBS" ;;
     esac
 }
 # floor_case CASE CLIENTS "I..." "DESCRIPTION"
@@ -435,5 +503,10 @@ floor_case c8floor 8 "0 1 2 3 4" \
 # At -c 500, where the pool driver misses its goals by the most: does a thread per connection
 # (pgbench's own, and the floor's) cost what the pool driver costs?
 floor_case c500floor 500 "0 1 2 4" "pgbench -j $JOBS | pgbench -j 500 | floor | pgstorm pool driver"
+# How evenly each client serves its 500 connections (per-transaction logs): pgbench -j <cpus>
+# favours some connections over the others, and at -c 500 on a small host the server's CPU per
+# transaction grows with the number of connections that carry load (docs/performance.md).
+floor_case c500spread 500 "0 5 1 4" \
+    "pgbench -j $JOBS | pgstorm -j $JOBS | pgbench -j 500 | pgstorm pool driver (each with -l)"
 
 summarize "$RESULTS"

@@ -164,7 +164,7 @@ fn a_file_that_is_not_rounds_is_named_and_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("notes.txt, line 1") && stderr.contains("11 tab-separated"),
+        stderr.contains("notes.txt, line 1") && stderr.contains("11 or 13 tab-separated"),
         "{stderr}"
     );
     let empty = write(&dir, "empty.tsv", "");
@@ -245,4 +245,129 @@ fn the_floor_cases_print_each_client_against_the_others_with_pgbench_per_client_
         "no pgstorm rounds in c8floor, no pgstorm ratios: {stdout}"
     );
     assert!(stdout.contains("no goals in these cases"), "{stdout}");
+}
+
+/// The effective clients and p90/p10 `--spread` prints for the logs in `dir`.
+fn spread(dir: &std::path::Path) -> (f64, f64) {
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("--spread")
+        .arg(dir)
+        .output()
+        .expect("bash runs the script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<f64> = stdout
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[0], v[1])
+}
+
+/// A pgbench-format per-transaction log: `counts[c]` transactions of client `c`.
+fn tx_log(counts: &[u32]) -> String {
+    let mut log = String::new();
+    for (client, &n) in counts.iter().enumerate() {
+        for tx in 0..n {
+            log += &format!("{client} {tx} 120 0 1796141233 324388\n");
+        }
+    }
+    log
+}
+
+#[test]
+fn the_spread_of_a_log_in_which_a_few_clients_carry_the_load_shows_fewer_effective_clients() {
+    // Ten clients with 100 transactions each: ten effective clients, p90/p10 1.
+    let even = tempfile::tempdir().unwrap();
+    write(&even, "pgbench_log.1", &tx_log(&[100; 10]));
+    let (eff, p90p10) = spread(even.path());
+    assert!(
+        (eff - 10.0).abs() < 0.05 && (p90p10 - 1.0).abs() < 1e-6,
+        "{eff} {p90p10}"
+    );
+    // The positive control: the same ten, two of which carry most of the load (pgbench's
+    // favoured connections), in two thread logs as pgbench -j 2 writes them, and in a pgstorm
+    // results directory: (1000 + 800 + 8 * 50)^2 / (1000^2 + 800^2 + 8 * 50^2) = 2.87.
+    let uneven = tempfile::tempdir().unwrap();
+    let counts = [1000, 50, 50, 50, 50, 800, 50, 50, 50, 50];
+    write(&uneven, "pgbench_log.7", &tx_log(&counts[..5]));
+    let second: String = tx_log(&counts)
+        .lines()
+        .filter(|l| l.split(' ').next().unwrap().parse::<usize>().unwrap() >= 5)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::create_dir_all(uneven.path().join("results/run1")).unwrap();
+    std::fs::write(uneven.path().join("results/run1/pgbench_log.7.1"), second).unwrap();
+    let (eff, p90p10) = spread(uneven.path());
+    assert!((eff - 2.87).abs() < 0.05, "{eff}");
+    // Sorted counts: 50 x 8, 800, 1000; the 90th percentile is the 10th smallest.
+    assert!((p90p10 - 20.0).abs() < 1e-6, "{p90p10}");
+    // No log: nan, which the summary leaves out.
+    let none = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(script())
+        .arg("--spread")
+        .arg(none.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "nan nan");
+}
+
+#[test]
+fn the_spread_case_prints_each_tools_effective_clients_and_reads_rounds_saved_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for rep in 1..=3u32 {
+        let eff = 330.0 + f64::from(rep);
+        for (tool, tps, e, s) in [
+            ("pgbench", 1000.0, eff, 2.9),
+            ("pgstorm-j", 800.0, 494.0, 1.33),
+            ("pgbench500", 700.0, 491.0, 1.4),
+            ("pgstorm", 750.0, 440.0, 3.0),
+        ] {
+            let row = tool_run("c500spread", rep, tool, tps, tps * 10.0, 0.5);
+            text += &format!("{}\t{e}\t{s}\n", row.trim_end());
+        }
+    }
+    // A round saved before the spread columns (11 fields) reads as before.
+    text += &tool_run("c500floor", 1, "pgbench", 1000.0, 10_000.0, 0.5);
+    text += &tool_run("c500floor", 1, "floor", 800.0, 8_000.0, 0.8);
+    let file = write(&dir, "spread.tsv", &text);
+    let out = summarize(&[&file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |tool: &str| {
+        stdout
+            .lines()
+            .find(|l| {
+                // Not the ratio lines ("c500spread pgstorm-j / pgbench ...").
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.first() == Some(&"c500spread")
+                    && w.get(1) == Some(&tool)
+                    && w.get(2) != Some(&"/")
+            })
+            .unwrap_or_else(|| panic!("no spread line of {tool}:\n{stdout}"))
+            .to_string()
+    };
+    assert!(line("pgbench").contains("332 (331-333)"), "{stdout}");
+    assert!(line("pgbench").contains("2.90 (2.90-2.90)"), "{stdout}");
+    assert!(line("pgstorm-j").contains("494 (494-494)"), "{stdout}");
+    let (tps, _) = floor_ratio(&stdout, "c500spread", "pgstorm-j / pgbench");
+    assert!((tps - 0.8).abs() < 0.002, "{stdout}");
+    let (tps, _) = floor_ratio(&stdout, "c500spread", "pgstorm-j / pgbench500");
+    assert!((tps - 800.0 / 700.0).abs() < 0.002, "{stdout}");
+    assert!(
+        !stdout
+            .lines()
+            .any(|l| l.starts_with("c500floor ") && l.contains("effective")),
+        "no logs in c500floor, no spread table: {stdout}"
+    );
 }
