@@ -60,6 +60,7 @@ fn bench_path(
     let cfg = CollectorConfig {
         names: names.clone(),
         workers: 1,
+        clients: 1,
         start,
         interval,
         warmup_intervals: 0,

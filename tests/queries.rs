@@ -499,3 +499,58 @@ fn every_client_finds_its_own_idle_connection_in_the_pool() {
     assert!(q.errors.is_empty(), "{:?}", q.errors);
     assert_eq!(q.count, 17);
 }
+
+/// A load of `text` as its only script on `clients` clients for 2 s, on the pool driver or on
+/// `-j threads`; returns the run's document.
+fn script_load(db: &str, text: &str, clients: u32, threads: Option<u32>) -> RunDocument {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path(), db);
+    o.mix = String::new();
+    o.scripts = vec![ScriptSource {
+        name: "spread.sql".into(),
+        source_name: "spread.sql".into(),
+        text: text.into(),
+        weight: 1,
+        builtin: false,
+    }];
+    o.engine.clients = clients;
+    o.engine.threads = threads;
+    o.engine.duration = Some(Duration::from_secs(2));
+    queries::run(&o).unwrap().doc
+}
+
+#[test]
+fn clients_that_carry_less_of_the_load_are_counted_and_warned_of_on_both_drivers() {
+    // The positive control: clients 0 and 1 sleep 50 ms before each query, clients 2 and 3 do
+    // not, so the last two carry nearly all of the load (the first two end about 40 each).
+    let uneven = "\\if :client_id < 2\n\\sleep 50 ms\n\\endif\nSELECT 1;\n";
+    for threads in [None, Some(2)] {
+        let doc = script_load("spread_uneven", uneven, 4, threads);
+        let s = doc.load.as_ref().unwrap().clients.clone().expect("spread");
+        assert_eq!((s.clients, s.active), (4, 4), "{threads:?}: {s:?}");
+        assert!(
+            s.min <= 45 && s.max >= 10 * s.min.max(1),
+            "{threads:?}: {s:?}"
+        );
+        assert!(s.effective < 2.5, "{threads:?}: {s:?}");
+        let w = common::warning(&doc, "uneven_clients");
+        assert!(w.message.contains("4 clients"), "{}", w.message);
+    }
+    // The same clients, all without the sleep: an even load, and no warning.
+    for threads in [None, Some(2)] {
+        let doc = script_load("spread_even", "SELECT 1;\n", 4, threads);
+        let load = doc.load.as_ref().unwrap();
+        let s = load.clients.clone().expect("spread");
+        assert!(s.effective > 3.2, "{threads:?}: {s:?}");
+        // Every transaction of the summary is some client's.
+        assert!(
+            s.min > 0 && s.max <= load.summary.count,
+            "{threads:?}: {s:?}"
+        );
+        assert!(
+            doc.warnings.iter().all(|w| w.code != "uneven_clients"),
+            "{threads:?}: {:?}",
+            doc.warnings
+        );
+    }
+}

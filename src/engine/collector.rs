@@ -91,6 +91,8 @@ pub struct Collected {
     pub late_batches: u64,
     /// Post-warmup slow transactions of every client (at most [`MAX_SLOW`]).
     pub slow: Vec<stats::SlowTx>,
+    /// Post-warmup transactions ended (successes and failures) per client, by client id.
+    pub client_tx: Vec<u64>,
 }
 
 /// Slow transactions the collector keeps for the stall detector: with 8 per worker and interval
@@ -119,6 +121,7 @@ pub struct Merged {
     intervals: Vec<IntervalRecord>,
     late: u64,
     slow: Vec<stats::SlowTx>,
+    client_tx: Vec<u64>,
     finalized_below: u32,
     finished: usize,
 }
@@ -138,6 +141,7 @@ impl Merged {
             intervals: Vec::new(),
             late: 0,
             slow: Vec::new(),
+            client_tx: vec![0; cfg.clients],
             finalized_below: 0,
             finished: 0,
         }
@@ -160,6 +164,11 @@ impl Merged {
         if counted {
             let room = MAX_SLOW.saturating_sub(self.slow.len());
             self.slow.extend(batch.slow.iter().take(room));
+            for (k, &n) in batch.client_tx.iter().enumerate() {
+                if let Some(total) = self.client_tx.get_mut(batch.client_at(k)) {
+                    *total += u64::from(n);
+                }
+            }
         }
         if i < self.finalized_below {
             self.late += 1;
@@ -214,6 +223,8 @@ pub struct CollectorConfig {
     pub names: Vec<String>,
     /// Workers that will each send a last batch.
     pub workers: usize,
+    /// Clients of the run (ids `0..clients`), counted one by one.
+    pub clients: usize,
     /// Start of interval 0.
     pub start: Instant,
     /// Interval length.
@@ -442,6 +453,7 @@ pub fn run_with(
         log,
         late_batches: m.late,
         slow: std::mem::take(&mut m.slow),
+        client_tx: std::mem::take(&mut m.client_tx),
     }
 }
 
@@ -504,6 +516,7 @@ mod tests {
         let cfg = CollectorConfig {
             names: vec!["q".into()],
             workers: 2,
+            clients: 2,
             start,
             interval: Duration::from_secs(100),
             warmup_intervals: 1,
@@ -558,5 +571,7 @@ mod tests {
         let per_interval: Vec<(u32, u64)> =
             got.intervals.iter().map(|r| (r.index, r.ok[0])).collect();
         assert_eq!(per_interval, [(0, 3), (1, 2 + 4), (2, 1)]);
+        // Per client, as the totals: the late batch counted, the warmup not.
+        assert_eq!(got.client_tx, [2 + 1, 4]);
     }
 }

@@ -148,6 +148,9 @@ pub struct EngineOutput {
     pub worker_sigfig: u8,
     /// Post-warmup slow transactions (for the stall detector).
     pub slow: Vec<stats::SlowTx>,
+    /// Post-warmup transactions ended (successes and failures) per client, by client id: how
+    /// evenly the clients carried the load.
+    pub client_tx: Vec<u64>,
     /// Pauses of pgstorm itself during the load, warmup included (the hiccup meter).
     pub pauses: Vec<hiccup::Pause>,
     /// How long the load threads waited for a CPU, warmup included; `None` where the kernel
@@ -291,7 +294,7 @@ pub fn run(
         clock.start,
         &collector.run_queue,
         |id| {
-            let rec = collector.recorder(id, 1, n_types, sigfig, &clock, cfg, txlogs[id].take());
+            let rec = collector.recorder(id, 1, 1, n_types, sigfig, &clock, cfg, txlogs[id].take());
             let w = worker::Worker::new(shared.clone(), rec);
             (format!("pgstorm-w{id}"), move || w.run())
         },
@@ -474,6 +477,7 @@ impl Collector {
         let collector_cfg = collector::CollectorConfig {
             names: workload.names(),
             workers,
+            clients: cfg.clients as usize,
             start: clock.start,
             interval: clock.interval,
             warmup_intervals: clock.warmup_intervals,
@@ -524,9 +528,10 @@ impl Collector {
         })
     }
 
-    /// The measurement path of load thread `id` serving `clients` clients (closed or open loop
-    /// and `-L` as `cfg` says, `txlog` its `-l` log): it hands its batches to this collector,
-    /// merges them into the sink itself while the collector thread is behind, and owns
+    /// The measurement path of load thread `id` serving `clients` clients whose ids are
+    /// `stride` apart from `id` on (closed or open loop and `-L` as `cfg` says, `txlog` its `-l`
+    /// log): it hands its batches to this collector, merges them into the sink itself while the
+    /// collector thread is behind, and owns
     /// [`worker::SPARE_BATCHES`] emptied batches, allocated here (while the load threads are
     /// spawned) and given back to it by the collector. Both drivers take their recorders here,
     /// so neither can leave that out.
@@ -535,6 +540,7 @@ impl Collector {
         &self,
         id: usize,
         clients: usize,
+        stride: usize,
         n_types: usize,
         sigfig: u8,
         clock: &RunClock,
@@ -553,7 +559,7 @@ impl Collector {
         .absorbing(self.sink.clone())
         .open_loop(cfg.rate.is_some())
         .pgbench_options(cfg.latency_limit, txlog)
-        .serving(clients)
+        .serving(clients, stride)
         .stocked(worker::SPARE_BATCHES)
     }
 
@@ -696,6 +702,7 @@ impl Finished {
             cpu: self.cpu,
             worker_sigfig,
             slow: c.slow,
+            client_tx: c.client_tx,
             pauses: self.pauses,
             run_queue: self.run_queue,
         }
@@ -792,7 +799,7 @@ mod tests {
                 rate: open_loop.then_some(100.0),
                 ..cfg.clone()
             };
-            let rec = collector.recorder(id, 1, 1, 2, &clock, &cfg, None);
+            let rec = collector.recorder(id, 1, 1, 1, 2, &clock, &cfg, None);
             assert!(rec.absorbs(), "recorder {id} has no sink");
         }
     }

@@ -271,6 +271,14 @@ pub struct Batch {
     pub last: bool,
     /// Transactions recorded: no histogram of the batch holds more values than this.
     recorded: u64,
+    /// Transactions ended per client served, slot `k` being client `first_client + k *
+    /// client_stride` (how the drivers hand out clients: the pool driver's worker `i` serves
+    /// client `i`, the `-j` driver's thread `t` of `T` serves `t, t + T, ...`).
+    pub client_tx: Vec<u32>,
+    /// The first client served (the worker's index).
+    pub first_client: u32,
+    /// The distance between the ids of the clients served (at least 1).
+    pub client_stride: u32,
 }
 
 impl Batch {
@@ -299,7 +307,37 @@ impl Batch {
             slow_cap,
             last: false,
             recorded: 0,
+            client_tx: vec![0; clients.max(1)],
+            first_client: u32::try_from(worker).unwrap_or(u32::MAX),
+            client_stride: 1,
         }
+    }
+
+    /// The same batch for a thread whose clients' ids are `stride` apart (the `-j` driver).
+    pub fn client_stride(mut self, stride: usize) -> Batch {
+        self.client_stride = u32::try_from(stride.max(1)).unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Counts one ended transaction of `client`, one of the clients served (an id below the
+    /// first or past the last is not counted). No division on the pool driver's path, whose
+    /// worker serves one client.
+    #[inline]
+    pub fn count_client(&mut self, client: u32) {
+        let offset = client.wrapping_sub(self.first_client);
+        let slot = if self.client_stride > 1 {
+            offset / self.client_stride
+        } else {
+            offset
+        };
+        if let Some(n) = self.client_tx.get_mut(slot as usize) {
+            *n += 1;
+        }
+    }
+
+    /// The id of the client counted in slot `k`.
+    pub fn client_at(&self, k: usize) -> usize {
+        self.first_client as usize + k * self.client_stride as usize
     }
 
     /// Keeps `tx` if it is among the interval's `slow_cap` longest.
@@ -361,6 +399,7 @@ impl Batch {
         self.pool_wait.reset();
         self.lag.reset();
         self.slow.clear();
+        self.client_tx.fill(0);
         self.last = false;
     }
 }
@@ -388,6 +427,30 @@ mod tests {
         for (i, c) in ErrorClass::ALL.iter().enumerate() {
             assert_eq!(*c as usize, i);
         }
+    }
+
+    #[test]
+    fn a_batch_counts_each_client_it_serves_in_its_own_slot_and_forgets_them_on_reset() {
+        // The -j driver's thread 1 of 3 serves clients 1, 4 and 7.
+        let mut b = Batch::new(1, 1, 2, 3, false).client_stride(3);
+        for client in [1, 4, 4, 7, 7, 7, 0, 10] {
+            b.count_client(client);
+        }
+        assert_eq!(b.client_tx, [1, 2, 3], "0 and 10 are not this thread's");
+        assert_eq!(
+            (0..3).map(|k| b.client_at(k)).collect::<Vec<_>>(),
+            [1, 4, 7]
+        );
+        b.reset();
+        assert_eq!(b.client_tx, [0, 0, 0]);
+        // The pool driver's worker 5 serves client 5.
+        let mut b = Batch::new(5, 1, 2, 1, false);
+        b.count_client(5);
+        b.count_client(6);
+        assert_eq!(
+            (b.client_tx.as_slice(), b.client_at(0)),
+            ([1].as_slice(), 5)
+        );
     }
 
     #[test]

@@ -220,8 +220,10 @@ pub struct Recorder {
     boundary: Stamp,
     disconnected: bool,
     open_loop: bool,
-    /// Clients this recorder's thread serves (sizes the batches' slow lists).
+    /// Clients this recorder's thread serves (sizes the batches' slow lists and client counts).
     clients: usize,
+    /// The distance between the ids of the clients this recorder's thread serves.
+    client_stride: usize,
     /// `-L` (ns): a successful transaction slower than this is late; in open loop one due longer
     /// ago than this is skipped.
     latency_limit: Option<u64>,
@@ -259,6 +261,7 @@ impl Recorder {
             disconnected: false,
             open_loop: false,
             clients: 1,
+            client_stride: 1,
             latency_limit: None,
             txlog: None,
         }
@@ -319,16 +322,18 @@ impl Recorder {
         self.sink.is_some()
     }
 
-    /// Records `n` successful transactions of query type 0, each of 1 ms and ending `end_ms`
-    /// after `t0`: the tests' way to put transactions into chosen intervals.
+    /// Records `n` successful transactions of query type 0 of the recorder's own client (the
+    /// pool driver's), each of 1 ms and ending `end_ms` after `t0`: the tests' way to put
+    /// transactions into chosen intervals.
     #[cfg(test)]
     pub(crate) fn record_ms(&mut self, n: u64, t0: Stamp, end_ms: u64) {
         let (began, end) = (
             t0 + Duration::from_millis(end_ms - 1),
             t0 + Duration::from_millis(end_ms),
         );
+        let client = self.id as u32;
         for _ in 0..n {
-            self.end_transaction(None, 0, 0, None, 1, Ok(()), began, end);
+            self.end_transaction(None, client, 0, None, 1, Ok(()), began, end);
         }
     }
 
@@ -345,10 +350,12 @@ impl Recorder {
         self
     }
 
-    /// A recorder for a thread serving `clients` clients (the multiplexed driver): its batches
-    /// keep room for every one of them to show up slow in one interval.
-    pub fn serving(mut self, clients: usize) -> Recorder {
+    /// A recorder for a thread serving `clients` clients whose ids are `stride` apart, the
+    /// first being the recorder's id (the multiplexed driver): its batches keep room for every
+    /// one of them to show up slow in one interval, and count each one's transactions.
+    pub fn serving(mut self, clients: usize, stride: usize) -> Recorder {
         self.clients = clients.max(1);
+        self.client_stride = stride.max(1);
         self.batch = self.blank_batch();
         self
     }
@@ -373,6 +380,7 @@ impl Recorder {
             self.clients,
             self.open_loop,
         )
+        .client_stride(self.client_stride)
     }
 
     /// Batches allocated at a boundary because none of this recorder's own was free.
@@ -532,6 +540,7 @@ impl Recorder {
         let elapsed = end.nanos_since(began);
         self.batch
             .record_transaction(kind, lag_ns, tries, outcome.map(|()| elapsed));
+        self.batch.count_client(client);
         if outcome.is_ok() && self.latency_limit.is_some_and(|l| elapsed > l) {
             self.batch.types[kind].late += 1;
         }
@@ -919,6 +928,7 @@ mod tests {
         collector::CollectorConfig {
             names: vec!["q".into()],
             workers: 1,
+            clients: 1,
             start,
             interval: Duration::from_secs(1),
             warmup_intervals: 0,

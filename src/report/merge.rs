@@ -292,6 +292,8 @@ pub fn merge(
     load.summary = merged_query(&summaries)?;
     load.queries = queries;
     load.config.clients = loads.iter().map(|l| l.config.clients).sum();
+    // The runs keep their clients' spread, not the counts: the merged clients' is unknown.
+    load.clients = None;
     load.config.rate = loads.iter().map(|l| l.config.rate).sum::<Option<f64>>();
     let waits: Vec<&LatencySummary> = loads.iter().map(|l| &l.pool.checkout_wait).collect();
     let connects: Vec<&LatencySummary> = loads.iter().map(|l| &l.pool.connect).collect();

@@ -231,6 +231,60 @@ pub struct LoadResult {
     /// dashboards; absent in documents written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_unix_s: Option<f64>,
+    /// How evenly the clients carried the load; absent in documents written before it was
+    /// recorded, and when no transaction ended after the warmup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientSpread>,
+}
+
+/// How evenly the clients carried the load: the spread of their post-warmup transaction counts
+/// (successes and failures). A client that starves, waits on a lock or lost its connection shows
+/// as a count far below the others, and a few clients served ahead of the rest as a few far
+/// above.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ClientSpread {
+    /// Clients of the run.
+    pub clients: u32,
+    /// Clients that ended at least one transaction.
+    pub active: u32,
+    /// The fewest transactions a client ended.
+    pub min: u64,
+    /// 10th percentile of the per-client counts (nearest rank).
+    pub p10: u64,
+    /// Median per-client count.
+    pub p50: u64,
+    /// 90th percentile of the per-client counts.
+    pub p90: u64,
+    /// The most transactions a client ended.
+    pub max: u64,
+    /// The effective number of clients, (Σn)²/Σn² of the per-client counts: `clients` when all
+    /// carried the same load, fewer when some carried more (1 when one carried it all).
+    pub effective: f64,
+}
+
+impl ClientSpread {
+    /// The spread of `counts` (transactions per client, by client id); `None` when they sum to
+    /// zero.
+    pub fn of(counts: &[u64]) -> Option<ClientSpread> {
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let mut v = counts.to_vec();
+        v.sort_unstable();
+        let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        let squares: f64 = v.iter().map(|&n| (n as f64) * (n as f64)).sum();
+        Some(ClientSpread {
+            clients: u32::try_from(v.len()).unwrap_or(u32::MAX),
+            active: u32::try_from(v.iter().filter(|&&n| n > 0).count()).unwrap_or(u32::MAX),
+            min: v[0],
+            p10: rank(0.1),
+            p50: rank(0.5),
+            p90: rank(0.9),
+            max: v[v.len() - 1],
+            effective: (total as f64) * (total as f64) / squares,
+        })
+    }
 }
 
 /// Clients that aborted with the same error.

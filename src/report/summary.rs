@@ -139,6 +139,14 @@ pub fn render(doc: &RunDocument) -> String {
         cl.peak_rss_bytes as f64 / (1024.0 * 1024.0)
     );
     run_queue_line(&mut s, cl.run_queue.as_ref(), ClientThreads::of_load(c));
+    if let Some(sp) = &load.clients {
+        let _ = writeln!(
+            s,
+            "clients: {} ({} active), transactions per client p10 {}, p50 {}, p90 {} (min {}, \
+             max {}), {:.0} effective",
+            sp.clients, sp.active, sp.p10, sp.p50, sp.p90, sp.min, sp.max, sp.effective
+        );
+    }
     if let Some(sc) = &load.server_check {
         let _ = writeln!(
             s,

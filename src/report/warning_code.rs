@@ -112,6 +112,11 @@ warning_codes! {
     /// Clients aborted as pgbench aborts them (an error the retry policy does not cover): the
     /// load ran with fewer clients than asked.
     ClientsAborted = "clients_aborted",
+    /// The clients did not carry the same load: a few ended far more transactions than the
+    /// others, or some far fewer, so the figures describe fewer, busier clients than asked (a
+    /// client that waited on a lock or for a connection, lost its connection, or was served
+    /// behind the others).
+    UnevenClients = "uneven_clients",
     /// The target became unreachable and stayed so: the run ended there, and its rates cover
     /// only the time measured before.
     TargetLost = "target_lost",

@@ -4,7 +4,9 @@
 //! Invariant: each check reads only the document, so a run read back from disk gets the same
 //! warnings. Each warning names what was seen, with numbers, and what to do.
 
-use super::model::{ConnectionsResult, LoadResult, RunDocument, Warning, WarningCode};
+use super::model::{
+    ClientSpread, ConnectionsResult, LoadResult, RunDocument, Warning, WarningCode,
+};
 use crate::monitor::model::Monitoring;
 
 fn w(code: WarningCode, message: String) -> Warning {
@@ -55,10 +57,46 @@ pub fn connection_warnings(c: &ConnectionsResult) -> Vec<Warning> {
     out
 }
 
+/// Below this share of the clients, the effective number of clients ((Σn)²/Σn² of their
+/// transaction counts) says they did not carry the same load. Chance alone keeps it near
+/// `1 / (1 + 1/m)` of them for a mean of `m` transactions per client: above 0.95 from m = 20.
+const UNEVEN_EFFECTIVE_SHARE: f64 = 0.8;
+
+/// Fewest transactions of the busiest client for the clients' spread to be judged at all.
+const UNEVEN_MIN_MAX: u64 = 20;
+
+/// The clients of a closed-loop load did not carry the same load (in open loop the arrivals
+/// go to whichever client is free, so its clients need not).
+fn uneven_clients_warning(s: &ClientSpread, open_loop: bool) -> Option<Warning> {
+    if open_loop
+        || s.clients < 2
+        || s.max < UNEVEN_MIN_MAX
+        || s.effective >= UNEVEN_EFFECTIVE_SHARE * f64::from(s.clients)
+    {
+        return None;
+    }
+    Some(w(
+        WarningCode::UnevenClients,
+        format!(
+            "the {} clients did not carry the same load: per-client transactions ranged from {} \
+             to {} (median {}, p10 {}, p90 {}), {:.0} effective clients ((Σn)²/Σn²); the figures \
+             describe fewer, busier clients than asked: look for clients that waited on locks or \
+             for connections (stalls, the checkout wait), lost their connection, or were served \
+             behind the others",
+            s.clients, s.min, s.max, s.p50, s.p10, s.p90, s.effective
+        ),
+    ))
+}
+
 /// Warnings about a load's measurement.
 pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     let mut out = Vec::new();
     out.extend(stall_warnings(load));
+    out.extend(
+        load.clients
+            .as_ref()
+            .and_then(|s| uneven_clients_warning(s, load.config.rate.is_some())),
+    );
     out.extend(
         load.client
             .run_queue
@@ -476,5 +514,55 @@ mod tests {
         assert!(conn.message.contains("--workers") && !conn.message.contains("-j"));
         let mux = run_queue_warning(&rq(0.5), ClientThreads::MuxThreads).unwrap();
         assert!(!mux.message.contains("pool"), "{}", mux.message);
+    }
+
+    #[test]
+    fn the_clients_spread_counts_effective_clients_and_ranks_percentiles() {
+        let even = ClientSpread::of(&[100; 10]).unwrap();
+        assert_eq!(
+            (even.clients, even.active, even.min, even.max),
+            (10, 10, 100, 100)
+        );
+        assert!((even.effective - 10.0).abs() < 1e-9);
+        // Two clients carry most of the load, one ended none.
+        let counts = [1000, 50, 50, 0, 50, 800, 50, 50, 50, 50];
+        let s = ClientSpread::of(&counts).unwrap();
+        assert_eq!((s.clients, s.active), (10, 9));
+        // Sorted: 0, 50 x 7, 800, 1000 (nearest rank: the 1st, 5th and 9th).
+        assert_eq!((s.min, s.p10, s.p50, s.p90, s.max), (0, 0, 50, 800, 1000));
+        // (2150)^2 / (1000^2 + 800^2 + 7 * 50^2) = 2.739...
+        assert!(
+            (s.effective - 2150.0 * 2150.0 / 1_657_500.0).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert_eq!(ClientSpread::of(&[0, 0]), None);
+        assert_eq!(ClientSpread::of(&[]), None);
+    }
+
+    #[test]
+    fn uneven_clients_are_warned_of_in_closed_loop_once_the_busiest_did_enough() {
+        // The positive control: two of ten clients carry most of the load.
+        let uneven = ClientSpread::of(&[1000, 50, 50, 0, 50, 800, 50, 50, 50, 50]).unwrap();
+        let w = uneven_clients_warning(&uneven, false).expect("warned");
+        assert_eq!(w.code, WarningCode::UnevenClients);
+        assert!(
+            w.message.contains("from 0 to 1000") && w.message.contains("3 effective"),
+            "{}",
+            w.message
+        );
+        // Open loop hands arrivals to whichever client is free: no warning.
+        assert_eq!(uneven_clients_warning(&uneven, true), None);
+        // Chance: 50 clients around a mean of 40 transactions (30..50) are not uneven.
+        let noisy: Vec<u64> = (0..50).map(|i| 30 + (i * 7) % 21).collect();
+        let s = ClientSpread::of(&noisy).unwrap();
+        assert!(s.effective > 0.95 * 50.0, "{s:?}");
+        assert_eq!(uneven_clients_warning(&s, false), None);
+        // Too few transactions to judge: the busiest client ended 10.
+        let few = ClientSpread::of(&[10, 1, 1, 1]).unwrap();
+        assert_eq!(uneven_clients_warning(&few, false), None);
+        // At the threshold: effective exactly at 0.8 of the clients is not uneven.
+        let mut at = uneven.clone();
+        at.effective = UNEVEN_EFFECTIVE_SHARE * f64::from(at.clients);
+        assert_eq!(uneven_clients_warning(&at, false), None);
     }
 }

@@ -21,8 +21,9 @@ use crate::engine::{self, Arrival, EngineConfig, EngineOutput};
 use crate::monitor::model::Window;
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::report::model::{
-    AbortedClients, ClientCost, CommandResult, DatasetInfo, IntervalPoint, LoadConfig, LoadResult,
-    MixEntry, PoolResult, QueryResult, RunDocument, ServerCheck, Stall, TargetLostAt, WarningCode,
+    AbortedClients, ClientCost, ClientSpread, CommandResult, DatasetInfo, IntervalPoint,
+    LoadConfig, LoadResult, MixEntry, PoolResult, QueryResult, RunDocument, ServerCheck, Stall,
+    TargetLostAt, WarningCode,
 };
 use crate::report::{archive, hlog, latency_summary};
 use crate::stop::StopToken;
@@ -928,6 +929,7 @@ pub fn load_result(
         }),
         aborted: aborted_clients(workload),
         started_unix_s: Some(unix_s(out.started_at)),
+        clients: ClientSpread::of(&out.client_tx),
     }
 }
 

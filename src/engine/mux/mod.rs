@@ -136,9 +136,11 @@ pub fn run(
         &collector.run_queue,
         |tid| {
             let (sh, mine) = (shared.clone(), per_thread.next().unwrap_or_default());
+            // Thread `tid` serves clients tid, tid + threads, ... (the loop above).
             let rec = collector.recorder(
                 tid,
                 mine.len(),
+                threads,
                 n_types,
                 sigfig,
                 &clock,
