@@ -34,13 +34,6 @@ use crate::workload::ExecError;
 const MAX_WAIT: Duration = Duration::from_millis(100);
 /// Least time in-flight transactions get to finish after the stop (without a statement timeout).
 const DRAIN: Duration = Duration::from_secs(5);
-/// After a reply, a client's next query is sent and its socket read again at once, as pgbench
-/// reads right after each send: when the backend answered before the thread went on (it ran as
-/// soon as the query arrived), the client goes on without waiting for the next poll, up to this
-/// many more transactions per ready socket. pgbench's chain has no bound, and at `-c 500` it
-/// serves a few connections far ahead of the others; two kept 492 of 500 clients effective
-/// (docs/performance.md, "Throughput against evenness").
-const CHAIN: u32 = 2;
 
 /// Where a client is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,10 +271,8 @@ impl Thread {
         self.rec.flush(clock::stamp(), true);
     }
 
-    /// Reads what a client's socket has and advances it, reading again after each reply while
-    /// the next one is already there, up to [`CHAIN`] more transactions.
+    /// Reads what a client's socket has and advances it.
     fn on_ready(&mut self, shared: &Shared, i: usize) {
-        let mut chained = 0;
         loop {
             let c = &mut self.clients[i];
             let Some(conn) = c.conn.as_mut() else { return };
@@ -330,16 +321,9 @@ impl Thread {
                         _ => {}
                     }
                     let c = &self.clients[i];
-                    if !matches!(c.phase, Phase::Waiting | Phase::RollingBack) {
+                    let more = c.conn.as_ref().is_some_and(|c| c.has_buffered_message());
+                    if !(more && matches!(c.phase, Phase::Waiting | Phase::RollingBack)) {
                         return;
-                    }
-                    // A reply already read goes on at once; one not read yet is looked for only
-                    // while the chain lasts (a read that finds nothing ends it).
-                    if !c.conn.as_ref().is_some_and(|c| c.has_buffered_message()) {
-                        if chained >= CHAIN {
-                            return;
-                        }
-                        chained += 1;
                     }
                 }
                 Ok(None) => return,
