@@ -536,12 +536,15 @@ fn clients_that_carry_less_of_the_load_are_counted_and_warned_of_on_both_drivers
         let w = common::warning(&doc, "uneven_clients");
         assert!(w.message.contains("4 clients"), "{}", w.message);
     }
-    // The same clients, all without the sleep: an even load, and no warning.
+    // Eight clients, none sleeping: an even load, and no warning. Eight, not four: one client a
+    // loaded host serves at twice the others' pace leaves 7.4 of 8 effective (above the
+    // warning's 6.4) but 3.3 of 4 (at its 3.2). Three runs of the queries tests side by side
+    // gave 7.24-7.94 of 8 on both drivers; with four clients, 3.47-3.94.
     for threads in [None, Some(2)] {
-        let doc = script_load("spread_even", "SELECT 1;\n", 4, threads);
+        let doc = script_load("spread_even", "SELECT 1;\n", 8, threads);
         let load = doc.load.as_ref().unwrap();
         let s = load.clients.clone().expect("spread");
-        assert!(s.effective > 3.2, "{threads:?}: {s:?}");
+        assert!(s.effective > 6.4, "{threads:?}: {s:?}");
         // Every transaction of the summary is some client's.
         assert!(
             s.min > 0 && s.max <= load.summary.count,
