@@ -493,4 +493,35 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn a_load_run_prints_how_evenly_its_clients_carried_the_load() {
+        // An archived load run from before the spread was recorded: no `clients:` line.
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/20261126T223209Z-quick");
+        let mut doc = crate::report::read::read_run(&dir).expect("the archived run reads");
+        let load = doc
+            .load
+            .as_mut()
+            .expect("the archived run has a load section");
+        assert!(load.clients.is_none());
+        assert!(!render(&doc).contains("\nclients: "), "{}", render(&doc));
+
+        // With a spread (pgbench -j 2's at -c 500, two clients that never ended a transaction).
+        doc.load.as_mut().unwrap().clients = Some(crate::report::model::ClientSpread {
+            clients: 500,
+            active: 498,
+            min: 0,
+            p10: 277,
+            p50: 445,
+            p90: 810,
+            max: 4847,
+            effective: 346.4,
+        });
+        let text = render(&doc);
+        let line = "\nclients: 500 (498 active), transactions per client p10 277, p50 445, \
+                    p90 810 (min 0, max 4847), 346 effective\n";
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        assert_eq!(text.matches("\nclients: ").count(), 1, "{text}");
+    }
 }
