@@ -66,8 +66,16 @@ const UNEVEN_EFFECTIVE_SHARE: f64 = 0.8;
 const UNEVEN_MIN_MAX: u64 = 20;
 
 /// The clients of a closed-loop load did not carry the same load (in open loop the arrivals
-/// go to whichever client is free, so its clients need not).
-fn uneven_clients_warning(s: &ClientSpread, open_loop: bool) -> Option<Warning> {
+/// go to whichever client is free, so its clients need not). When the load `threads` also
+/// waited for a CPU [`RUN_QUEUE_SHARE`] of their lifetime (`run_queue`), the load machine is
+/// named as the first cause: a short CPU serves runnable threads unevenly, which is not the
+/// server's doing.
+fn uneven_clients_warning(
+    s: &ClientSpread,
+    open_loop: bool,
+    run_queue: Option<&crate::proc_stats::RunQueueWait>,
+    threads: ClientThreads,
+) -> Option<Warning> {
     if open_loop
         || s.clients < 2
         || s.max < UNEVEN_MIN_MAX
@@ -75,14 +83,26 @@ fn uneven_clients_warning(s: &ClientSpread, open_loop: bool) -> Option<Warning> 
     {
         return None;
     }
+    let cause = match run_queue.filter(|rq| rq.share >= RUN_QUEUE_SHARE) {
+        Some(rq) => format!(
+            "pgstorm's {} {} waited for a CPU {:.0}% of their lifetime (one of them {:.0}%): a \
+             load machine short of CPU serves its threads unevenly, so look there first (see \
+             client_run_queue), then for clients that waited on locks or for connections",
+            rq.threads,
+            threads.name(),
+            rq.share * 100.0,
+            rq.max_thread_share * 100.0
+        ),
+        None => "look for clients that waited on locks or for connections (stalls, the checkout \
+                 wait), lost their connection, or were served behind the others"
+            .to_string(),
+    };
     Some(w(
         WarningCode::UnevenClients,
         format!(
             "the {} clients did not carry the same load: per-client transactions ranged from {} \
              to {} (median {}, p10 {}, p90 {}), {:.0} effective clients ((Σn)²/Σn²); the figures \
-             describe fewer, busier clients than asked: look for clients that waited on locks or \
-             for connections (stalls, the checkout wait), lost their connection, or were served \
-             behind the others",
+             describe fewer, busier clients than asked: {cause}",
             s.clients, s.min, s.max, s.p50, s.p10, s.p90, s.effective
         ),
     ))
@@ -92,17 +112,14 @@ fn uneven_clients_warning(s: &ClientSpread, open_loop: bool) -> Option<Warning> 
 pub fn load_warnings(doc: &RunDocument, load: &LoadResult) -> Vec<Warning> {
     let mut out = Vec::new();
     out.extend(stall_warnings(load));
+    let threads = ClientThreads::of_load(&load.config);
+    let run_queue = load.client.run_queue.as_ref();
     out.extend(
-        load.clients
-            .as_ref()
-            .and_then(|s| uneven_clients_warning(s, load.config.rate.is_some())),
+        load.clients.as_ref().and_then(|s| {
+            uneven_clients_warning(s, load.config.rate.is_some(), run_queue, threads)
+        }),
     );
-    out.extend(
-        load.client
-            .run_queue
-            .as_ref()
-            .and_then(|rq| run_queue_warning(rq, ClientThreads::of_load(&load.config))),
-    );
+    out.extend(run_queue.and_then(|rq| run_queue_warning(rq, threads)));
     if let Some(lag) = &load.schedule_lag {
         if lag.p99_ms > 10.0 {
             out.push(w(
@@ -541,9 +558,10 @@ mod tests {
 
     #[test]
     fn uneven_clients_are_warned_of_in_closed_loop_once_the_busiest_did_enough() {
+        let pool = ClientThreads::PoolWorkers;
         // The positive control: two of ten clients carry most of the load.
         let uneven = ClientSpread::of(&[1000, 50, 50, 0, 50, 800, 50, 50, 50, 50]).unwrap();
-        let w = uneven_clients_warning(&uneven, false).expect("warned");
+        let w = uneven_clients_warning(&uneven, false, None, pool).expect("warned");
         assert_eq!(w.code, WarningCode::UnevenClients);
         assert!(
             w.message.contains("from 0 to 1000") && w.message.contains("3 effective"),
@@ -551,18 +569,64 @@ mod tests {
             w.message
         );
         // Open loop hands arrivals to whichever client is free: no warning.
-        assert_eq!(uneven_clients_warning(&uneven, true), None);
+        assert_eq!(uneven_clients_warning(&uneven, true, None, pool), None);
         // Chance: 50 clients around a mean of 40 transactions (30..50) are not uneven.
         let noisy: Vec<u64> = (0..50).map(|i| 30 + (i * 7) % 21).collect();
         let s = ClientSpread::of(&noisy).unwrap();
         assert!(s.effective > 0.95 * 50.0, "{s:?}");
-        assert_eq!(uneven_clients_warning(&s, false), None);
+        assert_eq!(uneven_clients_warning(&s, false, None, pool), None);
         // Too few transactions to judge: the busiest client ended 10.
         let few = ClientSpread::of(&[10, 1, 1, 1]).unwrap();
-        assert_eq!(uneven_clients_warning(&few, false), None);
+        assert_eq!(uneven_clients_warning(&few, false, None, pool), None);
         // At the threshold: effective exactly at 0.8 of the clients is not uneven.
         let mut at = uneven.clone();
         at.effective = UNEVEN_EFFECTIVE_SHARE * f64::from(at.clients);
-        assert_eq!(uneven_clients_warning(&at, false), None);
+        assert_eq!(uneven_clients_warning(&at, false, None, pool), None);
+    }
+
+    #[test]
+    fn uneven_clients_name_the_load_machine_when_its_threads_waited_for_a_cpu() {
+        use crate::proc_stats::RunQueueWait;
+        let uneven = ClientSpread::of(&[1000, 50, 50, 0, 50, 800, 50, 50, 50, 50]).unwrap();
+        let rq = |share| RunQueueWait {
+            threads: 10,
+            wait_s: 3.0,
+            share,
+            max_thread_share: 0.6,
+        };
+        // The load threads waited for a CPU a third of their lifetime: the load machine first.
+        let short = rq(0.3);
+        let w = uneven_clients_warning(&uneven, false, Some(&short), ClientThreads::PoolWorkers)
+            .expect("still warned");
+        assert_eq!(w.code, WarningCode::UnevenClients);
+        assert!(
+            w.message.contains("10 load threads waited for a CPU 30%")
+                && w.message.contains("one of them 60%")
+                && w.message.contains("client_run_queue"),
+            "{}",
+            w.message
+        );
+        let mux = uneven_clients_warning(&uneven, false, Some(&short), ClientThreads::MuxThreads)
+            .unwrap();
+        assert!(
+            mux.message.contains("10 -j threads waited"),
+            "{}",
+            mux.message
+        );
+        // Below the run-queue warning's share the load machine is not named.
+        let quiet = rq(RUN_QUEUE_SHARE * 0.99);
+        let w = uneven_clients_warning(&uneven, false, Some(&quiet), ClientThreads::PoolWorkers)
+            .unwrap();
+        assert!(
+            !w.message.contains("waited for a CPU") && w.message.contains("locks"),
+            "{}",
+            w.message
+        );
+        // An even load is not warned of, however long its threads waited.
+        let even = ClientSpread::of(&[100; 10]).unwrap();
+        assert_eq!(
+            uneven_clients_warning(&even, false, Some(&short), ClientThreads::PoolWorkers),
+            None
+        );
     }
 }
