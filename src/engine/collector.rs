@@ -164,9 +164,9 @@ impl Merged {
         if counted {
             let room = MAX_SLOW.saturating_sub(self.slow.len());
             self.slow.extend(batch.slow.iter().take(room));
-            for (k, &n) in batch.client_tx.iter().enumerate() {
-                if let Some(total) = self.client_tx.get_mut(batch.client_at(k)) {
-                    *total += u64::from(n);
+            for (client, n) in batch.client_counts() {
+                if let Some(total) = self.client_tx.get_mut(client) {
+                    *total += n;
                 }
             }
         }

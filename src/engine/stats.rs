@@ -273,8 +273,10 @@ pub struct Batch {
     recorded: u64,
     /// Transactions ended per client served, slot `k` being client `first_client + k *
     /// client_stride` (how the drivers hand out clients: the pool driver's worker `i` serves
-    /// client `i`, the `-j` driver's thread `t` of `T` serves `t, t + T, ...`).
-    pub client_tx: Vec<u32>,
+    /// client `i`, the `-j` driver's thread `t` of `T` serves `t, t + T, ...`). Empty when the
+    /// batch serves one client (every pool-driver worker): its count is then the batch's own
+    /// (`recorded`), and a transaction touches no slot. Read them with [`Batch::client_counts`].
+    client_tx: Vec<u32>,
     /// The first client served (the worker's index).
     pub first_client: u32,
     /// The distance between the ids of the clients served (at least 1).
@@ -307,7 +309,10 @@ impl Batch {
             slow_cap,
             last: false,
             recorded: 0,
-            client_tx: vec![0; clients.max(1)],
+            client_tx: match clients {
+                0 | 1 => Vec::new(),
+                n => vec![0; n],
+            },
             first_client: u32::try_from(worker).unwrap_or(u32::MAX),
             client_stride: 1,
         }
@@ -320,8 +325,8 @@ impl Batch {
     }
 
     /// Counts one ended transaction of `client`, one of the clients served (an id below the
-    /// first or past the last is not counted). No division on the pool driver's path, whose
-    /// worker serves one client.
+    /// first or past the last is not counted). A batch of one client has no slots: the call
+    /// touches only the batch itself, and its client's count is the batch's.
     #[inline]
     pub fn count_client(&mut self, client: u32) {
         let offset = client.wrapping_sub(self.first_client);
@@ -336,8 +341,19 @@ impl Batch {
     }
 
     /// The id of the client counted in slot `k`.
-    pub fn client_at(&self, k: usize) -> usize {
+    fn client_at(&self, k: usize) -> usize {
         self.first_client as usize + k * self.client_stride as usize
+    }
+
+    /// (client id, transactions it ended in this batch) for every client the batch serves.
+    pub fn client_counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let single = self
+            .client_tx
+            .is_empty()
+            .then(|| (self.client_at(0), self.recorded));
+        let slots =
+            (self.client_tx.iter().enumerate()).map(|(k, &n)| (self.client_at(k), n.into()));
+        single.into_iter().chain(slots)
     }
 
     /// Keeps `tx` if it is among the interval's `slow_cap` longest.
@@ -436,21 +452,29 @@ mod tests {
         for client in [1, 4, 4, 7, 7, 7, 0, 10] {
             b.count_client(client);
         }
-        assert_eq!(b.client_tx, [1, 2, 3], "0 and 10 are not this thread's");
+        let counts = |b: &Batch| b.client_counts().collect::<Vec<_>>();
         assert_eq!(
-            (0..3).map(|k| b.client_at(k)).collect::<Vec<_>>(),
-            [1, 4, 7]
+            counts(&b),
+            [(1, 1), (4, 2), (7, 3)],
+            "0 and 10 are not this thread's"
         );
         b.reset();
-        assert_eq!(b.client_tx, [0, 0, 0]);
-        // The pool driver's worker 5 serves client 5.
+        assert_eq!(counts(&b), [(1, 0), (4, 0), (7, 0)]);
+        // The pool driver's worker 5 serves client 5: its count is the batch's, failures
+        // included, with no slot to touch.
         let mut b = Batch::new(5, 1, 2, 1, false);
+        assert!(b.client_tx.is_empty());
+        b.record_transaction(0, None, 1, Ok(1_000));
         b.count_client(5);
-        b.count_client(6);
-        assert_eq!(
-            (b.client_tx.as_slice(), b.client_at(0)),
-            ([1].as_slice(), 5)
-        );
+        b.record_transaction(0, None, 1, Err(ErrorClass::Other));
+        b.count_client(5);
+        assert_eq!(counts(&b), [(5, 2)]);
+        b.reset();
+        assert_eq!(counts(&b), [(5, 0)]);
+        // So is a -j thread's that serves one client (-c 2 -j 2: thread 1 serves client 1).
+        let mut b = Batch::new(1, 1, 2, 1, false).client_stride(2);
+        b.record_transaction(0, None, 1, Ok(1_000));
+        assert_eq!(counts(&b), [(1, 1)]);
     }
 
     #[test]
