@@ -278,9 +278,10 @@ pub struct Batch {
     /// (`recorded`), and a transaction touches no slot. Read them with [`Batch::client_counts`].
     client_tx: Vec<u32>,
     /// The first client served (the worker's index).
-    pub first_client: u32,
-    /// The distance between the ids of the clients served (at least 1).
-    pub client_stride: u32,
+    first_client: u32,
+    /// The distance between the ids of the clients served (at least 1); set with
+    /// [`Batch::client_stride`].
+    client_stride: u32,
 }
 
 impl Batch {

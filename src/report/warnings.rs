@@ -83,7 +83,7 @@ fn uneven_clients_warning(
     {
         return None;
     }
-    let cause = match run_queue.filter(|rq| rq.share >= RUN_QUEUE_SHARE) {
+    let cause = match run_queue.filter(|rq| short_of_cpu(rq)) {
         Some(rq) => format!(
             "pgstorm's {} {} waited for a CPU {:.0}% of their lifetime (one of them {:.0}%): a \
              load machine short of CPU serves its threads unevenly, so look there first (see \
@@ -337,6 +337,12 @@ fn stall_warnings(load: &LoadResult) -> Vec<Warning> {
 /// a tenth of every transaction's time is beyond what a reader would put down to noise.
 pub const RUN_QUEUE_SHARE: f64 = 0.10;
 
+/// Whether the load threads waited for a CPU [`RUN_QUEUE_SHARE`] of their lifetime or more: the
+/// one test behind both warnings that name the load machine.
+fn short_of_cpu(rq: &crate::proc_stats::RunQueueWait) -> bool {
+    rq.share >= RUN_QUEUE_SHARE
+}
+
 /// Whose wait for a CPU a [`run_queue_warning`] is about: it decides what the wait is in and
 /// what would shorten it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,7 +399,7 @@ pub fn run_queue_warning(
     threads: ClientThreads,
 ) -> Option<Warning> {
     let (what, shows, remedy) = threads.words();
-    (rq.share >= RUN_QUEUE_SHARE).then(|| {
+    short_of_cpu(rq).then(|| {
         w(
             WarningCode::ClientRunQueue,
             format!(
