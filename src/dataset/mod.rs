@@ -12,7 +12,7 @@
 //! - `seed` replaces only the dataset tables and the marker, swapping staging tables in with one
 //!   short transaction: readers see the old dataset or the new one, never half of one. Other tables in the schema (e.g. those of the
 //!   isolation scenario) are left alone; `clean` drops the whole schema.
-//! - The data window is fixed, not "the last 30 days": [`DATA_END`] and 30 days before it, so
+//! - The data window is fixed, not "the last 30 days": [`data_end`] and 30 days before it, so
 //!   workload parameters drawn inside it always hit data.
 
 pub mod disk;

@@ -37,7 +37,7 @@ use crate::workload::Workload;
 pub struct StepConnects {
     /// Time to open a connection (TCP + startup + auth), µs.
     pub latency: Hist,
-    /// Failed connects by [`ErrorClass`] index.
+    /// Failed connects by [`stats::ErrorClass`] index.
     pub failures: [u64; N_CLASSES],
 }
 

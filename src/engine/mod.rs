@@ -186,7 +186,7 @@ fn limit_malloc_arenas() {
 const MIN_CORES_TO_RESERVE: usize = 4;
 
 /// Cores the workers are pinned to (round robin): all but the last on hosts with at least
-/// [`MIN_CORES_TO_RESERVE`] cores, so the samplers and the collector keep a core of their own
+/// `MIN_CORES_TO_RESERVE` cores, so the samplers and the collector keep a core of their own
 /// ([`monitor_core`]); all of them on smaller hosts; empty without pinning.
 pub fn worker_cores(pin: bool) -> Vec<core_affinity::CoreId> {
     if !pin {
@@ -199,7 +199,7 @@ pub fn worker_cores(pin: bool) -> Vec<core_affinity::CoreId> {
     cores
 }
 
-/// The core left free of workers when pinning on a host of at least [`MIN_CORES_TO_RESERVE`]
+/// The core left free of workers when pinning on a host of at least `MIN_CORES_TO_RESERVE`
 /// cores, for the samplers.
 pub fn monitor_core(pin: bool) -> Option<core_affinity::CoreId> {
     if !pin {

@@ -9,7 +9,7 @@
 //!
 //! Each client has a pool of its own, holding its connection (its home): [`Pool::open`] builds
 //! one r2d2 pool of one connection per client (one connector thread pool shared by all), and a
-//! [`checkout`] takes the client's own connection when it is idle, and otherwise borrows one idle
+//! `checkout` takes the client's own connection when it is idle, and otherwise borrows one idle
 //! in another client's pool, so a checkout finds an idle connection when it would in one pool of
 //! all of them (while it waits, within its current wait: `BORROW_SLICE`). A checkout is still
 //! made, and its wait measured, per transaction.

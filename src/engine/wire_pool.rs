@@ -10,7 +10,7 @@
 //! puts a plain socket in blocking mode so that the wait for a reply is the read itself, one
 //! system call, no poll (TLS stays polling: see [`WireConn::block_on_reads`]); and
 //! [`connect_polled`] for the `-j` driver, whose threads poll many nonblocking connections. No
-//! caller sets the mode itself. [`counted`] counts opens and failures in the run's
+//! caller sets the mode itself. `counted` counts opens and failures in the run's
 //! [`PoolCounters`]. A connection the executor could not leave idle is marked not reusable and
 //! r2d2 drops (and replaces) it at checkin.
 
@@ -47,7 +47,7 @@ pub fn statement_names(workload: &Workload) -> Vec<Vec<String>> {
 
 /// Opens one connection to `target` for `workload` and prepares its statements under `names`
 /// (protocol `prepared`), for a thread that polls it among others (the `-j` driver): the socket
-/// stays nonblocking. Counts nothing (see [`counted`]).
+/// stays nonblocking. Counts nothing (see `counted`).
 pub fn connect_polled(
     target: &Target,
     session_sql: &str,

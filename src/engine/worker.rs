@@ -6,7 +6,7 @@
 //! it finished). In open loop the latency is measured from the *intended* start, so a stall shows
 //! in the percentiles; the schedule lag (actual − intended start) is recorded on its own.
 //! pgbench's options live here too, for both drivers: `-L` (late and skipped counts, in the
-//! batch), `-l` (the thread's own [`TxLog`]), and `-C` ([`Source::ConnectEach`]: a connection
+//! batch), `-l` (the thread's own [`TxLog`]), and `-C` (`Source::ConnectEach`: a connection
 //! per transaction instead of a checkout); a `Lease` hides which. Every query type runs over wire
 //! connections ([`super::wire_pool`]) on the blocking form of the `-j` driver's executor.
 //! Transaction boundaries are read on [`crate::clock`] (a calibrated TSC where it can be
@@ -15,9 +15,9 @@
 //! transaction log).
 //!
 //! The engine core both drivers share lives here too, one of each: the measurement path
-//! ([`Recorder`]), the retry policy ([`may_retry`]), the backoff after a lost connection
-//! ([`next_backoff`]), each client's random streams ([`client_rng`], [`ARRIVAL_STREAM`]) and the
-//! open-loop schedule cut-off ([`intended_start`]); the `-j` driver ([`super::mux`]) differs only
+//! ([`Recorder`]), the retry policy (`may_retry`), the backoff after a lost connection
+//! (`next_backoff`), each client's random streams (`client_rng`, `ARRIVAL_STREAM`) and the
+//! open-loop schedule cut-off (`intended_start`); the `-j` driver ([`super::mux`]) differs only
 //! in how one thread drives its connections.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -117,10 +117,10 @@ pub fn write(results_dir: &Path, doc: &mut RunDocument, extra: &[ExtraFile]) -> 
     }
 }
 
-/// Result folders [`write`] wrote in this process, in order, until [`take_written`].
+/// Result folders [`write()`] wrote in this process, in order, until [`take_written`].
 static WRITTEN: parking_lot::Mutex<Vec<PathBuf>> = parking_lot::Mutex::new(Vec::new());
 
-/// The result folders [`write`] wrote (or fell back to) since the last call, in order: what
+/// The result folders [`write()`] wrote (or fell back to) since the last call, in order: what
 /// `--output-format json` prints, whichever scenario, repetition or study wrote them.
 pub fn take_written() -> Vec<PathBuf> {
     std::mem::take(&mut *WRITTEN.lock())

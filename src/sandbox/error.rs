@@ -87,7 +87,7 @@ pub enum SandboxError {
         /// The server's user.
         user: String,
     },
-    /// A setting in [`SandboxOptions::settings`] cannot be written safely.
+    /// A setting in [`crate::sandbox::SandboxOptions::settings`] cannot be written safely.
     #[error("invalid sandbox setting `{name}`: {reason}")]
     InvalidSetting {
         /// The setting name.

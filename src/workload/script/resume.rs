@@ -10,7 +10,7 @@
 //! trip. As in pgbench, `\gset`/`\aset` are refused inside a pipeline and a script that ends with
 //! one open aborts the client.
 //!
-//! Invariants: non-SQL commands run through [`Script::step_local`], the code the blocking path
+//! Invariants: non-SQL commands run through `Script::step_local`, the code the blocking path
 //! runs, so both drivers interpret a script identically. A transaction's position and reply live
 //! in a reused [`Tx`]: nothing is allocated per query once the `\gset` column map has grown
 //! (errors allocate their message). Parameters are bound as text of unspecified type and results
