@@ -325,11 +325,11 @@ impl Batch {
         self
     }
 
-    /// Counts one ended transaction of `client`, one of the clients served (an id below the
-    /// first or past the last is not counted). A batch of one client has no slots: the call
-    /// touches only the batch itself, and its client's count is the batch's.
+    /// Counts one ended transaction of `client` in its slot, when the batch serves several (an
+    /// id below the first or past the last is not counted). A batch of one client has no slots
+    /// and never calls this: its client's count is the batch's own.
     #[inline]
-    pub fn count_client(&mut self, client: u32) {
+    fn count_client(&mut self, client: u32) {
         let offset = client.wrapping_sub(self.first_client);
         let slot = if self.client_stride > 1 {
             offset / self.client_stride
@@ -369,19 +369,24 @@ impl Batch {
         }
     }
 
-    /// Counts one transaction of type `kind` that ended (success or final failure) after
-    /// `tries` tries: its schedule lag (open loop), its latency when it succeeded, its failure
-    /// class otherwise, and the retries (lag and latency in nanoseconds, as the measurement
-    /// path's clock gives them). The one place both drivers count a transaction.
+    /// Counts one transaction of `client`, of type `kind`, that ended (success or final
+    /// failure) after `tries` tries: its schedule lag (open loop), its latency when it succeeded,
+    /// its failure class otherwise, the retries (lag and latency in nanoseconds, as the
+    /// measurement path's clock gives them), and the client's own count. The one place both
+    /// drivers count a transaction.
     #[inline]
     pub fn record_transaction(
         &mut self,
+        client: u32,
         kind: usize,
         lag_ns: Option<u64>,
         tries: u32,
         outcome: Result<u64, ErrorClass>,
     ) {
         self.recorded += 1;
+        if !self.client_tx.is_empty() {
+            self.count_client(client);
+        }
         if let Some(lag) = lag_ns {
             record_ns(&mut self.lag, lag);
         }
@@ -451,7 +456,7 @@ mod tests {
         // The -j driver's thread 1 of 3 serves clients 1, 4 and 7.
         let mut b = Batch::new(1, 1, 2, 3, false).client_stride(3);
         for client in [1, 4, 4, 7, 7, 7, 0, 10] {
-            b.count_client(client);
+            b.record_transaction(client, 0, None, 1, Ok(1_000));
         }
         let counts = |b: &Batch| b.client_counts().collect::<Vec<_>>();
         assert_eq!(
@@ -465,16 +470,14 @@ mod tests {
         // included, with no slot to touch.
         let mut b = Batch::new(5, 1, 2, 1, false);
         assert!(b.client_tx.is_empty());
-        b.record_transaction(0, None, 1, Ok(1_000));
-        b.count_client(5);
-        b.record_transaction(0, None, 1, Err(ErrorClass::Other));
-        b.count_client(5);
+        b.record_transaction(5, 0, None, 1, Ok(1_000));
+        b.record_transaction(5, 0, None, 1, Err(ErrorClass::Other));
         assert_eq!(counts(&b), [(5, 2)]);
         b.reset();
         assert_eq!(counts(&b), [(5, 0)]);
         // So is a -j thread's that serves one client (-c 2 -j 2: thread 1 serves client 1).
         let mut b = Batch::new(1, 1, 2, 1, false).client_stride(2);
-        b.record_transaction(0, None, 1, Ok(1_000));
+        b.record_transaction(1, 0, None, 1, Ok(1_000));
         assert_eq!(counts(&b), [(1, 1)]);
     }
 
@@ -501,7 +504,7 @@ mod tests {
         while !b.full() {
             // The worst case: every value in one bucket.
             record(&mut b.pool_wait, Duration::from_micros(100));
-            b.record_transaction(0, Some(5_000), 1, Ok(100_000));
+            b.record_transaction(0, 0, Some(5_000), 1, Ok(100_000));
             n += 1;
         }
         assert_eq!(n, WORKER_HIST_MAX);

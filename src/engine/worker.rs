@@ -539,8 +539,7 @@ impl Recorder {
     ) {
         let elapsed = end.nanos_since(began);
         self.batch
-            .record_transaction(kind, lag_ns, tries, outcome.map(|()| elapsed));
-        self.batch.count_client(client);
+            .record_transaction(client, kind, lag_ns, tries, outcome.map(|()| elapsed));
         if outcome.is_ok() && self.latency_limit.is_some_and(|l| elapsed > l) {
             self.batch.types[kind].late += 1;
         }
