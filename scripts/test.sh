@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: makes sure the PostgreSQL tools the integration tests need are
 # installed (installing them with apt when run as root, e.g. on CI), then runs the whole test
-# suite. Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- --nocapture`.
+# suite and builds the API docs (warnings are errors). Extra arguments go to `cargo test`, e.g.
+# `scripts/test.sh -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -74,3 +75,8 @@ if ! command -v cargo >/dev/null; then
 fi
 say "running cargo test --all-targets $*"
 cargo test --all-targets "$@"
+
+# The API docs build without a warning, private items' docs included: a doc link to a name that
+# is gone, or from a public item's docs to a private item, fails the run here.
+say "running cargo doc --no-deps --document-private-items, warnings as errors"
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --no-deps --document-private-items -q
