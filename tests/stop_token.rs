@@ -22,10 +22,10 @@ const LONG: Duration = Duration::from_secs(600);
 /// in-flight `SELECT 1`s finish in microseconds).
 const PROMPT: Duration = Duration::from_secs(20);
 
-/// Starts a `SELECT 1` run of 2 clients on database `db` (`threads`: the `-j` driver) that only
-/// `stop` can end.
-fn start(db: &str, threads: Option<u32>, stop: &StopToken) -> JoinHandle<EngineOutput> {
-    let target = Target::new(common::database(db).parse().unwrap(), TargetSource::Dsn);
+/// Starts a `SELECT 1` run of 2 clients on the database of `dsn` (`threads`: the `-j` driver)
+/// that only `stop` can end.
+fn start(dsn: &str, threads: Option<u32>, stop: &StopToken) -> JoinHandle<EngineOutput> {
+    let target = Target::new(dsn.parse().unwrap(), TargetSource::Dsn);
     let script = Script::parse("one", "one", "SELECT 1;\n", Predefined::default()).unwrap();
     let workload = Workload::new(
         vec![(Box::new(script) as Box<dyn QueryType>, 1)],
@@ -64,8 +64,14 @@ fn ends_within(h: &JoinHandle<EngineOutput>, limit: Duration) -> bool {
 /// ended promptly as interrupted while b still runs, then stops b's and checks the same of b.
 fn two_runs_stop_apart(db: &str, first: Option<u32>, second: Option<u32>) {
     let (stop_a, stop_b) = (StopToken::new(), StopToken::new());
-    let a = start(&format!("{db}_a"), first, &stop_a);
-    let b = start(&format!("{db}_b"), second, &stop_b);
+    // Both databases first: a CREATE DATABASE can take seconds on a loaded machine, and made
+    // between the two starts it would start b that much later than a (see the last check).
+    let (dsn_a, dsn_b) = (
+        common::database(&format!("{db}_a")),
+        common::database(&format!("{db}_b")),
+    );
+    let a = start(&dsn_a, first, &stop_a);
+    let b = start(&dsn_b, second, &stop_b);
     // Let both connect and run for a moment.
     std::thread::sleep(Duration::from_secs(3));
     assert!(
@@ -87,8 +93,9 @@ fn two_runs_stop_apart(db: &str, first: Option<u32>, second: Option<u32>) {
         "a ({first:?}) measured nothing before its stop"
     );
 
-    // The positive control of the separation: b's token was not stopped and b goes on.
-    std::thread::sleep(Duration::from_secs(1));
+    // The positive control of the separation: b's token was not stopped and b goes on, for
+    // longer than any lag between the two runs' starts, so b's window outlasts a's.
+    std::thread::sleep(Duration::from_secs(5));
     assert!(
         !b.is_finished(),
         "stopping a's token ended b ({second:?}) too"
