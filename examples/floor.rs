@@ -29,9 +29,18 @@
 //! of one, its own, for every transaction and back in after it, as the pool driver's checkout does
 //! on its common path (the pools are the pool driver's own, built by its `Pool::open`).
 //!
+//! `--touch PAGES,LINES` calibrates what memory costs a client when hundreds of threads take
+//! turns on a few cores (docs/performance.md): after each reply the client adds one to a byte of
+//! LINES cache lines in each of PAGES pages of its own page-aligned buffer, memory no other
+//! thread touches and that has gone cold since its last transaction, in address order (a
+//! stride the hardware prefetcher can follow). `--chase PAGES` touches one line in each of PAGES
+//! pages as a chain in a random order, each page holding the index of the next, so that each
+//! load waits for the one before: what the pool driver does reaching its pool's state, its
+//! batch's histograms or its script's variables through one pointer after another.
+//!
 //! Usage: `cargo run --release --example floor -- --dsn CONNINFO [-c 8] [-T 10] [--scale 1]
-//! [--postgres-crate] [--hist] [--r2d2]` (without `--dsn`, the PG* environment variables name the
-//! server).
+//! [--postgres-crate] [--hist] [--r2d2] [--touch PAGES,LINES | --chase PAGES]` (without
+//! `--dsn`, the PG* environment variables name the server).
 
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier, OnceLock};
@@ -57,6 +66,11 @@ struct Args {
     postgres_crate: bool,
     hist: bool,
     r2d2: bool,
+    /// `--touch PAGES,LINES`: after each reply, touch LINES cache lines in each of PAGES pages
+    /// of the client's own buffer.
+    touch: (usize, usize),
+    /// `--chase PAGES`: `touch` is (PAGES, 1), walked as a chain in a random order.
+    chase: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -68,6 +82,8 @@ fn parse_args() -> Result<Args, String> {
         postgres_crate: false,
         hist: false,
         r2d2: false,
+        touch: (0, 0),
+        chase: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -88,6 +104,25 @@ fn parse_args() -> Result<Args, String> {
             "--postgres-crate" => args.postgres_crate = true,
             "--hist" => args.hist = true,
             "--r2d2" => args.r2d2 = true,
+            "--touch" | "--chase" if args.touch.0 > 0 => {
+                return Err("--touch and --chase share one buffer: give one of them, once".into());
+            }
+            "--touch" => {
+                let v = value()?;
+                let parsed = v.split_once(',').and_then(|(p, l)| {
+                    let (p, l) = (p.parse::<usize>().ok()?, l.parse::<usize>().ok()?);
+                    (p > 0 && (1..=64).contains(&l)).then_some((p, l))
+                });
+                args.touch = parsed.ok_or_else(|| {
+                    format!(
+                        "--touch wants PAGES,LINES (PAGES at least 1, LINES 1 to 64), got {v:?}"
+                    )
+                })?;
+            }
+            "--chase" => {
+                args.touch = (number(value()?)? as usize, 1);
+                args.chase = true;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -192,10 +227,72 @@ struct Hists {
     gap: WorkerHist,
 }
 
+/// A page of a client's `--touch` buffer.
+#[repr(align(4096))]
+struct Page([u8; 4096]);
+
+/// `--touch` and `--chase`: a client's own pages, and how a transaction touches them.
+struct Touch {
+    pages: Vec<Page>,
+    /// Lines touched in each page (`--touch`).
+    lines: usize,
+    /// `--chase`: the pages' first four bytes hold the index of the next page of a random cycle.
+    chase: bool,
+}
+
+impl Touch {
+    fn new((pages, lines): (usize, usize), chase: bool, rng: &mut Rng) -> Option<Touch> {
+        if pages == 0 {
+            return None;
+        }
+        let mut t = Touch {
+            pages: (0..pages).map(|_| Page([0; 4096])).collect(),
+            lines,
+            chase,
+        };
+        if chase {
+            // A random cycle through every page: shuffle the order, link each to the next.
+            let mut order: Vec<usize> = (0..pages).collect();
+            for i in (1..pages).rev() {
+                order.swap(i, rng.range_i64(0, i as i64) as usize);
+            }
+            for (k, &p) in order.iter().enumerate() {
+                let next = order[(k + 1) % pages] as u32;
+                t.pages[p].0[..4].copy_from_slice(&next.to_ne_bytes());
+            }
+        }
+        Some(t)
+    }
+
+    /// Adds one to a byte of each touched line: a load and a store per line; with `--chase`,
+    /// the next page is known only once this one's index is loaded.
+    fn run(&mut self) {
+        if self.chase {
+            let mut p = 0;
+            for _ in 0..self.pages.len() {
+                let page = &mut self.pages[p].0;
+                page[8] = page[8].wrapping_add(1);
+                p = u32::from_ne_bytes([page[0], page[1], page[2], page[3]]) as usize;
+            }
+            std::hint::black_box(p);
+        } else {
+            for page in &mut self.pages {
+                for line in 0..self.lines {
+                    let b = &mut page.0[line * 64];
+                    *b = b.wrapping_add(1);
+                }
+            }
+        }
+        std::hint::black_box(&self.pages);
+    }
+}
+
 /// One client's loop until `end`: a transaction is one Bind/Execute/Sync exchange.
+#[allow(clippy::too_many_arguments)]
 fn client(
     mut home: Home,
     mut hists: Option<Hists>,
+    mut touch: Option<Touch>,
     id: u64,
     scale: i64,
     start: &Barrier,
@@ -218,6 +315,9 @@ fn client(
         };
         let t1 = Instant::now();
         tally.busy += t1 - t0;
+        if let Some(t) = touch.as_mut() {
+            t.run();
+        }
         if let Some(h) = hists.as_mut() {
             record_ns(&mut h.latency, (t1 - t0).as_nanos() as u64);
             record_ns(&mut h.gap, (t0 - last).as_nanos() as u64);
@@ -244,7 +344,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "floor: {e}\nusage: floor [--dsn CONNINFO] [-c CLIENTS] [-T SECONDS] [--scale N] \
-                 [--postgres-crate] [--hist] [--r2d2]"
+                 [--postgres-crate] [--hist] [--r2d2] [--touch PAGES,LINES | --chase PAGES]"
             );
             return ExitCode::from(2);
         }
@@ -303,7 +403,8 @@ fn main() -> ExitCode {
                 latency: new_worker_hist(sigfig),
                 gap: new_worker_hist(sigfig),
             });
-            std::thread::spawn(move || client(home, hists, id as u64, scale, &start, &end))
+            let touch = Touch::new(args.touch, args.chase, &mut Rng::stream(0xC4A5E, id as u64));
+            std::thread::spawn(move || client(home, hists, touch, id as u64, scale, &start, &end))
         })
         .collect();
     // One end for every client, so they stop together however late the start wakes each.
