@@ -66,11 +66,9 @@ struct Args {
     postgres_crate: bool,
     hist: bool,
     r2d2: bool,
-    /// `--touch PAGES,LINES`: after each reply, touch LINES cache lines in each of PAGES pages
-    /// of the client's own buffer.
-    touch: (usize, usize),
-    /// `--chase PAGES`: `touch` is (PAGES, 1), walked as a chain in a random order.
-    chase: bool,
+    /// `--touch PAGES,LINES` or `--chase PAGES`: the pages of the client's own buffer touched
+    /// after each reply, and how.
+    touch: Option<(usize, Walk)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -82,8 +80,7 @@ fn parse_args() -> Result<Args, String> {
         postgres_crate: false,
         hist: false,
         r2d2: false,
-        touch: (0, 0),
-        chase: false,
+        touch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -104,25 +101,22 @@ fn parse_args() -> Result<Args, String> {
             "--postgres-crate" => args.postgres_crate = true,
             "--hist" => args.hist = true,
             "--r2d2" => args.r2d2 = true,
-            "--touch" | "--chase" if args.touch.0 > 0 => {
+            "--touch" | "--chase" if args.touch.is_some() => {
                 return Err("--touch and --chase share one buffer: give one of them, once".into());
             }
             "--touch" => {
                 let v = value()?;
                 let parsed = v.split_once(',').and_then(|(p, l)| {
                     let (p, l) = (p.parse::<usize>().ok()?, l.parse::<usize>().ok()?);
-                    (p > 0 && (1..=64).contains(&l)).then_some((p, l))
+                    (p > 0 && (1..=64).contains(&l)).then_some((p, Walk::InOrder(l)))
                 });
-                args.touch = parsed.ok_or_else(|| {
+                args.touch = Some(parsed.ok_or_else(|| {
                     format!(
                         "--touch wants PAGES,LINES (PAGES at least 1, LINES 1 to 64), got {v:?}"
                     )
-                })?;
+                })?);
             }
-            "--chase" => {
-                args.touch = (number(value()?)? as usize, 1);
-                args.chase = true;
-            }
+            "--chase" => args.touch = Some((number(value()?)? as usize, Walk::Chase)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -231,26 +225,29 @@ struct Hists {
 #[repr(align(4096))]
 struct Page([u8; 4096]);
 
+/// How a transaction walks a client's `--touch` or `--chase` pages.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// `--touch`: this many lines of each page, the pages in address order.
+    InOrder(usize),
+    /// `--chase`: one line of each page, as a chain in a random order; the pages' first four
+    /// bytes hold the index of the next page of the cycle.
+    Chase,
+}
+
 /// `--touch` and `--chase`: a client's own pages, and how a transaction touches them.
 struct Touch {
     pages: Vec<Page>,
-    /// Lines touched in each page (`--touch`).
-    lines: usize,
-    /// `--chase`: the pages' first four bytes hold the index of the next page of a random cycle.
-    chase: bool,
+    walk: Walk,
 }
 
 impl Touch {
-    fn new((pages, lines): (usize, usize), chase: bool, rng: &mut Rng) -> Option<Touch> {
-        if pages == 0 {
-            return None;
-        }
+    fn new(pages: usize, walk: Walk, rng: &mut Rng) -> Touch {
         let mut t = Touch {
             pages: (0..pages).map(|_| Page([0; 4096])).collect(),
-            lines,
-            chase,
+            walk,
         };
-        if chase {
+        if let Walk::Chase = walk {
             // A random cycle through every page: shuffle the order, link each to the next.
             let mut order: Vec<usize> = (0..pages).collect();
             for i in (1..pages).rev() {
@@ -261,26 +258,29 @@ impl Touch {
                 t.pages[p].0[..4].copy_from_slice(&next.to_ne_bytes());
             }
         }
-        Some(t)
+        t
     }
 
     /// Adds one to a byte of each touched line: a load and a store per line; with `--chase`,
     /// the next page is known only once this one's index is loaded.
     fn run(&mut self) {
-        if self.chase {
-            let mut p = 0;
-            for _ in 0..self.pages.len() {
-                let page = &mut self.pages[p].0;
-                page[8] = page[8].wrapping_add(1);
-                p = u32::from_ne_bytes([page[0], page[1], page[2], page[3]]) as usize;
-            }
-            std::hint::black_box(p);
-        } else {
-            for page in &mut self.pages {
-                for line in 0..self.lines {
-                    let b = &mut page.0[line * 64];
-                    *b = b.wrapping_add(1);
+        match self.walk {
+            Walk::InOrder(lines) => {
+                for page in &mut self.pages {
+                    for line in 0..lines {
+                        let b = &mut page.0[line * 64];
+                        *b = b.wrapping_add(1);
+                    }
                 }
+            }
+            Walk::Chase => {
+                let mut p = 0;
+                for _ in 0..self.pages.len() {
+                    let page = &mut self.pages[p].0;
+                    page[8] = page[8].wrapping_add(1);
+                    p = u32::from_ne_bytes([page[0], page[1], page[2], page[3]]) as usize;
+                }
+                std::hint::black_box(p);
             }
         }
         std::hint::black_box(&self.pages);
@@ -403,7 +403,9 @@ fn main() -> ExitCode {
                 latency: new_worker_hist(sigfig),
                 gap: new_worker_hist(sigfig),
             });
-            let touch = Touch::new(args.touch, args.chase, &mut Rng::stream(0xC4A5E, id as u64));
+            let touch = args
+                .touch
+                .map(|(pages, walk)| Touch::new(pages, walk, &mut Rng::stream(0xC4A5E, id as u64)));
             std::thread::spawn(move || client(home, hists, touch, id as u64, scale, &start, &end))
         })
         .collect();
